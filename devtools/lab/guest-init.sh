@@ -1,0 +1,21 @@
+#!/bin/sh
+# /init of the lab guest. Mounts the pseudo filesystems, loads the helpers,
+# runs /job.sh (written by the host for this boot), and powers off. Test
+# output goes to the second serial port (/dev/ttyS1) so that kernel messages
+# on the console (ttyS0) never interleave with it.
+export PATH=/opt/vfiokit/bin:/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/hugepages /tmp /run
+mount -t hugetlbfs nodev /dev/hugepages
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+
+exec 3>/dev/ttyS1
+. /lab/lib.sh
+echo "@@VFIOKIT:BOOTED $(uname -r)" >&3
+. /lab/job.sh
+echo "@@VFIOKIT:DONE" >&3
+sync
+poweroff -f

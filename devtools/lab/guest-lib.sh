@@ -1,0 +1,69 @@
+# Helpers for lab jobs (sourced by /init in the guest; busybox sh).
+# A job is a shell script of `vfio_bind`, `run` and `check` calls. Output
+# meant for the host goes to fd 3 (the results port).
+
+# vfio_bind BDF: give the device to vfio-pci (driver_override, unbind from the
+# current driver, reprobe) and verify it took.
+vfio_bind() {
+    d=/sys/bus/pci/devices/$1
+    if [ ! -d "$d" ]; then
+        echo "vfio_bind: no device $1" >&3
+        return 1
+    fi
+    echo vfio-pci > "$d/driver_override"
+    [ -e "$d/driver" ] && echo "$1" > "$d/driver/unbind"
+    echo "$1" > /sys/bus/pci/drivers_probe
+    drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null)
+    if [ "$drv" != vfio-pci ]; then
+        echo "vfio_bind: $1 is bound to '${drv:-nothing}', not vfio-pci" >&3
+        return 1
+    fi
+}
+
+# driver_bind BDF DRIVER: give the device back to a kernel driver.
+driver_bind() {
+    d=/sys/bus/pci/devices/$1
+    echo "$2" > "$d/driver_override"
+    [ -e "$d/driver" ] && echo "$1" > "$d/driver/unbind"
+    echo "$1" > /sys/bus/pci/drivers_probe
+    drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null)
+    [ "$drv" = "$2" ] || { echo "driver_bind: $1 is bound to '${drv:-nothing}', not $2" >&3; return 1; }
+}
+
+# iommu_group BDF: prints the device's IOMMU group number.
+iommu_group() {
+    basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"
+}
+
+# run NAME CMD...: run one test step; the host reports NAME with its status.
+run() {
+    name=$1
+    shift
+    echo "@@VFIOKIT:BEGIN $name" >&3
+    "$@" >&3 2>&3
+    rc=$?
+    echo "@@VFIOKIT:END $name $rc" >&3
+    return $rc
+}
+
+# check DESCRIPTION CMD...: one assertion inside a step; prints ok/not ok and
+# counts failures in CHECK_FAILED (a step function returns it).
+CHECK_FAILED=0
+check() {
+    desc=$1
+    shift
+    if "$@" >/dev/null 2>&1; then
+        echo "ok - $desc"
+    else
+        echo "not ok - $desc"
+        CHECK_FAILED=$((CHECK_FAILED + 1))
+    fi
+}
+
+# checks_done: ends a step made of `check` calls; non-zero if any failed.
+checks_done() {
+    n=$CHECK_FAILED
+    CHECK_FAILED=0
+    [ "$n" -eq 0 ] || echo "$n check(s) failed"
+    return "$n"
+}

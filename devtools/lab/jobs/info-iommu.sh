@@ -1,0 +1,62 @@
+# vfiokit-info against the iommu shape's ground truth (sysfs, /dev).
+
+info_bound() {
+    vfio_bind 0000:00:03.0 || return 1
+    g=$(iommu_group 0000:00:03.0)
+    n=$(ls /sys/bus/pci/devices/0000:00:03.0/vfio-dev)
+    numa=$(cat /sys/bus/pci/devices/0000:00:03.0/numa_node)
+    vfiokit-info 0000:00:03.0 > /tmp/o
+    cat /tmp/o
+    check "header line with ids, NUMA node ($numa) and driver" grep -q "^0000:00:03.0  1234:11e8  class 00ff00  numa $numa  driver vfio-pci" /tmp/o
+    check "group number from sysfs ($g)" grep -q "iommu group  $g: 0000:00:03.0$" /tmp/o
+    check "cdev node" grep -q "vfio cdev    /dev/vfio/devices/$n" /tmp/o
+    check "cdev available" grep -q "cdev     yes: /dev/vfio/devices/$n" /tmp/o
+    check "group available" grep -q "group    yes: /dev/vfio/$g" /tmp/o
+    check "compat available" grep -q "compat   yes" /tmp/o
+    check "noiommu unavailable with reason" grep -q "noiommu  no: an IOMMU translates this device (group $g)" /tmp/o
+    check "auto picks cdev" grep -q "auto         cdev" /tmp/o
+    checks_done
+}
+
+info_kernel_driver() {
+    vfiokit-info 0000:00:06.0 > /tmp/o
+    cat /tmp/o
+    check "e1000 driver shown" grep -q "driver e1000$" /tmp/o
+    check "group refused: wrong driver" grep -q "group    no: device has driver e1000, not vfio-pci" /tmp/o
+    check "says how to bind" grep -q "to use       bind it to vfio-pci: echo vfio-pci > /sys/bus/pci/devices/0000:00:06.0/driver_override" /tmp/o
+    check "auto none" grep -q "auto         none" /tmp/o
+    checks_done
+}
+
+info_shared_group() {
+    vfio_bind 0000:01:01.0 || return 1
+    driver_bind 0000:01:02.0 e1000 || return 1
+    g=$(iommu_group 0000:01:01.0)
+    vfiokit-info 0000:01:01.0 > /tmp/o
+    cat /tmp/o
+    check "members listed with drivers" grep -q "iommu group  $g: 0000:00:07.0 (no driver), 0000:01:01.0, 0000:01:02.0 (e1000)" /tmp/o
+    check "group not viable, names the blocker" grep -q "group    no: IOMMU group $g is not viable: 0000:01:02.0 is bound to e1000" /tmp/o
+    check "cdev blocked too" grep -q "cdev     no: IOMMU group $g is not viable" /tmp/o
+    check "says what to do" grep -q "to use       give the group-mates to vfio-pci too" /tmp/o
+    vfio_bind 0000:01:02.0 || return 1
+    vfiokit-info 0000:01:01.0 > /tmp/o
+    cat /tmp/o
+    check "viable once both are on vfio-pci" grep -q "group    yes: /dev/vfio/$g" /tmp/o
+    checks_done
+}
+
+info_all() {
+    vfiokit-info > /tmp/o
+    total=$(ls /sys/bus/pci/devices | wc -l)
+    check "lists all $total devices" grep -q "^$total PCI device(s)" /tmp/o
+    check "kernel line" grep -q "^kernel: /dev/vfio/vfio yes, /dev/iommu yes, no-IOMMU mode off, vfio-pci yes" /tmp/o
+    vfiokit-info --json > /tmp/j
+    check "json lists every device" test "$(grep -o '"address":"[0-9a-f:.]*","vendor"' /tmp/j | wc -l)" -eq "$total"
+    check "bad address rejected" sh -c '! vfiokit-info 0000:00:1e.0'
+    checks_done
+}
+
+run info-bound-device info_bound
+run info-kernel-driver info_kernel_driver
+run info-shared-group info_shared_group
+run info-all-devices info_all

@@ -1,0 +1,29 @@
+# The noiommu shape is what it claims: no IOMMU, unsafe no-IOMMU mode on,
+# /dev/vfio/noiommu-N for a bound device.
+
+kernel_options() {
+    zcat /proc/config.gz > /tmp/config
+    while read -r line; do
+        case "$line" in CONFIG_*=*) check "kernel has $line" grep -qx "$line" /tmp/config ;; esac
+    done < /lab/kernel.config
+    checks_done
+}
+
+noiommu_nodes() {
+    check "no IOMMU registered" test -z "$(ls /sys/class/iommu 2>/dev/null)"
+    check "no-IOMMU mode enabled" grep -qx Y /sys/module/vfio/parameters/enable_unsafe_noiommu_mode
+    check "hugepages reserved" grep -q "HugePages_Total: *128" /proc/meminfo
+    check "edu has no IOMMU group before binding" test ! -e /sys/bus/pci/devices/0000:00:03.0/iommu_group
+    for bdf in 0000:00:03.0 0000:00:04.0; do
+        vfio_bind $bdf || { echo "not ok - bind $bdf"; CHECK_FAILED=$((CHECK_FAILED + 1)); continue; }
+        g=$(iommu_group $bdf)
+        check "$bdf has a vfio no-IOMMU group ($g)" grep -qx vfio-noiommu /sys/kernel/iommu_groups/$g/name
+        check "$bdf node /dev/vfio/noiommu-$g" test -c /dev/vfio/noiommu-$g
+        check "$bdf has no plain group node" test ! -e /dev/vfio/$g
+        check "$bdf has no device cdev (6.12 gives none to no-IOMMU devices)" test -z "$(ls /dev/vfio/devices 2>/dev/null)"
+    done
+    checks_done
+}
+
+run lab-kernel-options kernel_options
+run lab-noiommu-nodes noiommu_nodes

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Boot a lab machine shape in QEMU, run a job in the guest, report results.
+
+The guest is the project's own kernel (build-kernel.sh) with an initramfs made
+here on every run: busybox, the project's binaries with the shared libraries
+they need, the guest init and helpers, and the job script. The job's output
+comes back on a second serial port between markers; the kernel console is
+kept apart and shown when something goes wrong.
+
+Exit status: 0 when every step of the job passed and the guest finished;
+1 when a step failed, the guest panicked or timed out; 2 on bad usage or a
+host-side problem (missing kernel, QEMU, busybox).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MARK = "@@VFIOKIT:"
+
+# Machine shapes. Device addresses are fixed so jobs can name them.
+COMMON = ["-M", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2G",
+          "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot"]
+BASE_CMDLINE = "console=ttyS0 panic=-1 quiet hugepagesz=2M hugepages=128"
+
+
+def nic(addr, hub, port, bus=None, model="e1000"):
+    bus_opt = f",bus={bus}" if bus else ""
+    return ["-netdev", f"hubport,id=hp{port},hubid={hub}",
+            "-device", f"{model},netdev=hp{port},addr={addr}{bus_opt},romfile="]
+
+
+SHAPES = {
+    # intel-iommu; two edu; two e1000 on hub 0; a bridge with an edu and an
+    # e1000 behind it, which share one IOMMU group.
+    "iommu": {
+        "qemu": (["-device", "intel-iommu,intremap=on"] +
+                 ["-device", "edu,addr=03.0", "-device", "edu,addr=04.0"] +
+                 nic("05.0", 0, 0) + nic("06.0", 0, 1) +
+                 ["-device", "pci-bridge,id=br0,chassis_nr=1,addr=07.0",
+                  "-device", "edu,bus=br0,addr=01.0"] +
+                 nic("02.0", 0, 2, bus="br0")),
+        "cmdline": "intel_iommu=on iommu=nopt",
+    },
+    # No IOMMU; unsafe no-IOMMU mode enabled; one edu, one e1000.
+    "noiommu": {
+        "qemu": ["-device", "edu,addr=03.0"] + nic("04.0", 0, 0),
+        "cmdline": "vfio.enable_unsafe_noiommu_mode=1",
+    },
+}
+
+
+def die(msg):
+    print(f"lab: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+# --- initramfs (newc cpio, written directly) --------------------------------
+
+class Cpio:
+    def __init__(self):
+        self.entries = {}  # path -> (mode, data)
+
+    def dir(self, path):
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            self.entries.setdefault("/".join(parts[:i]), (stat.S_IFDIR | 0o755, b""))
+
+    def file(self, path, data, mode=0o644):
+        path = path.strip("/")
+        self.dir(os.path.dirname(path)) if "/" in path else None
+        self.entries[path] = (stat.S_IFREG | mode, data)
+
+    def symlink(self, path, target):
+        path = path.strip("/")
+        self.dir(os.path.dirname(path)) if "/" in path else None
+        self.entries[path] = (stat.S_IFLNK | 0o777, target.encode())
+
+    def host_file(self, path, host_path):
+        st = os.stat(host_path)
+        with open(host_path, "rb") as f:
+            self.file(path, f.read(), stat.S_IMODE(st.st_mode) | 0o444)
+
+    def bytes(self):
+        out = bytearray()
+        ino = 1
+        for path in sorted(self.entries) + ["TRAILER!!!"]:
+            mode, data = self.entries.get(path, (0, b""))
+            name = path.encode() + b"\0"
+            hdr = "070701" + "".join(f"{v:08x}" for v in (
+                ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))
+            out += hdr.encode() + name
+            out += b"\0" * (-len(out) % 4)
+            out += data
+            out += b"\0" * (-len(out) % 4)
+            ino += 1
+        return bytes(out)
+
+
+def shared_libs(binary):
+    """Absolute paths of the shared objects `binary` loads (ldd), incl. the loader."""
+    res = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    if res.returncode != 0:
+        if "not a dynamic executable" in res.stdout + res.stderr:
+            return []
+        die(f"ldd {binary} failed: {res.stderr.strip()}")
+    libs = []
+    for line in res.stdout.splitlines():
+        m = re.search(r"=>\s*(/\S+)", line) or re.match(r"\s*(/\S+)", line)
+        if m:
+            libs.append(m.group(1))
+        elif "not found" in line:
+            die(f"{binary}: shared library {line.strip()}")
+    return libs
+
+
+def build_initramfs(binaries, job, extra_files):
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not os.path.exists(busybox):
+        die("busybox missing: run devtools/bootstrap.sh (apt-get install busybox-static)")
+    c = Cpio()
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run",
+              "etc", "lab", "opt/vfiokit/bin", "root"):
+        c.dir(d)
+    c.host_file("bin/busybox", busybox)
+    applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True).stdout
+    for a in applets.split():
+        if a != "bin/busybox":
+            c.symlink(a, "/bin/busybox")
+    c.file("init", open(os.path.join(HERE, "guest-init.sh"), "rb").read(), 0o755)
+    c.file("lab/lib.sh", open(os.path.join(HERE, "guest-lib.sh"), "rb").read())
+    c.file("lab/job.sh", job.encode())
+    c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
+    c.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+    for dest, src in extra_files:
+        c.host_file(dest, src)
+    libs = set()
+    for b in binaries:
+        if not os.path.isfile(b):
+            die(f"binary {b} not found (build the project first: meson compile -C build)")
+        c.host_file("opt/vfiokit/bin/" + os.path.basename(b), b)
+        libs.update(shared_libs(b))
+    for lib in sorted(libs):
+        c.host_file(lib, os.path.realpath(lib))
+    return c.bytes()
+
+
+# --- running the guest -------------------------------------------------------
+
+def kernel_dir():
+    res = subprocess.run([os.path.join(HERE, "build-kernel.sh")], stdout=subprocess.PIPE,
+                         text=True)
+    if res.returncode != 0:
+        die("lab kernel build failed (see above)")
+    return res.stdout.strip().splitlines()[-1]
+
+
+def parse_results(text):
+    """Steps as a list of (name, rc or None, output lines); plus booted/done flags."""
+    steps, cur, booted, done = [], None, False, False
+    for line in text.splitlines():
+        if line.startswith(MARK + "BOOTED"):
+            booted = True
+        elif line.startswith(MARK + "BEGIN "):
+            cur = [line[len(MARK) + 6:].strip(), None, []]
+            steps.append(cur)
+        elif line.startswith(MARK + "END "):
+            parts = line[len(MARK) + 4:].split()
+            if cur is not None and parts and parts[0] == cur[0]:
+                cur[1] = int(parts[1]) if len(parts) > 1 else -1
+            cur = None
+        elif line.startswith(MARK + "DONE"):
+            done = True
+        elif cur is not None:
+            cur[2].append(line)
+        else:
+            steps.append(["", 0, [line]])  # output outside a step (bind messages)
+    return steps, booted, done
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
+    ap.add_argument("--job", required=True, help="job script (busybox sh) run in the guest")
+    ap.add_argument("--bin", action="append", default=[], help="binary to put in the guest PATH")
+    ap.add_argument("--timeout", type=float, default=240, help="seconds before the guest is killed")
+    ap.add_argument("--name", help="name for the report (default: job file name)")
+    ap.add_argument("--quiet", action="store_true", help="print only the summary and failures")
+    args = ap.parse_args()
+
+    if not shutil.which("qemu-system-x86_64"):
+        die("qemu-system-x86_64 missing: run devtools/bootstrap.sh")
+    name = args.name or os.path.splitext(os.path.basename(args.job))[0]
+    shape = SHAPES[args.shape]
+    kdir = kernel_dir()
+    job = open(args.job).read()
+    extra = [("lab/kernel.config", os.path.join(HERE, "kernel.config"))]
+
+    with tempfile.TemporaryDirectory(prefix="vfiokit-lab-") as tmp:
+        t0 = time.monotonic()
+        initrd = os.path.join(tmp, "initrd.cpio")
+        with open(initrd, "wb") as f:
+            f.write(build_initramfs(args.bin, job, extra))
+        results = os.path.join(tmp, "results.txt")
+        console = os.path.join(tmp, "console.txt")
+        cmd = (["qemu-system-x86_64"] + COMMON +
+               ["-kernel", os.path.join(kdir, "bzImage"), "-initrd", initrd,
+                "-append", f"{BASE_CMDLINE} {shape['cmdline']}",
+                "-serial", f"file:{console}", "-serial", f"file:{results}"] +
+               shape["qemu"])
+        t1 = time.monotonic()
+        timed_out = False
+        with open(os.path.join(tmp, "qemu.txt"), "w") as qlog:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
+            try:
+                proc.wait(timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                proc.kill()
+                proc.wait()
+        t2 = time.monotonic()
+        read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
+        out, cons, qemu_out = read(results), read(console), read(os.path.join(tmp, "qemu.txt"))
+
+    steps, booted, done = parse_results(out)
+    panicked = "Kernel panic" in cons
+    failed = [s for s in steps if s[0] and s[1] != 0]
+    for s in steps:
+        if not args.quiet or (s[0] and s[1] != 0) or not s[0]:
+            for line in s[2]:
+                print(line)
+        if s[0]:
+            status = "PASS" if s[1] == 0 else ("INCOMPLETE" if s[1] is None else f"FAIL (exit {s[1]})")
+            print(f"lab[{args.shape}] {s[0]}: {status}")
+    problems = []
+    if proc.returncode not in (0, None) and not timed_out:
+        problems.append(f"qemu exited with {proc.returncode}: {qemu_out.strip()[-500:]}")
+    if timed_out:
+        problems.append(f"guest timed out after {args.timeout:.0f} s")
+    if panicked:
+        problems.append("guest kernel panicked")
+    if not booted and not timed_out and not panicked:
+        problems.append("guest never reached the job (init failed?)")
+    elif booted and not done and not timed_out and not panicked:
+        problems.append("guest stopped before the job finished")
+    if failed:
+        problems.append(f"{len(failed)} step(s) failed: " + ", ".join(s[0] for s in failed))
+    if problems or not steps:
+        if not steps and not problems:
+            problems.append("the job ran no steps")
+        print("---- guest console (last 60 lines) ----")
+        print("\n".join(cons.splitlines()[-60:]))
+        print(f"lab[{args.shape}] {name}: FAILED: " + "; ".join(problems))
+        return 1
+    n = len([s for s in steps if s[0]])
+    print(f"lab[{args.shape}] {name}: {n} step(s) passed "
+          f"(initramfs {t1 - t0:.1f} s, guest {t2 - t1:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Every test: the host unit suite, then the lab suite (QEMU guests running the
+# project's kernel). Installs what it needs, builds with warnings fatal, and
+# prints the counts of each suite.
+set -eu
+cd "$(dirname "$0")/.."
+devtools/bootstrap.sh
+
+# Cold: several minutes, once per machine; then cached outside the checkout.
+kdir=$(devtools/lab/build-kernel.sh)
+echo "lab kernel: $kdir (cold build took $(cat "$kdir/build-seconds") s)"
+
+builddir=build-test
+if [ ! -f $builddir/build.ninja ]; then
+    meson setup $builddir -Dwerror=true -Dkernel_headers="$kdir/headers/include" >/dev/null
+else
+    meson configure $builddir -Dwerror=true -Dkernel_headers="$kdir/headers/include"
+fi
+meson compile -C $builddir
+
+status=0
+for suite in unit lab; do
+    echo "==== suite: $suite ===="
+    start=$(date +%s)
+    if meson test -C $builddir --suite $suite --print-errorlogs > $builddir/suite-$suite.txt 2>&1; then
+        result=passed
+    else
+        result=FAILED
+        status=1
+    fi
+    # Per-test lines and the counts meson printed for this suite.
+    grep -E '^ *[0-9]+/[0-9]+ ' $builddir/suite-$suite.txt || true
+    [ $result = passed ] || sed -n '/^--- /,$p' $builddir/suite-$suite.txt | head -200
+    counts=$(grep -E '^(Ok|Fail|Skipped|Timeout|Expected Fail|Unexpected Pass): ' $builddir/suite-$suite.txt |
+             tr -s ' ' | tr '\n' ' ')
+    echo "suite $suite: $result in $(( $(date +%s) - start )) s: $counts"
+done
+# One line per guest step, named with its shape (and, for device tests, mode).
+grep -hE '^lab\[[a-z0-9-]+\] .*: (PASS|FAIL|INCOMPLETE)' $builddir/meson-logs/testlog.txt || true
+exit $status

@@ -1,0 +1,90 @@
+// Which VFIO modes the running kernel offers, globally and per device.
+//
+// Everything here is read from sysfs and /dev: no device, group or container
+// is opened, so it is safe to call while another process owns the device.
+// The same rules decide the automatic mode choice, so what the inventory tool
+// prints is what vfiokit would do.
+//
+// Modes (named with the kernel's words):
+//   group    legacy container /dev/vfio/vfio with /dev/vfio/<group>, type1 IOMMU
+//   compat   /dev/vfio/<group> attached to an iommufd (/dev/iommu) instead of
+//            /dev/vfio/vfio: the iommufd container-compatibility path
+//   cdev     device node /dev/vfio/devices/vfioN bound to an iommufd
+//   noiommu  /dev/vfio/noiommu-<group>: no translation, physical addresses;
+//            needs vfio.enable_unsafe_noiommu_mode=1 and CAP_SYS_RAWIO
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vfiokit/eal/pci_address.hpp"
+#include "vfiokit/eal/sysfs.hpp"
+
+namespace vfiokit::vfio {
+
+enum class Mode { group, compat, cdev, noiommu };
+
+inline constexpr Mode kAllModes[] = {Mode::cdev, Mode::group, Mode::compat, Mode::noiommu};
+
+[[nodiscard]] std::string_view to_string(Mode m);
+[[nodiscard]] std::optional<Mode> mode_from_string(std::string_view s);
+
+// The kernel-wide facts, from /dev and /sys/module.
+struct KernelSupport {
+    bool vfio_container = false;    // /dev/vfio/vfio: CONFIG_VFIO_CONTAINER
+    bool iommufd = false;           // /dev/iommu: CONFIG_IOMMUFD
+    bool noiommu_built = false;     // module parameter exists: CONFIG_VFIO_NOIOMMU
+    bool noiommu_enabled = false;   // enable_unsafe_noiommu_mode is Y
+    bool vfio_pci = false;          // the vfio-pci driver is registered
+};
+
+[[nodiscard]] KernelSupport probe_kernel(const sysfs::Root& root);
+
+struct ModeStatus {
+    Mode mode;
+    bool available = false;
+    // Why not, and what to change; for an available mode, the node used.
+    std::string reason;
+};
+
+struct GroupMember {
+    PciAddress addr;
+    std::string driver;  // empty when unbound
+    // Whether this member keeps the group from being used by VFIO: bound to
+    // a driver that does kernel DMA (anything but vfio-pci, pci-stub,
+    // pcieport, or no driver at all).
+    bool blocks = false;
+};
+
+struct DeviceSupport {
+    PciAddress addr;
+    std::string driver;                  // empty when unbound
+    std::optional<unsigned> iommu_group; // nullopt: no IOMMU group at all
+    bool noiommu_group = false;          // group created by vfio for no-IOMMU
+    std::vector<GroupMember> group_members;  // including the device itself
+    std::optional<std::string> vfio_dev;     // "vfio3" when vfio-pci registered it
+    std::vector<ModeStatus> modes;           // one entry per kAllModes, same order
+    std::optional<Mode> automatic;           // what mode=auto picks
+    std::string automatic_reason;
+    // What to do to make the device usable, when it is not (bind commands,
+    // blocking group-mates); empty otherwise.
+    std::string action;
+
+    [[nodiscard]] const ModeStatus& status(Mode m) const;
+};
+
+// Drivers that leave a group usable for VFIO (they do no kernel DMA on the
+// device, "driver_managed_dma" in the kernel).
+[[nodiscard]] bool driver_keeps_group_viable(std::string_view driver);
+
+// Fails only when the device does not exist.
+[[nodiscard]] Result<DeviceSupport> probe_device(const sysfs::Root& root,
+                                                 const KernelSupport& kernel,
+                                                 PciAddress addr);
+
+// The shell commands that bind `addr` to vfio-pci.
+[[nodiscard]] std::string bind_hint(PciAddress addr);
+
+}  // namespace vfiokit::vfio

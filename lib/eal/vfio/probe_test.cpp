@@ -1,0 +1,162 @@
+// Mode availability rules, on fake sysfs trees shaped like the lab's guests.
+#include "vfiokit/eal/vfio_probe.hpp"
+
+#include <gtest/gtest.h>
+
+#include "fake_sysfs.hpp"
+
+namespace vfiokit::vfio {
+namespace {
+
+using testing::FakeSysfs;
+
+PciAddress A(const char* s) { return *PciAddress::parse(s); }
+
+// The `iommu` shape: intel-iommu, iommufd, cdev, container, no-IOMMU built
+// but off.
+void iommu_kernel(FakeSysfs& fs) {
+    fs.file("/dev/vfio/vfio");
+    fs.file("/dev/iommu");
+    fs.file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "N\n");
+    fs.dir("/sys/bus/pci/drivers/vfio-pci");
+}
+
+void bound_cdev_device(FakeSysfs& fs, const std::string& bdf, int group, int vfio_index) {
+    fs.pci_device(bdf, "0x1234", "0x11e8", "0x00ff00", group, "vfio-pci");
+    const std::string n = "vfio" + std::to_string(vfio_index);
+    fs.dir("/sys/bus/pci/devices/" + bdf + "/vfio-dev/" + n);
+    fs.file("/dev/vfio/devices/" + n);
+    fs.file("/dev/vfio/" + std::to_string(group));
+}
+
+TEST(Probe, KernelFacts) {
+    FakeSysfs fs;
+    iommu_kernel(fs);
+    auto k = probe_kernel(fs.root());
+    EXPECT_TRUE(k.vfio_container);
+    EXPECT_TRUE(k.iommufd);
+    EXPECT_TRUE(k.noiommu_built);
+    EXPECT_FALSE(k.noiommu_enabled);
+    EXPECT_TRUE(k.vfio_pci);
+
+    FakeSysfs bare;
+    auto none = probe_kernel(bare.root());
+    EXPECT_FALSE(none.vfio_container || none.iommufd || none.noiommu_built || none.vfio_pci);
+}
+
+TEST(Probe, BoundDeviceOffersCdevGroupCompatAndAutoPicksCdev) {
+    FakeSysfs fs;
+    iommu_kernel(fs);
+    bound_cdev_device(fs, "0000:00:03.0", 3, 0);
+    auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:03.0"));
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(d->iommu_group, 3u);
+    EXPECT_EQ(d->vfio_dev, "vfio0");
+    EXPECT_TRUE(d->status(Mode::cdev).available) << d->status(Mode::cdev).reason;
+    EXPECT_EQ(d->status(Mode::cdev).reason, "/dev/vfio/devices/vfio0");
+    EXPECT_TRUE(d->status(Mode::group).available);
+    EXPECT_TRUE(d->status(Mode::compat).available);
+    EXPECT_FALSE(d->status(Mode::noiommu).available);
+    EXPECT_NE(d->status(Mode::noiommu).reason.find("an IOMMU translates"), std::string::npos);
+    EXPECT_EQ(d->automatic, Mode::cdev);
+    EXPECT_TRUE(d->action.empty());
+}
+
+TEST(Probe, WithoutIommufdAutoFallsBackToGroup) {
+    FakeSysfs fs;
+    iommu_kernel(fs);
+    fs.remove("/dev/iommu");
+    bound_cdev_device(fs, "0000:00:03.0", 3, 0);
+    auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:03.0"));
+    ASSERT_TRUE(d);
+    EXPECT_FALSE(d->status(Mode::cdev).available);
+    EXPECT_NE(d->status(Mode::cdev).reason.find("CONFIG_IOMMUFD"), std::string::npos);
+    EXPECT_EQ(d->automatic, Mode::group);
+    EXPECT_NE(d->automatic_reason.find("CONFIG_IOMMUFD"), std::string::npos);
+}
+
+TEST(Probe, UnboundDeviceSaysHowToBind) {
+    FakeSysfs fs;
+    iommu_kernel(fs);
+    fs.pci_device("0000:00:05.0", "0x8086", "0x100e", "0x020000", 5, "e1000");
+    auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:05.0"));
+    ASSERT_TRUE(d);
+    for (Mode m : kAllModes)
+        EXPECT_FALSE(d->status(m).available) << to_string(m);
+    EXPECT_EQ(d->status(Mode::group).reason, "device has driver e1000, not vfio-pci");
+    EXPECT_NE(d->action.find("echo vfio-pci > /sys/bus/pci/devices/0000:00:05.0/driver_override"),
+              std::string::npos);
+    EXPECT_NE(d->status(Mode::noiommu).reason.find("an IOMMU translates this device"),
+              std::string::npos);
+    EXPECT_FALSE(d->automatic);
+}
+
+TEST(Probe, SharedGroupNotViableNamesTheBlockingDevice) {
+    FakeSysfs fs;
+    iommu_kernel(fs);
+    bound_cdev_device(fs, "0000:01:01.0", 7, 2);
+    fs.pci_device("0000:01:02.0", "0x8086", "0x100e", "0x020000", 7, "e1000");
+    fs.pci_device("0000:00:07.0", "0x1b36", "0x0001", "0x060400", 7, "");  // the bridge
+    auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:01:01.0"));
+    ASSERT_TRUE(d);
+    ASSERT_EQ(d->group_members.size(), 3u);
+    for (Mode m : {Mode::group, Mode::compat, Mode::cdev}) {
+        EXPECT_FALSE(d->status(m).available);
+        EXPECT_NE(d->status(m).reason.find("0000:01:02.0 is bound to e1000"), std::string::npos)
+            << d->status(m).reason;
+    }
+    // Once the NIC is given to vfio-pci too, the group is viable; the bridge
+    // without a driver never blocks.
+    fs.link("/sys/bus/pci/devices/0000:01:02.0/driver", "../../../../bus/pci/drivers/vfio-pci");
+    auto d2 = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:01:01.0"));
+    ASSERT_TRUE(d2);
+    EXPECT_TRUE(d2->status(Mode::group).available) << d2->status(Mode::group).reason;
+}
+
+TEST(Probe, NoIommuGroup) {
+    FakeSysfs fs;
+    fs.file("/dev/vfio/vfio");
+    fs.file("/dev/iommu");
+    fs.file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "Y\n");
+    fs.pci_device("0000:00:03.0", "0x1234", "0x11e8", "0x00ff00", 0, "vfio-pci");
+    fs.file("/sys/kernel/iommu_groups/0/name", "vfio-noiommu\n");
+    fs.dir("/sys/bus/pci/devices/0000:00:03.0/vfio-dev/vfio0");  // no /dev node in 6.12
+    fs.file("/dev/vfio/noiommu-0");
+    auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:03.0"));
+    ASSERT_TRUE(d);
+    EXPECT_TRUE(d->noiommu_group);
+    EXPECT_TRUE(d->status(Mode::noiommu).available) << d->status(Mode::noiommu).reason;
+    EXPECT_FALSE(d->status(Mode::group).available);
+    EXPECT_NE(d->status(Mode::group).reason.find("no-IOMMU group"), std::string::npos);
+    EXPECT_FALSE(d->status(Mode::cdev).available);
+    EXPECT_NE(d->status(Mode::cdev).reason.find("no device cdev"), std::string::npos);
+    EXPECT_EQ(d->automatic, Mode::noiommu);
+}
+
+TEST(Probe, NoIommuOffAndNotBuilt) {
+    FakeSysfs fs;
+    fs.file("/dev/vfio/vfio");
+    fs.pci_device("0000:00:03.0", "0x1234", "0x11e8", "0x00ff00", -1, "vfio-pci");
+    auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:03.0"));
+    ASSERT_TRUE(d);
+    EXPECT_NE(d->status(Mode::noiommu).reason.find("CONFIG_VFIO_NOIOMMU"), std::string::npos);
+    EXPECT_NE(d->status(Mode::group).reason.find("no IOMMU group"), std::string::npos);
+    EXPECT_FALSE(d->automatic);
+}
+
+TEST(Probe, MissingDeviceIsAnError) {
+    FakeSysfs fs;
+    auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:1f.0"));
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), ENODEV);
+    EXPECT_NE(d.error().message().find("0000:00:1f.0"), std::string::npos);
+}
+
+TEST(Probe, ModeNamesRoundTrip) {
+    for (Mode m : kAllModes)
+        EXPECT_EQ(mode_from_string(to_string(m)), m);
+    EXPECT_FALSE(mode_from_string("auto"));
+}
+
+}  // namespace
+}  // namespace vfiokit::vfio
