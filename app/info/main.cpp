@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "vfiokit/bus/pci/scan.hpp"
-#include "vfiokit/eal/vfio_probe.hpp"
+#include "vfiokit/eal/vfio/probe.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "vfiokit/eal/vfio_probe.hpp"
+#include "vfiokit/eal/vfio/probe.hpp"
 
 #include <cerrno>
 

@@ -1,5 +1,5 @@
 // Mode availability rules, on fake sysfs trees shaped like the lab's guests.
-#include "vfiokit/eal/vfio_probe.hpp"
+#include "vfiokit/eal/vfio/probe.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,35 @@
+// Small value types shared by the VFIO API and its backends.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "vfiokit/eal/vfio/probe.hpp"
+
+namespace vfiokit::vfio {
+
+// An inclusive IOVA range [start, last], as the kernel reports them.
+struct IovaRange {
+    std::uint64_t start = 0;
+    std::uint64_t last = 0;
+    bool operator==(const IovaRange&) const = default;
+};
+
+// Which type1 IOMMU model a group-style container asks for.
+enum class Type1 {
+    automatic,  // type1v2 when the kernel has it, else type1
+    v2,         // VFIO_TYPE1v2_IOMMU only
+    v1,         // VFIO_TYPE1_IOMMU only (legacy unmap semantics)
+};
+[[nodiscard]] std::string_view to_string(Type1 t);
+
+// A DMA mapping of the front end's table: [iova, iova+len) -> [vaddr, vaddr+len).
+struct DmaMapping {
+    std::uint64_t iova = 0;
+    std::uint64_t vaddr = 0;
+    std::uint64_t len = 0;
+    [[nodiscard]] std::uint64_t end() const { return iova + len; }
+};
+
+}  // namespace vfiokit::vfio

@@ -1,0 +1,210 @@
+// The VFIO subsystem of one process: mode, containers, devices, DMA.
+//
+// One Vfio object per process (the EAL owns it). It picks the VFIO mode once
+// (forced, or automatic), opens the default container, and from then on:
+//
+//   auto vfio = Vfio::create(opts);                  // mode chosen, default container ready
+//   Container& c = vfio->default_container();
+//   Result<Device*> d = vfio->assign_device(c, "0000:00:03.0");
+//   c.map(vaddr, iova, len);  ... c.unmap(iova, len);
+//   vfio->release_device(**d);
+//
+// Containers. A container is one IO address space with its devices: group
+// mode, a /dev/vfio/vfio container with groups; compat, a /dev/iommu fd used
+// as that container; cdev, an IOAS in the process's iommufd with bound
+// devices; no-IOMMU, a container with no translation. The API is the same in
+// every mode.
+//
+// DMA semantics are vfiokit's, identical in every translated mode:
+//   - mapping works before any device is assigned (group and compat replay
+//     the table when the first group attaches, and again if the container
+//     loses its last group and gains a new one);
+//   - vaddr, iova and len must be multiples of the IOMMU page size (4 KiB);
+//   - a mapping that overlaps an existing one fails with EEXIST;
+//   - unmap(iova, len) removes the whole mappings inside [iova, iova+len);
+//     a range that cuts through a mapping fails with EINVAL and changes
+//     nothing; a range that holds no mapping fails with ENOENT;
+//   - there is no fixed limit on the number of mappings (type1's kernel
+//     limit, dma_entry_limit, is reported by name when reached); lookup by
+//     IOVA is O(log n);
+//   - every IOVA is checked against the ranges the kernel reports for the
+//     container; alloc_iova() hands out IOVAs inside them, under a DMA mask.
+// In no-IOMMU mode nothing translates: the device sees physical addresses,
+// map/unmap/alloc_iova fail with ENOTSUP and say so.
+//
+// Errors name the device, group, mode and IOVA concerned, and what to do.
+// A failed assign_device or map leaves nothing behind: no fd, group
+// attachment, IOMMU model or mapping.
+//
+// Thread-safety: none; callers serialize (the EAL does).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/pci_address.hpp"
+#include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/vfio/dma_table.hpp"
+#include "vfiokit/eal/vfio/probe.hpp"
+#include "vfiokit/eal/vfio/syscalls.hpp"
+#include "vfiokit/eal/vfio/types.hpp"
+
+namespace vfiokit::vfio {
+
+class ContainerBackend;
+class BackendDevice;
+class Container;
+class Vfio;
+
+struct Options {
+    // nullopt: automatic (cdev where the kernel offers it, else group, else
+    // no-IOMMU). Set by --vfio-mode or VFIOKIT_VFIO_MODE.
+    std::optional<Mode> mode;
+    // group and compat: type1 flavour (--vfio-type1=auto|v2|v1).
+    Type1 type1 = Type1::automatic;
+    // Where sysfs and /dev are read for device facts (tests; "" = /).
+    std::string sysroot;
+};
+
+// Parses a mode name: auto|cdev|group|compat|noiommu. "auto" gives nullopt.
+[[nodiscard]] Result<std::optional<Mode>> parse_mode(std::string_view s);
+[[nodiscard]] Result<Type1> parse_type1(std::string_view s);
+// Applies VFIOKIT_VFIO_MODE and VFIOKIT_VFIO_TYPE1 from the environment
+// (options given on the command line win: call this first).
+[[nodiscard]] Result<void> apply_environment(Options& o);
+
+// A device assigned to a container. Owned by its container; valid until
+// released or the container is destroyed.
+class Device {
+public:
+    [[nodiscard]] PciAddress address() const { return addr_; }
+    // The VFIO device fd (region, IRQ and reset ioctls). Owned by Device.
+    [[nodiscard]] int fd() const;
+    [[nodiscard]] std::optional<unsigned> iommu_group() const { return group_; }
+    [[nodiscard]] Container& container() const { return *container_; }
+    ~Device();
+    Device(const Device&) = delete;
+    Device& operator=(const Device&) = delete;
+
+private:
+    friend class Container;
+    friend class Vfio;
+    Device(PciAddress a, std::optional<unsigned> g, Container* c, std::unique_ptr<BackendDevice> b);
+    PciAddress addr_;
+    std::optional<unsigned> group_;
+    Container* container_;
+    std::unique_ptr<BackendDevice> backend_;
+};
+
+class Container {
+public:
+    [[nodiscard]] Mode mode() const;
+    [[nodiscard]] bool is_default() const { return default_; }
+    [[nodiscard]] std::string describe() const;
+    // False in no-IOMMU mode: IOVA = physical address, map() refused.
+    [[nodiscard]] bool translates() const;
+
+    [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len);
+    [[nodiscard]] Result<void> unmap(std::uint64_t iova, std::uint64_t len);
+    [[nodiscard]] Result<void> unmap_all();
+
+    // The mapping containing `iova`, if any: O(log n).
+    [[nodiscard]] std::optional<DmaMapping> lookup(std::uint64_t iova) const {
+        return table_.lookup(iova);
+    }
+    [[nodiscard]] std::size_t mapping_count() const { return table_.size(); }
+    [[nodiscard]] std::vector<DmaMapping> mappings() const { return table_.all(); }
+
+    // The IOVA ranges the kernel accepts. Group and compat mode know them
+    // only once a device is assigned (the IOMMU model needs a group):
+    // before that this fails with EAGAIN, and map() checks ranges at the
+    // first assignment instead (which fails, naming the mapping, if one is
+    // outside them).
+    [[nodiscard]] Result<std::vector<IovaRange>> iova_ranges();
+    // A free IOVA range of `len` bytes, aligned to `align`, inside the
+    // kernel's ranges, with its last byte at or below `dma_mask` (e.g.
+    // 0x0fffffff for a 28-bit device). Does not map: pass it to map().
+    [[nodiscard]] Result<std::uint64_t> alloc_iova(std::uint64_t len, std::uint64_t dma_mask,
+                                                   std::uint64_t align = 4096);
+
+    [[nodiscard]] const std::vector<std::unique_ptr<Device>>& devices() const { return devices_; }
+
+    ~Container();
+    Container(const Container&) = delete;
+    Container& operator=(const Container&) = delete;
+
+private:
+    friend class Vfio;
+    Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_default);
+    // Checks iova/len against kernel ranges and type1's entry limit.
+    Result<void> check_limits(std::uint64_t iova, std::uint64_t len);
+    // Called after the backend gained or lost a device: ranges and entry
+    // counts may have changed.
+    void forget_limits();
+    [[nodiscard]] std::string name() const;
+    // Replays the table into a backend that just became ready; on failure
+    // undoes what it mapped.
+    Result<void> replay();
+
+    Vfio* vfio_;
+    bool default_;
+    // Declared before devices_: devices are released first (destroyed in
+    // reverse order), while the backend's container/IOAS still exists.
+    std::unique_ptr<ContainerBackend> backend_;
+    DmaTable table_;
+    std::vector<std::unique_ptr<Device>> devices_;
+    std::optional<std::vector<IovaRange>> ranges_;  // cached until the next attach/release
+    std::optional<std::uint32_t> entries_avail_;    // type1: entries left, kept up to date
+    unsigned id_ = 0;                               // for messages: "container 1"
+};
+
+class Vfio {
+public:
+    // Chooses the mode and opens the default container. Fails with the
+    // missing piece when a forced mode is unavailable (kernel option, device
+    // node, module parameter, permission).
+    [[nodiscard]] static Result<std::unique_ptr<Vfio>> create(const Options& o);
+    ~Vfio();
+
+    // get_mode(): the mode every container of this process uses.
+    [[nodiscard]] Mode mode() const { return mode_; }
+    // Why this mode: "forced by --vfio-mode" or the automatic reasoning.
+    [[nodiscard]] const std::string& mode_reason() const { return mode_reason_; }
+    [[nodiscard]] Type1 type1() const { return options_.type1; }
+
+    [[nodiscard]] Container& default_container() { return *containers_.front(); }
+    [[nodiscard]] Result<Container*> create_container();
+    // Releases the container's devices and mappings. The default container
+    // cannot be destroyed.
+    [[nodiscard]] Result<void> destroy_container(Container& c);
+    [[nodiscard]] const std::vector<std::unique_ptr<Container>>& containers() const {
+        return containers_;
+    }
+
+    // `spec` is "0000:00:03.0" or "0000:00:03.0 vf_token=<UUID>".
+    [[nodiscard]] Result<Device*> assign_device(Container& c, std::string_view spec);
+    [[nodiscard]] Result<void> release_device(Device& d);
+    [[nodiscard]] Device* find_device(PciAddress a) const;
+
+    Vfio(const Vfio&) = delete;
+    Vfio& operator=(const Vfio&) = delete;
+
+private:
+    Vfio() = default;
+    Result<std::unique_ptr<ContainerBackend>> make_backend();
+
+    Options options_;
+    sysfs::Root root_;
+    Mode mode_ = Mode::group;
+    std::string mode_reason_;
+    Fd iommufd_;  // cdev: one iommufd per process; declared before containers_
+    std::vector<std::unique_ptr<Container>> containers_;  // [0] is the default
+};
+
+}  // namespace vfiokit::vfio

@@ -1,0 +1,102 @@
+// The backend interface: everything that differs between VFIO modes.
+//
+// The front end (container.cpp, vfio.cpp) owns the DMA mapping table, the
+// IOVA checks and allocator, the group/container bookkeeping across
+// containers, and rollback of multi-step operations; a backend only speaks
+// its mode's kernel protocol. Nothing outside a backend's own file knows its
+// concrete type. Every backend method that touches the kernel goes through
+// the syscall seam (syscalls.hpp), so faults can be injected.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/pci_address.hpp"
+#include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/vfio/probe.hpp"
+#include "vfiokit/eal/vfio/syscalls.hpp"
+#include "vfiokit/eal/vfio/types.hpp"
+
+namespace vfiokit::vfio {
+
+// What the front end knows about a device before asking a backend to open it
+// (read from sysfs by the front end).
+struct DeviceRequest {
+    PciAddress addr;
+    std::optional<unsigned> group;       // IOMMU group number (vfio's own for no-IOMMU)
+    std::optional<std::string> vfio_dev; // "vfio3": the cdev name, when vfio-pci registered one
+    std::string vf_token;                // UUID text; empty when none was given
+    const sysfs::Root* root = nullptr;   // for messages that need sysfs (group-mates)
+};
+
+// A device opened and attached to a backend's container. Destroying it
+// releases the device in the order the kernel needs (cdev: detach, then
+// close, which unbinds; group: close the device fd, and when it was the
+// group's last device, unset the group's container and close the group).
+class BackendDevice {
+public:
+    virtual ~BackendDevice() = default;
+    [[nodiscard]] virtual int fd() const = 0;
+};
+
+// One IO address space and its devices, in one mode.
+class ContainerBackend {
+public:
+    virtual ~ContainerBackend() = default;
+
+    [[nodiscard]] virtual Mode mode() const = 0;
+    // One line for logs and the inventory: "type1v2 container fd 7".
+    [[nodiscard]] virtual std::string describe() const = 0;
+
+    // Opens the device and puts it in this container. On failure nothing the
+    // call acquired is left behind (fds, group attachment, IOMMU model).
+    [[nodiscard]] virtual Result<std::unique_ptr<BackendDevice>> attach(const DeviceRequest& req) = 0;
+
+    // Whether map/unmap/iova_ranges can be issued now. Group-style backends
+    // have no IOMMU model until their first group is attached, and lose it
+    // (with every mapping) when their last group leaves; the front end then
+    // replays its mapping table on the next attach.
+    [[nodiscard]] virtual bool dma_ready() const = 0;
+    // False for no-IOMMU: the device sees physical addresses, nothing maps.
+    [[nodiscard]] virtual bool translates() const = 0;
+
+    // The front end has already checked alignment, overlap and IOVA ranges.
+    [[nodiscard]] virtual Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
+                                           std::uint64_t len) = 0;
+    // Unmaps whole mappings inside [iova, iova+len); returns bytes unmapped.
+    [[nodiscard]] virtual Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) = 0;
+    // Unmaps everything; returns bytes unmapped.
+    [[nodiscard]] virtual Result<std::uint64_t> unmap_all() = 0;
+
+    // The IOVA ranges the kernel accepts (type1 IOVA-range capability,
+    // IOMMU_IOAS_IOVA_RANGES). Requires dma_ready().
+    [[nodiscard]] virtual Result<std::vector<IovaRange>> iova_ranges() = 0;
+    // type1's remaining DMA mapping entries (DMA-avail capability); nullopt
+    // where the backend has no such limit. Requires dma_ready().
+    [[nodiscard]] virtual Result<std::optional<std::uint32_t>> dma_entries_avail() = 0;
+    // Page size granularity of the IOMMU (smallest supported page).
+    [[nodiscard]] virtual std::uint64_t page_size() const { return 4096; }
+};
+
+// Kernel-facing settings shared by the containers of one process.
+struct BackendConfig {
+    Mode mode = Mode::group;
+    Type1 type1 = Type1::automatic;  // group and compat: which type1 flavour
+    // cdev: the process's iommufd (/dev/iommu), shared by every container;
+    // each container is an IOAS in it. Not owned.
+    int iommufd = -1;
+};
+
+// Factories, one per backend file. They open what the container needs up
+// front (group: /dev/vfio/vfio and its API check; cdev: an IOAS in the
+// shared iommufd) and fail with a message naming the missing piece.
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_group_backend(const BackendConfig& c);
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_compat_backend(const BackendConfig& c);
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_noiommu_backend(const BackendConfig& c);
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig& c);
+
+}  // namespace vfiokit::vfio

@@ -1,0 +1,230 @@
+// Container front end: the mode-independent DMA semantics (vfio.hpp).
+#include <cerrno>
+#include <cstdio>
+
+#include "backend.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
+
+namespace vfiokit::vfio {
+
+namespace {
+
+std::string hex(std::uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+std::string ranges_text(const std::vector<IovaRange>& rs) {
+    std::string s;
+    for (const auto& r : rs)
+        s += (s.empty() ? "" : ", ") + std::string("[") + hex(r.start) + ", " + hex(r.last) + "]";
+    return s.empty() ? "none" : s;
+}
+
+// No-IOMMU refuses what needs translation, with one message.
+Error untranslated(std::string op) {
+    Error e(ENOTSUP, std::move(op));
+    e.hint("no-IOMMU mode has no DMA translation: the device sees physical addresses, so "
+           "give it the memory's physical address (IOVA = PA, from /proc/self/pagemap of "
+           "pinned memory) instead of mapping");
+    return e;
+}
+
+// Group-style containers do not know their ranges before the first group;
+// the allocator then assumes the x86 layout below the MSI window, and the
+// replay at the first assignment checks the real ranges.
+const std::vector<IovaRange> kAssumedRanges = {{0, 0xfedfffffULL}, {0xfef00000ULL, ~0ULL}};
+// IOVAs below this are never handed out, so 0 is never a valid DMA address.
+constexpr std::uint64_t kAllocFloor = 1ULL << 20;
+
+}  // namespace
+
+Container::Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_default)
+    : vfio_(v), default_(is_default), backend_(std::move(b)) {}
+
+// Devices first (their destructors release them from the backend's
+// container), then the backend (container fd / IOAS); the kernel drops the
+// remaining mappings with the container.
+Container::~Container() { devices_.clear(); }
+
+Mode Container::mode() const { return backend_->mode(); }
+bool Container::translates() const { return backend_->translates(); }
+
+std::string Container::name() const {
+    return std::string(default_ ? "default container" : "container " + std::to_string(id_)) + " (" +
+           std::string(to_string(mode())) + ")";
+}
+
+std::string Container::describe() const {
+    return name() + ": " + backend_->describe() + ", " + std::to_string(devices_.size()) +
+           " device(s), " + std::to_string(table_.size()) + " mapping(s)";
+}
+
+void Container::forget_limits() {
+    ranges_.reset();
+    entries_avail_.reset();
+}
+
+Result<std::vector<IovaRange>> Container::iova_ranges() {
+    if (!translates())
+        return fail(untranslated("IOVA ranges").context(name()));
+    if (!backend_->dma_ready())
+        return fail(Error(EAGAIN, "IOVA ranges")
+                        .context(name())
+                        .hint("the kernel reports the ranges of a group container once a "
+                              "device is assigned to it"));
+    if (!ranges_) {
+        auto r = backend_->iova_ranges();
+        if (!r)
+            return fail(std::move(r.error()).context(name()));
+        ranges_ = std::move(*r);
+    }
+    return *ranges_;
+}
+
+Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
+    auto ranges = iova_ranges();
+    if (!ranges)
+        return fail(std::move(ranges.error()));
+    bool inside = false;
+    for (const auto& r : *ranges)
+        inside = inside || (iova >= r.start && iova + len - 1 <= r.last);
+    if (!inside)
+        return fail(Error(ERANGE, "map " + describe_range(iova, len) +
+                                      ": IOVA outside the ranges the kernel accepts (" +
+                                      ranges_text(*ranges) + ")")
+                        .hint("take IOVAs from alloc_iova(); IOVA == VA fails for typical user "
+                              "addresses on IOMMUs with fewer address bits (39 on QEMU's "
+                              "intel-iommu)"));
+    if (!entries_avail_) {
+        auto avail = backend_->dma_entries_avail();
+        if (!avail)
+            return fail(std::move(avail.error()).context(name()));
+        entries_avail_ = avail->value_or(~0u);
+    }
+    if (*entries_avail_ == 0)
+        return fail(Error(ENOSPC, "map " + describe_range(iova, len) +
+                                      ": type1 DMA entry limit reached (" +
+                                      std::to_string(table_.size()) + " mappings in this container)")
+                        .hint("raise the vfio_iommu_type1.dma_entry_limit module parameter, or "
+                              "map larger contiguous regions"));
+    return {};
+}
+
+Result<void> Container::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
+    const std::string what = "map " + describe_range(iova, len) + " from vaddr " + hex(vaddr);
+    if (!translates())
+        return fail(untranslated(what).context(name()));
+    const std::uint64_t pg = backend_->page_size();
+    if (len == 0 || (vaddr | iova | len) % pg != 0)
+        return fail(Error(EINVAL, what + ": address and length must be non-zero multiples of the "
+                                         "IOMMU page size " + hex(pg))
+                        .context(name()));
+    if (iova + len < iova || vaddr + len < vaddr)
+        return fail(Error(EINVAL, what + ": range wraps around").context(name()));
+    if (auto free = table_.check_free(iova, len); !free)
+        return fail(std::move(free.error()).context(name()));
+    if (backend_->dma_ready()) {
+        if (auto ok = check_limits(iova, len); !ok)
+            return fail(std::move(ok.error()).context(name()));
+        if (auto ok = backend_->map(vaddr, iova, len); !ok)
+            return fail(std::move(ok.error()).context(what).context(name()));
+        if (entries_avail_ && *entries_avail_ != ~0u)
+            --*entries_avail_;
+    }
+    // Not ready (group container without a group yet): recorded, and mapped
+    // by replay() when the first device is assigned.
+    table_.insert({iova, vaddr, len});
+    return {};
+}
+
+Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
+    if (!translates())
+        return fail(untranslated("unmap " + describe_range(iova, len)).context(name()));
+    if (len == 0 || iova + len < iova)
+        return fail(Error(EINVAL, "unmap " + describe_range(iova, len) + ": bad length").context(name()));
+    auto whole = table_.whole_mappings_in(iova, len);
+    if (!whole)
+        return fail(std::move(whole.error()).context(name()));
+    if (backend_->dma_ready()) {
+        std::uint64_t expect = 0;
+        for (const auto& m : *whole)
+            expect += m.len;
+        auto done = backend_->unmap(iova, len);
+        if (!done)
+            return fail(std::move(done.error()).context(name()));
+        if (*done != expect)
+            return fail(Error(EIO, "unmap " + describe_range(iova, len) + ": the kernel unmapped " +
+                                       hex(*done) + " bytes, the table holds " + hex(expect))
+                            .context(name()));
+        if (entries_avail_ && *entries_avail_ != ~0u)
+            *entries_avail_ += static_cast<std::uint32_t>(whole->size());
+    }
+    table_.erase(*whole);
+    return {};
+}
+
+Result<void> Container::unmap_all() {
+    if (!translates())
+        return fail(untranslated("unmap all").context(name()));
+    if (backend_->dma_ready() && table_.size() != 0) {
+        auto done = backend_->unmap_all();
+        if (!done)
+            return fail(std::move(done.error()).context(name()));
+        if (*done != table_.bytes())
+            return fail(Error(EIO, "unmap all: the kernel unmapped " + hex(*done) +
+                                       " bytes, the table holds " + hex(table_.bytes()))
+                            .context(name()));
+        entries_avail_.reset();
+    }
+    table_.clear();
+    return {};
+}
+
+Result<std::uint64_t> Container::alloc_iova(std::uint64_t len, std::uint64_t dma_mask,
+                                            std::uint64_t align) {
+    if (!translates())
+        return fail(untranslated("allocate IOVA").context(name()));
+    const std::uint64_t pg = backend_->page_size();
+    len = (len + pg - 1) / pg * pg;
+    align = std::max(align, pg);
+    std::vector<IovaRange> ranges = kAssumedRanges;
+    if (backend_->dma_ready()) {
+        auto r = iova_ranges();
+        if (!r)
+            return fail(std::move(r.error()));
+        ranges = *r;
+    }
+    auto iova = table_.find_free(ranges, len, align, dma_mask, kAllocFloor);
+    if (!iova)
+        return fail(std::move(iova.error()).context(name()));
+    return *iova;
+}
+
+Result<void> Container::replay() {
+    std::vector<DmaMapping> done;
+    auto undo = [&] {
+        for (const auto& m : done)
+            (void)backend_->unmap(m.iova, m.len);
+        entries_avail_.reset();
+    };
+    for (const auto& m : table_.all()) {
+        if (auto ok = check_limits(m.iova, m.len); !ok) {
+            undo();
+            return fail(std::move(ok.error()).context("replaying mappings made before the first device"));
+        }
+        if (auto ok = backend_->map(m.vaddr, m.iova, m.len); !ok) {
+            undo();
+            return fail(std::move(ok.error())
+                            .context("replaying mapping " + describe_range(m.iova, m.len) +
+                                     " made before the first device"));
+        }
+        if (entries_avail_ && *entries_avail_ != ~0u)
+            --*entries_avail_;
+        done.push_back(m);
+    }
+    return {};
+}
+
+}  // namespace vfiokit::vfio

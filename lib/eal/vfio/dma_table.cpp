@@ -1,0 +1,128 @@
+#include "vfiokit/eal/vfio/dma_table.hpp"
+
+#include <cerrno>
+#include <cstdio>
+
+namespace vfiokit::vfio {
+
+std::string describe_range(std::uint64_t iova, std::uint64_t len) {
+    char b[64];
+    std::snprintf(b, sizeof b, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(iova),
+                  static_cast<unsigned long long>(iova + len));
+    return b;
+}
+
+Result<void> DmaTable::check_free(std::uint64_t iova, std::uint64_t len) const {
+    const std::uint64_t end = iova + len;
+    // The first mapping starting at or after iova, and the one before it:
+    // only these two can overlap, since mappings never overlap each other.
+    auto next = by_iova_.lower_bound(iova);
+    if (next != by_iova_.end() && next->second.iova < end)
+        return fail(EEXIST, "map " + describe_range(iova, len) + ": overlaps mapping " +
+                                describe_range(next->second.iova, next->second.len));
+    if (next != by_iova_.begin()) {
+        const auto& prev = std::prev(next)->second;
+        if (prev.end() > iova)
+            return fail(EEXIST, "map " + describe_range(iova, len) + ": overlaps mapping " +
+                                    describe_range(prev.iova, prev.len));
+    }
+    return {};
+}
+
+void DmaTable::insert(const DmaMapping& m) { by_iova_.emplace(m.iova, m); }
+
+Result<std::vector<DmaMapping>> DmaTable::whole_mappings_in(std::uint64_t iova,
+                                                            std::uint64_t len) const {
+    const std::uint64_t end = iova + len;
+    const std::string what = "unmap " + describe_range(iova, len);
+    auto it = by_iova_.lower_bound(iova);
+    if (it != by_iova_.begin()) {
+        const auto& prev = std::prev(it)->second;
+        if (prev.end() > iova)
+            return fail(EINVAL, what + ": cuts through mapping " + describe_range(prev.iova, prev.len) +
+                                    " (only whole mappings can be unmapped)");
+    }
+    std::vector<DmaMapping> out;
+    for (; it != by_iova_.end() && it->second.iova < end; ++it) {
+        if (it->second.end() > end)
+            return fail(EINVAL, what + ": cuts through mapping " +
+                                    describe_range(it->second.iova, it->second.len) +
+                                    " (only whole mappings can be unmapped)");
+        out.push_back(it->second);
+    }
+    if (out.empty())
+        return fail(ENOENT, what + ": no mapping in that range");
+    return out;
+}
+
+void DmaTable::erase(const std::vector<DmaMapping>& ms) {
+    for (const auto& m : ms)
+        by_iova_.erase(m.iova);
+}
+
+std::optional<DmaMapping> DmaTable::lookup(std::uint64_t iova) const {
+    auto it = by_iova_.upper_bound(iova);
+    if (it == by_iova_.begin())
+        return std::nullopt;
+    const auto& m = std::prev(it)->second;
+    if (iova < m.end())
+        return m;
+    return std::nullopt;
+}
+
+std::vector<DmaMapping> DmaTable::all() const {
+    std::vector<DmaMapping> v;
+    v.reserve(by_iova_.size());
+    for (const auto& [k, m] : by_iova_)
+        v.push_back(m);
+    return v;
+}
+
+std::uint64_t DmaTable::bytes() const {
+    std::uint64_t n = 0;
+    for (const auto& [k, m] : by_iova_)
+        n += m.len;
+    return n;
+}
+
+Result<std::uint64_t> DmaTable::find_free(const std::vector<IovaRange>& ranges, std::uint64_t len,
+                                          std::uint64_t align, std::uint64_t limit,
+                                          std::uint64_t floor) const {
+    if (len == 0 || align == 0 || (align & (align - 1)) != 0)
+        return fail(EINVAL, "allocate IOVA: length must be non-zero and alignment a power of two");
+    auto align_up = [align](std::uint64_t v, bool& overflow) {
+        std::uint64_t r = (v + align - 1) & ~(align - 1);
+        overflow = r < v;
+        return r;
+    };
+    for (const auto& r : ranges) {
+        const std::uint64_t last = std::min(r.last, limit);
+        if (r.start > last)
+            continue;
+        bool ovf = false;
+        std::uint64_t pos = align_up(std::max(r.start, floor), ovf);
+        while (!ovf && pos <= last && last - pos >= len - 1) {
+            // The mapping that would collide: the one containing pos, or the
+            // first starting inside [pos, pos+len).
+            auto it = by_iova_.upper_bound(pos);
+            if (it != by_iova_.begin() && std::prev(it)->second.end() > pos) {
+                pos = align_up(std::prev(it)->second.end(), ovf);
+                continue;
+            }
+            if (it != by_iova_.end() && it->second.iova <= pos + len - 1) {
+                pos = align_up(it->second.end(), ovf);
+                continue;
+            }
+            return pos;
+        }
+    }
+    char b[160];
+    std::snprintf(b, sizeof b,
+                  "allocate IOVA: no free 0x%llx bytes (alignment 0x%llx) below 0x%llx inside the "
+                  "container's IOVA ranges",
+                  static_cast<unsigned long long>(len), static_cast<unsigned long long>(align),
+                  static_cast<unsigned long long>(limit));
+    return fail(ENOSPC, b);
+}
+
+}  // namespace vfiokit::vfio

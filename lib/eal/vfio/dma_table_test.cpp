@@ -1,0 +1,114 @@
+#include "vfiokit/eal/vfio/dma_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <random>
+
+namespace vfiokit::vfio {
+namespace {
+
+constexpr std::uint64_t K = 4096;
+
+TEST(DmaTable, OverlapIsRefusedOnEitherSide) {
+    DmaTable t;
+    ASSERT_TRUE(t.check_free(0x10000, 4 * K));
+    t.insert({0x10000, 0x7f0000000000, 4 * K});
+    for (auto [iova, len] : {std::pair{0x10000ULL, K}, {0xf000ULL, 2 * K}, {0x13000ULL, K},
+                             {0x8000ULL, 0x20000ULL}}) {
+        auto r = t.check_free(iova, len);
+        ASSERT_FALSE(r) << std::hex << iova;
+        EXPECT_EQ(r.error().err(), EEXIST);
+        EXPECT_NE(r.error().op().find("overlaps mapping [0x10000, 0x14000)"), std::string::npos);
+    }
+    EXPECT_TRUE(t.check_free(0xf000, K));   // touching below
+    EXPECT_TRUE(t.check_free(0x14000, K));  // touching above
+}
+
+TEST(DmaTable, UnmapTakesWholeMappingsOnly) {
+    DmaTable t;
+    t.insert({0x10000, 0, 2 * K});
+    t.insert({0x12000, 0, 2 * K});
+    t.insert({0x20000, 0, K});
+    // A range made of whole mappings, with a gap: fine.
+    auto w = t.whole_mappings_in(0x10000, 0x11000);
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->size(), 3u);
+    // Cutting the first mapping's head or tail: EINVAL naming it.
+    auto cut = t.whole_mappings_in(0x11000, 3 * K);
+    ASSERT_FALSE(cut);
+    EXPECT_EQ(cut.error().err(), EINVAL);
+    EXPECT_NE(cut.error().op().find("cuts through mapping [0x10000, 0x12000)"), std::string::npos);
+    auto tail = t.whole_mappings_in(0x12000, K);
+    ASSERT_FALSE(tail);
+    EXPECT_EQ(tail.error().err(), EINVAL);
+    // Nothing there: ENOENT.
+    auto none = t.whole_mappings_in(0x30000, K);
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().err(), ENOENT);
+    t.erase(*t.whole_mappings_in(0x12000, 2 * K));
+    EXPECT_EQ(t.size(), 2u);
+    EXPECT_FALSE(t.lookup(0x12000));
+}
+
+TEST(DmaTable, LookupFindsTheContainingMapping) {
+    DmaTable t;
+    t.insert({0x10000, 0xa0000, 2 * K});
+    EXPECT_FALSE(t.lookup(0xffff));
+    ASSERT_TRUE(t.lookup(0x10000));
+    EXPECT_EQ(t.lookup(0x11fff)->vaddr, 0xa0000u);
+    EXPECT_FALSE(t.lookup(0x12000));
+}
+
+TEST(DmaTable, TenThousandMappingsNoLimit) {
+    DmaTable t;
+    for (std::uint64_t i = 0; i < 10000; ++i) {
+        ASSERT_TRUE(t.check_free(i * 2 * K, K));
+        t.insert({i * 2 * K, i * K, K});
+    }
+    EXPECT_EQ(t.size(), 10000u);
+    EXPECT_EQ(t.lookup(9999 * 2 * K + 5)->vaddr, 9999 * K);
+    EXPECT_EQ(t.bytes(), 10000 * K);
+}
+
+TEST(DmaTable, FindFreeRespectsRangesMaskAlignmentAndMappings) {
+    DmaTable t;
+    const std::vector<IovaRange> ranges = {{0, 0xfedfffff}, {0xfef00000, (1ULL << 39) - 1}};
+    // Empty table: the floor, aligned.
+    EXPECT_EQ(*t.find_free(ranges, K, K, 0x0fffffff, 1 << 20), 1u << 20);
+    t.insert({1 << 20, 0, 8 * K});
+    EXPECT_EQ(*t.find_free(ranges, K, K, 0x0fffffff, 1 << 20), (1u << 20) + 8 * K);
+    // Alignment skips ahead.
+    EXPECT_EQ(*t.find_free(ranges, 2 << 20, 2 << 20, ~0ULL, 1 << 20), 2u << 20);
+    // Nothing fits under a tiny mask.
+    auto r = t.find_free(ranges, 1 << 20, K, (1 << 20) + 8 * K - 1, 1 << 20);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err(), ENOSPC);
+    // A request that does not fit below the MSI hole lands above it.
+    DmaTable u;
+    u.insert({0x100000, 0, 0xfed00000 - 0x100000});
+    EXPECT_EQ(*u.find_free(ranges, 2 << 20, K, ~0ULL, 1 << 20), 0xfef00000u);
+    // Bad arguments.
+    EXPECT_FALSE(t.find_free(ranges, 0, K, ~0ULL));
+    EXPECT_FALSE(t.find_free(ranges, K, 3, ~0ULL));
+}
+
+TEST(DmaTable, AllocatedRangesNeverOverlap) {
+    DmaTable t;
+    const std::vector<IovaRange> ranges = {{0, 0xfedfffff}, {0xfef00000, (1ULL << 39) - 1}};
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 2000; ++i) {
+        std::uint64_t len = (1 + rng() % 16) * K;
+        auto iova = t.find_free(ranges, len, K, (1ULL << 32) - 1, 1 << 20);
+        ASSERT_TRUE(iova);
+        ASSERT_TRUE(t.check_free(*iova, len));
+        EXPECT_LE(*iova + len - 1, (1ULL << 32) - 1);
+        t.insert({*iova, 0, len});
+        if (rng() % 3 == 0)  // free a random earlier one to make holes
+            if (auto m = t.lookup(*iova); m)
+                t.erase({*m});
+    }
+}
+
+}  // namespace
+}  // namespace vfiokit::vfio

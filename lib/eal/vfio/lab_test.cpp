@@ -1,0 +1,461 @@
+// VFIO core tests on the real kernel, run in the lab guest once per mode.
+//
+//   VFIOKIT_VFIO_MODE=group VFIOKIT_VFIO_TYPE1=v2 VFIOKIT_LAB_SHAPE=iommu vfio_lab_test
+//
+// Test names carry the mode ("Core/Assign.ReleaseLeavesNothing/group_type1v2").
+// The job binds the shape's devices to vfio-pci first, except the ones that
+// must stay on their kernel driver (see devtools/lab/jobs/vfio-core-*.sh).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "vfiokit/eal/vfio/syscalls.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
+#include "vfiokit/uapi/vfio.hpp"
+
+namespace vfiokit::vfio {
+namespace {
+
+std::string env(const char* n, const char* def = "") {
+    const char* v = std::getenv(n);
+    return v && *v ? v : def;
+}
+
+bool iommu_shape() { return env("VFIOKIT_LAB_SHAPE", "iommu") == "iommu"; }
+
+// The shape's devices (see doc/lab.md).
+constexpr const char* kEdu = "0000:00:03.0";
+constexpr const char* kEdu2 = "0000:00:04.0";
+constexpr const char* kBridgeEdu = "0000:01:01.0";
+constexpr const char* kBridgeNic = "0000:01:02.0";
+const char* kernel_driver_nic() { return iommu_shape() ? "0000:00:06.0" : "0000:00:04.0"; }
+
+int open_fds() {
+    int n = 0;
+    DIR* d = opendir("/proc/self/fd");
+    while (dirent* e = readdir(d))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;  // the DIR's own fd
+}
+
+Options mode_options() {
+    Options o;
+    if (auto ok = apply_environment(o); !ok)
+        ADD_FAILURE() << ok.error().message();
+    return o;
+}
+
+std::string mode_label() {
+    std::string m = env("VFIOKIT_VFIO_MODE", "auto");
+    if (m == "group" || m == "compat")
+        m += "_type1" + std::string(env("VFIOKIT_VFIO_TYPE1", "auto") == "v1" ? "" : "v2");
+    return m;
+}
+
+// Page-aligned anonymous memory, populated so DMA pinning has pages.
+struct Buffer {
+    explicit Buffer(std::size_t n) : len(n) {
+        p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                   -1, 0);
+        if (p == MAP_FAILED)
+            std::abort();
+    }
+    ~Buffer() { ::munmap(p, len); }
+    std::uint64_t va() const { return reinterpret_cast<std::uint64_t>(p); }
+    void* p;
+    std::size_t len;
+};
+
+constexpr std::uint64_t kMask28 = (1ULL << 28) - 1;  // edu's default DMA mask
+constexpr std::uint64_t K = 4096;
+
+class Core : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        auto v = Vfio::create(mode_options());
+        ASSERT_TRUE(v) << v.error().message();
+        vfio = std::move(*v);
+    }
+    Container& dc() { return vfio->default_container(); }
+    Device* assign(Container& c, const char* bdf) {
+        auto d = vfio->assign_device(c, bdf);
+        EXPECT_TRUE(d) << (d ? "" : d.error().message());
+        return d ? *d : nullptr;
+    }
+    std::unique_ptr<Vfio> vfio;
+};
+
+#define SKIP_UNLESS_TRANSLATED()                                                  \
+    if (!dc().translates())                                                       \
+        GTEST_SKIP() << "no-IOMMU mode: nothing translates (tested in NoIommu.*)"
+
+TEST_P(Core, ModeIsTheOneAskedFor) {
+    std::string want = env("VFIOKIT_VFIO_MODE", "auto");
+    std::printf("mode %s: %s; %s\n", std::string(to_string(vfio->mode())).c_str(),
+                vfio->mode_reason().c_str(), dc().describe().c_str());
+    if (want != "auto") {
+        EXPECT_EQ(to_string(vfio->mode()), want);
+    }
+}
+
+TEST_P(Core, AssignAndReleaseLeaveNothing) {
+    const int before = open_fds();
+    Device* d = assign(dc(), kEdu);
+    ASSERT_NE(d, nullptr);
+    EXPECT_GE(d->fd(), 0);
+    // The device fd answers device ioctls.
+    uapi::vfio_device_info info{};
+    info.argsz = sizeof info;
+    ASSERT_TRUE(do_ioctl(d->fd(), uapi::kVfioDeviceGetInfo, &info, "VFIO_DEVICE_GET_INFO"));
+    EXPECT_TRUE(info.flags & uapi::kVfioDeviceFlagsPci);
+    EXPECT_GE(info.num_regions, 7u);
+    ASSERT_TRUE(vfio->release_device(*d));
+    EXPECT_EQ(open_fds(), before);
+    // Released for real: the kernel lets us have it again.
+    Device* again = assign(dc(), kEdu);
+    ASSERT_NE(again, nullptr);
+    ASSERT_TRUE(vfio->release_device(*again));
+}
+
+TEST_P(Core, AssignTwiceIsRefused) {
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+    auto again = vfio->assign_device(dc(), kEdu);
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().err(), EEXIST);
+}
+
+TEST_P(Core, SharedGroupBothDevicesInOneContainer) {
+    if (!iommu_shape())
+        GTEST_SKIP() << "the noiommu shape has no bridge";
+    Device* a = assign(dc(), kBridgeEdu);
+    Device* b = assign(dc(), kBridgeNic);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->iommu_group(), b->iommu_group());
+    EXPECT_NE(a->fd(), b->fd());
+    // The group stays attached while one member remains.
+    ASSERT_TRUE(vfio->release_device(*a));
+    Buffer buf(16 * K);
+    auto iova = dc().alloc_iova(buf.len, kMask28);
+    ASSERT_TRUE(iova) << iova.error().message();
+    ASSERT_TRUE(dc().map(buf.va(), *iova, buf.len));
+    ASSERT_TRUE(dc().unmap(*iova, buf.len));
+}
+
+TEST_P(Core, SharedGroupSplitAcrossContainersIsRefused) {
+    if (!iommu_shape())
+        GTEST_SKIP() << "the noiommu shape has no bridge";
+    ASSERT_NE(assign(dc(), kBridgeEdu), nullptr);
+    auto c = vfio->create_container();
+    ASSERT_TRUE(c) << c.error().message();
+    auto d = vfio->assign_device(**c, kBridgeNic);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), EBUSY);
+    EXPECT_NE(d.error().message().find("already in default container"), std::string::npos)
+        << d.error().message();
+}
+
+TEST_P(Core, MapUnmapUnmapAll) {
+    SKIP_UNLESS_TRANSLATED();
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+    Buffer buf(64 * K);
+    auto iova = dc().alloc_iova(32 * K, kMask28);
+    ASSERT_TRUE(iova) << iova.error().message();
+    EXPECT_LE(*iova + 32 * K - 1, kMask28);
+    ASSERT_TRUE(dc().map(buf.va(), *iova, 32 * K));
+    auto m = dc().lookup(*iova + 5);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->vaddr, buf.va());
+    // unmap checks the kernel's byte count against the table.
+    auto un = dc().unmap(*iova, 32 * K);
+    ASSERT_TRUE(un) << un.error().message();
+    EXPECT_EQ(dc().mapping_count(), 0u);
+    for (int i = 0; i < 4; ++i)
+        ASSERT_TRUE(dc().map(buf.va() + i * 16 * K, *iova + i * 16 * K, 16 * K));
+    auto all = dc().unmap_all();
+    ASSERT_TRUE(all) << all.error().message();
+    EXPECT_EQ(dc().mapping_count(), 0u);
+    // Everything is gone from the kernel too: the same IOVAs map again.
+    ASSERT_TRUE(dc().map(buf.va(), *iova, 64 * K));
+}
+
+TEST_P(Core, OverlapIsRefusedAndChangesNothing) {
+    SKIP_UNLESS_TRANSLATED();
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+    Buffer buf(16 * K);
+    auto iova = dc().alloc_iova(16 * K, kMask28);
+    ASSERT_TRUE(iova);
+    ASSERT_TRUE(dc().map(buf.va(), *iova, 8 * K));
+    auto o = dc().map(buf.va(), *iova + 4 * K, 8 * K);
+    ASSERT_FALSE(o);
+    EXPECT_EQ(o.error().err(), EEXIST);
+    EXPECT_EQ(dc().mapping_count(), 1u);
+    ASSERT_TRUE(dc().map(buf.va() + 8 * K, *iova + 8 * K, 8 * K));  // adjacent is fine
+}
+
+TEST_P(Core, PartialUnmapIsRefusedOnEveryBackend) {
+    SKIP_UNLESS_TRANSLATED();
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+    Buffer buf(16 * K);
+    auto iova = dc().alloc_iova(16 * K, kMask28);
+    ASSERT_TRUE(iova);
+    ASSERT_TRUE(dc().map(buf.va(), *iova, 16 * K));
+    auto p = dc().unmap(*iova, 4 * K);
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().err(), EINVAL);
+    EXPECT_NE(p.error().message().find("cuts through mapping"), std::string::npos);
+    auto q = dc().unmap(*iova + 16 * K, 4 * K);
+    ASSERT_FALSE(q);
+    EXPECT_EQ(q.error().err(), ENOENT);
+    ASSERT_TRUE(dc().unmap(*iova, 16 * K));  // whole: fine, and the kernel agreed on bytes
+}
+
+TEST_P(Core, IovaOutsideTheKernelRangesIsRefused) {
+    SKIP_UNLESS_TRANSLATED();
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+    auto ranges = dc().iova_ranges();
+    ASSERT_TRUE(ranges) << ranges.error().message();
+    for (const auto& r : *ranges)
+        std::printf("iova range [0x%llx, 0x%llx]\n", static_cast<unsigned long long>(r.start),
+                    static_cast<unsigned long long>(r.last));
+    // QEMU's intel-iommu has 39 address bits; the MSI window is reserved.
+    EXPECT_EQ(ranges->back().last, (1ULL << 39) - 1);
+    Buffer buf(4 * K);
+    for (std::uint64_t bad : {std::uint64_t{1} << 40, std::uint64_t{0xfee00000}, buf.va()}) {
+        auto r = dc().map(buf.va(), bad, 4 * K);
+        ASSERT_FALSE(r) << std::hex << bad;
+        EXPECT_EQ(r.error().err(), ERANGE) << r.error().message();
+        EXPECT_NE(r.error().message().find("alloc_iova"), std::string::npos);
+    }
+    EXPECT_EQ(dc().mapping_count(), 0u);
+}
+
+TEST_P(Core, MapBeforeTheFirstDevice) {
+    SKIP_UNLESS_TRANSLATED();
+    auto c = vfio->create_container();
+    ASSERT_TRUE(c) << c.error().message();
+    Buffer buf(32 * K);
+    auto iova = (*c)->alloc_iova(32 * K, kMask28);
+    ASSERT_TRUE(iova) << iova.error().message();
+    ASSERT_TRUE((*c)->map(buf.va(), *iova, 32 * K));
+    Device* d = assign(**c, kEdu2);
+    ASSERT_NE(d, nullptr);
+    // The kernel has the mapping now: unmapping returns its byte count,
+    // which the container checks against the table.
+    auto un = (*c)->unmap(*iova, 32 * K);
+    ASSERT_TRUE(un) << un.error().message();
+    // And the container survives losing and regaining its only device.
+    ASSERT_TRUE((*c)->map(buf.va(), *iova, 32 * K));
+    ASSERT_TRUE(vfio->release_device(*d));
+    ASSERT_NE(assign(**c, kEdu2), nullptr);
+    ASSERT_TRUE((*c)->unmap(*iova, 32 * K));
+    ASSERT_TRUE(vfio->destroy_container(**c));
+}
+
+TEST_P(Core, TenThousandSmallMappings) {
+    SKIP_UNLESS_TRANSLATED();
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+    Buffer buf(4 * K);
+    auto base = dc().alloc_iova(10000 * K, kMask28);
+    ASSERT_TRUE(base) << base.error().message();
+    auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t i = 0; i < 10000; ++i) {
+        auto r = dc().map(buf.va() + (i % 4) * K, *base + i * K, K);
+        ASSERT_TRUE(r) << i << ": " << r.error().message();
+    }
+    auto t1 = std::chrono::steady_clock::now();
+    EXPECT_EQ(dc().mapping_count(), 10000u);
+    EXPECT_EQ(dc().lookup(*base + 9999 * K + 1)->vaddr, buf.va() + 3 * K);
+    auto all = dc().unmap_all();
+    ASSERT_TRUE(all) << all.error().message();
+    auto t2 = std::chrono::steady_clock::now();
+    using ms = std::chrono::milliseconds;
+    std::printf("10000 mappings: map %lld ms, unmap_all %lld ms\n",
+                static_cast<long long>(std::chrono::duration_cast<ms>(t1 - t0).count()),
+                static_cast<long long>(std::chrono::duration_cast<ms>(t2 - t1).count()));
+}
+
+TEST_P(Core, DeviceOnAKernelDriverIsExplained) {
+    auto d = vfio->assign_device(dc(), kernel_driver_nic());
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), ENODEV);
+    const std::string m = d.error().message();
+    EXPECT_NE(m.find("driver e1000"), std::string::npos) << m;
+    EXPECT_NE(m.find("driver_override"), std::string::npos) << m;
+}
+
+TEST_P(Core, NonexistentAndMalformedAddresses) {
+    auto d = vfio->assign_device(dc(), "0000:00:1e.0");
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), ENODEV);
+    EXPECT_NE(d.error().message().find("0000:00:1e.0"), std::string::npos);
+    for (const char* bad : {"zz:00.0", "0000:00:03.0 vf_token=nope", "0000:00:03.0 junk"}) {
+        auto e = vfio->assign_device(dc(), bad);
+        ASSERT_FALSE(e) << bad;
+        EXPECT_EQ(e.error().err(), EINVAL) << bad;
+    }
+}
+
+// Fault injection on the real kernel: every ioctl and open of
+// assign_device fails once, in turn; each time nothing is left behind and
+// the next attempt succeeds.
+TEST_P(Core, AssignRollsBackAfterEachFailingCall) {
+    for (Call kind : {Call::open, Call::ioctl}) {
+        FaultInjector counter;
+        unsigned calls = 0;
+        {
+            ScopedSyscalls g(counter);
+            Device* d = assign(dc(), kEdu);
+            ASSERT_NE(d, nullptr);
+            calls = counter.count(kind);
+            ASSERT_TRUE(vfio->release_device(*d));
+        }
+        std::printf("assign_device issues %u %s call(s)\n", calls, std::string(to_string(kind)).c_str());
+        ASSERT_GT(calls, 0u);
+        for (unsigned n = 1; n <= calls; ++n) {
+            const int before = open_fds();
+            FaultInjector fi;
+            {
+                ScopedSyscalls g(fi);
+                fi.fail_nth(kind, n, EIO);
+                auto d = vfio->assign_device(dc(), kEdu);
+                ASSERT_TRUE(fi.fired());
+                ASSERT_FALSE(d) << to_string(kind) << " #" << n << " failed but assign succeeded";
+                EXPECT_EQ(d.error().err(), EIO) << d.error().message();
+            }
+            EXPECT_EQ(open_fds(), before) << to_string(kind) << " #" << n << " leaked an fd";
+            EXPECT_EQ(dc().devices().size(), 0u);
+            Device* ok = assign(dc(), kEdu);
+            ASSERT_NE(ok, nullptr) << "after failing " << to_string(kind) << " #" << n;
+            if (dc().translates()) {  // the IOMMU model came back with the group
+                Buffer buf(4 * K);
+                auto iova = dc().alloc_iova(4 * K, kMask28);
+                ASSERT_TRUE(iova);
+                ASSERT_TRUE(dc().map(buf.va(), *iova, 4 * K));
+                ASSERT_TRUE(dc().unmap(*iova, 4 * K));
+            }
+            ASSERT_TRUE(vfio->release_device(*ok));
+        }
+    }
+}
+
+TEST_P(Core, MapRollsBackAfterEachFailingIoctl) {
+    SKIP_UNLESS_TRANSLATED();
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+    Buffer buf(8 * K);
+    auto iova = dc().alloc_iova(8 * K, kMask28);
+    ASSERT_TRUE(iova);
+    for (unsigned n = 1;; ++n) {
+        FaultInjector fi;
+        Result<void> r;
+        {
+            ScopedSyscalls g(fi);
+            fi.fail_nth(Call::ioctl, n, EIO);
+            r = dc().map(buf.va(), *iova, 8 * K);
+        }
+        if (!fi.fired()) {  // map issues fewer than n ioctls: all covered
+            ASSERT_TRUE(r);
+            std::printf("map issued %u ioctl(s); each failed once and rolled back\n", n - 1);
+            ASSERT_TRUE(dc().unmap(*iova, 8 * K));
+            break;
+        }
+        ASSERT_FALSE(r);
+        EXPECT_EQ(dc().mapping_count(), 0u);
+        // Nothing stayed mapped in the kernel: mapping the same IOVA works.
+        ASSERT_TRUE(dc().map(buf.va(), *iova, 8 * K)) << "after failing ioctl #" << n;
+        ASSERT_TRUE(dc().unmap(*iova, 8 * K));
+        // Forget cached limits so the next round issues every ioctl again.
+        Device* d = dc().devices().front().get();
+        ASSERT_TRUE(vfio->release_device(*d));
+        ASSERT_NE(assign(dc(), kEdu), nullptr);
+    }
+}
+
+TEST_P(Core, NoIommuRefusesWhatNeedsTranslation) {
+    if (dc().translates())
+        GTEST_SKIP() << "translated mode: covered by the Map* tests";
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+    Buffer buf(4 * K);
+    auto m = dc().map(buf.va(), 0x100000, 4 * K);
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().err(), ENOTSUP);
+    EXPECT_NE(m.error().message().find("physical address"), std::string::npos);
+    EXPECT_FALSE(dc().alloc_iova(4 * K, kMask28));
+    EXPECT_FALSE(dc().iova_ranges());
+}
+
+INSTANTIATE_TEST_SUITE_P(Lab, Core, ::testing::Values(mode_label()),
+                         [](const auto& p) { return p.param; });
+
+// Modes that this kernel/shape cannot give fail with the missing piece.
+TEST(ForcedMode, UnavailableModeNamesTheMissingPiece) {
+    Options o;
+    if (iommu_shape()) {
+        o.mode = Mode::noiommu;
+        auto v = Vfio::create(o);
+        ASSERT_FALSE(v);
+        EXPECT_NE(v.error().message().find("no-IOMMU mode is off"), std::string::npos)
+            << v.error().message();
+        EXPECT_NE(v.error().message().find("enable_unsafe_noiommu_mode"), std::string::npos);
+    } else {
+        // No-IOMMU devices get no cdev on 6.12: forcing cdev fails at assignment.
+        o.mode = Mode::cdev;
+        auto v = Vfio::create(o);
+        ASSERT_TRUE(v) << v.error().message();
+        auto d = (*v)->assign_device((*v)->default_container(), kEdu);
+        ASSERT_FALSE(d);
+        EXPECT_NE(d.error().message().find("no device cdev for no-IOMMU devices"), std::string::npos)
+            << d.error().message();
+        o.mode = Mode::group;
+        auto g = Vfio::create(o);
+        ASSERT_TRUE(g);
+        auto gd = (*g)->assign_device((*g)->default_container(), kEdu);
+        ASSERT_FALSE(gd);
+        EXPECT_NE(gd.error().message().find("no-IOMMU group"), std::string::npos)
+            << gd.error().message();
+    }
+    auto bad = parse_mode("fast");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message().find("auto, cdev, group, compat, noiommu"), std::string::npos);
+}
+
+// A device held in one mode is refused, clearly, in another (the kernel
+// answers EBUSY).
+TEST(OtherMode, DeviceOpenInGroupModeIsBusyForCdev) {
+    if (!iommu_shape())
+        GTEST_SKIP() << "needs an IOMMU (cdev)";
+    Options g;
+    g.mode = Mode::group;
+    auto gv = Vfio::create(g);
+    ASSERT_TRUE(gv) << gv.error().message();
+    auto held = (*gv)->assign_device((*gv)->default_container(), kEdu);
+    ASSERT_TRUE(held) << held.error().message();
+    Options c;
+    c.mode = Mode::cdev;
+    auto cv = Vfio::create(c);
+    ASSERT_TRUE(cv) << cv.error().message();
+    auto d = (*cv)->assign_device((*cv)->default_container(), kEdu);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), EBUSY) << d.error().message();
+    std::printf("cdev while group holds it: %s\n", d.error().message().c_str());
+    // And the other way round.
+    ASSERT_TRUE((*gv)->release_device(**held));
+    auto cd = (*cv)->assign_device((*cv)->default_container(), kEdu);
+    ASSERT_TRUE(cd) << cd.error().message();
+    auto gd = (*gv)->assign_device((*gv)->default_container(), kEdu);
+    ASSERT_FALSE(gd);
+    EXPECT_EQ(gd.error().err(), EBUSY) << gd.error().message();
+    std::printf("group while cdev holds it: %s\n", gd.error().message().c_str());
+}
+
+}  // namespace
+}  // namespace vfiokit::vfio

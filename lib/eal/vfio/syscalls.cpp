@@ -1,0 +1,190 @@
+#include "vfiokit/eal/vfio/syscalls.hpp"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace vfiokit::vfio {
+
+namespace {
+
+class Kernel final : public Syscalls {
+public:
+    int open(const char* path, int flags) override { return ::open(path, flags | O_CLOEXEC); }
+    int close(int fd) override { return ::close(fd); }
+    int ioctl(int fd, unsigned long request, void* arg) override { return ::ioctl(fd, request, arg); }
+    void* mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off) override {
+        return ::mmap(addr, len, prot, flags, fd, off);
+    }
+    int munmap(void* addr, std::size_t len) override { return ::munmap(addr, len); }
+    int eventfd(unsigned initval, int flags) override { return ::eventfd(initval, flags | EFD_CLOEXEC); }
+    ssize_t pread(int fd, void* buf, std::size_t len, off_t off) override {
+        return ::pread(fd, buf, len, off);
+    }
+    ssize_t pwrite(int fd, const void* buf, std::size_t len, off_t off) override {
+        return ::pwrite(fd, buf, len, off);
+    }
+    ssize_t readlink(const char* path, char* buf, std::size_t len) override {
+        return ::readlink(path, buf, len);
+    }
+};
+
+Syscalls* g_current = nullptr;
+
+}  // namespace
+
+std::string_view to_string(Call c) {
+    switch (c) {
+    case Call::open: return "open";
+    case Call::close: return "close";
+    case Call::ioctl: return "ioctl";
+    case Call::mmap: return "mmap";
+    case Call::munmap: return "munmap";
+    case Call::eventfd: return "eventfd";
+    case Call::pread: return "pread";
+    case Call::pwrite: return "pwrite";
+    case Call::readlink: return "readlink";
+    }
+    return "?";
+}
+
+Syscalls& real_syscalls() {
+    static Kernel k;
+    return k;
+}
+
+Syscalls& sys() { return g_current ? *g_current : real_syscalls(); }
+
+Syscalls* set_syscalls(Syscalls* s) { return std::exchange(g_current, s); }
+
+// --- FaultInjector ----------------------------------------------------------
+
+void FaultInjector::fail_nth(Call kind, unsigned n, int err, std::optional<unsigned long> request) {
+    reset();
+    kind_ = kind;
+    request_ = request;
+    nth_ = n;
+    err_ = err;
+}
+
+void FaultInjector::reset() {
+    seen_.clear();
+    kind_.reset();
+    request_.reset();
+    nth_ = 0;
+    err_ = 0;
+    fired_ = false;
+}
+
+unsigned FaultInjector::count(Call kind, std::optional<unsigned long> request) const {
+    return static_cast<unsigned>(std::count_if(seen_.begin(), seen_.end(), [&](const Seen& s) {
+        return s.kind == kind && (!request || s.request == *request);
+    }));
+}
+
+bool FaultInjector::inject(Call kind, unsigned long request) {
+    seen_.push_back({kind, request});
+    if (fired_ || !kind_ || *kind_ != kind || (request_ && *request_ != request))
+        return false;
+    if (count(kind, request_) != nth_)
+        return false;
+    fired_ = true;
+    errno = err_;
+    return true;
+}
+
+int FaultInjector::open(const char* path, int flags) {
+    return inject(Call::open) ? -1 : next_.open(path, flags);
+}
+int FaultInjector::close(int fd) {
+    // A close that "fails" must still release the fd, as the kernel does
+    // (close(2): the descriptor is freed even on EINTR/EIO), or the test
+    // itself would leak it.
+    if (inject(Call::close)) {
+        int saved = errno;
+        next_.close(fd);
+        errno = saved;
+        return -1;
+    }
+    return next_.close(fd);
+}
+int FaultInjector::ioctl(int fd, unsigned long request, void* arg) {
+    return inject(Call::ioctl, request) ? -1 : next_.ioctl(fd, request, arg);
+}
+void* FaultInjector::mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off) {
+    return inject(Call::mmap) ? MAP_FAILED : next_.mmap(addr, len, prot, flags, fd, off);
+}
+int FaultInjector::munmap(void* addr, std::size_t len) {
+    return inject(Call::munmap) ? -1 : next_.munmap(addr, len);
+}
+int FaultInjector::eventfd(unsigned initval, int flags) {
+    return inject(Call::eventfd) ? -1 : next_.eventfd(initval, flags);
+}
+ssize_t FaultInjector::pread(int fd, void* buf, std::size_t len, off_t off) {
+    return inject(Call::pread) ? -1 : next_.pread(fd, buf, len, off);
+}
+ssize_t FaultInjector::pwrite(int fd, const void* buf, std::size_t len, off_t off) {
+    return inject(Call::pwrite) ? -1 : next_.pwrite(fd, buf, len, off);
+}
+ssize_t FaultInjector::readlink(const char* path, char* buf, std::size_t len) {
+    return inject(Call::readlink) ? -1 : next_.readlink(path, buf, len);
+}
+
+// --- owners and wrappers ------------------------------------------------------
+
+void Fd::reset() {
+    if (fd_ >= 0)
+        sys().close(fd_);
+    fd_ = -1;
+}
+
+void Mapping::reset() {
+    if (addr_ != nullptr)
+        sys().munmap(addr_, len_);
+    addr_ = nullptr;
+    len_ = 0;
+}
+
+Result<Fd> open_fd(const std::string& path, int flags) {
+    int fd = sys().open(path.c_str(), flags);
+    if (fd < 0)
+        return fail(errno, "open " + path);
+    return Fd(fd);
+}
+
+Result<int> do_ioctl(int fd, unsigned long request, void* arg, std::string_view what) {
+    int r = sys().ioctl(fd, request, arg);
+    if (r < 0)
+        return fail(errno, "ioctl " + std::string(what));
+    return r;
+}
+
+Result<Fd> ioctl_fd(int fd, unsigned long request, void* arg, std::string_view what) {
+    auto r = do_ioctl(fd, request, arg, what);
+    if (!r)
+        return fail(std::move(r.error()));
+    return Fd(*r);
+}
+
+Result<std::string> read_link(const std::string& path) {
+    char buf[4096];
+    ssize_t n = sys().readlink(path.c_str(), buf, sizeof buf - 1);
+    if (n < 0)
+        return fail(errno, "readlink " + path);
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+Result<Mapping> map_memory(void* addr, std::size_t len, int prot, int flags, int fd, off_t off,
+                           std::string_view what) {
+    void* p = sys().mmap(addr, len, prot, flags, fd, off);
+    if (p == MAP_FAILED)
+        return fail(errno, "mmap " + std::string(what));
+    return Mapping(p, len);
+}
+
+}  // namespace vfiokit::vfio

@@ -1,0 +1,370 @@
+// The VFIO front end: mode selection, containers, device assignment.
+#include "vfiokit/eal/vfio/vfio.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+
+#include "backend.hpp"
+
+namespace vfiokit::vfio {
+
+std::string_view to_string(Type1 t) {
+    switch (t) {
+    case Type1::automatic: return "auto";
+    case Type1::v2: return "v2";
+    case Type1::v1: return "v1";
+    }
+    return "?";
+}
+
+Result<std::optional<Mode>> parse_mode(std::string_view s) {
+    if (s == "auto")
+        return std::optional<Mode>{};
+    if (auto m = mode_from_string(s))
+        return std::optional<Mode>{*m};
+    return fail(Error(EINVAL, "VFIO mode '" + std::string(s) + "'")
+                    .hint("use one of auto, cdev, group, compat, noiommu"));
+}
+
+Result<Type1> parse_type1(std::string_view s) {
+    if (s == "auto")
+        return Type1::automatic;
+    if (s == "v2" || s == "type1v2")
+        return Type1::v2;
+    if (s == "v1" || s == "type1")
+        return Type1::v1;
+    return fail(Error(EINVAL, "type1 flavour '" + std::string(s) + "'").hint("use auto, v2 or v1"));
+}
+
+Result<void> apply_environment(Options& o) {
+    if (const char* m = std::getenv("VFIOKIT_VFIO_MODE"); m && *m && !o.mode) {
+        auto p = parse_mode(m);
+        if (!p)
+            return fail(std::move(p.error()).context("VFIOKIT_VFIO_MODE"));
+        o.mode = *p;
+    }
+    if (const char* t = std::getenv("VFIOKIT_VFIO_TYPE1"); t && *t && o.type1 == Type1::automatic) {
+        auto p = parse_type1(t);
+        if (!p)
+            return fail(std::move(p.error()).context("VFIOKIT_VFIO_TYPE1"));
+        o.type1 = *p;
+    }
+    return {};
+}
+
+// --- Device -------------------------------------------------------------------
+
+Device::Device(PciAddress a, std::optional<unsigned> g, Container* c, std::unique_ptr<BackendDevice> b)
+    : addr_(a), group_(g), container_(c), backend_(std::move(b)) {}
+Device::~Device() = default;
+int Device::fd() const { return backend_->fd(); }
+
+// --- mode selection -------------------------------------------------------------
+
+namespace {
+
+// Devices bound to vfio-pci, as sysfs lists them.
+std::vector<PciAddress> vfio_pci_devices(const sysfs::Root& root) {
+    std::vector<PciAddress> out;
+    for (const auto& n : root.list("/sys/bus/pci/drivers/vfio-pci"))
+        if (auto a = PciAddress::parse(n))
+            out.push_back(*a);
+    return out;
+}
+
+struct Choice {
+    Mode mode;
+    std::string reason;
+};
+
+Result<Choice> choose_automatic(const sysfs::Root& root, const KernelSupport& k) {
+    // Follow the devices already given to vfio-pci: the first mode in
+    // preference order that one of them can use.
+    std::vector<DeviceSupport> devs;
+    for (auto a : vfio_pci_devices(root))
+        if (auto d = probe_device(root, k, a))
+            devs.push_back(std::move(*d));
+    for (Mode m : {Mode::cdev, Mode::group, Mode::noiommu})
+        for (const auto& d : devs)
+            if (d.automatic == m)
+                return Choice{m, "auto: " + d.addr.str() + " is bound to vfio-pci and offers " +
+                                     std::string(to_string(m)) + " (" + d.automatic_reason + ")"};
+    // No usable device yet: decide from the kernel alone.
+    const bool iommu_hw = !root.list("/sys/class/iommu").empty();
+    if (iommu_hw && k.iommufd)
+        return Choice{Mode::cdev, "auto: an IOMMU and /dev/iommu are present"};
+    if (iommu_hw && k.vfio_container)
+        return Choice{Mode::group, "auto: an IOMMU and /dev/vfio/vfio are present, no /dev/iommu"};
+    if (k.noiommu_enabled && k.vfio_container)
+        return Choice{Mode::noiommu, "auto: no IOMMU; unsafe no-IOMMU mode is enabled"};
+    Error e(ENODEV, "choose a VFIO mode");
+    if (!k.vfio_container && !k.iommufd)
+        e.hint("the kernel offers no VFIO: no /dev/vfio/vfio or /dev/iommu (CONFIG_VFIO, "
+               "CONFIG_IOMMUFD; modprobe vfio-pci)");
+    else if (!iommu_hw)
+        e.hint("no IOMMU is active (boot with intel_iommu=on or amd_iommu=on) and no-IOMMU mode "
+               "is off (vfio.enable_unsafe_noiommu_mode=1)");
+    else
+        e.hint("no VFIO container node is usable");
+    return fail(std::move(e));
+}
+
+// A forced mode: check what the kernel lacks before opening anything.
+Result<void> check_forced(Mode m, const sysfs::Root& root, const KernelSupport& k) {
+    auto missing = [&](std::string what, std::string hint) {
+        return fail(Error(ENODEV, "VFIO mode " + std::string(to_string(m)) + " unavailable: " +
+                                      std::move(what))
+                        .hint(hint));
+    };
+    switch (m) {
+    case Mode::cdev:
+        if (!k.iommufd)
+            return missing("no /dev/iommu", "build the kernel with CONFIG_IOMMUFD (and "
+                                            "CONFIG_VFIO_DEVICE_CDEV), or use --vfio-mode=group");
+        break;
+    case Mode::compat:
+        if (!k.iommufd)
+            return missing("no /dev/iommu", "build the kernel with CONFIG_IOMMUFD, or use "
+                                            "--vfio-mode=group");
+        break;
+    case Mode::group:
+        if (!k.vfio_container)
+            return missing("no /dev/vfio/vfio",
+                           "build the kernel with CONFIG_VFIO_CONTAINER (or load vfio), or use "
+                           "--vfio-mode=cdev");
+        break;
+    case Mode::noiommu:
+        if (!k.noiommu_built)
+            return missing("the kernel has no no-IOMMU support",
+                           "build the kernel with CONFIG_VFIO_NOIOMMU");
+        if (!k.noiommu_enabled)
+            return missing("no-IOMMU mode is off",
+                           "boot with vfio.enable_unsafe_noiommu_mode=1 or write 1 to "
+                           "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode");
+        if (!k.vfio_container)
+            return missing("no /dev/vfio/vfio", "build the kernel with CONFIG_VFIO_CONTAINER");
+        if (::geteuid() != 0)
+            return missing("not root", "no-IOMMU devices need CAP_SYS_RAWIO: run as root");
+        break;
+    }
+    (void)root;
+    return {};
+}
+
+}  // namespace
+
+// --- Vfio ------------------------------------------------------------------------
+
+Result<std::unique_ptr<Vfio>> Vfio::create(const Options& o) {
+    std::unique_ptr<Vfio> v(new Vfio());
+    v->options_ = o;
+    v->root_ = sysfs::Root(o.sysroot);
+    const KernelSupport k = probe_kernel(v->root_);
+    if (o.mode) {
+        if (auto ok = check_forced(*o.mode, v->root_, k); !ok)
+            return fail(std::move(ok.error()));
+        v->mode_ = *o.mode;
+        v->mode_reason_ = "forced (--vfio-mode / VFIOKIT_VFIO_MODE)";
+    } else {
+        auto c = choose_automatic(v->root_, k);
+        if (!c)
+            return fail(std::move(c.error()));
+        v->mode_ = c->mode;
+        v->mode_reason_ = c->reason;
+    }
+    if (v->mode_ == Mode::cdev) {
+        auto fd = open_fd(v->root_.path("/dev/iommu"), O_RDWR);
+        if (!fd) {
+            Error e = std::move(fd.error());
+            if (e.err() == EACCES || e.err() == EPERM)
+                e.hint("run as root, or give this user read/write access to /dev/iommu");
+            else if (e.err() == ENOENT)
+                e.hint("build the kernel with CONFIG_IOMMUFD");
+            return fail(std::move(e.context("VFIO mode cdev")));
+        }
+        v->iommufd_ = std::move(*fd);
+    }
+    auto b = v->make_backend();
+    if (!b)
+        return fail(std::move(b.error()).context("default container"));
+    v->containers_.push_back(std::unique_ptr<Container>(new Container(v.get(), std::move(*b), true)));
+    return v;
+}
+
+Vfio::~Vfio() {
+    // Containers (and their devices) before the shared iommufd.
+    containers_.clear();
+}
+
+Result<std::unique_ptr<ContainerBackend>> Vfio::make_backend() {
+    BackendConfig c;
+    c.mode = mode_;
+    c.type1 = options_.type1;
+    c.iommufd = iommufd_.get();
+    switch (mode_) {
+    case Mode::group: return make_group_backend(c);
+    case Mode::compat: return make_compat_backend(c);
+    case Mode::noiommu: return make_noiommu_backend(c);
+    case Mode::cdev: return make_cdev_backend(c);
+    }
+    return fail(EINVAL, "unknown mode");
+}
+
+Result<Container*> Vfio::create_container() {
+    auto b = make_backend();
+    if (!b)
+        return fail(std::move(b.error()).context("new container"));
+    auto c = std::unique_ptr<Container>(new Container(this, std::move(*b), false));
+    static unsigned next_id = 1;
+    c->id_ = next_id++;
+    containers_.push_back(std::move(c));
+    return containers_.back().get();
+}
+
+Result<void> Vfio::destroy_container(Container& c) {
+    if (c.is_default())
+        return fail(Error(EINVAL, "destroy the default container")
+                        .hint("the default container lives as long as the VFIO subsystem"));
+    auto it = std::find_if(containers_.begin(), containers_.end(),
+                           [&](const auto& p) { return p.get() == &c; });
+    if (it == containers_.end())
+        return fail(EINVAL, "destroy container: not one of this process's containers");
+    containers_.erase(it);
+    return {};
+}
+
+Device* Vfio::find_device(PciAddress a) const {
+    for (const auto& c : containers_)
+        for (const auto& d : c->devices_)
+            if (d->address() == a)
+                return d.get();
+    return nullptr;
+}
+
+namespace {
+
+struct Spec {
+    PciAddress addr;
+    std::string vf_token;
+};
+
+bool is_uuid(std::string_view s) {
+    if (s.size() != 36)
+        return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i])))
+            return false;
+    }
+    return true;
+}
+
+Result<Spec> parse_spec(std::string_view spec) {
+    auto bad = [&](std::string why) {
+        return fail(Error(EINVAL, "device '" + std::string(spec) + "': " + std::move(why))
+                        .hint("give a PCI address, optionally with a VF token: "
+                              "\"0000:00:03.0\" or \"0000:00:03.0 vf_token=<UUID>\""));
+    };
+    std::string_view addr = spec.substr(0, spec.find(' '));
+    auto a = PciAddress::parse(addr);
+    if (!a)
+        return bad("not a PCI address");
+    Spec s{*a, {}};
+    if (addr.size() < spec.size()) {
+        std::string_view rest = spec.substr(addr.size() + 1);
+        constexpr std::string_view key = "vf_token=";
+        if (!rest.starts_with(key))
+            return bad("unknown argument '" + std::string(rest) + "'");
+        rest.remove_prefix(key.size());
+        if (!is_uuid(rest))
+            return bad("vf_token is not a UUID");
+        s.vf_token = rest;
+    }
+    return s;
+}
+
+}  // namespace
+
+Result<Device*> Vfio::assign_device(Container& c, std::string_view spec_text) {
+    auto spec = parse_spec(spec_text);
+    if (!spec)
+        return fail(std::move(spec.error()));
+    const PciAddress addr = spec->addr;
+    const std::string who = "device " + addr.str();
+    const KernelSupport k = probe_kernel(root_);
+    auto sup = probe_device(root_, k, addr);
+    if (!sup)
+        return fail(std::move(sup.error()));
+    if (Device* d = find_device(addr))
+        return fail(Error(EEXIST, "assign " + who + ": already assigned to " + d->container().name()));
+
+    // Refuse early, with the reason from sysfs, what the kernel would refuse
+    // with a bare errno.
+    const ModeStatus& st = sup->status(mode_);
+    if (!st.available) {
+        int err = EOPNOTSUPP;
+        if (sup->driver != "vfio-pci" && sup->driver.find("vfio") == std::string::npos)
+            err = ENODEV;
+        else if (st.reason.find("not viable") != std::string::npos)
+            err = EPERM;
+        Error e(err, "assign " + who + " in " + std::string(to_string(mode_)) + " mode: " + st.reason);
+        if (!sup->action.empty())
+            e.hint(sup->action);
+        return fail(std::move(e));
+    }
+    // One IOMMU group belongs to one container, in every mode (the kernel
+    // attaches a group to one container / one IO page table).
+    if (sup->iommu_group) {
+        for (const auto& other : containers_) {
+            if (other.get() == &c)
+                continue;
+            for (const auto& d : other->devices_)
+                if (d->iommu_group() == sup->iommu_group)
+                    return fail(Error(EBUSY, "assign " + who + ": its IOMMU group " +
+                                                 std::to_string(*sup->iommu_group) +
+                                                 " is already in " + other->name() + " (via " +
+                                                 d->address().str() + ")")
+                                    .hint("assign every device of a group to the same container"));
+        }
+    }
+
+    DeviceRequest req;
+    req.addr = addr;
+    req.group = sup->iommu_group;
+    req.vfio_dev = sup->vfio_dev;
+    req.vf_token = spec->vf_token;
+    req.root = &root_;
+    const bool was_ready = c.backend_->dma_ready();
+    auto bd = c.backend_->attach(req);
+    if (!bd)
+        return fail(std::move(bd.error()).context("assign " + who + " to " + c.name()));
+    auto dev = std::unique_ptr<Device>(new Device(addr, sup->iommu_group, &c, std::move(*bd)));
+    c.forget_limits();
+    if (!was_ready && c.backend_->dma_ready() && c.table_.size() != 0) {
+        if (auto ok = c.replay(); !ok) {
+            dev.reset();  // detaches; the container drops its IOMMU model again
+            c.forget_limits();
+            return fail(std::move(ok.error()).context("assign " + who + " to " + c.name()));
+        }
+    }
+    c.devices_.push_back(std::move(dev));
+    return c.devices_.back().get();
+}
+
+Result<void> Vfio::release_device(Device& d) {
+    Container& c = d.container();
+    auto it = std::find_if(c.devices_.begin(), c.devices_.end(),
+                           [&](const auto& p) { return p.get() == &d; });
+    if (it == c.devices_.end())
+        return fail(EINVAL, "release device " + d.address().str() + ": not assigned");
+    c.devices_.erase(it);
+    c.forget_limits();
+    return {};
+}
+
+}  // namespace vfiokit::vfio
