@@ -8,6 +8,7 @@
 
 #include "vfiokit/bus/pci/scan.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace {
 
@@ -15,12 +16,13 @@ using namespace vfiokit;
 
 void usage(FILE* out) {
     std::fprintf(out,
-                 "usage: vfiokit-info [--json] [--sysroot DIR] [ADDRESS...]\n"
+                 "usage: vfiokit-info [--json] [--sysroot DIR] [--vfio-mode=MODE] [ADDRESS...]\n"
                  "  Lists PCI devices (or only ADDRESS...) with ids, class, NUMA node,\n"
                  "  IOMMU group and its members, driver, vfio cdev node, and which VFIO\n"
                  "  modes (cdev, group, compat, noiommu) the kernel offers each, with the\n"
                  "  reason when a mode is unavailable and the mode 'auto' would choose.\n"
                  "  --json          one JSON document instead of text\n"
+                 "  --vfio-mode=M   show what a process forcing mode M would get\n"
                  "  --sysroot DIR   read DIR/sys and DIR/dev instead of /sys and /dev\n");
 }
 
@@ -63,12 +65,20 @@ std::string members_text(const Entry& e) {
     return s;
 }
 
-void print_text(const vfio::KernelSupport& k, const std::vector<Entry>& entries) {
+std::string choice_text(const vfiokit::Result<vfio::ModeChoice>& c) {
+    if (!c)
+        return "unavailable: " + c.error().message();
+    return std::string(vfio::to_string(c->mode)) + " (" + c->reason + ")";
+}
+
+void print_text(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeChoice>& choice,
+                const std::vector<Entry>& entries) {
     auto yn = [](bool b) { return b ? "yes" : "no"; };
     std::printf("kernel: /dev/vfio/vfio %s, /dev/iommu %s, no-IOMMU mode %s, vfio-pci %s\n",
                 yn(k.vfio_container), yn(k.iommufd),
                 !k.noiommu_built ? "not built" : (k.noiommu_enabled ? "enabled" : "off"),
                 yn(k.vfio_pci));
+    std::printf("process mode: %s\n", choice_text(choice).c_str());
     std::printf("%zu PCI device(s)\n", entries.size());
     for (const auto& e : entries) {
         const auto& d = e.dev;
@@ -99,12 +109,19 @@ void print_text(const vfio::KernelSupport& k, const std::vector<Entry>& entries)
     }
 }
 
-void print_json(const vfio::KernelSupport& k, const std::vector<Entry>& entries) {
+void print_json(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeChoice>& choice,
+                const std::vector<Entry>& entries) {
     auto b = [](bool v) { return v ? "true" : "false"; };
     std::printf("{\"kernel\":{\"vfio_container\":%s,\"iommufd\":%s,\"noiommu_built\":%s,"
-                "\"noiommu_enabled\":%s,\"vfio_pci\":%s},\"devices\":[",
+                "\"noiommu_enabled\":%s,\"vfio_pci\":%s},",
                 b(k.vfio_container), b(k.iommufd), b(k.noiommu_built), b(k.noiommu_enabled),
                 b(k.vfio_pci));
+    if (choice)
+        std::printf("\"process_mode\":{\"mode\":%s,\"reason\":%s},\"devices\":[",
+                    json_str(vfio::to_string(choice->mode)).c_str(), json_str(choice->reason).c_str());
+    else
+        std::printf("\"process_mode\":{\"mode\":null,\"error\":%s},\"devices\":[",
+                    json_str(choice.error().message()).c_str());
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const auto& d = entries[i].dev;
         const auto& s = entries[i].support;
@@ -144,6 +161,7 @@ void print_json(const vfio::KernelSupport& k, const std::vector<Entry>& entries)
 int main(int argc, char** argv) {
     bool json = false;
     std::string sysroot;
+    vfio::Options vopts;
     std::vector<PciAddress> only;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
@@ -151,6 +169,13 @@ int main(int argc, char** argv) {
             json = true;
         } else if (a == "--sysroot" && i + 1 < argc) {
             sysroot = argv[++i];
+        } else if (a.starts_with("--vfio-mode=")) {
+            auto m = vfio::parse_mode(a.substr(12));
+            if (!m) {
+                std::fprintf(stderr, "vfiokit-info: %s\n", m.error().message().c_str());
+                return 2;
+            }
+            vopts.mode = *m;
         } else if (a == "-h" || a == "--help") {
             usage(stdout);
             return 0;
@@ -166,6 +191,8 @@ int main(int argc, char** argv) {
 
     sysfs::Root root(sysroot);
     const auto kernel = vfio::probe_kernel(root);
+    vopts.sysroot = sysroot;
+    const auto choice = vfio::choose_mode(root, vopts);
     std::vector<pci::ScannedDevice> devices;
     if (only.empty()) {
         auto all = pci::scan(root);
@@ -195,8 +222,8 @@ int main(int argc, char** argv) {
         entries.push_back({std::move(d), std::move(*s)});
     }
     if (json)
-        print_json(kernel, entries);
+        print_json(kernel, choice, entries);
     else
-        print_text(kernel, entries);
+        print_text(kernel, choice, entries);
     return 0;
 }

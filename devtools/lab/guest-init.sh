@@ -4,6 +4,8 @@
 # output goes to the second serial port (/dev/ttyS1) so that kernel messages
 # on the console (ttyS0) never interleave with it.
 export PATH=/opt/vfiokit/bin:/bin:/sbin:/usr/bin:/usr/sbin
+# Plain test output on the results port.
+export GTEST_COLOR=no
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev

@@ -185,6 +185,27 @@ def parse_results(text):
     return steps, booted, done
 
 
+def step_counts(lines):
+    """'15 passed, 1 skipped' from gtest summaries or ok/not ok checks in a step."""
+    passed = skipped = failed = 0
+    for line in lines:
+        m = re.match(r"\[  PASSED  \] (\d+) test", line)
+        if m:
+            passed += int(m.group(1))
+        m = re.match(r"\[  SKIPPED \] (\d+) test", line)
+        if m:
+            skipped += int(m.group(1))
+        m = re.match(r"\s*(\d+) FAILED TESTS?", line)
+        if m:
+            failed += int(m.group(1))
+        if line.startswith("ok - "):
+            passed += 1
+        elif line.startswith("not ok - "):
+            failed += 1
+    parts = [f"{n} {w}" for n, w in ((passed, "passed"), (failed, "failed"), (skipped, "skipped")) if n]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
@@ -238,7 +259,7 @@ def main():
                 print(line)
         if s[0]:
             status = "PASS" if s[1] == 0 else ("INCOMPLETE" if s[1] is None else f"FAIL (exit {s[1]})")
-            print(f"lab[{args.shape}] {s[0]}: {status}")
+            print(f"lab[{args.shape}] {s[0]}: {status}{step_counts(s[2])}")
     problems = []
     if proc.returncode not in (0, None) and not timed_out:
         problems.append(f"qemu exited with {proc.returncode}: {qemu_out.strip()[-500:]}")

@@ -49,6 +49,9 @@ info_all() {
     vfiokit-info > /tmp/o
     total=$(ls /sys/bus/pci/devices | wc -l)
     check "lists all $total devices" grep -q "^$total PCI device(s)" /tmp/o
+    check "process mode: auto picks cdev" grep -q "^process mode: cdev (auto: 0000:00:03.0 is bound to vfio-pci and offers cdev" /tmp/o
+    vfiokit-info --vfio-mode=noiommu 0000:00:03.0 > /tmp/n
+    check "forced noiommu: says what is missing" grep -q "^process mode: unavailable: VFIO mode noiommu unavailable: no-IOMMU mode is off" /tmp/n
     check "kernel line" grep -q "^kernel: /dev/vfio/vfio yes, /dev/iommu yes, no-IOMMU mode off, vfio-pci yes" /tmp/o
     vfiokit-info --json > /tmp/j
     check "json lists every device" test "$(grep -o '"address":"[0-9a-f:.]*","vendor"' /tmp/j | wc -l)" -eq "$total"

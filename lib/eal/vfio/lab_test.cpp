@@ -305,6 +305,24 @@ TEST_P(Core, NonexistentAndMalformedAddresses) {
     }
 }
 
+// VF tokens: group mode hands "BDF vf_token=UUID" to the kernel (which
+// refuses it for a device without SR-IOV, like edu); cdev needs Linux 6.17's
+// bind flag and says so on this 6.12 kernel. Nothing is left behind.
+TEST_P(Core, VfTokenIsPassedOrExplained) {
+    const int before = open_fds();
+    auto d = vfio->assign_device(dc(), std::string(kEdu) + " vf_token=2ab74924-c335-45f4-9b16-8569e5b08258");
+    ASSERT_FALSE(d);
+    std::printf("vf_token: %s\n", d.error().message().c_str());
+    if (vfio->mode() == Mode::cdev) {
+        EXPECT_EQ(d.error().err(), EOPNOTSUPP);
+        EXPECT_NE(d.error().message().find("6.17"), std::string::npos);
+    } else {
+        EXPECT_EQ(d.error().err(), EINVAL);  // the kernel: no VF token on a non-SR-IOV device
+    }
+    EXPECT_EQ(open_fds(), before);
+    ASSERT_NE(assign(dc(), kEdu), nullptr);
+}
+
 // Fault injection on the real kernel: every ioctl and open of
 // assign_device fails once, in turn; each time nothing is left behind and
 // the next attempt succeeds.

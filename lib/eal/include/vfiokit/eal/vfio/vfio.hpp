@@ -79,6 +79,16 @@ struct Options {
 // (options given on the command line win: call this first).
 [[nodiscard]] Result<void> apply_environment(Options& o);
 
+struct ModeChoice {
+    Mode mode;
+    std::string reason;  // "forced (...)" or why auto picked it
+};
+// The mode a process with these options gets, from sysfs and /dev alone:
+// forced modes are checked for what the kernel lacks (kernel option, node,
+// module parameter, permission); auto follows the devices bound to
+// vfio-pci (cdev, else group, else noiommu), else the kernel's facilities.
+[[nodiscard]] Result<ModeChoice> choose_mode(const sysfs::Root& root, const Options& o);
+
 // A device assigned to a container. Owned by its container; valid until
 // released or the container is destroyed.
 class Device {

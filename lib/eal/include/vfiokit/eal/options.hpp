@@ -1,0 +1,43 @@
+// EAL command-line options. Names follow DPDK's EAL where the meaning is the
+// same (-a/--allow, -b/--block); the VFIO options are vfiokit's own.
+//
+//   app [EAL options] -- [application options]
+//
+//   --vfio-mode=auto|cdev|group|compat|noiommu   force a VFIO mode (default auto;
+//                                                also VFIOKIT_VFIO_MODE)
+//   --vfio-type1=auto|v2|v1                      type1 flavour in group/compat mode
+//                                                (also VFIOKIT_VFIO_TYPE1)
+//   -a, --allow <address>[,vf_token=<UUID>]      use only these devices (repeatable)
+//   -b, --block <address>                        never use these devices (repeatable)
+//
+// Options on the command line win over the environment.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/pci_address.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
+
+namespace vfiokit::eal {
+
+struct AllowedDevice {
+    PciAddress addr;
+    std::string vf_token;  // empty when none
+};
+
+struct Options {
+    vfio::Options vfio;
+    std::vector<AllowedDevice> allow;
+    std::vector<PciAddress> block;
+};
+
+// Parses argv[1..] up to "--" (or the end). Returns the index of the first
+// application argument (after "--"), argc when there is none. Errors name
+// the option and what it accepts.
+[[nodiscard]] Result<int> parse_options(int argc, const char* const* argv, Options& out);
+
+[[nodiscard]] std::string options_usage();
+
+}  // namespace vfiokit::eal

@@ -1,0 +1,115 @@
+#include "vfiokit/eal/options.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <string_view>
+
+namespace vfiokit::eal {
+
+std::string options_usage() {
+    return "EAL options:\n"
+           "  --vfio-mode=auto|cdev|group|compat|noiommu  VFIO mode (env VFIOKIT_VFIO_MODE)\n"
+           "  --vfio-type1=auto|v2|v1                     type1 flavour in group/compat mode\n"
+           "  -a, --allow ADDRESS[,vf_token=UUID]         use only these devices\n"
+           "  -b, --block ADDRESS                         never use these devices\n";
+}
+
+namespace {
+
+Error bad(std::string_view opt, std::string what) {
+    Error e(EINVAL, "option " + std::string(opt) + ": " + std::move(what));
+    e.hint("see --help for the EAL options");
+    return e;
+}
+
+Result<AllowedDevice> parse_allow(std::string_view opt, std::string_view v) {
+    std::string_view addr = v.substr(0, v.find(','));
+    auto a = PciAddress::parse(addr);
+    if (!a)
+        return fail(bad(opt, "'" + std::string(addr) + "' is not a PCI address"));
+    AllowedDevice d{*a, {}};
+    if (addr.size() < v.size()) {
+        std::string_view kv = v.substr(addr.size() + 1);
+        constexpr std::string_view key = "vf_token=";
+        if (!kv.starts_with(key))
+            return fail(bad(opt, "unknown device argument '" + std::string(kv) + "'"));
+        d.vf_token = kv.substr(key.size());
+    }
+    return d;
+}
+
+}  // namespace
+
+Result<int> parse_options(int argc, const char* const* argv, Options& out) {
+    int i = 1;
+    for (; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--")
+            return i + 1;
+        // "--name=value", "--name value", "-x value", "-xvalue".
+        std::string_view name = a, value;
+        bool has_value = false;
+        if (a.starts_with("--")) {
+            if (auto eq = a.find('='); eq != std::string_view::npos) {
+                name = a.substr(0, eq);
+                value = a.substr(eq + 1);
+                has_value = true;
+            }
+        } else if (a.size() > 2 && a[0] == '-') {
+            name = a.substr(0, 2);
+            value = a.substr(2);
+            has_value = true;
+        }
+        auto take_value = [&]() -> Result<std::string_view> {
+            if (has_value)
+                return value;
+            if (i + 1 >= argc)
+                return fail(bad(name, "needs a value"));
+            return std::string_view(argv[++i]);
+        };
+        if (name == "--vfio-mode") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            auto m = vfio::parse_mode(*v);
+            if (!m)
+                return fail(std::move(m.error()).context("option --vfio-mode"));
+            out.vfio.mode = *m;
+        } else if (name == "--vfio-type1") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            auto t = vfio::parse_type1(*v);
+            if (!t)
+                return fail(std::move(t.error()).context("option --vfio-type1"));
+            out.vfio.type1 = *t;
+        } else if (name == "-a" || name == "--allow") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            auto d = parse_allow(name, *v);
+            if (!d)
+                return fail(std::move(d.error()));
+            out.allow.push_back(std::move(*d));
+        } else if (name == "-b" || name == "--block") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            auto addr = PciAddress::parse(*v);
+            if (!addr)
+                return fail(bad(name, "'" + std::string(*v) + "' is not a PCI address"));
+            out.block.push_back(*addr);
+        } else {
+            return fail(bad(a, "unknown EAL option"));
+        }
+    }
+    for (const auto& al : out.allow)
+        if (std::find(out.block.begin(), out.block.end(), al.addr) != out.block.end())
+            return fail(bad("-a/-b", al.addr.str() + " is both allowed and blocked"));
+    // The environment fills in what the command line left open.
+    if (auto ok = vfio::apply_environment(out.vfio); !ok)
+        return fail(std::move(ok.error()));
+    return i;
+}
+
+}  // namespace vfiokit::eal

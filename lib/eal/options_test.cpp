@@ -1,0 +1,78 @@
+#include "vfiokit/eal/options.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace vfiokit::eal {
+namespace {
+
+Result<int> parse(std::vector<const char*> args, Options& o) {
+    args.insert(args.begin(), "app");
+    return parse_options(static_cast<int>(args.size()), args.data(), o);
+}
+
+TEST(Options, VfioModeAndAllowBlockInBothSpellings) {
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+    ::unsetenv("VFIOKIT_VFIO_TYPE1");
+    Options o;
+    auto r = parse({"--vfio-mode=group", "--vfio-type1", "v1", "-a", "00:03.0", "-a0000:00:04.0",
+                    "--allow=0000:00:05.0,vf_token=2ab74924-c335-45f4-9b16-8569e5b08258",
+                    "-b", "0000:00:06.0", "--", "--app-opt"},
+                   o);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(*r, 11);  // argv[11] is "--app-opt"
+    EXPECT_EQ(o.vfio.mode, vfio::Mode::group);
+    EXPECT_EQ(o.vfio.type1, vfio::Type1::v1);
+    ASSERT_EQ(o.allow.size(), 3u);
+    EXPECT_EQ(o.allow[0].addr.str(), "0000:00:03.0");
+    EXPECT_EQ(o.allow[2].vf_token, "2ab74924-c335-45f4-9b16-8569e5b08258");
+    ASSERT_EQ(o.block.size(), 1u);
+}
+
+TEST(Options, AutoLeavesModeOpen) {
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+    Options o;
+    ASSERT_TRUE(parse({"--vfio-mode=auto"}, o));
+    EXPECT_FALSE(o.vfio.mode);
+}
+
+TEST(Options, EnvironmentFillsWhatTheCommandLineLeftOpen) {
+    ::setenv("VFIOKIT_VFIO_MODE", "cdev", 1);
+    Options o;
+    ASSERT_TRUE(parse({}, o));
+    EXPECT_EQ(o.vfio.mode, vfio::Mode::cdev);
+    Options p;
+    ASSERT_TRUE(parse({"--vfio-mode=noiommu"}, p));
+    EXPECT_EQ(p.vfio.mode, vfio::Mode::noiommu);
+    ::setenv("VFIOKIT_VFIO_MODE", "warp", 1);
+    Options q;
+    auto bad = parse({}, q);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message().find("VFIOKIT_VFIO_MODE"), std::string::npos);
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+}
+
+TEST(Options, ErrorsNameTheOption) {
+    struct Case {
+        std::vector<const char*> args;
+        const char* expect;
+    };
+    for (const auto& c : std::vector<Case>{
+             {{"--vfio-mode=fast"}, "use one of auto, cdev, group, compat, noiommu"},
+             {{"--vfio-mode"}, "needs a value"},
+             {{"-a", "nope"}, "'nope' is not a PCI address"},
+             {{"-a", "00:03.0,speed=9"}, "unknown device argument"},
+             {{"--frobnicate"}, "unknown EAL option"},
+             {{"-a", "00:03.0", "-b", "0000:00:03.0"}, "both allowed and blocked"},
+         }) {
+        Options o;
+        auto r = parse(c.args, o);
+        ASSERT_FALSE(r) << c.args[0];
+        EXPECT_EQ(r.error().err(), EINVAL);
+        EXPECT_NE(r.error().message().find(c.expect), std::string::npos) << r.error().message();
+    }
+}
+
+}  // namespace
+}  // namespace vfiokit::eal

@@ -1,0 +1,520 @@
+// The cdev backend: VFIO device cdevs (/dev/vfio/devices/vfioN) bound to the
+// process's iommufd (/dev/iommu), one IOAS per container.
+//
+// The kernel protocol (Documentation/driver-api/vfio.rst "VFIO device cdev",
+// Documentation/userspace-api/iommufd.rst):
+//   container  IOMMU_IOAS_ALLOC in the shared iommufd ... IOMMU_DESTROY
+//   attach     open the cdev, VFIO_DEVICE_BIND_IOMMUFD (the device joins the
+//              iommufd; until then the fd accepts nothing else), then
+//              VFIO_DEVICE_ATTACH_IOMMUFD_PT with the IOAS id
+//   release    VFIO_DEVICE_DETACH_IOMMUFD_PT, close (which unbinds)
+//   DMA        IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP / IOMMU_IOAS_IOVA_RANGES
+//
+// The IOAS exists from the container's creation, so maps work before any
+// device is attached; unlike type1 there is nothing to replay.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <vfiokit/uapi/iommufd.hpp>
+#include <vfiokit/uapi/vfio.hpp>
+
+#include "backend.hpp"
+
+namespace vfiokit::vfio {
+
+namespace {
+
+using Uuid = std::array<std::uint8_t, 16>;
+
+std::string hex(std::uint64_t v) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string s;
+    do {
+        s.insert(s.begin(), kDigits[v & 0xf]);
+        v >>= 4;
+    } while (v != 0);
+    return "0x" + s;
+}
+
+// "[0x1000, 0x3000)" for messages.
+std::string span(std::uint64_t iova, std::uint64_t len) {
+    return "[" + hex(iova) + ", " + hex(iova + len) + ")";
+}
+
+// The canonical 8-4-4-4-12 text form, either case, into the 16 bytes in text
+// order: the kernel's uuid_t (not the mixed-endian guid_t), as vfio-pci's
+// VFIO_DEVICE_FEATURE_PCI_VF_TOKEN takes it.
+Result<Uuid> parse_uuid(std::string_view text) {
+    auto bad = [&] {
+        return fail(Error(EINVAL, "parse VF token '" + std::string(text) + "'")
+                        .hint("a VF token is a UUID: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx "
+                              "(hex digits)"));
+    };
+    if (text.size() != 36)
+        return bad();
+    Uuid out{};
+    std::size_t nibble = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return bad();
+            continue;
+        }
+        unsigned v;
+        if (c >= '0' && c <= '9')
+            v = static_cast<unsigned>(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = static_cast<unsigned>(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v = static_cast<unsigned>(c - 'A' + 10);
+        else
+            return bad();
+        out[nibble / 2] = static_cast<std::uint8_t>(out[nibble / 2] | (v << (nibble % 2 ? 0 : 4)));
+        ++nibble;
+    }
+    return out;
+}
+
+// One IOAS in the (not owned) iommufd. Shared by the container and each of
+// its devices, so the IOMMU_DESTROY comes after the last device has gone
+// even if the front end destroyed the container first: the kernel refuses
+// (EBUSY) to destroy an IOAS that an attached device's HWPT still uses.
+class Ioas {
+public:
+    Ioas(int iommufd, std::uint32_t id) : iommufd_(iommufd), id_(id) {}
+    Ioas(const Ioas&) = delete;
+    Ioas& operator=(const Ioas&) = delete;
+    ~Ioas() {
+        uapi::iommu_destroy d{};
+        d.size = sizeof d;
+        d.id = id_;
+        // Nothing to do about a failure here; the IOAS then lives until the
+        // iommufd is closed, which frees every object in it.
+        (void)do_ioctl(iommufd_, uapi::kIommuDestroy, &d, "IOMMU_DESTROY");
+    }
+
+    [[nodiscard]] int iommufd() const { return iommufd_; }
+    [[nodiscard]] std::uint32_t id() const { return id_; }
+
+private:
+    int iommufd_;
+    std::uint32_t id_;
+};
+
+// A device cdev bound to the iommufd and, once attach succeeded, attached to
+// the IOAS. Built as soon as the fd is open, so every failure later in
+// attach() unwinds through this destructor.
+class CdevDevice final : public BackendDevice {
+public:
+    CdevDevice(Fd fd, std::shared_ptr<const Ioas> ioas)
+        : ioas_(std::move(ioas)), fd_(std::move(fd)) {}
+    CdevDevice(const CdevDevice&) = delete;
+    CdevDevice& operator=(const CdevDevice&) = delete;
+
+    // Detach first, while the fd still names the device: closing would
+    // detach too (vfio_iommufd_physical_unbind in drivers/vfio/iommufd.c),
+    // but only when this is the file's last reference. A duplicate of the fd
+    // (handed to a secondary process, inherited) would keep the device in
+    // the IOAS and the IOAS alive; the explicit detach drops the device's
+    // HWPT reference on the IOAS now and puts the device behind the blocking
+    // domain. Then fd_ closes (members die after this body), which unbinds
+    // from the iommufd and releases the group's DMA ownership
+    // (drivers/vfio/device_cdev.c vfio_df_unbind_iommufd); ioas_ goes last.
+    ~CdevDevice() override {
+        if (attached_) {
+            uapi::vfio_device_detach_iommufd_pt d{};
+            d.argsz = sizeof d;
+            (void)do_ioctl(fd_.get(), uapi::kVfioDeviceDetachIommufdPt, &d,
+                           "VFIO_DEVICE_DETACH_IOMMUFD_PT");
+        }
+    }
+
+    [[nodiscard]] int fd() const override { return fd_.get(); }
+    void set_attached() { attached_ = true; }
+
+private:
+    // Members die in reverse order: fd_ closes (unbinds) before this
+    // device's share of the IOAS is dropped.
+    std::shared_ptr<const Ioas> ioas_;
+    Fd fd_;
+    bool attached_ = false;
+};
+
+struct RangesReply {
+    std::vector<IovaRange> ranges;
+    std::uint64_t alignment = 1;
+};
+
+class CdevContainer final : public ContainerBackend {
+public:
+    explicit CdevContainer(std::shared_ptr<const Ioas> ioas) : ioas_(std::move(ioas)) {}
+
+    [[nodiscard]] Mode mode() const override { return Mode::cdev; }
+    [[nodiscard]] std::string describe() const override {
+        return "iommufd IOAS " + std::to_string(ioas_->id()) + " (iommufd fd " +
+               std::to_string(ioas_->iommufd()) + ")";
+    }
+
+    [[nodiscard]] Result<std::unique_ptr<BackendDevice>> attach(const DeviceRequest& req) override {
+        auto r = attach_device(req);
+        if (!r)
+            return fail(std::move(r.error().context("device " + req.addr.str())));
+        return r;
+    }
+
+    // The IOAS exists from creation: maps before the first attach are kept
+    // and mapped into each device's domain as it attaches.
+    [[nodiscard]] bool dma_ready() const override { return true; }
+    [[nodiscard]] bool translates() const override { return true; }
+
+    [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
+                                   std::uint64_t len) override;
+    [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override;
+    [[nodiscard]] Result<std::uint64_t> unmap_all() override;
+
+    [[nodiscard]] Result<std::vector<IovaRange>> iova_ranges() override {
+        auto r = query_ranges();
+        if (!r)
+            return fail(std::move(r.error()));
+        return std::move(r->ranges);
+    }
+    // iommufd has no per-mapping entry limit like type1's dma_entry_limit.
+    [[nodiscard]] Result<std::optional<std::uint32_t>> dma_entries_avail() override {
+        return std::optional<std::uint32_t>{};
+    }
+    // Asked of the kernel every time: the alignment grows as devices attach
+    // (1 for an empty IOAS, the smallest IOMMU page once a domain is added)
+    // and the kernel never lets it exceed the CPU page size
+    // (io_pagetable.c iopt_table_add_domain). Falls back to 4096 when the
+    // query fails, since this method cannot report errors.
+    // The IOAS's out_iova_alignment is 1 before the first attach and never
+    // exceeds the CPU page size (iommufd io_pagetable.c caps iova_alignment
+    // at PAGE_SIZE), so the CPU page size is always a valid granule. Asking
+    // the kernel here would add an ioctl to every map whose failure could
+    // only be swallowed.
+    [[nodiscard]] std::uint64_t page_size() const override {
+        return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    }
+
+private:
+    [[nodiscard]] std::string where() const { return "IOAS " + std::to_string(ioas_->id()); }
+    [[nodiscard]] Result<std::unique_ptr<BackendDevice>> attach_device(const DeviceRequest& req);
+    [[nodiscard]] Result<void> bind(CdevDevice& dev, const DeviceRequest& req,
+                                    const std::optional<Uuid>& token);
+    [[nodiscard]] Result<void> attach_pt(CdevDevice& dev, const DeviceRequest& req);
+    [[nodiscard]] Result<RangesReply> query_ranges() const;
+    [[nodiscard]] Result<std::uint64_t> do_unmap(std::uint64_t iova, std::uint64_t len,
+                                                 const std::string& what);
+
+    std::shared_ptr<const Ioas> ioas_;
+};
+
+std::string group_text(const DeviceRequest& req) {
+    return req.group ? "IOMMU group " + std::to_string(*req.group) : "its IOMMU group";
+}
+
+Result<std::unique_ptr<BackendDevice>> CdevContainer::attach_device(const DeviceRequest& req) {
+    const std::string sys_dir = "/sys/bus/pci/devices/" + req.addr.str();
+    if (!req.vfio_dev || req.vfio_dev->empty() ||
+        req.vfio_dev->find('/') != std::string::npos) {
+        // vfio-pci registers the cdev (and the vfio-dev/ entry) at probe
+        // time, only with CONFIG_VFIO_DEVICE_CDEV (drivers/vfio/vfio_main.c).
+        std::optional<std::string> driver;
+        if (req.root != nullptr)
+            driver = req.root->link_name(sys_dir + "/driver");
+        Error e(ENODEV, "find the VFIO device cdev (" + sys_dir + "/vfio-dev/ is empty)");
+        if (driver && *driver == "vfio-pci")
+            e.hint("the device is bound to vfio-pci but the kernel has no VFIO device cdevs "
+                   "(CONFIG_VFIO_DEVICE_CDEV is off): use group mode (--vfio-mode=group)");
+        else
+            e.hint("the device is not bound to vfio-pci" +
+                   (driver ? " (driver: " + *driver + ")" : std::string()) +
+                   ", or the kernel lacks CONFIG_VFIO_DEVICE_CDEV; " + bind_hint(req.addr));
+        return fail(std::move(e));
+    }
+
+    // Bad input fails before anything is opened.
+    std::optional<Uuid> token;
+    if (!req.vf_token.empty()) {
+        auto t = parse_uuid(req.vf_token);
+        if (!t)
+            return fail(std::move(t.error()));
+        token = *t;
+    }
+
+    const std::string node = "/dev/vfio/devices/" + *req.vfio_dev;
+    auto fd = open_fd(node, O_RDWR);
+    if (!fd) {
+        Error& e = fd.error();
+        if (e.err() == ENOENT)
+            e.hint(*req.vfio_dev + " is registered but " + node +
+                   " does not exist: is devtmpfs mounted on /dev?");
+        else if (e.err() == EACCES)
+            e.hint("run as root, or give this user read-write access to " + node);
+        else if (e.err() == ENODEV)
+            e.hint("the device is being unbound from vfio-pci");
+        return fail(std::move(e));
+    }
+
+    // From here on the device object owns the fd: returning an error
+    // destroys it, which detaches (if attached) and closes (which unbinds).
+    auto dev = std::make_unique<CdevDevice>(std::move(*fd), ioas_);
+    if (auto r = bind(*dev, req, token); !r)
+        return fail(std::move(r.error()));
+    if (auto r = attach_pt(*dev, req); !r)
+        return fail(std::move(r.error()));
+    return std::unique_ptr<BackendDevice>(std::move(dev));
+}
+
+// Errnos of VFIO_DEVICE_BIND_IOMMUFD on Linux 6.12, from the kernel source:
+//   EINVAL   unknown flags (any flag: 6.12 has none), or the device is
+//            already open through a cdev, by this or another process, or
+//            bound twice through one fd (vfio_main.c vfio_df_open,
+//            device_cdev.c), or its IOMMU does not enforce cache coherency
+//            (iommufd/device.c iommufd_device_bind)
+//   EBUSY    the group is open in group mode (/dev/vfio/N, anyone):
+//            group.c vfio_device_block_group; the group node likewise
+//            refuses to open while a cdev of the group is bound
+//   EPERM    the group's DMA ownership belongs to another iommufd (a
+//            group-mate bound to a different /dev/iommu fd:
+//            iommu.c iommu_device_claim_dma_owner), or MSIs cannot be
+//            isolated and iommufd.allow_unsafe_interrupts is off
+//   EBADF    not an fd; EBADFD an fd that is not /dev/iommu
+//            (iommufd/main.c iommufd_ctx_from_fd)
+Result<void> CdevContainer::bind(CdevDevice& dev, const DeviceRequest& req,
+                                 const std::optional<Uuid>& token) {
+    Result<int> r = 0;
+    if (token) {
+        // 6.17+ layout: a pointer to the 16 bytes follows out_devid.
+        uapi::vfio_device_bind_iommufd_token b{};
+        b.argsz = sizeof b;
+        b.flags = uapi::kVfioDeviceBindFlagToken;
+        b.iommufd = ioas_->iommufd();
+        b.token_uuid_ptr = reinterpret_cast<std::uintptr_t>(token->data());
+        r = do_ioctl(dev.fd(), uapi::kVfioDeviceBindIommufd, &b,
+                     "VFIO_DEVICE_BIND_IOMMUFD (VFIO_DEVICE_BIND_FLAG_TOKEN)");
+        // Kernels before 6.17 check `flags` first and reject any bit with
+        // EINVAL (device_cdev.c vfio_df_ioctl_bind_iommufd), before looking
+        // at the device. On 6.17+ EINVAL with the flag would rather mean
+        // "already bound"; nothing in the ABI tells the two apart.
+        if (!r && r.error().err() == EINVAL)
+            return fail(std::move(
+                Error(EOPNOTSUPP, "ioctl VFIO_DEVICE_BIND_IOMMUFD with a VF token")
+                    .hint("VF token in cdev mode needs Linux 6.17+ "
+                          "(VFIO_DEVICE_BIND_FLAG_TOKEN); use group mode "
+                          "(--vfio-mode=group) on this kernel")));
+    } else {
+        uapi::vfio_device_bind_iommufd b{};
+        b.argsz = sizeof b;
+        b.iommufd = ioas_->iommufd();
+        r = do_ioctl(dev.fd(), uapi::kVfioDeviceBindIommufd, &b, "VFIO_DEVICE_BIND_IOMMUFD");
+    }
+    // out_devid (the device's id in the iommufd) is not needed: nothing
+    // here addresses the device through the iommufd.
+    if (r)
+        return {};
+
+    Error& e = r.error();
+    const std::string group = group_text(req);
+    const std::string node =
+        req.group ? "/dev/vfio/" + std::to_string(*req.group) : "/dev/vfio/<group>";
+    switch (e.err()) {
+    case EBUSY:
+        e.hint(group + " is open in group mode (" + node +
+               ") by this or another process, which keeps its devices from being bound "
+               "through their cdevs: close it (find the holder: ls -l /proc/*/fd | grep '" +
+               node + "$'), or use group mode (--vfio-mode=group) for this device");
+        break;
+    case EINVAL:
+        e.hint("the device is already bound to an iommufd: opened through /dev/vfio/devices/" +
+               *req.vfio_dev + " by this or another process (a cdev can be bound once at a "
+               "time); or its IOMMU cannot enforce cache coherency");
+        break;
+    case EPERM:
+        e.hint("another device of " + group + " is bound to a different iommufd (another "
+               "process, or another /dev/iommu fd of this one): all devices of a group must "
+               "use one iommufd; or MSIs cannot be isolated (no interrupt remapping) and "
+               "iommufd.allow_unsafe_interrupts is off");
+        break;
+    case EBADF:
+    case EBADFD:
+        e.hint("fd " + std::to_string(ioas_->iommufd()) + " is not an open /dev/iommu");
+        break;
+    case EACCES:
+        if (token)
+            e.hint("the VF token does not match the one set on the PF");
+        break;
+    default:
+        break;
+    }
+    return fail(std::move(e));
+}
+
+// Errnos of VFIO_DEVICE_ATTACH_IOMMUFD_PT (iommufd/device.c):
+//   EINVAL      a group-mate is attached to another IOAS/HWPT: a group
+//               has one domain, so all its devices share one container
+//               (iommufd_hw_pagetable_attach)
+//   EADDRINUSE  one of the device's reserved regions (the MSI window
+//               0xfee00000-0xfeefffff on x86), or the part outside its
+//               IOMMU's aperture, holds a mapping of this IOAS
+//               (io_pagetable.c iopt_reserve_iova)
+Result<void> CdevContainer::attach_pt(CdevDevice& dev, const DeviceRequest& req) {
+    uapi::vfio_device_attach_iommufd_pt a{};
+    a.argsz = sizeof a;
+    a.pt_id = ioas_->id();
+    auto r = do_ioctl(dev.fd(), uapi::kVfioDeviceAttachIommufdPt, &a,
+                      "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+    if (r) {
+        dev.set_attached();
+        return {};
+    }
+    Error& e = r.error();
+    e.context(where());
+    if (e.err() == EINVAL)
+        e.hint("another device of " + group_text(req) + " is attached to a different IOAS: "
+               "the devices of one group must be in the same container");
+    else if (e.err() == EADDRINUSE)
+        e.hint("a mapping of this container covers IOVAs the device cannot use (a reserved "
+               "region such as the MSI window 0xfee00000-0xfeefffff, or beyond the IOMMU's "
+               "address width): unmap it before attaching the device");
+    return fail(std::move(e));
+}
+
+Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
+    uapi::iommu_ioas_map m{};
+    m.size = sizeof m;
+    m.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
+              uapi::kIommuIoasMapWriteable;
+    m.ioas_id = ioas_->id();
+    m.user_va = vaddr;
+    m.length = len;
+    m.iova = iova;
+    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasMap, &m, "IOMMU_IOAS_MAP");
+    if (r)
+        return {};
+    Error& e = r.error();
+    e.context(where() + ": map " + span(iova, len) + " to vaddr " + hex(vaddr));
+    switch (e.err()) {
+    case ENOMEM:
+        e.hint("pinning the memory exceeds RLIMIT_MEMLOCK (ulimit -l), or the kernel is out "
+               "of memory");
+        break;
+    case EINVAL:  // io_pagetable.c iopt_check_iova
+        e.hint("the IOVA range crosses a reserved region of an attached device or is not "
+               "aligned to the IOAS's IOVA alignment: see the IOVA ranges");
+        break;
+    case EEXIST:
+        e.hint("the IOVA range overlaps an existing mapping");
+        break;
+    case EFAULT:
+        e.hint("the virtual address range is not mapped memory of this process");
+        break;
+    case EPERM:
+        e.hint("the memory is read-only; the device may write to it");
+        break;
+    default:
+        break;
+    }
+    return fail(std::move(e));
+}
+
+// IOMMU_IOAS_UNMAP removes whole areas (earlier maps) inside the range and
+// writes back the bytes removed (iommufd/ioas.c iommufd_ioas_unmap). An area
+// that sticks out of the range fails the call with ENOENT, and so does a
+// range that holds no area at all (unless it is the 0/UINT64_MAX
+// "everything" form, which succeeds with 0). Beware: areas earlier in the
+// range are already gone when ENOENT comes for a later one, and the count
+// is not reported then (io_pagetable.c iopt_unmap_iova_range). The front
+// end only asks for ranges made of whole mappings, so neither happens.
+Result<std::uint64_t> CdevContainer::do_unmap(std::uint64_t iova, std::uint64_t len,
+                                              const std::string& what) {
+    uapi::iommu_ioas_unmap u{};
+    u.size = sizeof u;
+    u.ioas_id = ioas_->id();
+    u.iova = iova;
+    u.length = len;
+    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasUnmap, &u, "IOMMU_IOAS_UNMAP");
+    if (!r) {
+        Error& e = r.error();
+        e.context(where() + ": " + what);
+        if (e.err() == ENOENT)
+            e.hint("the range holds no mapping, or cuts one: mappings can only be unmapped "
+                   "whole");
+        return fail(std::move(e));
+    }
+    return u.length;
+}
+
+Result<std::uint64_t> CdevContainer::unmap(std::uint64_t iova, std::uint64_t len) {
+    return do_unmap(iova, len, "unmap " + span(iova, len));
+}
+
+// iova 0 with length UINT64_MAX is the kernel's "unmap everything" (ioas.c
+// iommufd_ioas_unmap calls iopt_unmap_all for exactly that pair), which
+// also succeeds on an empty IOAS.
+Result<std::uint64_t> CdevContainer::unmap_all() {
+    return do_unmap(0, UINT64_MAX, "unmap all");
+}
+
+// The allowed ranges are the holes between the reserved ranges, which every
+// attached device adds to (its reserved regions: the MSI window on x86; the
+// part outside its IOMMU's aperture) and a detach removes again
+// (iommufd/ioas.c iommufd_ioas_iova_ranges). So they are never cached.
+// Protocol: ask with num_iovas = 0; the kernel writes the count back and
+// fails with EMSGSIZE; ask again with room for that many. The count can
+// grow in between (a concurrent attach), hence the loop.
+Result<RangesReply> CdevContainer::query_ranges() const {
+    std::vector<uapi::iommu_iova_range> buf;
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        uapi::iommu_ioas_iova_ranges q{};
+        q.size = sizeof q;
+        q.ioas_id = ioas_->id();
+        q.num_iovas = static_cast<std::uint32_t>(buf.size());
+        q.allowed_iovas = reinterpret_cast<std::uintptr_t>(buf.data());
+        auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasIovaRanges, &q,
+                          "IOMMU_IOAS_IOVA_RANGES");
+        if (r) {
+            RangesReply out;
+            out.alignment = q.out_iova_alignment;
+            for (std::uint32_t i = 0; i < q.num_iovas && i < buf.size(); ++i)
+                out.ranges.push_back({buf[i].start, buf[i].last});
+            return out;
+        }
+        if (r.error().err() != EMSGSIZE || q.num_iovas <= buf.size())
+            return fail(std::move(r.error().context(where())));
+        buf.resize(q.num_iovas);
+    }
+    return fail(std::move(Error(EMSGSIZE, "ioctl IOMMU_IOAS_IOVA_RANGES")
+                              .context(where())
+                              .hint("the ranges kept changing while being read")));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig& c) {
+    if (c.iommufd < 0)
+        return fail(std::move(Error(EBADF, "create an IOAS")
+                                  .hint("cdev mode needs the process's iommufd: open /dev/iommu "
+                                        "(CONFIG_IOMMUFD) before creating a container")));
+    uapi::iommu_ioas_alloc a{};
+    a.size = sizeof a;
+    auto r = do_ioctl(c.iommufd, uapi::kIommuIoasAlloc, &a, "IOMMU_IOAS_ALLOC");
+    if (!r)
+        return fail(std::move(r.error().context("iommufd fd " + std::to_string(c.iommufd))));
+    auto ioas = std::make_shared<const Ioas>(c.iommufd, a.out_ioas_id);
+    return std::unique_ptr<ContainerBackend>(std::make_unique<CdevContainer>(std::move(ioas)));
+}
+
+}  // namespace vfiokit::vfio

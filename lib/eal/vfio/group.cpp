@@ -1,0 +1,609 @@
+// The legacy group/container backend (/dev/vfio/vfio with type1v2, falling
+// back to type1), and the group-style machinery that compat and noiommu share
+// (group_style.hpp).
+//
+// Kernel references (Linux 6.12): drivers/vfio/group.c (group fd ioctls),
+// drivers/vfio/container.c (container ioctls, IOMMU model lifetime),
+// drivers/vfio/vfio_iommu_type1.c (MAP/UNMAP/GET_INFO).
+#include "group_style.hpp"
+
+#include <fcntl.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "vfiokit/uapi/vfio.hpp"
+
+namespace vfiokit::vfio {
+namespace detail {
+
+namespace {
+
+std::string hex(std::uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+std::string range_text(std::uint64_t iova, std::uint64_t len) {
+    return "[" + hex(iova) + ", " + hex(iova + len) + ")";
+}
+
+// CHECK_EXTENSION and SET_IOMMU take their argument by value, not by pointer.
+void* int_arg(int v) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(v)); }
+
+std::string permission_hint(const std::string& path) {
+    return "run as root or give the user the node (chown/chmod " + path + ")";
+}
+
+// Why a group is not viable, from sysfs: the group-mates held by drivers
+// that do kernel DMA.
+Error not_viable(const DeviceRequest& req, unsigned n) {
+    const std::string g = std::to_string(n);
+    std::string blockers;
+    if (req.root != nullptr) {
+        if (auto d = probe_device(*req.root, probe_kernel(*req.root), req.addr)) {
+            for (const auto& m : d->group_members)
+                if (m.blocks)
+                    blockers += (blockers.empty() ? "" : ", ") + m.addr.str() + " is bound to " +
+                                m.driver;
+        }
+    }
+    Error e(EPERM, "group " + g + " is not viable: " +
+                       (blockers.empty() ? std::string("a device of the group is bound to a "
+                                                       "host driver that does DMA")
+                                         : blockers));
+    e.hint("give every device of /sys/kernel/iommu_groups/" + g +
+           "/devices to vfio-pci too (or unbind them)");
+    return e;
+}
+
+Error explain_group_open(Error e, const DeviceRequest& req, Mode mode, const std::string& path,
+                         unsigned n) {
+    const std::string g = std::to_string(n);
+    switch (e.err()) {
+    case ENOENT: {
+        // The node of the other kind exists: the device is fine, the mode is wrong.
+        const bool noiommu = mode == Mode::noiommu;
+        const std::string other = (noiommu ? "/dev/vfio/" : "/dev/vfio/noiommu-") + g;
+        if (req.root != nullptr && req.root->exists(other))
+            e.hint(noiommu ? "an IOMMU translates group " + g + " (" + other +
+                                 " exists): use group, compat or cdev mode"
+                           : "group " + g + " is a no-IOMMU group (" + other +
+                                 " exists): use noiommu mode");
+        else
+            e.hint("no " + path + ": is " + req.addr.str() + " bound to vfio-pci? " +
+                   bind_hint(req.addr));
+        break;
+    }
+    case EBUSY:
+        return Error(EBUSY, "open " + path + ": group " + g +
+                                " is already open in another process or container (or the "
+                                "device is open through its cdev)")
+            .hint("a group belongs to one container of one process at a time; release it there");
+    case EACCES:
+        e.hint(permission_hint(path));
+        break;
+    case EPERM:  // group.c vfio_group_fops_open: no-IOMMU groups need CAP_SYS_RAWIO
+        e.hint("no-IOMMU groups need CAP_SYS_RAWIO: run as root");
+        break;
+    case ENODEV:
+        e.hint("the group is going away: its device was unbound from vfio-pci meanwhile");
+        break;
+    default:
+        break;
+    }
+    return e;
+}
+
+Error explain_get_device_fd(Error e, const DeviceRequest& req, Mode mode, unsigned n) {
+    const bool token = !req.vf_token.empty();
+    switch (e.err()) {
+    case ENODEV:  // group.c vfio_device_get_from_name: no device of that name
+        e.hint(req.addr.str() + " is not a VFIO device of group " + std::to_string(n) + "; " +
+               bind_hint(req.addr));
+        break;
+    case EACCES:  // vfio_pci_core.c vfio_pci_validate_vf_token
+        e.hint(token ? "the VF token does not match the one set on the PF"
+                     : "the PF's vfio-pci user set a VF token: pass vf_token=<UUID>");
+        break;
+    case EINVAL:
+        if (token)
+            e.hint("vf_token is only for SR-IOV PFs and VFs bound to vfio-pci (and must be a "
+                   "UUID)");
+        break;
+    case EPERM:
+        if (mode == Mode::noiommu)  // group.c vfio_df_group_open
+            e.hint("no-IOMMU devices need CAP_SYS_RAWIO: run as root");
+        else if (mode == Mode::compat)  // iommufd claims DMA ownership here, not at SET_CONTAINER
+            e.hint("a device of the group is bound to a host driver that does DMA; give it to "
+                   "vfio-pci too (or unbind it)");
+        break;
+    default:
+        break;
+    }
+    return e.context("device " + req.addr.str());
+}
+
+}  // namespace
+
+std::span<const IommuModel> type1_models(Type1 t) {
+    static constexpr IommuModel v2[] = {kType1v2};
+    static constexpr IommuModel v1[] = {kType1};
+    static constexpr IommuModel any[] = {kType1v2, kType1};
+    switch (t) {
+    case Type1::v2: return v2;
+    case Type1::v1: return v1;
+    case Type1::automatic: break;
+    }
+    return any;
+}
+
+Result<OpenedContainer> open_container(const GroupStyleTraits& t,
+                                       std::span<const IommuModel> wanted) {
+    const std::string& path = t.container_path;
+    const std::string who = std::string(to_string(t.mode)) + " container " + path;
+    auto fd = open_fd(path, O_RDWR);
+    if (!fd) {
+        Error e = std::move(fd.error());
+        if (e.err() == ENOENT || e.err() == ENODEV || e.err() == ENXIO)
+            e.hint("no " + path + ": the kernel is built without " + t.container_option);
+        else if (e.err() == EACCES || e.err() == EPERM)
+            e.hint(permission_hint(path));
+        return fail(std::move(e).context(who));
+    }
+    auto version = do_ioctl(fd->get(), uapi::kVfioGetApiVersion, nullptr, "VFIO_GET_API_VERSION");
+    if (!version)
+        return fail(std::move(version.error()).context(who));
+    if (*version != uapi::kVfioApiVersion)
+        return fail(Error(EPROTO, "VFIO_GET_API_VERSION returned " + std::to_string(*version) +
+                                      ", vfiokit speaks version " +
+                                      std::to_string(uapi::kVfioApiVersion))
+                        .context(who));
+    // With no group attached the container asks every registered IOMMU
+    // driver (container.c vfio_container_ioctl_check_extension).
+    std::string names;
+    for (const IommuModel& m : wanted) {
+        auto has = do_ioctl(fd->get(), uapi::kVfioCheckExtension, int_arg(m.id),
+                            "VFIO_CHECK_EXTENSION(" + std::string(m.name) + ")");
+        if (!has)
+            return fail(std::move(has.error()).context(who));
+        if (*has > 0)
+            return OpenedContainer{std::move(*fd), m};
+        names += (names.empty() ? "" : " or ") + std::string(m.name);
+    }
+    return fail(Error(ENOTSUP, "VFIO_CHECK_EXTENSION: IOMMU model " + names + " not offered")
+                    .context(who)
+                    .hint(t.model_hint));
+}
+
+Result<IommuInfo> query_iommu_info(int container_fd, bool caps) {
+    constexpr std::string_view what = "VFIO_IOMMU_GET_INFO";
+    uapi::vfio_iommu_type1_info head{};
+    head.argsz = sizeof head;
+    if (auto r = do_ioctl(container_fd, uapi::kVfioIommuGetInfo, &head, what); !r)
+        return fail(std::move(r.error()));
+    IommuInfo info;
+    if ((head.flags & uapi::kVfioIommuInfoPgsizes) != 0)
+        info.iova_pgsizes = head.iova_pgsizes;
+    // A too-small argsz still succeeds, with argsz raised to what the chain
+    // needs and cap_offset 0 (vfio_iommu_type1.c vfio_iommu_type1_get_info,
+    // vfio_compat.c iommufd_vfio_iommu_get_info).
+    if (!caps || (head.flags & uapi::kVfioIommuInfoCaps) == 0 || head.argsz <= sizeof head)
+        return info;
+
+    std::vector<std::uint64_t> buf;  // u64 elements: 8-byte alignment for the structs
+    std::uint32_t size = head.argsz;
+    for (int attempt = 0;; ++attempt) {
+        buf.assign((size + 7) / 8, 0);
+        auto* h = static_cast<uapi::vfio_iommu_type1_info*>(static_cast<void*>(buf.data()));
+        h->argsz = size;
+        if (auto r = do_ioctl(container_fd, uapi::kVfioIommuGetInfo, h, what); !r)
+            return fail(std::move(r.error()));
+        if (h->argsz <= size)
+            break;
+        if (attempt == 2)
+            return fail(EAGAIN, std::string(what) + ": the capability chain keeps growing");
+        size = h->argsz;  // a group joined between the calls
+    }
+    const auto* base = reinterpret_cast<const unsigned char*>(buf.data());
+    uapi::vfio_iommu_type1_info h;
+    std::memcpy(&h, base, sizeof h);
+    auto malformed = [&] {
+        return fail(EPROTO, std::string(what) + ": malformed capability chain");
+    };
+    // Offsets count from the start of the buffer and only grow; anything
+    // else would be a kernel bug, and must not make us loop or overrun.
+    for (std::uint32_t off = h.cap_offset; off != 0;) {
+        uapi::vfio_info_cap_header cap;
+        if (off < sizeof h || std::size_t{off} + sizeof cap > size)
+            return malformed();
+        std::memcpy(&cap, base + off, sizeof cap);
+        if (cap.id == uapi::kVfioIommuType1InfoCapIovaRange) {
+            uapi::vfio_iommu_type1_info_cap_iova_range r;
+            if (std::size_t{off} + sizeof r > size)
+                return malformed();
+            std::memcpy(&r, base + off, sizeof r);
+            using Range = uapi::vfio_iova_range;
+            if (std::size_t{off} + uapi::size_with_trailer<decltype(r), Range>(r.nr_iovas) > size)
+                return malformed();
+            std::vector<IovaRange> ranges;
+            for (std::uint32_t i = 0; i < r.nr_iovas; ++i) {
+                Range one;
+                std::memcpy(&one, base + off + sizeof r + i * sizeof one, sizeof one);
+                ranges.push_back({one.start, one.end});
+            }
+            info.ranges = std::move(ranges);
+        } else if (cap.id == uapi::kVfioIommuType1InfoDmaAvail) {
+            uapi::vfio_iommu_type1_info_dma_avail a;
+            if (std::size_t{off} + sizeof a > size)
+                return malformed();
+            std::memcpy(&a, base + off, sizeof a);
+            info.dma_avail = a.avail;
+        }
+        if (cap.next != 0 && cap.next <= off)
+            return malformed();
+        off = cap.next;
+    }
+    return info;
+}
+
+// --- groups and devices -------------------------------------------------------
+
+// One group attached to the container. Owns the group fd; its destructor
+// takes the group out of the container and closes it.
+class GroupStyleBackend::Group {
+public:
+    Group(GroupStyleBackend& b, unsigned n, Fd fd) : backend_(b), number_(n), fd_(std::move(fd)) {}
+    Group(const Group&) = delete;
+    Group& operator=(const Group&) = delete;
+    ~Group() {
+        // UNSET_CONTAINER is the inverse of SET_CONTAINER. Closing alone would
+        // detach too (group.c vfio_group_fops_release), but only once every
+        // holder of the open file (e.g. a secondary process given the group
+        // fd) closed it; and if the ioctl fails, the close still detaches.
+        (void)do_ioctl(fd_.get(), uapi::kVfioGroupUnsetContainer, nullptr,
+                       "VFIO_GROUP_UNSET_CONTAINER");
+        fd_.reset();
+        backend_.group_left(number_);
+    }
+    [[nodiscard]] int fd() const { return fd_.get(); }
+    [[nodiscard]] GroupStyleBackend& backend() const { return backend_; }
+
+private:
+    GroupStyleBackend& backend_;
+    unsigned number_;
+    Fd fd_;
+};
+
+namespace {
+
+class GroupDevice final : public BackendDevice {
+public:
+    GroupDevice(std::shared_ptr<GroupStyleBackend::Group> g, Fd fd)
+        : group_(std::move(g)), fd_(std::move(fd)) {}
+    GroupDevice(const GroupDevice&) = delete;
+    GroupDevice& operator=(const GroupDevice&) = delete;
+    ~GroupDevice() override {
+        fd_.reset();
+        group_->backend().device_left();
+    }
+    [[nodiscard]] int fd() const override { return fd_.get(); }
+
+private:
+    // Members are destroyed in reverse order: the device fd is closed before
+    // the group reference is dropped. A group can leave its container only
+    // when none of its device fds is open: each open device counts as a
+    // container user and VFIO_GROUP_UNSET_CONTAINER fails with EBUSY while
+    // there are others (group.c vfio_group_ioctl_unset_container).
+    std::shared_ptr<GroupStyleBackend::Group> group_;
+    Fd fd_;
+};
+
+}  // namespace
+
+GroupStyleBackend::GroupStyleBackend(GroupStyleTraits t, OpenedContainer c)
+    : traits_(std::move(t)), container_(std::move(c.fd)), model_(c.model) {}
+
+GroupStyleBackend::~GroupStyleBackend() = default;
+
+Result<std::shared_ptr<GroupStyleBackend::Group>> GroupStyleBackend::open_group(
+    const DeviceRequest& req, unsigned n) {
+    const std::string path = traits_.group_prefix + std::to_string(n);
+    const std::string who = "group " + std::to_string(n);
+    auto fd = open_fd(path, O_RDWR);
+    if (!fd)
+        return fail(
+            explain_group_open(std::move(fd.error()), req, traits_.mode, path, n).context(who));
+
+    uapi::vfio_group_status st{};
+    st.argsz = sizeof st;
+    if (auto ok = do_ioctl(fd->get(), uapi::kVfioGroupGetStatus, &st, "VFIO_GROUP_GET_STATUS"); !ok)
+        return fail(std::move(ok.error()).context(who));
+    // Checked before SET_CONTAINER: on an iommufd (compat) the kernel reports
+    // VIABLE once the container is set and fails only at GET_DEVICE_FD
+    // (group.c vfio_group_ioctl_get_status).
+    if ((st.flags & uapi::kVfioGroupFlagsViable) == 0)
+        return fail(not_viable(req, n));
+
+    // Legacy container: claims DMA ownership of the whole group and attaches
+    // it to the IOMMU model if one is set (container.c
+    // vfio_container_attach_group). iommufd: creates the compat IOAS on the
+    // first group (vfio_compat.c iommufd_vfio_compat_ioas_create).
+    int container = container_.get();
+    if (auto ok = do_ioctl(fd->get(), uapi::kVfioGroupSetContainer, &container,
+                           "VFIO_GROUP_SET_CONTAINER");
+        !ok) {
+        Error e = std::move(ok.error());
+        if (e.err() == EPERM)
+            e.hint("a host driver holds a device of the group, the container already holds "
+                   "groups of the other kind (no-IOMMU and IOMMU groups cannot mix), or "
+                   "CAP_SYS_RAWIO is missing for no-IOMMU");
+        return fail(std::move(e).context(who));
+    }
+    // From here the Group owns the attachment: destroying it undoes it.
+    auto g = std::make_shared<Group>(*this, n, std::move(*fd));
+    groups_[n] = g;
+    return g;
+}
+
+void GroupStyleBackend::group_left(unsigned n) {
+    groups_.erase(n);
+    if (!groups_.empty()) {
+        device_left();  // its IOMMU domain went with it
+        return;
+    }
+    // The last group out deprivileges the container: the kernel releases the
+    // IOMMU model and with it every mapping (container.c
+    // vfio_group_detach_container).
+    page_size_ = kDefaultPageSize;
+    if (std::exchange(model_set_, false))
+        last_group_left();
+}
+
+void GroupStyleBackend::device_left() {
+    // Best effort (destructors): a stale value errs on the strict side, as
+    // the granule only shrinks when a domain goes.
+    if (model_set_)
+        (void)refresh_page_size();
+}
+
+Result<void> GroupStyleBackend::refresh_page_size() {
+    if (!translates())
+        return {};
+    auto info = query_iommu_info(container_.get(), false);
+    if (!info)
+        return fail(std::move(info.error()).context("IOMMU page sizes"));
+    page_size_ = info->iova_pgsizes == 0
+                     ? kDefaultPageSize
+                     : std::uint64_t{1} << std::countr_zero(info->iova_pgsizes);
+    return {};
+}
+
+Result<std::unique_ptr<BackendDevice>> GroupStyleBackend::attach(const DeviceRequest& req) {
+    if (!req.group)
+        return fail(Error(ENODEV, "device " + req.addr.str() + " has no IOMMU group")
+                        .hint(traits_.mode == Mode::noiommu
+                                  ? "enable no-IOMMU mode and rebind the device to vfio-pci"
+                                  : "boot with the IOMMU on (intel_iommu=on or amd_iommu=on)"));
+    const unsigned n = *req.group;
+
+    // What this call acquires is owned by locals, so an early return undoes
+    // it in reverse: the device fd (not yet), then `group`, which, when it
+    // was opened here and is its only holder, leaves the container and takes
+    // the IOMMU model along if it was the container's only group.
+    std::shared_ptr<Group> group;
+    if (auto it = groups_.find(n); it != groups_.end())
+        group = it->second.lock();
+    if (!group) {
+        auto g = open_group(req, n);
+        if (!g)
+            return fail(std::move(g.error()));
+        group = std::move(*g);
+    }
+    if (!model_set_) {
+        // Only now: SET_IOMMU needs a group in the container (container.c
+        // vfio_ioctl_set_iommu; vfio_compat.c needs the compat IOAS, which
+        // the first SET_CONTAINER created).
+        auto ok = do_ioctl(container_.get(), uapi::kVfioSetIommu, int_arg(model_.id),
+                           "VFIO_SET_IOMMU(" + std::string(model_.name) + ")");
+        if (!ok) {
+            Error e = std::move(ok.error());
+            if (e.err() == EPERM)  // container.c vfio_noiommu_open
+                e.hint("the no-IOMMU model needs CAP_SYS_RAWIO: run as root");
+            return fail(std::move(e).context(traits_.container_path));
+        }
+        model_set_ = true;
+        if (auto ready = model_was_set(); !ready)
+            return fail(std::move(ready.error()).context(traits_.container_path));
+    }
+
+    // vfio-pci matches "<BDF>" or "<BDF> vf_token=<UUID>"
+    // (vfio_pci_core.c vfio_pci_core_match). The token stays out of messages.
+    std::string name = req.addr.str();
+    std::string what = "VFIO_GROUP_GET_DEVICE_FD \"" + name + "\"";
+    if (!req.vf_token.empty()) {
+        name += " vf_token=" + req.vf_token;
+        what = "VFIO_GROUP_GET_DEVICE_FD \"" + req.addr.str() + " vf_token=...\"";
+    }
+    auto fd = ioctl_fd(group->fd(), uapi::kVfioGroupGetDeviceFd, name.data(), what);
+    if (!fd)
+        return fail(explain_get_device_fd(std::move(fd.error()), req, traits_.mode, n)
+                        .context("group " + std::to_string(n)));
+    auto dev = std::make_unique<GroupDevice>(std::move(group), std::move(*fd));
+    // The page sizes are those every IOMMU domain of the container supports,
+    // and a group (legacy) or device (compat) may have added a domain.
+    if (auto ok = refresh_page_size(); !ok)
+        return fail(std::move(ok.error()).context("device " + req.addr.str()));
+    return std::unique_ptr<BackendDevice>(std::move(dev));
+}
+
+// --- type1 DMA on the container fd -------------------------------------------
+
+Result<void> GroupStyleBackend::require_ready(std::string_view what) const {
+    if (model_set_)
+        return {};
+    return fail(Error(EAGAIN, std::string(what) + ": the container has no IOMMU model yet")
+                    .hint("the kernel sets it when the first device is attached"));
+}
+
+void GroupStyleBackend::explain_map_error(Error& e) const {
+    switch (e.err()) {
+    case ENOMEM:
+        e.hint("pinning the pages would exceed RLIMIT_MEMLOCK (raise it: ulimit -l), or memory "
+               "is short");
+        break;
+    case EEXIST:
+        e.hint("the IOVA range overlaps a mapping the kernel already has");
+        break;
+    case EINVAL:
+        e.hint("unaligned to the IOMMU page size, or outside the container's IOVA ranges");
+        break;
+    default:
+        break;
+    }
+}
+
+Result<void> GroupStyleBackend::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
+    uapi::vfio_iommu_type1_dma_map m{};
+    m.argsz = sizeof m;
+    m.flags = uapi::kVfioDmaMapFlagRead | uapi::kVfioDmaMapFlagWrite;
+    m.vaddr = vaddr;
+    m.iova = iova;
+    m.size = len;
+    if (auto ok = do_ioctl(container_.get(), uapi::kVfioIommuMapDma, &m, "VFIO_IOMMU_MAP_DMA");
+        !ok) {
+        Error e = std::move(ok.error());
+        explain_map_error(e);
+        return fail(std::move(e));
+    }
+    return {};
+}
+
+Result<std::uint64_t> GroupStyleBackend::unmap(std::uint64_t iova, std::uint64_t len) {
+    uapi::vfio_iommu_type1_dma_unmap u{};
+    u.argsz = sizeof u;
+    u.iova = iova;
+    u.size = len;
+    if (auto ok = do_ioctl(container_.get(), uapi::kVfioIommuUnmapDma, &u, "VFIO_IOMMU_UNMAP_DMA");
+        !ok) {
+        Error e = std::move(ok.error());
+        // type1v2 refuses a range that cuts a mapping with EINVAL, iommufd
+        // with ENOENT (vfio_iommu_type1.c vfio_dma_do_unmap, io_pagetable.c
+        // iopt_unmap_iova_range).
+        if (e.err() == EINVAL || e.err() == ENOENT)
+            e.hint("the range must cover whole mappings");
+        return fail(std::move(e).context("unmap " + range_text(iova, len)));
+    }
+    return u.size;  // the kernel writes back the bytes it unmapped
+}
+
+Result<std::uint64_t> GroupStyleBackend::unmap_all() {
+    auto all = do_ioctl(container_.get(), uapi::kVfioCheckExtension, int_arg(uapi::kVfioUnmapAll),
+                        "VFIO_CHECK_EXTENSION(VFIO_UNMAP_ALL)");
+    if (!all)
+        return fail(std::move(all.error()).context("unmap all"));
+    if (*all > 0) {
+        uapi::vfio_iommu_type1_dma_unmap u{};
+        u.argsz = sizeof u;
+        u.flags = uapi::kVfioDmaUnmapFlagAll;  // iova and size must be 0
+        if (auto ok = do_ioctl(container_.get(), uapi::kVfioIommuUnmapDma, &u,
+                               "VFIO_IOMMU_UNMAP_DMA(ALL)");
+            !ok)
+            return fail(std::move(ok.error()).context("unmap all"));
+        return u.size;
+    }
+    // Without VFIO_UNMAP_ALL, sweep [0, 2^64) in two ranges: type1 refuses a
+    // zero size and a range whose last byte wraps (vfio_dma_do_unmap), and
+    // iommufd a range whose last byte overflows (iopt_unmap_iova), so
+    // [0, 2^64 - pg) and [2^64 - pg, 2^64) is the fewest that both accept.
+    // Starting at 0 matters for type1 v1, which stops at a mapping that
+    // begins before the range.
+    const std::uint64_t pg = page_size();
+    const std::uint64_t top = ~std::uint64_t{0} - pg + 1;
+    std::uint64_t total = 0;
+    for (auto [iova, len] : {std::pair{std::uint64_t{0}, top}, std::pair{top, pg}}) {
+        auto done = unmap(iova, len);
+        if (!done)
+            return fail(std::move(done.error()).context("unmap all"));
+        total += *done;
+    }
+    return total;
+}
+
+Result<std::vector<IovaRange>> GroupStyleBackend::iova_ranges() {
+    if (auto ok = require_ready("IOVA ranges"); !ok)
+        return fail(std::move(ok.error()));
+    auto info = query_iommu_info(container_.get(), true);
+    if (!info)
+        return fail(std::move(info.error()).context("IOVA ranges"));
+    // No range capability (kernels before 5.4): everything goes.
+    if (!info->ranges)
+        return std::vector<IovaRange>{{0, ~std::uint64_t{0}}};
+    return std::move(*info->ranges);
+}
+
+Result<std::optional<std::uint32_t>> GroupStyleBackend::dma_entries_avail() {
+    if (auto ok = require_ready("DMA entries available"); !ok)
+        return fail(std::move(ok.error()));
+    auto info = query_iommu_info(container_.get(), true);
+    if (!info)
+        return fail(std::move(info.error()).context("DMA entries available"));
+    return info->dma_avail;
+}
+
+}  // namespace detail
+
+// --- the legacy container -----------------------------------------------------
+
+namespace {
+
+class GroupBackend final : public detail::GroupStyleBackend {
+public:
+    GroupBackend(detail::GroupStyleTraits t, detail::OpenedContainer c)
+        : GroupStyleBackend(std::move(t), std::move(c)) {}
+
+    [[nodiscard]] std::string describe() const override {
+        return std::string(model().name) + " container fd " + std::to_string(container_fd());
+    }
+
+protected:
+    void explain_map_error(Error& e) const override {
+        // type1 counts mappings against a module parameter (vfio_iommu_type1.c
+        // vfio_dma_do_map: dma_avail).
+        if (e.err() == ENOSPC) {
+            e = Error(ENOSPC, e.op() + ": the container has as many mappings as "
+                                       "vfio_iommu_type1.dma_entry_limit allows");
+            e.hint("raise the module parameter (default 65535) in "
+                   "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit, or map larger "
+                   "regions");
+        }
+        GroupStyleBackend::explain_map_error(e);
+    }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ContainerBackend>> make_group_backend(const BackendConfig& c) {
+    detail::GroupStyleTraits t{
+        .mode = Mode::group,
+        .container_path = "/dev/vfio/vfio",
+        .container_option = "CONFIG_VFIO_CONTAINER (or the vfio module is not loaded)",
+        .group_prefix = "/dev/vfio/",
+        .model_hint = c.type1 == Type1::automatic
+                          ? "the kernel is built without CONFIG_VFIO_IOMMU_TYPE1"
+                          : "the kernel is built without CONFIG_VFIO_IOMMU_TYPE1, or lacks this "
+                            "type1 flavour: try --vfio-type1=auto",
+    };
+    auto opened = detail::open_container(t, detail::type1_models(c.type1));
+    if (!opened)
+        return fail(std::move(opened.error()));
+    return std::unique_ptr<ContainerBackend>(
+        std::make_unique<GroupBackend>(std::move(t), std::move(*opened)));
+}
+
+}  // namespace vfiokit::vfio

@@ -1,0 +1,152 @@
+// VFIO mode names, options, and the choice of mode for a process.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "vfiokit/eal/vfio/vfio.hpp"
+
+namespace vfiokit::vfio {
+
+std::string_view to_string(Type1 t) {
+    switch (t) {
+    case Type1::automatic: return "auto";
+    case Type1::v2: return "v2";
+    case Type1::v1: return "v1";
+    }
+    return "?";
+}
+
+Result<std::optional<Mode>> parse_mode(std::string_view s) {
+    if (s == "auto")
+        return std::optional<Mode>{};
+    if (auto m = mode_from_string(s))
+        return std::optional<Mode>{*m};
+    return fail(Error(EINVAL, "VFIO mode '" + std::string(s) + "'")
+                    .hint("use one of auto, cdev, group, compat, noiommu"));
+}
+
+Result<Type1> parse_type1(std::string_view s) {
+    if (s == "auto")
+        return Type1::automatic;
+    if (s == "v2" || s == "type1v2")
+        return Type1::v2;
+    if (s == "v1" || s == "type1")
+        return Type1::v1;
+    return fail(Error(EINVAL, "type1 flavour '" + std::string(s) + "'").hint("use auto, v2 or v1"));
+}
+
+Result<void> apply_environment(Options& o) {
+    if (const char* m = std::getenv("VFIOKIT_VFIO_MODE"); m && *m && !o.mode) {
+        auto p = parse_mode(m);
+        if (!p)
+            return fail(std::move(p.error()).context("VFIOKIT_VFIO_MODE"));
+        o.mode = *p;
+    }
+    if (const char* t = std::getenv("VFIOKIT_VFIO_TYPE1"); t && *t && o.type1 == Type1::automatic) {
+        auto p = parse_type1(t);
+        if (!p)
+            return fail(std::move(p.error()).context("VFIOKIT_VFIO_TYPE1"));
+        o.type1 = *p;
+    }
+    return {};
+}
+
+namespace {
+
+// Devices bound to vfio-pci, as sysfs lists them.
+std::vector<PciAddress> vfio_pci_devices(const sysfs::Root& root) {
+    std::vector<PciAddress> out;
+    for (const auto& n : root.list("/sys/bus/pci/drivers/vfio-pci"))
+        if (auto a = PciAddress::parse(n))
+            out.push_back(*a);
+    return out;
+}
+
+Result<ModeChoice> choose_automatic(const sysfs::Root& root, const KernelSupport& k) {
+    // Follow the devices already given to vfio-pci: the first mode in
+    // preference order that one of them can use.
+    std::vector<DeviceSupport> devs;
+    for (auto a : vfio_pci_devices(root))
+        if (auto d = probe_device(root, k, a))
+            devs.push_back(std::move(*d));
+    for (Mode m : {Mode::cdev, Mode::group, Mode::noiommu})
+        for (const auto& d : devs)
+            if (d.automatic == m)
+                return ModeChoice{m, "auto: " + d.addr.str() + " is bound to vfio-pci and offers " +
+                                     std::string(to_string(m)) + " (" + d.automatic_reason + ")"};
+    // No usable device yet: decide from the kernel alone.
+    const bool iommu_hw = !root.list("/sys/class/iommu").empty();
+    if (iommu_hw && k.iommufd)
+        return ModeChoice{Mode::cdev, "auto: an IOMMU and /dev/iommu are present"};
+    if (iommu_hw && k.vfio_container)
+        return ModeChoice{Mode::group, "auto: an IOMMU and /dev/vfio/vfio are present, no /dev/iommu"};
+    if (k.noiommu_enabled && k.vfio_container)
+        return ModeChoice{Mode::noiommu, "auto: no IOMMU; unsafe no-IOMMU mode is enabled"};
+    Error e(ENODEV, "choose a VFIO mode");
+    if (!k.vfio_container && !k.iommufd)
+        e.hint("the kernel offers no VFIO: no /dev/vfio/vfio or /dev/iommu (CONFIG_VFIO, "
+               "CONFIG_IOMMUFD; modprobe vfio-pci)");
+    else if (!iommu_hw)
+        e.hint("no IOMMU is active (boot with intel_iommu=on or amd_iommu=on) and no-IOMMU mode "
+               "is off (vfio.enable_unsafe_noiommu_mode=1)");
+    else
+        e.hint("no VFIO container node is usable");
+    return fail(std::move(e));
+}
+
+// A forced mode: check what the kernel lacks before opening anything.
+Result<void> check_forced(Mode m, const sysfs::Root& root, const KernelSupport& k) {
+    auto missing = [&](std::string what, std::string hint) {
+        return fail(Error(ENODEV, "VFIO mode " + std::string(to_string(m)) + " unavailable: " +
+                                      std::move(what))
+                        .hint(hint));
+    };
+    switch (m) {
+    case Mode::cdev:
+        if (!k.iommufd)
+            return missing("no /dev/iommu", "build the kernel with CONFIG_IOMMUFD (and "
+                                            "CONFIG_VFIO_DEVICE_CDEV), or use --vfio-mode=group");
+        break;
+    case Mode::compat:
+        if (!k.iommufd)
+            return missing("no /dev/iommu", "build the kernel with CONFIG_IOMMUFD, or use "
+                                            "--vfio-mode=group");
+        break;
+    case Mode::group:
+        if (!k.vfio_container)
+            return missing("no /dev/vfio/vfio",
+                           "build the kernel with CONFIG_VFIO_CONTAINER (or load vfio), or use "
+                           "--vfio-mode=cdev");
+        break;
+    case Mode::noiommu:
+        if (!k.noiommu_built)
+            return missing("the kernel has no no-IOMMU support",
+                           "build the kernel with CONFIG_VFIO_NOIOMMU");
+        if (!k.noiommu_enabled)
+            return missing("no-IOMMU mode is off",
+                           "boot with vfio.enable_unsafe_noiommu_mode=1 or write 1 to "
+                           "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode");
+        if (!k.vfio_container)
+            return missing("no /dev/vfio/vfio", "build the kernel with CONFIG_VFIO_CONTAINER");
+        if (::geteuid() != 0)
+            return missing("not root", "no-IOMMU devices need CAP_SYS_RAWIO: run as root");
+        break;
+    }
+    (void)root;
+    return {};
+}
+
+}  // namespace
+
+Result<ModeChoice> choose_mode(const sysfs::Root& root, const Options& o) {
+    const KernelSupport k = probe_kernel(root);
+    if (o.mode) {
+        if (auto ok = check_forced(*o.mode, root, k); !ok)
+            return fail(std::move(ok.error()));
+        return ModeChoice{*o.mode, "forced (--vfio-mode / VFIOKIT_VFIO_MODE)"};
+    }
+    return choose_automatic(root, k);
+}
+
+}  // namespace vfiokit::vfio
