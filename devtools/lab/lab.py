@@ -39,19 +39,23 @@ def nic(addr, hub, port, bus=None, model="e1000"):
 
 SHAPES = {
     # intel-iommu; two edu; two e1000 on hub 0; a bridge with an edu and an
-    # e1000 behind it, which share one IOMMU group.
+    # e1000 behind it, which share one IOMMU group; an e1000e (MSI-X).
     "iommu": {
         "qemu": (["-device", "intel-iommu,intremap=on"] +
                  ["-device", "edu,addr=03.0", "-device", "edu,addr=04.0"] +
                  nic("05.0", 0, 0) + nic("06.0", 0, 1) +
                  ["-device", "pci-bridge,id=br0,chassis_nr=1,addr=07.0",
                   "-device", "edu,bus=br0,addr=01.0"] +
-                 nic("02.0", 0, 2, bus="br0")),
+                 nic("02.0", 0, 2, bus="br0") +
+                 nic("08.0", 0, 3, model="e1000e")),
         "cmdline": "intel_iommu=on iommu=nopt",
     },
-    # No IOMMU; unsafe no-IOMMU mode enabled; one edu, one e1000.
+    # No IOMMU; unsafe no-IOMMU mode enabled; one edu, one e1000, one
+    # e1000e. The edu DMAs to physical addresses here, and a 2 GiB guest
+    # has RAM above edu's default 28-bit mask: widen it to 32 bits.
     "noiommu": {
-        "qemu": ["-device", "edu,addr=03.0"] + nic("04.0", 0, 0),
+        "qemu": (["-device", "edu,addr=03.0,dma_mask=0xffffffff"] + nic("04.0", 0, 0) +
+                 nic("05.0", 0, 1, model="e1000e")),
         "cmdline": "vfio.enable_unsafe_noiommu_mode=1",
     },
 }
