@@ -1,11 +1,16 @@
 // vfiokit-info: inventory of PCI devices and the VFIO modes the running
-// kernel offers each of them. Reads sysfs and /dev only; never opens a device.
+// kernel offers each of them. Reads sysfs and /dev only and never opens a
+// device, except with --regions, which opens each device bound to vfio-pci
+// for a moment to list its regions and interrupts.
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "vfiokit/bus/pci/device.hpp"
 #include "vfiokit/bus/pci/scan.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
@@ -16,12 +21,16 @@ using namespace vfiokit;
 
 void usage(FILE* out) {
     std::fprintf(out,
-                 "usage: vfiokit-info [--json] [--sysroot DIR] [--vfio-mode=MODE] [ADDRESS...]\n"
+                 "usage: vfiokit-info [--json] [--regions] [--sysroot DIR] [--vfio-mode=MODE] [ADDRESS...]\n"
                  "  Lists PCI devices (or only ADDRESS...) with ids, class, NUMA node,\n"
                  "  IOMMU group and its members, driver, vfio cdev node, and which VFIO\n"
                  "  modes (cdev, group, compat, noiommu) the kernel offers each, with the\n"
                  "  reason when a mode is unavailable and the mode 'auto' would choose.\n"
                  "  --json          one JSON document instead of text\n"
+                 "  --regions       also open each device bound to vfio-pci (in the mode\n"
+                 "                  'auto' picks, or --vfio-mode) and list its VFIO regions\n"
+                 "                  and interrupt types; a device that cannot be opened\n"
+                 "                  (busy, not bound) shows why\n"
                  "  --vfio-mode=M   show what a process forcing mode M would get\n"
                  "  --sysroot DIR   read DIR/sys and DIR/dev instead of /sys and /dev\n");
 }
@@ -50,10 +59,146 @@ std::string json_str(std::string_view s) {
     return o + "\"";
 }
 
+// What --regions learned by opening the device, or why it could not.
+struct Regions {
+    std::string error;  // non-empty: not opened, and why
+    std::string mode;   // the VFIO mode it was opened in
+    std::vector<pci::RegionInfo> regions;  // those that exist (size > 0)
+    std::vector<pci::IrqInfo> irqs;        // the indexes the kernel answers for
+};
+
 struct Entry {
     pci::ScannedDevice dev;
     vfio::DeviceSupport support;
+    std::optional<Regions> regions;  // with --regions
 };
+
+// Opens the device in a Vfio of its own, so that one device's failure (a
+// group not viable, a device busy in another process) touches no other, and
+// releases it again before the next device is looked at.
+Regions probe_regions(const vfio::Options& o, const pci::ScannedDevice& d) {
+    Regions r;
+    if (d.driver != "vfio-pci") {
+        r.error = "not opened: bound to " + (d.driver.empty() ? std::string("no driver") : d.driver) +
+                  ", not vfio-pci";
+        return r;
+    }
+    auto v = vfio::Vfio::create(o);
+    if (!v) {
+        r.error = "not opened: " + v.error().message();
+        return r;
+    }
+    auto dev = (*v)->assign_device((*v)->default_container(), d.addr.str());
+    if (!dev) {
+        r.error = "not opened: " + dev.error().message();
+        return r;
+    }
+    r.mode = std::string(vfio::to_string((*v)->mode()));
+    pci::PciDevice p(**dev);
+    auto info = p.info();
+    if (!info) {
+        r.error = info.error().message();
+        return r;
+    }
+    for (std::uint32_t i = 0; i < info->num_regions; ++i) {
+        // The VGA index is refused unless the device decodes VGA ranges.
+        auto ri = p.region_info(static_cast<pci::Region>(i));
+        if (ri && ri->size != 0)
+            r.regions.push_back(std::move(*ri));
+    }
+    for (std::uint32_t i = 0; i < info->num_irqs; ++i) {
+        // ERR exists only on PCI Express devices; the kernel refuses it otherwise.
+        if (auto irq = p.irq_info(static_cast<pci::IrqType>(i)))
+            r.irqs.push_back(*irq);
+    }
+    (void)(*v)->release_device(**dev);
+    return r;
+}
+
+std::string human_size(std::uint64_t n) {
+    if (n >= (1ULL << 30) && n % (1ULL << 30) == 0)
+        return std::to_string(n >> 30) + " GiB";
+    if (n >= (1ULL << 20) && n % (1ULL << 20) == 0)
+        return std::to_string(n >> 20) + " MiB";
+    if (n >= (1ULL << 10) && n % (1ULL << 10) == 0)
+        return std::to_string(n >> 10) + " KiB";
+    return std::to_string(n) + " B";
+}
+
+std::string hex64(std::uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+// "mmap, msix-mappable, sparse 0x0+0x1000" and the like.
+std::string region_traits(const pci::RegionInfo& r) {
+    std::string s;
+    auto add = [&](const std::string& t) { s += (s.empty() ? "" : ", ") + t; };
+    if (r.io_port)
+        add("io-port");
+    add(r.mappable ? "mmap" : "no mmap");
+    if (r.msix_mappable)
+        add("msix-mappable");
+    if (!r.sparse.empty()) {
+        std::string a = "sparse";
+        for (const auto& area : r.sparse)
+            a += " " + hex64(area.offset) + "+" + hex64(area.size);
+        add(a);
+    }
+    if (r.type)
+        add("type " + hex64(*r.type) + " subtype " + hex64(r.subtype.value_or(0)));
+    return s;
+}
+
+void print_regions_text(const Regions& r) {
+    if (!r.error.empty()) {
+        std::string e = r.error;
+        for (std::size_t at = 0; (at = e.find('\n', at)) != std::string::npos; at += 14)
+            e.insert(at + 1, "             ");
+        std::printf("  regions      %s\n", e.c_str());
+        return;
+    }
+    std::printf("  regions      opened in %s mode\n", r.mode.c_str());
+    for (const auto& g : r.regions)
+        std::printf("    %-8s %-11s %-9s %c%c  %s\n", pci::to_string(g.index).c_str(),
+                    hex64(g.size).c_str(), human_size(g.size).c_str(), g.readable ? 'r' : '-',
+                    g.writable ? 'w' : '-', region_traits(g).c_str());
+    std::string irqs;
+    for (const auto& i : r.irqs)
+        irqs += (irqs.empty() ? "" : ", ") + pci::to_string(i.type) + " " + std::to_string(i.count);
+    std::printf("  irqs         %s\n", irqs.empty() ? "none" : irqs.c_str());
+}
+
+std::string regions_json(const Regions& r) {
+    auto b = [](bool v) { return v ? std::string("true") : std::string("false"); };
+    if (!r.error.empty())
+        return "{\"error\":" + json_str(r.error) + "}";
+    std::string o = "{\"opened_in\":" + json_str(r.mode) + ",\"regions\":[";
+    for (std::size_t i = 0; i < r.regions.size(); ++i) {
+        const auto& g = r.regions[i];
+        o += std::string(i ? "," : "") + "{\"index\":" +
+             std::to_string(static_cast<std::uint32_t>(g.index)) + ",\"name\":" +
+             json_str(pci::to_string(g.index)) + ",\"size\":" + std::to_string(g.size) +
+             ",\"offset\":" + std::to_string(g.offset) + ",\"readable\":" + b(g.readable) +
+             ",\"writable\":" + b(g.writable) + ",\"mappable\":" + b(g.mappable) +
+             ",\"io_port\":" + b(g.io_port) + ",\"msix_mappable\":" + b(g.msix_mappable) +
+             ",\"sparse\":[";
+        for (std::size_t j = 0; j < g.sparse.size(); ++j)
+            o += std::string(j ? "," : "") + "{\"offset\":" + std::to_string(g.sparse[j].offset) +
+                 ",\"size\":" + std::to_string(g.sparse[j].size) + "}";
+        o += "],\"type\":" + (g.type ? std::to_string(*g.type) : std::string("null")) +
+             ",\"subtype\":" + (g.subtype ? std::to_string(*g.subtype) : std::string("null")) + "}";
+    }
+    o += "],\"irqs\":[";
+    for (std::size_t i = 0; i < r.irqs.size(); ++i) {
+        const auto& q = r.irqs[i];
+        o += std::string(i ? "," : "") + "{\"type\":" + json_str(pci::to_string(q.type)) +
+             ",\"count\":" + std::to_string(q.count) + ",\"eventfd\":" + b(q.eventfd) +
+             ",\"maskable\":" + b(q.maskable) + ",\"automasked\":" + b(q.automasked) + "}";
+    }
+    return o + "]}";
+}
 
 std::string members_text(const Entry& e) {
     std::string s;
@@ -106,6 +251,8 @@ void print_text(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
                     s.automatic_reason.c_str());
         if (!s.action.empty())
             std::printf("  to use       %s\n", s.action.c_str());
+        if (e.regions)
+            print_regions_text(*e.regions);
     }
 }
 
@@ -150,7 +297,10 @@ void print_json(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
         o += "},\"auto\":" +
              (s.automatic ? json_str(vfio::to_string(*s.automatic)) : std::string("null")) +
              ",\"auto_reason\":" + json_str(s.automatic_reason) +
-             ",\"action\":" + (s.action.empty() ? std::string("null") : json_str(s.action)) + "}";
+             ",\"action\":" + (s.action.empty() ? std::string("null") : json_str(s.action));
+        if (entries[i].regions)
+            o += ",\"vfio_regions\":" + regions_json(*entries[i].regions);
+        o += "}";
         std::fputs(o.c_str(), stdout);
     }
     std::printf("]}\n");
@@ -160,6 +310,7 @@ void print_json(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
 
 int main(int argc, char** argv) {
     bool json = false;
+    bool regions = false;
     std::string sysroot;
     vfio::Options vopts;
     std::vector<PciAddress> only;
@@ -167,6 +318,8 @@ int main(int argc, char** argv) {
         std::string_view a = argv[i];
         if (a == "--json") {
             json = true;
+        } else if (a == "--regions") {
+            regions = true;
         } else if (a == "--sysroot" && i + 1 < argc) {
             sysroot = argv[++i];
         } else if (a.starts_with("--vfio-mode=")) {
@@ -219,7 +372,10 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "vfiokit-info: %s\n", s.error().message().c_str());
             return 1;
         }
-        entries.push_back({std::move(d), std::move(*s)});
+        std::optional<Regions> r;
+        if (regions)
+            r = probe_regions(vopts, d);
+        entries.push_back({std::move(d), std::move(*s), std::move(r)});
     }
     if (json)
         print_json(kernel, choice, entries);

@@ -67,3 +67,13 @@ checks_done() {
     [ "$n" -eq 0 ] || echo "$n check(s) failed"
     return "$n"
 }
+
+# check_kernel_options: every option of the lab's kernel fragment is in the
+# running kernel (/proc/config.gz), one check each.
+check_kernel_options() {
+    zcat /proc/config.gz > /tmp/config
+    while read -r line; do
+        case "$line" in CONFIG_*=*) check "kernel has $line" grep -qx "$line" /tmp/config ;; esac
+    done < /lab/kernel.config
+    checks_done
+}

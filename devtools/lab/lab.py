@@ -26,9 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MARK = "@@VFIOKIT:"
 
 # Machine shapes. Device addresses are fixed so jobs can name them.
-COMMON = ["-M", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2G",
+COMMON = ["-M", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2",
           "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot"]
-BASE_CMDLINE = "console=ttyS0 panic=-1 quiet hugepagesz=2M hugepages=128"
+BASE_CMDLINE = "console=ttyS0 panic=-1 quiet hugepagesz=2M"
 
 
 def nic(addr, hub, port, bus=None, model="e1000"):
@@ -49,6 +49,9 @@ SHAPES = {
                  nic("02.0", 0, 2, bus="br0") +
                  nic("08.0", 0, 3, model="e1000e")),
         "cmdline": "intel_iommu=on iommu=nopt",
+        # 1.25 GiB of hugepages: the memory tests map 256 MiB and 1 GiB.
+        "memory": "3G",
+        "hugepages": 704,
     },
     # No IOMMU; unsafe no-IOMMU mode enabled; one edu, one e1000, one
     # e1000e. The edu DMAs to physical addresses here, and a 2 GiB guest
@@ -57,6 +60,25 @@ SHAPES = {
         "qemu": (["-device", "edu,addr=03.0,dma_mask=0xffffffff"] + nic("04.0", 0, 0) +
                  nic("05.0", 0, 1, model="e1000e")),
         "cmdline": "vfio.enable_unsafe_noiommu_mode=1",
+        # 2 GiB keeps all RAM below 4 GiB (q35), inside edu's 32-bit mask.
+        "memory": "2G",
+        "hugepages": 256,
+    },
+    # Two NUMA nodes (1.5 GiB each); an edu on node 0's root bus and one
+    # behind a PCIe expander bridge on node 1, so devices report node 1.
+    "numa": {
+        "qemu": (["-device", "intel-iommu,intremap=on",
+                  "-object", "memory-backend-ram,id=m0,size=1536M",
+                  "-object", "memory-backend-ram,id=m1,size=1536M",
+                  "-numa", "node,nodeid=0,cpus=0,memdev=m0",
+                  "-numa", "node,nodeid=1,cpus=1,memdev=m1",
+                  "-device", "edu,addr=03.0",
+                  "-device", "pxb-pcie,id=pxb1,bus_nr=64,numa_node=1,bus=pcie.0,addr=09.0",
+                  "-device", "pcie-root-port,id=rp1,bus=pxb1,chassis=3,addr=00.0",
+                  "-device", "edu,bus=rp1"]),
+        "cmdline": "intel_iommu=on iommu=nopt",
+        "memory": "3G",
+        "hugepages": 512,
     },
 }
 
@@ -237,7 +259,8 @@ def main():
         console = os.path.join(tmp, "console.txt")
         cmd = (["qemu-system-x86_64"] + COMMON +
                ["-kernel", os.path.join(kdir, "bzImage"), "-initrd", initrd,
-                "-append", f"{BASE_CMDLINE} {shape['cmdline']}",
+                "-m", shape["memory"],
+               "-append", f"{BASE_CMDLINE} hugepages={shape['hugepages']} {shape['cmdline']}",
                 "-serial", f"file:{console}", "-serial", f"file:{results}"] +
                shape["qemu"])
         t1 = time.monotonic()

@@ -1,6 +1,7 @@
 #include "vfiokit/eal/options.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <string_view>
 
@@ -11,7 +12,13 @@ std::string options_usage() {
            "  --vfio-mode=auto|cdev|group|compat|noiommu  VFIO mode (env VFIOKIT_VFIO_MODE)\n"
            "  --vfio-type1=auto|v2|v1                     type1 flavour in group/compat mode\n"
            "  -a, --allow ADDRESS[,vf_token=UUID]         use only these devices\n"
-           "  -b, --block ADDRESS                         never use these devices\n";
+           "  -b, --block ADDRESS                         never use these devices\n"
+           "  -m MIB                                      memory to reserve at start-up\n"
+           "  --socket-mem MIB[,MIB...]                   memory per NUMA node at start-up\n"
+           "  --no-huge                                   4 KiB pages instead of hugepages\n"
+           "  --huge-dir DIR                              back memory with files in DIR\n"
+           "  --iova-mode=va|pa|auto                      IOVA = VA, or physical addresses\n"
+           "  --base-virtaddr ADDR                        start of the memory window\n";
 }
 
 namespace {
@@ -36,6 +43,19 @@ Result<AllowedDevice> parse_allow(std::string_view opt, std::string_view v) {
         d.vf_token = kv.substr(key.size());
     }
     return d;
+}
+
+Result<std::uint64_t> parse_number(std::string_view opt, std::string_view v) {
+    std::uint64_t n = 0;
+    int base = 10;
+    if (v.starts_with("0x") || v.starts_with("0X")) {
+        v.remove_prefix(2);
+        base = 16;
+    }
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n, base);
+    if (ec != std::errc() || p != v.data() + v.size() || v.empty())
+        return fail(bad(opt, "'" + std::string(v) + "' is not a number"));
+    return n;
 }
 
 }  // namespace
@@ -99,10 +119,51 @@ Result<int> parse_options(int argc, const char* const* argv, Options& out) {
             if (!addr)
                 return fail(bad(name, "'" + std::string(*v) + "' is not a PCI address"));
             out.block.push_back(*addr);
+        } else if (name == "--no-huge") {
+            out.memory.no_huge = true;
+        } else if (name == "--huge-dir") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            out.memory.huge_dir = *v;
+        } else if (name == "--iova-mode") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            auto m = parse_iova_mode(*v);
+            if (!m)
+                return fail(std::move(m.error()).context("option --iova-mode"));
+            out.memory.iova_mode = *m;
+        } else if (name == "-m" || name == "--base-virtaddr") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            auto n = parse_number(name, *v);
+            if (!n)
+                return fail(std::move(n.error()));
+            if (name == "-m")
+                out.memory_mb = *n;
+            else
+                out.memory.base_virtaddr = *n;
+        } else if (name == "--socket-mem") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            out.socket_mem_mb.clear();
+            for (std::string_view rest = *v; !rest.empty();) {
+                auto comma = rest.find(',');
+                auto n = parse_number(name, rest.substr(0, comma));
+                if (!n)
+                    return fail(std::move(n.error()));
+                out.socket_mem_mb.push_back(*n);
+                rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            }
         } else {
             return fail(bad(a, "unknown EAL option"));
         }
     }
+    if (out.memory_mb != 0 && !out.socket_mem_mb.empty())
+        return fail(bad("-m/--socket-mem", "give one of them, not both"));
     for (const auto& al : out.allow)
         if (std::find(out.block.begin(), out.block.end(), al.addr) != out.block.end())
             return fail(bad("-a/-b", al.addr.str() + " is both allowed and blocked"));

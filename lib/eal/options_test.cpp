@@ -30,6 +30,28 @@ TEST(Options, VfioModeAndAllowBlockInBothSpellings) {
     ASSERT_EQ(o.block.size(), 1u);
 }
 
+TEST(Options, MemoryOptionsWithDpdkNames) {
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+    Options o;
+    EXPECT_EQ(o.memory.iova_mode, IovaMode::automatic);
+    ASSERT_TRUE(parse({"--no-huge", "--huge-dir", "/dev/hugepages", "--iova-mode=pa", "-m", "256",
+                       "--base-virtaddr=0x1000000"},
+                      o));
+    EXPECT_TRUE(o.memory.no_huge);
+    EXPECT_EQ(o.memory.huge_dir, "/dev/hugepages");
+    EXPECT_EQ(o.memory.iova_mode, IovaMode::pa);
+    EXPECT_EQ(o.memory_mb, 256u);
+    EXPECT_EQ(o.memory.base_virtaddr, 0x1000000u);
+    Options p;
+    ASSERT_TRUE(parse({"--socket-mem=128,64"}, p));
+    EXPECT_EQ(p.socket_mem_mb, (std::vector<std::uint64_t>{128, 64}));
+    Options q;
+    auto both = parse({"-m", "1", "--socket-mem", "1"}, q);
+    ASSERT_FALSE(both);
+    Options r;
+    EXPECT_FALSE(parse({"-m", "lots"}, r));
+}
+
 TEST(Options, AutoLeavesModeOpen) {
     ::unsetenv("VFIOKIT_VFIO_MODE");
     Options o;

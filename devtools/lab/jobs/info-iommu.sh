@@ -59,7 +59,33 @@ info_all() {
     checks_done
 }
 
+# --regions opens each device bound to vfio-pci (auto mode: cdev here) and
+# lists its regions and interrupts; others say why they were not opened.
+info_regions() {
+    vfio_bind 0000:00:08.0 || return 1
+    vfiokit-info --regions 0000:00:03.0 0000:00:08.0 0000:00:06.0 > /tmp/o
+    cat /tmp/o
+    check "opened in the auto mode" grep -q "^  regions      opened in cdev mode" /tmp/o
+    check "edu BAR0: 1 MiB, mappable" grep -q "^    BAR0     0x100000    1 MiB     rw  mmap$" /tmp/o
+    check "e1000e I/O BAR, not mappable" grep -q "^    BAR2     0x20        32 B      rw  io-port, no mmap$" /tmp/o
+    check "e1000e MSI-X BAR mappable" grep -q "^    BAR3     0x4000      16 KiB    rw  mmap, msix-mappable$" /tmp/o
+    check "e1000e MSI-X with its 5 vectors" grep -q "^  irqs         INTx 1, MSI 1, MSI-X 5, ERR 1, REQ 1$" /tmp/o
+    check "device on e1000: why not opened" grep -q "^  regions      not opened: bound to e1000, not vfio-pci$" /tmp/o
+    # Busy: the group node held open keeps the device from its cdev.
+    g=$(iommu_group 0000:00:03.0)
+    exec 5<>/dev/vfio/$g
+    vfiokit-info --regions 0000:00:03.0 > /tmp/b
+    exec 5<&-
+    cat /tmp/b
+    check "busy device: the reason" grep -q "^  regions      not opened: .*Device or resource busy" /tmp/b
+    vfiokit-info --json --regions 0000:00:08.0 > /tmp/j
+    check "json: MSI-X vectors" grep -q '"type":"MSI-X","count":5' /tmp/j
+    check "json: MSI-X BAR" grep -q '"name":"BAR3","size":16384,[^}]*"mappable":true,[^}]*"msix_mappable":true' /tmp/j
+    checks_done
+}
+
 run info-bound-device info_bound
 run info-kernel-driver info_kernel_driver
 run info-shared-group info_shared_group
 run info-all-devices info_all
+run info-regions info_regions

@@ -5,7 +5,6 @@
 // Test names carry the mode ("Core/Assign.ReleaseLeavesNothing/group_type1v2").
 // The job binds the shape's devices to vfio-pci first, except the ones that
 // must stay on their kernel driver (see devtools/lab/jobs/vfio-core-*.sh).
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include <cstring>
 #include <string>
 
+#include "lab_env.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 #include "vfiokit/uapi/vfio.hpp"
@@ -25,12 +25,11 @@
 namespace vfiokit::vfio {
 namespace {
 
-std::string env(const char* n, const char* def = "") {
-    const char* v = std::getenv(n);
-    return v && *v ? v : def;
-}
+using testing::env;
+using testing::iommu_shape;
+using testing::mode_label;
+using testing::open_fds;
 
-bool iommu_shape() { return env("VFIOKIT_LAB_SHAPE", "iommu") == "iommu"; }
 
 // The shape's devices (see doc/lab.md).
 constexpr const char* kEdu = "0000:00:03.0";
@@ -39,27 +38,11 @@ constexpr const char* kBridgeEdu = "0000:01:01.0";
 constexpr const char* kBridgeNic = "0000:01:02.0";
 const char* kernel_driver_nic() { return iommu_shape() ? "0000:00:06.0" : "0000:00:04.0"; }
 
-int open_fds() {
-    int n = 0;
-    DIR* d = opendir("/proc/self/fd");
-    while (dirent* e = readdir(d))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;  // the DIR's own fd
-}
-
 Options mode_options() {
     Options o;
     if (auto ok = apply_environment(o); !ok)
         ADD_FAILURE() << ok.error().message();
     return o;
-}
-
-std::string mode_label() {
-    std::string m = env("VFIOKIT_VFIO_MODE", "auto");
-    if (m == "group" || m == "compat")
-        m += "_type1" + std::string(env("VFIOKIT_VFIO_TYPE1", "auto") == "v1" ? "" : "v2");
-    return m;
 }
 
 // Page-aligned anonymous memory, populated so DMA pinning has pages.

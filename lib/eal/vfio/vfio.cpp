@@ -200,6 +200,11 @@ Result<Device*> Vfio::assign_device(Container& c, std::string_view spec_text) {
         if (e.err() == EADDRINUSE)
             e.hint("a mapping of this container covers an IOVA the device reserves (such as the "
                    "MSI window 0xfee00000-0xfeefffff); take IOVAs from alloc_iova()");
+        else if (e.err() == ENOMEM && c.table_.size() != 0)
+            // iommufd pins an IOAS's pages when its first device attaches.
+            e.hint("pinning this container's " + std::to_string(c.table_.bytes() >> 20) +
+                   " MiB of mappings for the device exceeds RLIMIT_MEMLOCK (raise it: ulimit -l; "
+                   "or run with CAP_IPC_LOCK), or memory is short");
         return fail(std::move(e.context("assign " + who + " to " + c.name())));
     }
     auto dev = std::unique_ptr<Device>(new Device(addr, sup->iommu_group, &c, std::move(*bd)));

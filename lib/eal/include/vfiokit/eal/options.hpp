@@ -9,6 +9,12 @@
 //                                                (also VFIOKIT_VFIO_TYPE1)
 //   -a, --allow <address>[,vf_token=<UUID>]      use only these devices (repeatable)
 //   -b, --block <address>                        never use these devices (repeatable)
+//   -m <MiB>                                     memory to reserve at start-up
+//   --socket-mem <MiB>[,<MiB>...]                memory per NUMA node at start-up
+//   --no-huge                                    4 KiB pages instead of hugepages
+//   --huge-dir <dir>                             back memory with files in this hugetlbfs
+//   --iova-mode=va|pa|auto                       IOVA = VA, or physical addresses
+//   --base-virtaddr <addr>                       where the memory window starts
 //
 // Options on the command line win over the environment.
 #pragma once
@@ -17,6 +23,7 @@
 #include <vector>
 
 #include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/memory.hpp"
 #include "vfiokit/eal/pci_address.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 
@@ -31,6 +38,10 @@ struct Options {
     vfio::Options vfio;
     std::vector<AllowedDevice> allow;
     std::vector<PciAddress> block;
+    MemoryOptions memory;                    // iova_mode starts at automatic
+    std::uint64_t memory_mb = 0;             // -m
+    std::vector<std::uint64_t> socket_mem_mb;  // --socket-mem, index = node
+    Options() { memory.iova_mode = IovaMode::automatic; }
 };
 
 // Parses argv[1..] up to "--" (or the end). Returns the index of the first

@@ -1,0 +1,161 @@
+#include "vfiokit/bus/pci/bar.hpp"
+
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <type_traits>
+
+namespace vfiokit::pci {
+
+// PCI is little-endian and so are the hosts vfiokit targets (x86-64,
+// arm64): a load from the mapping and the bytes pread() returns are the
+// register's value without swapping.
+static_assert(std::endian::native == std::endian::little,
+              "Bar accesses assume a little-endian host");
+
+namespace {
+
+template <class T>
+constexpr bool kRegisterType = std::is_same_v<T, std::uint8_t> || std::is_same_v<T, std::uint16_t> ||
+                               std::is_same_v<T, std::uint32_t> || std::is_same_v<T, std::uint64_t>;
+
+std::string hex(std::uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%" PRIx64, v);
+    return b;
+}
+
+template <class T>
+std::string width() {
+    return std::to_string(sizeof(T) * 8) + "-bit";
+}
+
+}  // namespace
+
+Bar::Bar(unsigned index, int device_fd, std::uint64_t region_offset, std::uint64_t size, bool io_port,
+         std::vector<Part> parts)
+    : index_(index),
+      fd_(device_fd),
+      region_offset_(region_offset),
+      size_(size),
+      io_port_(io_port),
+      parts_(std::move(parts)) {}
+
+std::string Bar::where(std::uint64_t off) const {
+    return (owner_.empty() ? "" : owner_ + " ") + "BAR" + std::to_string(index_) + " offset " + hex(off);
+}
+
+bool Bar::mapped(std::uint64_t off, std::uint64_t len) const {
+    return pointer(off, len) != nullptr;
+}
+
+volatile std::uint8_t* Bar::pointer(std::uint64_t off, std::uint64_t len) const {
+    if (len == 0)
+        len = 1;
+    for (const auto& p : parts_) {
+        // Written so that nothing overflows, whatever off and len are.
+        if (off < p.offset || off - p.offset >= p.map.size() || len > p.map.size() - (off - p.offset))
+            continue;
+        return static_cast<volatile std::uint8_t*>(p.map.addr()) + (off - p.offset);
+    }
+    return nullptr;
+}
+
+template <class T>
+Result<T> Bar::try_read(std::uint64_t off) const {
+    static_assert(kRegisterType<T>, "BAR registers are uint8/16/32/64_t");
+    if (off > size_ || sizeof(T) > size_ - off)
+        return fail(Error(EINVAL, width<T>() + " read outside the BAR (size " + hex(size_) + ")")
+                        .context(where(off)));
+    // A naturally aligned access is one PCI transaction; an unaligned one
+    // may be split (or, over the mapping, tear across two registers).
+    if (off % sizeof(T) != 0)
+        return fail(Error(EINVAL, "unaligned " + width<T>() + " read").context(where(off)));
+    if (volatile std::uint8_t* p = pointer(off, sizeof(T))) {
+        const T v = *static_cast<const volatile T*>(static_cast<const volatile void*>(p));
+        // Later reads of memory (e.g. a DMA buffer whose completion this
+        // register reported) must not be satisfied before this load.
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return v;
+    }
+    // Unmapped part, I/O port BAR, or the MSI-X table when the kernel keeps
+    // it out of the mapping: vfio-pci performs one access of this width
+    // (vfio_pci_rdwr.c, vfio_pci_core_do_io_rw). A syscall orders like a
+    // full barrier, so no fence is needed here.
+    T v{};
+    const ssize_t n = vfio::sys().pread(fd_, &v, sizeof v, static_cast<off_t>(region_offset_ + off));
+    if (n < 0)
+        return fail(Error(errno, "pread (" + width<T>() + ")").context(where(off)));
+    if (static_cast<std::size_t>(n) != sizeof v)
+        return fail(Error(EIO, "short pread: " + std::to_string(n) + " of " + std::to_string(sizeof v) +
+                                   " bytes")
+                        .context(where(off)));
+    return v;
+}
+
+template <class T>
+Result<void> Bar::try_write(std::uint64_t off, T v) {
+    static_assert(kRegisterType<T>, "BAR registers are uint8/16/32/64_t");
+    if (off > size_ || sizeof(T) > size_ - off)
+        return fail(Error(EINVAL, width<T>() + " write outside the BAR (size " + hex(size_) + ")")
+                        .context(where(off)));
+    if (off % sizeof(T) != 0)
+        return fail(Error(EINVAL, "unaligned " + width<T>() + " write").context(where(off)));
+    if (volatile std::uint8_t* p = pointer(off, sizeof(T))) {
+        // Earlier memory writes (a descriptor, a DMA buffer) become visible
+        // before the device sees this store (a doorbell).
+        std::atomic_thread_fence(std::memory_order_release);
+        *static_cast<volatile T*>(static_cast<volatile void*>(p)) = v;
+        return {};
+    }
+    const ssize_t n = vfio::sys().pwrite(fd_, &v, sizeof v, static_cast<off_t>(region_offset_ + off));
+    if (n < 0)
+        return fail(Error(errno, "pwrite (" + width<T>() + ")").context(where(off)));
+    if (static_cast<std::size_t>(n) != sizeof v)
+        return fail(Error(EIO, "short pwrite: " + std::to_string(n) + " of " +
+                                   std::to_string(sizeof v) + " bytes")
+                        .context(where(off)));
+    return {};
+}
+
+// The unchecked forms behave like a PCI master abort: a read that cannot be
+// done returns all-ones, a write is dropped. Either is a bug in the driver
+// (or a dead device), never a reason to take the process down; it is
+// reported on stderr so it does not go unnoticed.
+template <class T>
+T Bar::read(std::uint64_t off) const {
+    auto r = try_read<T>(off);
+    if (r)
+        return *r;
+    std::fprintf(stderr, "vfiokit: %s (read returns all-ones)\n", r.error().message().c_str());
+    return static_cast<T>(~T{0});
+}
+
+template <class T>
+void Bar::write(std::uint64_t off, T v) {
+    auto r = try_write<T>(off, v);
+    if (!r)
+        std::fprintf(stderr, "vfiokit: %s (write dropped)\n", r.error().message().c_str());
+}
+
+// The register widths; other types fail to link (and to compile here).
+template std::uint8_t Bar::read<std::uint8_t>(std::uint64_t) const;
+template std::uint16_t Bar::read<std::uint16_t>(std::uint64_t) const;
+template std::uint32_t Bar::read<std::uint32_t>(std::uint64_t) const;
+template std::uint64_t Bar::read<std::uint64_t>(std::uint64_t) const;
+template void Bar::write<std::uint8_t>(std::uint64_t, std::uint8_t);
+template void Bar::write<std::uint16_t>(std::uint64_t, std::uint16_t);
+template void Bar::write<std::uint32_t>(std::uint64_t, std::uint32_t);
+template void Bar::write<std::uint64_t>(std::uint64_t, std::uint64_t);
+template Result<std::uint8_t> Bar::try_read<std::uint8_t>(std::uint64_t) const;
+template Result<std::uint16_t> Bar::try_read<std::uint16_t>(std::uint64_t) const;
+template Result<std::uint32_t> Bar::try_read<std::uint32_t>(std::uint64_t) const;
+template Result<std::uint64_t> Bar::try_read<std::uint64_t>(std::uint64_t) const;
+template Result<void> Bar::try_write<std::uint8_t>(std::uint64_t, std::uint8_t);
+template Result<void> Bar::try_write<std::uint16_t>(std::uint64_t, std::uint16_t);
+template Result<void> Bar::try_write<std::uint32_t>(std::uint64_t, std::uint32_t);
+template Result<void> Bar::try_write<std::uint64_t>(std::uint64_t, std::uint64_t);
+
+}  // namespace vfiokit::pci

@@ -1,0 +1,188 @@
+// Host tests of the PCI bus: id matching, allow/block lists and the report
+// for devices that cannot be probed, on a fake sysfs. The container the bus
+// assigns to is a fake too (a /dev/null fd that answers the two ioctls of
+// opening a group container); assigning for real is tested in the lab
+// (drivers/testdev/edu/lab_test.cpp).
+#include "vfiokit/bus/pci/bus.hpp"
+
+#include <fcntl.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fake_sysfs.hpp"
+#include "vfiokit/uapi/vfio.hpp"
+
+namespace vfiokit::pci {
+namespace {
+
+TEST(IdMatch, ExactAndWildcards) {
+    const DeviceIds edu{0x1234, 0x11e8, 0, 0, 0x00ff00};
+    EXPECT_TRUE((IdMatch{0x1234, 0x11e8}.matches(edu)));
+    EXPECT_TRUE((IdMatch{0x1234, kAnyId}.matches(edu)));
+    EXPECT_TRUE((IdMatch{}.matches(edu)));
+    EXPECT_FALSE((IdMatch{0x1234, 0x11e9}.matches(edu)));
+    EXPECT_FALSE((IdMatch{0x8086, kAnyId}.matches(edu)));
+}
+
+// Forwards to the kernel, except /dev/vfio/vfio: a /dev/null fd that says
+// "VFIO API 0, every IOMMU model present", which is all a group container
+// needs before its first device.
+class FakeContainerNode final : public vfio::Syscalls {
+public:
+    int open(const char* path, int flags) override {
+        if (std::strcmp(path, "/dev/vfio/vfio") == 0)
+            return container_ = real().open("/dev/null", O_RDWR);
+        return real().open(path, flags);
+    }
+    int close(int fd) override { return real().close(fd); }
+    int ioctl(int fd, unsigned long request, void* arg) override {
+        if (fd == container_ && request == uapi::kVfioGetApiVersion)
+            return uapi::kVfioApiVersion;
+        if (fd == container_ && request == uapi::kVfioCheckExtension)
+            return 1;
+        return real().ioctl(fd, request, arg);
+    }
+    void* mmap(void* a, std::size_t l, int p, int f, int fd, off_t o) override {
+        return real().mmap(a, l, p, f, fd, o);
+    }
+    int munmap(void* a, std::size_t l) override { return real().munmap(a, l); }
+    int eventfd(unsigned v, int f) override { return real().eventfd(v, f); }
+    ssize_t pread(int fd, void* b, std::size_t l, off_t o) override { return real().pread(fd, b, l, o); }
+    ssize_t pwrite(int fd, const void* b, std::size_t l, off_t o) override {
+        return real().pwrite(fd, b, l, o);
+    }
+    ssize_t readlink(const char* p, char* b, std::size_t l) override { return real().readlink(p, b, l); }
+
+private:
+    static vfio::Syscalls& real() { return vfio::real_syscalls(); }
+    int container_ = -1;
+};
+
+class CountingDriver final : public Driver {
+public:
+    CountingDriver(std::string name, IdMatch id) : name_(std::move(name)), id_(id) {}
+    [[nodiscard]] std::string_view name() const override { return name_; }
+    [[nodiscard]] std::vector<IdMatch> ids() const override { return {id_}; }
+    [[nodiscard]] Result<std::unique_ptr<DriverInstance>> probe(PciDevice&) override {
+        ++probes;
+        return std::make_unique<DriverInstance>();
+    }
+    int probes = 0;
+
+private:
+    std::string name_;
+    IdMatch id_;
+};
+
+class BusTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        fs.file("/dev/vfio/vfio");
+        fs.dir("/sys/bus/pci/drivers/vfio-pci");
+        fs.pci_device("0000:00:03.0", "0x1234", "0x11e8", "0x00ff00", 3, "vfio-pci");
+        fs.pci_device("0000:00:04.0", "0x1234", "0x11e8", "0x00ff00", 4, "");
+        fs.pci_device("0000:00:05.0", "0x8086", "0x100e", "0x020000", 5, "e1000");
+        fs.pci_device("0000:00:06.0", "0x8086", "0x10d3", "0x020000", 6, "e1000e");
+        fs.pci_device("0000:00:07.0", "0x1234", "0x11e8", "0x00ff00", 7, "vfio-pci");
+        vfio::Options o;
+        o.mode = vfio::Mode::group;
+        o.sysroot = fs.root().path("");
+        auto v = vfio::Vfio::create(o);
+        ASSERT_TRUE(v) << v.error().message();
+        vfio_ = std::move(*v);
+    }
+
+    testing::FakeSysfs fs;
+    FakeContainerNode node;
+    vfio::ScopedSyscalls guard{node};
+    CountingDriver edu{"edu", {0x1234, 0x11e8}};
+    CountingDriver nic{"e1000", {0x8086, 0x100e}};
+    std::unique_ptr<vfio::Vfio> vfio_;
+};
+
+const ProbeOutcome* outcome(const std::vector<ProbeOutcome>& r, const char* a) {
+    for (const auto& o : r)
+        if (o.addr == *PciAddress::parse(a))
+            return &o;
+    return nullptr;
+}
+
+TEST_F(BusTest, ReportsWhyEachMatchingDeviceWasNotProbed) {
+    Bus bus(*vfio_, fs.root());
+    bus.register_driver(edu);
+    bus.register_driver(nic);
+    bus.block(*PciAddress::parse("0000:00:07.0"));
+    auto r = bus.probe_all();
+    ASSERT_TRUE(r) << r.error().message();
+    // 00:06.0 (e1000e) matches no driver: not in the report.
+    ASSERT_EQ(r->size(), 4u);
+    EXPECT_EQ(outcome(*r, "0000:00:06.0"), nullptr);
+
+    const ProbeOutcome* unbound = outcome(*r, "0000:00:04.0");
+    ASSERT_NE(unbound, nullptr);
+    EXPECT_FALSE(unbound->probed);
+    EXPECT_EQ(unbound->driver, "edu");
+    EXPECT_NE(unbound->reason.find("not bound to any driver"), std::string::npos) << unbound->reason;
+    EXPECT_NE(unbound->reason.find("driver_override"), std::string::npos) << unbound->reason;
+
+    const ProbeOutcome* kernel = outcome(*r, "0000:00:05.0");
+    ASSERT_NE(kernel, nullptr);
+    EXPECT_EQ(kernel->driver, "e1000");
+    EXPECT_NE(kernel->reason.find("kernel driver e1000"), std::string::npos) << kernel->reason;
+    EXPECT_NE(kernel->reason.find("echo 0000:00:05.0 > /sys/bus/pci/drivers_probe"),
+              std::string::npos)
+        << kernel->reason;
+
+    const ProbeOutcome* blocked = outcome(*r, "0000:00:07.0");
+    ASSERT_NE(blocked, nullptr);
+    EXPECT_NE(blocked->reason.find("blocked"), std::string::npos);
+
+    // Bound to vfio-pci, but the fake kernel has no group node: the
+    // assignment error is the reason, and the driver never saw the device.
+    const ProbeOutcome* failed = outcome(*r, "0000:00:03.0");
+    ASSERT_NE(failed, nullptr);
+    EXPECT_FALSE(failed->probed);
+    EXPECT_NE(failed->reason.find("0000:00:03.0"), std::string::npos) << failed->reason;
+    std::printf("assign failure reported as: %s\n", failed->reason.c_str());
+
+    EXPECT_EQ(edu.probes, 0);
+    EXPECT_EQ(nic.probes, 0);
+    EXPECT_TRUE(bus.devices().empty());
+    EXPECT_EQ(vfio_->default_container().devices().size(), 0u);
+}
+
+TEST_F(BusTest, AllowListLimitsTheScan) {
+    Bus bus(*vfio_, fs.root());
+    bus.register_driver(edu);
+    bus.register_driver(nic);
+    bus.allow(*PciAddress::parse("0000:00:05.0"));
+    auto r = bus.probe_all();
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->size(), 1u);
+    EXPECT_EQ((*r)[0].addr.str(), "0000:00:05.0");
+}
+
+TEST_F(BusTest, NoDriversNoReport) {
+    Bus bus(*vfio_, fs.root());
+    auto r = bus.probe_all();
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->empty());
+    auto rm = bus.remove(*PciAddress::parse("0000:00:03.0"));
+    ASSERT_FALSE(rm);
+    EXPECT_EQ(rm.error().err(), ENODEV);
+}
+
+TEST_F(BusTest, NoPciBusFailsTheScan) {
+    fs.remove("/sys/bus/pci/devices");
+    Bus bus(*vfio_, fs.root());
+    bus.register_driver(edu);
+    auto r = bus.probe_all();
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("PCI bus scan"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vfiokit::pci

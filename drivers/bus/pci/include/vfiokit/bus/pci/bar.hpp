@@ -1,0 +1,78 @@
+// A mapped BAR: owner of its mmap()ed parts, with typed register access.
+//
+// read<T>/write<T> (T = uint8/16/32/64_t) go straight to the mapping when
+// the offset lies in a mapped part, and through pread/pwrite on the device
+// fd otherwise (unmapped parts, I/O port BARs). MMIO accesses are single
+// volatile loads/stores of exactly sizeof(T) bytes; write<T> is ordered
+// after earlier memory writes (a release fence before the store), so a
+// driver that fills a DMA buffer and then writes a doorbell needs nothing
+// more; read<T> is ordered before later memory reads (an acquire fence
+// after the load).
+//
+// Move-only; destroying it unmaps. It keeps the device fd number but does
+// not own it: the vfio::Device must outlive the Bar.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/vfio/syscalls.hpp"
+
+namespace vfiokit::pci {
+
+class Bar {
+public:
+    struct Part {
+        std::uint64_t offset = 0;  // within the BAR
+        vfio::Mapping map;
+    };
+
+    Bar() = default;
+    Bar(unsigned index, int device_fd, std::uint64_t region_offset, std::uint64_t size,
+        bool io_port, std::vector<Part> parts);
+    Bar(Bar&&) noexcept = default;
+    Bar& operator=(Bar&&) noexcept = default;
+
+    [[nodiscard]] unsigned index() const { return index_; }
+    [[nodiscard]] std::uint64_t size() const { return size_; }
+    [[nodiscard]] bool io_port() const { return io_port_; }
+    // Whether [off, off+len) is inside one mmap()ed part.
+    [[nodiscard]] bool mapped(std::uint64_t off, std::uint64_t len = 1) const;
+    [[nodiscard]] const std::vector<Part>& parts() const { return parts_; }
+    // Pointer into the mapping for bulk access (e.g. a device buffer);
+    // nullptr when [off, off+len) is not mapped.
+    [[nodiscard]] volatile std::uint8_t* pointer(std::uint64_t off, std::uint64_t len) const;
+
+    // Register access. Out-of-range offsets and failed pread/pwrite are
+    // programming or device errors: the checked forms report them (EINVAL
+    // for an offset outside the BAR or not a multiple of sizeof(T), else
+    // the syscall's errno), with the device, BAR and offset. The unchecked
+    // forms act like a PCI master abort: read returns all-ones, write is
+    // dropped, and the error is printed on stderr; they never abort.
+    template <class T>
+    [[nodiscard]] T read(std::uint64_t off) const;
+    template <class T>
+    void write(std::uint64_t off, T v);
+    template <class T>
+    [[nodiscard]] Result<T> try_read(std::uint64_t off) const;
+    template <class T>
+    [[nodiscard]] Result<void> try_write(std::uint64_t off, T v);
+
+private:
+    friend class PciDevice;  // sets owner_
+    // "BAR0 offset 0x4" prefixed with the device address, for messages.
+    [[nodiscard]] std::string where(std::uint64_t off) const;
+
+    std::string owner_;  // device address; empty for a Bar built by hand
+    unsigned index_ = 0;
+    int fd_ = -1;
+    std::uint64_t region_offset_ = 0;
+    std::uint64_t size_ = 0;
+    bool io_port_ = false;
+    std::vector<Part> parts_;
+};
+
+}  // namespace vfiokit::pci

@@ -1,0 +1,87 @@
+// A heap of DMA-able memory, and a fixed-size object pool on top of it.
+//
+// Heap: one per NUMA node (or one for "any node"). It carves allocations out
+// of Memory segments, adding a segment when it runs out; adding the segment
+// maps it for DMA through Memory's listener, so every allocation has an
+// IOVA (Memory::virt2iova) without a call from the user. First fit over an
+// address-ordered free list, coalescing on free: alloc/free are O(log n) in
+// the number of free blocks. An allocation never spans two segments, so
+// each is IOVA-contiguous; the largest is one segment's size (`chunk`).
+// Bookkeeping lives outside the DMA memory (a device cannot corrupt it).
+//
+// ObjectPool: `count` objects of one size, carved from one heap allocation,
+// handed out and taken back in O(1) (LIFO, so recently used objects stay
+// warm in the cache) — the shape of a packet-buffer pool.
+//
+// Thread-safety: none; one thread per heap or pool, or external locking.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/memory.hpp"
+
+namespace vfiokit::eal {
+
+class Heap {
+public:
+    // `chunk`: size of the segments the heap adds (rounded up to pages).
+    Heap(Memory& mem, int node = -1, std::uint64_t chunk = 64ULL << 20);
+    ~Heap();
+    Heap(const Heap&) = delete;
+    Heap& operator=(const Heap&) = delete;
+
+    // `align`: a power of two (at least 64, a cache line). ENOMEM naming the
+    // limit when Memory cannot grow; EINVAL when size exceeds the chunk.
+    [[nodiscard]] Result<void*> alloc(std::uint64_t size, std::uint64_t align = 64);
+    // Adds one segment of `bytes` (rounded up to pages) now: start-up
+    // memory (-m, --socket-mem), exactly as much as asked.
+    [[nodiscard]] Result<void> reserve(std::uint64_t bytes) { return grow(bytes, true); }
+    // nullptr is ignored; a pointer not from alloc() is an error.
+    [[nodiscard]] Result<void> free(void* p);
+
+    [[nodiscard]] int node() const { return node_; }
+    [[nodiscard]] std::uint64_t bytes_in_use() const { return in_use_; }
+    [[nodiscard]] std::size_t segments() const { return segs_.size(); }
+    [[nodiscard]] Memory& memory() const { return *mem_; }
+
+private:
+    [[nodiscard]] Result<void> grow(std::uint64_t at_least, bool exact = false);
+    Memory* mem_;
+    int node_;
+    std::uint64_t chunk_;
+    std::vector<const Segment*> segs_;
+    std::map<std::uint64_t, std::uint64_t> free_;   // start -> length, non-adjacent
+    std::map<std::uint64_t, std::uint64_t> used_;   // start -> length
+    std::map<std::uint64_t, std::uint64_t> seg_end_;  // segment start -> end, to keep merges inside
+    std::uint64_t in_use_ = 0;
+};
+
+class ObjectPool {
+public:
+    [[nodiscard]] static Result<ObjectPool> create(Heap& heap, std::uint64_t obj_size,
+                                                   std::size_t count, std::uint64_t align = 64);
+    ObjectPool(ObjectPool&&) noexcept;
+    ObjectPool& operator=(ObjectPool&&) = delete;
+    ~ObjectPool();
+
+    // nullptr when empty.
+    [[nodiscard]] void* get();
+    void put(void* obj);
+    [[nodiscard]] std::size_t available() const { return free_.size(); }
+    [[nodiscard]] std::size_t capacity() const { return count_; }
+    [[nodiscard]] std::uint64_t object_size() const { return stride_; }
+    [[nodiscard]] bool owns(const void* obj) const;
+
+private:
+    ObjectPool(Heap& h, void* base, std::uint64_t stride, std::size_t count);
+    Heap* heap_;
+    void* base_;
+    std::uint64_t stride_;
+    std::size_t count_;
+    std::vector<void*> free_;
+};
+
+}  // namespace vfiokit::eal

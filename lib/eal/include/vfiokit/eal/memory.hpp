@@ -1,0 +1,124 @@
+// EAL memory: hugepage-backed segments that devices can reach.
+//
+// Memory reserves one virtual address window at start-up and places every
+// segment inside it, so virt2iova() is a table lookup: O(1), no search, for
+// the data path. Each segment is backed by a file (a memfd, with
+// MFD_HUGETLB unless --no-huge, or a file in --huge-dir) so that another
+// process can map the same memory. When a segment is added or removed the
+// listener is told first; the EAL's listener maps it into the default VFIO
+// container (one map per segment: contiguous in VA and IOVA), so memory is
+// DMA-able without any call from the user.
+//
+// IOVA modes (--iova-mode):
+//   va   IOVA = VA (the default where an IOMMU translates). The window is
+//        reserved low enough to fit the IOMMU's address width (39 bits on
+//        QEMU's intel-iommu).
+//   pa   IOVA = physical address (no-IOMMU, where it is the only choice):
+//        from /proc/self/pagemap; needs root; hugepages are pinned by
+//        nature, so their PAs do not move.
+//
+// Thread-safety: add/remove need external serialization; virt2iova may run
+// concurrently with them only for segments that are not being removed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/vfio/syscalls.hpp"
+
+namespace vfiokit::eal {
+
+enum class IovaMode { automatic, va, pa };
+[[nodiscard]] Result<IovaMode> parse_iova_mode(std::string_view s);
+
+struct HugepagePool {
+    std::uint64_t page_size = 0;  // bytes
+    unsigned total = 0;
+    unsigned free = 0;
+    std::string mount;            // a hugetlbfs mount for this size, or empty
+};
+
+// The hugepage sizes the kernel offers (/sys/kernel/mm/hugepages) and their
+// hugetlbfs mounts (/proc/mounts, pagesize= option or the default size).
+[[nodiscard]] std::vector<HugepagePool> discover_hugepages(const sysfs::Root& root);
+
+struct MemoryOptions {
+    bool no_huge = false;          // --no-huge: 4 KiB pages, with a warning
+    std::string huge_dir;          // --huge-dir: back segments with files there
+    std::uint64_t page_size = 0;   // 0: the default hugepage size
+    IovaMode iova_mode = IovaMode::va;
+    // The VA window reserved at start-up; all segments live in it. The
+    // default base (64 GiB) keeps IOVA = VA inside a 39-bit IOMMU; a device
+    // with a narrower DMA mask needs a lower base (--base-virtaddr, DPDK's
+    // name) and a window that fits under its mask.
+    std::uint64_t base_virtaddr = 64ULL << 30;
+    std::uint64_t window = 16ULL << 30;
+    std::string sysroot;           // for discovery in tests
+};
+
+struct Segment {
+    std::uint64_t va = 0;
+    std::uint64_t len = 0;
+    std::uint64_t page_size = 0;
+    int node = -1;        // NUMA node the pages were bound to (-1: not bound)
+    // IOVA of the first byte when the segment is IOVA-contiguous (va mode);
+    // in pa mode each page has its own (virt2iova).
+    std::optional<std::uint64_t> iova;
+    std::string backing;  // "memfd:hugetlb", "memfd", or the file path
+    int fd = -1;          // the backing file, shareable with other processes
+};
+
+// Told about every segment before it becomes usable (add) and before it
+// goes away (remove). A failing on_add makes the add fail and roll back.
+class MemoryListener {
+public:
+    virtual ~MemoryListener() = default;
+    [[nodiscard]] virtual Result<void> on_add(const Segment& s) = 0;
+    virtual void on_remove(const Segment& s) = 0;
+};
+
+class Memory {
+public:
+    [[nodiscard]] static Result<std::unique_ptr<Memory>> create(const MemoryOptions& o);
+    ~Memory();
+    Memory(const Memory&) = delete;
+    Memory& operator=(const Memory&) = delete;
+
+    // Not owned; set before the first add().
+    void set_listener(MemoryListener* l) { listener_ = l; }
+    [[nodiscard]] IovaMode iova_mode() const { return opts_.iova_mode; }
+    [[nodiscard]] std::uint64_t page_size() const { return page_size_; }
+
+    // A new segment of at least `len` bytes (rounded up to pages), populated.
+    // Errors say which limit was hit (hugepages free, RLIMIT_MEMLOCK via the
+    // listener, window full, root for pa mode); a failed add leaves nothing.
+    // `node`: NUMA node to place the pages on (-1: the caller's policy).
+    [[nodiscard]] Result<const Segment*> add(std::uint64_t len, int node = -1);
+    [[nodiscard]] Result<void> remove(const Segment* s);
+
+    // O(1). nullopt for addresses outside every segment.
+    [[nodiscard]] std::optional<std::uint64_t> virt2iova(const void* va) const;
+    [[nodiscard]] std::vector<const Segment*> segments() const;
+    [[nodiscard]] std::uint64_t window_base() const { return base_; }
+
+private:
+    Memory() = default;
+    MemoryOptions opts_;
+    MemoryListener* listener_ = nullptr;
+    std::uint64_t page_size_ = 0;
+    std::uint64_t base_ = 0;       // reserved window [base_, base_ + opts_.window)
+    vfio::Mapping window_;         // PROT_NONE reservation
+    std::vector<std::uint64_t> page_iova_;  // per window page; ~0 = unused
+    struct Owned {
+        Segment seg;
+        vfio::Fd fd;
+    };
+    std::vector<std::unique_ptr<Owned>> segs_;
+};
+
+}  // namespace vfiokit::eal

@@ -1,0 +1,305 @@
+// EAL memory on the real kernel, in the lab guest, once per VFIO mode:
+// hugepage segments mapped into the default container by themselves, DMA
+// through QEMU's edu from heap memory, the ioctls a big region costs, and
+// the errors for missing or exhausted hugepages, a low RLIMIT_MEMLOCK and
+// PA mode without privilege.
+//
+//   VFIOKIT_VFIO_MODE=cdev VFIOKIT_LAB_SHAPE=iommu memory_lab_test
+#include <linux/capability.h>
+#include <numaif.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "edu.hpp"
+#include "lab_env.hpp"
+#include "vfiokit/bus/pci/bus.hpp"
+#include "vfiokit/eal/eal.hpp"
+#include "vfiokit/uapi/iommufd.hpp"
+#include "vfiokit/uapi/vfio.hpp"
+
+namespace vfiokit::eal {
+namespace {
+
+using testing::env;
+using testing::iommu_shape;
+using testing::mode_label;
+using testing::open_fds;
+
+constexpr const char* kEdu = "0000:00:03.0";
+
+unsigned free_hugepages() {
+    return static_cast<unsigned>(
+        sysfs::Root().read_uint("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages").value_or(0));
+}
+
+// EAL options for this mode. The edu's DMA mask is 28 bits in the iommu
+// shape: with IOVA = VA the memory window must start low enough.
+Options options(std::uint64_t base = 16ULL << 20, std::uint64_t window = 2ULL << 30) {
+    Options o;
+    if (auto ok = vfio::apply_environment(o.vfio); !ok)
+        ADD_FAILURE() << ok.error().message();
+    o.memory.base_virtaddr = base;
+    o.memory.window = window;
+    return o;
+}
+
+// The map ioctl of the mode's DMA path.
+unsigned long map_request(vfio::Mode m) {
+    return m == vfio::Mode::cdev ? uapi::kIommuIoasMap : uapi::kVfioIommuMapDma;
+}
+
+class Mem : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Mem, MapIoctlsGrowWithRegionsNotPages) {
+    if (testing::shape() == "numa")
+        GTEST_SKIP() << "counted in the iommu shape";
+    vfio::FaultInjector counter;
+    if (!iommu_shape()) {
+        // No-IOMMU: nothing is mapped at all; 256 MiB is what the shape holds.
+        vfio::ScopedSyscalls g(counter);
+        Options o = options();
+        o.memory_mb = 256;
+        auto e = Eal::init(o);
+        ASSERT_TRUE(e) << e.error().message();
+        const unsigned n = counter.count(vfio::Call::ioctl, uapi::kVfioIommuMapDma) +
+                           counter.count(vfio::Call::ioctl, uapi::kIommuIoasMap);
+        std::printf("map ioctls (noiommu): 256 MiB = %u (IOVA = PA, nothing to map)\n", n);
+        EXPECT_EQ(n, 0u);
+        return;
+    }
+    vfio::ScopedSyscalls g(counter);
+    Options o = options(64ULL << 30, 8ULL << 30);
+    o.memory_mb = 256;
+    auto e = Eal::init(o);
+    ASSERT_TRUE(e) << e.error().message();
+    const unsigned long req = map_request((*e)->vfio().mode());
+    const unsigned maps_256 = counter.count(vfio::Call::ioctl, req);
+    // Group-style containers map only once a device is assigned (replay).
+    auto d = (*e)->vfio().assign_device((*e)->vfio().default_container(), kEdu);
+    ASSERT_TRUE(d) << d.error().message();
+    const unsigned after_assign = counter.count(vfio::Call::ioctl, req);
+    auto before_1g = counter.count(vfio::Call::ioctl, req);
+    ASSERT_TRUE((*e)->heap(-1).reserve(1ULL << 30));
+    const unsigned maps_1g = counter.count(vfio::Call::ioctl, req) - before_1g;
+    std::printf("map ioctls (%s): 256 MiB = %u (%u by the first device), 1 GiB = %u; "
+                "%u hugepages of 2 MiB in all\n",
+                mode_label().c_str(), maps_256, after_assign - maps_256, maps_1g,
+                static_cast<unsigned>((256 + 1024) / 2));
+    EXPECT_EQ(maps_256 + (after_assign - maps_256), 1u);
+    EXPECT_EQ(maps_1g, 1u);
+    EXPECT_EQ((*e)->vfio().default_container().mapping_count(), 2u);
+}
+
+struct EduOnEal {
+    std::unique_ptr<Eal> eal;
+    std::unique_ptr<pci::Bus> bus;
+    edu::EduDriver driver{iommu_shape() ? edu::kDefaultDmaMask : 0xffffffffULL};
+    edu::EduDevice* dev = nullptr;
+};
+
+void open_edu(EduOnEal& x, const Options& o) {
+    auto e = Eal::init(o);
+    ASSERT_TRUE(e) << e.error().message();
+    x.eal = std::move(*e);
+    x.bus = std::make_unique<pci::Bus>(x.eal->vfio());
+    x.bus->register_driver(x.driver);
+    x.bus->allow(*PciAddress::parse(kEdu));
+    auto r = x.bus->probe_all();
+    ASSERT_TRUE(r) << r.error().message();
+    auto* b = x.bus->find(*PciAddress::parse(kEdu));
+    ASSERT_NE(b, nullptr) << (r->empty() ? "" : r->front().reason);
+    x.dev = x.driver.device(*b);
+    ASSERT_NE(x.dev, nullptr);
+}
+
+// Fill, DMA RAM -> edu -> RAM through IOVAs from virt2iova, compare.
+void round_trip(EduOnEal& x, void* src, void* dst, std::size_t n) {
+    auto* s = static_cast<unsigned char*>(src);
+    for (std::size_t i = 0; i < n; ++i)
+        s[i] = static_cast<unsigned char>(i * 7 + 3);
+    std::memset(dst, 0, n);
+    auto si = x.eal->virt2iova(src), di = x.eal->virt2iova(dst);
+    ASSERT_TRUE(si && di);
+    ASSERT_LE(*si + n - 1, x.dev->dma_mask()) << "IOVA beyond the edu's DMA mask";
+    ASSERT_TRUE(x.dev->dma_to_device(*si, 0, n));
+    ASSERT_TRUE(x.dev->dma_to_ram(*di, 0, n));
+    ASSERT_EQ(std::memcmp(src, dst, n), 0);
+}
+
+TEST_P(Mem, HeapMemoryIsDmaAbleWithoutAnyCall) {
+    EduOnEal x;
+    Options o = options();
+    o.memory_mb = 4;
+    ASSERT_NO_FATAL_FAILURE(open_edu(x, o));
+    Heap& h = x.eal->heap(-1);
+    auto a = h.alloc(2048), b = h.alloc(2048);
+    ASSERT_TRUE(a && b);
+    ASSERT_NO_FATAL_FAILURE(round_trip(x, *a, *b, 2048));
+    std::printf("heap DMA (%s, iova %s): 2048 bytes ok at iova 0x%llx\n", mode_label().c_str(),
+                x.eal->iova_mode() == IovaMode::pa ? "pa" : "va",
+                static_cast<unsigned long long>(*x.eal->virt2iova(*a)));
+    ASSERT_TRUE(h.free(*a));
+    ASSERT_TRUE(h.free(*b));
+    // Memory added after init: a new segment, mapped by the listener.
+    const std::size_t segs = h.segments();
+    auto big = h.alloc(60ULL << 20);  // does not fit the 4 MiB start-up segment
+    ASSERT_TRUE(big) << big.error().message();
+    EXPECT_EQ(h.segments(), segs + 1);
+    char* tail = static_cast<char*>(*big) + (60ULL << 20) - 4096;
+    ASSERT_NO_FATAL_FAILURE(round_trip(x, *big, tail, 1000));
+    std::printf("memory added after init (%s): DMA ok\n", mode_label().c_str());
+    ASSERT_TRUE(h.free(*big));
+}
+
+TEST_P(Mem, ExhaustedHugepagesAreExplainedAndLeakNothing) {
+    auto e = Eal::init(options());
+    ASSERT_TRUE(e) << e.error().message();
+    const int fds = open_fds();
+    const unsigned free_before = free_hugepages();
+    const std::size_t maps = (*e)->vfio().default_container().mapping_count();
+    auto s = (*e)->memory().add((free_before + 8) * (2ULL << 20));
+    ASSERT_FALSE(s);
+    std::printf("exhausted: %s\n", s.error().message().c_str());
+    EXPECT_EQ(s.error().err(), ENOMEM);
+    EXPECT_NE(s.error().message().find("free of"), std::string::npos);
+    EXPECT_EQ(open_fds(), fds);
+    EXPECT_EQ(free_hugepages(), free_before);
+    EXPECT_EQ((*e)->vfio().default_container().mapping_count(), maps);
+}
+
+TEST_P(Mem, AbsentHugepageSizeIsExplained) {
+    Options o = options();
+    o.memory.page_size = 1ULL << 30;
+    auto e = Eal::init(o);
+    ASSERT_FALSE(e);
+    std::printf("absent: %s\n", e.error().message().c_str());
+    EXPECT_NE(e.error().message().find("1024 MiB"), std::string::npos);
+}
+
+// Drops a capability from this process (a forked child).
+void drop_capability(int cap) {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (syscall(SYS_capget, &hdr, data) != 0)
+        std::_Exit(90);
+    data[cap / 32].effective &= ~(1u << (cap % 32));
+    data[cap / 32].permitted &= ~(1u << (cap % 32));
+    if (syscall(SYS_capset, &hdr, data) != 0)
+        std::_Exit(91);
+}
+
+// Runs `body` in a child; its exit status is the test's verdict there.
+int in_child(const std::function<int()>& body) {
+    std::fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        std::_Exit(body());
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+TEST_P(Mem, LowMemlockLimitIsExplained) {
+    if (!iommu_shape())
+        GTEST_SKIP() << "no-IOMMU mode pins nothing: RLIMIT_MEMLOCK does not apply";
+    int rc = in_child([] {
+        drop_capability(CAP_IPC_LOCK);  // root ignores RLIMIT_MEMLOCK otherwise
+        rlimit rl{64 << 10, 64 << 10};
+        setrlimit(RLIMIT_MEMLOCK, &rl);
+        Options o = options();
+        o.memory_mb = 16;
+        auto e = Eal::init(o);
+        if (e) {
+            // Group-style containers pin at the first device's replay.
+            auto d = (*e)->vfio().assign_device((*e)->vfio().default_container(), kEdu);
+            if (d)
+                return 1;
+            std::printf("memlock: %s\n", d.error().message().c_str());
+            return d.error().message().find("RLIMIT_MEMLOCK") != std::string::npos ? 0 : 2;
+        }
+        std::printf("memlock: %s\n", e.error().message().c_str());
+        return e.error().message().find("RLIMIT_MEMLOCK") != std::string::npos ? 0 : 3;
+    });
+    EXPECT_EQ(rc, 0) << "1: mapping 16 MiB succeeded under a 64 KiB limit; 2/3: message lacks "
+                        "RLIMIT_MEMLOCK";
+}
+
+TEST_P(Mem, PaModeWithoutPrivilegeIsExplained) {
+    if (iommu_shape())
+        GTEST_SKIP() << "pa mode is the no-IOMMU shape's";
+    int rc = in_child([] {
+        drop_capability(CAP_SYS_ADMIN);  // /proc/self/pagemap then hides PFNs
+        Options o = options();
+        o.memory_mb = 4;
+        auto e = Eal::init(o);
+        if (e)
+            return 1;
+        std::printf("pa without privilege: %s\n", e.error().message().c_str());
+        return e.error().message().find("CAP_SYS_ADMIN") != std::string::npos ? 0 : 2;
+    });
+    EXPECT_EQ(rc, 0);
+}
+
+// The node a page of ours lives on.
+int node_of(const void* p) {
+    int node = -1;
+    if (get_mempolicy(&node, nullptr, 0, const_cast<void*>(p), MPOL_F_NODE | MPOL_F_ADDR) != 0)
+        return -2;
+    return node;
+}
+
+TEST_P(Mem, NumaPlacementFollowsTheDevice) {
+    if (testing::shape() != "numa")
+        GTEST_SKIP() << "needs the numa shape (two nodes)";
+    constexpr const char* kFarEdu = "0000:41:00.0";  // behind the node-1 expander bridge
+    auto dev_node = sysfs::Root().read_int(std::string("/sys/bus/pci/devices/") + kFarEdu + "/numa_node");
+    ASSERT_TRUE(dev_node);
+    ASSERT_EQ(*dev_node, 1);
+    EduOnEal x;
+    Options o = options();
+    o.socket_mem_mb = {8, 8};  // start-up memory on both nodes
+    auto e = Eal::init(o);
+    ASSERT_TRUE(e) << e.error().message();
+    x.eal = std::move(*e);
+    x.bus = std::make_unique<pci::Bus>(x.eal->vfio());
+    x.bus->register_driver(x.driver);
+    x.bus->allow(*PciAddress::parse(kFarEdu));
+    ASSERT_TRUE(x.bus->probe_all());
+    auto* b = x.bus->find(*PciAddress::parse(kFarEdu));
+    ASSERT_NE(b, nullptr);
+    x.dev = x.driver.device(*b);
+    // Memory for the device comes from the heap of the device's node.
+    Heap& near = x.eal->heap(static_cast<int>(*dev_node));
+    auto a = near.alloc(2048), c = near.alloc(2048);
+    ASSERT_TRUE(a && c);
+    EXPECT_EQ(node_of(*a), 1);
+    EXPECT_EQ(node_of(*c), 1);
+    auto far = x.eal->heap(0).alloc(2048);
+    ASSERT_TRUE(far);
+    EXPECT_EQ(node_of(*far), 0);
+    ASSERT_NO_FATAL_FAILURE(round_trip(x, *a, *c, 2048));
+    std::printf("numa (%s): device %s on node %lld, its buffers on node %d, DMA ok; node-0 heap "
+                "on node %d\n",
+                mode_label().c_str(), kFarEdu, static_cast<long long>(*dev_node), node_of(*a),
+                node_of(*far));
+    // A node the machine does not have is refused, naming the nodes there are.
+    auto none = x.eal->memory().add(2 << 20, 5);
+    ASSERT_FALSE(none);
+    EXPECT_NE(none.error().message().find("nodes 0..1"), std::string::npos) << none.error().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(Lab, Mem, ::testing::Values(mode_label()),
+                         [](const auto& p) { return p.param; });
+
+}  // namespace
+}  // namespace vfiokit::eal

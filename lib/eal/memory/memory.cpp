@@ -1,0 +1,271 @@
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <numa.h>
+#include <numaif.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+
+#include "vfiokit/eal/memory.hpp"
+#include "vfiokit/eal/pagemap.hpp"
+
+namespace vfiokit::eal {
+
+namespace {
+
+constexpr std::uint64_t kUnused = ~0ULL;
+
+std::string mib(std::uint64_t n) { return std::to_string(n >> 20) + " MiB"; }
+
+
+}  // namespace
+
+Result<std::unique_ptr<Memory>> Memory::create(const MemoryOptions& o) {
+    std::unique_ptr<Memory> m(new Memory());
+    m->opts_ = o;
+    const sysfs::Root root(o.sysroot);
+    if (o.no_huge) {
+        m->page_size_ = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+        std::fprintf(stderr,
+                     "vfiokit: warning: --no-huge: memory uses 4 KiB pages: one IOTLB entry "
+                     "per 4 KiB instead of per 2 MiB, and no physical contiguity\n");
+        if (o.iova_mode == IovaMode::pa)
+            return fail(Error(EINVAL, "memory: --iova-mode=pa with --no-huge")
+                            .hint("physical addresses need hugepages (4 KiB pages can be "
+                                  "moved by the kernel); drop --no-huge"));
+    } else {
+        const auto pools = discover_hugepages(root);
+        if (pools.empty())
+            return fail(Error(ENOENT, "memory: no hugepage sizes in /sys/kernel/mm/hugepages")
+                            .hint("kernel built without CONFIG_HUGETLBFS; or run with --no-huge"));
+        std::uint64_t want = o.page_size;
+        if (want == 0) {
+            // The default size: the first pool with pages, else the smallest.
+            want = pools.front().page_size;
+            for (const auto& p : pools)
+                if (p.total > 0) {
+                    want = p.page_size;
+                    break;
+                }
+        }
+        auto it = std::find_if(pools.begin(), pools.end(),
+                               [&](const HugepagePool& p) { return p.page_size == want; });
+        if (it == pools.end())
+            return fail(Error(EINVAL, "memory: no " + mib(want) + " hugepages on this kernel"));
+        if (it->total == 0)
+            return fail(Error(ENOMEM, "memory: no " + mib(want) + " hugepages reserved")
+                            .hint("reserve some: echo 256 > /sys/kernel/mm/hugepages/hugepages-" +
+                                  std::to_string(want >> 10) +
+                                  "kB/nr_hugepages (or hugepages=N on the kernel command line), "
+                                  "or run with --no-huge"));
+        m->page_size_ = want;
+    }
+    if (o.no_huge && o.window == MemoryOptions{}.window)
+        m->opts_.window = 2ULL << 30;  // keeps the 4 KiB page table at 4 MiB
+    const std::uint64_t win = m->opts_.window;
+    // Reserve with room to align the base to the page size.
+    // Exactly at the requested base (MAP_FIXED_NOREPLACE: never over an
+    // existing mapping), so IOVA = VA lands where the user planned.
+    const std::uint64_t base = (o.base_virtaddr + m->page_size_ - 1) & ~(m->page_size_ - 1);
+    auto res = vfio::map_memory(reinterpret_cast<void*>(base), win, PROT_NONE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                                -1, 0, "memory window");
+    if (!res) {
+        char b[96];
+        std::snprintf(b, sizeof b, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(base),
+                      static_cast<unsigned long long>(base + win));
+        return fail(std::move(res.error())
+                        .context(std::string("memory: reserve the window ") + b)
+                        .hint("the range is taken; choose another --base-virtaddr"));
+    }
+    m->window_ = std::move(*res);
+    m->base_ = base;
+    m->page_iova_.assign(win / m->page_size_, kUnused);
+    return m;
+}
+
+namespace {
+
+// Binds [p, p+len) to `node` (MPOL_BIND: fail rather than fall back to
+// another node) and faults the pages in there.
+Result<void> bind_to_node(void* p, std::uint64_t len, int node) {
+    if (numa_available() < 0)
+        return fail(Error(ENOSYS, "place memory on NUMA node " + std::to_string(node))
+                        .hint("the kernel has no NUMA support (CONFIG_NUMA)"));
+    if (node > numa_max_node())
+        return fail(Error(EINVAL, "place memory on NUMA node " + std::to_string(node))
+                        .hint("this machine has nodes 0.." + std::to_string(numa_max_node())));
+    unsigned long mask[16] = {};
+    mask[node / 64] = 1UL << (node % 64);
+    if (::mbind(p, len, MPOL_BIND, mask, sizeof(mask) * 8, MPOL_MF_STRICT) != 0)
+        return fail(Error(errno, "mbind to NUMA node " + std::to_string(node)));
+    if (::madvise(p, len, MADV_POPULATE_WRITE) != 0)
+        return fail(Error(errno, "fault in memory on NUMA node " + std::to_string(node))
+                        .hint("not enough free hugepages on that node: see "
+                              "/sys/devices/system/node/node" + std::to_string(node) +
+                              "/hugepages/"));
+    return {};
+}
+
+}  // namespace
+
+Memory::~Memory() {
+    while (!segs_.empty())
+        (void)remove(&segs_.back()->seg);
+}
+
+Result<const Segment*> Memory::add(std::uint64_t len, int node) {
+    const std::uint64_t pg = page_size_;
+    len = (len + pg - 1) / pg * pg;
+    if (len == 0)
+        return fail(EINVAL, "memory: add 0 bytes");
+    const std::size_t need = len / pg;
+
+    // First fit in the window's page table.
+    std::size_t first = 0, run = 0;
+    for (std::size_t i = 0; i < page_iova_.size() && run < need; ++i) {
+        if (page_iova_[i] == kUnused) {
+            if (run++ == 0)
+                first = i;
+        } else {
+            run = 0;
+        }
+    }
+    if (run < need)
+        return fail(Error(ENOSPC, "memory: add " + mib(len) + ": the " + mib(opts_.window) +
+                                      " window is full")
+                        .hint("remove segments or reserve a larger window"));
+
+    auto owned = std::make_unique<Owned>();
+    Segment& s = owned->seg;
+    s.va = base_ + first * pg;
+    s.len = len;
+    s.page_size = pg;
+
+    // Backing file: shareable with other processes by fd (memfd) or path.
+    if (!opts_.huge_dir.empty() && !opts_.no_huge) {
+        s.backing = opts_.huge_dir + "/vfiokit-" + std::to_string(::getpid()) + "-" +
+                    std::to_string(s.va - base_);
+        auto fd = vfio::open_fd(s.backing, O_RDWR | O_CREAT | O_EXCL);
+        if (!fd)
+            return fail(std::move(fd.error()).context("memory").hint("--huge-dir must be a writable hugetlbfs mount"));
+        owned->fd = std::move(*fd);
+    } else {
+        unsigned flags = MFD_CLOEXEC;
+        if (!opts_.no_huge)
+            flags |= MFD_HUGETLB | (static_cast<unsigned>(std::countr_zero(pg)) << MFD_HUGE_SHIFT);
+        int fd = ::memfd_create("vfiokit-memory", flags);
+        if (fd < 0)
+            return fail(Error(errno, "memfd_create").context("memory: add " + mib(len)));
+        owned->fd = vfio::Fd(fd);
+        s.backing = opts_.no_huge ? "memfd" : "memfd:hugetlb";
+    }
+    s.fd = owned->fd.get();
+    auto cleanup_file = [&] {
+        if (s.backing.front() == '/')
+            ::unlink(s.backing.c_str());
+    };
+    if (::ftruncate(s.fd, static_cast<off_t>(len)) != 0) {
+        int err = errno;
+        cleanup_file();
+        return fail(Error(err, "ftruncate").context("memory: add " + mib(len)));
+    }
+    // MAP_FIXED over our own PROT_NONE reservation. Hugetlb mappings reserve
+    // their pages here, so a shortage shows now, not at first touch. With a
+    // NUMA node, the policy must be set before the pages are faulted in, so
+    // populate afterwards.
+    void* p = vfio::sys().mmap(reinterpret_cast<void*>(s.va), len, PROT_READ | PROT_WRITE,
+                               MAP_SHARED | MAP_FIXED | (node < 0 ? MAP_POPULATE : 0), s.fd, 0);
+    if (p == MAP_FAILED) {
+        Error e(errno, "mmap " + mib(len) + " of " + s.backing);
+        if (e.err() == ENOMEM && !opts_.no_huge) {
+            const auto pools = discover_hugepages(sysfs::Root(opts_.sysroot));
+            for (const auto& pool : pools)
+                if (pool.page_size == pg)
+                    e.hint("needs " + std::to_string(need) + " hugepages of " + mib(pg) + ", " +
+                           std::to_string(pool.free) + " free of " + std::to_string(pool.total) +
+                           ": reserve more in /sys/kernel/mm/hugepages/hugepages-" +
+                           std::to_string(pg >> 10) + "kB/nr_hugepages");
+        }
+        cleanup_file();
+        return fail(std::move(e.context("memory")));
+    }
+    auto unmap_back = [&] {
+        // Back to a reservation, not a hole: the window stays ours.
+        vfio::sys().mmap(reinterpret_cast<void*>(s.va), len, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+        cleanup_file();
+    };
+    if (node >= 0) {
+        if (auto ok = bind_to_node(reinterpret_cast<void*>(s.va), len, node); !ok) {
+            unmap_back();
+            return fail(std::move(ok.error()).context("memory: add " + mib(len)));
+        }
+        s.node = node;
+    }
+
+    // IOVAs.
+    if (opts_.iova_mode == IovaMode::pa) {
+        for (std::size_t i = 0; i < need; ++i) {
+            auto pa = virt_to_phys(reinterpret_cast<const void*>(s.va + i * pg));
+            if (!pa) {
+                unmap_back();
+                return fail(std::move(pa.error()).context("memory: --iova-mode=pa"));
+            }
+            page_iova_[first + i] = *pa;
+        }
+    } else {
+        s.iova = s.va;
+        for (std::size_t i = 0; i < need; ++i)
+            page_iova_[first + i] = s.va + i * pg;
+    }
+    if (listener_) {
+        if (auto ok = listener_->on_add(s); !ok) {
+            std::fill_n(page_iova_.begin() + static_cast<std::ptrdiff_t>(first), need, kUnused);
+            unmap_back();
+            return fail(std::move(ok.error()).context("memory: add " + mib(len)));
+        }
+    }
+    segs_.push_back(std::move(owned));
+    return &segs_.back()->seg;
+}
+
+Result<void> Memory::remove(const Segment* seg) {
+    auto it = std::find_if(segs_.begin(), segs_.end(), [&](const auto& o) { return &o->seg == seg; });
+    if (it == segs_.end())
+        return fail(EINVAL, "memory: remove a segment that is not ours");
+    const Segment& s = (*it)->seg;
+    if (listener_)
+        listener_->on_remove(s);
+    const std::size_t first = (s.va - base_) / page_size_;
+    std::fill_n(page_iova_.begin() + static_cast<std::ptrdiff_t>(first), s.len / page_size_, kUnused);
+    vfio::sys().mmap(reinterpret_cast<void*>(s.va), s.len, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (s.backing.front() == '/')
+        ::unlink(s.backing.c_str());
+    segs_.erase(it);
+    return {};
+}
+
+std::optional<std::uint64_t> Memory::virt2iova(const void* p) const {
+    const auto va = reinterpret_cast<std::uint64_t>(p);
+    if (va < base_)
+        return std::nullopt;
+    const std::uint64_t idx = (va - base_) / page_size_;
+    if (idx >= page_iova_.size() || page_iova_[idx] == kUnused)
+        return std::nullopt;
+    return page_iova_[idx] + (va & (page_size_ - 1));
+}
+
+std::vector<const Segment*> Memory::segments() const {
+    std::vector<const Segment*> v;
+    for (const auto& o : segs_)
+        v.push_back(&o->seg);
+    return v;
+}
+
+}  // namespace vfiokit::eal

@@ -1,0 +1,45 @@
+// What a lab test program needs to know about where it runs: the VFIO mode
+// and lab shape the job chose (environment), a label for test names, and
+// the process's open fd count (to prove nothing leaked). Header-only; tests
+// only.
+#pragma once
+
+#include <dirent.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace vfiokit::testing {
+
+inline std::string env(const char* name, const char* fallback = "") {
+    const char* v = std::getenv(name);
+    return v && *v ? v : fallback;
+}
+
+// VFIOKIT_LAB_SHAPE: "iommu" (default), "noiommu" or "numa" (see doc/lab.md).
+inline std::string shape() { return env("VFIOKIT_LAB_SHAPE", "iommu"); }
+// Whether an IOMMU translates in this shape (every shape but noiommu).
+inline bool iommu_shape() { return shape() != "noiommu"; }
+
+// The mode under test as test names carry it: cdev, group_type1v2,
+// group_type1, compat_type1v2, noiommu, auto.
+inline std::string mode_label() {
+    std::string m = env("VFIOKIT_VFIO_MODE", "auto");
+    if (m == "group" || m == "compat")
+        m += "_type1" + std::string(env("VFIOKIT_VFIO_TYPE1", "auto") == "v1" ? "" : "v2");
+    return m;
+}
+
+// Entries of /proc/self/fd, not counting the one used to read it.
+inline int open_fds() {
+    int n = 0;
+    DIR* d = opendir("/proc/self/fd");
+    if (d == nullptr)
+        return -1;
+    while (dirent* e = readdir(d))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;
+}
+
+}  // namespace vfiokit::testing
