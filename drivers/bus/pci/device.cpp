@@ -311,7 +311,7 @@ Result<void> PciDevice::enable_memory_and_bus_master() const {
     auto raw = config_read(Command::offset, 2);
     if (!raw)
         return fail(std::move(raw.error().context("enable memory space and bus master")));
-    auto cmd = Command::zero().set_raw(static_cast<std::uint16_t>(*raw));
+    auto cmd = Command::from_raw(static_cast<std::uint16_t>(*raw));
     if (cmd.memory_space() && cmd.bus_master())
         return {};
     cmd.set_memory_space(1).set_bus_master(1);
@@ -324,7 +324,7 @@ Result<void> PciDevice::disable_bus_master() const {
     auto raw = config_read(Command::offset, 2);
     if (!raw)
         return fail(std::move(raw.error().context("disable bus master")));
-    auto cmd = Command::zero().set_raw(static_cast<std::uint16_t>(*raw));
+    auto cmd = Command::from_raw(static_cast<std::uint16_t>(*raw));
     if (!cmd.bus_master())
         return {};
     cmd.set_bus_master(0);

@@ -22,6 +22,7 @@
 
 #include "vfiokit/bus/pci/device.hpp"
 #include "vfiokit/bus/pci/register.hpp"
+#include "lab_env.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 #include "vfiokit/uapi/vfio.hpp"
@@ -31,25 +32,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string env(const char* n, const char* def = "") {
-    const char* v = std::getenv(n);
-    return v && *v ? v : def;
-}
-
-bool iommu_shape() { return env("VFIOKIT_LAB_SHAPE", "iommu") == "iommu"; }
+using testing::env;
+using testing::iommu_shape;
+using testing::mode_label;
+using testing::open_fds;
 
 // The shape's devices (doc/lab.md).
 constexpr const char* kEdu = "0000:00:03.0";
 const char* e1000e() { return iommu_shape() ? "0000:00:08.0" : "0000:00:05.0"; }
-
-int open_fds() {
-    int n = 0;
-    DIR* d = opendir("/proc/self/fd");
-    while (dirent* e = readdir(d))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;  // the DIR's own fd
-}
 
 unsigned long sysfs_hex(const std::string& bdf, const char* file) {
     std::ifstream f("/sys/bus/pci/devices/" + bdf + "/" + file);
@@ -63,13 +53,6 @@ vfio::Options mode_options() {
     if (auto ok = vfio::apply_environment(o); !ok)
         ADD_FAILURE() << ok.error().message();
     return o;
-}
-
-std::string mode_label() {
-    std::string m = env("VFIOKIT_VFIO_MODE", "auto");
-    if (m == "group" || m == "compat")
-        m += "_type1" + std::string(env("VFIOKIT_VFIO_TYPE1", "auto") == "v1" ? "" : "v2");
-    return m;
 }
 
 std::string region_line(const RegionInfo& r) {
@@ -120,8 +103,8 @@ std::optional<MsixCap> find_msix(const PciDevice& d) {
         const std::uint32_t at = *ptr & ~3u;
         auto id = d.config_read(at, 1);
         if (id && *id == 0x11) {
-            auto ctl = MsixControl::zero().set_raw(static_cast<std::uint16_t>(*d.config_read(at + 2, 2)));
-            auto tbl = MsixTable::zero().set_raw(*d.config_read(at + 4, 4));
+            auto ctl = MsixControl::from_raw(static_cast<std::uint16_t>(*d.config_read(at + 2, 2)));
+            auto tbl = MsixTable::from_raw(*d.config_read(at + 4, 4));
             return MsixCap{ctl.table_size() + 1u, tbl.bir(), std::uint64_t{tbl.offset_qwords()} * 8};
         }
         ptr = d.config_read(at + 1, 1);

@@ -89,7 +89,7 @@ TEST(Register, SetAndGetFields) {
 }
 
 TEST(Register, SettingAFieldPreservesEveryOtherBit) {
-    auto w = Wide::zero().set_raw(0x0123456789abcdefULL);
+    auto w = Wide::from_raw(0x0123456789abcdefULL);
     w.set_middle(0x5a);
     EXPECT_EQ(w.middle(), 0x5au);
     // Only bits 35:28 changed.
@@ -97,7 +97,7 @@ TEST(Register, SettingAFieldPreservesEveryOtherBit) {
     w.set_top(0x9);
     EXPECT_EQ(w.raw() >> 60, 0x9u);
     EXPECT_EQ(w.middle(), 0x5au);
-    auto s = Small::zero().set_raw(0xffff);
+    auto s = Small::from_raw(0xffff);
     s.set_nibble(0);
     EXPECT_EQ(s.raw(), 0xff0fu);
     s.set_high_bit(0);

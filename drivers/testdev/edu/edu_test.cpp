@@ -26,7 +26,7 @@ struct FakeIo {
 };
 
 TEST(EduRegisters, IdentificationFields) {
-    const auto id = regs::Identification::zero().set_raw(kIdentification);
+    const auto id = regs::Identification::from_raw(kIdentification);
     EXPECT_EQ(id.major(), 1u);
     EXPECT_EQ(id.minor(), 0u);
     EXPECT_EQ(id.magic(), 0xedu);
@@ -38,7 +38,7 @@ TEST(EduRegisters, DmaCommandBitsMatchEduC) {
     EXPECT_EQ(regs::DmaCommand::zero().set_to_ram(1).raw(), 0x2u);
     EXPECT_EQ(regs::DmaCommand::zero().set_irq_on_done(1).raw(), 0x4u);
     EXPECT_EQ(regs::Status::zero().set_irq_on_factorial(1).raw(), 0x80u);
-    EXPECT_EQ(regs::IrqStatus::zero().set_raw(kIrqDma | kIrqFactorial).dma(), 1u);
+    EXPECT_EQ(regs::IrqStatus::from_raw(kIrqDma | kIrqFactorial).dma(), 1u);
 }
 
 TEST(EduRegisters, OffsetsAndWidths) {

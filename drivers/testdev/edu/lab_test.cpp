@@ -259,7 +259,7 @@ protected:
 TEST_P(Edu, IdentificationLivenessFactorial) {
     EduDevice* e = probe(kEdu);
     ASSERT_NE(e, nullptr);
-    const auto id = regs::Identification::zero().set_raw(e->id());
+    const auto id = regs::Identification::from_raw(e->id());
     EXPECT_EQ(id.raw(), kIdentification);
     std::printf("edu %s %s: id %s (version %u.%u)\n", kEdu.str().c_str(), GetParam().c_str(),
                 hex(id.raw()).c_str(), id.major(), id.minor());

@@ -6,9 +6,9 @@
 // included, are preserved), and written whole:
 //
 //   struct DmaCommand : Register<DmaCommand, std::uint32_t, 0x98> {
-//       FIELD(0, 0, start);
-//       FIELD(1, 1, to_ram);
-//       FIELD(2, 2, irq_on_done);
+//       VFIOKIT_FIELD(0, 0, start)
+//       VFIOKIT_FIELD(1, 1, to_ram)
+//       VFIOKIT_FIELD(2, 2, irq_on_done)
 //   };
 //   DmaCommand::read(bar).set_start(1).set_to_ram(0).write(bar);
 //
@@ -61,6 +61,12 @@ public:
     // A register value built from nothing (all fields zero), for registers
     // written without reading first.
     [[nodiscard]] static constexpr Self zero() { return Self{}; }
+    // A register value from a raw word (read some other way, or a constant).
+    [[nodiscard]] static constexpr Self from_raw(T v) {
+        Self s;
+        s.raw_ = v;
+        return s;
+    }
 
 protected:
     template <unsigned Hi, unsigned Lo>
