@@ -36,5 +36,13 @@ for suite in unit lab; do
     echo "suite $suite: $result in $(( $(date +%s) - start )) s: $counts"
 done
 # One line per guest step, named with its shape (and, for device tests, mode).
-grep -hE '^lab\[[a-z0-9-]+\] .*: (PASS|FAIL|INCOMPLETE)' $builddir/meson-logs/testlog.txt || true
+log=$builddir/meson-logs/testlog.txt
+grep -hE '^lab\[[a-z0-9-]+\] .*: (PASS|FAIL|INCOMPLETE)' $log || true
+echo "==== measured in the lab ===="
+# edu DMA round trips: transfers and bytes verified, per mode.
+grep -hE '^dma round trip [a-z0-9_]+: [0-9]+ bytes ok' $log |
+    awk '{m=$4; sub(":", "", m); n[m]++; b[m]+=$5}
+         END {for (m in n) printf "edu DMA round trips (%s): %d transfers, %d bytes compared\n", m, n[m], b[m]}' |
+    sort || true
+grep -hE '^(map ioctls|10000 mappings|numa \(|secondary attach time)' $log | sort -u || true
 exit $status

@@ -262,7 +262,7 @@ TEST_P(Core, TenThousandSmallMappings) {
     ASSERT_TRUE(all) << all.error().message();
     auto t2 = std::chrono::steady_clock::now();
     using ms = std::chrono::milliseconds;
-    std::printf("10000 mappings: map %lld ms, unmap_all %lld ms\n",
+    std::printf("10000 mappings (%s): map %lld ms, unmap_all %lld ms\n", mode_label().c_str(),
                 static_cast<long long>(std::chrono::duration_cast<ms>(t1 - t0).count()),
                 static_cast<long long>(std::chrono::duration_cast<ms>(t2 - t1).count()));
 }
