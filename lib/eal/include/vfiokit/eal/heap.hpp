@@ -4,8 +4,9 @@
 // of Memory segments, adding a segment when it runs out; adding the segment
 // maps it for DMA through Memory's listener, so every allocation has an
 // IOVA (Memory::virt2iova) without a call from the user. First fit over an
-// address-ordered free list, coalescing on free: alloc/free are O(log n) in
-// the number of free blocks. An allocation never spans two segments, so
+// address-ordered free list, coalescing on free: free is O(log n); alloc
+// walks the free blocks in address order until one fits (O(n) in free blocks
+// at worst; a size-indexed free list would make it O(log n)). An allocation never spans two segments, so
 // each is IOVA-contiguous; the largest is one segment's size (`chunk`).
 // Bookkeeping lives outside the DMA memory (a device cannot corrupt it).
 //

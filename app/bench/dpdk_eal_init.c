@@ -1,0 +1,364 @@
+/*
+ * vfiokit-bench-dpdk: Debian's DPDK 22.11 doing, once, what
+ * vfiokit-bench-memory measures vfiokit's EAL doing, so the two can be put
+ * side by side in one guest. vfiokit-bench-memory runs it once per round:
+ *
+ *   vfiokit-bench-dpdk -m 512 --iova-mode=va --file-prefix=bench --huge-unlink \
+ *       -a 0000:00:03.0 --no-telemetry -- --device 0000:00:03.0 \
+ *       [--seed N] [--heap-iters N] [--pool-bursts N] [--lookups N] [--reps N]
+ *
+ * 1. rte_eal_init, then rte_vfio_setup_device() on the device: DPDK binds its
+ *    group to the default container, sets the type1 IOMMU and DMA-maps all
+ *    EAL memory (lib/eal/linux/eal_vfio.c), then opens the device. Timed from
+ *    before rte_eal_init to after the device fd is open.
+ * 2. rte_malloc/rte_free pairs and rte_mempool get/put pairs, with the same
+ *    sizes, order and counts as vfiokit's Heap and ObjectPool get.
+ * 3. rte_mem_virt2iova, rte_mem_virt2memseg and rte_malloc_virt2iova, ns per
+ *    lookup.
+ * Each test of 2 and 3 runs --reps times; the best run counts.
+ *
+ * Prints one line "@@DPDK-BENCH key=value ..." on stdout (DPDK 22.11 logs to
+ * stdout too; the parent picks the line out), then releases the device and
+ * calls rte_eal_cleanup.
+ *
+ * ioctls are counted without strace or LD_PRELOAD: this program defines
+ * ioctl() itself, exported from the executable, so DPDK's shared libraries
+ * bind to it and it forwards to the kernel with syscall(2).
+ *
+ * Plugins: the guest has no DPDK plugin directory, so EAL loads none. What
+ * this needs from DPDK's drivers (the PCI bus for -a, the ring mempool
+ * handler) is linked in directly (app/bench/meson.build).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_memory.h>
+#include <rte_mempool.h>
+#include <rte_version.h>
+#include <rte_vfio.h>
+
+/* ---- ioctl counting ------------------------------------------------------ */
+
+static unsigned n_ioctls;
+static unsigned n_map_ioctls;
+
+int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	n_ioctls++;
+	if (request == VFIO_IOMMU_MAP_DMA)
+		n_map_ioctls++;
+	return (int)syscall(SYS_ioctl, fd, request, arg);
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The same generator as memory_bench.cpp, so both run the same workload. */
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+#define BATCH 256       /* allocations live at once in the heap test */
+#define BURST 32        /* objects per get/put burst in the pool test */
+#define POOL_OBJS 4095  /* objects in the pool */
+#define POOL_OBJ_SIZE 2048
+#define ADDRS 4096      /* random addresses cycled through by the lookups */
+
+static volatile uint64_t sink;
+
+static double min_d(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+static double max_d(double a, double b)
+{
+	return a > b ? a : b;
+}
+
+struct params {
+	const char *device;
+	uint64_t seed;
+	unsigned heap_iters;
+	unsigned pool_bursts;
+	unsigned lookups;
+	unsigned reps;
+};
+
+static int parse_params(int argc, char **argv, struct params *p)
+{
+	int i;
+
+	p->device = "0000:00:03.0";
+	p->seed = 42;
+	p->heap_iters = 400;
+	p->pool_bursts = 4000;
+	p->lookups = 1000000;
+	p->reps = 3;
+	for (i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (v == NULL) {
+			fprintf(stderr, "vfiokit-bench-dpdk: %s needs a value\n", argv[i]);
+			return -1;
+		}
+		if (strcmp(argv[i], "--device") == 0)
+			p->device = v;
+		else if (strcmp(argv[i], "--seed") == 0)
+			p->seed = strtoull(v, NULL, 0);
+		else if (strcmp(argv[i], "--heap-iters") == 0)
+			p->heap_iters = (unsigned)strtoul(v, NULL, 0);
+		else if (strcmp(argv[i], "--pool-bursts") == 0)
+			p->pool_bursts = (unsigned)strtoul(v, NULL, 0);
+		else if (strcmp(argv[i], "--lookups") == 0)
+			p->lookups = (unsigned)strtoul(v, NULL, 0);
+		else if (strcmp(argv[i], "--reps") == 0)
+			p->reps = (unsigned)strtoul(v, NULL, 0);
+		else {
+			fprintf(stderr, "vfiokit-bench-dpdk: unknown option %s\n", argv[i]);
+			return -1;
+		}
+		i++;
+	}
+	if (p->heap_iters == 0 || p->pool_bursts == 0 || p->lookups == 0 || p->reps == 0) {
+		fprintf(stderr, "vfiokit-bench-dpdk: counts must be positive\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- heap and pool ------------------------------------------------------- */
+
+/* BATCH allocations of 64..2048 bytes, freed in a shuffled order, repeated. */
+static double malloc_pairs_per_s(const struct params *p)
+{
+	uint64_t s = p->seed, sizes[BATCH], t0;
+	unsigned order[BATCH], i, j, it;
+	void *ptr[BATCH];
+
+	for (i = 0; i < BATCH; i++) {
+		sizes[i] = 64 + splitmix64(&s) % (2048 - 64 + 1);
+		order[i] = i;
+	}
+	for (i = BATCH - 1; i > 0; i--) {
+		unsigned k = (unsigned)(splitmix64(&s) % (i + 1)), t = order[i];
+
+		order[i] = order[k];
+		order[k] = t;
+	}
+	t0 = now_ns();
+	for (it = 0; it < p->heap_iters; it++) {
+		for (j = 0; j < BATCH; j++) {
+			ptr[j] = rte_malloc(NULL, sizes[j], 64);
+			if (ptr[j] == NULL)
+				return -1;
+		}
+		for (j = 0; j < BATCH; j++)
+			rte_free(ptr[order[j]]);
+	}
+	return (double)BATCH * p->heap_iters * 1e9 / (double)(now_ns() - t0);
+}
+
+/* Bursts of BURST single gets then BURST single puts. */
+static double mempool_pairs_per_s(const struct params *p, unsigned cache)
+{
+	struct rte_mempool *mp;
+	void *obj[BURST];
+	uint64_t t0;
+	unsigned b, j;
+	double r;
+
+	mp = rte_mempool_create(cache ? "bench_cache" : "bench_nocache", POOL_OBJS, POOL_OBJ_SIZE,
+				cache, 0, NULL, NULL, NULL, NULL, SOCKET_ID_ANY, 0);
+	if (mp == NULL) {
+		fprintf(stderr, "vfiokit-bench-dpdk: rte_mempool_create: %s\n",
+			rte_strerror(rte_errno));
+		return -1;
+	}
+	t0 = now_ns();
+	for (b = 0; b < p->pool_bursts; b++) {
+		for (j = 0; j < BURST; j++)
+			if (rte_mempool_get(mp, &obj[j]) != 0)
+				return -1;
+		for (j = 0; j < BURST; j++)
+			rte_mempool_put(mp, obj[j]);
+	}
+	r = (double)BURST * p->pool_bursts * 1e9 / (double)(now_ns() - t0);
+	rte_mempool_free(mp);
+	return r;
+}
+
+/* ---- translation --------------------------------------------------------- */
+
+struct seg_list {
+	const struct rte_memseg *seg[8192];
+	unsigned n;
+};
+
+static int collect_seg(const struct rte_memseg_list *msl, const struct rte_memseg *ms, void *arg)
+{
+	struct seg_list *l = arg;
+
+	(void)msl;
+	if (l->n < sizeof(l->seg) / sizeof(l->seg[0]))
+		l->seg[l->n++] = ms;
+	return 0;
+}
+
+struct lookups {
+	double virt2iova_ns, virt2memseg_ns, malloc_virt2iova_ns;
+};
+
+static int translation(const struct params *p, struct lookups *out)
+{
+	static struct seg_list segs;
+	static const void *addr[ADDRS];
+	static void *objs[ADDRS];
+	uint64_t s = p->seed + 1, t0, acc = 0;
+	unsigned i, k, r;
+
+	rte_memseg_walk(collect_seg, &segs);
+	if (segs.n == 0)
+		return -1;
+	/* Random addresses anywhere in EAL memory: a random page, a random byte. */
+	for (i = 0; i < ADDRS; i++) {
+		const struct rte_memseg *ms = segs.seg[splitmix64(&s) % segs.n];
+
+		addr[i] = (const char *)ms->addr + splitmix64(&s) % ms->len;
+	}
+	/* rte_malloc_virt2iova wants the start of an rte_malloc allocation. */
+	for (i = 0; i < ADDRS; i++) {
+		objs[i] = rte_malloc(NULL, 64 + splitmix64(&s) % (2048 - 64 + 1), 64);
+		if (objs[i] == NULL)
+			return -1;
+	}
+	out->virt2iova_ns = out->virt2memseg_ns = out->malloc_virt2iova_ns = 1e300;
+	for (r = 0; r < p->reps; r++) {
+		t0 = now_ns();
+		for (k = 0; k < p->lookups; k++)
+			acc += rte_mem_virt2iova(addr[k % ADDRS]);
+		out->virt2iova_ns = min_d(out->virt2iova_ns, (double)(now_ns() - t0) / p->lookups);
+
+		t0 = now_ns();
+		for (k = 0; k < p->lookups; k++) {
+			const void *a = addr[k % ADDRS];
+			const struct rte_memseg *ms = rte_mem_virt2memseg(a, NULL);
+
+			acc += ms->iova + (uint64_t)((const char *)a - (const char *)ms->addr);
+		}
+		out->virt2memseg_ns = min_d(out->virt2memseg_ns, (double)(now_ns() - t0) / p->lookups);
+
+		t0 = now_ns();
+		for (k = 0; k < p->lookups; k++)
+			acc += rte_malloc_virt2iova(objs[k % ADDRS]);
+		out->malloc_virt2iova_ns = min_d(out->malloc_virt2iova_ns,
+						 (double)(now_ns() - t0) / p->lookups);
+	}
+	for (i = 0; i < ADDRS; i++)
+		rte_free(objs[i]);
+	sink = acc;
+	return 0;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	struct vfio_device_info info;
+	struct params p;
+	struct lookups lk;
+	uint64_t t0, t_eal, t_dev;
+	unsigned maps, ioctls, r;
+	double heap, pool, pool_nocache;
+	int n, dev_fd = -1, rc;
+
+	t0 = now_ns();
+	n = rte_eal_init(argc, argv);
+	if (n < 0) {
+		fprintf(stderr, "vfiokit-bench-dpdk: rte_eal_init: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+	t_eal = now_ns();
+	argc -= n;
+	argv += n;
+	if (parse_params(argc, argv, &p) != 0)
+		return 2;
+
+	memset(&info, 0, sizeof(info));
+	info.argsz = sizeof(info);
+	rc = rte_vfio_setup_device("/sys/bus/pci/devices", p.device, &dev_fd, &info);
+	t_dev = now_ns();
+	maps = n_map_ioctls;
+	ioctls = n_ioctls;
+	if (rc != 0) {
+		fprintf(stderr, "vfiokit-bench-dpdk: rte_vfio_setup_device(%s) returned %d%s\n",
+			p.device, rc, rc > 0 ? ": not bound to vfio-pci" : "");
+		return 1;
+	}
+
+	/* Best of --reps: noise on a shared machine only ever slows a run down. */
+	heap = pool = pool_nocache = 0;
+	for (r = 0; r < p.reps; r++) {
+		double h = malloc_pairs_per_s(&p), c = mempool_pairs_per_s(&p, 256),
+		       nc = mempool_pairs_per_s(&p, 0);
+
+		if (h < 0 || c < 0 || nc < 0) {
+			heap = -1;
+			break;
+		}
+		heap = max_d(heap, h);
+		pool = max_d(pool, c);
+		pool_nocache = max_d(pool_nocache, nc);
+	}
+	if (heap < 0 || translation(&p, &lk) != 0) {
+		fprintf(stderr, "vfiokit-bench-dpdk: a heap, pool or lookup test failed\n");
+		return 1;
+	}
+
+	printf("@@DPDK-BENCH version=%d.%02d.%d iova_mode=%s init_ns=%" PRIu64 " eal_init_ns=%" PRIu64
+	       " setup_ns=%" PRIu64 " map_ioctls=%u ioctls=%u malloc_pairs_per_s=%.0f"
+	       " mempool_pairs_per_s=%.0f mempool_nocache_pairs_per_s=%.0f virt2iova_ns=%.2f"
+	       " virt2memseg_ns=%.2f malloc_virt2iova_ns=%.2f lcores=%u\n",
+	       RTE_VER_YEAR, RTE_VER_MONTH, RTE_VER_MINOR,
+	       rte_eal_iova_mode() == RTE_IOVA_VA ? "va" : "pa", t_dev - t0,
+	       t_eal - t0, t_dev - t_eal, maps, ioctls, heap, pool, pool_nocache,
+	       lk.virt2iova_ns, lk.virt2memseg_ns, lk.malloc_virt2iova_ns, rte_lcore_count());
+	fflush(stdout);
+
+	if (rte_vfio_release_device("/sys/bus/pci/devices", p.device, dev_fd) != 0)
+		fprintf(stderr, "vfiokit-bench-dpdk: rte_vfio_release_device failed\n");
+	rte_eal_cleanup();
+	return 0;
+}
