@@ -17,10 +17,6 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-template <class T>
-constexpr bool kRegisterType = std::is_same_v<T, std::uint8_t> || std::is_same_v<T, std::uint16_t> ||
-                               std::is_same_v<T, std::uint32_t> || std::is_same_v<T, std::uint64_t>;
-
 std::string hex(std::uint64_t v) {
     char b[24];
     std::snprintf(b, sizeof b, "0x%" PRIx64, v);
@@ -41,7 +37,15 @@ Bar::Bar(unsigned index, int device_fd, std::uint64_t region_offset, std::uint64
       region_offset_(region_offset),
       size_(size),
       io_port_(io_port),
-      parts_(std::move(parts)) {}
+      parts_(std::move(parts)) {
+    for (const auto& p : parts_) {
+        if (p.map.size() > fast_len_) {
+            fast_ = static_cast<volatile std::uint8_t*>(p.map.addr());
+            fast_lo_ = p.offset;
+            fast_len_ = p.map.size();
+        }
+    }
+}
 
 std::string Bar::where(std::uint64_t off) const {
     return (owner_.empty() ? "" : owner_ + " ") + "BAR" + std::to_string(index_) + " offset " + hex(off);
@@ -63,9 +67,8 @@ volatile std::uint8_t* Bar::pointer(std::uint64_t off, std::uint64_t len) const 
     return nullptr;
 }
 
-template <class T>
+template <RegisterWord T>
 Result<T> Bar::try_read(std::uint64_t off) const {
-    static_assert(kRegisterType<T>, "BAR registers are uint8/16/32/64_t");
     if (off > size_ || sizeof(T) > size_ - off)
         return fail(Error(EINVAL, width<T>() + " read outside the BAR (size " + hex(size_) + ")")
                         .context(where(off)));
@@ -95,9 +98,8 @@ Result<T> Bar::try_read(std::uint64_t off) const {
     return v;
 }
 
-template <class T>
+template <RegisterWord T>
 Result<void> Bar::try_write(std::uint64_t off, T v) {
-    static_assert(kRegisterType<T>, "BAR registers are uint8/16/32/64_t");
     if (off > size_ || sizeof(T) > size_ - off)
         return fail(Error(EINVAL, width<T>() + " write outside the BAR (size " + hex(size_) + ")")
                         .context(where(off)));
@@ -124,8 +126,8 @@ Result<void> Bar::try_write(std::uint64_t off, T v) {
 // done returns all-ones, a write is dropped. Either is a bug in the driver
 // (or a dead device), never a reason to take the process down; it is
 // reported on stderr so it does not go unnoticed.
-template <class T>
-T Bar::read(std::uint64_t off) const {
+template <RegisterWord T>
+T Bar::slow_read(std::uint64_t off) const {
     auto r = try_read<T>(off);
     if (r)
         return *r;
@@ -133,22 +135,22 @@ T Bar::read(std::uint64_t off) const {
     return static_cast<T>(~T{0});
 }
 
-template <class T>
-void Bar::write(std::uint64_t off, T v) {
+template <RegisterWord T>
+void Bar::slow_write(std::uint64_t off, T v) {
     auto r = try_write<T>(off, v);
     if (!r)
         std::fprintf(stderr, "vfiokit: %s (write dropped)\n", r.error().message().c_str());
 }
 
-// The register widths; other types fail to link (and to compile here).
-template std::uint8_t Bar::read<std::uint8_t>(std::uint64_t) const;
-template std::uint16_t Bar::read<std::uint16_t>(std::uint64_t) const;
-template std::uint32_t Bar::read<std::uint32_t>(std::uint64_t) const;
-template std::uint64_t Bar::read<std::uint64_t>(std::uint64_t) const;
-template void Bar::write<std::uint8_t>(std::uint64_t, std::uint8_t);
-template void Bar::write<std::uint16_t>(std::uint64_t, std::uint16_t);
-template void Bar::write<std::uint32_t>(std::uint64_t, std::uint32_t);
-template void Bar::write<std::uint64_t>(std::uint64_t, std::uint64_t);
+// The register widths (RegisterWord rejects others at compile time).
+template std::uint8_t Bar::slow_read<std::uint8_t>(std::uint64_t) const;
+template std::uint16_t Bar::slow_read<std::uint16_t>(std::uint64_t) const;
+template std::uint32_t Bar::slow_read<std::uint32_t>(std::uint64_t) const;
+template std::uint64_t Bar::slow_read<std::uint64_t>(std::uint64_t) const;
+template void Bar::slow_write<std::uint8_t>(std::uint64_t, std::uint8_t);
+template void Bar::slow_write<std::uint16_t>(std::uint64_t, std::uint16_t);
+template void Bar::slow_write<std::uint32_t>(std::uint64_t, std::uint32_t);
+template void Bar::slow_write<std::uint64_t>(std::uint64_t, std::uint64_t);
 template Result<std::uint8_t> Bar::try_read<std::uint8_t>(std::uint64_t) const;
 template Result<std::uint16_t> Bar::try_read<std::uint16_t>(std::uint64_t) const;
 template Result<std::uint32_t> Bar::try_read<std::uint32_t>(std::uint64_t) const;

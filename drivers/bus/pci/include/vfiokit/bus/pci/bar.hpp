@@ -13,15 +13,22 @@
 // not own it: the vfio::Device must outlive the Bar.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 
 namespace vfiokit::pci {
+
+// The widths a PCI register access can have.
+template <class T>
+concept RegisterWord = std::is_same_v<T, std::uint8_t> || std::is_same_v<T, std::uint16_t> ||
+                       std::is_same_v<T, std::uint32_t> || std::is_same_v<T, std::uint64_t>;
 
 class Bar {
 public:
@@ -52,16 +59,46 @@ public:
     // the syscall's errno), with the device, BAR and offset. The unchecked
     // forms act like a PCI master abort: read returns all-ones, write is
     // dropped, and the error is printed on stderr; they never abort.
-    template <class T>
-    [[nodiscard]] T read(std::uint64_t off) const;
-    template <class T>
-    void write(std::uint64_t off, T v);
-    template <class T>
+    //
+    // read/write are inline for the data path: an aligned access inside the
+    // BAR's largest mapped part is one volatile load or store and a fence;
+    // anything else (other parts, pread/pwrite, errors) goes out of line.
+    template <RegisterWord T>
+    [[nodiscard]] T read(std::uint64_t off) const {
+        if (off - fast_lo_ < fast_len_ && fast_len_ - (off - fast_lo_) >= sizeof(T) &&
+            off % sizeof(T) == 0) {
+            const T v = *static_cast<const volatile T*>(
+                static_cast<const volatile void*>(fast_ + (off - fast_lo_)));
+            // Later reads of memory (a DMA buffer whose completion this
+            // register reported) must not be satisfied before this load.
+            std::atomic_thread_fence(std::memory_order_acquire);
+            return v;
+        }
+        return slow_read<T>(off);
+    }
+    template <RegisterWord T>
+    void write(std::uint64_t off, T v) {
+        if (off - fast_lo_ < fast_len_ && fast_len_ - (off - fast_lo_) >= sizeof(T) &&
+            off % sizeof(T) == 0) {
+            // Earlier memory writes (a descriptor, a DMA buffer) become
+            // visible before the device sees this store (a doorbell).
+            std::atomic_thread_fence(std::memory_order_release);
+            *static_cast<volatile T*>(static_cast<volatile void*>(fast_ + (off - fast_lo_))) = v;
+            return;
+        }
+        slow_write<T>(off, v);
+    }
+    template <RegisterWord T>
     [[nodiscard]] Result<T> try_read(std::uint64_t off) const;
-    template <class T>
+    template <RegisterWord T>
     [[nodiscard]] Result<void> try_write(std::uint64_t off, T v);
 
 private:
+    template <RegisterWord T>
+    [[nodiscard]] T slow_read(std::uint64_t off) const;
+    template <RegisterWord T>
+    void slow_write(std::uint64_t off, T v);
+
     friend class PciDevice;  // sets owner_
     // "BAR0 offset 0x4" prefixed with the device address, for messages.
     [[nodiscard]] std::string where(std::uint64_t off) const;
@@ -73,6 +110,12 @@ private:
     std::uint64_t size_ = 0;
     bool io_port_ = false;
     std::vector<Part> parts_;
+    // The largest mapped part, for the inline path: [fast_lo_, fast_lo_ +
+    // fast_len_) of the BAR at fast_. Empty (len 0) when nothing is mapped.
+    // Moving a Bar keeps these valid: the mappings themselves do not move.
+    volatile std::uint8_t* fast_ = nullptr;
+    std::uint64_t fast_lo_ = 0;
+    std::uint64_t fast_len_ = 0;
 };
 
 }  // namespace vfiokit::pci
