@@ -15,6 +15,23 @@ Result<std::unique_ptr<Eal>> Eal::init(int argc, const char* const* argv, int* f
 Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
     std::unique_ptr<Eal> e(new Eal());
     e->opts_ = o;
+    std::optional<mp::RuntimeDir> dir;
+    if (o.multi_process) {
+        auto d = mp::open_runtime_dir(o.file_prefix);
+        if (!d)
+            return fail(std::move(d.error()).context("EAL init"));
+        dir = std::move(*d);
+        auto r = mp::claim_role(o.proc_type, *dir);
+        if (!r)
+            return fail(std::move(r.error()).context("EAL init"));
+        e->role_ = std::move(*r);
+        if (e->role_.type == ProcType::secondary) {
+            if (auto ok = e->init_secondary(*dir); !ok)
+                return fail(std::move(ok.error()).context("EAL init (secondary, prefix " +
+                                                          o.file_prefix + ")"));
+            return e;
+        }
+    }
     auto v = vfio::Vfio::create(o.vfio);
     if (!v)
         return fail(std::move(v.error()).context("EAL init"));
@@ -43,10 +60,70 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
             return fail(std::move(ok.error()).context("EAL init: --socket-mem on node " +
                                                       std::to_string(node)));
     }
+    if (dir)
+        if (auto ok = e->serve(*dir); !ok)
+            return fail(std::move(ok.error()).context("EAL init (primary, prefix " +
+                                                      o.file_prefix + ")"));
     return e;
 }
 
+Result<void> Eal::serve(const mp::RuntimeDir& dir) {
+    auto s = mp::Server::listen(dir, *role_.lock);
+    if (!s)
+        return fail(std::move(s.error()));
+    server_ = std::move(*s);
+    mp::serve_runtime(*server_, *memory_,
+                      {opts_.file_prefix, std::string(vfio::to_string(vfio_->mode())),
+                       vfio_->mode_reason()});
+    // The VFIO state, as bytes and fds (the fds stay the primary's; the
+    // channel sends copies). Read on the server thread: the primary must
+    // not assign or release devices while a secondary attaches.
+    server_->handle(std::string(mp::kVfioRequest),
+                    [this](const mp::Request&, const mp::Peer&) -> Result<mp::Reply> {
+                        auto st = vfio_->export_shared();
+                        if (!st)
+                            return fail(std::move(st.error()));
+                        mp::Reply r;
+                        r.payload.assign(st->bytes.begin(), st->bytes.end());
+                        r.fds = std::move(st->fds);
+                        return r;
+                    });
+    server_->set_info_provider([this] {
+        std::string d;
+        for (const auto& c : vfio_->containers()) {
+            d += (d.empty() ? "" : "\n") + c->describe();
+            for (const auto& dev : c->devices())
+                d += "\n  device " + dev->address().str();
+        }
+        return d;
+    });
+    return server_->start();
+}
+
+Result<void> Eal::init_secondary(const mp::RuntimeDir& dir) {
+    auto c = mp::Client::connect(dir);
+    if (!c)
+        return fail(std::move(c.error()));
+    client_ = std::move(*c);
+    auto m = mp::attach_memory(*client_);
+    if (!m)
+        return fail(std::move(m.error()));
+    memory_ = std::move(*m);
+    auto r = client_->request(mp::kVfioRequest);
+    if (!r)
+        return fail(std::move(r.error()));
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(r->payload.data());
+    auto v = vfio::Vfio::import_shared({bytes, r->payload.size()}, std::move(r->fds));
+    if (!v)
+        return fail(std::move(v.error()));
+    vfio_ = std::move(*v);
+    return {};
+}
+
 Eal::~Eal() {
+    // The server's handlers read memory and VFIO state: stop it first.
+    server_.reset();
+    client_.reset();
     heaps_.clear();
     memory_.reset();
     listener_.reset();

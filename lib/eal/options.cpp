@@ -18,7 +18,9 @@ std::string options_usage() {
            "  --no-huge                                   4 KiB pages instead of hugepages\n"
            "  --huge-dir DIR                              back memory with files in DIR\n"
            "  --iova-mode=va|pa|auto                      IOVA = VA, or physical addresses\n"
-           "  --base-virtaddr ADDR                        start of the memory window\n";
+           "  --base-virtaddr ADDR                        start of the memory window\n"
+           "  --proc-type=primary|secondary|auto          role among processes sharing a prefix\n"
+           "  --file-prefix NAME                          runtime directory shared with secondaries\n";
 }
 
 namespace {
@@ -58,7 +60,45 @@ Result<std::uint64_t> parse_number(std::string_view opt, std::string_view v) {
     return n;
 }
 
+// A prefix becomes a directory name under the runtime directory: no '/',
+// no "." or "..", nothing a shell or a path would misread.
+Result<void> check_file_prefix(std::string_view opt, std::string_view v) {
+    if (v.empty() || v.size() > 64)
+        return fail(bad(opt, "the prefix must have 1 to 64 characters"));
+    if (v.front() == '.')
+        return fail(bad(opt, "'" + std::string(v) + "' starts with '.'"));
+    for (char c : v)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return fail(bad(opt, "'" + std::string(v) +
+                                     "' has a character other than letters, digits, '.', '_', '-'"));
+    return {};
+}
+
 }  // namespace
+
+Result<ProcType> parse_proc_type(std::string_view s) {
+    if (s == "primary")
+        return ProcType::primary;
+    if (s == "secondary")
+        return ProcType::secondary;
+    if (s == "auto")
+        return ProcType::automatic;
+    return fail(Error(EINVAL, "process type '" + std::string(s) + "'")
+                    .hint("use one of primary, secondary, auto"));
+}
+
+std::string_view to_string(ProcType t) {
+    switch (t) {
+    case ProcType::primary:
+        return "primary";
+    case ProcType::secondary:
+        return "secondary";
+    case ProcType::automatic:
+        return "auto";
+    }
+    return "?";
+}
 
 Result<int> parse_options(int argc, const char* const* argv, Options& out) {
     int i = 1;
@@ -158,6 +198,23 @@ Result<int> parse_options(int argc, const char* const* argv, Options& out) {
                 out.socket_mem_mb.push_back(*n);
                 rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
             }
+        } else if (name == "--proc-type") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            auto t = parse_proc_type(*v);
+            if (!t)
+                return fail(std::move(t.error()).context("option --proc-type"));
+            out.proc_type = *t;
+            out.multi_process = true;
+        } else if (name == "--file-prefix") {
+            auto v = take_value();
+            if (!v)
+                return fail(std::move(v.error()));
+            if (auto ok = check_file_prefix(name, *v); !ok)
+                return fail(std::move(ok.error()));
+            out.file_prefix = *v;
+            out.multi_process = true;
         } else {
             return fail(bad(a, "unknown EAL option"));
         }

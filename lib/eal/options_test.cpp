@@ -75,6 +75,32 @@ TEST(Options, EnvironmentFillsWhatTheCommandLineLeftOpen) {
     ::unsetenv("VFIOKIT_VFIO_MODE");
 }
 
+TEST(Options, ProcTypeAndFilePrefixWithDpdkNames) {
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+    Options d;
+    ASSERT_TRUE(parse({}, d));
+    EXPECT_EQ(d.proc_type, ProcType::primary);  // DPDK's default
+    EXPECT_EQ(d.file_prefix, "vfiokit");
+    Options o;
+    ASSERT_TRUE(parse({"--proc-type=secondary", "--file-prefix", "pmd-0.test_A"}, o));
+    EXPECT_EQ(o.proc_type, ProcType::secondary);
+    EXPECT_EQ(o.file_prefix, "pmd-0.test_A");
+    Options p;
+    ASSERT_TRUE(parse({"--proc-type", "auto", "--file-prefix=x"}, p));
+    EXPECT_EQ(p.proc_type, ProcType::automatic);
+    EXPECT_EQ(to_string(p.proc_type), "auto");
+}
+
+TEST(Options, FilePrefixMustBeADirectoryName) {
+    for (const char* bad : {"", "..", ".hidden", "a/b", "a b", "$(x)",
+                            "0123456789012345678901234567890123456789012345678901234567890123456789"}) {
+        Options o;
+        auto r = parse({"--file-prefix", bad}, o);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_NE(r.error().message().find("--file-prefix"), std::string::npos) << r.error().message();
+    }
+}
+
 TEST(Options, ErrorsNameTheOption) {
     struct Case {
         std::vector<const char*> args;
@@ -86,6 +112,8 @@ TEST(Options, ErrorsNameTheOption) {
              {{"-a", "nope"}, "'nope' is not a PCI address"},
              {{"-a", "00:03.0,speed=9"}, "unknown device argument"},
              {{"--frobnicate"}, "unknown EAL option"},
+             {{"--proc-type=tertiary"}, "use one of primary, secondary, auto"},
+             {{"--file-prefix"}, "needs a value"},
              {{"-a", "00:03.0", "-b", "0000:00:03.0"}, "both allowed and blocked"},
          }) {
         Options o;

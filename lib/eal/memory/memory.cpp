@@ -90,6 +90,142 @@ Result<std::unique_ptr<Memory>> Memory::create(const MemoryOptions& o) {
 
 namespace {
 
+std::string range(std::uint64_t a, std::uint64_t b) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(a),
+                  static_cast<unsigned long long>(b));
+    return buf;
+}
+
+// mmap exactly at `va` without replacing anything. Kernels before 4.17
+// ignore MAP_FIXED_NOREPLACE and treat the address as a hint, so a mapping
+// elsewhere counts as "taken" too.
+Result<void> map_at(std::uint64_t va, std::uint64_t len, int prot, int flags, int fd,
+                    const std::string& what) {
+    void* want = reinterpret_cast<void*>(va);
+    void* p = vfio::sys().mmap(want, len, prot, flags | MAP_FIXED_NOREPLACE, fd, 0);
+    if (p != MAP_FAILED && p != want) {
+        vfio::sys().munmap(p, len);
+        errno = EEXIST;
+        p = MAP_FAILED;
+    }
+    if (p == MAP_FAILED) {
+        if (errno == EEXIST)
+            return fail(Error(EEXIST, what + " " + range(va, va + len) + " is taken in this process")
+                            .hint("start the secondary with the same --base-virtaddr or free that "
+                                  "range (the primary's window must be free in the secondary)"));
+        return fail(Error(errno, "mmap " + what + " " + range(va, va + len)));
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vector<Segment> segs,
+                                               std::vector<vfio::Fd> fds) {
+    const std::uint64_t pg = o.page_size, base = o.base_virtaddr, win = o.window;
+    auto bad = [&](const std::string& why) {
+        return fail(Error(EINVAL, "memory: attach: " + why));
+    };
+    if (pg < 4096 || (pg & (pg - 1)) != 0 || base % pg != 0 || win == 0 || win % pg != 0)
+        return bad("window " + range(base, base + win) + " with pages of " + std::to_string(pg) +
+                   " bytes is not page-aligned");
+    if (segs.size() != fds.size())
+        return bad(std::to_string(segs.size()) + " segments, " + std::to_string(fds.size()) + " fds");
+    std::vector<std::size_t> order(segs.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
+    std::sort(order.begin(), order.end(), [&](auto a, auto b) { return segs[a].va < segs[b].va; });
+    std::uint64_t end = base;
+    for (auto i : order) {
+        const Segment& s = segs[i];
+        if (s.len == 0 || s.va % pg || s.len % pg || s.va < end || s.va + s.len > base + win)
+            return bad("segment " + range(s.va, s.va + s.len) +
+                       " is unaligned, overlaps another or lies outside the window " +
+                       range(base, base + win));
+        end = s.va + s.len;
+    }
+
+    std::unique_ptr<Memory> m(new Memory());
+    m->opts_ = o;
+    m->attached_ = true;
+    m->page_size_ = pg;
+    m->base_ = base;
+    m->page_iova_.assign(win / pg, kUnused);
+    // Everything mapped so far, to undo on failure: segments, then the gaps.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> mapped;
+    auto undo = [&] {
+        for (auto [va, len] : mapped)
+            vfio::sys().munmap(reinterpret_cast<void*>(va), len);
+    };
+    // Segments first, so that a taken address is reported as the segment
+    // it hides. MAP_POPULATE: the pages exist already (the primary faulted
+    // them in); this only fills our page tables, which pa mode needs for
+    // pagemap and the data path likes.
+    for (auto i : order) {
+        const Segment& s = segs[i];
+        if (auto ok = map_at(s.va, s.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                             fds[i].get(), "segment");
+            !ok) {
+            undo();
+            return fail(std::move(ok.error()).context("memory: attach"));
+        }
+        mapped.emplace_back(s.va, s.len);
+    }
+    // The rest of the window, reserved as in the primary, so that nothing
+    // of ours lands where the primary may add a segment later.
+    std::uint64_t cursor = base;
+    auto reserve = [&](std::uint64_t to) -> Result<void> {
+        if (to > cursor) {
+            if (auto ok = map_at(cursor, to - cursor, PROT_NONE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                                 "part of the memory window " + range(base, base + win) + ":");
+                !ok)
+                return ok;
+            mapped.emplace_back(cursor, to - cursor);
+        }
+        return {};
+    };
+    for (auto i : order) {
+        if (auto ok = reserve(segs[i].va); !ok) {
+            undo();
+            return fail(std::move(ok.error()).context("memory: attach"));
+        }
+        cursor = segs[i].va + segs[i].len;
+    }
+    if (auto ok = reserve(base + win); !ok) {
+        undo();
+        return fail(std::move(ok.error()).context("memory: attach"));
+    }
+
+    for (auto i : order) {
+        Segment& s = segs[i];
+        const std::size_t first = (s.va - base) / pg;
+        for (std::size_t k = 0; k < s.len / pg; ++k) {
+            if (o.iova_mode != IovaMode::pa) {
+                m->page_iova_[first + k] = s.iova.value_or(s.va) + k * pg;
+                continue;
+            }
+            auto pa = virt_to_phys(reinterpret_cast<const void*>(s.va + k * pg));
+            if (!pa) {
+                undo();
+                return fail(std::move(pa.error()).context("memory: attach: --iova-mode=pa"));
+            }
+            m->page_iova_[first + k] = *pa;
+        }
+        auto owned = std::make_unique<Owned>();
+        owned->seg = std::move(s);
+        owned->fd = std::move(fds[i]);
+        owned->seg.fd = owned->fd.get();
+        m->segs_.push_back(std::move(owned));
+    }
+    // One owner for the whole window: its munmap covers every piece.
+    m->window_ = vfio::Mapping(reinterpret_cast<void*>(base), win);
+    return m;
+}
+
+namespace {
+
 // Binds [p, p+len) to `node` (MPOL_BIND: fail rather than fall back to
 // another node) and faults the pages in there.
 Result<void> bind_to_node(void* p, std::uint64_t len, int node) {
@@ -119,6 +255,9 @@ Memory::~Memory() {
 }
 
 Result<const Segment*> Memory::add(std::uint64_t len, int node) {
+    if (attached_)
+        return fail(Error(ENOTSUP, "memory: add a segment in a secondary process")
+                        .hint("the primary owns the window: allocate in the primary"));
     const std::uint64_t pg = page_size_;
     len = (len + pg - 1) / pg * pg;
     if (len == 0)
@@ -245,7 +384,7 @@ Result<void> Memory::remove(const Segment* seg) {
     std::fill_n(page_iova_.begin() + static_cast<std::ptrdiff_t>(first), s.len / page_size_, kUnused);
     vfio::sys().mmap(reinterpret_cast<void*>(s.va), s.len, PROT_NONE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    if (s.backing.front() == '/')
+    if (s.backing.front() == '/' && !attached_)
         ::unlink(s.backing.c_str());
     segs_.erase(it);
     return {};

@@ -31,6 +31,25 @@ struct DeviceRequest {
     std::optional<std::string> vfio_dev; // "vfio3": the cdev name, when vfio-pci registered one
     std::string vf_token;                // UUID text; empty when none was given
     const sysfs::Root* root = nullptr;   // for messages that need sysfs (group-mates)
+    // Vfio::from_external_fds: the node this process was given instead of
+    // opening it (cdev: the device cdev; group-style: the device's group).
+    // Not owned by the request: attach() moves from it, whether it succeeds
+    // or not. An empty Fd here means "given, but already taken" (EBADF).
+    Fd* given = nullptr;
+};
+
+// What Vfio::export_shared() needs of a container. The fds are borrowed
+// from the backend.
+struct SharedContainer {
+    int container_fd = -1;          // group-style: /dev/vfio/vfio (compat: /dev/iommu)
+    std::uint32_t iommu_model = 0;  // group-style: the VFIO_SET_IOMMU id
+    bool model_set = false;         // group-style: set (a group is in the container)
+    std::uint32_t ioas_id = 0;      // cdev: the IOAS in the process's iommufd
+    struct Group {
+        unsigned number = 0;
+        int fd = -1;
+    };
+    std::vector<Group> groups;      // group-style: the open groups
 };
 
 // A device opened and attached to a backend's container. Destroying it
@@ -80,6 +99,30 @@ public:
     [[nodiscard]] virtual Result<std::optional<std::uint32_t>> dma_entries_avail() = 0;
     // Page size granularity of the IOMMU (smallest supported page).
     [[nodiscard]] virtual std::uint64_t page_size() const { return 4096; }
+
+    // Sharing with other processes (share.cpp). share(): this container's
+    // fds and ids. adopt_device(): a device another process opened and put
+    // in this container, given as its fd (and, group-style, its group's fd
+    // for the first device of a group; otherwise empty). Only for adopted
+    // backends (below); releasing an adopted device closes its fds and
+    // nothing else.
+    [[nodiscard]] virtual SharedContainer share() const = 0;
+    [[nodiscard]] virtual Result<std::unique_ptr<BackendDevice>> adopt_device(
+        const DeviceRequest& req, Fd device, Fd group) = 0;
+};
+
+// A group-style container fd from elsewhere.
+//  - adopted (Vfio::import_shared): another process's live container. Its
+//    IOMMU model `iommu_model` is set when `model_set`; the backend never
+//    sets, unsets or empties it, and its groups are adopted with
+//    adopt_device() and only closed, never taken out of the container.
+//  - not adopted (Vfio::from_external_fds): a fresh container handed over
+//    by a broker, used exactly as if this process had opened it.
+struct GivenContainer {
+    Fd fd;
+    bool adopted = false;
+    std::uint32_t iommu_model = 0;
+    bool model_set = false;
 };
 
 // Kernel-facing settings shared by the containers of one process.
@@ -89,14 +132,27 @@ struct BackendConfig {
     // cdev: the process's iommufd (/dev/iommu), shared by every container;
     // each container is an IOAS in it. Not owned.
     int iommufd = -1;
+    // Group-style: a container fd this process did not open (see
+    // GivenContainer); the factory moves from it. nullptr: open the node.
+    GivenContainer* given = nullptr;
 };
 
 // Factories, one per backend file. They open what the container needs up
-// front (group: /dev/vfio/vfio and its API check; cdev: an IOAS in the
-// shared iommufd) and fail with a message naming the missing piece.
+// front (group: /dev/vfio/vfio, or take c.given, and its API check; cdev: an
+// IOAS in the shared iommufd) and fail with a message naming the missing
+// piece.
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_group_backend(const BackendConfig& c);
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_compat_backend(const BackendConfig& c);
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_noiommu_backend(const BackendConfig& c);
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig& c);
+
+// Adopting another process's container (Vfio::import_shared). Group-style:
+// `c.given` is set and adopted; dispatches on c.mode to the factories above.
+// cdev: the IOAS `ioas_id` of the (not owned) iommufd, which is checked to
+// exist; the backend never destroys it.
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> adopt_group_style_backend(
+    const BackendConfig& c);
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(int iommufd,
+                                                                          std::uint32_t ioas_id);
 
 }  // namespace vfiokit::vfio

@@ -91,12 +91,16 @@ Result<Uuid> parse_uuid(std::string_view text) {
 // its devices, so the IOMMU_DESTROY comes after the last device has gone
 // even if the front end destroyed the container first: the kernel refuses
 // (EBUSY) to destroy an IOAS that an attached device's HWPT still uses.
+// An adopted IOAS (import_shared) is another process's: never destroyed.
 class Ioas {
 public:
-    Ioas(int iommufd, std::uint32_t id) : iommufd_(iommufd), id_(id) {}
+    Ioas(int iommufd, std::uint32_t id, bool adopted = false)
+        : iommufd_(iommufd), id_(id), adopted_(adopted) {}
     Ioas(const Ioas&) = delete;
     Ioas& operator=(const Ioas&) = delete;
     ~Ioas() {
+        if (adopted_)
+            return;
         uapi::iommu_destroy d{};
         d.size = sizeof d;
         d.id = id_;
@@ -111,6 +115,7 @@ public:
 private:
     int iommufd_;
     std::uint32_t id_;
+    bool adopted_;
 };
 
 // A device cdev bound to the iommufd and, once attach succeeded, attached to
@@ -208,9 +213,24 @@ public:
         return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
     }
 
+    [[nodiscard]] SharedContainer share() const override {
+        SharedContainer s;
+        s.ioas_id = ioas_->id();
+        return s;
+    }
+    // Another process bound the device to the iommufd and attached it to
+    // this IOAS; the fd is a copy of its open file. Never marked attached,
+    // so releasing it only closes our copy: no DETACH for everyone.
+    [[nodiscard]] Result<std::unique_ptr<BackendDevice>> adopt_device(const DeviceRequest&,
+                                                                      Fd device, Fd) override {
+        return std::unique_ptr<BackendDevice>(
+            std::make_unique<CdevDevice>(std::move(device), ioas_));
+    }
+
 private:
     [[nodiscard]] std::string where() const { return "IOAS " + std::to_string(ioas_->id()); }
     [[nodiscard]] Result<std::unique_ptr<BackendDevice>> attach_device(const DeviceRequest& req);
+    [[nodiscard]] Result<Fd> open_node(const DeviceRequest& req);
     [[nodiscard]] Result<void> bind(CdevDevice& dev, const DeviceRequest& req,
                                     const std::optional<Uuid>& token);
     [[nodiscard]] Result<void> attach_pt(CdevDevice& dev, const DeviceRequest& req);
@@ -226,6 +246,32 @@ std::string group_text(const DeviceRequest& req) {
 }
 
 Result<std::unique_ptr<BackendDevice>> CdevContainer::attach_device(const DeviceRequest& req) {
+    // Bad input fails before anything is opened.
+    std::optional<Uuid> token;
+    if (!req.vf_token.empty()) {
+        auto t = parse_uuid(req.vf_token);
+        if (!t)
+            return fail(std::move(t.error()));
+        token = *t;
+    }
+    // from_external_fds: the cdev was opened by whoever gave us the fd.
+    auto fd = req.given ? Result<Fd>(std::move(*req.given)) : open_node(req);
+    if (fd && !fd->valid())
+        return fail(Error(EBADF, "take the given device cdev fd"));
+    if (!fd)
+        return fail(std::move(fd.error()));
+
+    // From here on the device object owns the fd: returning an error
+    // destroys it, which detaches (if attached) and closes (which unbinds).
+    auto dev = std::make_unique<CdevDevice>(std::move(*fd), ioas_);
+    if (auto r = bind(*dev, req, token); !r)
+        return fail(std::move(r.error()));
+    if (auto r = attach_pt(*dev, req); !r)
+        return fail(std::move(r.error()));
+    return std::unique_ptr<BackendDevice>(std::move(dev));
+}
+
+Result<Fd> CdevContainer::open_node(const DeviceRequest& req) {
     const std::string sys_dir = "/sys/bus/pci/devices/" + req.addr.str();
     if (!req.vfio_dev || req.vfio_dev->empty() ||
         req.vfio_dev->find('/') != std::string::npos) {
@@ -244,16 +290,6 @@ Result<std::unique_ptr<BackendDevice>> CdevContainer::attach_device(const Device
                    ", or the kernel lacks CONFIG_VFIO_DEVICE_CDEV; " + bind_hint(req.addr));
         return fail(std::move(e));
     }
-
-    // Bad input fails before anything is opened.
-    std::optional<Uuid> token;
-    if (!req.vf_token.empty()) {
-        auto t = parse_uuid(req.vf_token);
-        if (!t)
-            return fail(std::move(t.error()));
-        token = *t;
-    }
-
     const std::string node = "/dev/vfio/devices/" + *req.vfio_dev;
     auto fd = open_fd(node, O_RDWR);
     if (!fd) {
@@ -267,15 +303,7 @@ Result<std::unique_ptr<BackendDevice>> CdevContainer::attach_device(const Device
             e.hint("the device is being unbound from vfio-pci");
         return fail(std::move(e));
     }
-
-    // From here on the device object owns the fd: returning an error
-    // destroys it, which detaches (if attached) and closes (which unbinds).
-    auto dev = std::make_unique<CdevDevice>(std::move(*fd), ioas_);
-    if (auto r = bind(*dev, req, token); !r)
-        return fail(std::move(r.error()));
-    if (auto r = attach_pt(*dev, req); !r)
-        return fail(std::move(r.error()));
-    return std::unique_ptr<BackendDevice>(std::move(dev));
+    return fd;
 }
 
 // Errnos of VFIO_DEVICE_BIND_IOMMUFD on Linux 6.12, from the kernel source:
@@ -515,6 +543,15 @@ Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig&
         return fail(std::move(r.error().context("iommufd fd " + std::to_string(c.iommufd))));
     auto ioas = std::make_shared<const Ioas>(c.iommufd, a.out_ioas_id);
     return std::unique_ptr<ContainerBackend>(std::make_unique<CdevContainer>(std::move(ioas)));
+}
+
+Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(int iommufd, std::uint32_t ioas_id) {
+    auto c = std::make_unique<CdevContainer>(std::make_shared<const Ioas>(iommufd, ioas_id, true));
+    // Proves the fd is an iommufd holding that IOAS (ENOENT otherwise).
+    if (auto r = c->iova_ranges(); !r)
+        return fail(Error(EPROTO, "adopt IOAS " + std::to_string(ioas_id) + " of iommufd fd " +
+                                      std::to_string(iommufd) + ": " + r.error().message()));
+    return std::unique_ptr<ContainerBackend>(std::move(c));
 }
 
 }  // namespace vfiokit::vfio

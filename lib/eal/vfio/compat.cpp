@@ -94,7 +94,7 @@ Result<std::unique_ptr<ContainerBackend>> make_compat_backend(const BackendConfi
         .group_prefix = "/dev/vfio/",
         .model_hint = "iommufd offers type1 and type1v2 unless no-IOMMU groups use this iommufd",
     };
-    auto opened = detail::open_container(t, detail::type1_models(c.type1));
+    auto opened = detail::open_container(t, detail::type1_models(c.type1), c.given);
     if (!opened)
         return fail(std::move(opened.error()));
     return std::unique_ptr<ContainerBackend>(

@@ -45,8 +45,15 @@ Container::Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_defau
 
 // Devices first (their destructors release them from the backend's
 // container), then the backend (container fd / IOAS); the kernel drops the
-// remaining mappings with the container.
-Container::~Container() { devices_.clear(); }
+// remaining mappings with the container. An imported container outlives
+// this process in its owner, so what this process mapped is unmapped here:
+// it would keep this process's pages pinned (type1 and iommufd hold the
+// mapper's mm, vfio_iommu_type1.c vfio_dma_do_map, iommufd/pages.c).
+Container::~Container() {
+    if (imported_)
+        (void)unmap_own();
+    devices_.clear();
+}
 
 Mode Container::mode() const { return backend_->mode(); }
 bool Container::translates() const { return backend_->translates(); }
@@ -58,7 +65,8 @@ std::string Container::name() const {
 
 std::string Container::describe() const {
     return name() + ": " + backend_->describe() + ", " + std::to_string(devices_.size()) +
-           " device(s), " + std::to_string(table_.size()) + " mapping(s)";
+           " device(s), " + std::to_string(table_.size()) + " mapping(s)" +
+           (imported_ ? ", imported" : "");
 }
 
 void Container::forget_limits() {
@@ -125,6 +133,11 @@ Result<void> Container::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64
         return fail(Error(EINVAL, what + ": range wraps around").context(name()));
     if (auto free = table_.check_free(iova, len); !free)
         return fail(std::move(free.error()).context(name()));
+    if (imported_ && !backend_->dma_ready())
+        return fail(Error(EAGAIN, what + ": the imported container has no IOMMU model yet")
+                        .context(name())
+                        .hint("map once the exporting process has assigned a device to it (it "
+                              "replays only its own table)"));
     if (backend_->dma_ready()) {
         if (auto ok = check_limits(iova, len); !ok)
             return fail(std::move(ok.error()).context(name()));
@@ -147,6 +160,14 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
     auto whole = table_.whole_mappings_in(iova, len);
     if (!whole)
         return fail(std::move(whole.error()).context(name()));
+    for (const auto& m : *whole)
+        if (inherited(m.iova))
+            return fail(Error(EPERM, "unmap " + describe_range(iova, len) + ": mapping " +
+                                         describe_range(m.iova, m.len) +
+                                         " belongs to the process this container was imported from")
+                            .context(name())
+                            .hint("ask that process to unmap it; a process unmaps only what it "
+                                  "mapped"));
     if (backend_->dma_ready()) {
         std::uint64_t expect = 0;
         for (const auto& m : *whole)
@@ -168,6 +189,8 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
 Result<void> Container::unmap_all() {
     if (!translates())
         return fail(untranslated("unmap all").context(name()));
+    if (imported_)  // the kernel's unmap-all would take the owner's too
+        return unmap_own();
     if (backend_->dma_ready() && table_.size() != 0) {
         auto done = backend_->unmap_all();
         if (!done)
@@ -200,6 +223,16 @@ Result<std::uint64_t> Container::alloc_iova(std::uint64_t len, std::uint64_t dma
     if (!iova)
         return fail(std::move(iova.error()).context(name()));
     return *iova;
+}
+
+Result<void> Container::unmap_own() {
+    if (!translates())
+        return {};
+    for (const auto& m : table_.all())
+        if (!inherited(m.iova))
+            if (auto ok = unmap(m.iova, m.len); !ok)
+                return fail(std::move(ok.error()).context("unmap the mappings this process made"));
+    return {};
 }
 
 Result<void> Container::replay() {

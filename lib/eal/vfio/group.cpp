@@ -144,10 +144,12 @@ std::span<const IommuModel> type1_models(Type1 t) {
 }
 
 Result<OpenedContainer> open_container(const GroupStyleTraits& t,
-                                       std::span<const IommuModel> wanted) {
+                                       std::span<const IommuModel> wanted, GivenContainer* given) {
     const std::string& path = t.container_path;
     const std::string who = std::string(to_string(t.mode)) + " container " + path;
-    auto fd = open_fd(path, O_RDWR);
+    auto fd = given ? Result<Fd>(std::move(given->fd)) : open_fd(path, O_RDWR);
+    if (fd && !fd->valid())
+        return fail(Error(EBADF, "take the given container fd").context(who));
     if (!fd) {
         Error e = std::move(fd.error());
         if (e.err() == ENOENT || e.err() == ENODEV || e.err() == ENXIO)
@@ -164,6 +166,17 @@ Result<OpenedContainer> open_container(const GroupStyleTraits& t,
                                       ", vfiokit speaks version " +
                                       std::to_string(uapi::kVfioApiVersion))
                         .context(who));
+    if (given && given->adopted) {
+        // Another process set the model (or will): the one it named is the
+        // one to use, and must be one this process's type1 setting accepts.
+        for (const IommuModel& m : wanted)
+            if (static_cast<std::uint32_t>(m.id) == given->iommu_model)
+                return OpenedContainer{std::move(*fd), m, true, given->model_set};
+        return fail(Error(EPROTO, "adopt a container with IOMMU model " +
+                                      std::to_string(given->iommu_model) +
+                                      ": not one this mode and type1 setting use")
+                        .context(who));
+    }
     // With no group attached the container asks every registered IOMMU
     // driver (container.c vfio_container_ioctl_check_extension).
     std::string names;
@@ -266,8 +279,10 @@ public:
         // detach too (group.c vfio_group_fops_release), but only once every
         // holder of the open file (e.g. a secondary process given the group
         // fd) closed it; and if the ioctl fails, the close still detaches.
-        (void)do_ioctl(fd_.get(), uapi::kVfioGroupUnsetContainer, nullptr,
-                       "VFIO_GROUP_UNSET_CONTAINER");
+        // An adopted group is another process's: only our copy is closed.
+        if (!backend_.adopted_)
+            (void)do_ioctl(fd_.get(), uapi::kVfioGroupUnsetContainer, nullptr,
+                           "VFIO_GROUP_UNSET_CONTAINER");
         fd_.reset();
         backend_.group_left(number_);
     }
@@ -307,7 +322,11 @@ private:
 }  // namespace
 
 GroupStyleBackend::GroupStyleBackend(GroupStyleTraits t, OpenedContainer c)
-    : traits_(std::move(t)), container_(std::move(c.fd)), model_(c.model) {}
+    : traits_(std::move(t)),
+      container_(std::move(c.fd)),
+      model_(c.model),
+      model_set_(c.model_set),
+      adopted_(c.adopted) {}
 
 GroupStyleBackend::~GroupStyleBackend() = default;
 
@@ -315,7 +334,11 @@ Result<std::shared_ptr<GroupStyleBackend::Group>> GroupStyleBackend::open_group(
     const DeviceRequest& req, unsigned n) {
     const std::string path = traits_.group_prefix + std::to_string(n);
     const std::string who = "group " + std::to_string(n);
-    auto fd = open_fd(path, O_RDWR);
+    // from_external_fds: the group node was opened by whoever gave us the fd.
+    auto fd = req.given ? Result<Fd>(std::move(*req.given)) : open_fd(path, O_RDWR);
+    if (fd && !fd->valid())
+        return fail(Error(EBADF, "take the given fd of " + who)
+                        .hint("name one group fd for the devices of one group"));
     if (!fd)
         return fail(
             explain_group_open(std::move(fd.error()), req, traits_.mode, path, n).context(who));
@@ -353,6 +376,8 @@ Result<std::shared_ptr<GroupStyleBackend::Group>> GroupStyleBackend::open_group(
 
 void GroupStyleBackend::group_left(unsigned n) {
     groups_.erase(n);
+    if (adopted_)  // the owner's groups keep the model; nothing changed
+        return;
     if (!groups_.empty()) {
         device_left();  // its IOMMU domain went with it
         return;
@@ -439,6 +464,40 @@ Result<std::unique_ptr<BackendDevice>> GroupStyleBackend::attach(const DeviceReq
     // and a group (legacy) or device (compat) may have added a domain.
     if (auto ok = refresh_page_size(); !ok)
         return fail(std::move(ok.error()).context("device " + req.addr.str()));
+    return std::unique_ptr<BackendDevice>(std::move(dev));
+}
+
+// --- sharing with other processes (share.cpp) ----------------------------------
+
+SharedContainer GroupStyleBackend::share() const {
+    SharedContainer s;
+    s.container_fd = container_.get();
+    s.iommu_model = static_cast<std::uint32_t>(model_.id);
+    s.model_set = model_set_;
+    for (const auto& [n, weak] : groups_)
+        if (auto g = weak.lock())
+            s.groups.push_back({n, g->fd()});
+    return s;
+}
+
+Result<std::unique_ptr<BackendDevice>> GroupStyleBackend::adopt_device(const DeviceRequest& req,
+                                                                       Fd device, Fd group_fd) {
+    const std::string who = "adopt device " + req.addr.str();
+    if (!adopted_ || !req.group)
+        return fail(EINVAL, who + ": not a group device of an adopted container");
+    const unsigned n = *req.group;
+    std::shared_ptr<Group> group;
+    if (auto it = groups_.find(n); it != groups_.end())
+        group = it->second.lock();
+    if (!group) {
+        if (!group_fd)
+            return fail(EPROTO, who + ": no fd for its group " + std::to_string(n));
+        group = std::make_shared<Group>(*this, n, std::move(group_fd));
+        groups_[n] = group;
+    }
+    auto dev = std::make_unique<GroupDevice>(std::move(group), std::move(device));
+    if (auto ok = refresh_page_size(); !ok)
+        return fail(std::move(ok.error()).context(who));
     return std::unique_ptr<BackendDevice>(std::move(dev));
 }
 
@@ -599,7 +658,7 @@ Result<std::unique_ptr<ContainerBackend>> make_group_backend(const BackendConfig
                           : "the kernel is built without CONFIG_VFIO_IOMMU_TYPE1, or lacks this "
                             "type1 flavour: try --vfio-type1=auto",
     };
-    auto opened = detail::open_container(t, detail::type1_models(c.type1));
+    auto opened = detail::open_container(t, detail::type1_models(c.type1), c.given);
     if (!opened)
         return fail(std::move(opened.error()));
     return std::unique_ptr<ContainerBackend>(

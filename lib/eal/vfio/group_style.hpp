@@ -55,15 +55,19 @@ struct GroupStyleTraits {
     std::string model_hint;        // what to do when no wanted IOMMU model is offered
 };
 
-// Opens the container node and checks the API version and that one of
-// `wanted` (tried in order) is offered (VFIO_CHECK_EXTENSION). Errors name
-// the node, the kernel option or the permission that is missing.
+// Opens the container node (or takes `given`'s fd) and checks the API
+// version and that one of `wanted` (tried in order) is offered
+// (VFIO_CHECK_EXTENSION); an adopted container must use one of `wanted`.
+// Errors name the node, the kernel option or the permission that is missing.
 struct OpenedContainer {
     Fd fd;
     IommuModel model;
+    bool adopted = false;    // another process's container (GivenContainer)
+    bool model_set = false;  // adopted: its model is set already
 };
 [[nodiscard]] Result<OpenedContainer> open_container(const GroupStyleTraits& t,
-                                                     std::span<const IommuModel> wanted);
+                                                     std::span<const IommuModel> wanted,
+                                                     GivenContainer* given = nullptr);
 
 // VFIO_IOMMU_GET_INFO, parsed.
 struct IommuInfo {
@@ -97,6 +101,11 @@ public:
     // vfio_compat.c iommufd_get_pagesizes), so that the accessor, which
     // cannot fail, issues no ioctl.
     [[nodiscard]] std::uint64_t page_size() const override { return page_size_; }
+
+    [[nodiscard]] SharedContainer share() const override;
+    [[nodiscard]] Result<std::unique_ptr<BackendDevice>> adopt_device(const DeviceRequest& req,
+                                                                      Fd device,
+                                                                      Fd group) override;
 
     class Group;  // one group of this container; defined in group.cpp
     // Called by a device of this container once its fd is closed.
@@ -136,6 +145,9 @@ private:
     Fd container_;
     IommuModel model_;
     bool model_set_ = false;  // VFIO_SET_IOMMU done and a group still in
+    // Another process's container (import_shared): its model and groups are
+    // that process's; groups here are only closed, the model never touched.
+    bool adopted_ = false;
     std::uint64_t page_size_ = kDefaultPageSize;
     // Group number -> the open group. Weak: the devices own their group; a
     // group erases itself here when its last device goes.

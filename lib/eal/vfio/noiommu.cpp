@@ -51,7 +51,7 @@ private:
 
 }  // namespace
 
-Result<std::unique_ptr<ContainerBackend>> make_noiommu_backend(const BackendConfig&) {
+Result<std::unique_ptr<ContainerBackend>> make_noiommu_backend(const BackendConfig& c) {
     detail::GroupStyleTraits t{
         .mode = Mode::noiommu,
         .container_path = "/dev/vfio/vfio",
@@ -63,7 +63,7 @@ Result<std::unique_ptr<ContainerBackend>> make_noiommu_backend(const BackendConf
                       "device",
     };
     const detail::IommuModel wanted[] = {detail::kNoiommu};
-    auto opened = detail::open_container(t, wanted);
+    auto opened = detail::open_container(t, wanted, c.given);
     if (!opened)
         return fail(std::move(opened.error()));
     return std::unique_ptr<ContainerBackend>(

@@ -74,8 +74,7 @@ Result<Container*> Vfio::create_container() {
     if (!b)
         return fail(std::move(b.error()).context("new container"));
     auto c = std::unique_ptr<Container>(new Container(this, std::move(*b), false));
-    static unsigned next_id = 1;
-    c->id_ = next_id++;
+    c->id_ = next_container_id_++;
     containers_.push_back(std::move(c));
     return containers_.back().get();
 }
@@ -145,6 +144,10 @@ Result<Spec> parse_spec(std::string_view spec) {
 }  // namespace
 
 Result<Device*> Vfio::assign_device(Container& c, std::string_view spec_text) {
+    return assign(c, spec_text, nullptr);
+}
+
+Result<Device*> Vfio::assign(Container& c, std::string_view spec_text, Fd* given) {
     auto spec = parse_spec(spec_text);
     if (!spec)
         return fail(std::move(spec.error()));
@@ -156,6 +159,11 @@ Result<Device*> Vfio::assign_device(Container& c, std::string_view spec_text) {
         return fail(std::move(sup.error()));
     if (Device* d = find_device(addr))
         return fail(Error(EEXIST, "assign " + who + ": already assigned to " + d->container().name()));
+    if (c.imported())
+        return fail(Error(EPERM, "assign " + who + " to " + c.name() +
+                                     ": the container was imported from another process")
+                        .hint("the process that exported it assigns its devices; or create a "
+                              "container of this process's own (create_container)"));
 
     // Refuse early, with the reason from sysfs, what the kernel would refuse
     // with a bare errno.
@@ -193,6 +201,7 @@ Result<Device*> Vfio::assign_device(Container& c, std::string_view spec_text) {
     req.vfio_dev = sup->vfio_dev;
     req.vf_token = spec->vf_token;
     req.root = &root_;
+    req.given = given;
     const bool was_ready = c.backend_->dma_ready();
     auto bd = c.backend_->attach(req);
     if (!bd) {

@@ -12,6 +12,13 @@
 // reserves the start-up memory (-m or --socket-mem). The IOVA mode follows
 // the VFIO mode unless forced: va where an IOMMU translates, pa without one.
 // A failure at any step undoes the earlier ones.
+//
+// Multi-process (doc/multiprocess.md), with --proc-type / --file-prefix:
+// a primary also takes the prefix's runtime directory and lock and serves
+// its memory and VFIO state to secondaries; a secondary maps the primary's
+// memory at the same addresses and adopts its VFIO containers and devices
+// (fds over the channel), so it can DMA through the primary's devices. A
+// secondary cannot add memory (Heap::alloc beyond attached memory fails).
 #pragma once
 
 #include <map>
@@ -22,6 +29,7 @@
 #include "vfiokit/eal/heap.hpp"
 #include "vfiokit/eal/memory.hpp"
 #include "vfiokit/eal/memory_dma.hpp"
+#include "vfiokit/eal/mp.hpp"
 #include "vfiokit/eal/options.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 
@@ -45,9 +53,17 @@ public:
     [[nodiscard]] std::optional<std::uint64_t> virt2iova(const void* p) const {
         return memory_->virt2iova(p);
     }
+    // primary (also for a single process) or secondary.
+    [[nodiscard]] ProcType proc_type() const { return role_.type; }
+    // Secondary: the channel to the primary (primary_alive(), watch()).
+    [[nodiscard]] mp::Client* primary() const { return client_.get(); }
+    // Primary with multi-process: the channel's server (stats).
+    [[nodiscard]] mp::Server* server() const { return server_.get(); }
 
 private:
     Eal() = default;
+    [[nodiscard]] Result<void> init_secondary(const mp::RuntimeDir& dir);
+    [[nodiscard]] Result<void> serve(const mp::RuntimeDir& dir);
     Options opts_;
     // Teardown runs bottom-up: heaps give their segments back, memory
     // unmaps them through the listener, then VFIO closes the container.
@@ -55,6 +71,10 @@ private:
     std::unique_ptr<ContainerDmaListener> listener_;
     std::unique_ptr<Memory> memory_;
     std::map<int, std::unique_ptr<Heap>> heaps_;
+    mp::Role role_;  // holds the primary's lock for the process's lifetime
+    // Destroyed first: the server's handlers read memory_ and vfio_.
+    std::unique_ptr<mp::Server> server_;
+    std::unique_ptr<mp::Client> client_;
 };
 
 }  // namespace vfiokit::eal

@@ -85,6 +85,19 @@ public:
 class Memory {
 public:
     [[nodiscard]] static Result<std::unique_ptr<Memory>> create(const MemoryOptions& o);
+    // A secondary process's view of a primary's memory (lib/eal/mp): the
+    // window [o.base_virtaddr, +o.window) with pages of o.page_size, and
+    // each segment mapped MAP_SHARED from its fd (fds[i] for segs[i], taken
+    // over) at the same virtual address. Every mmap is MAP_FIXED_NOREPLACE:
+    // nothing of this process is ever mapped over; an address in use fails
+    // with EEXIST "segment [va, va+len) is taken in this process" and
+    // nothing stays mapped. IOVAs: segs[i].iova (va mode), or each page's
+    // physical address read here (pa mode: the same hugepages as the
+    // primary's). Such a Memory cannot add() (the primary owns the window)
+    // and never unlinks the primary's --huge-dir files.
+    [[nodiscard]] static Result<std::unique_ptr<Memory>> attach(const MemoryOptions& o,
+                                                                std::vector<Segment> segs,
+                                                                std::vector<vfio::Fd> fds);
     ~Memory();
     Memory(const Memory&) = delete;
     Memory& operator=(const Memory&) = delete;
@@ -105,11 +118,14 @@ public:
     [[nodiscard]] std::optional<std::uint64_t> virt2iova(const void* va) const;
     [[nodiscard]] std::vector<const Segment*> segments() const;
     [[nodiscard]] std::uint64_t window_base() const { return base_; }
+    [[nodiscard]] std::uint64_t window_size() const { return opts_.window; }
+    [[nodiscard]] bool attached() const { return attached_; }
 
 private:
     Memory() = default;
     MemoryOptions opts_;
     MemoryListener* listener_ = nullptr;
+    bool attached_ = false;        // made by attach(): the segments are a primary's
     std::uint64_t page_size_ = 0;
     std::uint64_t base_ = 0;       // reserved window [base_, base_ + opts_.window)
     vfio::Mapping window_;         // PROT_NONE reservation

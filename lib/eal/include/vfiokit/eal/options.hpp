@@ -15,11 +15,17 @@
 //   --huge-dir <dir>                             back memory with files in this hugetlbfs
 //   --iova-mode=va|pa|auto                       IOVA = VA, or physical addresses
 //   --base-virtaddr <addr>                       where the memory window starts
+//   --proc-type=primary|secondary|auto           this process's role (default primary;
+//                                                auto: secondary if a primary with the
+//                                                same --file-prefix runs, else primary)
+//   --file-prefix <name>                         names the runtime directory that primary
+//                                                and secondaries share (default "vfiokit")
 //
 // Options on the command line win over the environment.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vfiokit/eal/error.hpp"
@@ -28,6 +34,11 @@
 #include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace vfiokit::eal {
+
+// DPDK's --proc-type. See vfiokit/eal/mp.hpp for what each role does.
+enum class ProcType { primary, secondary, automatic };
+[[nodiscard]] Result<ProcType> parse_proc_type(std::string_view s);
+[[nodiscard]] std::string_view to_string(ProcType t);
 
 struct AllowedDevice {
     PciAddress addr;
@@ -41,6 +52,14 @@ struct Options {
     MemoryOptions memory;                    // iova_mode starts at automatic
     std::uint64_t memory_mb = 0;             // -m
     std::vector<std::uint64_t> socket_mem_mb;  // --socket-mem, index = node
+    ProcType proc_type = ProcType::primary;  // --proc-type
+    // Whether this process takes part in multi-process (a runtime
+    // directory, a primary's channel): set by --proc-type or --file-prefix.
+    // Without either, the EAL is a plain single process.
+    bool multi_process = false;
+    // --file-prefix: letters, digits, '.', '_', '-'; no leading '.'; at
+    // most 64 characters (it becomes a directory name).
+    std::string file_prefix = "vfiokit";
     Options() { memory.iova_mode = IovaMode::automatic; }
 };
 

@@ -43,6 +43,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +54,7 @@
 #include "vfiokit/eal/sysfs.hpp"
 #include "vfiokit/eal/vfio/dma_table.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
+#include "vfiokit/eal/vfio/share.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 #include "vfiokit/eal/vfio/types.hpp"
 
@@ -145,6 +148,14 @@ public:
 
     [[nodiscard]] const std::vector<std::unique_ptr<Device>>& devices() const { return devices_; }
 
+    // Another process's container, adopted by Vfio::import_shared(): see
+    // the ownership rules in share.hpp (assign refused; inherited mappings
+    // cannot be unmapped here; unmap_all() and destruction remove only the
+    // mappings this process made).
+    [[nodiscard]] bool imported() const { return imported_; }
+    // Whether the mapping starting at `iova` came with the import.
+    [[nodiscard]] bool inherited(std::uint64_t iova) const { return inherited_.contains(iova); }
+
     ~Container();
     Container(const Container&) = delete;
     Container& operator=(const Container&) = delete;
@@ -161,6 +172,8 @@ private:
     // Replays the table into a backend that just became ready; on failure
     // undoes what it mapped.
     Result<void> replay();
+    // Imported containers: unmaps the mappings this process made.
+    Result<void> unmap_own();
 
     Vfio* vfio_;
     bool default_;
@@ -172,6 +185,8 @@ private:
     std::optional<std::vector<IovaRange>> ranges_;  // cached until the next attach/release
     std::optional<std::uint32_t> entries_avail_;    // type1: entries left, kept up to date
     unsigned id_ = 0;                               // for messages: "container 1"
+    bool imported_ = false;
+    std::set<std::uint64_t> inherited_;  // imported: IOVAs of the exporter's mappings
 };
 
 class Vfio {
@@ -202,12 +217,39 @@ public:
     [[nodiscard]] Result<void> release_device(Device& d);
     [[nodiscard]] Device* find_device(PciAddress a) const;
 
+    // Sharing with other processes (share.cpp; encoding and ownership rules
+    // in share.hpp).
+    //
+    // Describes every container, device and mapping, with the fds another
+    // process needs. The fds are borrowed (see SharedState). E2BIG when a
+    // count does not fit the encoding.
+    [[nodiscard]] Result<SharedState> export_shared() const;
+    // A Vfio equivalent to the exporter's: same mode, containers (default
+    // first), devices and mapping tables, made of the given fds (in the
+    // order SharedState::fds had). Takes every fd, used or not. EPROTO when
+    // the bytes are malformed or an fd is not what they say (each fd's kind
+    // is checked with a harmless ioctl); nothing is left open on failure.
+    [[nodiscard]] static Result<std::unique_ptr<Vfio>> import_shared(
+        std::span<const std::uint8_t> bytes, std::vector<Fd> fds);
+    // For a process given fds by a broker (see ExternalFds). cdev: the
+    // iommufd becomes the process's; the default container is a new IOAS
+    // in it; each device cdev is bound (VFIO_DEVICE_BIND_IOMMUFD) and
+    // attached to it, and is this process's to release. Group-style: the
+    // container fd becomes the default container and each group fd is set
+    // into it, as assign_device() would after opening the nodes. Nothing in
+    // /dev is opened. `o` gives the type1 flavour and the sysfs root; its
+    // mode is ignored (x.mode is used). Takes ownership of every fd in `x`.
+    [[nodiscard]] static Result<std::unique_ptr<Vfio>> from_external_fds(const ExternalFds& x,
+                                                                        const Options& o = {});
+
     Vfio(const Vfio&) = delete;
     Vfio& operator=(const Vfio&) = delete;
 
 private:
     Vfio() = default;
     Result<std::unique_ptr<ContainerBackend>> make_backend();
+    // assign_device(), with the node already open (from_external_fds).
+    Result<Device*> assign(Container& c, std::string_view spec, Fd* given);
 
     Options options_;
     sysfs::Root root_;
@@ -215,6 +257,7 @@ private:
     std::string mode_reason_;
     Fd iommufd_;  // cdev: one iommufd per process; declared before containers_
     std::vector<std::unique_ptr<Container>> containers_;  // [0] is the default
+    unsigned next_container_id_ = 1;
 };
 
 }  // namespace vfiokit::vfio

@@ -1,0 +1,297 @@
+// vfiokit-broker: opens VFIO device cdevs and /dev/iommu as root and hands
+// the fds to an unprivileged driver process, which never opens /dev itself.
+//
+//   vfiokit-broker [--uid N] [--gid N] [--memlock SIZE] --device BDF... -- CMD ARGS...
+//   vfiokit-broker --socket PATH --device BDF...
+//
+// Exec mode: forks; the child raises RLIMIT_MEMLOCK (it pins its DMA
+// memory, and iommufd charges the pages to its uid against this limit:
+// iommufd/pages.c incr_user_locked_vm), clears close-on-exec on the fds,
+// sets VFIOKIT_EXTERNAL_FDS="mode=cdev,iommufd=3,0000:00:03.0=4", drops
+// privileges for good (setgroups, setgid, setuid; no_new_privs) and execs
+// CMD. The broker closes its copies, so the child is the fds' only holder
+// (its exit releases the devices), waits, and exits with the child's
+// status (128+signal when killed).
+//
+// Socket mode: connects to a unix SOCK_SEQPACKET socket at PATH and sends
+// one message: the same text with fd indexes into the message's SCM_RIGHTS
+// array in place of numbers ("mode=cdev,iommufd=0,0000:00:03.0=1"). The
+// receiver replaces the indexes with the fds it got. Its RLIMIT_MEMLOCK is
+// its own business.
+//
+// The broker only opens the nodes: binding to the iommufd, the IOAS and the
+// attach are the receiver's (Vfio::from_external_fds), so the receiver owns
+// the device's whole lifecycle and its DMA pinning is charged to it.
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <optional>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vfiokit/eal/vfio/probe.hpp"
+#include "vfiokit/eal/vfio/share.hpp"
+#include "vfiokit/eal/vfio/syscalls.hpp"
+
+namespace {
+
+using namespace vfiokit;
+using vfio::Fd;
+
+void usage(FILE* out) {
+    std::fprintf(out,
+                 "usage: vfiokit-broker [--uid N] [--gid N] [--memlock SIZE] --device BDF... -- "
+                 "CMD [ARGS...]\n"
+                 "       vfiokit-broker --socket PATH --device BDF...\n"
+                 "  Runs as root. Opens /dev/iommu and, per device bound to vfio-pci, its VFIO\n"
+                 "  cdev (/dev/vfio/devices/vfioN), then either starts CMD as an unprivileged\n"
+                 "  user with the fds inherited and named in %s, or sends\n"
+                 "  them over the unix SOCK_SEQPACKET socket PATH (SCM_RIGHTS).\n"
+                 "  --uid N, --gid N  the user and group CMD runs as (default 65534; gid = uid)\n"
+                 "  --memlock SIZE    RLIMIT_MEMLOCK for CMD, bytes with K/M/G or 'unlimited'\n"
+                 "                    (default 64M): the DMA memory it may pin\n",
+                 vfio::kExternalFdsEnv);
+}
+
+[[noreturn]] void die(const std::string& msg) {
+    std::fprintf(stderr, "vfiokit-broker: %s\n", msg.c_str());
+    std::exit(1);
+}
+
+template <class T>
+bool parse_num(std::string_view s, T& out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size();
+}
+
+rlim_t parse_size(std::string_view s) {
+    if (s == "unlimited")
+        return RLIM_INFINITY;
+    unsigned shift = 0;
+    if (!s.empty()) {
+        switch (s.back()) {
+        case 'K': case 'k': shift = 10; break;
+        case 'M': case 'm': shift = 20; break;
+        case 'G': case 'g': shift = 30; break;
+        default: break;
+        }
+    }
+    if (shift != 0)
+        s.remove_suffix(1);
+    unsigned long long v = 0;
+    if (!parse_num(s, v) || v > (~0ULL >> shift))
+        die("--memlock: '" + std::string(s) + "' is not a size");
+    return static_cast<rlim_t>(v << shift);
+}
+
+struct Args {
+    uid_t uid = 65534;
+    std::optional<gid_t> gid;
+    rlim_t memlock = rlim_t{64} << 20;
+    std::vector<PciAddress> devices;
+    std::string socket;
+    std::vector<char*> command;
+};
+
+Args parse_args(int argc, char** argv) {
+    Args a;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        auto value = [&]() -> std::string_view {
+            if (i + 1 >= argc)
+                die(std::string(arg) + " needs a value");
+            return argv[++i];
+        };
+        if (arg == "--") {
+            a.command.assign(argv + i + 1, argv + argc);
+            break;
+        }
+        if (arg == "-h" || arg == "--help") {
+            usage(stdout);
+            std::exit(0);
+        } else if (arg == "--uid") {
+            if (!parse_num(value(), a.uid))
+                die("--uid: not a number");
+        } else if (arg == "--gid") {
+            gid_t g = 0;
+            if (!parse_num(value(), g))
+                die("--gid: not a number");
+            a.gid = g;
+        } else if (arg == "--memlock") {
+            a.memlock = parse_size(value());
+        } else if (arg == "--device") {
+            auto d = PciAddress::parse(value());
+            if (!d)
+                die("--device: '" + std::string(argv[i]) + "' is not a PCI address");
+            a.devices.push_back(*d);
+        } else if (arg == "--socket") {
+            a.socket = value();
+        } else {
+            usage(stderr);
+            die("unknown argument '" + std::string(arg) + "'");
+        }
+    }
+    if (a.devices.empty())
+        die("no --device given");
+    if (a.socket.empty() == a.command.empty())
+        die(a.socket.empty() ? "give a command after --, or --socket PATH"
+                             : "--socket and a command exclude each other");
+    if (a.uid == 0)
+        die("--uid 0: the point is to run the driver without root");
+    return a;
+}
+
+// The fds the broker hands over, in the order they travel.
+struct Opened {
+    std::vector<Fd> fds;  // [0] the iommufd, then one cdev per device
+    vfio::ExternalFds external;  // numbers: the fds' own (exec) or indexes (socket)
+};
+
+Opened open_nodes(const Args& a) {
+    Opened o;
+    o.external.mode = vfio::Mode::cdev;
+    auto iommufd = vfio::open_fd("/dev/iommu", O_RDWR | O_CLOEXEC);
+    if (!iommufd)
+        die(iommufd.error().message() + " (the kernel needs CONFIG_IOMMUFD)");
+    o.fds.push_back(std::move(*iommufd));
+    const sysfs::Root root("");
+    const auto kernel = vfio::probe_kernel(root);
+    for (const PciAddress& d : a.devices) {
+        auto sup = vfio::probe_device(root, kernel, d);
+        if (!sup)
+            die(sup.error().message());
+        const auto& cdev = sup->status(vfio::Mode::cdev);
+        if (!cdev.available || !sup->vfio_dev)
+            die(d.str() + ": no VFIO device cdev: " + cdev.reason +
+                (sup->action.empty() ? "" : "; " + sup->action));
+        auto fd = vfio::open_fd("/dev/vfio/devices/" + *sup->vfio_dev, O_RDWR | O_CLOEXEC);
+        if (!fd)
+            die(fd.error().message());
+        std::printf("vfiokit-broker: %s: opened /dev/vfio/devices/%s\n", d.str().c_str(),
+                    sup->vfio_dev->c_str());
+        o.fds.push_back(std::move(*fd));
+    }
+    return o;
+}
+
+// Child side of exec mode: never returns.
+[[noreturn]] void become_driver(const Args& a, const Opened& o) {
+    auto child_die = [](const std::string& msg) {
+        std::fprintf(stderr, "vfiokit-broker (child): %s: %s\n", msg.c_str(), std::strerror(errno));
+        _exit(127);
+    };
+    for (const Fd& fd : o.fds)
+        if (::fcntl(fd.get(), F_SETFD, 0) != 0)
+            child_die("clear close-on-exec");
+    if (::setenv(vfio::kExternalFdsEnv, vfio::format_external_fds(o.external).c_str(), 1) != 0)
+        child_die("setenv");
+    // Raising the hard limit needs CAP_SYS_RESOURCE: before dropping root.
+    const rlimit lim{a.memlock, a.memlock};
+    if (::setrlimit(RLIMIT_MEMLOCK, &lim) != 0)
+        child_die("setrlimit(RLIMIT_MEMLOCK)");
+    const gid_t gid = a.gid.value_or(static_cast<gid_t>(a.uid));
+    // Supplementary groups first (needs root), then gid, then uid: after
+    // setuid nothing else can be changed.
+    if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(a.uid) != 0)
+        child_die("drop privileges to uid " + std::to_string(a.uid));
+    if (::setuid(0) == 0)
+        child_die("root could be regained after setuid");
+    // No setuid binary or file capability can give root back after exec.
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        child_die("PR_SET_NO_NEW_PRIVS");
+    ::execvp(a.command[0], a.command.data());
+    child_die(std::string("exec ") + a.command[0]);
+    _exit(127);  // not reached
+}
+
+int run_child(const Args& a, Opened o) {
+    for (std::size_t i = 0; i < a.devices.size(); ++i)
+        o.external.devices.emplace_back(a.devices[i], o.fds[i + 1].get());
+    o.external.iommufd = o.fds[0].get();
+    std::printf("vfiokit-broker: starting %s as uid %u with %s=%s, RLIMIT_MEMLOCK %llu\n",
+                a.command[0], static_cast<unsigned>(a.uid), vfio::kExternalFdsEnv,
+                vfio::format_external_fds(o.external).c_str(),
+                static_cast<unsigned long long>(a.memlock));
+    std::fflush(stdout);
+    const pid_t pid = ::fork();
+    if (pid < 0)
+        die(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0)
+        become_driver(a, o);
+    o.fds.clear();  // the child holds the only copies now
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            die(std::string("waitpid: ") + std::strerror(errno));
+    if (WIFSIGNALED(status)) {
+        std::fprintf(stderr, "vfiokit-broker: %s killed by signal %d\n", a.command[0],
+                     WTERMSIG(status));
+        return 128 + WTERMSIG(status);
+    }
+    return WEXITSTATUS(status);
+}
+
+int send_over_socket(const Args& a, Opened o) {
+    o.external.iommufd = 0;
+    for (std::size_t i = 0; i < a.devices.size(); ++i)
+        o.external.devices.emplace_back(a.devices[i], static_cast<int>(i + 1));
+    const std::string text = vfio::format_external_fds(o.external);
+
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (a.socket.size() >= sizeof sa.sun_path)
+        die("--socket: path too long");
+    std::memcpy(sa.sun_path, a.socket.c_str(), a.socket.size() + 1);
+    Fd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!sock)
+        die(std::string("socket: ") + std::strerror(errno));
+    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
+        die("connect " + a.socket + ": " + std::strerror(errno));
+
+    std::vector<int> nums;
+    for (const Fd& fd : o.fds)
+        nums.push_back(fd.get());
+    std::vector<char> control(CMSG_SPACE(nums.size() * sizeof(int)));
+    iovec iov{const_cast<char*>(text.data()), text.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(nums.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(c), nums.data(), nums.size() * sizeof(int));
+    if (::sendmsg(sock.get(), &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(text.size()))
+        die("sendmsg " + a.socket + ": " + std::strerror(errno));
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0)
+        std::printf("vfiokit-broker: sent %zu fds (%s) to pid %d uid %u over %s\n", nums.size(),
+                    text.c_str(), static_cast<int>(peer.pid), static_cast<unsigned>(peer.uid),
+                    a.socket.c_str());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Args a = parse_args(argc, argv);
+    if (::geteuid() != 0)
+        die("run as root: the broker opens /dev/iommu and the VFIO device cdevs for its child");
+    Opened o = open_nodes(a);
+    return a.socket.empty() ? run_child(a, std::move(o)) : send_over_socket(a, std::move(o));
+}

@@ -1,0 +1,494 @@
+// Support for vfio_share_lab_test; see share_lab_util.hpp.
+#include "share_lab_util.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "edu.hpp"
+#include "vfiokit/bus/pci/device.hpp"
+
+namespace vfiokit::vfio::share_lab {
+
+namespace {
+
+std::string hex(std::uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+// --- the test's transport: one SOCK_SEQPACKET message, bytes + SCM_RIGHTS ---
+
+constexpr std::size_t kMaxFds = 253;  // SCM_MAX_FD
+constexpr std::size_t kMaxBytes = 64 * 1024;
+
+Result<void> send_msg(int sock, std::span<const std::uint8_t> bytes, std::span<const int> fds) {
+    if (fds.size() > kMaxFds)
+        return fail(E2BIG, "send: more fds than SCM_RIGHTS carries");
+    std::vector<char> control(CMSG_SPACE(fds.size() * sizeof(int)));
+    iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (!fds.empty()) {
+        msg.msg_control = control.data();
+        msg.msg_controllen = control.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+    }
+    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size()))
+        return fail(errno, "sendmsg");
+    return {};
+}
+
+struct Msg {
+    std::vector<std::uint8_t> bytes;
+    std::vector<Fd> fds;
+};
+
+Result<Msg> recv_msg(int sock) {
+    Msg m;
+    m.bytes.resize(kMaxBytes);
+    std::vector<char> control(CMSG_SPACE(kMaxFds * sizeof(int)));
+    iovec iov{m.bytes.data(), m.bytes.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return fail(errno, "recvmsg");
+    if (n == 0)
+        return fail(EPIPE, "recvmsg: the peer closed the socket");
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            m.fds.emplace_back(fd);
+        }
+    }
+    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0)
+        return fail(EMSGSIZE, "recvmsg: message or fds truncated");
+    m.bytes.resize(static_cast<std::size_t>(n));
+    return m;
+}
+
+// Failures of a role without gtest: collected, printed, counted.
+struct Checks {
+    std::string log;
+    int failed = 0;
+    bool operator()(bool ok, const std::string& what) {
+        if (!ok) {
+            ++failed;
+            std::fprintf(stderr, "FAILED: %s\n", what.c_str());
+            log += "FAILED: " + what + "; ";
+        }
+        return ok;
+    }
+};
+
+// Round trip through edu: kLen bytes of `seed` at src (CPU at `sva`) to the
+// device buffer, and back to dst.
+bool edu_round_trip(edu::EduDevice& e, std::uint64_t src, std::uint64_t dst, Checks& c) {
+    auto to = e.dma_to_device(src, 0, kLen);
+    if (!c(to.has_value(), "dma_to_device " + hex(src) + ": " + (to ? "" : to.error().message())))
+        return false;
+    auto back = e.dma_to_ram(dst, 0, kLen);
+    return c(back.has_value(),
+             "dma_to_ram " + hex(dst) + ": " + (back ? "" : back.error().message()));
+}
+
+Result<std::string> cdev_name(PciAddress a) {
+    const sysfs::Root root("");
+    auto d = probe_device(root, probe_kernel(root), a);
+    if (!d)
+        return fail(std::move(d.error()));
+    if (!d->vfio_dev)
+        return fail(ENODEV, a.str() + " has no VFIO cdev");
+    return *d->vfio_dev;
+}
+
+}  // namespace
+
+// --- shared memory ---------------------------------------------------------------
+
+SharedMem::SharedMem(bool hugetlb) : len(hugetlb ? 2 << 20 : 16 * kPage) {
+    fd = ::memfd_create("vfio-share", MFD_CLOEXEC | (hugetlb ? MFD_HUGETLB : 0u));
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(len)) != 0) {
+        std::perror("memfd");
+        return;
+    }
+    void* m = ::mmap(reinterpret_cast<void*>(kMemVa), len, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_FIXED_NOREPLACE | MAP_POPULATE, fd, 0);
+    if (m == MAP_FAILED)
+        std::perror("mmap memfd at kMemVa");
+    else
+        p = m;
+}
+
+SharedMem::SharedMem(int memfd, std::uint64_t n) : fd(memfd), len(n) {
+    void* m = ::mmap(reinterpret_cast<void*>(kMemVa), len, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_FIXED_NOREPLACE | MAP_POPULATE, fd, 0);
+    if (m == MAP_FAILED)
+        std::perror("mmap the primary's memfd at its address");
+    else
+        p = m;
+}
+
+SharedMem::~SharedMem() {
+    if (p != nullptr)
+        ::munmap(p, len);
+    if (fd >= 0)
+        ::close(fd);
+}
+
+void fill(std::uint8_t* p, std::uint32_t seed) {
+    for (std::uint32_t i = 0; i < kLen; ++i)
+        p[i] = static_cast<std::uint8_t>(seed * 131 + i * 7 + (i >> 8));
+}
+
+bool matches(const std::uint8_t* p, std::uint32_t seed) {
+    for (std::uint32_t i = 0; i < kLen; ++i)
+        if (p[i] != static_cast<std::uint8_t>(seed * 131 + i * 7 + (i >> 8)))
+            return false;
+    return true;
+}
+
+Task make_task(const SharedMem& mem, std::uint32_t container, std::uint32_t what) {
+    Task t;
+    t.what = what;
+    t.container = container;
+    t.seed = static_cast<std::uint32_t>(::getpid()) * 7 + container + what;
+    t.mem_va = mem.va();
+    t.mem_len = mem.len;
+    t.dma_mask = shape_dma_mask();
+    std::snprintf(t.bdf, sizeof t.bdf, "%s", kEdu);
+    return t;
+}
+
+std::vector<Fd> dup_all(const std::vector<int>& fds) {
+    std::vector<Fd> out;
+    for (int fd : fds)
+        out.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    return out;
+}
+
+// --- the secondary ----------------------------------------------------------------
+
+Reply spawn_secondary(const Task& t, const SharedState& state, int memfd) {
+    Reply r;
+    auto say = [&](const std::string& s) {
+        std::snprintf(r.text, sizeof r.text, "%s", s.c_str());
+        return r;
+    };
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return say(std::string("socketpair: ") + std::strerror(errno));
+    Fd parent(sv[0]), child_end(sv[1]);
+    const pid_t pid = ::fork();
+    if (pid < 0)
+        return say(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        // A fresh image with nothing but stdio and the socket: the VFIO
+        // fds it uses are the ones it receives (vfiokit opens without
+        // O_CLOEXEC, so they would be inherited otherwise).
+        if (child_end.get() == 3)
+            ::fcntl(3, F_SETFD, 0);
+        else if (::dup2(child_end.get(), 3) != 3)
+            _exit(126);
+        ::close_range(4, ~0U, 0);
+        ::execl("/proc/self/exe", "vfio_share_lab_test", "--role=secondary", "--sock=3",
+                static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    child_end.reset();
+    // Task, then the state. (Two memcpys: GCC 12 misreads vector::insert
+    // here as out of bounds, -Warray-bounds.)
+    std::vector<std::uint8_t> bytes(sizeof t + state.bytes.size());
+    std::memcpy(bytes.data(), &t, sizeof t);
+    if (!state.bytes.empty())
+        std::memcpy(bytes.data() + sizeof t, state.bytes.data(), state.bytes.size());
+    std::vector<int> fds = state.fds;
+    fds.push_back(memfd);
+    auto sent = send_msg(parent.get(), bytes, fds);
+    Result<Msg> reply = fail(EIO, "");
+    if (sent)
+        reply = recv_msg(parent.get());
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!sent)
+        return say(sent.error().message());
+    if (!reply || reply->bytes.size() != sizeof r)
+        return say("no reply from the secondary (exit status " + std::to_string(status) + ")" +
+                   (reply ? "" : ": " + reply.error().message()));
+    std::memcpy(&r, reply->bytes.data(), sizeof r);
+    r.text[sizeof r.text - 1] = 0;
+    r.ok = r.ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    return r;
+}
+
+int secondary_main(int argc, char** argv) {
+    int sock = -1;
+    for (int i = 1; i < argc; ++i)
+        if (std::strncmp(argv[i], "--sock=", 7) == 0)
+            sock = std::atoi(argv[i] + 7);
+    auto msg = recv_msg(sock);
+    if (!msg || msg->bytes.size() < sizeof(Task) || msg->fds.empty()) {
+        std::fprintf(stderr, "secondary: no task: %s\n",
+                     msg ? "short" : msg.error().message().c_str());
+        return 2;
+    }
+    Task t;
+    std::memcpy(&t, msg->bytes.data(), sizeof t);
+    const std::span<const std::uint8_t> state(msg->bytes.data() + sizeof t,
+                                              msg->bytes.size() - sizeof t);
+    Fd memfd = std::move(msg->fds.back());
+    msg->fds.pop_back();
+    Reply r;
+    Checks c;
+    std::string said;
+    {
+        SharedMem mem(memfd.release(), t.mem_len);
+        auto v = Vfio::import_shared(state, std::move(msg->fds));
+        if (c(mem.ok(), "the shared memory at the primary's address") &&
+            c(v.has_value(), "import: " + (v ? "" : v.error().message())) &&
+            c(t.container < (*v)->containers().size(), "the task's container exists")) {
+            Container& ct = *(*v)->containers()[t.container];
+            Device* d = (*v)->find_device(*PciAddress::parse(t.bdf));
+            said = std::string(to_string((*v)->mode())) + ": imported " +
+                   std::to_string((*v)->containers().size()) + " container(s); " + ct.describe();
+            if (c(d != nullptr && &d->container() == &ct && ct.imported() &&
+                      ct.is_default() == (t.container == 0),
+                  "the device is in the imported container the task names")) {
+                pci::PciDevice pd(*d);
+                auto info = pd.info();
+                c(info && info->num_regions >= 7, "VFIO_DEVICE_GET_INFO on the imported fd");
+                auto e = edu::EduDevice::open(pd, t.dma_mask);
+                if (c(e.has_value(), "edu open (BAR0 mmap): " + (e ? "" : e.error().message()))) {
+                    const std::uint32_t live = (*e)->liveness(0xa5a51234u);
+                    c(live == ~0xa5a51234u, "BAR0 liveness");
+                    said += "; device " + d->address().str() + " fd " + std::to_string(d->fd()) +
+                            ": BAR0 liveness ok";
+                    if ((t.what & kIrq) != 0) {
+                        auto irqs = pd.enable_irqs(pci::IrqType::msi, 1);
+                        if (c(irqs.has_value(), "enable MSI through the imported fd")) {
+                            (void)irqs->vector(0).poll();
+                            (*e)->raise_irq(0x42);
+                            auto fired = irqs->vector(0).wait(std::chrono::milliseconds(1000));
+                            c(fired.has_value(), "MSI fired on the secondary's eventfd");
+                            (*e)->ack_irq(0x42);
+                            said += "; MSI raised -> eventfd fired";
+                        }
+                    }
+                    if ((t.what & kPrimaryMapped) != 0) {
+                        fill(mem.at(0), t.seed);
+                        if (edu_round_trip(**e, t.src_iova, t.dst_iova, c))
+                            said += "; DMA " + std::to_string(kLen) + " bytes " +
+                                    (ct.translates() ? "through the primary's mapping at IOVA "
+                                                     : "to the primary's physical address ") +
+                                    hex(t.src_iova);
+                    }
+                    if ((t.what & kSecondaryMaps) != 0) {
+                        // Pinned from this process's mm: the same memfd pages.
+                        auto own = t.own_iova != 0 ? Result<std::uint64_t>(t.own_iova)
+                                                   : ct.alloc_iova(2 * kPage, t.dma_mask);
+                        if (c(own.has_value(), "alloc_iova in the imported container") &&
+                            c(ct.map(mem.va() + 2 * kPage, *own, 2 * kPage).has_value(),
+                              "map the secondary's own pages")) {
+                            fill(mem.at(2 * kPage), t.seed + 1);
+                            if (edu_round_trip(**e, *own, *own + kPage, c))
+                                said += std::string("; own mapping at ") +
+                                        (t.own_iova != 0 ? "the primary's IOVA " : "IOVA ") +
+                                        hex(*own) + ": DMA ok";
+                            auto un = ct.unmap(t.src_iova, 2 * kPage);
+                            c(!un && un.error().err() == EPERM,
+                              "unmapping the primary's mapping is refused");
+                            r.own_iova = *own;  // left for ~Vfio to unmap
+                        }
+                    }
+                }
+            }
+        }
+    }  // the Vfio (own mapping unmapped, fd copies closed), then the memory
+    r.ok = c.failed == 0;
+    std::snprintf(r.text, sizeof r.text, "%s%s", said.c_str(), c.log.c_str());
+    std::printf("secondary pid %d: %s\n", static_cast<int>(::getpid()), r.text);
+    std::fflush(stdout);
+    std::vector<std::uint8_t> out(sizeof r);
+    std::memcpy(out.data(), &r, sizeof r);
+    (void)send_msg(sock, out, {});
+    return r.ok ? 0 : 1;
+}
+
+// --- fds the way a broker hands them out -----------------------------------------
+
+ExternalFds open_external(const Options& o) {
+    ExternalFds x;
+    x.mode = o.mode.value_or(Mode::cdev);
+    const PciAddress a = *PciAddress::parse(kEdu);
+    const sysfs::Root root("");
+    auto d = probe_device(root, probe_kernel(root), a);
+    if (!d)
+        return x;
+    if (x.mode == Mode::cdev) {
+        x.iommufd = ::open("/dev/iommu", O_RDWR | O_CLOEXEC);
+        x.devices.emplace_back(a, ::open(("/dev/vfio/devices/" + d->vfio_dev.value_or("?")).c_str(),
+                                         O_RDWR | O_CLOEXEC));
+    } else {
+        x.container = ::open(x.mode == Mode::compat ? "/dev/iommu" : "/dev/vfio/vfio",
+                             O_RDWR | O_CLOEXEC);
+        const std::string g = (x.mode == Mode::noiommu ? "/dev/vfio/noiommu-" : "/dev/vfio/") +
+                              std::to_string(d->iommu_group.value_or(~0u));
+        x.devices.emplace_back(a, ::open(g.c_str(), O_RDWR | O_CLOEXEC));
+    }
+    return x;
+}
+
+Result<ExternalFds> receive_from_broker(const char* bdf) {
+    const char* path = "/tmp/vfiokit-share-broker.sock";
+    ::unlink(path);
+    Fd lsock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    if (::bind(lsock.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 ||
+        ::listen(lsock.get(), 1) != 0)
+        return fail(errno, std::string("bind/listen ") + path);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::execlp("vfiokit-broker", "vfiokit-broker", "--socket", path, "--device", bdf,
+                 static_cast<char*>(nullptr));
+        std::perror("exec vfiokit-broker");
+        _exit(127);
+    }
+    pollfd pfd{lsock.get(), POLLIN, 0};
+    Result<Msg> m = fail(ETIMEDOUT, "accept the broker's connection");
+    if (::poll(&pfd, 1, 10000) == 1) {
+        Fd conn(::accept4(lsock.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        m = recv_msg(conn.get());
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::unlink(path);
+    if (!m)
+        return fail(std::move(m.error()));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail(EIO, "vfiokit-broker exited with status " + std::to_string(status));
+    const std::string text(m->bytes.begin(), m->bytes.end());
+    std::printf("from the broker: \"%s\" with %zu fds\n", text.c_str(), m->fds.size());
+    auto x = parse_external_fds(text);
+    if (!x)
+        return fail(std::move(x.error()));
+    // The numbers are indexes into the fds that came with the message.
+    auto take = [&](int& i) {
+        if (i < 0 || static_cast<std::size_t>(i) >= m->fds.size() || !m->fds[i].valid())
+            return false;
+        i = m->fds[static_cast<std::size_t>(i)].release();
+        return true;
+    };
+    bool ok = take(x->iommufd);
+    for (auto& dev : x->devices)
+        ok = take(dev.second) && ok;
+    if (!ok)
+        return fail(EPROTO, "the broker's message names an fd it did not send");
+    return x;
+}
+
+// --- the unprivileged driver the broker starts ----------------------------------
+
+int unprivileged_main() {
+    Checks c;
+    rlimit lim{};
+    ::getrlimit(RLIMIT_MEMLOCK, &lim);
+    std::printf("unprivileged: uid %u gid %u, RLIMIT_MEMLOCK %llu\n",
+                static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()),
+                static_cast<unsigned long long>(lim.rlim_cur));
+    c(::getuid() != 0 && ::geteuid() != 0, "not running as root");
+    const char* text = std::getenv(kExternalFdsEnv);
+    auto x = parse_external_fds(text ? text : "");
+    if (!c(x.has_value(), std::string(kExternalFdsEnv) + ": " + (x ? "" : x.error().message())))
+        return 1;
+    // It cannot open what the broker opened for it.
+    std::vector<std::string> nodes = {"/dev/iommu"};
+    for (const auto& [a, fd] : x->devices)
+        if (auto n = cdev_name(a))
+            nodes.push_back("/dev/vfio/devices/" + *n);
+    for (const auto& n : nodes) {
+        const int fd = ::open(n.c_str(), O_RDWR);
+        const int err = errno;
+        c(fd < 0 && err == EACCES, "open " + n + " is refused with EACCES");
+        std::printf("unprivileged: open %s: %s\n", n.c_str(),
+                    fd < 0 ? std::strerror(err) : "opened?!");
+        if (fd >= 0)
+            ::close(fd);
+    }
+    Options forced;
+    forced.mode = Mode::cdev;
+    auto own = Vfio::create(forced);
+    c(!own && own.error().err() == EACCES, "Vfio::create (opens /dev/iommu) is refused");
+    if (!own)
+        std::printf("unprivileged: Vfio::create: %s\n", own.error().message().c_str());
+
+    auto v = Vfio::from_external_fds(*x);
+    if (!c(v.has_value(), "from_external_fds: " + (v ? "" : v.error().message())))
+        return 1;
+    Device* d = (*v)->find_device(x->devices.front().first);
+    if (!c(d != nullptr, "the device is assigned"))
+        return 1;
+    pci::PciDevice pd(*d);
+    auto e = edu::EduDevice::open(pd, edu::kDefaultDmaMask);
+    if (!c(e.has_value(), "edu open: " + (e ? "" : e.error().message())))
+        return 1;
+    c((*e)->liveness(0x600dcafe) == ~0x600dcafeu, "BAR0 liveness");
+    auto f = (*e)->factorial(10);
+    c(f && *f == 3628800u, "factorial(10)");
+    std::printf("unprivileged: %s via inherited fds, %s: liveness and factorial ok\n",
+                d->address().str().c_str(), (*v)->default_container().describe().c_str());
+
+    // DMA through memory it pins itself (charged to uid 65534 against the
+    // RLIMIT_MEMLOCK the broker set).
+    Container& dc = (*v)->default_container();
+    void* m = ::mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (!c(m != MAP_FAILED, "mmap"))
+        return 1;
+    auto* p = static_cast<std::uint8_t*>(m);
+    auto iova = dc.alloc_iova(2 * kPage, edu::kDefaultDmaMask);
+    auto mapped = iova ? dc.map(reinterpret_cast<std::uint64_t>(m), *iova, 2 * kPage)
+                       : Result<void>(std::unexpected(iova.error()));
+    if (c(mapped.has_value(), "map: " + (mapped ? "" : mapped.error().message()))) {
+        fill(p, 4242);
+        std::memset(p + kPage, 0x5a, kPage);
+        if (edu_round_trip(**e, *iova, *iova + kPage, c) &&
+            c(matches(p + kPage, 4242), "the bytes came back"))
+            std::printf("unprivileged: DMA round trip of %u bytes at IOVA %s ok\n", kLen,
+                        hex(*iova).c_str());
+        c(dc.unmap(*iova, 2 * kPage).has_value(), "unmap");
+    }
+    e->reset();
+    ::munmap(m, 2 * kPage);
+    std::printf("unprivileged: %s\n", c.failed == 0 ? "PASS" : "FAIL");
+    return c.failed == 0 ? 0 : 1;
+}
+
+}  // namespace vfiokit::vfio::share_lab
