@@ -266,7 +266,7 @@ Result<void> PciDevice::write_region(Region r, std::uint64_t off, const void* bu
     return region_io(dev_->fd(), *info, off, nullptr, buf, len, address().str() + " " + to_string(r));
 }
 
-Result<Bar> PciDevice::map_bar(unsigned n) const {
+Result<Bar> PciDevice::map_bar(unsigned n, std::uint64_t at) const {
     const std::string who = address().str() + " BAR" + std::to_string(n);
     if (n > 5)
         return fail(Error(EINVAL, "map_bar: a PCI device has BAR0 to BAR5").context(who));
@@ -294,11 +294,23 @@ Result<Bar> PciDevice::map_bar(unsigned n) const {
                 return fail(Error(EPROTO, "sparse area " + hex(a.offset) + "+" + hex(a.size) +
                                               " outside the region (size " + hex(info->size) + ")")
                                 .context(who));
-            auto m = vfio::map_memory(nullptr, a.size, prot, MAP_SHARED, dev_->fd(),
+            // At a chosen address (a secondary mirroring its primary's
+            // layout), never over an existing mapping.
+            void* where = at != 0 ? reinterpret_cast<void*>(at + a.offset) : nullptr;
+            const int flags = MAP_SHARED | (at != 0 ? MAP_FIXED_NOREPLACE : 0);
+            auto m = vfio::map_memory(where, a.size, prot, flags, dev_->fd(),
                                       static_cast<off_t>(info->offset + a.offset), who);
-            if (!m)  // `parts` unmaps what was mapped so far
-                return fail(std::move(m.error().context("map_bar: area " + hex(a.offset) + "+" +
-                                                        hex(a.size))));
+            if (!m) {  // `parts` unmaps what was mapped so far
+                Error e = std::move(m.error());
+                if (at != 0 && e.err() == EEXIST)
+                    e.hint("the address " + hex(at + a.offset) + " is taken in this process");
+                return fail(std::move(e.context("map_bar: area " + hex(a.offset) + "+" +
+                                                hex(a.size))));
+            }
+            if (at != 0 && m->addr() != where)  // kernels before 4.17 ignore the flag
+                return fail(Error(EEXIST, "map_bar: the kernel placed the BAR elsewhere than " +
+                                              hex(at + a.offset))
+                                .context(who));
             parts.push_back({a.offset, std::move(*m)});
         }
     }

@@ -209,9 +209,9 @@ Reply spawn_secondary(const Task& t, const SharedState& state, int memfd) {
     if (pid < 0)
         return say(std::string("fork: ") + std::strerror(errno));
     if (pid == 0) {
-        // A fresh image with nothing but stdio and the socket: the VFIO
-        // fds it uses are the ones it receives (vfiokit opens without
-        // O_CLOEXEC, so they would be inherited otherwise).
+        // A fresh image with nothing but stdio and the socket, so the VFIO
+        // fds it uses can only be the ones it receives (vfiokit's are
+        // close-on-exec already, syscalls.cpp; this makes sure of the rest).
         if (child_end.get() == 3)
             ::fcntl(3, F_SETFD, 0);
         else if (::dup2(child_end.get(), 3) != 3)

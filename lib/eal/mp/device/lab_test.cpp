@@ -4,7 +4,7 @@
 //
 //   VFIOKIT_VFIO_MODE=cdev VFIOKIT_LAB_SHAPE=iommu mp_device_lab_test
 //
-// The same binary, exec'd as "--secondary PREFIX DEVICE SRC DST LEN T0",
+// The same binary, exec'd as "--secondary PREFIX DEVICE SRC DST LEN T0 BAR0",
 // is the secondary (a fresh process image, as a real secondary would be).
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,6 +61,7 @@ int secondary_main(char** argv) {
     const auto dst = std::strtoull(argv[5], nullptr, 0);
     const auto len = std::strtoull(argv[6], nullptr, 0);
     const std::uint64_t t0 = std::strtoull(argv[7], nullptr, 0);
+    const std::uint64_t bar0_at = std::strtoull(argv[8], nullptr, 0);
     auto e = Eal::init(options(prefix, ProcType::secondary));
     if (!e) {
         std::fprintf(stderr, "secondary: %s\n", e.error().message().c_str());
@@ -71,6 +72,21 @@ int secondary_main(char** argv) {
     if (d == nullptr)
         return 11;
     pci::PciDevice pd(*d);
+    // BAR0 where the primary has it, when it said where.
+    if (bar0_at != 0) {
+        auto bar = pd.map_bar(0, bar0_at);
+        if (!bar) {
+            std::fprintf(stderr, "secondary: %s\n", bar.error().message().c_str());
+            return 16;
+        }
+        if (reinterpret_cast<std::uint64_t>(bar->parts().front().map.addr()) != bar0_at)
+            return 17;
+        bar->write<std::uint32_t>(0x04, 0x5a5a1234);  // edu liveness: reads back inverted
+        if (bar->read<std::uint32_t>(0x04) != ~0x5a5a1234u)
+            return 18;
+        std::printf("secondary mapped %s BAR0 at the primary's address 0x%" PRIx64
+                    "; liveness ok\n", addr->str().c_str(), bar0_at);
+    }
     auto edu = edu::EduDevice::open(pd, edu_mask());
     if (!edu) {
         std::fprintf(stderr, "secondary: %s\n", edu.error().message().c_str());
@@ -98,7 +114,7 @@ int secondary_main(char** argv) {
 
 // Runs the secondary and returns its exit status.
 int run_secondary(const std::string& prefix, const char* dev, const void* src, const void* dst,
-                  std::size_t len) {
+                  std::size_t len, std::uint64_t bar0_at = 0) {
     char exe[4096];
     const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0)
@@ -107,11 +123,12 @@ int run_secondary(const std::string& prefix, const char* dev, const void* src, c
     const std::string s = std::to_string(reinterpret_cast<std::uintptr_t>(src));
     const std::string d = std::to_string(reinterpret_cast<std::uintptr_t>(dst));
     const std::string l = std::to_string(len), t = std::to_string(now_ms());
+    const std::string b = std::to_string(bar0_at);
     std::fflush(stdout);
     const pid_t pid = ::fork();
     if (pid == 0) {
         ::execl(exe, exe, "--secondary", prefix.c_str(), dev, s.c_str(), d.c_str(), l.c_str(),
-                t.c_str(), static_cast<char*>(nullptr));
+                t.c_str(), b.c_str(), static_cast<char*>(nullptr));
         std::_Exit(101);
     }
     int st = 0;
@@ -137,8 +154,15 @@ TEST_P(MpDevice, SecondaryDmasThroughThePrimarysDevices) {
             static_cast<unsigned char*>(*src)[i] = static_cast<unsigned char>(i * 13 + seed);
         std::memset(*dst, 0, kLen);
     };
+    // The primary maps BAR0; the secondary maps it at the same address.
+    vfio::Device* d0 = v.find_device(*PciAddress::parse("0000:00:03.0"));
+    ASSERT_NE(d0, nullptr);
+    pci::PciDevice pd0(*d0);
+    auto bar0 = pd0.map_bar(0);
+    ASSERT_TRUE(bar0) << bar0.error().message();
+    const auto bar0_at = reinterpret_cast<std::uint64_t>(bar0->parts().front().map.addr());
     fill(5);
-    ASSERT_EQ(run_secondary(prefix, "0000:00:03.0", *src, *dst, kLen), 0);
+    ASSERT_EQ(run_secondary(prefix, "0000:00:03.0", *src, *dst, kLen, bar0_at), 0);
     EXPECT_EQ(std::memcmp(*src, *dst, kLen), 0) << "the secondary's DMA did not land";
     std::printf("secondary DMA (%s, default container): %zu bytes verified by the primary\n",
                 mode_label().c_str(), kLen);
@@ -168,7 +192,7 @@ INSTANTIATE_TEST_SUITE_P(Lab, MpDevice, ::testing::Values(mode_label()),
 }  // namespace vfiokit::eal
 
 int main(int argc, char** argv) {
-    if (argc == 8 && std::string_view(argv[1]) == "--secondary")
+    if (argc == 9 && std::string_view(argv[1]) == "--secondary")
         return vfiokit::eal::secondary_main(argv);
     ::testing::InitGoogleTest(&argc, argv);
     return RUN_ALL_TESTS();

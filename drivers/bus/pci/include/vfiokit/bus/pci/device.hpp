@@ -83,7 +83,10 @@ public:
     // BAR or a BAR without MMAP gives a Bar with no mapping at all. A BAR
     // the device does not implement (size 0, e.g. the upper half of a
     // 64-bit BAR) fails with ENODEV. On failure nothing stays mapped.
-    [[nodiscard]] Result<Bar> map_bar(unsigned n) const;
+    // `at`, when non-zero: map at exactly this address (a secondary process
+    // mapping the BAR where its primary has it, so pointers into it are the
+    // same in both); EEXIST naming the address when it is taken.
+    [[nodiscard]] Result<Bar> map_bar(unsigned n, std::uint64_t at = 0) const;
 
     // PCI command register: memory space and bus mastering (needed for DMA).
     [[nodiscard]] Result<void> enable_memory_and_bus_master() const;
