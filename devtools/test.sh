@@ -44,5 +44,5 @@ grep -hE '^dma round trip [a-z0-9_]+: [0-9]+ bytes ok' $log |
     awk '{m=$4; sub(":", "", m); n[m]++; b[m]+=$5}
          END {for (m in n) printf "edu DMA round trips (%s): %d transfers, %d bytes compared\n", m, n[m], b[m]}' |
     sort || true
-grep -hE '^(map ioctls|10000 mappings|numa \(|secondary attach time)' $log | sort -u || true
+grep -hE '^(map ioctls|map by file|10000 mappings|numa \(|secondary attach time|secondary DMA)' $log | sort -u || true
 exit $status

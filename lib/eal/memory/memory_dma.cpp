@@ -10,7 +10,8 @@ Result<void> ContainerDmaListener::on_add(const Segment& s) {
     if (!s.iova)
         return fail(Error(EINVAL, "map memory segment: it has physical addresses only")
                         .hint("--iova-mode=pa is for no-IOMMU mode; use --iova-mode=va"));
-    return c_.map(s.va, *s.iova, s.len);
+    // Segments are file-backed from offset 0: by fd where the kernel can.
+    return c_.map_file(s.va, s.fd, 0, *s.iova, s.len);
 }
 
 void ContainerDmaListener::on_remove(const Segment& s) {

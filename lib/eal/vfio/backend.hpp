@@ -86,6 +86,16 @@ public:
     // The front end has already checked alignment, overlap and IOVA ranges.
     [[nodiscard]] virtual Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
                                            std::uint64_t len) = 0;
+    // Maps `len` bytes of the file `fd` from `offset` at `iova`, without a
+    // user address: the kernel pins the file's pages directly
+    // (IOMMU_IOAS_MAP_FILE, Linux 6.13+). ENOTSUP when the backend or the
+    // running kernel cannot; the front end then maps by address. Issues no
+    // syscall once it has learned that the kernel lacks it.
+    [[nodiscard]] virtual Result<void> map_file(int fd, std::uint64_t offset, std::uint64_t iova,
+                                                std::uint64_t len) {
+        (void)fd, (void)offset, (void)iova, (void)len;
+        return fail(ENOTSUP, "map by file: not in " + std::string(to_string(mode())) + " mode");
+    }
     // Unmaps whole mappings inside [iova, iova+len); returns bytes unmapped.
     [[nodiscard]] virtual Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) = 0;
     // Unmaps everything; returns bytes unmapped.

@@ -186,6 +186,8 @@ public:
 
     [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
                                    std::uint64_t len) override;
+    [[nodiscard]] Result<void> map_file(int fd, std::uint64_t offset, std::uint64_t iova,
+                                        std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap_all() override;
 
@@ -199,11 +201,6 @@ public:
     [[nodiscard]] Result<std::optional<std::uint32_t>> dma_entries_avail() override {
         return std::optional<std::uint32_t>{};
     }
-    // Asked of the kernel every time: the alignment grows as devices attach
-    // (1 for an empty IOAS, the smallest IOMMU page once a domain is added)
-    // and the kernel never lets it exceed the CPU page size
-    // (io_pagetable.c iopt_table_add_domain). Falls back to 4096 when the
-    // query fails, since this method cannot report errors.
     // The IOAS's out_iova_alignment is 1 before the first attach and never
     // exceeds the CPU page size (iommufd io_pagetable.c caps iova_alignment
     // at PAGE_SIZE), so the CPU page size is always a valid granule. Asking
@@ -239,6 +236,8 @@ private:
                                                  const std::string& what);
 
     std::shared_ptr<const Ioas> ioas_;
+    // Learned at the first IOMMU_IOAS_MAP_FILE: false on kernels before 6.13.
+    std::optional<bool> kernel_maps_files_;
 };
 
 std::string group_text(const DeviceRequest& req) {
@@ -418,6 +417,34 @@ Result<void> CdevContainer::attach_pt(CdevDevice& dev, const DeviceRequest& req)
                "region such as the MSI window 0xfee00000-0xfeefffff, or beyond the IOMMU's "
                "address width): unmap it before attaching the device");
     return fail(std::move(e));
+}
+
+Result<void> CdevContainer::map_file(int fd, std::uint64_t offset, std::uint64_t iova,
+                                    std::uint64_t len) {
+    if (kernel_maps_files_ == false)
+        return fail(ENOTSUP, "IOMMU_IOAS_MAP_FILE: not in this kernel (Linux 6.13+)");
+    uapi::iommu_ioas_map_file m{};
+    m.size = sizeof m;
+    m.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
+              uapi::kIommuIoasMapWriteable;
+    m.ioas_id = ioas_->id();
+    m.fd = fd;
+    m.start = offset;
+    m.length = len;
+    m.iova = iova;
+    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasMapFile, &m, "IOMMU_IOAS_MAP_FILE");
+    if (r) {
+        kernel_maps_files_ = true;
+        return {};
+    }
+    // An iommufd without the command passes it to its vfio-compat handler,
+    // which answers ENOTTY for anything it does not know
+    // (drivers/iommu/iommufd/main.c, vfio_compat.c).
+    if (r.error().err() == ENOTTY) {
+        kernel_maps_files_ = false;
+        return fail(ENOTSUP, "IOMMU_IOAS_MAP_FILE: not in this kernel (Linux 6.13+)");
+    }
+    return fail(std::move(r.error().context(where())));
 }
 
 Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {

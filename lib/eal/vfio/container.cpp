@@ -121,6 +121,17 @@ Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
 }
 
 Result<void> Container::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
+    return map_impl(vaddr, iova, len, nullptr);
+}
+
+Result<void> Container::map_file(std::uint64_t vaddr, int fd, std::uint64_t offset,
+                                 std::uint64_t iova, std::uint64_t len) {
+    const FileRef f{fd, offset};
+    return map_impl(vaddr, iova, len, &f);
+}
+
+Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
+                                 const FileRef* file) {
     const std::string what = "map " + describe_range(iova, len) + " from vaddr " + hex(vaddr);
     if (!translates())
         return fail(untranslated(what).context(name()));
@@ -141,7 +152,20 @@ Result<void> Container::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64
     if (backend_->dma_ready()) {
         if (auto ok = check_limits(iova, len); !ok)
             return fail(std::move(ok.error()).context(name()));
-        if (auto ok = backend_->map(vaddr, iova, len); !ok)
+        // By file where the kernel can (the pages are pinned from the file,
+        // no user address involved); by address otherwise, or when the
+        // backend says it cannot.
+        Result<void> ok = fail(ENOTSUP, "map by file");
+        if (file != nullptr && !file_maps_unsupported_) {
+            ok = backend_->map_file(file->fd, file->offset, iova, len);
+            if (ok)
+                ++file_maps_;
+            else if (ok.error().err() == ENOTSUP)
+                file_maps_unsupported_ = true;
+        }
+        if (!ok && ok.error().err() == ENOTSUP)
+            ok = backend_->map(vaddr, iova, len);
+        if (!ok)
             return fail(std::move(ok.error()).context(what).context(name()));
         if (entries_avail_ && *entries_avail_ != ~0u)
             --*entries_avail_;

@@ -124,6 +124,16 @@ public:
     [[nodiscard]] bool translates() const;
 
     [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len);
+    // Like map(), for memory backed by a file: where the kernel has
+    // IOMMU_IOAS_MAP_FILE (cdev, Linux 6.13+) the range is mapped from `fd`
+    // at `offset`; elsewhere, and after the kernel once answered that it
+    // lacks it, by `vaddr` (which must map the same file range).
+    [[nodiscard]] Result<void> map_file(std::uint64_t vaddr, int fd, std::uint64_t offset,
+                                        std::uint64_t iova, std::uint64_t len);
+    // How many mappings went in by file so far; and whether the container
+    // has learned that it cannot map by file (the kernel or mode lacks it).
+    [[nodiscard]] std::size_t file_maps() const { return file_maps_; }
+    [[nodiscard]] bool file_maps_unsupported() const { return file_maps_unsupported_; }
     [[nodiscard]] Result<void> unmap(std::uint64_t iova, std::uint64_t len);
     [[nodiscard]] Result<void> unmap_all();
 
@@ -163,6 +173,12 @@ public:
 private:
     friend class Vfio;
     Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_default);
+    struct FileRef {
+        int fd;
+        std::uint64_t offset;
+    };
+    Result<void> map_impl(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
+                          const FileRef* file);
     // Checks iova/len against kernel ranges and type1's entry limit.
     Result<void> check_limits(std::uint64_t iova, std::uint64_t len);
     // Called after the backend gained or lost a device: ranges and entry
@@ -185,6 +201,8 @@ private:
     std::optional<std::vector<IovaRange>> ranges_;  // cached until the next attach/release
     std::optional<std::uint32_t> entries_avail_;    // type1: entries left, kept up to date
     unsigned id_ = 0;                               // for messages: "container 1"
+    std::size_t file_maps_ = 0;
+    bool file_maps_unsupported_ = false;
     bool imported_ = false;
     std::set<std::uint64_t> inherited_;  // imported: IOVAs of the exporter's mappings
 };
