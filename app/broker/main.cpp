@@ -41,6 +41,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vfiokit/eal/mp.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
 #include "vfiokit/eal/vfio/share.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
@@ -263,20 +264,10 @@ int send_over_socket(const Args& a, Opened o) {
     std::vector<int> nums;
     for (const Fd& fd : o.fds)
         nums.push_back(fd.get());
-    std::vector<char> control(CMSG_SPACE(nums.size() * sizeof(int)));
-    iovec iov{const_cast<char*>(text.data()), text.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(nums.size() * sizeof(int));
-    std::memcpy(CMSG_DATA(c), nums.data(), nums.size() * sizeof(int));
-    if (::sendmsg(sock.get(), &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(text.size()))
-        die("sendmsg " + a.socket + ": " + std::strerror(errno));
+    const iovec iov{const_cast<char*>(text.data()), text.size()};
+    auto sent = vfiokit::eal::mp::send_with_fds(sock.get(), std::span(&iov, 1), nums);
+    if (!sent || *sent != text.size())
+        die("sendmsg " + a.socket + ": " + (sent ? "short send" : sent.error().message()));
     ucred peer{};
     socklen_t len = sizeof peer;
     if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0)

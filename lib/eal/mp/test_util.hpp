@@ -109,22 +109,9 @@ inline bool await_ready(int r, int ms = 5000) {
 
 // Sends bytes and fds exactly as given, no checks: for forging messages.
 inline bool raw_send(int sock, std::string_view bytes, std::span<const int> fds = {}) {
-    iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    std::vector<std::byte> cbuf;
-    if (!fds.empty()) {
-        cbuf.resize(CMSG_SPACE(fds.size() * sizeof(int)));
-        mh.msg_control = cbuf.data();
-        mh.msg_controllen = cbuf.size();
-        cmsghdr* c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-    }
-    return ::sendmsg(sock, &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+    const iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+    auto n = send_with_fds(sock, std::span(&iov, 1), fds);
+    return n && *n == bytes.size();
 }
 
 inline std::string header_bytes(wire::Header h, std::string_view payload = {}) {

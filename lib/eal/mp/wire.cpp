@@ -7,6 +7,70 @@
 #include <cstdio>
 #include <cstring>
 
+namespace vfiokit::eal::mp {
+
+Result<std::size_t> send_with_fds(int sock, std::span<const iovec> iov, std::span<const int> fds,
+                                  int flags) {
+    msghdr mh{};
+    mh.msg_iov = const_cast<iovec*>(iov.data());
+    mh.msg_iovlen = iov.size();
+    // cmsghdr needs its alignment: std::vector's storage comes from operator new.
+    std::vector<std::byte> cbuf;
+    if (!fds.empty()) {
+        cbuf.resize(CMSG_SPACE(fds.size() * sizeof(int)));
+        mh.msg_control = cbuf.data();
+        mh.msg_controllen = cbuf.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+    }
+    ssize_t n;
+    do {
+        n = ::sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return fail(Error(errno, "sendmsg"));
+    return static_cast<std::size_t>(n);
+}
+
+Result<ReceivedWithFds> receive_with_fds(int sock, std::span<std::byte> buf, std::size_t max_fds,
+                                         int flags) {
+    max_fds = std::min(max_fds, kMaxFds);
+    std::vector<std::byte> cbuf(max_fds ? CMSG_SPACE(max_fds * sizeof(int)) : 0);
+    iovec iov{buf.data(), buf.size()};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf.empty() ? nullptr : cbuf.data();
+    mh.msg_controllen = cbuf.size();
+    ssize_t n;
+    do {
+        // MSG_CMSG_CLOEXEC: fds received must not leak into programs this
+        // process execs (the primary starts secondaries with fork+exec).
+        n = ::recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return fail(Error(errno, "recvmsg"));
+    ReceivedWithFds r;
+    r.bytes = static_cast<std::size_t>(n);
+    r.msg_flags = mh.msg_flags;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        const std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < k; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            r.fds.emplace_back(fd);
+        }
+    }
+    return r;
+}
+
+}  // namespace vfiokit::eal::mp
+
 namespace vfiokit::eal::mp::wire {
 
 Header make_header(Kind kind, std::uint32_t seq, std::string_view name) {
@@ -23,16 +87,16 @@ std::string num(std::uint64_t n) { return std::to_string(n); }
 
 // Checks a message whose fds are already owned by `r.msg`. Returns the
 // reason it is malformed, or "" when it is well formed.
-std::string check(const msghdr& mh, std::size_t n, Received& r, std::span<const std::byte> buf) {
+std::string check(int msg_flags, std::size_t n, Received& r, std::span<const std::byte> buf) {
     // The kernel drops the fds that do not fit the control buffer (and those
     // the receiver has no room for under RLIMIT_NOFILE) and says so with
     // MSG_CTRUNC (net/core/scm.c, scm_detach_fds): the message is incomplete.
-    if (mh.msg_flags & MSG_CTRUNC)
+    if (msg_flags & MSG_CTRUNC)
         return "control data truncated: " + num(r.msg.fds.size()) +
                " fd(s) arrived, the kernel dropped the rest (too many fds, or RLIMIT_NOFILE)";
     // SOCK_SEQPACKET discards what does not fit the buffer: more than a
     // header and kMaxPayload.
-    if (mh.msg_flags & MSG_TRUNC)
+    if (msg_flags & MSG_TRUNC)
         return "message longer than " + num(kMaxMessage) + " bytes (payload limit " +
                num(kMaxPayload) + ")";
     if (n < sizeof(Header))
@@ -67,36 +131,13 @@ std::string check(const msghdr& mh, std::size_t n, Received& r, std::span<const 
 }  // namespace
 
 Result<Received> receive(int sock, std::span<std::byte> buf, int flags, std::size_t max_fds) {
-    max_fds = std::min(max_fds, kMaxFds);
-    // cmsghdr needs its alignment: std::vector's storage comes from operator new.
-    std::vector<std::byte> cbuf(max_fds ? CMSG_SPACE(max_fds * sizeof(int)) : 0);
-    iovec iov{buf.data(), buf.size()};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cbuf.empty() ? nullptr : cbuf.data();
-    mh.msg_controllen = cbuf.size();
-    ssize_t n;
-    do {
-        // MSG_CMSG_CLOEXEC: fds received must not leak into programs this
-        // process execs (the primary starts secondaries with fork+exec).
-        n = ::recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return fail(Error(errno, "recvmsg"));
-
+    auto raw = receive_with_fds(sock, buf, max_fds, flags);
+    if (!raw)
+        return fail(std::move(raw.error()));
+    const std::size_t n = raw->bytes;
     Received r;
-    // Own every fd before anything else, so that every rejection closes them.
-    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        const std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < k; ++i) {
-            int fd;
-            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            r.msg.fds.emplace_back(fd);
-        }
-    }
+    // Every fd is owned from here on, so every rejection closes them.
+    r.msg.fds = std::move(raw->fds);
     // A SOCK_SEQPACKET read of 0 bytes is the peer's orderly close, and
     // also what an empty datagram reads as: either way the conversation is
     // over (an empty message is not one of ours).
@@ -105,7 +146,7 @@ Result<Received> receive(int sock, std::span<std::byte> buf, int flags, std::siz
         r.status = Received::Status::closed;
         return r;
     }
-    r.why = check(mh, static_cast<std::size_t>(n), r, buf);
+    r.why = check(raw->msg_flags, n, r, buf);
     if (!r.why.empty()) {
         r.msg.fds.clear();
         r.status = Received::Status::malformed;
@@ -127,27 +168,10 @@ Result<void> send(int sock, Header h, std::string_view payload, std::span<const 
                                         num(kMaxFds) + ")"));
     h.payload_len = static_cast<std::uint32_t>(payload.size());
     h.nfds = static_cast<std::uint32_t>(fds.size());
-    iovec iov[2] = {{&h, sizeof h}, {const_cast<char*>(payload.data()), payload.size()}};
-    msghdr mh{};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = payload.empty() ? 1 : 2;
-    std::vector<std::byte> cbuf;
-    if (!fds.empty()) {
-        cbuf.resize(CMSG_SPACE(fds.size() * sizeof(int)));
-        mh.msg_control = cbuf.data();
-        mh.msg_controllen = cbuf.size();
-        cmsghdr* c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-    }
-    ssize_t n;
-    do {
-        n = ::sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return fail(Error(errno, "sendmsg"));
+    const iovec iov[2] = {{&h, sizeof h}, {const_cast<char*>(payload.data()), payload.size()}};
+    auto n = send_with_fds(sock, std::span(iov, payload.empty() ? 1 : 2), fds, flags);
+    if (!n)
+        return fail(std::move(n.error()));
     return {};
 }
 

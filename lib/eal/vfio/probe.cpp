@@ -46,8 +46,8 @@ KernelSupport probe_kernel(const sysfs::Root& root) {
 bool driver_keeps_group_viable(std::string_view driver) {
     // vfio-pci and its vendor variants ("mlx5_vfio_pci", ...) own the device
     // for user space; pci-stub and pcieport do no DMA on behalf of the device.
-    return driver.empty() || driver == "vfio-pci" || driver == "pci-stub" ||
-           driver == "pcieport" || driver.find("vfio") != std::string_view::npos;
+    return driver.empty() || driver == "pci-stub" || driver == "pcieport" ||
+           driver.find("vfio") != std::string_view::npos;
 }
 
 std::string bind_hint(PciAddress a) {
@@ -91,12 +91,14 @@ Result<DeviceSupport> probe_device(const sysfs::Root& root, const KernelSupport&
     if (auto v = root.list(dir + "/vfio-dev"); !v.empty())
         d.vfio_dev = v.front();
 
-    const bool bound = d.driver == "vfio-pci" || (!d.driver.empty() &&
-                       d.driver.find("vfio") != std::string::npos);
+    // vfio-pci, or a vendor variant of it ("mlx5_vfio_pci").
+    d.bound = d.driver.find("vfio") != std::string::npos;
+    const bool bound = d.bound;
     std::string blockers;
     for (const auto& m : d.group_members)
         if (m.blocks && m.addr != addr)
             blockers += (blockers.empty() ? "" : ", ") + m.addr.str() + " is bound to " + m.driver;
+    d.group_viable = blockers.empty();
     const std::string group_str = d.iommu_group ? std::to_string(*d.iommu_group) : "";
 
     // Conditions every mode shares: the device must be owned by vfio-pci and

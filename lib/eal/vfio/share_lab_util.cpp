@@ -19,6 +19,7 @@
 
 #include "edu.hpp"
 #include "vfiokit/bus/pci/device.hpp"
+#include "vfiokit/eal/mp.hpp"
 
 namespace vfiokit::vfio::share_lab {
 
@@ -38,22 +39,12 @@ constexpr std::size_t kMaxBytes = 64 * 1024;
 Result<void> send_msg(int sock, std::span<const std::uint8_t> bytes, std::span<const int> fds) {
     if (fds.size() > kMaxFds)
         return fail(E2BIG, "send: more fds than SCM_RIGHTS carries");
-    std::vector<char> control(CMSG_SPACE(fds.size() * sizeof(int)));
-    iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (!fds.empty()) {
-        msg.msg_control = control.data();
-        msg.msg_controllen = control.size();
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-    }
-    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size()))
-        return fail(errno, "sendmsg");
+    const iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
+    auto n = eal::mp::send_with_fds(sock, std::span(&iov, 1), fds);
+    if (!n)
+        return fail(std::move(n.error()));
+    if (*n != bytes.size())
+        return fail(EIO, "sendmsg: short send");
     return {};
 }
 
@@ -65,31 +56,15 @@ struct Msg {
 Result<Msg> recv_msg(int sock) {
     Msg m;
     m.bytes.resize(kMaxBytes);
-    std::vector<char> control(CMSG_SPACE(kMaxFds * sizeof(int)));
-    iovec iov{m.bytes.data(), m.bytes.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return fail(errno, "recvmsg");
-    if (n == 0)
+    auto r = eal::mp::receive_with_fds(sock, std::as_writable_bytes(std::span(m.bytes)), kMaxFds);
+    if (!r)
+        return fail(std::move(r.error()));
+    if (r->bytes == 0)
         return fail(EPIPE, "recvmsg: the peer closed the socket");
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < count; ++i) {
-            int fd;
-            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            m.fds.emplace_back(fd);
-        }
-    }
-    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0)
+    if ((r->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0)
         return fail(EMSGSIZE, "recvmsg: message or fds truncated");
-    m.bytes.resize(static_cast<std::size_t>(n));
+    m.bytes.resize(r->bytes);
+    m.fds = std::move(r->fds);
     return m;
 }
 

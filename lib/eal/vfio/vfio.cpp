@@ -169,11 +169,7 @@ Result<Device*> Vfio::assign(Container& c, std::string_view spec_text, Fd* given
     // with a bare errno.
     const ModeStatus& st = sup->status(mode_);
     if (!st.available) {
-        int err = EOPNOTSUPP;
-        if (sup->driver != "vfio-pci" && sup->driver.find("vfio") == std::string::npos)
-            err = ENODEV;
-        else if (st.reason.find("not viable") != std::string::npos)
-            err = EPERM;
+        const int err = !sup->bound ? ENODEV : !sup->group_viable ? EPERM : EOPNOTSUPP;
         Error e(err, "assign " + who + " in " + std::string(to_string(mode_)) + " mode: " + st.reason);
         if (!sup->action.empty())
             e.hint(sup->action);

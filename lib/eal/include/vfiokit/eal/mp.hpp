@@ -44,6 +44,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <chrono>
 #include <cstdint>
@@ -119,6 +120,25 @@ struct Role {
 inline constexpr std::size_t kMaxPayload = 64 * 1024;
 inline constexpr std::size_t kMaxFds = 253;   // SCM_MAX_FD: the kernel refuses more
 inline constexpr std::size_t kMaxNameLen = 63;
+
+// One SOCK_SEQPACKET message of bytes and fds (SCM_RIGHTS), unframed: what
+// the channel's messages ride on, and what a tool handing fds to another
+// process (vfiokit-broker) uses directly. MSG_NOSIGNAL always (a dead peer
+// is EPIPE, not SIGPIPE); EINTR is retried. No limits are checked here
+// beyond the kernel's own (SCM_MAX_FD fds). Returns the bytes sent.
+[[nodiscard]] Result<std::size_t> send_with_fds(int sock, std::span<const iovec> iov,
+                                                std::span<const int> fds, int flags = 0);
+
+struct ReceivedWithFds {
+    std::size_t bytes = 0;       // 0: the peer closed (or sent an empty message)
+    int msg_flags = 0;           // MSG_TRUNC / MSG_CTRUNC as the kernel set them
+    std::vector<vfio::Fd> fds;   // owned, close-on-exec
+};
+// One receive into `buf`, with room for `max_fds` fds (more are dropped by
+// the kernel: MSG_CTRUNC). Every fd that arrived is owned by the result,
+// also when the message is then rejected. MSG_CMSG_CLOEXEC is always added.
+[[nodiscard]] Result<ReceivedWithFds> receive_with_fds(int sock, std::span<std::byte> buf,
+                                                       std::size_t max_fds, int flags = 0);
 
 // Who is at the other end, from SO_PEERCRED (the credentials at connect()).
 struct Peer {

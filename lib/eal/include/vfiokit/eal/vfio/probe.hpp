@@ -61,6 +61,8 @@ struct GroupMember {
 struct DeviceSupport {
     PciAddress addr;
     std::string driver;                  // empty when unbound
+    bool bound = false;                  // to vfio-pci (or a vfio-pci variant driver)
+    bool group_viable = true;            // no group-mate is held by a kernel driver
     std::optional<unsigned> iommu_group; // nullopt: no IOMMU group at all
     bool noiommu_group = false;          // group created by vfio for no-IOMMU
     std::vector<GroupMember> group_members;  // including the device itself
