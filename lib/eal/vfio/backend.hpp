@@ -135,34 +135,33 @@ struct GivenContainer {
     bool model_set = false;
 };
 
-// Kernel-facing settings shared by the containers of one process.
+// Kernel-facing settings shared by the containers of one process, and what
+// a factory of the mode table (modes.hpp) is given.
 struct BackendConfig {
-    Mode mode = Mode::group;
     Type1 type1 = Type1::automatic;  // group and compat: which type1 flavour
-    // cdev: the process's iommufd (/dev/iommu), shared by every container;
-    // each container is an IOAS in it. Not owned.
+    // The process's iommufd (/dev/iommu) in modes whose row says
+    // process_iommufd (cdev): shared by every container, each an IOAS in it.
+    // Not owned.
     int iommufd = -1;
     // Group-style: a container fd this process did not open (see
     // GivenContainer); the factory moves from it. nullptr: open the node.
     GivenContainer* given = nullptr;
+    // Adopting an IOAS-style container (Vfio::import_shared): the IOAS in
+    // `iommufd` that another process created.
+    std::uint32_t ioas_id = 0;
 };
 
-// Factories, one per backend file. They open what the container needs up
-// front (group: /dev/vfio/vfio, or take c.given, and its API check; cdev: an
-// IOAS in the shared iommufd) and fail with a message naming the missing
-// piece.
+// Factories, one per backend file; the mode table (modes.cpp) is their only
+// caller. make_*: a fresh container; they open what it needs up front
+// (group: /dev/vfio/vfio, or take c.given, and its API check; cdev: an IOAS
+// in the shared iommufd) and fail with a message naming the missing piece.
+// adopt_*: another process's container (Vfio::import_shared), never torn
+// down here: group-style, c.given is set and adopted; cdev, the IOAS
+// c.ioas_id of the (not owned) c.iommufd, which is checked to exist.
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_group_backend(const BackendConfig& c);
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_compat_backend(const BackendConfig& c);
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_noiommu_backend(const BackendConfig& c);
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig& c);
-
-// Adopting another process's container (Vfio::import_shared). Group-style:
-// `c.given` is set and adopted; dispatches on c.mode to the factories above.
-// cdev: the IOAS `ioas_id` of the (not owned) iommufd, which is checked to
-// exist; the backend never destroys it.
-[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> adopt_group_style_backend(
-    const BackendConfig& c);
-[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(int iommufd,
-                                                                          std::uint32_t ioas_id);
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(const BackendConfig& c);
 
 }  // namespace vfiokit::vfio

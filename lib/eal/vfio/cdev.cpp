@@ -572,7 +572,11 @@ Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig&
     return std::unique_ptr<ContainerBackend>(std::make_unique<CdevContainer>(std::move(ioas)));
 }
 
-Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(int iommufd, std::uint32_t ioas_id) {
+Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(const BackendConfig& cfg) {
+    const int iommufd = cfg.iommufd;
+    const std::uint32_t ioas_id = cfg.ioas_id;
+    if (iommufd < 0)
+        return fail(EPROTO, "adopt IOAS " + std::to_string(ioas_id) + ": no iommufd given");
     auto c = std::make_unique<CdevContainer>(std::make_shared<const Ioas>(iommufd, ioas_id, true));
     // Proves the fd is an iommufd holding that IOAS (ENOENT otherwise).
     if (auto r = c->iova_ranges(); !r)

@@ -2,7 +2,7 @@
 // Groups are attached to it with VFIO_GROUP_SET_CONTAINER, and the type1
 // ioctls on it are served by iommufd's emulation (drivers/iommu/iommufd/
 // vfio_compat.c, reached for every ioctl number below iommufd's own range,
-// main.c iommufd_fops_ioctl). The group-style machinery is group.cpp's.
+// main.c iommufd_fops_ioctl). The group-style machinery is group_style.cpp's.
 //
 // How the emulation differs from the legacy container (Linux 6.12):
 //  - the first SET_CONTAINER creates a "compat IOAS" in the iommufd; devices
@@ -92,6 +92,12 @@ Result<std::unique_ptr<ContainerBackend>> make_compat_backend(const BackendConfi
         .container_path = "/dev/iommu",
         .container_option = "CONFIG_IOMMUFD",
         .group_prefix = "/dev/vfio/",
+        .other_group_prefix = "/dev/vfio/noiommu-",
+        .other_group_hint = "it is a no-IOMMU group; use noiommu mode",
+        .no_group_hint = "boot with the IOMMU on (intel_iommu=on or amd_iommu=on)",
+        // iommufd claims DMA ownership at GET_DEVICE_FD, not at SET_CONTAINER.
+        .device_eperm_hint = "a device of the group is bound to a host driver that does DMA; "
+                             "give it to vfio-pci too (or unbind it)",
         .model_hint = "iommufd offers type1 and type1v2 unless no-IOMMU groups use this iommufd",
     };
     auto opened = detail::open_container(t, detail::type1_models(c.type1), c.given);

@@ -8,6 +8,8 @@
 // the model, what the container accepts after SET_IOMMU and what happens when
 // the last group leaves; GroupStyleBackend holds the common part, and each
 // backend file (group.cpp, compat.cpp, noiommu.cpp) a small subclass.
+// group_style.cpp implements the group protocol, type1.cpp the type1 DMA
+// ioctls on the container fd (group and compat).
 //
 // Groups are shared inside one container: a second device of an open group
 // reuses it (the kernel allows one open of a group node at a time,
@@ -43,6 +45,9 @@ inline constexpr IommuModel kType1v2{uapi::kVfioType1v2Iommu, "type1v2"};
 inline constexpr IommuModel kType1{uapi::kVfioType1Iommu, "type1"};
 inline constexpr IommuModel kNoiommu{uapi::kVfioNoiommuIommu, "no-IOMMU"};
 
+// CHECK_EXTENSION and SET_IOMMU take their argument by value, not by pointer.
+inline void* int_arg(int v) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(v)); }
+
 // The models to try, best first, for a type1 setting.
 [[nodiscard]] std::span<const IommuModel> type1_models(Type1 t);
 
@@ -52,6 +57,12 @@ struct GroupStyleTraits {
     std::string container_path;    // "/dev/vfio/vfio" or "/dev/iommu"
     std::string container_option;  // kernel option behind the node, for messages
     std::string group_prefix;      // "/dev/vfio/" or "/dev/vfio/noiommu-"
+    // The group node of the other kind (no-IOMMU vs translated), and what to
+    // say when it is the one that exists: the device is fine, the mode wrong.
+    std::string other_group_prefix;
+    std::string other_group_hint;
+    std::string no_group_hint;      // the device has no IOMMU group at all
+    std::string device_eperm_hint;  // VFIO_GROUP_GET_DEVICE_FD failed with EPERM; "" for none
     std::string model_hint;        // what to do when no wanted IOMMU model is offered
 };
 
@@ -89,7 +100,7 @@ public:
     [[nodiscard]] bool dma_ready() const override { return model_set_; }
     [[nodiscard]] bool translates() const override { return true; }
 
-    // The type1 protocol on the container fd (group and compat).
+    // The type1 protocol on the container fd (group and compat; type1.cpp).
     [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
                                    std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override;
@@ -107,7 +118,7 @@ public:
                                                                       Fd device,
                                                                       Fd group) override;
 
-    class Group;  // one group of this container; defined in group.cpp
+    class Group;  // one group of this container; defined in group_style.cpp
     // Called by a device of this container once its fd is closed.
     void device_left();
 

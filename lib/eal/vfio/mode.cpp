@@ -1,10 +1,10 @@
 // VFIO mode names, options, and the choice of mode for a process.
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdlib>
 
 #include "vfiokit/eal/vfio/vfio.hpp"
+
+#include "modes.hpp"
 
 namespace vfiokit::vfio {
 
@@ -22,8 +22,10 @@ Result<std::optional<Mode>> parse_mode(std::string_view s) {
         return std::optional<Mode>{};
     if (auto m = mode_from_string(s))
         return std::optional<Mode>{*m};
-    return fail(Error(EINVAL, "VFIO mode '" + std::string(s) + "'")
-                    .hint("use one of auto, cdev, group, compat, noiommu"));
+    std::string names = "auto";
+    for (Mode m : all_modes())
+        names += ", " + std::string(to_string(m));
+    return fail(Error(EINVAL, "VFIO mode '" + std::string(s) + "'").hint("use one of " + names));
 }
 
 Result<Type1> parse_type1(std::string_view s) {
@@ -70,20 +72,29 @@ Result<ModeChoice> choose_automatic(const sysfs::Root& root, const KernelSupport
     for (auto a : vfio_pci_devices(root))
         if (auto d = probe_device(root, k, a))
             devs.push_back(std::move(*d));
-    for (Mode m : {Mode::cdev, Mode::group, Mode::noiommu})
+    const auto ranked = detail::automatic_rows();
+    for (const auto* row : ranked)
         for (const auto& d : devs)
-            if (d.automatic == m)
-                return ModeChoice{m, "auto: " + d.addr.str() + " is bound to vfio-pci and offers " +
-                                     std::string(to_string(m)) + " (" + d.automatic_reason + ")"};
-    // No usable device yet: decide from the kernel alone.
+            if (d.automatic == row->mode)
+                return ModeChoice{row->mode, "auto: " + d.addr.str() +
+                                                 " is bound to vfio-pci and offers " +
+                                                 std::string(row->name) + " (" +
+                                                 d.automatic_reason + ")"};
+    // No usable device yet: decide from the kernel alone. A translating mode
+    // needs an active IOMMU, the others its absence.
     const bool iommu_hw = !root.list("/sys/class/iommu").empty();
-    if (iommu_hw && k.iommufd)
-        return ModeChoice{Mode::cdev, "auto: an IOMMU and /dev/iommu are present"};
-    if (iommu_hw && k.vfio_container)
-        return ModeChoice{Mode::group, "auto: an IOMMU and /dev/vfio/vfio are present, no /dev/iommu"};
-    if (k.noiommu_enabled && k.vfio_container)
-        return ModeChoice{Mode::noiommu, "auto: no IOMMU; unsafe no-IOMMU mode is enabled"};
-    Error e(ENODEV, "choose a VFIO mode");
+    std::string why;
+    for (const auto* row : ranked) {
+        auto ok = row->check_kernel(k);
+        if (ok && row->translates == iommu_hw)
+            return ModeChoice{row->mode, "auto: " + std::string(iommu_hw ? "an IOMMU is active"
+                                                                         : "no IOMMU is active") +
+                                             " and the kernel offers " + std::string(row->name)};
+        why += (why.empty() ? "" : "; ") + std::string(row->name) + ": " +
+               (ok ? std::string(iommu_hw ? "an IOMMU is active" : "no IOMMU is active")
+                   : ok.error().message());
+    }
+    Error e(ENODEV, "choose a VFIO mode: none fits (" + why + ")");
     if (!k.vfio_container && !k.iommufd)
         e.hint("the kernel offers no VFIO: no /dev/vfio/vfio or /dev/iommu (CONFIG_VFIO, "
                "CONFIG_IOMMUFD; modprobe vfio-pci)");
@@ -95,54 +106,12 @@ Result<ModeChoice> choose_automatic(const sysfs::Root& root, const KernelSupport
     return fail(std::move(e));
 }
 
-// A forced mode: check what the kernel lacks before opening anything.
-Result<void> check_forced(Mode m, const sysfs::Root& root, const KernelSupport& k) {
-    auto missing = [&](std::string what, std::string hint) {
-        return fail(Error(ENODEV, "VFIO mode " + std::string(to_string(m)) + " unavailable: " +
-                                      std::move(what))
-                        .hint(hint));
-    };
-    switch (m) {
-    case Mode::cdev:
-        if (!k.iommufd)
-            return missing("no /dev/iommu", "build the kernel with CONFIG_IOMMUFD (and "
-                                            "CONFIG_VFIO_DEVICE_CDEV), or use --vfio-mode=group");
-        break;
-    case Mode::compat:
-        if (!k.iommufd)
-            return missing("no /dev/iommu", "build the kernel with CONFIG_IOMMUFD, or use "
-                                            "--vfio-mode=group");
-        break;
-    case Mode::group:
-        if (!k.vfio_container)
-            return missing("no /dev/vfio/vfio",
-                           "build the kernel with CONFIG_VFIO_CONTAINER (or load vfio), or use "
-                           "--vfio-mode=cdev");
-        break;
-    case Mode::noiommu:
-        if (!k.noiommu_built)
-            return missing("the kernel has no no-IOMMU support",
-                           "build the kernel with CONFIG_VFIO_NOIOMMU");
-        if (!k.noiommu_enabled)
-            return missing("no-IOMMU mode is off",
-                           "boot with vfio.enable_unsafe_noiommu_mode=1 or write 1 to "
-                           "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode");
-        if (!k.vfio_container)
-            return missing("no /dev/vfio/vfio", "build the kernel with CONFIG_VFIO_CONTAINER");
-        if (::geteuid() != 0)
-            return missing("not root", "no-IOMMU devices need CAP_SYS_RAWIO: run as root");
-        break;
-    }
-    (void)root;
-    return {};
-}
-
 }  // namespace
 
 Result<ModeChoice> choose_mode(const sysfs::Root& root, const Options& o) {
     const KernelSupport k = probe_kernel(root);
     if (o.mode) {
-        if (auto ok = check_forced(*o.mode, root, k); !ok)
+        if (auto ok = detail::mode_row(*o.mode).check_kernel(k); !ok)
             return fail(std::move(ok.error()));
         return ModeChoice{*o.mode, "forced (--vfio-mode / VFIOKIT_VFIO_MODE)"};
     }

@@ -4,7 +4,7 @@
 // setting the model all need CAP_SYS_RAWIO (group.c vfio_group_fops_open,
 // container.c vfio_container_attach_group, vfio_noiommu_open), and the model
 // is offered only while vfio.enable_unsafe_noiommu_mode is on (container.c
-// vfio_noiommu_ioctl). The group-style machinery is group.cpp's.
+// vfio_noiommu_ioctl). The group-style machinery is group_style.cpp's.
 #include <cerrno>
 
 #include "group_style.hpp"
@@ -57,6 +57,11 @@ Result<std::unique_ptr<ContainerBackend>> make_noiommu_backend(const BackendConf
         .container_path = "/dev/vfio/vfio",
         .container_option = "CONFIG_VFIO_CONTAINER (or the vfio module is not loaded)",
         .group_prefix = "/dev/vfio/noiommu-",
+        .other_group_prefix = "/dev/vfio/",
+        .other_group_hint = "an IOMMU translates it; use group, compat or cdev mode",
+        .no_group_hint = "enable no-IOMMU mode and rebind the device to vfio-pci",
+        // group.c vfio_df_group_open
+        .device_eperm_hint = "no-IOMMU devices need CAP_SYS_RAWIO: run as root",
         .model_hint = "no-IOMMU mode is off (or the kernel lacks CONFIG_VFIO_NOIOMMU): boot with "
                       "vfio.enable_unsafe_noiommu_mode=1 or write 1 to "
                       "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode, then rebind the "

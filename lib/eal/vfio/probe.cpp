@@ -2,34 +2,15 @@
 
 #include <cerrno>
 
+#include "modes.hpp"
+
 namespace vfiokit::vfio {
 
 namespace {
 
 std::string device_dir(PciAddress a) { return "/sys/bus/pci/devices/" + a.str(); }
 
-std::string describe_driver(const std::string& drv) {
-    return drv.empty() ? "no driver" : "driver " + drv;
-}
-
 }  // namespace
-
-std::string_view to_string(Mode m) {
-    switch (m) {
-    case Mode::group: return "group";
-    case Mode::compat: return "compat";
-    case Mode::cdev: return "cdev";
-    case Mode::noiommu: return "noiommu";
-    }
-    return "?";
-}
-
-std::optional<Mode> mode_from_string(std::string_view s) {
-    for (Mode m : kAllModes)
-        if (to_string(m) == s)
-            return m;
-    return std::nullopt;
-}
 
 KernelSupport probe_kernel(const sysfs::Root& root) {
     KernelSupport k;
@@ -99,118 +80,27 @@ Result<DeviceSupport> probe_device(const sysfs::Root& root, const KernelSupport&
         if (m.blocks && m.addr != addr)
             blockers += (blockers.empty() ? "" : ", ") + m.addr.str() + " is bound to " + m.driver;
     d.group_viable = blockers.empty();
-    const std::string group_str = d.iommu_group ? std::to_string(*d.iommu_group) : "";
 
-    // Conditions every mode shares: the device must be owned by vfio-pci and
-    // the rest of its group must leave it alone.
-    auto common = [&](ModeStatus& s) {
-        if (!bound) {
-            s.reason = "device has " + describe_driver(d.driver) + ", not vfio-pci";
-            return false;
-        }
-        if (!blockers.empty()) {
-            s.reason = "IOMMU group " + group_str + " is not viable: " + blockers +
-                       " (unbind it or bind it to vfio-pci too)";
-            return false;
-        }
-        return true;
-    };
-    // Conditions of the translated modes (group, compat, cdev).
-    auto translated = [&](ModeStatus& s) {
-        if (!d.iommu_group) {
-            s.reason = "device has no IOMMU group: no IOMMU is active "
-                       "(boot with intel_iommu=on or amd_iommu=on, or use noiommu mode)";
-            return false;
-        }
-        if (d.noiommu_group) {
-            s.reason = "IOMMU group " + group_str + " is a no-IOMMU group (no IOMMU translates "
-                       "this device); use noiommu mode";
-            return false;
-        }
-        return common(s);
-    };
+    // Each mode judges the device by its row's check (modes.cpp).
+    const detail::DeviceFacts facts{root, k, d, blockers};
+    std::vector<ModeStatus> modes;
+    for (const auto& row : detail::mode_rows())
+        modes.push_back(row.check_device(facts));
+    d.modes = std::move(modes);
 
-    for (Mode m : kAllModes) {
-        ModeStatus s{m, false, {}};
-        switch (m) {
-        case Mode::group:
-            if (!k.vfio_container)
-                s.reason = "no /dev/vfio/vfio: kernel built without CONFIG_VFIO_CONTAINER "
-                           "(or vfio not loaded)";
-            else if (translated(s)) {
-                const std::string node = "/dev/vfio/" + group_str;
-                s.available = root.exists(node);
-                s.reason = s.available ? node : node + " missing although the device is bound";
-            }
-            break;
-        case Mode::compat:
-            if (!k.iommufd)
-                s.reason = "no /dev/iommu: kernel built without CONFIG_IOMMUFD";
-            else if (translated(s)) {
-                const std::string node = "/dev/vfio/" + group_str;
-                s.available = root.exists(node);
-                s.reason = s.available ? node + " on /dev/iommu"
-                                       : node + " missing although the device is bound";
-            }
-            break;
-        case Mode::cdev:
-            if (!k.iommufd)
-                s.reason = "no /dev/iommu: kernel built without CONFIG_IOMMUFD";
-            else if (d.noiommu_group)
-                s.reason = "the kernel creates no device cdev for no-IOMMU devices "
-                           "(Linux 6.12); use noiommu mode";
-            else if (translated(s)) {
-                if (!d.vfio_dev) {
-                    s.reason = "no vfio-dev entry in " + dir;
-                } else {
-                    const std::string node = "/dev/vfio/devices/" + *d.vfio_dev;
-                    s.available = root.exists(node);
-                    s.reason = s.available ? node
-                                           : node + " missing: kernel built without "
-                                                    "CONFIG_VFIO_DEVICE_CDEV";
-                }
-            }
-            break;
-        case Mode::noiommu:
-            if (!k.noiommu_built)
-                s.reason = "kernel built without CONFIG_VFIO_NOIOMMU";
-            else if (d.iommu_group && !d.noiommu_group)
-                s.reason = "an IOMMU translates this device (group " + group_str +
-                           "); no-IOMMU mode is only for devices without one";
-            else if (!k.noiommu_enabled)
-                s.reason = "no-IOMMU mode is off: boot with vfio.enable_unsafe_noiommu_mode=1 "
-                           "or write 1 to /sys/module/vfio/parameters/"
-                           "enable_unsafe_noiommu_mode, then rebind the device";
-            else if (common(s)) {
-                if (!d.iommu_group) {
-                    s.reason = "device has no group although no-IOMMU mode is on; rebind it";
-                } else {
-                    const std::string node = "/dev/vfio/noiommu-" + group_str;
-                    s.available = root.exists(node);
-                    s.reason = s.available ? node + " (needs CAP_SYS_RAWIO)"
-                                           : node + " missing although the device is bound";
-                }
-            }
+    // Automatic choice: the available mode of lowest rank; the reason says
+    // why each better-ranked mode was not taken.
+    std::string passed;
+    for (const auto* row : detail::automatic_rows()) {
+        const ModeStatus& s = d.status(row->mode);
+        if (s.available) {
+            d.automatic = row->mode;
+            d.automatic_reason = passed + std::string(row->auto_reason);
             break;
         }
-        d.modes.push_back(std::move(s));
+        passed += std::string(row->name) + " unavailable (" + s.reason + "); ";
     }
-
-    // Automatic choice: cdev, else group, else noiommu (compat only on request).
-    for (Mode m : {Mode::cdev, Mode::group, Mode::noiommu}) {
-        if (d.status(m).available) {
-            d.automatic = m;
-            break;
-        }
-    }
-    if (d.automatic == Mode::cdev)
-        d.automatic_reason = "device cdev and /dev/iommu present";
-    else if (d.automatic == Mode::group)
-        d.automatic_reason = "cdev unavailable (" + d.status(Mode::cdev).reason +
-                             "); legacy group container present";
-    else if (d.automatic == Mode::noiommu)
-        d.automatic_reason = "no IOMMU translates the device; unsafe no-IOMMU mode enabled";
-    else
+    if (!d.automatic)
         d.automatic_reason = "no mode available";
     if (!bound)
         d.action = bind_hint(addr);

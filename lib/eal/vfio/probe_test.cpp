@@ -81,7 +81,7 @@ TEST(Probe, UnboundDeviceSaysHowToBind) {
     fs.pci_device("0000:00:05.0", "0x8086", "0x100e", "0x020000", 5, "e1000");
     auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:05.0"));
     ASSERT_TRUE(d);
-    for (Mode m : kAllModes)
+    for (Mode m : all_modes())
         EXPECT_FALSE(d->status(m).available) << to_string(m);
     EXPECT_EQ(d->status(Mode::group).reason, "device has driver e1000, not vfio-pci");
     EXPECT_NE(d->action.find("echo vfio-pci > /sys/bus/pci/devices/0000:00:05.0/driver_override"),
@@ -153,7 +153,7 @@ TEST(Probe, MissingDeviceIsAnError) {
 }
 
 TEST(Probe, ModeNamesRoundTrip) {
-    for (Mode m : kAllModes)
+    for (Mode m : all_modes())
         EXPECT_EQ(mode_from_string(to_string(m)), m);
     EXPECT_FALSE(mode_from_string("auto"));
 }

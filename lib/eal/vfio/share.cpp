@@ -34,6 +34,7 @@
 #include <set>
 
 #include "backend.hpp"
+#include "modes.hpp"
 #include "share_codec.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 #include "vfiokit/uapi/vfio.hpp"
@@ -51,21 +52,22 @@ Result<SharedState> Vfio::export_shared() const {
         out.fds.push_back(fd);
         return static_cast<std::uint32_t>(out.fds.size() - 1);
     };
-    if (mode_ == Mode::cdev)
+    // What travels is what the backends say they have (SharedContainer):
+    // the process's iommufd where the mode has one, and per container its
+    // fd, model and groups, or its IOAS id.
+    if (iommufd_.valid())
         s.iommufd = add_fd(iommufd_.get());
     for (const auto& c : containers_) {
         const SharedContainer sc = c->backend_->share();
         share::ContainerEntry e;
         e.is_default = c->is_default();
-        if (mode_ == Mode::cdev) {
-            e.ioas_id = sc.ioas_id;
-        } else {
+        e.ioas_id = sc.ioas_id;
+        if (sc.container_fd >= 0)
             e.container_fd = add_fd(sc.container_fd);
-            e.iommu_model = sc.iommu_model;
-            e.model_set = sc.model_set;
-            for (const auto& g : sc.groups)
-                e.groups.push_back({g.number, add_fd(g.fd)});
-        }
+        e.iommu_model = sc.iommu_model;
+        e.model_set = sc.model_set;
+        for (const auto& g : sc.groups)
+            e.groups.push_back({g.number, add_fd(g.fd)});
         for (const auto& d : c->devices_)
             e.devices.push_back({d->address(), d->iommu_group(), add_fd(d->fd())});
         e.mappings = c->table_.all();
@@ -80,18 +82,6 @@ Result<SharedState> Vfio::export_shared() const {
 }
 
 // --- import ----------------------------------------------------------------------
-
-Result<std::unique_ptr<ContainerBackend>> adopt_group_style_backend(const BackendConfig& c) {
-    if (c.given == nullptr || !c.given->adopted)
-        return fail(EINVAL, "adopt a container: no adopted container fd given");
-    switch (c.mode) {
-    case Mode::group: return make_group_backend(c);
-    case Mode::compat: return make_compat_backend(c);
-    case Mode::noiommu: return make_noiommu_backend(c);
-    case Mode::cdev: break;
-    }
-    return fail(EINVAL, "adopt a container: a cdev container is an IOAS (adopt_cdev_backend)");
-}
 
 namespace {
 
@@ -142,30 +132,33 @@ Result<std::unique_ptr<Vfio>> Vfio::import_shared(std::span<const std::uint8_t> 
     v->options_.mode = snap->mode;
     v->options_.type1 = snap->type1;
     v->mode_reason_ = "imported from another process (Vfio::import_shared)";
-    if (snap->mode == Mode::cdev)
+    const detail::ModeRow& row = detail::mode_row(snap->mode);
+    // The codec checked that the iommufd is there exactly when the mode's
+    // containers live in one.
+    if (snap->iommufd != share::kNoFd)
         v->iommufd_ = std::move(fds[snap->iommufd]);
 
     // Built in place: if anything fails, destroying `v` closes what was
     // adopted so far, and adopted objects release nothing of the exporter's.
     for (auto& ce : snap->containers) {
         const std::string who = ce.is_default ? "default container" : "a container";
-        Result<std::unique_ptr<ContainerBackend>> b = fail(EINVAL, "");
-        if (snap->mode == Mode::cdev) {
-            b = adopt_cdev_backend(v->iommufd_.get(), ce.ioas_id);
-        } else {
-            GivenContainer given{std::move(fds[ce.container_fd]), true, ce.iommu_model,
-                                 ce.model_set};
-            BackendConfig cfg;
-            cfg.mode = snap->mode;
-            cfg.type1 = snap->type1;
+        BackendConfig cfg;
+        cfg.type1 = snap->type1;
+        cfg.iommufd = v->iommufd_.get();
+        cfg.ioas_id = ce.ioas_id;
+        GivenContainer given;
+        if (ce.container_fd != share::kNoFd) {
+            given = GivenContainer{std::move(fds[ce.container_fd]), true, ce.iommu_model,
+                                   ce.model_set};
             cfg.given = &given;
-            b = adopt_group_style_backend(cfg);
-            // The container ioctls failing on it: not the container the
-            // bytes describe (open_container asks VFIO_GET_API_VERSION).
-            if (!b && b.error().err() != EPROTO)
-                b = fail(Error(EPROTO, "the fd given as the container is not one (" +
-                                           b.error().message() + ")"));
         }
+        auto b = row.adopt(cfg);
+        // The container ioctls failing on it: not the container the bytes
+        // describe (open_container asks VFIO_GET_API_VERSION; the IOAS
+        // adoption asks for its ranges).
+        if (!b && b.error().err() != EPROTO)
+            b = fail(Error(EPROTO, "the fd given as the container is not one (" +
+                                       b.error().message() + ")"));
         if (!b)
             return fail(std::move(b.error()).context(who).context(what));
         auto c = std::unique_ptr<Container>(new Container(v.get(), std::move(*b), ce.is_default));
@@ -184,11 +177,14 @@ Result<std::unique_ptr<Vfio>> Vfio::import_shared(std::span<const std::uint8_t> 
             if (auto ok = check_device_fd(fds[de.fd].get(), de.addr); !ok)
                 return fail(std::move(ok.error()).context(what));
             Fd group_fd;
-            if (de.group && snap->mode != Mode::cdev && groups_given.insert(*de.group).second) {
-                for (const auto& g : ce.groups)
-                    if (g.number == *de.group)
-                        group_fd = std::move(fds[g.fd]);
-                if (auto ok = check_group_fd(group_fd.get(), *de.group); !ok)
+            // The first device of a group the container lists brings the
+            // group's fd (containers of IOAS-style modes list none).
+            const auto listed = std::find_if(ce.groups.begin(), ce.groups.end(), [&](const auto& g) {
+                return de.group && g.number == *de.group;
+            });
+            if (listed != ce.groups.end() && groups_given.insert(listed->number).second) {
+                group_fd = std::move(fds[listed->fd]);
+                if (auto ok = check_group_fd(group_fd.get(), listed->number); !ok)
                     return fail(std::move(ok.error()).context(what));
             }
             DeviceRequest req;
@@ -220,9 +216,10 @@ Result<std::unique_ptr<Vfio>> Vfio::from_external_fds(const ExternalFds& x, cons
     own(x.container);
     for (const auto& [addr, fd] : x.devices)
         own(fd);
-    const bool cdev = x.mode == Mode::cdev;
-    if (cdev ? x.iommufd < 0 : x.container < 0)
-        return fail(Error(EBADF, std::string("no ") + (cdev ? "iommufd" : "container") +
+    const detail::ModeRow& row = detail::mode_row(x.mode);
+    const bool iommufd = row.process_iommufd;
+    if (iommufd ? x.iommufd < 0 : x.container < 0)
+        return fail(Error(EBADF, std::string("no ") + (iommufd ? "iommufd" : "container") +
                                      " fd given")
                         .context(what));
     if (x.devices.empty())
@@ -243,22 +240,15 @@ Result<std::unique_ptr<Vfio>> Vfio::from_external_fds(const ExternalFds& x, cons
     v->mode_reason_ = "external fds (" + std::string(kExternalFdsEnv) + ")";
     GivenContainer given;
     BackendConfig cfg;
-    cfg.mode = v->mode_;
     cfg.type1 = v->options_.type1;
-    if (cdev) {
+    if (iommufd) {
         v->iommufd_ = std::move(owned[x.iommufd]);
         cfg.iommufd = v->iommufd_.get();
     } else {
         given.fd = std::move(owned[x.container]);
         cfg.given = &given;
     }
-    Result<std::unique_ptr<ContainerBackend>> b = fail(EINVAL, "");
-    switch (v->mode_) {
-    case Mode::group: b = make_group_backend(cfg); break;
-    case Mode::compat: b = make_compat_backend(cfg); break;
-    case Mode::noiommu: b = make_noiommu_backend(cfg); break;
-    case Mode::cdev: b = make_cdev_backend(cfg); break;
-    }
+    auto b = row.make(cfg);
     if (!b)
         return fail(std::move(b.error()).context("default container").context(what));
     v->containers_.push_back(
@@ -313,11 +303,24 @@ Result<ExternalFds> parse_external_fds(std::string_view text) {
         else
             return bad("unknown key '" + std::string(key) + "'");
     }
-    x.mode = mode.value_or(x.iommufd >= 0 ? Mode::cdev : Mode::group);
-    if (x.mode == Mode::cdev ? (x.iommufd < 0 || x.container >= 0)
-                             : (x.container < 0 || x.iommufd >= 0))
-        return bad(x.mode == Mode::cdev ? "cdev needs iommufd= (and no container=)"
-                                        : "group-style modes need container= (and no iommufd=)");
+    // Without mode=: the automatic choice's first mode of the kind the fds
+    // are (an iommufd: cdev; a container: group).
+    if (!mode) {
+        for (const auto* row : detail::automatic_rows())
+            if (row->process_iommufd == (x.iommufd >= 0)) {
+                mode = row->mode;
+                break;
+            }
+        if (!mode)
+            return bad("no mode takes these fds; name it with mode=");
+    }
+    x.mode = *mode;
+    const detail::ModeRow& row = detail::mode_row(x.mode);
+    if (row.process_iommufd ? (x.iommufd < 0 || x.container >= 0)
+                            : (x.container < 0 || x.iommufd >= 0))
+        return bad(std::string(row.name) + (row.process_iommufd
+                                                ? " needs iommufd= (and no container=)"
+                                                : " needs container= (and no iommufd=)"));
     if (x.devices.empty())
         return bad("no device");
     return x;

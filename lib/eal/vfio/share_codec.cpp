@@ -9,7 +9,7 @@
 #include <set>
 #include <string>
 
-#include "vfiokit/uapi/vfio.hpp"
+#include "modes.hpp"
 
 namespace vfiokit::vfio::share {
 
@@ -27,23 +27,6 @@ constexpr std::uint8_t kDefaultFlag = 1;
 constexpr std::uint8_t kModelSetFlag = 2;
 constexpr std::uint8_t kHasGroupFlag = 1;
 
-std::uint8_t mode_code(Mode m) {
-    switch (m) {
-    case Mode::group: return 1;
-    case Mode::compat: return 2;
-    case Mode::cdev: return 3;
-    case Mode::noiommu: return 4;
-    }
-    return 0;
-}
-
-std::optional<Mode> mode_of(std::uint8_t c) {
-    for (Mode m : kAllModes)
-        if (mode_code(m) == c)
-            return m;
-    return std::nullopt;
-}
-
 std::uint8_t type1_code(Type1 t) {
     switch (t) {
     case Type1::automatic: return 0;
@@ -58,21 +41,6 @@ std::optional<Type1> type1_of(std::uint8_t c) {
         if (type1_code(t) == c)
             return t;
     return std::nullopt;
-}
-
-// Whether `model` is an IOMMU model a container of `mode` (and type1
-// setting) can have set.
-bool model_fits(Mode mode, Type1 t, std::uint32_t model) {
-    const auto v2 = static_cast<std::uint32_t>(uapi::kVfioType1v2Iommu);
-    const auto v1 = static_cast<std::uint32_t>(uapi::kVfioType1Iommu);
-    switch (mode) {
-    case Mode::noiommu: return model == static_cast<std::uint32_t>(uapi::kVfioNoiommuIommu);
-    case Mode::group:
-    case Mode::compat:
-        return (model == v2 && t != Type1::v1) || (model == v1 && t != Type1::v2);
-    case Mode::cdev: return model == 0;
-    }
-    return false;
 }
 
 std::string hex(std::uint64_t v) {
@@ -157,7 +125,7 @@ Result<std::vector<std::uint8_t>> encode(const Snapshot& s) {
     w.u16(0);
     w.u32(0);  // total length, patched below
     w.u32(s.fd_count);
-    w.u8(mode_code(s.mode));
+    w.u8(detail::mode_row(s.mode).wire_id);
     w.u8(type1_code(s.type1));
     w.u16(static_cast<std::uint16_t>(s.containers.size()));
     w.u32(s.iommufd);
@@ -224,19 +192,22 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
     if (s.fd_count != fd_count)
         return bad("the header says " + std::to_string(s.fd_count) + " fds, " +
                    std::to_string(fd_count) + " arrived");
-    const auto mode = mode_of(r.u8("mode"));
+    const detail::ModeRow* row = detail::mode_row_by_wire_id(r.u8("mode"));
     const auto type1 = type1_of(r.u8("type1"));
-    if (!mode || !type1)
-        return bad(!mode ? "unknown mode" : "unknown type1 flavour");
-    s.mode = *mode;
+    if (!row || !type1)
+        return bad(!row ? "unknown mode" : "unknown type1 flavour");
+    s.mode = row->mode;
     s.type1 = *type1;
-    const bool cdev = s.mode == Mode::cdev;
+    // Which fields the mode's containers use (modes.hpp ShareStyle).
+    const bool ioas = row->share == detail::ShareStyle::ioas_in_iommufd;
+    const std::string mode_name(row->name);
     const std::uint16_t ncontainers = r.u16("container count");
     s.iommufd = r.u32("iommufd");
     if (ncontainers == 0)
         return bad("no container (there is always a default one)");
-    if (cdev != (s.iommufd != kNoFd))
-        return bad(cdev ? "cdev mode without an iommufd" : "an iommufd outside cdev mode");
+    if (ioas != (s.iommufd != kNoFd))
+        return bad(ioas ? mode_name + " mode without an iommufd"
+                        : "an iommufd in " + mode_name + " mode");
 
     std::set<std::uint32_t> used_fds;
     auto take_fd = [&](std::uint32_t fd, const std::string& what) -> Result<void> {
@@ -247,7 +218,7 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
             return bad(what + ": fd index " + std::to_string(fd) + " used twice");
         return {};
     };
-    if (cdev)
+    if (ioas)
         if (auto ok = take_fd(s.iommufd, "iommufd"); !ok)
             return fail(std::move(ok.error()));
 
@@ -284,13 +255,14 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
                        std::to_string(ndevices) + " devices and " + std::to_string(nmappings) +
                        " mappings need " + std::to_string(need) + " bytes, " +
                        std::to_string(r.left()) + " are left");
-        if (cdev) {
+        if (ioas) {
             if (c.container_fd != kNoFd || c.iommu_model != 0 || c.model_set || ngroups != 0)
-                return bad(who + ": a container fd, IOMMU model or groups in cdev mode");
+                return bad(who + ": a container fd, IOMMU model or groups in " + mode_name +
+                           " mode");
         } else {
             if (c.ioas_id != 0)
-                return bad(who + ": an IOAS id outside cdev mode");
-            if (!model_fits(s.mode, s.type1, c.iommu_model))
+                return bad(who + ": an IOAS id in " + mode_name + " mode");
+            if (!row->model_fits(s.type1, c.iommu_model))
                 return bad(who + ": IOMMU model " + std::to_string(c.iommu_model) + " in " +
                            std::string(to_string(s.mode)) + " mode with type1 " +
                            std::string(to_string(s.type1)));
@@ -333,7 +305,7 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
             } else if (group != 0) {
                 return bad(dw + ": a group number without the has-group flag");
             }
-            if (!cdev) {
+            if (!ioas) {
                 const bool listed = d.group && std::any_of(c.groups.begin(), c.groups.end(),
                                                            [&](const GroupEntry& g) {
                                                                return g.number == *d.group;
@@ -355,8 +327,8 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
         if (groups_with_devices.size() != c.groups.size())
             return bad(who + ": a group without a device");
 
-        if (nmappings != 0 && s.mode == Mode::noiommu)
-            return bad(who + ": DMA mappings in no-IOMMU mode");
+        if (nmappings != 0 && !row->translates)
+            return bad(who + ": DMA mappings in " + mode_name + " mode, which does not translate");
         for (std::uint32_t i = 0; i < nmappings; ++i) {
             DmaMapping m{r.u64("mapping iova"), r.u64("mapping vaddr"), r.u64("mapping length")};
             const std::string mw = who + " mapping " + describe_range(m.iova, m.len);

@@ -242,7 +242,7 @@ TEST(ShareCodec, InconsistentStateIsRejected) {
     {
         auto s = cdev_snapshot();
         s.mode = Mode::group;
-        expect_rejected(s, "an iommufd outside cdev mode");
+        expect_rejected(s, "an iommufd in group mode");
     }
     {
         auto s = cdev_snapshot();

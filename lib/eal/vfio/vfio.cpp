@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "backend.hpp"
+#include "modes.hpp"
 
 namespace vfiokit::vfio {
 
@@ -31,7 +32,8 @@ Result<std::unique_ptr<Vfio>> Vfio::create(const Options& o) {
         return fail(std::move(choice.error()));
     v->mode_ = choice->mode;
     v->mode_reason_ = choice->reason;
-    if (v->mode_ == Mode::cdev) {
+    const detail::ModeRow& row = detail::mode_row(v->mode_);
+    if (row.process_iommufd) {
         auto fd = open_fd(v->root_.path("/dev/iommu"), O_RDWR);
         if (!fd) {
             Error e = std::move(fd.error());
@@ -39,7 +41,7 @@ Result<std::unique_ptr<Vfio>> Vfio::create(const Options& o) {
                 e.hint("run as root, or give this user read/write access to /dev/iommu");
             else if (e.err() == ENOENT)
                 e.hint("build the kernel with CONFIG_IOMMUFD");
-            return fail(std::move(e.context("VFIO mode cdev")));
+            return fail(std::move(e.context("VFIO mode " + std::string(row.name))));
         }
         v->iommufd_ = std::move(*fd);
     }
@@ -57,16 +59,9 @@ Vfio::~Vfio() {
 
 Result<std::unique_ptr<ContainerBackend>> Vfio::make_backend() {
     BackendConfig c;
-    c.mode = mode_;
     c.type1 = options_.type1;
     c.iommufd = iommufd_.get();
-    switch (mode_) {
-    case Mode::group: return make_group_backend(c);
-    case Mode::compat: return make_compat_backend(c);
-    case Mode::noiommu: return make_noiommu_backend(c);
-    case Mode::cdev: return make_cdev_backend(c);
-    }
-    return fail(EINVAL, "unknown mode");
+    return detail::mode_row(mode_).make(c);
 }
 
 Result<Container*> Vfio::create_container() {

@@ -5,7 +5,8 @@
 // The same rules decide the automatic mode choice, so what the inventory tool
 // prints is what vfiokit would do.
 //
-// Modes (named with the kernel's words):
+// Modes (named with the kernel's words; the mode table, lib/eal/vfio/
+// modes.cpp, holds each one's name, nodes, checks and backend):
 //   group    legacy container /dev/vfio/vfio with /dev/vfio/<group>, type1 IOMMU
 //   compat   /dev/vfio/<group> attached to an iommufd (/dev/iommu) instead of
 //            /dev/vfio/vfio: the iommufd container-compatibility path
@@ -15,6 +16,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,10 +26,12 @@
 
 namespace vfiokit::vfio {
 
+// A key into the mode table; each enumerator has exactly one row there.
 enum class Mode { group, compat, cdev, noiommu };
 
-inline constexpr Mode kAllModes[] = {Mode::cdev, Mode::group, Mode::compat, Mode::noiommu};
-
+// Every mode, in the table's order (the inventory's order).
+[[nodiscard]] std::span<const Mode> all_modes();
+// The mode's one name ("cdev"); mode_from_string is its inverse.
 [[nodiscard]] std::string_view to_string(Mode m);
 [[nodiscard]] std::optional<Mode> mode_from_string(std::string_view s);
 
@@ -67,7 +71,7 @@ struct DeviceSupport {
     bool noiommu_group = false;          // group created by vfio for no-IOMMU
     std::vector<GroupMember> group_members;  // including the device itself
     std::optional<std::string> vfio_dev;     // "vfio3" when vfio-pci registered it
-    std::vector<ModeStatus> modes;           // one entry per kAllModes, same order
+    std::vector<ModeStatus> modes;           // one entry per all_modes(), same order
     std::optional<Mode> automatic;           // what mode=auto picks
     std::string automatic_reason;
     // What to do to make the device usable, when it is not (bind commands,

@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "vfiokit/eal/vfio/probe.hpp"
 
@@ -23,6 +25,18 @@ enum class Type1 {
     v1,         // VFIO_TYPE1_IOMMU only (legacy unmap semantics)
 };
 [[nodiscard]] std::string_view to_string(Type1 t);
+
+// One way a test runs a mode, named as lab steps and test names carry it:
+// "cdev", "group-type1v2", "group-type1", "compat", "noiommu". A mode with
+// type1 flavours in the mode table runs once per flavour, with the type1
+// setting forced; the others once, with type1 left automatic.
+struct ModeVariant {
+    Mode mode;
+    Type1 type1 = Type1::automatic;
+    std::string label;
+};
+// Every variant of every mode, in the table's order.
+[[nodiscard]] std::vector<ModeVariant> mode_variants();
 
 // A DMA mapping of the front end's table: [iova, iova+len) -> [vaddr, vaddr+len).
 struct DmaMapping {

@@ -273,7 +273,9 @@ private:
     sysfs::Root root_;
     Mode mode_ = Mode::group;
     std::string mode_reason_;
-    Fd iommufd_;  // cdev: one iommufd per process; declared before containers_
+    // Modes whose row says process_iommufd (cdev): one iommufd per process,
+    // shared by its containers; declared before containers_.
+    Fd iommufd_;
     std::vector<std::unique_ptr<Container>> containers_;  // [0] is the default
     unsigned next_container_id_ = 1;
 };

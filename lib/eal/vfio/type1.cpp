@@ -1,0 +1,219 @@
+// The type1 DMA protocol on a group-style container fd, shared by group
+// and compat (whose /dev/iommu fd serves the same ioctls through iommufd's
+// emulation, drivers/iommu/iommufd/vfio_compat.c): VFIO_IOMMU_GET_INFO with
+// its capability chain, MAP_DMA, UNMAP_DMA (and unmap-all), IOVA ranges and
+// the DMA-entry count. noiommu overrides all of them (nothing translates).
+//
+// Kernel references (Linux 6.12): drivers/vfio/vfio_iommu_type1.c
+// (MAP/UNMAP/GET_INFO).
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "group_style.hpp"
+#include "vfiokit/uapi/vfio.hpp"
+
+namespace vfiokit::vfio::detail {
+
+namespace {
+
+std::string hex(std::uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+std::string range_text(std::uint64_t iova, std::uint64_t len) {
+    return "[" + hex(iova) + ", " + hex(iova + len) + ")";
+}
+
+}  // namespace
+
+Result<IommuInfo> query_iommu_info(int container_fd, bool caps) {
+    constexpr std::string_view what = "VFIO_IOMMU_GET_INFO";
+    uapi::vfio_iommu_type1_info head{};
+    head.argsz = sizeof head;
+    if (auto r = do_ioctl(container_fd, uapi::kVfioIommuGetInfo, &head, what); !r)
+        return fail(std::move(r.error()));
+    IommuInfo info;
+    if ((head.flags & uapi::kVfioIommuInfoPgsizes) != 0)
+        info.iova_pgsizes = head.iova_pgsizes;
+    // A too-small argsz still succeeds, with argsz raised to what the chain
+    // needs and cap_offset 0 (vfio_iommu_type1.c vfio_iommu_type1_get_info,
+    // vfio_compat.c iommufd_vfio_iommu_get_info).
+    if (!caps || (head.flags & uapi::kVfioIommuInfoCaps) == 0 || head.argsz <= sizeof head)
+        return info;
+
+    std::vector<std::uint64_t> buf;  // u64 elements: 8-byte alignment for the structs
+    std::uint32_t size = head.argsz;
+    for (int attempt = 0;; ++attempt) {
+        buf.assign((size + 7) / 8, 0);
+        auto* h = static_cast<uapi::vfio_iommu_type1_info*>(static_cast<void*>(buf.data()));
+        h->argsz = size;
+        if (auto r = do_ioctl(container_fd, uapi::kVfioIommuGetInfo, h, what); !r)
+            return fail(std::move(r.error()));
+        if (h->argsz <= size)
+            break;
+        if (attempt == 2)
+            return fail(EAGAIN, std::string(what) + ": the capability chain keeps growing");
+        size = h->argsz;  // a group joined between the calls
+    }
+    const auto* base = reinterpret_cast<const unsigned char*>(buf.data());
+    uapi::vfio_iommu_type1_info h;
+    std::memcpy(&h, base, sizeof h);
+    auto malformed = [&] {
+        return fail(EPROTO, std::string(what) + ": malformed capability chain");
+    };
+    // Offsets count from the start of the buffer and only grow; anything
+    // else would be a kernel bug, and must not make us loop or overrun.
+    for (std::uint32_t off = h.cap_offset; off != 0;) {
+        uapi::vfio_info_cap_header cap;
+        if (off < sizeof h || std::size_t{off} + sizeof cap > size)
+            return malformed();
+        std::memcpy(&cap, base + off, sizeof cap);
+        if (cap.id == uapi::kVfioIommuType1InfoCapIovaRange) {
+            uapi::vfio_iommu_type1_info_cap_iova_range r;
+            if (std::size_t{off} + sizeof r > size)
+                return malformed();
+            std::memcpy(&r, base + off, sizeof r);
+            using Range = uapi::vfio_iova_range;
+            if (std::size_t{off} + uapi::size_with_trailer<decltype(r), Range>(r.nr_iovas) > size)
+                return malformed();
+            std::vector<IovaRange> ranges;
+            for (std::uint32_t i = 0; i < r.nr_iovas; ++i) {
+                Range one;
+                std::memcpy(&one, base + off + sizeof r + i * sizeof one, sizeof one);
+                ranges.push_back({one.start, one.end});
+            }
+            info.ranges = std::move(ranges);
+        } else if (cap.id == uapi::kVfioIommuType1InfoDmaAvail) {
+            uapi::vfio_iommu_type1_info_dma_avail a;
+            if (std::size_t{off} + sizeof a > size)
+                return malformed();
+            std::memcpy(&a, base + off, sizeof a);
+            info.dma_avail = a.avail;
+        }
+        if (cap.next != 0 && cap.next <= off)
+            return malformed();
+        off = cap.next;
+    }
+    return info;
+}
+
+// --- type1 DMA on the container fd -------------------------------------------
+
+Result<void> GroupStyleBackend::require_ready(std::string_view what) const {
+    if (model_set_)
+        return {};
+    return fail(Error(EAGAIN, std::string(what) + ": the container has no IOMMU model yet")
+                    .hint("the kernel sets it when the first device is attached"));
+}
+
+void GroupStyleBackend::explain_map_error(Error& e) const {
+    switch (e.err()) {
+    case ENOMEM:
+        e.hint("pinning the pages would exceed RLIMIT_MEMLOCK (raise it: ulimit -l), or memory "
+               "is short");
+        break;
+    case EEXIST:
+        e.hint("the IOVA range overlaps a mapping the kernel already has");
+        break;
+    case EINVAL:
+        e.hint("unaligned to the IOMMU page size, or outside the container's IOVA ranges");
+        break;
+    default:
+        break;
+    }
+}
+
+Result<void> GroupStyleBackend::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
+    uapi::vfio_iommu_type1_dma_map m{};
+    m.argsz = sizeof m;
+    m.flags = uapi::kVfioDmaMapFlagRead | uapi::kVfioDmaMapFlagWrite;
+    m.vaddr = vaddr;
+    m.iova = iova;
+    m.size = len;
+    if (auto ok = do_ioctl(container_.get(), uapi::kVfioIommuMapDma, &m, "VFIO_IOMMU_MAP_DMA");
+        !ok) {
+        Error e = std::move(ok.error());
+        explain_map_error(e);
+        return fail(std::move(e));
+    }
+    return {};
+}
+
+Result<std::uint64_t> GroupStyleBackend::unmap(std::uint64_t iova, std::uint64_t len) {
+    uapi::vfio_iommu_type1_dma_unmap u{};
+    u.argsz = sizeof u;
+    u.iova = iova;
+    u.size = len;
+    if (auto ok = do_ioctl(container_.get(), uapi::kVfioIommuUnmapDma, &u, "VFIO_IOMMU_UNMAP_DMA");
+        !ok) {
+        Error e = std::move(ok.error());
+        // type1v2 refuses a range that cuts a mapping with EINVAL, iommufd
+        // with ENOENT (vfio_iommu_type1.c vfio_dma_do_unmap, io_pagetable.c
+        // iopt_unmap_iova_range).
+        if (e.err() == EINVAL || e.err() == ENOENT)
+            e.hint("the range must cover whole mappings");
+        return fail(std::move(e).context("unmap " + range_text(iova, len)));
+    }
+    return u.size;  // the kernel writes back the bytes it unmapped
+}
+
+Result<std::uint64_t> GroupStyleBackend::unmap_all() {
+    auto all = do_ioctl(container_.get(), uapi::kVfioCheckExtension, int_arg(uapi::kVfioUnmapAll),
+                        "VFIO_CHECK_EXTENSION(VFIO_UNMAP_ALL)");
+    if (!all)
+        return fail(std::move(all.error()).context("unmap all"));
+    if (*all > 0) {
+        uapi::vfio_iommu_type1_dma_unmap u{};
+        u.argsz = sizeof u;
+        u.flags = uapi::kVfioDmaUnmapFlagAll;  // iova and size must be 0
+        if (auto ok = do_ioctl(container_.get(), uapi::kVfioIommuUnmapDma, &u,
+                               "VFIO_IOMMU_UNMAP_DMA(ALL)");
+            !ok)
+            return fail(std::move(ok.error()).context("unmap all"));
+        return u.size;
+    }
+    // Without VFIO_UNMAP_ALL, sweep [0, 2^64) in two ranges: type1 refuses a
+    // zero size and a range whose last byte wraps (vfio_dma_do_unmap), and
+    // iommufd a range whose last byte overflows (iopt_unmap_iova), so
+    // [0, 2^64 - pg) and [2^64 - pg, 2^64) is the fewest that both accept.
+    // Starting at 0 matters for type1 v1, which stops at a mapping that
+    // begins before the range.
+    const std::uint64_t pg = page_size();
+    const std::uint64_t top = ~std::uint64_t{0} - pg + 1;
+    std::uint64_t total = 0;
+    for (auto [iova, len] : {std::pair{std::uint64_t{0}, top}, std::pair{top, pg}}) {
+        auto done = unmap(iova, len);
+        if (!done)
+            return fail(std::move(done.error()).context("unmap all"));
+        total += *done;
+    }
+    return total;
+}
+
+Result<std::vector<IovaRange>> GroupStyleBackend::iova_ranges() {
+    if (auto ok = require_ready("IOVA ranges"); !ok)
+        return fail(std::move(ok.error()));
+    auto info = query_iommu_info(container_.get(), true);
+    if (!info)
+        return fail(std::move(info.error()).context("IOVA ranges"));
+    // No range capability (kernels before 5.4): everything goes.
+    if (!info->ranges)
+        return std::vector<IovaRange>{{0, ~std::uint64_t{0}}};
+    return std::move(*info->ranges);
+}
+
+Result<std::optional<std::uint32_t>> GroupStyleBackend::dma_entries_avail() {
+    if (auto ok = require_ready("DMA entries available"); !ok)
+        return fail(std::move(ok.error()));
+    auto info = query_iommu_info(container_.get(), true);
+    if (!info)
+        return fail(std::move(info.error()).context("DMA entries available"));
+    return info->dma_avail;
+}
+
+}  // namespace vfiokit::vfio::detail
