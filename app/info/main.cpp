@@ -22,6 +22,7 @@ using namespace vfiokit;
 void usage(FILE* out) {
     std::fprintf(out,
                  "usage: vfiokit-info [--json] [--regions] [--sysroot DIR] [--vfio-mode=MODE] [ADDRESS...]\n"
+                 "       vfiokit-info [--sysroot DIR] --modes ADDRESS\n"
                  "  Lists PCI devices (or only ADDRESS...) with ids, class, NUMA node,\n"
                  "  IOMMU group and its members, driver, vfio cdev node, and which VFIO\n"
                  "  modes (cdev, group, compat, noiommu) the kernel offers each, with the\n"
@@ -32,6 +33,9 @@ void usage(FILE* out) {
                  "                  and interrupt types; a device that cannot be opened\n"
                  "                  (busy, not bound) shows why\n"
                  "  --vfio-mode=M   show what a process forcing mode M would get\n"
+                 "  --modes ADDRESS one line per mode variant (the names tests carry), for\n"
+                 "                  scripts: 'mode LABEL MODE TYPE1 yes|no REASON', where\n"
+                 "                  REASON is the node used, or why ADDRESS cannot use it\n"
                  "  --sysroot DIR   read DIR/sys and DIR/dev instead of /sys and /dev\n");
 }
 
@@ -306,11 +310,41 @@ void print_json(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
     std::printf("]}\n");
 }
 
+// --modes: every variant of every mode (vfio::mode_variants(), the names
+// lab steps carry), whether a process could use it for `addr`: the mode's
+// kernel check (as if forced) and its check of the device.
+int print_modes(const sysfs::Root& root, const std::string& sysroot, PciAddress addr) {
+    auto s = vfio::probe_device(root, vfio::probe_kernel(root), addr);
+    if (!s) {
+        std::fprintf(stderr, "vfiokit-info: %s\n", s.error().message().c_str());
+        return 1;
+    }
+    for (const auto& v : vfio::mode_variants()) {
+        vfio::Options o;
+        o.mode = v.mode;
+        o.type1 = v.type1;
+        o.sysroot = sysroot;
+        const auto forced = vfio::choose_mode(root, o);
+        const auto& st = s->status(v.mode);
+        // The device's own reason is the more precise one where it has one.
+        std::string reason = forced || !st.available ? st.reason : forced.error().message();
+        for (char& c : reason)
+            if (c == '\n')
+                c = ' ';
+        std::printf("mode %s %s %s %s %s\n", v.label.c_str(),
+                    std::string(vfio::to_string(v.mode)).c_str(),
+                    std::string(vfio::to_string(v.type1)).c_str(),
+                    forced && st.available ? "yes" : "no", reason.c_str());
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     bool json = false;
     bool regions = false;
+    bool modes = false;
     std::string sysroot;
     vfio::Options vopts;
     std::vector<PciAddress> only;
@@ -320,6 +354,8 @@ int main(int argc, char** argv) {
             json = true;
         } else if (a == "--regions") {
             regions = true;
+        } else if (a == "--modes") {
+            modes = true;
         } else if (a == "--sysroot" && i + 1 < argc) {
             sysroot = argv[++i];
         } else if (a.starts_with("--vfio-mode=")) {
@@ -343,6 +379,13 @@ int main(int argc, char** argv) {
     }
 
     sysfs::Root root(sysroot);
+    if (modes) {
+        if (only.size() != 1 || json || regions) {
+            std::fprintf(stderr, "vfiokit-info: --modes takes one ADDRESS and no other output option\n");
+            return 2;
+        }
+        return print_modes(root, sysroot, only.front());
+    }
     const auto kernel = vfio::probe_kernel(root);
     vopts.sysroot = sysroot;
     const auto choice = vfio::choose_mode(root, vopts);

@@ -46,6 +46,41 @@ run() {
     return $rc
 }
 
+# skip NAME REASON: a step that cannot run here; the host reports it as
+# skipped with the reason, so it never silently vanishes.
+skip() {
+    echo "@@VFIOKIT:SKIP $1 $2" >&3
+}
+
+# each_mode AREA BDF CMD...: the kernel VFIO selftests' way of covering
+# modes. Runs CMD once per VFIO mode variant (the mode table's rows, group
+# split into its type1 flavours), as step AREA-LABEL (vfio-core-cdev,
+# vfio-core-group-type1v2, ...), with VFIOKIT_VFIO_MODE and
+# VFIOKIT_VFIO_TYPE1 set. `vfiokit-info --modes BDF` says which variants
+# this kernel and shape offer BDF; the others are reported skipped with
+# the table's reason. Non-zero if a step failed or the modes could not be
+# listed.
+each_mode() {
+    em_area=$1
+    em_dev=$2
+    shift 2
+    if ! vfiokit-info --modes "$em_dev" > /tmp/each_mode 2>&1; then
+        run "$em_area-modes" sh -c 'cat /tmp/each_mode; exit 1'
+        return 1
+    fi
+    em_rc=0
+    while read -r em_tag em_label em_mode em_type1 em_ok em_reason; do
+        [ "$em_tag" = mode ] || continue
+        if [ "$em_ok" = yes ]; then
+            run "$em_area-$em_label" env VFIOKIT_VFIO_MODE="$em_mode" \
+                VFIOKIT_VFIO_TYPE1="$em_type1" "$@" < /dev/null || em_rc=1
+        else
+            skip "$em_area-$em_label" "$em_reason"
+        fi
+    done < /tmp/each_mode
+    return $em_rc
+}
+
 # check DESCRIPTION CMD...: one assertion inside a step; prints ok/not ok and
 # counts failures in CHECK_FAILED (a step function returns it).
 CHECK_FAILED=0

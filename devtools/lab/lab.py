@@ -205,6 +205,10 @@ def parse_results(text):
             if cur is not None and parts and parts[0] == cur[0]:
                 cur[1] = int(parts[1]) if len(parts) > 1 else -1
             cur = None
+        elif line.startswith(MARK + "SKIP "):
+            # A step the guest could not run here, with its reason.
+            name, _, reason = line[len(MARK) + 5:].strip().partition(" ")
+            steps.append([name, "skip", [reason]])
         elif line.startswith(MARK + "DONE"):
             done = True
         elif cur is not None:
@@ -282,8 +286,12 @@ def main():
 
     steps, booted, done = parse_results(out)
     panicked = "Kernel panic" in cons
-    failed = [s for s in steps if s[0] and s[1] != 0]
+    skipped = [s for s in steps if s[1] == "skip"]
+    failed = [s for s in steps if s[0] and s[1] not in (0, "skip")]
     for s in steps:
+        if s[1] == "skip":
+            print(f"lab[{args.shape}] {s[0]}: SKIPPED ({s[2][0] if s[2] else 'no reason given'})")
+            continue
         if not args.quiet or (s[0] and s[1] != 0) or not s[0]:
             for line in s[2]:
                 print(line)
@@ -303,15 +311,15 @@ def main():
         problems.append("guest stopped before the job finished")
     if failed:
         problems.append(f"{len(failed)} step(s) failed: " + ", ".join(s[0] for s in failed))
-    if problems or not steps:
-        if not steps and not problems:
+    ran = [s for s in steps if s[0] and s[1] != "skip"]
+    if problems or not ran:
+        if not ran and not problems:
             problems.append("the job ran no steps")
         print("---- guest console (last 60 lines) ----")
         print("\n".join(cons.splitlines()[-60:]))
         print(f"lab[{args.shape}] {name}: FAILED: " + "; ".join(problems))
         return 1
-    n = len([s for s in steps if s[0]])
-    print(f"lab[{args.shape}] {name}: {n} step(s) passed "
+    print(f"lab[{args.shape}] {name}: {len(ran)} step(s) passed, {len(skipped)} skipped "
           f"(initramfs {t1 - t0:.1f} s, guest {t2 - t1:.1f} s)")
     return 0
 

@@ -1,4 +1,6 @@
-# Multi-process on the noiommu shape: IOVA = physical address, so each
-# secondary reads its own pagemap and must find the primary's addresses.
+# Multi-process on the noiommu shape, once per mode it offers: IOVA =
+# physical address, so each secondary reads its own pagemap and must find
+# the primary's addresses.
+export VFIOKIT_LAB_SHAPE=noiommu
 vfio_bind 0000:00:03.0
-run mp-noiommu env VFIOKIT_VFIO_MODE=noiommu VFIOKIT_LAB_SHAPE=noiommu mp_lab_test
+each_mode mp 0000:00:03.0 mp_lab_test

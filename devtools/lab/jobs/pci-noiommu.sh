@@ -1,6 +1,7 @@
-# PCI device layer on the noiommu shape: edu 0000:00:03.0 and e1000e
-# 0000:00:05.0 (MSI-X) in no-IOMMU mode.
+# PCI device layer on the noiommu shape, once per VFIO mode it offers: edu
+# 0000:00:03.0 and e1000e 0000:00:05.0 (MSI-X).
+export VFIOKIT_LAB_SHAPE=noiommu
 for bdf in 0000:00:03.0 0000:00:05.0; do
     vfio_bind $bdf
 done
-run pci-noiommu env VFIOKIT_VFIO_MODE=noiommu VFIOKIT_LAB_SHAPE=noiommu pci_lab_test
+each_mode pci 0000:00:03.0 pci_lab_test
