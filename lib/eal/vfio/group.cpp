@@ -7,6 +7,7 @@
 // drivers/vfio/vfio_iommu_type1.c (MAP/UNMAP/GET_INFO).
 #include "caps.hpp"
 #include "group_style.hpp"
+#include "kernel_device.hpp"
 
 #include <fcntl.h>
 
@@ -280,7 +281,7 @@ private:
 
 namespace {
 
-class GroupDevice final : public BackendDevice {
+class GroupDevice final : public KernelDevice {
 public:
     GroupDevice(std::shared_ptr<GroupStyleBackend::Group> g, Fd fd)
         : group_(std::move(g)), fd_(std::move(fd)) {}
