@@ -30,11 +30,10 @@ std::string width() {
 
 }  // namespace
 
-Bar::Bar(unsigned index, int device_fd, std::uint64_t region_offset, std::uint64_t size, bool io_port,
+Bar::Bar(unsigned index, std::shared_ptr<vfio::DeviceOps> device, std::uint64_t size, bool io_port,
          std::vector<Part> parts)
     : index_(index),
-      fd_(device_fd),
-      region_offset_(region_offset),
+      dev_(std::move(device)),
       size_(size),
       io_port_(io_port),
       parts_(std::move(parts)) {
@@ -84,17 +83,14 @@ Result<T> Bar::try_read(std::uint64_t off) const {
         return v;
     }
     // Unmapped part, I/O port BAR, or the MSI-X table when the kernel keeps
-    // it out of the mapping: vfio-pci performs one access of this width
-    // (vfio_pci_rdwr.c, vfio_pci_core_do_io_rw). A syscall orders like a
-    // full barrier, so no fence is needed here.
+    // it out of the mapping: the region read does one access of this width
+    // (device_ops.hpp). The kernel's is a syscall, which orders like a full
+    // barrier, so no fence is needed here.
     T v{};
-    const ssize_t n = vfio::sys().pread(fd_, &v, sizeof v, static_cast<off_t>(region_offset_ + off));
-    if (n < 0)
-        return fail(Error(errno, "pread (" + width<T>() + ")").context(where(off)));
-    if (static_cast<std::size_t>(n) != sizeof v)
-        return fail(Error(EIO, "short pread: " + std::to_string(n) + " of " + std::to_string(sizeof v) +
-                                   " bytes")
-                        .context(where(off)));
+    if (!dev_)
+        return fail(Error(EBADF, width<T>() + " read: no device").context(where(off)));
+    if (auto r = dev_->read_region(index_, off, &v, sizeof v); !r)
+        return fail(std::move(r.error().context(where(off) + ": " + width<T>() + " read")));
     return v;
 }
 
@@ -112,13 +108,10 @@ Result<void> Bar::try_write(std::uint64_t off, T v) {
         *static_cast<volatile T*>(static_cast<volatile void*>(p)) = v;
         return {};
     }
-    const ssize_t n = vfio::sys().pwrite(fd_, &v, sizeof v, static_cast<off_t>(region_offset_ + off));
-    if (n < 0)
-        return fail(Error(errno, "pwrite (" + width<T>() + ")").context(where(off)));
-    if (static_cast<std::size_t>(n) != sizeof v)
-        return fail(Error(EIO, "short pwrite: " + std::to_string(n) + " of " +
-                                   std::to_string(sizeof v) + " bytes")
-                        .context(where(off)));
+    if (!dev_)
+        return fail(Error(EBADF, width<T>() + " write: no device").context(where(off)));
+    if (auto r = dev_->write_region(index_, off, &v, sizeof v); !r)
+        return fail(std::move(r.error().context(where(off) + ": " + width<T>() + " write")));
     return {};
 }
 

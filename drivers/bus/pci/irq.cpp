@@ -1,5 +1,6 @@
-// Interrupts of a vfio-pci device: VFIO_DEVICE_GET_IRQ_INFO, SET_IRQS with
-// eventfds, and the eventfds' read side (vfio_pci_intrs.c).
+// Interrupts of a VFIO PCI device: IRQ info, set_irqs with eventfds
+// (device_ops.hpp; vfio_pci_intrs.c behind the kernel backends), and the
+// eventfds' read side.
 #include "vfiokit/bus/pci/irq.hpp"
 
 #include <poll.h>
@@ -9,29 +10,24 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <new>
 
 #include "vfiokit/bus/pci/device.hpp"
-#include "vfiokit/uapi/vfio.hpp"
 
 namespace vfiokit::pci {
 
 namespace {
 
-constexpr std::string_view kSetIrqs = "VFIO_DEVICE_SET_IRQS";
-
-// A SET_IRQS without payload: DATA_NONE plus one action on [start, start+count).
-Result<void> set_irqs_none(int device_fd, IrqType t, std::uint32_t action, std::uint32_t start,
-                           std::uint32_t count) {
-    uapi::vfio_irq_set s{};
-    s.argsz = sizeof s;
-    s.flags = uapi::kVfioIrqSetDataNone | action;
-    s.index = static_cast<std::uint32_t>(t);
-    s.start = start;
-    s.count = count;
-    if (auto r = vfio::do_ioctl(device_fd, uapi::kVfioDeviceSetIrqs, &s, kSetIrqs); !r)
-        return fail(std::move(r.error()));
-    return {};
+// A set_irqs without payload: one action on [start, start+count).
+Result<void> set_irqs_none(vfio::DeviceOps* dev, IrqType t, vfio::IrqAction action,
+                           std::uint32_t start, std::uint32_t count) {
+    if (dev == nullptr)
+        return fail(EBADF, "set IRQs: the IrqSet has no device");
+    vfio::IrqRequest r;
+    r.index = static_cast<std::uint32_t>(t);
+    r.action = action;
+    r.start = start;
+    r.count = count;
+    return dev->set_irqs(r);
 }
 
 }  // namespace
@@ -84,11 +80,11 @@ Result<std::uint64_t> EventFd::poll() const {
 
 // --- IrqSet -------------------------------------------------------------------
 
-IrqSet::IrqSet(int device_fd, IrqType t, std::vector<EventFd> fds)
-    : device_fd_(device_fd), type_(t), enabled_(!fds.empty()), fds_(std::move(fds)) {}
+IrqSet::IrqSet(std::shared_ptr<vfio::DeviceOps> device, IrqType t, std::vector<EventFd> fds)
+    : dev_(std::move(device)), type_(t), enabled_(!fds.empty()), fds_(std::move(fds)) {}
 
 IrqSet::IrqSet(IrqSet&& o) noexcept
-    : device_fd_(std::exchange(o.device_fd_, -1)),
+    : dev_(std::move(o.dev_)),
       type_(o.type_),
       enabled_(std::exchange(o.enabled_, false)),
       fds_(std::move(o.fds_)) {}
@@ -97,7 +93,7 @@ IrqSet& IrqSet::operator=(IrqSet&& o) noexcept {
     if (this != &o) {
         if (enabled_)
             (void)disable();
-        device_fd_ = std::exchange(o.device_fd_, -1);
+        dev_ = std::move(o.dev_);
         type_ = o.type_;
         enabled_ = std::exchange(o.enabled_, false);
         fds_ = std::move(o.fds_);  // closes ours after the kernel let go of them
@@ -109,7 +105,8 @@ IrqSet::~IrqSet() {
     // Disable first: the kernel holds references to the eventfds, and a
     // device interrupt between the close and the disable would signal an
     // eventfd nobody reads (harmless, but the kernel also keeps the vectors
-    // allocated until told).
+    // allocated until told). After the device's release this reaches
+    // nothing: the handle refuses (ENODEV).
     if (enabled_)
         (void)disable();
 }
@@ -121,7 +118,7 @@ Result<void> IrqSet::unmask() const {
         return fail(ENOTSUP, "unmask " + to_string(type_) + ": only INTx is masked by the kernel");
     if (!enabled_)
         return fail(EINVAL, "unmask INTx: the IrqSet is disabled");
-    if (auto r = set_irqs_none(device_fd_, type_, uapi::kVfioIrqSetActionUnmask, 0, 1); !r)
+    if (auto r = set_irqs_none(dev_.get(), type_, vfio::IrqAction::unmask, 0, 1); !r)
         return fail(std::move(r.error().context("unmask INTx")));
     return {};
 }
@@ -132,10 +129,10 @@ Result<void> IrqSet::trigger(std::size_t i) const {
         return fail(EINVAL, what + ": the set has " + std::to_string(fds_.size()) + " vector(s)");
     if (!enabled_)
         return fail(EINVAL, what + ": the IrqSet is disabled");
-    // DATA_NONE | ACTION_TRIGGER makes the kernel signal the vector's
+    // A trigger without payload makes the kernel signal the vector's
     // eventfd itself: the loopback of vfio_pci_set_msi_trigger and
     // vfio_pci_set_intx_trigger.
-    if (auto r = set_irqs_none(device_fd_, type_, uapi::kVfioIrqSetActionTrigger,
+    if (auto r = set_irqs_none(dev_.get(), type_, vfio::IrqAction::trigger,
                                static_cast<std::uint32_t>(i), 1);
         !r)
         return fail(std::move(r.error().context(what)));
@@ -145,9 +142,9 @@ Result<void> IrqSet::trigger(std::size_t i) const {
 Result<void> IrqSet::disable() {
     if (!enabled_)
         return {};
-    // DATA_NONE | ACTION_TRIGGER with count 0 disables the whole index
+    // A trigger without payload and with count 0 disables the whole index
     // (vfio_pci_set_msi_trigger / vfio_pci_set_intx_trigger).
-    if (auto r = set_irqs_none(device_fd_, type_, uapi::kVfioIrqSetActionTrigger, 0, 0); !r)
+    if (auto r = set_irqs_none(dev_.get(), type_, vfio::IrqAction::trigger, 0, 0); !r)
         return fail(std::move(r.error().context("disable " + to_string(type_))));
     enabled_ = false;
     return {};
@@ -156,19 +153,17 @@ Result<void> IrqSet::disable() {
 // --- PciDevice: IRQ ioctls ------------------------------------------------------
 
 Result<IrqInfo> PciDevice::irq_info(IrqType t) const {
-    uapi::vfio_irq_info i{};
-    i.argsz = sizeof i;
-    i.index = static_cast<std::uint32_t>(t);
-    if (auto r = vfio::do_ioctl(dev_->fd(), uapi::kVfioDeviceGetIrqInfo, &i, "VFIO_DEVICE_GET_IRQ_INFO"); !r) {
+    auto i = dev_->irq_info(static_cast<std::uint32_t>(t));
+    if (!i) {
         // vfio-pci refuses the ERR index of a conventional PCI device.
-        return fail(std::move(r.error().context(address().str() + " " + to_string(t))));
+        return fail(std::move(i.error().context(address().str() + " " + to_string(t))));
     }
     IrqInfo info;
     info.type = t;
-    info.count = i.count;
-    info.eventfd = (i.flags & uapi::kVfioIrqInfoEventfd) != 0;
-    info.maskable = (i.flags & uapi::kVfioIrqInfoMaskable) != 0;
-    info.automasked = (i.flags & uapi::kVfioIrqInfoAutomasked) != 0;
+    info.count = i->count;
+    info.eventfd = i->eventfd;
+    info.maskable = i->maskable;
+    info.automasked = i->automasked;
     return info;
 }
 
@@ -190,20 +185,16 @@ Result<IrqSet> PciDevice::enable_irqs(IrqType t, unsigned count) const {
         fds.emplace_back(vfio::Fd(fd));
     }
 
-    // vfio_irq_set with a trailer of `count` int32 eventfds.
-    const std::size_t bytes = uapi::size_with_trailer<uapi::vfio_irq_set, std::int32_t>(count);
-    std::vector<std::uint32_t> buf((bytes + 3) / 4);
-    auto* set = new (buf.data()) uapi::vfio_irq_set{};
-    set->argsz = static_cast<std::uint32_t>(bytes);
-    set->flags = uapi::kVfioIrqSetDataEventfd | uapi::kVfioIrqSetActionTrigger;
-    set->index = static_cast<std::uint32_t>(t);
-    set->start = 0;
-    set->count = count;
-    std::int32_t* data = uapi::trailer_of<std::int32_t>(set);
-    for (unsigned i = 0; i < count; ++i)
-        data[i] = fds[i].fd();
-
-    if (auto r = vfio::do_ioctl(dev_->fd(), uapi::kVfioDeviceSetIrqs, set, kSetIrqs); !r) {
+    std::vector<int> numbers;
+    numbers.reserve(count);
+    for (const EventFd& e : fds)
+        numbers.push_back(e.fd());
+    vfio::IrqRequest req;
+    req.index = static_cast<std::uint32_t>(t);
+    req.action = vfio::IrqAction::trigger;
+    req.count = count;
+    req.eventfds = numbers;
+    if (auto r = dev_->set_irqs(req); !r) {
         Error e = std::move(r.error());
         e.context(who + ": enable " + std::to_string(count) + " vector(s)");
         if (e.err() == EINVAL) {
@@ -218,7 +209,7 @@ Result<IrqSet> PciDevice::enable_irqs(IrqType t, unsigned count) const {
         }
         return fail(std::move(e));
     }
-    return IrqSet(dev_->fd(), t, std::move(fds));
+    return IrqSet(dev_, t, std::move(fds));
 }
 
 }  // namespace vfiokit::pci

@@ -7,10 +7,12 @@
 // Device-triggered interrupts and DMA through edu are tested by the edu
 // driver (drivers/testdev/edu); here the kernel's loopback triggers them.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -155,6 +157,7 @@ TEST_P(Pci, RegionInfoOfEveryBarAndConfig) {
         ASSERT_TRUE(info) << info.error().message();
         std::printf("%s: flags 0x%x, %u regions, %u irqs, reset %s\n", bdf, info->flags,
                     info->num_regions, info->num_irqs, info->can_reset ? "yes" : "no");
+        EXPECT_TRUE(info->pci);
         EXPECT_TRUE(info->flags & uapi::kVfioDeviceFlagsPci);
         EXPECT_GE(info->num_regions, uapi::kVfioPciNumRegions);
         for (auto r : {Region::bar0, Region::bar1, Region::bar2, Region::bar3, Region::bar4,
@@ -209,7 +212,7 @@ TEST_P(Pci, EduLivenessThroughTheMappingAndThroughPread) {
     EXPECT_TRUE(bar->mapped(0, 1u << 20));
     auto region = d->region_info(Region::bar0);
     // The same BAR with nothing mapped: every access goes through pread/pwrite.
-    Bar slow(0, d->vfio_device().fd(), region->offset, region->size, false, {});
+    Bar slow(0, d->handle(), region->size, false, {});
     EXPECT_FALSE(slow.mapped(kEduId));
 
     EXPECT_EQ(bar->read<std::uint32_t>(kEduId), kEduIdValue);
@@ -290,7 +293,7 @@ TEST_P(Pci, E1000eBarsAndTheMsixTable) {
     }
     // pread/pwrite never reach the table: the kernel reads it as all-ones
     // and drops writes (vfio_pci_rdwr.c: the x_start/x_end hole).
-    Bar slow(msix->bar, d->vfio_device().fd(), ri->offset, ri->size, false, {});
+    Bar slow(msix->bar, d->handle(), ri->size, false, {});
     auto hidden = slow.try_read<std::uint32_t>(ctl0);
     ASSERT_TRUE(hidden) << hidden.error().message();
     EXPECT_EQ(*hidden, 0xffffffffu);
@@ -516,6 +519,10 @@ TEST_P(Pci, MapBarRollsBackAfterEachFailingCall) {
         unsigned bar;
     };
     for (Target t : {Target{edu.get(), 0}, Target{nic.get(), msix_bar}}) {
+        // The kernel backends learn a region's place in the device fd once
+        // (the first region access); warm that up, so that every run below
+        // issues the same calls as the counting run.
+        ASSERT_TRUE(t.dev->map_bar(t.bar));
         for (vfio::Call kind : {vfio::Call::ioctl, vfio::Call::mmap, vfio::Call::pread}) {
             const std::string what = t.dev->address().str() + " BAR" + std::to_string(t.bar) + " " +
                                      std::string(vfio::to_string(kind));
@@ -523,7 +530,7 @@ TEST_P(Pci, MapBarRollsBackAfterEachFailingCall) {
             {
                 vfio::FaultInjector counter;
                 vfio::ScopedSyscalls g(counter);
-                PciDevice fresh(t.dev->vfio_device());  // nothing cached
+                PciDevice fresh(t.dev->handle());  // nothing cached
                 ASSERT_TRUE(fresh.map_bar(t.bar));
                 calls = counter.count(kind);
             }
@@ -536,7 +543,7 @@ TEST_P(Pci, MapBarRollsBackAfterEachFailingCall) {
                 {
                     vfio::ScopedSyscalls g(fi);
                     fi.fail_nth(kind, n, EIO);
-                    PciDevice fresh(t.dev->vfio_device());
+                    PciDevice fresh(t.dev->handle());
                     auto b = fresh.map_bar(t.bar);
                     ASSERT_TRUE(fi.fired());
                     ASSERT_FALSE(b) << what << " #" << n << " failed but map_bar succeeded";
@@ -587,6 +594,105 @@ TEST_P(Pci, EnableIrqsRollsBackAfterEachFailingCall) {
             expect_only(*ok, i % n);
         }
     }
+}
+
+// The highest fd number open in this process.
+int highest_fd() {
+    int top = -1;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.')
+                top = std::max(top, std::atoi(e->d_name));
+        ::closedir(d);
+    }
+    return top;
+}
+
+void expect_released(const Error& e, const char* what) {
+    EXPECT_EQ(e.err(), ENODEV) << what << ": " << e.message();
+    EXPECT_NE(e.message().find(std::string("device ") + kEdu + " was released"), std::string::npos)
+        << what << ": " << e.message();
+}
+
+// The device released while a Bar and an IrqSet taken from it are alive:
+// their calls fail with ENODEV naming the device, their destructors issue
+// nothing, and nothing at all reaches the kernel through a device fd
+// number, although every number the release freed now names another file.
+// The Bar's mapping stays usable until the Bar goes; then the kernel
+// closes the device for good and it can be taken again.
+TEST_P(Pci, ReleaseFirstFailsCleanly) {
+    auto d = open(kEdu);
+    ASSERT_TRUE(d);
+    ASSERT_TRUE(d->enable_memory_and_bus_master());
+    auto bar = d->map_bar(0);
+    ASSERT_TRUE(bar) << bar.error().message();
+    auto region = d->region_info(Region::bar0);
+    ASSERT_TRUE(region);
+    Bar slow(0, d->handle(), region->size, false, {});  // region access only
+    ASSERT_TRUE(slow.try_read<std::uint32_t>(kEduId));
+    auto irqs = d->enable_irqs(IrqType::msi, 1);
+    ASSERT_TRUE(irqs) << irqs.error().message();
+    ASSERT_TRUE(irqs->trigger(0));
+    expect_only(*irqs, 0);
+
+    const int top = highest_fd();
+    vfio::Device* vdev = vfio->find_device(*PciAddress::parse(kEdu));
+    ASSERT_NE(vdev, nullptr);
+    ASSERT_TRUE(vfio->release_device(*vdev));
+    // Fill every free number up to the highest one in use before the
+    // release: the device fd's among them (the kernel hands out the lowest
+    // free number).
+    std::vector<vfio::Fd> reused;
+    for (;;) {
+        vfio::Fd f(::open("/dev/null", O_RDWR | O_CLOEXEC));
+        ASSERT_TRUE(f.valid());
+        if (f.get() > top)
+            break;
+        reused.push_back(std::move(f));
+    }
+    std::printf("release first: %zu freed fd number(s) now name /dev/null\n", reused.size());
+    EXPECT_GE(reused.size(), 1u);
+
+    {
+        vfio::FaultInjector seen;  // forwards everything, counts
+        vfio::ScopedSyscalls g(seen);
+        auto r = slow.try_read<std::uint32_t>(kEduId);
+        ASSERT_FALSE(r);
+        expect_released(r.error(), "Bar region read");
+        std::printf("Bar after release: %s\n", r.error().message().c_str());
+        auto w = slow.try_write<std::uint32_t>(kEduLiveness, 1);
+        ASSERT_FALSE(w);
+        expect_released(w.error(), "Bar region write");
+        auto t = irqs->trigger(0);
+        ASSERT_FALSE(t);
+        expect_released(t.error(), "IrqSet trigger");
+        std::printf("IrqSet after release: %s\n", t.error().message().c_str());
+        auto off = irqs->disable();
+        ASSERT_FALSE(off);
+        expect_released(off.error(), "IrqSet disable");
+        expect_released(d->config_read(0, 2).error(), "config read");
+        expect_released(d->irq_info(IrqType::msi).error(), "IRQ info");
+        expect_released(d->reset().error(), "reset");
+        expect_released(d->map_bar(0).error(), "map_bar");
+        // The mapped BAR is the Bar's own: still the device's registers.
+        EXPECT_EQ(bar->read<std::uint32_t>(kEduId), kEduIdValue);
+        *irqs = IrqSet();   // the destructor's disable is refused, not issued
+        slow = Bar();
+        d.reset();
+        EXPECT_EQ(seen.count(vfio::Call::ioctl), 0u);
+        EXPECT_EQ(seen.count(vfio::Call::pread), 0u);
+        EXPECT_EQ(seen.count(vfio::Call::pwrite), 0u);
+        EXPECT_EQ(seen.count(vfio::Call::mmap), 0u);
+    }
+    reused.clear();
+    *bar = Bar();  // the last reference: the kernel closes the device now
+    // Taken again: the kernel let go of it, interrupts included.
+    auto again = open(kEdu);
+    ASSERT_TRUE(again);
+    auto msi = again->enable_irqs(IrqType::msi, 1);
+    ASSERT_TRUE(msi) << msi.error().message();
+    ASSERT_TRUE(msi->trigger(0));
+    expect_only(*msi, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Lab, Pci, ::testing::Values(mode_label()),

@@ -437,9 +437,9 @@ TEST_P(Edu, DmaToAnUnmappedIovaIsContained) {
     // Reset the device (where the kernel can) and show DMA works again.
     auto rs = e->pci().reset();
     if (rs) {
-        std::printf("VFIO_DEVICE_RESET: ok\n");
+        std::printf("device reset: ok\n");
     } else {
-        std::printf("VFIO_DEVICE_RESET: %s\n", rs.error().message().c_str());
+        std::printf("device reset: %s\n", rs.error().message().c_str());
         EXPECT_EQ(rs.error().err(), ENOTSUP) << rs.error().message();
     }
     ASSERT_TRUE(e->reinit());

@@ -17,6 +17,7 @@
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/pci_address.hpp"
 #include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/vfio/device_ops.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 #include "vfiokit/eal/vfio/types.hpp"
@@ -52,13 +53,23 @@ struct SharedContainer {
     std::vector<Group> groups;      // group-style: the open groups
 };
 
-// A device opened and attached to a backend's container. Destroying it
-// releases the device in the order the kernel needs (cdev: detach, then
-// close, which unbinds; group: close the device fd, and when it was the
-// group's last device, unset the group's container and close the group).
-class BackendDevice {
+// A device opened and attached to a backend's container, with its
+// operations (device_ops.hpp: region info, region read/write and mmap, IRQ
+// info and set_irqs, reset, features). Destroying it releases the device
+// in the order the kernel needs (cdev: detach, then close, which unbinds;
+// group: close the device fd, and when it was the group's last device,
+// unset the group's container and close the group).
+//
+// The front end wraps it in a DeviceHandle, so its operations are only
+// called while it is alive. The kernel backends share one implementation of
+// the operations over the device fd (kernel_device.hpp); a fake for tests,
+// or a backend that is not the kernel, implements DeviceOps itself and
+// answers what it cannot do with not_supported(op, "<mode> mode").
+class BackendDevice : public DeviceOps {
 public:
-    virtual ~BackendDevice() = default;
+    // The fd another process is given for this device (share.cpp), owned
+    // by the device; -1 when the backend has none to give (exporting the
+    // device then fails with ENOTSUP).
     [[nodiscard]] virtual int fd() const = 0;
 };
 

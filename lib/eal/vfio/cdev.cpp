@@ -30,6 +30,7 @@
 #include <vfiokit/uapi/vfio.hpp>
 
 #include "backend.hpp"
+#include "kernel_device.hpp"
 
 namespace vfiokit::vfio {
 
@@ -121,7 +122,7 @@ private:
 // A device cdev bound to the iommufd and, once attach succeeded, attached to
 // the IOAS. Built as soon as the fd is open, so every failure later in
 // attach() unwinds through this destructor.
-class CdevDevice final : public BackendDevice {
+class CdevDevice final : public detail::KernelDevice {
 public:
     CdevDevice(Fd fd, std::shared_ptr<const Ioas> ioas)
         : ioas_(std::move(ioas)), fd_(std::move(fd)) {}

@@ -7,6 +7,7 @@
 // Kernel references (Linux 6.12): drivers/vfio/group.c (group fd ioctls),
 // drivers/vfio/container.c (container ioctls, IOMMU model lifetime).
 #include "group_style.hpp"
+#include "kernel_device.hpp"
 
 #include <fcntl.h>
 
@@ -205,7 +206,7 @@ private:
 
 namespace {
 
-class GroupDevice final : public BackendDevice {
+class GroupDevice final : public KernelDevice {
 public:
     GroupDevice(std::shared_ptr<GroupStyleBackend::Group> g, Fd fd)
         : group_(std::move(g)), fd_(std::move(fd)) {}

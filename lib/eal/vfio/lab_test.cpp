@@ -95,15 +95,22 @@ TEST_P(Core, AssignAndReleaseLeaveNothing) {
     const int before = open_fds();
     Device* d = assign(dc(), kEdu);
     ASSERT_NE(d, nullptr);
-    EXPECT_GE(d->fd(), 0);
-    // The device fd answers device ioctls.
-    uapi::vfio_device_info info{};
-    info.argsz = sizeof info;
-    ASSERT_TRUE(do_ioctl(d->fd(), uapi::kVfioDeviceGetInfo, &info, "VFIO_DEVICE_GET_INFO"));
-    EXPECT_TRUE(info.flags & uapi::kVfioDeviceFlagsPci);
-    EXPECT_GE(info.num_regions, 7u);
+    // The device answers device operations.
+    auto info = d->ops().info();
+    ASSERT_TRUE(info) << info.error().message();
+    EXPECT_TRUE(info->pci);
+    EXPECT_TRUE(info->flags & uapi::kVfioDeviceFlagsPci);
+    EXPECT_GE(info->num_regions, 7u);
+    auto handle = d->handle();
     ASSERT_TRUE(vfio->release_device(*d));
     EXPECT_EQ(open_fds(), before);
+    // A handle kept past the release refuses, naming the device.
+    EXPECT_FALSE(handle->alive());
+    auto late = handle->info();
+    ASSERT_FALSE(late);
+    EXPECT_EQ(late.error().err(), ENODEV);
+    EXPECT_NE(late.error().message().find(std::string(kEdu) + " was released"), std::string::npos)
+        << late.error().message();
     // Released for real: the kernel lets us have it again.
     Device* again = assign(dc(), kEdu);
     ASSERT_NE(again, nullptr);
@@ -124,9 +131,19 @@ TEST_P(Core, SharedGroupBothDevicesInOneContainer) {
     Device* b = assign(dc(), kBridgeNic);
     ASSERT_TRUE(a && b);
     EXPECT_EQ(a->iommu_group(), b->iommu_group());
-    EXPECT_NE(a->fd(), b->fd());
+    // Each handle reaches its own device: vendor and device id from config
+    // space (region 7 of vfio-pci), edu 1234:11e8 and e1000 8086:100e.
+    std::uint32_t ida = 0, idb = 0;
+    ASSERT_TRUE(a->ops().read_region(uapi::kVfioPciConfigRegionIndex, 0, &ida, 4));
+    ASSERT_TRUE(b->ops().read_region(uapi::kVfioPciConfigRegionIndex, 0, &idb, 4));
+    EXPECT_EQ(ida, 0x11e81234u);
+    EXPECT_EQ(idb, 0x100e8086u);
     // The group stays attached while one member remains.
+    auto ha = a->handle();
     ASSERT_TRUE(vfio->release_device(*a));
+    EXPECT_FALSE(ha->alive());
+    ASSERT_TRUE(b->ops().read_region(uapi::kVfioPciConfigRegionIndex, 0, &idb, 4));
+    EXPECT_EQ(idb, 0x100e8086u);
     Buffer buf(16 * K);
     auto iova = dc().alloc_iova(buf.len, kMask28);
     ASSERT_TRUE(iova) << iova.error().message();

@@ -34,6 +34,7 @@
 #include <set>
 
 #include "backend.hpp"
+#include "kernel_device.hpp"
 #include "modes.hpp"
 #include "share_codec.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
@@ -68,8 +69,12 @@ Result<SharedState> Vfio::export_shared() const {
         e.model_set = sc.model_set;
         for (const auto& g : sc.groups)
             e.groups.push_back({g.number, add_fd(g.fd)});
-        for (const auto& d : c->devices_)
-            e.devices.push_back({d->address(), d->iommu_group(), add_fd(d->fd())});
+        for (const auto& d : c->devices_) {
+            if (d->backend_->fd() < 0)
+                return fail(not_supported("export device " + d->address().str(),
+                                          std::string(to_string(mode_)) + " mode"));
+            e.devices.push_back({d->address(), d->iommu_group(), add_fd(d->backend_->fd())});
+        }
         e.mappings = c->table_.all();
         s.containers.push_back(std::move(e));
     }
@@ -84,21 +89,6 @@ Result<SharedState> Vfio::export_shared() const {
 // --- import ----------------------------------------------------------------------
 
 namespace {
-
-// A device fd must answer VFIO_DEVICE_GET_INFO as a PCI device, which any
-// holder of the open file may ask (vfio_pci_core.c vfio_pci_ioctl_get_info).
-Result<void> check_device_fd(int fd, PciAddress a) {
-    uapi::vfio_device_info info{};
-    info.argsz = sizeof info;
-    auto ok = do_ioctl(fd, uapi::kVfioDeviceGetInfo, &info, "VFIO_DEVICE_GET_INFO");
-    if (!ok)
-        return fail(Error(EPROTO, "the fd given for device " + a.str() +
-                                      " is not a usable VFIO device (" + ok.error().message() +
-                                      ")"));
-    if ((info.flags & uapi::kVfioDeviceFlagsPci) == 0)
-        return fail(EPROTO, "the fd given for device " + a.str() + " is not a VFIO PCI device");
-    return {};
-}
 
 // A group fd must answer VFIO_GROUP_GET_STATUS and be in a container: the
 // exporter's attachment (group.c vfio_group_ioctl_get_status).
@@ -174,7 +164,7 @@ Result<std::unique_ptr<Vfio>> Vfio::import_shared(std::span<const std::uint8_t> 
 
         std::set<std::uint32_t> groups_given;
         for (const auto& de : ce.devices) {
-            if (auto ok = check_device_fd(fds[de.fd].get(), de.addr); !ok)
+            if (auto ok = detail::check_kernel_device_fd(fds[de.fd].get(), de.addr); !ok)
                 return fail(std::move(ok.error()).context(what));
             Fd group_fd;
             // The first device of a group the container lists brings the

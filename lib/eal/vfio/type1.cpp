@@ -12,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "caps.hpp"
 #include "group_style.hpp"
 #include "vfiokit/uapi/vfio.hpp"
 
@@ -33,72 +34,54 @@ std::string range_text(std::uint64_t iova, std::uint64_t len) {
 
 Result<IommuInfo> query_iommu_info(int container_fd, bool caps) {
     constexpr std::string_view what = "VFIO_IOMMU_GET_INFO";
-    uapi::vfio_iommu_type1_info head{};
-    head.argsz = sizeof head;
-    if (auto r = do_ioctl(container_fd, uapi::kVfioIommuGetInfo, &head, what); !r)
-        return fail(std::move(r.error()));
-    IommuInfo info;
-    if ((head.flags & uapi::kVfioIommuInfoPgsizes) != 0)
-        info.iova_pgsizes = head.iova_pgsizes;
+    using Head = uapi::vfio_iommu_type1_info;
     // A too-small argsz still succeeds, with argsz raised to what the chain
     // needs and cap_offset 0 (vfio_iommu_type1.c vfio_iommu_type1_get_info,
-    // vfio_compat.c iommufd_vfio_iommu_get_info).
-    if (!caps || (head.flags & uapi::kVfioIommuInfoCaps) == 0 || head.argsz <= sizeof head)
-        return info;
-
-    std::vector<std::uint64_t> buf;  // u64 elements: 8-byte alignment for the structs
-    std::uint32_t size = head.argsz;
-    for (int attempt = 0;; ++attempt) {
-        buf.assign((size + 7) / 8, 0);
-        auto* h = static_cast<uapi::vfio_iommu_type1_info*>(static_cast<void*>(buf.data()));
-        h->argsz = size;
-        if (auto r = do_ioctl(container_fd, uapi::kVfioIommuGetInfo, h, what); !r)
-            return fail(std::move(r.error()));
-        if (h->argsz <= size)
-            break;
-        if (attempt == 2)
-            return fail(EAGAIN, std::string(what) + ": the capability chain keeps growing");
-        size = h->argsz;  // a group joined between the calls
-    }
-    const auto* base = reinterpret_cast<const unsigned char*>(buf.data());
-    uapi::vfio_iommu_type1_info h;
-    std::memcpy(&h, base, sizeof h);
-    auto malformed = [&] {
-        return fail(EPROTO, std::string(what) + ": malformed capability chain");
-    };
-    // Offsets count from the start of the buffer and only grow; anything
-    // else would be a kernel bug, and must not make us loop or overrun.
-    for (std::uint32_t off = h.cap_offset; off != 0;) {
-        uapi::vfio_info_cap_header cap;
-        if (off < sizeof h || std::size_t{off} + sizeof cap > size)
-            return malformed();
-        std::memcpy(&cap, base + off, sizeof cap);
-        if (cap.id == uapi::kVfioIommuType1InfoCapIovaRange) {
-            uapi::vfio_iommu_type1_info_cap_iova_range r;
-            if (std::size_t{off} + sizeof r > size)
-                return malformed();
-            std::memcpy(&r, base + off, sizeof r);
-            using Range = uapi::vfio_iova_range;
-            if (std::size_t{off} + uapi::size_with_trailer<decltype(r), Range>(r.nr_iovas) > size)
-                return malformed();
-            std::vector<IovaRange> ranges;
-            for (std::uint32_t i = 0; i < r.nr_iovas; ++i) {
-                Range one;
-                std::memcpy(&one, base + off + sizeof r + i * sizeof one, sizeof one);
-                ranges.push_back({one.start, one.end});
+    // vfio_compat.c iommufd_vfio_iommu_get_info); read_info asks again.
+    auto buf = read_info(
+        sizeof(Head), caps ? uapi::kVfioIommuInfoCaps : 0,
+        [&](void* p) -> Result<void> {
+            if (auto r = do_ioctl(container_fd, uapi::kVfioIommuGetInfo, p, what); !r)
+                return fail(std::move(r.error()));
+            return {};
+        },
+        what);
+    if (!buf)
+        return fail(std::move(buf.error()));
+    Head h;
+    (void)buf->read(0, h);
+    IommuInfo info;
+    if ((h.flags & uapi::kVfioIommuInfoPgsizes) != 0)
+        info.iova_pgsizes = h.iova_pgsizes;
+    // cap_offset counts only when the buffer held the chain.
+    const bool chain = (h.flags & uapi::kVfioIommuInfoCaps) != 0 && buf->size() > sizeof h;
+    auto walked = walk_caps(
+        *buf, sizeof h, chain ? h.cap_offset : 0,
+        [&](const Cap& cap) -> Result<void> {
+            if (cap.id == uapi::kVfioIommuType1InfoCapIovaRange) {
+                using Range = uapi::vfio_iova_range;
+                uapi::vfio_iommu_type1_info_cap_iova_range r;
+                if (!buf->read(cap.offset, r) ||
+                    !buf->fits(cap.offset, uapi::size_with_trailer<decltype(r), Range>(r.nr_iovas)))
+                    return fail(malformed(what));
+                std::vector<IovaRange> ranges;
+                for (std::uint32_t i = 0; i < r.nr_iovas; ++i) {
+                    Range one;
+                    (void)buf->read(cap.offset + sizeof r + i * sizeof one, one);
+                    ranges.push_back({one.start, one.end});
+                }
+                info.ranges = std::move(ranges);
+            } else if (cap.id == uapi::kVfioIommuType1InfoDmaAvail) {
+                uapi::vfio_iommu_type1_info_dma_avail a;
+                if (!buf->read(cap.offset, a))
+                    return fail(malformed(what));
+                info.dma_avail = a.avail;
             }
-            info.ranges = std::move(ranges);
-        } else if (cap.id == uapi::kVfioIommuType1InfoDmaAvail) {
-            uapi::vfio_iommu_type1_info_dma_avail a;
-            if (std::size_t{off} + sizeof a > size)
-                return malformed();
-            std::memcpy(&a, base + off, sizeof a);
-            info.dma_avail = a.avail;
-        }
-        if (cap.next != 0 && cap.next <= off)
-            return malformed();
-        off = cap.next;
-    }
+            return {};
+        },
+        what);
+    if (!walked)
+        return fail(std::move(walked.error()));
     return info;
 }
 

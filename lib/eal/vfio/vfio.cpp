@@ -17,9 +17,13 @@ namespace vfiokit::vfio {
 // --- Device -------------------------------------------------------------------
 
 Device::Device(PciAddress a, std::optional<unsigned> g, Container* c, std::unique_ptr<BackendDevice> b)
-    : addr_(a), group_(g), container_(c), backend_(std::move(b)) {}
-Device::~Device() = default;
-int Device::fd() const { return backend_->fd(); }
+    : addr_(a), group_(g), container_(c), backend_(b.get()),
+      handle_(std::make_shared<DeviceHandle>(a, std::move(b))) {}
+
+// Holders of the handle (Bars, IrqSets) may outlive the Device; from here
+// on they get ENODEV, and nothing they do reaches the closed device fd,
+// whose number the process may reuse.
+Device::~Device() { handle_->release(); }
 
 // --- Vfio ------------------------------------------------------------------------
 

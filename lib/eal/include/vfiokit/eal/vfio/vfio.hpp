@@ -52,6 +52,7 @@
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/pci_address.hpp"
 #include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/vfio/device_ops.hpp"
 #include "vfiokit/eal/vfio/dma_table.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
 #include "vfiokit/eal/vfio/share.hpp"
@@ -94,13 +95,25 @@ struct ModeChoice {
 
 // A device assigned to a container. Owned by its container; valid until
 // released or the container is destroyed.
+//
+// Its operations (region info, region read/write and mmap, IRQs, reset,
+// features: device_ops.hpp) are reached through ops(), or through handle(),
+// a shared reference that outlives the Device: when the device is released,
+// the handle is marked released, the backend closes the device, and every
+// later call through the handle fails with ENODEV "device <BDF> was
+// released" without reaching the kernel. Bars, IrqSets and PciDevices hold
+// such a handle. There is no device fd here: how a backend reaches the
+// device is its own business.
 class Device {
 public:
     [[nodiscard]] PciAddress address() const { return addr_; }
-    // The VFIO device fd (region, IRQ and reset ioctls). Owned by Device.
-    [[nodiscard]] int fd() const;
+    // The device's operations; valid as long as the Device.
+    [[nodiscard]] DeviceHandle& ops() const { return *handle_; }
+    // A shared reference to them, safe to keep past the release.
+    [[nodiscard]] std::shared_ptr<DeviceHandle> handle() const { return handle_; }
     [[nodiscard]] std::optional<unsigned> iommu_group() const { return group_; }
     [[nodiscard]] Container& container() const { return *container_; }
+    // Marks the handle released and releases the device in the backend.
     ~Device();
     Device(const Device&) = delete;
     Device& operator=(const Device&) = delete;
@@ -112,7 +125,10 @@ private:
     PciAddress addr_;
     std::optional<unsigned> group_;
     Container* container_;
-    std::unique_ptr<BackendDevice> backend_;
+    // Owned by handle_ until the release; for the front end's own use
+    // (the fd exported to secondaries).
+    BackendDevice* backend_;
+    std::shared_ptr<DeviceHandle> handle_;
 };
 
 class Container {

@@ -1,26 +1,36 @@
 // A mapped BAR: owner of its mmap()ed parts, with typed register access.
 //
 // read<T>/write<T> (T = uint8/16/32/64_t) go straight to the mapping when
-// the offset lies in a mapped part, and through pread/pwrite on the device
-// fd otherwise (unmapped parts, I/O port BARs). MMIO accesses are single
-// volatile loads/stores of exactly sizeof(T) bytes; write<T> is ordered
-// after earlier memory writes (a release fence before the store), so a
-// driver that fills a DMA buffer and then writes a doorbell needs nothing
-// more; read<T> is ordered before later memory reads (an acquire fence
-// after the load).
+// the offset lies in a mapped part, and through the device's region
+// read/write operation otherwise (unmapped parts, I/O port BARs). MMIO
+// accesses are single volatile loads/stores of exactly sizeof(T) bytes;
+// write<T> is ordered after earlier memory writes (a release fence before
+// the store), so a driver that fills a DMA buffer and then writes a
+// doorbell needs nothing more; read<T> is ordered before later memory
+// reads (an acquire fence after the load).
 //
-// Move-only; destroying it unmaps. It keeps the device fd number but does
-// not own it: the vfio::Device must outlive the Bar.
+// Ownership: move-only; destroying it unmaps. It owns its mappings, which
+// stay valid until then, and holds a shared handle to the device's
+// operations (device_ops.hpp) for the rest. If the device is released
+// first, the mapped parts still work (the mapping keeps the kernel's device
+// open until the Bar goes), and everything else fails with ENODEV "device
+// <BDF> was released" without reaching the kernel.
+//
+// Thread-safety: accesses from several threads are as safe as the device's
+// registers make them; the Bar itself is not changed by them. Moving or
+// destroying a Bar while another thread uses it is not.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/vfio/device_ops.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 
 namespace vfiokit::pci {
@@ -38,8 +48,10 @@ public:
     };
 
     Bar() = default;
-    Bar(unsigned index, int device_fd, std::uint64_t region_offset, std::uint64_t size,
-        bool io_port, std::vector<Part> parts);
+    // BAR `index` of `device` (its region index too), `size` bytes, with
+    // the `parts` already mapped.
+    Bar(unsigned index, std::shared_ptr<vfio::DeviceOps> device, std::uint64_t size, bool io_port,
+        std::vector<Part> parts);
     Bar(Bar&&) noexcept = default;
     Bar& operator=(Bar&&) noexcept = default;
 
@@ -53,16 +65,18 @@ public:
     // nullptr when [off, off+len) is not mapped.
     [[nodiscard]] volatile std::uint8_t* pointer(std::uint64_t off, std::uint64_t len) const;
 
-    // Register access. Out-of-range offsets and failed pread/pwrite are
+    // Register access. Out-of-range offsets and failed region accesses are
     // programming or device errors: the checked forms report them (EINVAL
-    // for an offset outside the BAR or not a multiple of sizeof(T), else
-    // the syscall's errno), with the device, BAR and offset. The unchecked
+    // for an offset outside the BAR or not a multiple of sizeof(T), ENODEV
+    // after the device's release, else the backend's errno), with the
+    // device, BAR and offset. The unchecked
     // forms act like a PCI master abort: read returns all-ones, write is
     // dropped, and the error is printed on stderr; they never abort.
     //
     // read/write are inline for the data path: an aligned access inside the
     // BAR's largest mapped part is one volatile load or store and a fence;
-    // anything else (other parts, pread/pwrite, errors) goes out of line.
+    // anything else (other parts, region read/write, errors) goes out of
+    // line. Neither path takes a lock or makes a virtual call when mapped.
     template <RegisterWord T>
     [[nodiscard]] T read(std::uint64_t off) const {
         if (off - fast_lo_ < fast_len_ && fast_len_ - (off - fast_lo_) >= sizeof(T) &&
@@ -105,8 +119,7 @@ private:
 
     std::string owner_;  // device address; empty for a Bar built by hand
     unsigned index_ = 0;
-    int fd_ = -1;
-    std::uint64_t region_offset_ = 0;
+    std::shared_ptr<vfio::DeviceOps> dev_;  // the slow path; null for Bar()
     std::uint64_t size_ = 0;
     bool io_port_ = false;
     std::vector<Part> parts_;

@@ -1,14 +1,23 @@
 // A PCI device opened through VFIO: regions, config space, BARs, IRQs, reset.
 //
-// PciDevice wraps a vfio::Device (which owns the device fd and its place in a
-// container) and speaks the VFIO device ioctls, which are the same in every
-// mode. It does not own the vfio::Device: release it only after every Bar
-// and IrqSet taken from this PciDevice is gone.
+// PciDevice speaks PCI on top of the device operations of vfio::Device
+// (device_ops.hpp): it never sees a device fd, so it works the same in
+// every mode and over any backend. It holds a shared handle to the
+// device, not the device: the vfio::Device may be released first, and then
+// every call here (and on the Bars and IrqSets it gave out) fails with
+// ENODEV "device <BDF> was released" and reaches no kernel object. Releasing
+// first is still the caller's mistake (a live Bar's mapping keeps the
+// kernel's device open, interrupts included, until the Bar goes), but a
+// reported one, never a call on a reused fd number.
 //
-// Thread-safety: none; one thread drives a device's control path.
+// Thread-safety: the calls are safe to make from several threads (each is
+// one or a few device operations, and the handle serializes them against
+// the release); what they do to the device is for the caller to order, as
+// for any register sequence.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +25,7 @@
 #include "vfiokit/bus/pci/bar.hpp"
 #include "vfiokit/bus/pci/irq.hpp"
 #include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/vfio/device_ops.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace vfiokit::pci {
@@ -25,15 +35,12 @@ enum class Region : std::uint32_t { bar0 = 0, bar1, bar2, bar3, bar4, bar5, rom,
 [[nodiscard]] std::string to_string(Region r);
 [[nodiscard]] inline Region bar_region(unsigned n) { return static_cast<Region>(n); }
 
-struct SparseArea {
-    std::uint64_t offset = 0;  // from the start of the region
-    std::uint64_t size = 0;
-};
+using SparseArea = vfio::SparseArea;
 
 struct RegionInfo {
     Region index{};
     std::uint64_t size = 0;       // 0: the region does not exist
-    std::uint64_t offset = 0;     // of the region in the device fd (pread/pwrite/mmap)
+    std::uint64_t offset = 0;     // where the backend keeps it (kernel: in the device fd)
     bool readable = false;
     bool writable = false;
     bool mappable = false;        // mmap allowed (VFIO_REGION_INFO_FLAG_MMAP)
@@ -45,33 +52,35 @@ struct RegionInfo {
     bool io_port = false;         // BAR is an I/O port BAR (from config space)
 };
 
-struct DeviceInfo {
-    std::uint32_t flags = 0;
-    std::uint32_t num_regions = 0;
-    std::uint32_t num_irqs = 0;
-    bool can_reset = false;       // VFIO_DEVICE_FLAGS_RESET
-};
+// The device's info: VFIO flags, region and IRQ counts, can_reset.
+using DeviceInfo = vfio::DeviceInfo;
 
 class PciDevice {
 public:
-    // `dev` must outlive the PciDevice and everything taken from it.
-    explicit PciDevice(vfio::Device& dev) : dev_(&dev) {}
+    // Takes a handle to `dev`'s operations; `dev` may be released first
+    // (see above).
+    explicit PciDevice(vfio::Device& dev) : PciDevice(dev.handle()) {}
+    explicit PciDevice(std::shared_ptr<vfio::DeviceHandle> dev) : dev_(std::move(dev)) {}
 
-    [[nodiscard]] vfio::Device& vfio_device() const { return *dev_; }
+    // The device's operations, for what PciDevice does not wrap (device
+    // features, sparse mappings of other regions).
+    [[nodiscard]] const std::shared_ptr<vfio::DeviceHandle>& handle() const { return dev_; }
     [[nodiscard]] PciAddress address() const { return dev_->address(); }
 
     [[nodiscard]] Result<DeviceInfo> info() const;
-    // VFIO_DEVICE_GET_REGION_INFO with its capability chain.
+    // The region's info, its capability chain parsed (sparse areas, MSI-X
+    // mappable, type), and whether a BAR decodes I/O space.
     [[nodiscard]] Result<RegionInfo> region_info(Region r) const;
 
-    // Config space through the config region (pread/pwrite); width 1, 2 or 4.
+    // Config space through the config region (region read/write); width 1,
+    // 2 or 4, naturally aligned.
     [[nodiscard]] Result<std::uint32_t> config_read(std::uint32_t off, unsigned width) const;
     [[nodiscard]] Result<void> config_write(std::uint32_t off, unsigned width, std::uint32_t v) const;
     [[nodiscard]] Result<std::uint16_t> vendor_id() const;
     [[nodiscard]] Result<std::uint16_t> device_id() const;
     [[nodiscard]] Result<std::uint32_t> class_code() const;  // 24 bits
 
-    // Any region through pread/pwrite: for regions that cannot be mapped,
+    // Any region through region read/write: for regions that cannot be mapped,
     // I/O port BARs, and the ROM. Short transfers are errors.
     [[nodiscard]] Result<void> read_region(Region r, std::uint64_t off, void* buf, std::size_t len) const;
     [[nodiscard]] Result<void> write_region(Region r, std::uint64_t off, const void* buf,
@@ -79,7 +88,7 @@ public:
 
     // Maps a BAR: every part the kernel lets us mmap, honouring sparse areas
     // (the MSI-X table stays out unless the kernel says it is mappable);
-    // the rest is reached through pread/pwrite by the same Bar. An I/O port
+    // the rest is reached through region read/write by the same Bar. An I/O port
     // BAR or a BAR without MMAP gives a Bar with no mapping at all. A BAR
     // the device does not implement (size 0, e.g. the upper half of a
     // 64-bit BAR) fails with ENODEV. On failure nothing stays mapped.
@@ -91,7 +100,7 @@ public:
     // PCI command register: memory space and bus mastering (needed for DMA).
     [[nodiscard]] Result<void> enable_memory_and_bus_master() const;
     [[nodiscard]] Result<void> disable_bus_master() const;
-    // VFIO_DEVICE_RESET; ENOTSUP when the device has no reset method.
+    // Function reset; ENOTSUP when the device has no reset method.
     [[nodiscard]] Result<void> reset() const;
 
     [[nodiscard]] Result<IrqInfo> irq_info(IrqType t) const;
@@ -100,9 +109,7 @@ public:
     [[nodiscard]] Result<IrqSet> enable_irqs(IrqType t, unsigned count = 1) const;
 
 private:
-    [[nodiscard]] Result<RegionInfo> cached_config_region() const;
-    vfio::Device* dev_;
-    mutable std::optional<RegionInfo> config_;
+    std::shared_ptr<vfio::DeviceHandle> dev_;
 };
 
 }  // namespace vfiokit::pci

@@ -4,17 +4,28 @@
 // vectors, owned, and the knowledge to disable them again (its destructor
 // does, before closing the eventfds). INTx is level-triggered and masked by
 // the kernel on delivery: after handling it, clear the cause in the device
-// and call unmask(). trigger() asks the kernel to signal a vector's eventfd
-// itself (SET_IRQS with DATA_NONE), which tests the delivery path without
+// and call unmask(). trigger() asks the backend to signal a vector's eventfd
+// itself (set_irqs without payload), which tests the delivery path without
 // the device.
+//
+// An IrqSet holds a shared handle to the device's operations
+// (device_ops.hpp), not a device fd: once the device is released,
+// unmask/trigger/disable fail with ENODEV "device <BDF> was released" and
+// the destructor only closes the eventfds, issuing nothing to the device.
+//
+// Thread-safety: EventFd::wait/poll may be called from any thread (each
+// vector from one reader at a time). IrqSet's own calls, moves and
+// destruction are for one thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/vfio/device_ops.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 
 namespace vfiokit::pci {
@@ -48,7 +59,8 @@ private:
 class IrqSet {
 public:
     IrqSet() = default;
-    IrqSet(int device_fd, IrqType t, std::vector<EventFd> fds);
+    // Vectors [0, fds.size()) of `t`, enabled on `device` to signal `fds`.
+    IrqSet(std::shared_ptr<vfio::DeviceOps> device, IrqType t, std::vector<EventFd> fds);
     IrqSet(IrqSet&& o) noexcept;
     IrqSet& operator=(IrqSet&& o) noexcept;
     IrqSet(const IrqSet&) = delete;
@@ -59,17 +71,17 @@ public:
     [[nodiscard]] std::size_t size() const { return fds_.size(); }
     [[nodiscard]] const EventFd& vector(std::size_t i) const { return fds_.at(i); }
 
-    // INTx: re-arm after handling (VFIO_IRQ_SET_ACTION_UNMASK).
+    // INTx: re-arm after handling (IrqAction::unmask).
     [[nodiscard]] Result<void> unmask() const;
-    // Kernel-side loopback: signal vector i's eventfd (DATA_NONE | TRIGGER).
+    // Backend-side loopback: signal vector i's eventfd (trigger, no payload).
     [[nodiscard]] Result<void> trigger(std::size_t i) const;
-    // Disables every vector (SET_IRQS with count 0); the destructor does it.
+    // Disables every vector (trigger with count 0); the destructor does it.
     // A second call does nothing; trigger/unmask then fail with EINVAL. The
     // eventfds stay open until the IrqSet is destroyed.
     [[nodiscard]] Result<void> disable();
 
 private:
-    int device_fd_ = -1;
+    std::shared_ptr<vfio::DeviceOps> dev_;
     IrqType type_{};
     // Whether the vectors are still enabled by this set: after disable() the
     // destructor must not disable again, since by then the same IRQ type may

@@ -1,0 +1,83 @@
+// DeviceHandle: the release-aware front of a device's operations.
+#include "vfiokit/eal/vfio/device_ops.hpp"
+
+#include <cerrno>
+#include <mutex>
+#include <utility>
+
+namespace vfiokit::vfio {
+
+Error not_supported(std::string_view what, std::string_view where) {
+    return Error(ENOTSUP, std::string(what) + ": not supported in " + std::string(where));
+}
+
+DeviceHandle::DeviceHandle(PciAddress addr, std::unique_ptr<DeviceOps> ops)
+    : addr_(addr), ops_(std::move(ops)) {}
+
+DeviceHandle::~DeviceHandle() { release(); }
+
+bool DeviceHandle::alive() const {
+    std::shared_lock lock(mu_);
+    return ops_ != nullptr;
+}
+
+void DeviceHandle::release() {
+    // Destroyed under the exclusive lock: a call that got the shared lock
+    // before finishes on the live device first, and every later call sees
+    // null and fails without touching a (possibly reused) fd number.
+    std::unique_lock lock(mu_);
+    ops_.reset();
+}
+
+Error DeviceHandle::released(std::string_view what) const {
+    Error e(ENODEV, "device " + addr_.str() + " was released");
+    e.context(what);
+    e.hint("release the device only after its Bars and IrqSets are gone; take it again with "
+           "assign_device() to use it");
+    return e;
+}
+
+// Each call: shared lock, then either the backend or the ENODEV error.
+#define VFIOKIT_FORWARD(what, call)              \
+    std::shared_lock lock(mu_);                  \
+    if (!ops_)                                   \
+        return std::unexpected(released(what));  \
+    return ops_->call
+
+Result<DeviceInfo> DeviceHandle::info() { VFIOKIT_FORWARD("device info", info()); }
+
+Result<RegionInfo> DeviceHandle::region_info(std::uint32_t index) {
+    VFIOKIT_FORWARD("region info", region_info(index));
+}
+
+Result<void> DeviceHandle::read_region(std::uint32_t index, std::uint64_t offset, void* buf,
+                                       std::size_t len) {
+    VFIOKIT_FORWARD("region read", read_region(index, offset, buf, len));
+}
+
+Result<void> DeviceHandle::write_region(std::uint32_t index, std::uint64_t offset, const void* buf,
+                                        std::size_t len) {
+    VFIOKIT_FORWARD("region write", write_region(index, offset, buf, len));
+}
+
+Result<Mapping> DeviceHandle::map_region(std::uint32_t index, std::uint64_t offset,
+                                         std::uint64_t len, int prot, void* at) {
+    VFIOKIT_FORWARD("region mmap", map_region(index, offset, len, prot, at));
+}
+
+Result<IrqInfo> DeviceHandle::irq_info(std::uint32_t index) {
+    VFIOKIT_FORWARD("IRQ info", irq_info(index));
+}
+
+Result<void> DeviceHandle::set_irqs(const IrqRequest& r) { VFIOKIT_FORWARD("set IRQs", set_irqs(r)); }
+
+Result<void> DeviceHandle::reset() { VFIOKIT_FORWARD("reset", reset()); }
+
+Result<void> DeviceHandle::feature(std::uint32_t feature, FeatureOp op,
+                                   std::span<std::uint8_t> payload) {
+    VFIOKIT_FORWARD("device feature", feature(feature, op, payload));
+}
+
+#undef VFIOKIT_FORWARD
+
+}  // namespace vfiokit::vfio
