@@ -16,22 +16,13 @@
 #include <cstring>
 #include <utility>
 
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/uapi/vfio.hpp"
 
 namespace vfiokit::vfio {
 namespace detail {
 
 namespace {
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
-std::string range_text(std::uint64_t iova, std::uint64_t len) {
-    return "[" + hex(iova) + ", " + hex(iova + len) + ")";
-}
 
 // CHECK_EXTENSION and SET_IOMMU take their argument by value, not by pointer.
 void* int_arg(int v) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(v)); }
