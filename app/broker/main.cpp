@@ -1,13 +1,26 @@
-// vfiokit-broker: opens VFIO device cdevs and /dev/iommu as root and hands
-// the fds to an unprivileged driver process, which never opens /dev itself.
+// vfiokit-broker: opens a device's VFIO nodes as root and hands the fds to
+// a driver process, which never opens /dev itself.
 //
-//   vfiokit-broker [--uid N] [--gid N] [--memlock SIZE] --device BDF... -- CMD ARGS...
-//   vfiokit-broker --socket PATH --device BDF...
+//   vfiokit-broker [--vfio-mode M] [--uid N] [--gid N] [--memlock SIZE] --device BDF... -- CMD ARGS...
+//   vfiokit-broker [--vfio-mode M] --socket PATH --device BDF...
+//
+// Which nodes, per mode (--vfio-mode; auto: the mode the first device
+// offers first, cdev before group before no-IOMMU):
+//   cdev     /dev/iommu and each device's cdev (/dev/vfio/devices/vfioN)
+//   group    /dev/vfio/vfio and each device's group (/dev/vfio/N)
+//   compat   /dev/iommu (as the container) and each device's group
+//   noiommu  /dev/vfio/vfio and each device's no-IOMMU group
+//            (/dev/vfio/noiommu-N); socket mode only: setting the
+//            no-IOMMU model and finding physical addresses need
+//            CAP_SYS_RAWIO and CAP_SYS_ADMIN in the driver process
+//            (vfio_noiommu_open, pagemap), which exec mode drops.
+// Devices of one IOMMU group share its group fd (a group node opens once).
 //
 // Exec mode: forks; the child raises RLIMIT_MEMLOCK (it pins its DMA
 // memory, and iommufd charges the pages to its uid against this limit:
 // iommufd/pages.c incr_user_locked_vm), clears close-on-exec on the fds,
-// sets VFIOKIT_EXTERNAL_FDS="mode=cdev,iommufd=3,0000:00:03.0=4", drops
+// sets VFIOKIT_EXTERNAL_FDS="mode=cdev,iommufd=3,0000:00:03.0=4" (group
+// style: "mode=group,container=3,0000:00:03.0=4"), drops
 // privileges for good (setgroups, setgid, setuid; no_new_privs) and execs
 // CMD. The broker closes its copies, so the child is the fds' only holder
 // (its exit releases the devices), waits, and exits with the child's
@@ -20,8 +33,9 @@
 // its own business.
 //
 // The broker only opens the nodes: binding to the iommufd, the IOAS and the
-// attach are the receiver's (Vfio::from_external_fds), so the receiver owns
-// the device's whole lifecycle and its DMA pinning is charged to it.
+// attach (group style: setting the container and the IOMMU model) are the
+// receiver's (Vfio::from_external_fds), so the receiver owns the device's
+// whole lifecycle and its DMA pinning is charged to it.
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/prctl.h>
@@ -37,6 +51,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +60,7 @@
 #include "vfiokit/eal/vfio/probe.hpp"
 #include "vfiokit/eal/vfio/share.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace {
 
@@ -53,13 +69,16 @@ using vfio::Fd;
 
 void usage(FILE* out) {
     std::fprintf(out,
-                 "usage: vfiokit-broker [--uid N] [--gid N] [--memlock SIZE] --device BDF... -- "
-                 "CMD [ARGS...]\n"
-                 "       vfiokit-broker --socket PATH --device BDF...\n"
-                 "  Runs as root. Opens /dev/iommu and, per device bound to vfio-pci, its VFIO\n"
-                 "  cdev (/dev/vfio/devices/vfioN), then either starts CMD as an unprivileged\n"
-                 "  user with the fds inherited and named in %s, or sends\n"
-                 "  them over the unix SOCK_SEQPACKET socket PATH (SCM_RIGHTS).\n"
+                 "usage: vfiokit-broker [--vfio-mode M] [--uid N] [--gid N] [--memlock SIZE] "
+                 "--device BDF... -- CMD [ARGS...]\n"
+                 "       vfiokit-broker [--vfio-mode M] --socket PATH --device BDF...\n"
+                 "  Runs as root. Opens the VFIO nodes of each device bound to vfio-pci for\n"
+                 "  mode M, then either starts CMD as an unprivileged user with the fds\n"
+                 "  inherited and named in %s, or sends them over the unix\n"
+                 "  SOCK_SEQPACKET socket PATH (SCM_RIGHTS).\n"
+                 "  --vfio-mode M     auto (default), cdev (/dev/iommu + device cdevs), group\n"
+                 "                    (/dev/vfio/vfio + groups), compat (/dev/iommu + groups),\n"
+                 "                    noiommu (/dev/vfio/vfio + no-IOMMU groups; --socket only)\n"
                  "  --uid N, --gid N  the user and group CMD runs as (default 65534; gid = uid)\n"
                  "  --memlock SIZE    RLIMIT_MEMLOCK for CMD, bytes with K/M/G or 'unlimited'\n"
                  "                    (default 64M): the DMA memory it may pin\n",
@@ -98,6 +117,7 @@ rlim_t parse_size(std::string_view s) {
 }
 
 struct Args {
+    std::optional<vfio::Mode> mode;  // nullopt: auto
     uid_t uid = 65534;
     std::optional<gid_t> gid;
     rlim_t memlock = rlim_t{64} << 20;
@@ -137,6 +157,11 @@ Args parse_args(int argc, char** argv) {
             if (!d)
                 die("--device: '" + std::string(argv[i]) + "' is not a PCI address");
             a.devices.push_back(*d);
+        } else if (arg == "--vfio-mode") {
+            auto m = vfio::parse_mode(value());
+            if (!m)
+                die(m.error().message());
+            a.mode = *m;
         } else if (arg == "--socket") {
             a.socket = value();
         } else {
@@ -154,35 +179,85 @@ Args parse_args(int argc, char** argv) {
     return a;
 }
 
-// The fds the broker hands over, in the order they travel.
+// The fds the broker hands over, in the order they travel: [0] the iommufd
+// (cdev) or the container (group style), then one node per device (cdev) or
+// per IOMMU group (group style).
 struct Opened {
-    std::vector<Fd> fds;  // [0] the iommufd, then one cdev per device
-    vfio::ExternalFds external;  // numbers: the fds' own (exec) or indexes (socket)
+    std::vector<Fd> fds;
+    vfio::Mode mode = vfio::Mode::cdev;
+    std::vector<std::size_t> device_fd;  // per --device: its index in fds
+    // The text for the receiver: fd numbers (exec) or indexes (socket).
+    [[nodiscard]] vfio::ExternalFds external(const Args& a, bool indexes) const {
+        vfio::ExternalFds x;
+        x.mode = mode;
+        auto num = [&](std::size_t i) { return indexes ? static_cast<int>(i) : fds[i].get(); };
+        (mode == vfio::Mode::cdev ? x.iommufd : x.container) = num(0);
+        for (std::size_t i = 0; i < a.devices.size(); ++i)
+            x.devices.emplace_back(a.devices[i], num(device_fd[i]));
+        return x;
+    }
 };
 
+Fd open_node(const std::string& path, const std::string& why) {
+    auto fd = vfio::open_fd(path, O_RDWR | O_CLOEXEC);
+    if (!fd)
+        die(fd.error().message() + (why.empty() ? "" : " (" + why + ")"));
+    return std::move(*fd);
+}
+
 Opened open_nodes(const Args& a) {
-    Opened o;
-    o.external.mode = vfio::Mode::cdev;
-    auto iommufd = vfio::open_fd("/dev/iommu", O_RDWR | O_CLOEXEC);
-    if (!iommufd)
-        die(iommufd.error().message() + " (the kernel needs CONFIG_IOMMUFD)");
-    o.fds.push_back(std::move(*iommufd));
     const sysfs::Root root("");
     const auto kernel = vfio::probe_kernel(root);
+    std::vector<vfio::DeviceSupport> devs;
     for (const PciAddress& d : a.devices) {
         auto sup = vfio::probe_device(root, kernel, d);
         if (!sup)
             die(sup.error().message());
-        const auto& cdev = sup->status(vfio::Mode::cdev);
-        if (!cdev.available || !sup->vfio_dev)
-            die(d.str() + ": no VFIO device cdev: " + cdev.reason +
-                (sup->action.empty() ? "" : "; " + sup->action));
-        auto fd = vfio::open_fd("/dev/vfio/devices/" + *sup->vfio_dev, O_RDWR | O_CLOEXEC);
-        if (!fd)
-            die(fd.error().message());
-        std::printf("vfiokit-broker: %s: opened /dev/vfio/devices/%s\n", d.str().c_str(),
-                    sup->vfio_dev->c_str());
-        o.fds.push_back(std::move(*fd));
+        devs.push_back(std::move(*sup));
+    }
+    Opened o;
+    if (a.mode) {
+        o.mode = *a.mode;
+    } else if (devs.front().automatic) {
+        o.mode = *devs.front().automatic;
+    } else {
+        die(devs.front().addr.str() + ": no VFIO mode available" +
+            (devs.front().action.empty() ? "" : ": " + devs.front().action));
+    }
+    for (const auto& d : devs) {
+        const auto& st = d.status(o.mode);
+        if (!st.available)
+            die(d.addr.str() + ": " + std::string(vfio::to_string(o.mode)) + " mode unavailable: " +
+                st.reason + (d.action.empty() ? "" : "; " + d.action));
+    }
+    switch (o.mode) {
+    case vfio::Mode::cdev:
+    case vfio::Mode::compat:
+        o.fds.push_back(open_node("/dev/iommu", "the kernel needs CONFIG_IOMMUFD"));
+        break;
+    case vfio::Mode::group:
+    case vfio::Mode::noiommu: o.fds.push_back(open_node("/dev/vfio/vfio", "")); break;
+    }
+    std::map<unsigned, std::size_t> group_fd;  // group number -> index in fds
+    for (const auto& d : devs) {
+        std::string node;
+        if (o.mode == vfio::Mode::cdev) {
+            node = "/dev/vfio/devices/" + d.vfio_dev.value_or("?");
+        } else {
+            const unsigned g = d.iommu_group.value_or(~0u);
+            if (auto it = group_fd.find(g); it != group_fd.end()) {
+                o.device_fd.push_back(it->second);
+                std::printf("vfiokit-broker: %s: shares group %u's fd\n", d.addr.str().c_str(), g);
+                continue;
+            }
+            node = (o.mode == vfio::Mode::noiommu ? "/dev/vfio/noiommu-" : "/dev/vfio/") +
+                   std::to_string(g);
+            group_fd[g] = o.fds.size();
+        }
+        o.device_fd.push_back(o.fds.size());
+        o.fds.push_back(open_node(node, ""));
+        std::printf("vfiokit-broker: %s: opened %s (%s mode)\n", d.addr.str().c_str(),
+                    node.c_str(), std::string(vfio::to_string(o.mode)).c_str());
     }
     return o;
 }
@@ -196,7 +271,8 @@ Opened open_nodes(const Args& a) {
     for (const Fd& fd : o.fds)
         if (::fcntl(fd.get(), F_SETFD, 0) != 0)
             child_die("clear close-on-exec");
-    if (::setenv(vfio::kExternalFdsEnv, vfio::format_external_fds(o.external).c_str(), 1) != 0)
+    if (::setenv(vfio::kExternalFdsEnv, vfio::format_external_fds(o.external(a, false)).c_str(),
+                 1) != 0)
         child_die("setenv");
     // Raising the hard limit needs CAP_SYS_RESOURCE: before dropping root.
     const rlimit lim{a.memlock, a.memlock};
@@ -218,12 +294,9 @@ Opened open_nodes(const Args& a) {
 }
 
 int run_child(const Args& a, Opened o) {
-    for (std::size_t i = 0; i < a.devices.size(); ++i)
-        o.external.devices.emplace_back(a.devices[i], o.fds[i + 1].get());
-    o.external.iommufd = o.fds[0].get();
     std::printf("vfiokit-broker: starting %s as uid %u with %s=%s, RLIMIT_MEMLOCK %llu\n",
                 a.command[0], static_cast<unsigned>(a.uid), vfio::kExternalFdsEnv,
-                vfio::format_external_fds(o.external).c_str(),
+                vfio::format_external_fds(o.external(a, false)).c_str(),
                 static_cast<unsigned long long>(a.memlock));
     std::fflush(stdout);
     const pid_t pid = ::fork();
@@ -244,11 +317,8 @@ int run_child(const Args& a, Opened o) {
     return WEXITSTATUS(status);
 }
 
-int send_over_socket(const Args& a, Opened o) {
-    o.external.iommufd = 0;
-    for (std::size_t i = 0; i < a.devices.size(); ++i)
-        o.external.devices.emplace_back(a.devices[i], static_cast<int>(i + 1));
-    const std::string text = vfio::format_external_fds(o.external);
+int send_over_socket(const Args& a, const Opened& o) {
+    const std::string text = vfio::format_external_fds(o.external(a, true));
 
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
@@ -282,7 +352,11 @@ int send_over_socket(const Args& a, Opened o) {
 int main(int argc, char** argv) {
     const Args a = parse_args(argc, argv);
     if (::geteuid() != 0)
-        die("run as root: the broker opens /dev/iommu and the VFIO device cdevs for its child");
+        die("run as root: the broker opens the VFIO nodes for its child");
     Opened o = open_nodes(a);
-    return a.socket.empty() ? run_child(a, std::move(o)) : send_over_socket(a, std::move(o));
+    if (o.mode == vfio::Mode::noiommu && a.socket.empty())
+        die("no-IOMMU mode: the driver process needs CAP_SYS_RAWIO to set the no-IOMMU model "
+            "and CAP_SYS_ADMIN to read physical addresses, which exec mode drops; use --socket "
+            "with a privileged receiver");
+    return a.socket.empty() ? run_child(a, std::move(o)) : send_over_socket(a, o);
 }

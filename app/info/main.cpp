@@ -12,6 +12,7 @@
 
 #include "vfiokit/bus/pci/device.hpp"
 #include "vfiokit/bus/pci/scan.hpp"
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 
@@ -39,12 +40,6 @@ void usage(FILE* out) {
                  "  --sysroot DIR   read DIR/sys and DIR/dev instead of /sys and /dev\n");
 }
 
-std::string hex(unsigned v, int width) {
-    char b[16];
-    std::snprintf(b, sizeof b, "%0*x", width, v);
-    return b;
-}
-
 std::string json_str(std::string_view s) {
     std::string o = "\"";
     for (char c : s) {
@@ -55,7 +50,7 @@ std::string json_str(std::string_view s) {
         case '\t': o += "\\t"; break;
         default:
             if (static_cast<unsigned char>(c) < 0x20)
-                o += "\\u00" + hex(static_cast<unsigned char>(c), 2);
+                o += "\\u00" + hex_digits(static_cast<unsigned char>(c), 2);
             else
                 o += c;
         }
@@ -129,12 +124,6 @@ std::string human_size(std::uint64_t n) {
     return std::to_string(n) + " B";
 }
 
-std::string hex64(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
 // "mmap, msix-mappable, sparse 0x0+0x1000" and the like.
 std::string region_traits(const pci::RegionInfo& r) {
     std::string s;
@@ -147,11 +136,11 @@ std::string region_traits(const pci::RegionInfo& r) {
     if (!r.sparse.empty()) {
         std::string a = "sparse";
         for (const auto& area : r.sparse)
-            a += " " + hex64(area.offset) + "+" + hex64(area.size);
+            a += " " + hex(area.offset) + "+" + hex(area.size);
         add(a);
     }
     if (r.type)
-        add("type " + hex64(*r.type) + " subtype " + hex64(r.subtype.value_or(0)));
+        add("type " + hex(*r.type) + " subtype " + hex(r.subtype.value_or(0)));
     return s;
 }
 
@@ -166,7 +155,7 @@ void print_regions_text(const Regions& r) {
     std::printf("  regions      opened in %s mode\n", r.mode.c_str());
     for (const auto& g : r.regions)
         std::printf("    %-8s %-11s %-9s %c%c  %s\n", pci::to_string(g.index).c_str(),
-                    hex64(g.size).c_str(), human_size(g.size).c_str(), g.readable ? 'r' : '-',
+                    hex(g.size).c_str(), human_size(g.size).c_str(), g.readable ? 'r' : '-',
                     g.writable ? 'w' : '-', region_traits(g).c_str());
     std::string irqs;
     for (const auto& i : r.irqs)
@@ -233,8 +222,8 @@ void print_text(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
         const auto& d = e.dev;
         const auto& s = e.support;
         std::printf("\n%s  %s:%s  class %s  numa %d  driver %s\n", d.addr.str().c_str(),
-                    hex(d.ids.vendor, 4).c_str(), hex(d.ids.device, 4).c_str(),
-                    hex(d.ids.class_code, 6).c_str(), d.numa_node,
+                    hex_digits(d.ids.vendor, 4).c_str(), hex_digits(d.ids.device, 4).c_str(),
+                    hex_digits(d.ids.class_code, 6).c_str(), d.numa_node,
                     d.driver.empty() ? "(none)" : d.driver.c_str());
         if (s.iommu_group)
             std::printf("  iommu group  %u%s: %s\n", *s.iommu_group,
@@ -278,8 +267,8 @@ void print_json(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
         const auto& s = entries[i].support;
         std::string o = i ? "," : "";
         o += "{\"address\":" + json_str(d.addr.str()) + ",\"vendor\":" +
-             json_str(hex(d.ids.vendor, 4)) + ",\"device\":" + json_str(hex(d.ids.device, 4)) +
-             ",\"class\":" + json_str(hex(d.ids.class_code, 6)) +
+             json_str(hex_digits(d.ids.vendor, 4)) + ",\"device\":" + json_str(hex_digits(d.ids.device, 4)) +
+             ",\"class\":" + json_str(hex_digits(d.ids.class_code, 6)) +
              ",\"numa_node\":" + std::to_string(d.numa_node) +
              ",\"driver\":" + (d.driver.empty() ? "null" : json_str(d.driver)) +
              ",\"iommu_group\":" + (s.iommu_group ? std::to_string(*s.iommu_group) : "null") +

@@ -7,9 +7,12 @@ they need, the guest init and helpers, and the job script. The job's output
 comes back on a second serial port between markers; the kernel console is
 kept apart and shown when something goes wrong.
 
-Exit status: 0 when every step of the job passed and the guest finished;
-1 when a step failed, the guest panicked or timed out; 2 on bad usage or a
-host-side problem (missing kernel, QEMU, busybox).
+Exit status: 0 when the job ran at least one step, every step passed and the
+guest finished; 1 when a step failed or never ended, a gtest step ran no
+test, a helper reported an error outside the steps (a failed vfio_bind), the
+job ran no step, or the guest panicked or timed out; 2 on bad usage or a
+host-side problem (missing kernel, QEMU, busybox). Output outside any step
+is shown, never counted as a pass.
 """
 
 import argparse
@@ -191,45 +194,124 @@ def kernel_dir():
     return res.stdout.strip().splitlines()[-1]
 
 
+class Step:
+    """One framed step of a job: its name, exit status (None until its END
+    marker arrives), its output lines, and why the host failed it although
+    the guest said it passed (a gtest run of zero tests)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.rc = None
+        self.lines = []
+        self.host_failure = None
+
+    @property
+    def passed(self):
+        return self.rc == 0 and self.host_failure is None
+
+    def status(self):
+        if self.rc is None:
+            return "INCOMPLETE (no END marker)"
+        if self.rc != 0:
+            return f"FAIL (exit {self.rc})"
+        if self.host_failure:
+            return f"FAIL ({self.host_failure})"
+        return "PASS"
+
+
+class Results:
+    """What the guest reported: steps, output outside any step, errors the
+    job's helpers raised outside steps (@@VFIOKIT:ERROR, e.g. a failed
+    vfio_bind), and whether the guest booted and finished the job."""
+
+    def __init__(self):
+        self.steps = []
+        self.skipped = []  # (name, reason): steps this shape cannot run
+        self.outside = []
+        self.errors = []
+        self.booted = False
+        self.done = False
+
+
 def parse_results(text):
-    """Steps as a list of (name, rc or None, output lines); plus booted/done flags."""
-    steps, cur, booted, done = [], None, False, False
+    r, cur = Results(), None
     for line in text.splitlines():
         if line.startswith(MARK + "BOOTED"):
-            booted = True
+            r.booted = True
         elif line.startswith(MARK + "BEGIN "):
-            cur = [line[len(MARK) + 6:].strip(), None, []]
-            steps.append(cur)
+            # A BEGIN inside an open step leaves that step without its END:
+            # it stays INCOMPLETE and fails.
+            cur = Step(line[len(MARK) + 6:].strip())
+            r.steps.append(cur)
         elif line.startswith(MARK + "END "):
             parts = line[len(MARK) + 4:].split()
-            if cur is not None and parts and parts[0] == cur[0]:
-                cur[1] = int(parts[1]) if len(parts) > 1 else -1
+            if cur is not None and parts and parts[0] == cur.name:
+                try:
+                    cur.rc = int(parts[1]) if len(parts) > 1 else -1
+                except ValueError:
+                    cur.rc = -1
+            else:
+                r.errors.append(f"END of step '{parts[0] if parts else ''}' that was not open")
             cur = None
         elif line.startswith(MARK + "SKIP "):
             # A step the guest could not run here, with its reason.
             name, _, reason = line[len(MARK) + 5:].strip().partition(" ")
-            steps.append([name, "skip", [reason]])
+            r.skipped.append((name, reason or "no reason given"))
+        elif line.startswith(MARK + "ERROR "):
+            r.errors.append(line[len(MARK) + 6:].strip())
         elif line.startswith(MARK + "DONE"):
-            done = True
+            r.done = True  # a step still open stays INCOMPLETE
+            cur = None
         elif cur is not None:
-            cur[2].append(line)
+            cur.lines.append(line)
         else:
-            steps.append(["", 0, [line]])  # output outside a step (bind messages)
-    return steps, booted, done
+            r.outside.append(line)
+    for s in r.steps:
+        if s.rc == 0:
+            s.host_failure = gtest_ran_nothing(s.lines)
+    return r
+
+
+GTEST_RUNNING = re.compile(r"\[==========\] Running (\d+) tests?")
+GTEST_PASSED = re.compile(r"\[  PASSED  \] (\d+) tests?")
+GTEST_SKIPPED = re.compile(r"\[  SKIPPED \] (\d+) tests?")
+GTEST_FAILED = re.compile(r"\s*(\d+) FAILED TESTS?")
+
+
+def gtest_ran_nothing(lines):
+    """Why a step that ran gtest proved nothing, or None. A filter that
+    matches no test makes gtest exit 0 with "Running 0 tests"; a run whose
+    every test skipped passes the same way. Either fails the step."""
+    running = passed = skipped = failed = 0
+    seen = False
+    for line in lines:
+        if m := GTEST_RUNNING.match(line):
+            seen = True
+            running += int(m.group(1))
+        elif m := GTEST_PASSED.match(line):
+            passed += int(m.group(1))
+        elif m := GTEST_SKIPPED.match(line):
+            skipped += int(m.group(1))
+        elif m := GTEST_FAILED.match(line):
+            failed += int(m.group(1))
+    if not seen:
+        return None
+    if running == 0:
+        return "gtest ran 0 tests: the filter matches none"
+    if passed == 0 and failed == 0:
+        return f"gtest passed 0 tests ({skipped} skipped)"
+    return None
 
 
 def step_counts(lines):
     """'15 passed, 1 skipped' from gtest summaries or ok/not ok checks in a step."""
     passed = skipped = failed = 0
     for line in lines:
-        m = re.match(r"\[  PASSED  \] (\d+) test", line)
-        if m:
+        if m := GTEST_PASSED.match(line):
             passed += int(m.group(1))
-        m = re.match(r"\[  SKIPPED \] (\d+) test", line)
-        if m:
+        if m := GTEST_SKIPPED.match(line):
             skipped += int(m.group(1))
-        m = re.match(r"\s*(\d+) FAILED TESTS?", line)
-        if m:
+        if m := GTEST_FAILED.match(line):
             failed += int(m.group(1))
         if line.startswith("ok - "):
             passed += 1
@@ -237,6 +319,40 @@ def step_counts(lines):
             failed += 1
     parts = [f"{n} {w}" for n, w in ((passed, "passed"), (failed, "failed"), (skipped, "skipped")) if n]
     return f" ({', '.join(parts)})" if parts else ""
+
+
+def judge(r, shape, quiet=False, timed_out=False, timeout=0, panicked=False, qemu_problem=None):
+    """The report lines for parsed results, and the problems that fail the
+    run (empty: it passed)."""
+    out = []
+    for s in r.steps:
+        if not quiet or not s.passed:
+            out.extend(s.lines)
+        out.append(f"lab[{shape}] {s.name}: {s.status()}{step_counts(s.lines)}")
+    for name, reason in r.skipped:
+        out.append(f"lab[{shape}] {name}: SKIPPED ({reason})")
+    if r.outside:
+        # Not a step: reported, never counted as a pass.
+        out.append(f"lab[{shape}] output outside any step ({len(r.outside)} line(s)):")
+        out.extend("  | " + line for line in r.outside)
+    problems = []
+    if qemu_problem:
+        problems.append(qemu_problem)
+    if timed_out:
+        problems.append(f"guest timed out after {timeout:.0f} s")
+    if panicked:
+        problems.append("guest kernel panicked")
+    if not r.booted and not timed_out and not panicked:
+        problems.append("guest never reached the job (init failed?)")
+    elif r.booted and not r.done and not timed_out and not panicked:
+        problems.append("guest stopped before the job finished")
+    problems.extend(f"job error: {e}" for e in r.errors)
+    failed = [s for s in r.steps if not s.passed]
+    if failed:
+        problems.append(f"{len(failed)} step(s) failed: " + ", ".join(s.name for s in failed))
+    if not r.steps:
+        problems.append("the job ran no steps")
+    return out, problems
 
 
 def main():
@@ -284,42 +400,21 @@ def main():
         read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
         out, cons, qemu_out = read(results), read(console), read(os.path.join(tmp, "qemu.txt"))
 
-    steps, booted, done = parse_results(out)
-    panicked = "Kernel panic" in cons
-    skipped = [s for s in steps if s[1] == "skip"]
-    failed = [s for s in steps if s[0] and s[1] not in (0, "skip")]
-    for s in steps:
-        if s[1] == "skip":
-            print(f"lab[{args.shape}] {s[0]}: SKIPPED ({s[2][0] if s[2] else 'no reason given'})")
-            continue
-        if not args.quiet or (s[0] and s[1] != 0) or not s[0]:
-            for line in s[2]:
-                print(line)
-        if s[0]:
-            status = "PASS" if s[1] == 0 else ("INCOMPLETE" if s[1] is None else f"FAIL (exit {s[1]})")
-            print(f"lab[{args.shape}] {s[0]}: {status}{step_counts(s[2])}")
-    problems = []
+    r = parse_results(out)
+    qemu_problem = None
     if proc.returncode not in (0, None) and not timed_out:
-        problems.append(f"qemu exited with {proc.returncode}: {qemu_out.strip()[-500:]}")
-    if timed_out:
-        problems.append(f"guest timed out after {args.timeout:.0f} s")
-    if panicked:
-        problems.append("guest kernel panicked")
-    if not booted and not timed_out and not panicked:
-        problems.append("guest never reached the job (init failed?)")
-    elif booted and not done and not timed_out and not panicked:
-        problems.append("guest stopped before the job finished")
-    if failed:
-        problems.append(f"{len(failed)} step(s) failed: " + ", ".join(s[0] for s in failed))
-    ran = [s for s in steps if s[0] and s[1] != "skip"]
-    if problems or not ran:
-        if not ran and not problems:
-            problems.append("the job ran no steps")
+        qemu_problem = f"qemu exited with {proc.returncode}: {qemu_out.strip()[-500:]}"
+    lines, problems = judge(r, args.shape, quiet=args.quiet, timed_out=timed_out,
+                            timeout=args.timeout, panicked="Kernel panic" in cons,
+                            qemu_problem=qemu_problem)
+    print("\n".join(lines))
+    if problems:
         print("---- guest console (last 60 lines) ----")
         print("\n".join(cons.splitlines()[-60:]))
         print(f"lab[{args.shape}] {name}: FAILED: " + "; ".join(problems))
         return 1
-    print(f"lab[{args.shape}] {name}: {len(ran)} step(s) passed, {len(skipped)} skipped "
+    n = len(r.steps)
+    print(f"lab[{args.shape}] {name}: {n} step(s) passed, {len(r.skipped)} skipped "
           f"(initramfs {t1 - t0:.1f} s, guest {t2 - t1:.1f} s)")
     return 0
 

@@ -1,3 +1,4 @@
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/pagemap.hpp"
 
 #include <fcntl.h>
@@ -16,12 +17,6 @@ namespace {
 // Documentation/admin-guide/mm/pagemap.rst.
 constexpr std::uint64_t kPresent = 1ULL << 63;
 constexpr std::uint64_t kPfnMask = (1ULL << 55) - 1;
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
 
 }  // namespace
 

@@ -1,13 +1,19 @@
 # VFIO state shared with other processes on the iommu shape, once per mode
 # it offers: a secondary (fresh image, state and memfd over SCM_RIGHTS)
 # drives edu with the primary's fds; a custom container is shared too; fds
-# from outside (from_external_fds, the broker's socket mode). Then
-# vfiokit-broker starts the test as uid 65534, which cannot open /dev itself
-# and drives edu with the fds it inherited (cdev).
+# from outside (from_external_fds, the broker's socket mode, in each mode).
+# Then vfiokit-broker starts the test as uid 65534, which cannot open /dev
+# itself and drives edu with the fds it inherited: in the mode auto picks
+# (cdev), and in each mode the shape offers.
 export VFIOKIT_LAB_SHAPE=iommu
 for bdf in 0000:00:03.0 0000:00:04.0; do
     vfio_bind $bdf
 done
 t=vfio_share_lab_test
 each_mode vfio-share 0000:00:03.0 $t --gtest_filter='Lab/*'
-run vfio-share-broker vfiokit-broker --uid 65534 --memlock 32M --device 0000:00:03.0 -- $t --role=unprivileged
+b="vfiokit-broker --uid 65534 --memlock 32M --device 0000:00:03.0"
+run vfio-share-broker $b -- $t --role=unprivileged
+# The broker takes its mode from VFIOKIT_VFIO_MODE/VFIOKIT_VFIO_TYPE1 (set
+# by each_mode) like every vfiokit program; noiommu refuses unprivileged
+# drivers and is proven on its own shape.
+each_mode vfio-share-broker 0000:00:03.0 $b -- $t --role=unprivileged

@@ -1,4 +1,5 @@
 #include "vfiokit/bus/pci/bar.hpp"
+#include "vfiokit/eal/format.hpp"
 
 #include <atomic>
 #include <bit>
@@ -16,12 +17,6 @@ static_assert(std::endian::native == std::endian::little,
               "Bar accesses assume a little-endian host");
 
 namespace {
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%" PRIx64, v);
-    return b;
-}
 
 template <class T>
 std::string width() {

@@ -9,16 +9,11 @@
 #include <cstdio>
 
 #include "vfiokit/bus/pci/register.hpp"
+#include "vfiokit/eal/format.hpp"
 
 namespace vfiokit::pci {
 
 namespace {
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%" PRIx64, v);
-    return b;
-}
 
 // PCI Local Bus Specification 3.0, 6.2.2: the Command register. The Status
 // register next to it (0x06) has write-1-to-clear bits, which is why it is

@@ -4,18 +4,13 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include "vfiokit/eal/format.hpp"
 
 namespace vfiokit::edu {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
 
 // Polls `done` until it holds or `timeout` passes. The edu engines finish
 // on QEMU's timers and threads, so there is nothing to do but look again;

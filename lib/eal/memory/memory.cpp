@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/memory.hpp"
 #include "vfiokit/eal/pagemap.hpp"
 
@@ -75,11 +76,8 @@ Result<std::unique_ptr<Memory>> Memory::create(const MemoryOptions& o) {
                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
                                 -1, 0, "memory window");
     if (!res) {
-        char b[96];
-        std::snprintf(b, sizeof b, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(base),
-                      static_cast<unsigned long long>(base + win));
         return fail(std::move(res.error())
-                        .context(std::string("memory: reserve the window ") + b)
+                        .context("memory: reserve the window " + range_text(base, win))
                         .hint("the range is taken; choose another --base-virtaddr"));
     }
     m->window_ = std::move(*res);
@@ -89,13 +87,6 @@ Result<std::unique_ptr<Memory>> Memory::create(const MemoryOptions& o) {
 }
 
 namespace {
-
-std::string range(std::uint64_t a, std::uint64_t b) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(a),
-                  static_cast<unsigned long long>(b));
-    return buf;
-}
 
 // mmap exactly at `va` without replacing anything. Kernels before 4.17
 // ignore MAP_FIXED_NOREPLACE and treat the address as a hint, so a mapping
@@ -111,10 +102,10 @@ Result<void> map_at(std::uint64_t va, std::uint64_t len, int prot, int flags, in
     }
     if (p == MAP_FAILED) {
         if (errno == EEXIST)
-            return fail(Error(EEXIST, what + " " + range(va, va + len) + " is taken in this process")
+            return fail(Error(EEXIST, what + " " + range_text(va, len) + " is taken in this process")
                             .hint("start the secondary with the same --base-virtaddr or free that "
                                   "range (the primary's window must be free in the secondary)"));
-        return fail(Error(errno, "mmap " + what + " " + range(va, va + len)));
+        return fail(Error(errno, "mmap " + what + " " + range_text(va, len)));
     }
     return {};
 }
@@ -128,7 +119,7 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
         return fail(Error(EINVAL, "memory: attach: " + why));
     };
     if (pg < 4096 || (pg & (pg - 1)) != 0 || base % pg != 0 || win == 0 || win % pg != 0)
-        return bad("window " + range(base, base + win) + " with pages of " + std::to_string(pg) +
+        return bad("window " + range_text(base, win) + " with pages of " + std::to_string(pg) +
                    " bytes is not page-aligned");
     if (segs.size() != fds.size())
         return bad(std::to_string(segs.size()) + " segments, " + std::to_string(fds.size()) + " fds");
@@ -140,9 +131,9 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
     for (auto i : order) {
         const Segment& s = segs[i];
         if (s.len == 0 || s.va % pg || s.len % pg || s.va < end || s.va + s.len > base + win)
-            return bad("segment " + range(s.va, s.va + s.len) +
+            return bad("segment " + range_text(s.va, s.len) +
                        " is unaligned, overlaps another or lies outside the window " +
-                       range(base, base + win));
+                       range_text(base, win));
         end = s.va + s.len;
     }
 
@@ -179,7 +170,7 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
         if (to > cursor) {
             if (auto ok = map_at(cursor, to - cursor, PROT_NONE,
                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
-                                 "part of the memory window " + range(base, base + win) + ":");
+                                 "part of the memory window " + range_text(base, win) + ":");
                 !ok)
                 return ok;
             mapped.emplace_back(cursor, to - cursor);

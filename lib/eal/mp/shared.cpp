@@ -6,7 +6,8 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "codec.hpp"
+#include "../byte_codec.hpp"
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/mp.hpp"
 
 namespace vfiokit::eal::mp {
@@ -18,16 +19,6 @@ constexpr std::uint32_t kInfoVersion = 1;
 // Room in an "eal.info" reply for the VFIO side's description; the rest is
 // for the segment list.
 constexpr std::size_t kMaxVfioInfo = 16 * 1024;
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
-std::string range(std::uint64_t a, std::uint64_t len) {
-    return "[" + hex(a) + ", " + hex(a + len) + ")";
-}
 
 std::string size_str(std::uint64_t n) {
     if (n >= (1ULL << 20) && n % (1ULL << 20) == 0)
@@ -109,14 +100,14 @@ Result<Reply> memory_reply(const Memory& m, std::mutex* lock, const Request& q) 
         // its fd number be reused) before the reply is sent.
         int fd = ::fcntl(segs[i]->fd, F_DUPFD_CLOEXEC, 0);
         if (fd < 0)
-            return fail(Error(errno, "dup the fd of segment " + range(segs[i]->va, segs[i]->len))
+            return fail(Error(errno, "dup the fd of segment " + range_text(segs[i]->va, segs[i]->len))
                             .context("eal.memory"));
         r.owned_fds.emplace_back(fd);
-        body.raw(one.take());
+        body.raw(one.take_string());
     }
     w.u32(static_cast<std::uint32_t>(r.owned_fds.size()));
-    w.raw(body.take());
-    r.payload = w.take();
+    w.raw(body.take_string());
+    r.payload = w.take_string();
     return r;
 }
 
@@ -150,12 +141,12 @@ Result<Reply> info_reply(const Server& s, const Memory& m, std::mutex* lock,
         put_segment(one, *seg, first_iova(m, *seg));
         if (w.size() + 4 + body.size() + one.size() > kMaxPayload)
             break;
-        body.raw(one.take());
+        body.raw(one.take_string());
         ++listed;
     }
     w.u32(listed);
-    w.raw(body.take());
-    return Reply{w.take(), {}, {}};
+    w.raw(body.take_string());
+    return Reply{w.take_string(), {}, {}};
 }
 
 }  // namespace
@@ -180,7 +171,7 @@ Result<std::unique_ptr<Memory>> attach_memory(Client& c) {
     do {
         codec::Writer q;
         q.u32(static_cast<std::uint32_t>(segs.size()));
-        auto resp = c.request(kMemoryRequest, q.take());
+        auto resp = c.request(kMemoryRequest, q.take_string());
         if (!resp)
             return fail(std::move(resp.error()).context(ctx));
         codec::Reader r(resp->payload);
@@ -272,12 +263,12 @@ std::string to_text(const PrimaryInfo& i) {
          ", prefix " + i.prefix + "\n";
     t += "vfio mode    " + i.vfio_mode + " (" + i.vfio_mode_reason + ")\n";
     t += "iova mode    " + i.iova_mode + "\n";
-    t += "window       " + range(i.window_base, i.window_size) + ", " + size_str(i.window_size) +
+    t += "window       " + range_text(i.window_base, i.window_size) + ", " + size_str(i.window_size) +
          ", pages of " + size_str(i.page_size) + "\n";
     t += "segments     " + std::to_string(i.segments_total) + ", " + size_str(bytes) +
          (i.segments.size() < i.segments_total ? " listed" : "") + "\n";
     for (const auto& s : i.segments) {
-        t += "  " + range(s.va, s.len) + "  " + size_str(s.len) + "  node " +
+        t += "  " + range_text(s.va, s.len) + "  " + size_str(s.len) + "  node " +
              (s.node < 0 ? std::string("any") : std::to_string(s.node)) + "  iova " +
              hex(s.iova) + (s.iova_contiguous ? "" : " (first page)") + "  " + s.backing + "\n";
     }
@@ -296,9 +287,7 @@ std::string json_str(std::string_view s) {
             o += '\\';
             o += static_cast<char>(c);
         } else if (c < 0x20) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
-            o += b;
+            o += "\\u" + hex_digits(c, 4);
         } else {
             o += static_cast<char>(c);
         }

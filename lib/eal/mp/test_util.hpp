@@ -114,9 +114,8 @@ inline bool raw_send(int sock, std::string_view bytes, std::span<const int> fds 
     return n && *n == bytes.size();
 }
 
-inline std::string header_bytes(wire::Header h, std::string_view payload = {}) {
-    std::string s(reinterpret_cast<const char*>(&h), sizeof h);
-    return s + std::string(payload);
+inline std::string header_bytes(const wire::Header& h, std::string_view payload = {}) {
+    return wire::frame(h, payload);
 }
 
 inline wire::Header echo_header(std::uint32_t payload_len = 0, std::uint32_t nfds = 0) {

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "vfiokit/eal/format.hpp"
+
 namespace vfiokit::eal::mp {
 
 Result<std::size_t> send_with_fds(int sock, std::span<const iovec> iov, std::span<const int> fds,
@@ -81,6 +83,12 @@ Header make_header(Kind kind, std::uint32_t seq, std::string_view name) {
     return h;
 }
 
+std::string frame(const Header& h, std::string_view payload) {
+    std::string s(reinterpret_cast<const char*>(&h), sizeof h);
+    s.append(payload);
+    return s;
+}
+
 namespace {
 
 std::string num(std::uint64_t n) { return std::to_string(n); }
@@ -103,11 +111,8 @@ std::string check(int msg_flags, std::size_t n, Received& r, std::span<const std
         return "short message: " + num(n) + " bytes, the header alone is " + num(sizeof(Header));
     std::memcpy(&r.msg.h, buf.data(), sizeof(Header));
     const Header& h = r.msg.h;
-    if (h.magic != kMagic) {
-        char b[16];
-        std::snprintf(b, sizeof b, "0x%08x", h.magic);
-        return std::string("bad magic ") + b;
-    }
+    if (h.magic != kMagic)
+        return "bad magic 0x" + hex_digits(h.magic, 8);
     if (h.version != kVersion)
         return "protocol version " + num(h.version) + ", this side speaks " + num(kVersion);
     r.header_ok = true;
@@ -168,8 +173,9 @@ Result<void> send(int sock, Header h, std::string_view payload, std::span<const 
                                         num(kMaxFds) + ")"));
     h.payload_len = static_cast<std::uint32_t>(payload.size());
     h.nfds = static_cast<std::uint32_t>(fds.size());
-    const iovec iov[2] = {{&h, sizeof h}, {const_cast<char*>(payload.data()), payload.size()}};
-    auto n = send_with_fds(sock, std::span(iov, payload.empty() ? 1 : 2), fds, flags);
+    const std::string bytes = frame(h, payload);
+    const iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+    auto n = send_with_fds(sock, std::span(&iov, 1), fds, flags);
     if (!n)
         return fail(std::move(n.error()));
     return {};

@@ -67,6 +67,11 @@ struct Received {
 [[nodiscard]] Result<void> send(int sock, Header h, std::string_view payload,
                                 std::span<const int> fds, int flags = 0);
 
+// The bytes of one message: the header exactly as given, then the payload.
+// send() frames with this after filling payload_len and nfds; tests frame
+// forged headers with it.
+[[nodiscard]] std::string frame(const Header& h, std::string_view payload);
+
 // A header of `kind` named `name` (truncated to kMaxNameLen).
 [[nodiscard]] Header make_header(Kind kind, std::uint32_t seq, std::string_view name);
 

@@ -31,62 +31,12 @@
 
 #include "backend.hpp"
 #include "kernel_device.hpp"
+#include "vfiokit/eal/format.hpp"
+#include "vfiokit/eal/uuid.hpp"
 
 namespace vfiokit::vfio {
 
 namespace {
-
-using Uuid = std::array<std::uint8_t, 16>;
-
-std::string hex(std::uint64_t v) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string s;
-    do {
-        s.insert(s.begin(), kDigits[v & 0xf]);
-        v >>= 4;
-    } while (v != 0);
-    return "0x" + s;
-}
-
-// "[0x1000, 0x3000)" for messages.
-std::string span(std::uint64_t iova, std::uint64_t len) {
-    return "[" + hex(iova) + ", " + hex(iova + len) + ")";
-}
-
-// The canonical 8-4-4-4-12 text form, either case, into the 16 bytes in text
-// order: the kernel's uuid_t (not the mixed-endian guid_t), as vfio-pci's
-// VFIO_DEVICE_FEATURE_PCI_VF_TOKEN takes it.
-Result<Uuid> parse_uuid(std::string_view text) {
-    auto bad = [&] {
-        return fail(Error(EINVAL, "parse VF token '" + std::string(text) + "'")
-                        .hint("a VF token is a UUID: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx "
-                              "(hex digits)"));
-    };
-    if (text.size() != 36)
-        return bad();
-    Uuid out{};
-    std::size_t nibble = 0;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return bad();
-            continue;
-        }
-        unsigned v;
-        if (c >= '0' && c <= '9')
-            v = static_cast<unsigned>(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v = static_cast<unsigned>(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v = static_cast<unsigned>(c - 'A' + 10);
-        else
-            return bad();
-        out[nibble / 2] = static_cast<std::uint8_t>(out[nibble / 2] | (v << (nibble % 2 ? 0 : 4)));
-        ++nibble;
-    }
-    return out;
-}
 
 // One IOAS in the (not owned) iommufd. Shared by the container and each of
 // its devices, so the IOMMU_DESTROY comes after the last device has gone
@@ -251,7 +201,7 @@ Result<std::unique_ptr<BackendDevice>> CdevContainer::attach_device(const Device
     if (!req.vf_token.empty()) {
         auto t = parse_uuid(req.vf_token);
         if (!t)
-            return fail(std::move(t.error()));
+            return fail(std::move(t.error()).context("VF token"));
         token = *t;
     }
     // from_external_fds: the cdev was opened by whoever gave us the fd.
@@ -461,7 +411,7 @@ Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::ui
     if (r)
         return {};
     Error& e = r.error();
-    e.context(where() + ": map " + span(iova, len) + " to vaddr " + hex(vaddr));
+    e.context(where() + ": map " + range_text(iova, len) + " to vaddr " + hex(vaddr));
     switch (e.err()) {
     case ENOMEM:
         e.hint("pinning the memory exceeds RLIMIT_MEMLOCK (ulimit -l), or the kernel is out "
@@ -514,7 +464,7 @@ Result<std::uint64_t> CdevContainer::do_unmap(std::uint64_t iova, std::uint64_t 
 }
 
 Result<std::uint64_t> CdevContainer::unmap(std::uint64_t iova, std::uint64_t len) {
-    return do_unmap(iova, len, "unmap " + span(iova, len));
+    return do_unmap(iova, len, "unmap " + range_text(iova, len));
 }
 
 // iova 0 with length UINT64_MAX is the kernel's "unmap everything" (ioas.c

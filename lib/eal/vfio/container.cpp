@@ -3,22 +3,17 @@
 #include <cstdio>
 
 #include "backend.hpp"
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace vfiokit::vfio {
 
 namespace {
 
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
 std::string ranges_text(const std::vector<IovaRange>& rs) {
     std::string s;
     for (const auto& r : rs)
-        s += (s.empty() ? "" : ", ") + std::string("[") + hex(r.start) + ", " + hex(r.last) + "]";
+        s += (s.empty() ? "" : ", ") + inclusive_range_text(r.start, r.last);
     return s.empty() ? "none" : s;
 }
 
@@ -99,7 +94,7 @@ Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
     for (const auto& r : *ranges)
         inside = inside || (iova >= r.start && iova + len - 1 <= r.last);
     if (!inside)
-        return fail(Error(ERANGE, "map " + describe_range(iova, len) +
+        return fail(Error(ERANGE, "map " + range_text(iova, len) +
                                       ": IOVA outside the ranges the kernel accepts (" +
                                       ranges_text(*ranges) + ")")
                         .hint("take IOVAs from alloc_iova(); IOVA == VA fails for typical user "
@@ -112,7 +107,7 @@ Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
         entries_avail_ = avail->value_or(~0u);
     }
     if (*entries_avail_ == 0)
-        return fail(Error(ENOSPC, "map " + describe_range(iova, len) +
+        return fail(Error(ENOSPC, "map " + range_text(iova, len) +
                                       ": type1 DMA entry limit reached (" +
                                       std::to_string(table_.size()) + " mappings in this container)")
                         .hint("raise the vfio_iommu_type1.dma_entry_limit module parameter, or "
@@ -132,7 +127,7 @@ Result<void> Container::map_file(std::uint64_t vaddr, int fd, std::uint64_t offs
 
 Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
                                  const FileRef* file) {
-    const std::string what = "map " + describe_range(iova, len) + " from vaddr " + hex(vaddr);
+    const std::string what = "map " + range_text(iova, len) + " from vaddr " + hex(vaddr);
     if (!translates())
         return fail(untranslated(what).context(name()));
     const std::uint64_t pg = backend_->page_size();
@@ -178,16 +173,16 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
 
 Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
     if (!translates())
-        return fail(untranslated("unmap " + describe_range(iova, len)).context(name()));
+        return fail(untranslated("unmap " + range_text(iova, len)).context(name()));
     if (len == 0 || iova + len < iova)
-        return fail(Error(EINVAL, "unmap " + describe_range(iova, len) + ": bad length").context(name()));
+        return fail(Error(EINVAL, "unmap " + range_text(iova, len) + ": bad length").context(name()));
     auto whole = table_.whole_mappings_in(iova, len);
     if (!whole)
         return fail(std::move(whole.error()).context(name()));
     for (const auto& m : *whole)
         if (inherited(m.iova))
-            return fail(Error(EPERM, "unmap " + describe_range(iova, len) + ": mapping " +
-                                         describe_range(m.iova, m.len) +
+            return fail(Error(EPERM, "unmap " + range_text(iova, len) + ": mapping " +
+                                         range_text(m.iova, m.len) +
                                          " belongs to the process this container was imported from")
                             .context(name())
                             .hint("ask that process to unmap it; a process unmaps only what it "
@@ -200,7 +195,7 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
         if (!done)
             return fail(std::move(done.error()).context(name()));
         if (*done != expect)
-            return fail(Error(EIO, "unmap " + describe_range(iova, len) + ": the kernel unmapped " +
+            return fail(Error(EIO, "unmap " + range_text(iova, len) + ": the kernel unmapped " +
                                        hex(*done) + " bytes, the table holds " + hex(expect))
                             .context(name()));
         if (entries_avail_ && *entries_avail_ != ~0u)
@@ -274,7 +269,7 @@ Result<void> Container::replay() {
         if (auto ok = backend_->map(m.vaddr, m.iova, m.len); !ok) {
             undo();
             return fail(std::move(ok.error())
-                            .context("replaying mapping " + describe_range(m.iova, m.len) +
+                            .context("replaying mapping " + range_text(m.iova, m.len) +
                                      " made before the first device"));
         }
         if (entries_avail_ && *entries_avail_ != ~0u)

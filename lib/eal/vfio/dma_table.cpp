@@ -3,14 +3,9 @@
 #include <cerrno>
 #include <cstdio>
 
-namespace vfiokit::vfio {
+#include "vfiokit/eal/format.hpp"
 
-std::string describe_range(std::uint64_t iova, std::uint64_t len) {
-    char b[64];
-    std::snprintf(b, sizeof b, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(iova),
-                  static_cast<unsigned long long>(iova + len));
-    return b;
-}
+namespace vfiokit::vfio {
 
 Result<void> DmaTable::check_free(std::uint64_t iova, std::uint64_t len) const {
     const std::uint64_t end = iova + len;
@@ -18,13 +13,13 @@ Result<void> DmaTable::check_free(std::uint64_t iova, std::uint64_t len) const {
     // only these two can overlap, since mappings never overlap each other.
     auto next = by_iova_.lower_bound(iova);
     if (next != by_iova_.end() && next->second.iova < end)
-        return fail(EEXIST, "map " + describe_range(iova, len) + ": overlaps mapping " +
-                                describe_range(next->second.iova, next->second.len));
+        return fail(EEXIST, "map " + range_text(iova, len) + ": overlaps mapping " +
+                                range_text(next->second.iova, next->second.len));
     if (next != by_iova_.begin()) {
         const auto& prev = std::prev(next)->second;
         if (prev.end() > iova)
-            return fail(EEXIST, "map " + describe_range(iova, len) + ": overlaps mapping " +
-                                    describe_range(prev.iova, prev.len));
+            return fail(EEXIST, "map " + range_text(iova, len) + ": overlaps mapping " +
+                                    range_text(prev.iova, prev.len));
     }
     return {};
 }
@@ -34,19 +29,19 @@ void DmaTable::insert(const DmaMapping& m) { by_iova_.emplace(m.iova, m); }
 Result<std::vector<DmaMapping>> DmaTable::whole_mappings_in(std::uint64_t iova,
                                                             std::uint64_t len) const {
     const std::uint64_t end = iova + len;
-    const std::string what = "unmap " + describe_range(iova, len);
+    const std::string what = "unmap " + range_text(iova, len);
     auto it = by_iova_.lower_bound(iova);
     if (it != by_iova_.begin()) {
         const auto& prev = std::prev(it)->second;
         if (prev.end() > iova)
-            return fail(EINVAL, what + ": cuts through mapping " + describe_range(prev.iova, prev.len) +
+            return fail(EINVAL, what + ": cuts through mapping " + range_text(prev.iova, prev.len) +
                                     " (only whole mappings can be unmapped)");
     }
     std::vector<DmaMapping> out;
     for (; it != by_iova_.end() && it->second.iova < end; ++it) {
         if (it->second.end() > end)
             return fail(EINVAL, what + ": cuts through mapping " +
-                                    describe_range(it->second.iova, it->second.len) +
+                                    range_text(it->second.iova, it->second.len) +
                                     " (only whole mappings can be unmapped)");
         out.push_back(it->second);
     }
@@ -116,13 +111,8 @@ Result<std::uint64_t> DmaTable::find_free(const std::vector<IovaRange>& ranges, 
             return pos;
         }
     }
-    char b[160];
-    std::snprintf(b, sizeof b,
-                  "allocate IOVA: no free 0x%llx bytes (alignment 0x%llx) below 0x%llx inside the "
-                  "container's IOVA ranges",
-                  static_cast<unsigned long long>(len), static_cast<unsigned long long>(align),
-                  static_cast<unsigned long long>(limit));
-    return fail(ENOSPC, b);
+    return fail(ENOSPC, "allocate IOVA: no free " + hex(len) + " bytes (alignment " + hex(align) +
+                            ") below " + hex(limit) + " inside the container's IOVA ranges");
 }
 
 }  // namespace vfiokit::vfio

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "group_style.hpp"
+#include "vfiokit/eal/format.hpp"
 
 namespace vfiokit::vfio {
 

@@ -7,6 +7,7 @@
 // Kernel references (Linux 6.12): drivers/vfio/group.c (group fd ioctls),
 // drivers/vfio/container.c (container ioctls, IOMMU model lifetime).
 #include "group_style.hpp"
+#include "vfiokit/eal/format.hpp"
 #include "kernel_device.hpp"
 
 #include <fcntl.h>

@@ -5,17 +5,24 @@
 // Test names carry the mode ("Core/Assign.ReleaseLeavesNothing/group_type1v2").
 // The job binds the shape's devices to vfio-pci first, except the ones that
 // must stay on their kernel driver (see devtools/lab/jobs/vfio-core-*.sh).
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "lab_env.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
@@ -82,13 +89,126 @@ protected:
     if (!dc().translates())                                                       \
         GTEST_SKIP() << "no-IOMMU mode: nothing translates (tested in NoIommu.*)"
 
+// --- the mode, from the shape's own facts -------------------------------------
+
+bool is_char_dev(const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode);
+}
+
+std::vector<std::string> dir_entries(const std::string& path) {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(path.c_str())) {
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.')
+                out.emplace_back(e->d_name);
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string link_name(const std::string& path) {
+    char b[PATH_MAX];
+    const ssize_t n = ::readlink(path.c_str(), b, sizeof b - 1);
+    if (n <= 0)
+        return {};
+    std::string t(b, static_cast<std::size_t>(n));
+    return t.substr(t.rfind('/') + 1);
+}
+
+// Whether this process holds `node` open (a /proc/self/fd target).
+bool holds(const std::string& node) {
+    for (const auto& fd : dir_entries("/proc/self/fd")) {
+        char b[PATH_MAX];
+        const ssize_t n = ::readlink(("/proc/self/fd/" + fd).c_str(), b, sizeof b - 1);
+        if (n > 0 && std::string(b, static_cast<std::size_t>(n)) == node)
+            return true;
+    }
+    return false;
+}
+
+// Per mode, the devices on vfio-pci that the running kernel lets use it,
+// read from /dev and sysfs directly (not through probe.cpp, which is under
+// test): cdev needs the device's cdev (/dev/vfio/devices/vfioN) and
+// /dev/iommu; group its group's node /dev/vfio/N; noiommu the no-IOMMU
+// group node /dev/vfio/noiommu-N.
+std::map<Mode, std::vector<std::string>> shape_offers() {
+    std::map<Mode, std::vector<std::string>> out;
+    for (const auto& bdf : dir_entries("/sys/bus/pci/drivers/vfio-pci")) {
+        if (!PciAddress::parse(bdf))
+            continue;
+        const std::string dev = "/sys/bus/pci/devices/" + bdf;
+        const std::string group = link_name(dev + "/iommu_group");
+        for (const auto& n : dir_entries(dev + "/vfio-dev"))
+            if (is_char_dev("/dev/vfio/devices/" + n) && is_char_dev("/dev/iommu"))
+                out[Mode::cdev].push_back(bdf);
+        if (!group.empty() && is_char_dev("/dev/vfio/" + group))
+            out[Mode::group].push_back(bdf);
+        if (!group.empty() && is_char_dev("/dev/vfio/noiommu-" + group))
+            out[Mode::noiommu].push_back(bdf);
+    }
+    return out;
+}
+
+// The nodes a process in mode `m` holds for the device `bdf`.
+std::vector<std::string> nodes_of(Mode m, const std::string& bdf) {
+    const std::string dev = "/sys/bus/pci/devices/" + bdf;
+    const std::string group = link_name(dev + "/iommu_group");
+    const auto cdevs = dir_entries(dev + "/vfio-dev");
+    switch (m) {
+    case Mode::cdev:
+        return {"/dev/iommu", "/dev/vfio/devices/" + (cdevs.empty() ? "?" : cdevs.front())};
+    case Mode::group: return {"/dev/vfio/vfio", "/dev/vfio/" + group};
+    case Mode::compat: return {"/dev/iommu", "/dev/vfio/" + group};
+    case Mode::noiommu: return {"/dev/vfio/vfio", "/dev/vfio/noiommu-" + group};
+    }
+    return {};
+}
+
+// Forced: the mode asked for. Auto: the first mode in preference order
+// (cdev, group, noiommu) that a device on vfio-pci offers, by the shape's
+// facts above; the reason names such a device. Either way the mode is
+// real: an assigned edu is held through that mode's kernel nodes.
 TEST_P(Core, ModeIsTheOneAskedFor) {
-    std::string want = env("VFIOKIT_VFIO_MODE", "auto");
+    const std::string want = env("VFIOKIT_VFIO_MODE", "auto");
     std::printf("mode %s: %s; %s\n", std::string(to_string(vfio->mode())).c_str(),
                 vfio->mode_reason().c_str(), dc().describe().c_str());
     if (want != "auto") {
         EXPECT_EQ(to_string(vfio->mode()), want);
+        EXPECT_NE(vfio->mode_reason().find("forced"), std::string::npos) << vfio->mode_reason();
+    } else {
+        const auto offers = shape_offers();
+        std::optional<Mode> expect;
+        for (Mode m : {Mode::cdev, Mode::group, Mode::noiommu})
+            if (!expect && offers.contains(m))
+                expect = m;
+        ASSERT_TRUE(expect) << "no device on vfio-pci offers any mode: the job binds the edu";
+        std::printf("the shape offers %s first, for", std::string(to_string(*expect)).c_str());
+        for (const auto& bdf : offers.at(*expect))
+            std::printf(" %s", bdf.c_str());
+        std::printf("\n");
+        EXPECT_EQ(vfio->mode(), *expect) << vfio->mode_reason();
+        const std::string& why = vfio->mode_reason();
+        EXPECT_TRUE(why.starts_with("auto: ")) << why;
+        EXPECT_NE(why.find("offers " + std::string(to_string(*expect))), std::string::npos) << why;
+        bool names_one = false;
+        for (const auto& bdf : offers.at(*expect))
+            names_one = names_one || why.find(bdf) != std::string::npos;
+        EXPECT_TRUE(names_one) << "the reason names no device that offers the mode: " << why;
     }
+    Device* d = assign(dc(), kEdu);
+    ASSERT_NE(d, nullptr);
+    for (const auto& node : nodes_of(vfio->mode(), kEdu)) {
+        EXPECT_TRUE(holds(node)) << "in " << to_string(vfio->mode()) << " mode the process holds "
+                                 << node;
+    }
+    if (vfio->mode() != Mode::cdev) {
+        for (const auto& n : dir_entries(std::string("/sys/bus/pci/devices/") + kEdu + "/vfio-dev")) {
+            EXPECT_FALSE(holds("/dev/vfio/devices/" + n)) << "the cdev is not used outside cdev";
+        }
+    }
+    ASSERT_TRUE(vfio->release_device(*d));
 }
 
 TEST_P(Core, AssignAndReleaseLeaveNothing) {

@@ -9,7 +9,10 @@
 #include <set>
 #include <string>
 
+#include "../byte_codec.hpp"
 #include "modes.hpp"
+#include "vfiokit/eal/format.hpp"
+#include "vfiokit/uapi/vfio.hpp"
 
 namespace vfiokit::vfio::share {
 
@@ -43,67 +46,8 @@ std::optional<Type1> type1_of(std::uint8_t c) {
     return std::nullopt;
 }
 
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
-class Writer {
-public:
-    void u8(std::uint8_t v) { out_.push_back(v); }
-    void u16(std::uint16_t v) { le(v, 2); }
-    void u32(std::uint32_t v) { le(v, 4); }
-    void u64(std::uint64_t v) { le(v, 8); }
-    void bytes(const std::uint8_t* p, std::size_t n) { out_.insert(out_.end(), p, p + n); }
-    void patch_u32(std::size_t at, std::uint32_t v) {
-        for (int i = 0; i < 4; ++i)
-            out_[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
-    }
-    std::vector<std::uint8_t>& out() { return out_; }
-
-private:
-    void le(std::uint64_t v, int n) {
-        for (int i = 0; i < n; ++i)
-            out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-    }
-    std::vector<std::uint8_t> out_;
-};
-
-// Reads little-endian fields; past the end it records the failure, returns
-// zeros, and stays failed, so a parse can check once per section.
-class Reader {
-public:
-    explicit Reader(std::span<const std::uint8_t> b) : b_(b) {}
-    std::uint8_t u8(const char* what) { return static_cast<std::uint8_t>(le(1, what)); }
-    std::uint16_t u16(const char* what) { return static_cast<std::uint16_t>(le(2, what)); }
-    std::uint32_t u32(const char* what) { return static_cast<std::uint32_t>(le(4, what)); }
-    std::uint64_t u64(const char* what) { return le(8, what); }
-    [[nodiscard]] bool ok() const { return error_.empty(); }
-    [[nodiscard]] const std::string& error() const { return error_; }
-    [[nodiscard]] std::size_t pos() const { return pos_; }
-    [[nodiscard]] std::size_t left() const { return b_.size() - pos_; }
-
-private:
-    std::uint64_t le(std::size_t n, const char* what) {
-        if (!ok())
-            return 0;
-        if (left() < n) {
-            error_ = "truncated: " + std::to_string(b_.size()) + " bytes end inside " + what +
-                     " at byte " + std::to_string(pos_);
-            pos_ = b_.size();
-            return 0;
-        }
-        std::uint64_t v = 0;
-        for (std::size_t i = 0; i < n; ++i)
-            v |= std::uint64_t{b_[pos_ + i]} << (8 * i);
-        pos_ += n;
-        return v;
-    }
-    std::span<const std::uint8_t> b_;
-    std::size_t pos_ = 0;
-    std::string error_;
-};
+using codec::Reader;
+using codec::Writer;
 
 std::unexpected<Error> bad(const std::string& why) {
     return fail(Error(EPROTO, "decode shared VFIO state: " + why)
@@ -165,10 +109,10 @@ Result<std::vector<std::uint8_t>> encode(const Snapshot& s) {
             w.u64(m.len);
         }
     }
-    if (w.out().size() > std::numeric_limits<std::uint32_t>::max())
+    if (w.size() > std::numeric_limits<std::uint32_t>::max())
         return too_big("bytes");
-    w.patch_u32(8, static_cast<std::uint32_t>(w.out().size()));
-    return std::move(w.out());
+    w.patch_u32(8, static_cast<std::uint32_t>(w.size()));
+    return w.take();
 }
 
 Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_count) {
@@ -331,7 +275,7 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
             return bad(who + ": DMA mappings in " + mode_name + " mode, which does not translate");
         for (std::uint32_t i = 0; i < nmappings; ++i) {
             DmaMapping m{r.u64("mapping iova"), r.u64("mapping vaddr"), r.u64("mapping length")};
-            const std::string mw = who + " mapping " + describe_range(m.iova, m.len);
+            const std::string mw = who + " mapping " + range_text(m.iova, m.len);
             if (m.len == 0 || (m.iova | m.vaddr | m.len) % kPage != 0)
                 return bad(mw + ": empty or not 4 KiB-aligned");
             if (m.iova + (m.len - 1) < m.iova || m.vaddr + (m.len - 1) < m.vaddr)
@@ -345,9 +289,9 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
         for (std::size_t i = 1; i < c.mappings.size(); ++i)
             if (c.mappings[i].iova <= c.mappings[i - 1].iova + (c.mappings[i - 1].len - 1))
                 return bad(who + " mapping " +
-                           describe_range(c.mappings[i].iova, c.mappings[i].len) +
+                           range_text(c.mappings[i].iova, c.mappings[i].len) +
                            ": overlaps " +
-                           describe_range(c.mappings[i - 1].iova, c.mappings[i - 1].len));
+                           range_text(c.mappings[i - 1].iova, c.mappings[i - 1].len));
         s.containers.push_back(std::move(c));
     }
     if (r.left() != 0)

@@ -11,8 +11,9 @@
 // lib/eal/mp's; the sender/receiver here is the test's own.
 //
 // --role=unprivileged is what vfiokit-broker starts as uid 65534
-// (devtools/lab/jobs/vfio-share-iommu.sh): it proves it cannot open the
-// nodes itself and drives edu with the fds it inherited.
+// (devtools/lab/jobs/vfio-share-iommu.sh, once per mode the broker hands to
+// an unprivileged process: cdev, group, compat): it proves it cannot open
+// the nodes itself and drives edu with the fds it inherited.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -340,19 +341,24 @@ TEST_P(Share, FromExternalFds) {
     ASSERT_TRUE(a) << a.error().message();
 }
 
-// The broker's socket mode: it sends a device cdev and /dev/iommu to a
-// running process (this one), which binds and attaches them itself.
+// The broker's socket mode, in this run's mode: it sends the device's nodes
+// (cdev: /dev/iommu and the device cdev; group style: the container node
+// and the group) to a running process (this one), which binds and attaches
+// them (sets the container and IOMMU model) itself.
 TEST_P(Share, BrokerSendsFdsOverASocket) {
-    if (vfio->mode() != Mode::cdev)
-        GTEST_SKIP() << "the broker hands out cdevs";
+    const Mode mode = vfio->mode();
     vfio.reset();
-    auto x = receive_from_broker(kEdu);
+    auto x = receive_from_broker(kEdu, mode);
     ASSERT_TRUE(x) << x.error().message();
-    auto v = Vfio::from_external_fds(*x);
+    EXPECT_EQ(x->mode, mode);
+    auto v = Vfio::from_external_fds(*x, mode_options());
     ASSERT_TRUE(v) << v.error().message();
+    EXPECT_EQ((*v)->mode(), mode);
+    std::printf("from the broker (%s): %s\n", mode_label().c_str(),
+                (*v)->default_container().describe().c_str());
     Device* d = (*v)->find_device(*PciAddress::parse(kEdu));
     ASSERT_NE(d, nullptr);
-    SharedMem mem(false);
+    SharedMem mem(!iommu_shape());
     ASSERT_TRUE(mem.ok());
     primary_still_drives(*d, (*v)->default_container(), mem);
 }

@@ -14,22 +14,19 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "edu.hpp"
 #include "vfiokit/bus/pci/device.hpp"
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/mp.hpp"
 
 namespace vfiokit::vfio::share_lab {
 
 namespace {
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
 
 // --- the test's transport: one SOCK_SEQPACKET message, bytes + SCM_RIGHTS ---
 
@@ -93,14 +90,23 @@ bool edu_round_trip(edu::EduDevice& e, std::uint64_t src, std::uint64_t dst, Che
              "dma_to_ram " + hex(dst) + ": " + (back ? "" : back.error().message()));
 }
 
-Result<std::string> cdev_name(PciAddress a) {
+// The root-only nodes a process in mode `m` opens for device `a`: the
+// device cdev or the group node, and /dev/iommu where the mode uses it
+// (/dev/vfio/vfio is open to everyone: it grants nothing by itself).
+std::vector<std::string> private_nodes(Mode m, PciAddress a) {
     const sysfs::Root root("");
     auto d = probe_device(root, probe_kernel(root), a);
+    std::vector<std::string> out;
+    if (m == Mode::cdev || m == Mode::compat)
+        out.emplace_back("/dev/iommu");
     if (!d)
-        return fail(std::move(d.error()));
-    if (!d->vfio_dev)
-        return fail(ENODEV, a.str() + " has no VFIO cdev");
-    return *d->vfio_dev;
+        return out;
+    if (m == Mode::cdev)
+        out.push_back("/dev/vfio/devices/" + d->vfio_dev.value_or("?"));
+    else
+        out.push_back((m == Mode::noiommu ? "/dev/vfio/noiommu-" : "/dev/vfio/") +
+                      std::to_string(d->iommu_group.value_or(~0u)));
+    return out;
 }
 
 }  // namespace
@@ -338,7 +344,7 @@ ExternalFds open_external(const Options& o) {
     return x;
 }
 
-Result<ExternalFds> receive_from_broker(const char* bdf) {
+Result<ExternalFds> receive_from_broker(const char* bdf, Mode mode) {
     const char* path = "/tmp/vfiokit-share-broker.sock";
     ::unlink(path);
     Fd lsock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
@@ -350,8 +356,9 @@ Result<ExternalFds> receive_from_broker(const char* bdf) {
         return fail(errno, std::string("bind/listen ") + path);
     const pid_t pid = ::fork();
     if (pid == 0) {
-        ::execlp("vfiokit-broker", "vfiokit-broker", "--socket", path, "--device", bdf,
-                 static_cast<char*>(nullptr));
+        const std::string m(to_string(mode));
+        ::execlp("vfiokit-broker", "vfiokit-broker", "--vfio-mode", m.c_str(), "--socket", path,
+                 "--device", bdf, static_cast<char*>(nullptr));
         std::perror("exec vfiokit-broker");
         _exit(127);
     }
@@ -380,9 +387,21 @@ Result<ExternalFds> receive_from_broker(const char* bdf) {
         i = m->fds[static_cast<std::size_t>(i)].release();
         return true;
     };
-    bool ok = take(x->iommufd);
-    for (auto& dev : x->devices)
+    if (x->mode != mode)
+        return fail(EPROTO, "asked the broker for " + std::string(to_string(mode)) + " mode, got " +
+                                std::string(to_string(x->mode)));
+    bool ok = take(x->mode == Mode::cdev ? x->iommufd : x->container);
+    // Devices of one group name one fd: take it once.
+    std::map<int, int> taken;
+    for (auto& dev : x->devices) {
+        if (auto it = taken.find(dev.second); it != taken.end()) {
+            dev.second = it->second;
+            continue;
+        }
+        const int index = dev.second;
         ok = take(dev.second) && ok;
+        taken[index] = dev.second;
+    }
     if (!ok)
         return fail(EPROTO, "the broker's message names an fd it did not send");
     return x;
@@ -402,11 +421,13 @@ int unprivileged_main() {
     auto x = parse_external_fds(text ? text : "");
     if (!c(x.has_value(), std::string(kExternalFdsEnv) + ": " + (x ? "" : x.error().message())))
         return 1;
+    std::printf("unprivileged: %s mode from the broker\n", std::string(to_string(x->mode)).c_str());
     // It cannot open what the broker opened for it.
-    std::vector<std::string> nodes = {"/dev/iommu"};
+    std::vector<std::string> nodes;
     for (const auto& [a, fd] : x->devices)
-        if (auto n = cdev_name(a))
-            nodes.push_back("/dev/vfio/devices/" + *n);
+        for (const auto& n : private_nodes(x->mode, a))
+            if (std::find(nodes.begin(), nodes.end(), n) == nodes.end())
+                nodes.push_back(n);
     for (const auto& n : nodes) {
         const int fd = ::open(n.c_str(), O_RDWR);
         const int err = errno;
@@ -416,14 +437,26 @@ int unprivileged_main() {
         if (fd >= 0)
             ::close(fd);
     }
+    // Nor get the device through vfiokit on its own: cdev and compat fail
+    // at /dev/iommu, group mode at the group node.
     Options forced;
-    forced.mode = Mode::cdev;
+    forced.mode = x->mode;
     auto own = Vfio::create(forced);
-    c(!own && own.error().err() == EACCES, "Vfio::create (opens /dev/iommu) is refused");
-    if (!own)
-        std::printf("unprivileged: Vfio::create: %s\n", own.error().message().c_str());
+    Result<Device*> own_dev = fail(EACCES, "Vfio::create");
+    if (own)
+        own_dev = (*own)->assign_device((*own)->default_container(), x->devices.front().first.str());
+    else
+        own_dev = fail(std::move(own.error()));
+    c(!own_dev && own_dev.error().err() == EACCES, "getting the device without the broker is refused");
+    if (!own_dev)
+        std::printf("unprivileged: on its own: %s\n", own_dev.error().message().c_str());
+    own = fail(EINVAL, "");  // releases anything it opened
 
-    auto v = Vfio::from_external_fds(*x);
+    // The type1 flavour from the environment (the mode is the broker's).
+    Options o;
+    if (auto env_ok = apply_environment(o); !env_ok)
+        c(false, env_ok.error().message());
+    auto v = Vfio::from_external_fds(*x, o);
     if (!c(v.has_value(), "from_external_fds: " + (v ? "" : v.error().message())))
         return 1;
     Device* d = (*v)->find_device(x->devices.front().first);

@@ -88,15 +88,17 @@ struct Reply {
 // if it also exited with status 0).
 [[nodiscard]] Reply spawn_secondary(const Task& t, const SharedState& state, int memfd);
 int secondary_main(int argc, char** argv);
-// What vfiokit-broker starts as uid 65534 (VFIOKIT_EXTERNAL_FDS set).
+// What vfiokit-broker starts as uid 65534 (VFIOKIT_EXTERNAL_FDS set), in
+// any mode the broker hands out to an unprivileged process (cdev, group,
+// compat).
 int unprivileged_main();
 
 // dup() of each fd, as a receiver would hold them.
 [[nodiscard]] std::vector<Fd> dup_all(const std::vector<int>& fds);
 // kEdu's nodes opened the way a broker would for the mode in `o`.
 [[nodiscard]] ExternalFds open_external(const Options& o);
-// Listens on a unix socket, runs `vfiokit-broker --socket`, and turns what
-// it sends into ExternalFds (owned by the caller).
-[[nodiscard]] Result<ExternalFds> receive_from_broker(const char* bdf);
+// Listens on a unix socket, runs `vfiokit-broker --vfio-mode MODE --socket`,
+// and turns what it sends into ExternalFds (owned by the caller).
+[[nodiscard]] Result<ExternalFds> receive_from_broker(const char* bdf, Mode mode);
 
 }  // namespace vfiokit::vfio::share_lab

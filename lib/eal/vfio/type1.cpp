@@ -14,23 +14,10 @@
 
 #include "caps.hpp"
 #include "group_style.hpp"
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/uapi/vfio.hpp"
 
 namespace vfiokit::vfio::detail {
-
-namespace {
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
-std::string range_text(std::uint64_t iova, std::uint64_t len) {
-    return "[" + hex(iova) + ", " + hex(iova + len) + ")";
-}
-
-}  // namespace
 
 Result<IommuInfo> query_iommu_info(int container_fd, bool caps) {
     constexpr std::string_view what = "VFIO_IOMMU_GET_INFO";

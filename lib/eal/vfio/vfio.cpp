@@ -11,6 +11,7 @@
 
 #include "backend.hpp"
 #include "modes.hpp"
+#include "vfiokit/eal/uuid.hpp"
 
 namespace vfiokit::vfio {
 
@@ -105,17 +106,6 @@ struct Spec {
     std::string vf_token;
 };
 
-bool is_uuid(std::string_view s) {
-    if (s.size() != 36)
-        return false;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i])))
-            return false;
-    }
-    return true;
-}
-
 Result<Spec> parse_spec(std::string_view spec) {
     auto bad = [&](std::string why) {
         return fail(Error(EINVAL, "device '" + std::string(spec) + "': " + std::move(why))
@@ -133,7 +123,7 @@ Result<Spec> parse_spec(std::string_view spec) {
         if (!rest.starts_with(key))
             return bad("unknown argument '" + std::string(rest) + "'");
         rest.remove_prefix(key.size());
-        if (!is_uuid(rest))
+        if (!parse_uuid(rest))
             return bad("vf_token is not a UUID");
         s.vf_token = rest;
     }

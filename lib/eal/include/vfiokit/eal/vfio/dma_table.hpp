@@ -51,7 +51,4 @@ private:
     std::map<std::uint64_t, DmaMapping> by_iova_;
 };
 
-// "[0x1000, 0x3000)": how mappings and requests are named in messages.
-[[nodiscard]] std::string describe_range(std::uint64_t iova, std::uint64_t len);
-
 }  // namespace vfiokit::vfio

@@ -65,6 +65,9 @@ class ContainerBackend;
 class BackendDevice;
 class Container;
 class Vfio;
+// Host unit tests of the front end (container_test.cpp): builds a Vfio
+// around a fake ContainerBackend. Not part of the API.
+struct VfioTesting;
 
 struct Options {
     // nullopt: automatic (cdev where the kernel offers it, else group, else
@@ -188,6 +191,7 @@ public:
 
 private:
     friend class Vfio;
+    friend struct VfioTesting;
     Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_default);
     struct FileRef {
         int fd;
@@ -280,6 +284,7 @@ public:
     Vfio& operator=(const Vfio&) = delete;
 
 private:
+    friend struct VfioTesting;
     Vfio() = default;
     Result<std::unique_ptr<ContainerBackend>> make_backend();
     // assign_device(), with the node already open (from_external_fds).

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Host tests of lab.py's result parsing and judgement.
+
+    python3 lab_test.py [GTEST_BINARY]
+
+With a gtest binary (the unit suite passes eal_unit_test), the zero-test
+check is also proven on real gtest output: the binary is run with a filter
+that matches nothing, and its output, framed as a guest step, must fail.
+"""
+
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402
+
+GTEST_BINARY = None
+M = lab.MARK
+
+
+def framed(*lines, booted=True, done=True):
+    out = [M + "BOOTED 6.12"] if booted else []
+    out += list(lines)
+    if done:
+        out.append(M + "DONE")
+    return "\n".join(out) + "\n"
+
+
+def step(name, rc, *body):
+    return [M + "BEGIN " + name, *body, M + f"END {name} {rc}"]
+
+
+GTEST_OK = ["[==========] Running 2 tests from 1 test suite.",
+            "[  PASSED  ] 2 tests."]
+
+
+def verdict(text):
+    return lab.judge(lab.parse_results(text), "iommu")
+
+
+class Parse(unittest.TestCase):
+    def test_passing_steps_pass(self):
+        lines, problems = verdict(framed(*step("a", 0, "ok - one"), *step("b", 0, *GTEST_OK)))
+        self.assertEqual(problems, [])
+        self.assertIn("lab[iommu] a: PASS (1 passed)", lines)
+        self.assertIn("lab[iommu] b: PASS (2 passed)", lines)
+
+    def test_failing_step_fails(self):
+        _, problems = verdict(framed(*step("a", 0), *step("b", 3, "not ok - x")))
+        self.assertTrue(any("1 step(s) failed: b" in p for p in problems), problems)
+
+    def test_output_outside_steps_is_reported_not_passed(self):
+        r = lab.parse_results(framed("vfio_bind: something", *step("a", 0, "ok - x")))
+        self.assertEqual([s.name for s in r.steps], ["a"])
+        self.assertEqual(r.outside, ["vfio_bind: something"])
+        lines, problems = lab.judge(r, "iommu")
+        self.assertEqual(problems, [])
+        self.assertIn("  | vfio_bind: something", lines)
+
+    def test_only_output_outside_steps_fails(self):
+        _, problems = verdict(framed("some output", "more output"))
+        self.assertIn("the job ran no steps", problems)
+
+    def test_no_steps_fails(self):
+        _, problems = verdict(framed())
+        self.assertIn("the job ran no steps", problems)
+
+    def test_unterminated_step_fails(self):
+        r = lab.parse_results(framed(M + "BEGIN a", "ok - x"))
+        self.assertIsNone(r.steps[0].rc)
+        _, problems = lab.judge(r, "iommu")
+        self.assertTrue(any("step(s) failed: a" in p for p in problems), problems)
+
+    def test_step_cut_by_the_next_begin_fails(self):
+        _, problems = verdict(framed(M + "BEGIN a", *step("b", 0)))
+        self.assertTrue(any("step(s) failed: a" in p for p in problems), problems)
+
+    def test_end_of_another_step_fails(self):
+        _, problems = verdict(framed(M + "BEGIN a", M + "END b 0"))
+        self.assertTrue(any("was not open" in p for p in problems), problems)
+        self.assertTrue(any("step(s) failed: a" in p for p in problems), problems)
+
+    def test_helper_error_outside_steps_fails(self):
+        _, problems = verdict(framed(M + "ERROR vfio_bind 0000:00:03.0: bound to 'e1000'",
+                                     *step("a", 0)))
+        self.assertIn("job error: vfio_bind 0000:00:03.0: bound to 'e1000'", problems)
+
+    def test_guest_that_never_finished_fails(self):
+        _, problems = verdict(framed(*step("a", 0), done=False))
+        self.assertIn("guest stopped before the job finished", problems)
+        _, problems = verdict(framed(booted=False, done=False))
+        self.assertIn("guest never reached the job (init failed?)", problems)
+
+
+class ZeroTests(unittest.TestCase):
+    def test_filter_matching_nothing_fails(self):
+        text = framed(*step("a", 0, "[==========] Running 0 tests from 0 test suites.",
+                            "[==========] 0 tests from 0 test suites ran. (0 ms total)",
+                            "[  PASSED  ] 0 tests."))
+        lines, problems = verdict(text)
+        self.assertTrue(any("step(s) failed: a" in p for p in problems), problems)
+        self.assertTrue(any("gtest ran 0 tests" in l for l in lines), lines)
+
+    def test_every_test_skipped_fails(self):
+        text = framed(*step("a", 0, "[==========] Running 2 tests from 1 test suite.",
+                            "[  PASSED  ] 0 tests.", "[  SKIPPED ] 2 tests, listed below:"))
+        _, problems = verdict(text)
+        self.assertTrue(any("step(s) failed: a" in p for p in problems), problems)
+
+    def test_some_skipped_passes(self):
+        text = framed(*step("a", 0, "[==========] Running 3 tests from 1 test suite.",
+                            "[  PASSED  ] 2 tests.", "[  SKIPPED ] 1 test, listed below:"))
+        _, problems = verdict(text)
+        self.assertEqual(problems, [])
+
+    def test_steps_without_gtest_are_not_judged_by_it(self):
+        _, problems = verdict(framed(*step("a", 0, "plain output")))
+        self.assertEqual(problems, [])
+
+    @unittest.skipUnless(os.environ.get("LAB_TEST_GTEST_BINARY"),
+                         "no gtest binary given (the meson unit suite gives one)")
+    def test_real_gtest_with_an_empty_filter_fails(self):
+        binary = os.environ["LAB_TEST_GTEST_BINARY"]
+        env = dict(os.environ, GTEST_COLOR="no")
+        empty = subprocess.run([binary, "--gtest_filter=NoSuchSuite.NoSuchTest"],
+                               capture_output=True, text=True, env=env)
+        self.assertEqual(empty.returncode, 0, "gtest itself passes an empty filter")
+        lines, problems = verdict(framed(*step("empty", 0, *empty.stdout.splitlines())))
+        self.assertTrue(any("step(s) failed: empty" in p for p in problems), (problems, lines))
+        # The same binary with a filter that matches passes.
+        some = subprocess.run([binary, "--gtest_filter=*"], capture_output=True, text=True,
+                              env=env)
+        self.assertEqual(some.returncode, 0, some.stdout[-2000:])
+        _, problems = verdict(framed(*step("some", 0, *some.stdout.splitlines())))
+        self.assertEqual(problems, [])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        os.environ["LAB_TEST_GTEST_BINARY"] = sys.argv.pop(1)
+    unittest.main(verbosity=2)

@@ -1,0 +1,233 @@
+// The container front end on the host, through a fake backend
+// (fake_backend.hpp): replay of the table when a group-style backend
+// becomes ready (and its undo when that fails), type1's DMA entry
+// accounting, and the check that the kernel's unmapped byte counts match
+// the table. The same paths run against the real kernel in the lab
+// (lib/eal/vfio/lab_test.cpp); here each fault can be placed exactly.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <memory>
+#include <string>
+
+#include "fake_backend.hpp"
+#include "fake_sysfs.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
+
+namespace vfiokit::vfio {
+namespace {
+
+using fake::FakeBackend;
+using fake::FakeIommu;
+using vfiokit::testing::FakeSysfs;
+
+constexpr std::uint64_t K = 4096;
+constexpr std::uint64_t kVa = 0x7f0000000000ULL;  // never touched: the fake maps nothing
+constexpr const char* kEdu = "0000:00:03.0";
+
+// The iommu shape's kernel with two devices on vfio-pci, each alone in its
+// group (as probe_test.cpp builds it).
+void shape(FakeSysfs& fs) {
+    fs.file("/dev/vfio/vfio");
+    fs.file("/dev/iommu");
+    fs.file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "N\n");
+    fs.dir("/sys/bus/pci/drivers/vfio-pci");
+    int n = 0;
+    for (const char* bdf : {"0000:00:03.0", "0000:00:04.0"}) {
+        const int group = 3 + n;
+        fs.pci_device(bdf, "0x1234", "0x11e8", "0x00ff00", group, "vfio-pci");
+        fs.dir("/sys/bus/pci/devices/" + std::string(bdf) + "/vfio-dev/vfio" + std::to_string(n));
+        fs.file("/dev/vfio/devices/vfio" + std::to_string(n));
+        fs.file("/dev/vfio/" + std::to_string(group));
+        ++n;
+    }
+}
+
+class FrontEnd : public ::testing::Test {
+protected:
+    void SetUp() override {
+        shape(fs);
+        k = std::make_shared<FakeIommu>();
+    }
+    // Call after adjusting `k`: the Vfio is made around it.
+    Container& start(Mode m = Mode::group) {
+        vfio = VfioTesting::make(fs.root(), m, std::make_unique<FakeBackend>(k, m));
+        return vfio->default_container();
+    }
+    Device* assign(const char* bdf = kEdu) {
+        auto d = vfio->assign_device(vfio->default_container(), bdf);
+        EXPECT_TRUE(d) << (d ? "" : d.error().message());
+        return d ? *d : nullptr;
+    }
+    // Three 16 KiB mappings at 1, 2 and 3 MiB.
+    void map_three(Container& c) {
+        for (std::uint64_t i = 1; i <= 3; ++i)
+            ASSERT_TRUE(c.map(kVa + i * 16 * K, i << 20, 16 * K));
+    }
+    FakeSysfs fs;
+    std::shared_ptr<FakeIommu> k;
+    std::unique_ptr<Vfio> vfio;
+};
+
+TEST_F(FrontEnd, MappingsBeforeTheFirstDeviceAreReplayedWhenItArrives) {
+    Container& c = start();
+    map_three(c);
+    EXPECT_EQ(k->map_calls, 0u) << "nothing reaches a container without an IOMMU model";
+    EXPECT_EQ(c.mapping_count(), 3u);
+    Device* d = assign();
+    ASSERT_NE(d, nullptr);
+    ASSERT_EQ(k->mapped.size(), 3u);
+    for (std::uint64_t i = 1; i <= 3; ++i) {
+        ASSERT_TRUE(k->mapped.contains(i << 20)) << i;
+        EXPECT_EQ(k->mapped[i << 20].vaddr, kVa + i * 16 * K);
+        EXPECT_EQ(k->mapped[i << 20].len, 16 * K);
+    }
+    // Losing the last device drops the kernel's mappings; the table keeps
+    // them, and the next device gets them again.
+    ASSERT_TRUE(vfio->release_device(*d));
+    EXPECT_TRUE(k->mapped.empty());
+    EXPECT_EQ(c.mapping_count(), 3u);
+    ASSERT_NE(assign(), nullptr);
+    EXPECT_EQ(k->mapped.size(), 3u);
+    EXPECT_EQ(k->map_calls, 6u);
+}
+
+TEST_F(FrontEnd, ASecondDeviceDoesNotReplayAgain) {
+    Container& c = start();
+    map_three(c);
+    ASSERT_NE(assign("0000:00:03.0"), nullptr);
+    ASSERT_NE(assign("0000:00:04.0"), nullptr);
+    EXPECT_EQ(k->map_calls, 3u);
+}
+
+TEST_F(FrontEnd, AReadyBackendIsMappedAtOnce) {
+    k->group_style = false;  // cdev: an IOAS takes mappings without devices
+    Container& c = start(Mode::cdev);
+    ASSERT_TRUE(c.map(kVa, 1 << 20, 16 * K));
+    EXPECT_EQ(k->map_calls, 1u);
+    EXPECT_TRUE(k->mapped.contains(1 << 20));
+}
+
+TEST_F(FrontEnd, FailedReplayUndoesWhatItMappedAndReleasesTheDevice) {
+    Container& c = start();
+    map_three(c);
+    k->fail_map_call = 2;
+    auto d = vfio->assign_device(c, kEdu);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), EIO);
+    const std::string m = d.error().message();
+    EXPECT_NE(m.find("replaying mapping [0x200000, 0x210000)"), std::string::npos) << m;
+    EXPECT_NE(m.find(kEdu), std::string::npos) << m;
+    EXPECT_TRUE(k->mapped.empty()) << "the first mapping was not undone";
+    EXPECT_EQ(k->devices, 0u) << "the device was left attached";
+    EXPECT_EQ(vfio->find_device(*PciAddress::parse(kEdu)), nullptr);
+    EXPECT_EQ(c.mapping_count(), 3u) << "the table must survive a failed replay";
+    // Nothing stuck: without the fault the same assignment replays all.
+    k->fail_map_call = 0;
+    ASSERT_NE(assign(), nullptr);
+    EXPECT_EQ(k->mapped.size(), 3u);
+}
+
+TEST_F(FrontEnd, ReplayChecksEveryMappingAgainstTheKernelRanges) {
+    k->ranges = {{0, 0xfedfffffULL}};  // no IOVA at or above 4 GiB
+    Container& c = start();
+    ASSERT_TRUE(c.map(kVa, 1 << 20, 16 * K));
+    ASSERT_TRUE(c.map(kVa, 1ULL << 32, 16 * K));  // unknown ranges: accepted until replay
+    auto d = vfio->assign_device(c, kEdu);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), ERANGE);
+    const std::string m = d.error().message();
+    EXPECT_NE(m.find("[0x100000000, 0x100010000)"), std::string::npos) << m;
+    EXPECT_NE(m.find("[0x0, 0xfedfffff]"), std::string::npos) << m;
+    EXPECT_TRUE(k->mapped.empty());
+    EXPECT_EQ(k->devices, 0u);
+}
+
+TEST_F(FrontEnd, Type1EntryLimitIsCountedWithoutAskingTheKernelEachTime) {
+    k->entry_limit = 4;
+    Container& c = start();
+    ASSERT_NE(assign(), nullptr);
+    for (std::uint64_t i = 1; i <= 4; ++i)
+        ASSERT_TRUE(c.map(kVa, i << 20, K)) << i;
+    auto full = c.map(kVa, 5 << 20, K);
+    ASSERT_FALSE(full);
+    EXPECT_EQ(full.error().err(), ENOSPC);
+    EXPECT_NE(full.error().message().find("dma_entry_limit"), std::string::npos)
+        << full.error().message();
+    EXPECT_EQ(k->map_calls, 4u) << "the front end knew the limit was reached";
+    EXPECT_EQ(k->avail_calls, 1u) << "asked once, then counted";
+    EXPECT_EQ(c.mapping_count(), 4u);
+    // Unmapping gives the entries back.
+    ASSERT_TRUE(c.unmap(1 << 20, 2 << 20));  // two whole mappings
+    ASSERT_TRUE(c.map(kVa, 5 << 20, K));
+    ASSERT_TRUE(c.map(kVa, 6 << 20, K));
+    EXPECT_EQ(c.map(kVa, 7 << 20, K).error().err(), ENOSPC);
+    EXPECT_EQ(k->avail_calls, 1u);
+}
+
+TEST_F(FrontEnd, ReplayCountsTheEntriesItUses) {
+    k->entry_limit = 4;
+    Container& c = start();
+    map_three(c);
+    ASSERT_NE(assign(), nullptr);
+    ASSERT_TRUE(c.map(kVa, 8 << 20, K));
+    auto full = c.map(kVa, 9 << 20, K);
+    ASSERT_FALSE(full);
+    EXPECT_EQ(full.error().err(), ENOSPC);
+    EXPECT_EQ(k->map_calls, 4u);
+}
+
+TEST_F(FrontEnd, ReplayStopsAtTheEntryLimitAndUndoes) {
+    k->entry_limit = 2;
+    Container& c = start();
+    map_three(c);
+    auto d = vfio->assign_device(c, kEdu);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), ENOSPC) << d.error().message();
+    EXPECT_TRUE(k->mapped.empty());
+    EXPECT_EQ(k->devices, 0u);
+    EXPECT_EQ(k->map_calls, 2u) << "the third mapping should be refused before the kernel";
+}
+
+TEST_F(FrontEnd, UnmapChecksTheKernelsByteCountAgainstTheTable) {
+    Container& c = start();
+    ASSERT_NE(assign(), nullptr);
+    ASSERT_TRUE(c.map(kVa, 1 << 20, 16 * K));
+    ASSERT_TRUE(c.map(kVa, (1 << 20) + 16 * K, 16 * K));
+    // One request covering both whole mappings: one kernel call, 32 KiB.
+    ASSERT_TRUE(c.unmap(1 << 20, 32 * K));
+    EXPECT_EQ(k->unmap_calls, 1u);
+    EXPECT_TRUE(k->mapped.empty());
+
+    ASSERT_TRUE(c.map(kVa, 1 << 20, 16 * K));
+    k->unmap_bytes_skew = K;  // the kernel claims a page more than the table holds
+    auto un = c.unmap(1 << 20, 16 * K);
+    ASSERT_FALSE(un);
+    EXPECT_EQ(un.error().err(), EIO);
+    EXPECT_NE(un.error().message().find("the kernel unmapped 0x11000 bytes, the table holds 0x10000"),
+              std::string::npos)
+        << un.error().message();
+
+    k->unmap_bytes_skew = 0;
+    ASSERT_TRUE(c.map(kVa, 4 << 20, 16 * K));
+    k->unmap_bytes_skew = ~std::uint64_t{0};  // wraps: one byte fewer than the table holds
+    auto all = c.unmap_all();
+    ASSERT_FALSE(all);
+    EXPECT_EQ(all.error().err(), EIO);
+    EXPECT_NE(all.error().message().find("unmap all: the kernel unmapped"), std::string::npos)
+        << all.error().message();
+}
+
+TEST_F(FrontEnd, UnmapsBeforeTheFirstDeviceNeverReachTheKernel) {
+    Container& c = start();
+    map_three(c);
+    ASSERT_TRUE(c.unmap(2 << 20, 16 * K));
+    ASSERT_TRUE(c.unmap_all());
+    EXPECT_EQ(k->unmap_calls + k->unmap_all_calls + k->map_calls, 0u);
+    EXPECT_EQ(c.mapping_count(), 0u);
+    ASSERT_NE(assign(), nullptr);
+    EXPECT_TRUE(k->mapped.empty());
+}
+
+}  // namespace
+}  // namespace vfiokit::vfio

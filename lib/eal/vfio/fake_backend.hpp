@@ -1,0 +1,149 @@
+// A fake ContainerBackend for host unit tests of the front end
+// (container.cpp, vfio.cpp): a map of what "the kernel" has mapped, the
+// group-style rule that a container has no IOMMU model (and drops its
+// mappings) without a device, type1's DMA entry limit, IOVA ranges, and
+// faults to inject. It checks nothing the front end is responsible for; it
+// records and answers, so a test can see exactly what the front end asked.
+//
+// A test helper, not a replacement for the lab tests: every backend is
+// tested against the real kernel there. Header-only; tests only.
+#pragma once
+
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
+
+namespace vfiokit::vfio {
+
+namespace fake {
+
+// What the fake kernel holds and how it misbehaves. Shared by the test and
+// the backend (and outlives both).
+struct FakeIommu {
+    // Group-style (group, compat): no IOMMU model until the first device
+    // attaches; the kernel drops every mapping when the last one leaves.
+    // Otherwise (cdev) DMA is ready from the start.
+    bool group_style = true;
+    std::vector<IovaRange> ranges = {{0, (1ULL << 39) - 1}};
+    std::optional<std::uint32_t> entry_limit;  // type1's dma_entry_limit; nullopt: none
+
+    std::map<std::uint64_t, DmaMapping> mapped;  // by IOVA
+    unsigned devices = 0;
+
+    unsigned map_calls = 0, unmap_calls = 0, unmap_all_calls = 0, ranges_calls = 0,
+             avail_calls = 0;
+    unsigned fail_map_call = 0;         // map call number (1-based) that fails with EIO; 0: none
+    std::uint64_t unmap_bytes_skew = 0;  // added to the byte counts unmap reports
+
+    [[nodiscard]] bool ready() const { return !group_style || devices > 0; }
+};
+
+class FakeDevice final : public BackendDevice {
+public:
+    explicit FakeDevice(std::shared_ptr<FakeIommu> k) : k_(std::move(k)) { ++k_->devices; }
+    ~FakeDevice() override {
+        if (--k_->devices == 0 && k_->group_style)
+            k_->mapped.clear();  // the container lost its IOMMU model
+    }
+    [[nodiscard]] int fd() const override { return -1; }
+
+private:
+    std::shared_ptr<FakeIommu> k_;
+};
+
+class FakeBackend final : public ContainerBackend {
+public:
+    explicit FakeBackend(std::shared_ptr<FakeIommu> k, Mode m = Mode::group)
+        : k_(std::move(k)), mode_(m) {}
+
+    [[nodiscard]] Mode mode() const override { return mode_; }
+    [[nodiscard]] std::string describe() const override { return "fake backend"; }
+    [[nodiscard]] Result<std::unique_ptr<BackendDevice>> attach(const DeviceRequest&) override {
+        return std::make_unique<FakeDevice>(k_);
+    }
+    [[nodiscard]] bool dma_ready() const override { return k_->ready(); }
+    [[nodiscard]] bool translates() const override { return true; }
+
+    [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
+                                   std::uint64_t len) override {
+        ++k_->map_calls;
+        if (!k_->ready())
+            return fail(ENODEV, "fake map: no IOMMU model");
+        if (k_->map_calls == k_->fail_map_call)
+            return fail(EIO, "fake map");
+        if (k_->entry_limit && k_->mapped.size() >= *k_->entry_limit)
+            return fail(ENOSPC, "fake map: dma_entry_limit");
+        for (const auto& [at, m] : k_->mapped)
+            if (iova < m.end() && at < iova + len)
+                return fail(EEXIST, "fake map: overlap");
+        k_->mapped[iova] = DmaMapping{iova, vaddr, len};
+        return {};
+    }
+    [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override {
+        ++k_->unmap_calls;
+        std::uint64_t bytes = 0;
+        for (auto it = k_->mapped.begin(); it != k_->mapped.end();) {
+            if (it->first >= iova && it->second.end() <= iova + len) {
+                bytes += it->second.len;
+                it = k_->mapped.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        return bytes + k_->unmap_bytes_skew;
+    }
+    [[nodiscard]] Result<std::uint64_t> unmap_all() override {
+        ++k_->unmap_all_calls;
+        std::uint64_t bytes = 0;
+        for (const auto& [at, m] : k_->mapped)
+            bytes += m.len;
+        k_->mapped.clear();
+        return bytes + k_->unmap_bytes_skew;
+    }
+    [[nodiscard]] Result<std::vector<IovaRange>> iova_ranges() override {
+        ++k_->ranges_calls;
+        return k_->ranges;
+    }
+    [[nodiscard]] Result<std::optional<std::uint32_t>> dma_entries_avail() override {
+        ++k_->avail_calls;
+        if (!k_->entry_limit)
+            return std::optional<std::uint32_t>{};
+        return std::optional<std::uint32_t>{*k_->entry_limit -
+                                            static_cast<std::uint32_t>(k_->mapped.size())};
+    }
+    [[nodiscard]] SharedContainer share() const override { return {}; }
+    [[nodiscard]] Result<std::unique_ptr<BackendDevice>> adopt_device(const DeviceRequest&, Fd,
+                                                                      Fd) override {
+        return fail(ENOTSUP, "fake backend: adopt");
+    }
+
+private:
+    std::shared_ptr<FakeIommu> k_;
+    Mode mode_;
+};
+
+}  // namespace fake
+
+// A Vfio in mode `m` whose default container is `b`, reading device facts
+// from `root` (a vfiokit::testing::FakeSysfs tree).
+struct VfioTesting {
+    static std::unique_ptr<Vfio> make(const sysfs::Root& root, Mode m,
+                                      std::unique_ptr<ContainerBackend> b) {
+        std::unique_ptr<Vfio> v(new Vfio());
+        v->options_.mode = m;
+        v->root_ = root;
+        v->mode_ = m;
+        v->mode_reason_ = "forced (fake backend)";
+        v->containers_.push_back(
+            std::unique_ptr<Container>(new Container(v.get(), std::move(b), true)));
+        return v;
+    }
+};
+
+}  // namespace vfiokit::vfio
