@@ -1,5 +1,10 @@
 #include "vfiokit/eal/eal.hpp"
 
+#include <fcntl.h>
+
+#include <cerrno>
+#include <mutex>
+
 namespace vfiokit::eal {
 
 Result<std::unique_ptr<Eal>> Eal::init(int argc, const char* const* argv, int* first_app_arg) {
@@ -46,8 +51,11 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
     auto m = Memory::create(mo);
     if (!m)
         return fail(std::move(m.error()).context("EAL init"));
-    e->listener_ = std::make_unique<ContainerDmaListener>(dc);
     e->memory_ = std::move(*m);
+    // One lock for the control path: VFIO's, also taken by memory growth
+    // and by the server's handlers (serve()).
+    e->memory_->set_control_lock(&e->vfio_->control_lock());
+    e->listener_ = std::make_unique<ContainerDmaListener>(*e->memory_, dc);
     e->memory_->set_listener(e->listener_.get());
 
     if (o.memory_mb != 0)
@@ -72,23 +80,33 @@ Result<void> Eal::serve(const mp::RuntimeDir& dir) {
     if (!s)
         return fail(std::move(s.error()));
     server_ = std::move(*s);
+    std::recursive_mutex& lock = vfio_->control_lock();
     mp::serve_runtime(*server_, *memory_,
                       {opts_.file_prefix, std::string(vfio::to_string(vfio_->mode())),
-                       vfio_->mode_reason()});
-    // The VFIO state, as bytes and fds (the fds stay the primary's; the
-    // channel sends copies). Read on the server thread: the primary must
-    // not assign or release devices while a secondary attaches.
+                       vfio_->mode_reason()},
+                      &lock);
+    // The VFIO state, as bytes and fds. Under the EAL lock: no device is
+    // assigned or released while it is read, and the fds are dup'ed before
+    // the lock goes, so a release after it cannot close (and a reuse
+    // cannot replace) an fd before the reply is sent.
     server_->handle(std::string(mp::kVfioRequest),
-                    [this](const mp::Request&, const mp::Peer&) -> Result<mp::Reply> {
+                    [this, &lock](const mp::Request&, const mp::Peer&) -> Result<mp::Reply> {
+                        std::lock_guard g(lock);
                         auto st = vfio_->export_shared();
                         if (!st)
                             return fail(std::move(st.error()));
                         mp::Reply r;
                         r.payload.assign(st->bytes.begin(), st->bytes.end());
-                        r.fds = std::move(st->fds);
+                        for (int fd : st->fds) {
+                            const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+                            if (copy < 0)
+                                return fail(Error(errno, "dup a VFIO fd").context("eal.vfio"));
+                            r.owned_fds.emplace_back(copy);
+                        }
                         return r;
                     });
-    server_->set_info_provider([this] {
+    server_->set_info_provider([this, &lock] {
+        std::lock_guard g(lock);
         std::string d;
         for (const auto& c : vfio_->containers()) {
             d += (d.empty() ? "" : "\n") + c->describe();
@@ -131,6 +149,7 @@ Eal::~Eal() {
 }
 
 Heap& Eal::heap(int node) {
+    auto held = memory_->lock();
     auto& h = heaps_[node];
     if (!h)
         h = std::make_unique<Heap>(*memory_, node);

@@ -163,6 +163,12 @@ Result<void> EduDevice::reinit() {
 }
 
 Result<std::unique_ptr<pci::DriverInstance>> EduDriver::probe(pci::PciDevice& dev) {
+    // Before the device can DMA: the container's memory must be reachable
+    // under edu's mask (the IOVA policy moves EAL memory under it, or says
+    // which range cannot be).
+    const std::string who = "edu " + dev.address().str();
+    if (auto ok = dev.vfio_device().container().require_dma_mask(mask_, who); !ok)
+        return fail(std::move(ok.error()).context("probe " + who));
     auto e = EduDevice::open(dev, mask_);
     if (!e)
         return fail(std::move(e.error()));

@@ -34,7 +34,10 @@
 // The DMA mask is a QEMU property (-device edu,dma_mask=...), 28 bits by
 // default; the device does not report it. edu masks every RAM-side address
 // with it (edu_clamp_addr) and would silently DMA elsewhere, so the driver
-// refuses RAM ranges above the mask it was given.
+// refuses RAM ranges above the mask it was given. Probe declares the mask
+// to the device's container (Container::require_dma_mask): EAL memory is
+// moved under it, and a mapping that cannot be fails the probe, naming the
+// mask and the range.
 //
 // Ownership: an EduDevice keeps a reference to the PciDevice the bus made
 // and owns its BAR0 mapping; the bus destroys it before the PciDevice.

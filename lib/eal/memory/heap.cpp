@@ -10,11 +10,13 @@ Heap::Heap(Memory& mem, int node, std::uint64_t chunk) : mem_(&mem), node_(node)
 }
 
 Heap::~Heap() {
+    auto held = mem_->lock();
     for (const Segment* s : segs_)
         (void)mem_->remove(s);
 }
 
 Result<void> Heap::grow(std::uint64_t at_least, bool exact) {
+    auto held = mem_->lock();
     auto s = mem_->add(exact ? at_least : std::max(chunk_, at_least), node_);
     if (!s)
         return fail(std::move(s.error())
@@ -26,6 +28,7 @@ Result<void> Heap::grow(std::uint64_t at_least, bool exact) {
 }
 
 Result<void*> Heap::alloc(std::uint64_t size, std::uint64_t align) {
+    auto held = mem_->lock();
     if (align < 64)
         align = 64;
     if (size == 0 || (align & (align - 1)) != 0)
@@ -59,6 +62,7 @@ Result<void*> Heap::alloc(std::uint64_t size, std::uint64_t align) {
 }
 
 Result<void> Heap::free(void* p) {
+    auto held = mem_->lock();
     if (p == nullptr)
         return {};
     const auto a = reinterpret_cast<std::uint64_t>(p);

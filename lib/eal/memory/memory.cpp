@@ -82,7 +82,7 @@ Result<std::unique_ptr<Memory>> Memory::create(const MemoryOptions& o) {
     }
     m->window_ = std::move(*res);
     m->base_ = base;
-    m->page_iova_.assign(win / m->page_size_, kUnused);
+    m->init_pages(win / m->page_size_);
     return m;
 }
 
@@ -142,7 +142,7 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
     m->attached_ = true;
     m->page_size_ = pg;
     m->base_ = base;
-    m->page_iova_.assign(win / pg, kUnused);
+    m->init_pages(win / pg);
     // Everything mapped so far, to undo on failure: segments, then the gaps.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> mapped;
     auto undo = [&] {
@@ -194,7 +194,7 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
         const std::size_t first = (s.va - base) / pg;
         for (std::size_t k = 0; k < s.len / pg; ++k) {
             if (o.iova_mode != IovaMode::pa) {
-                m->page_iova_[first + k] = s.iova.value_or(s.va) + k * pg;
+                m->set_page(first + k, s.iova.value_or(s.va) + k * pg);
                 continue;
             }
             auto pa = virt_to_phys(reinterpret_cast<const void*>(s.va + k * pg));
@@ -202,7 +202,7 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
                 undo();
                 return fail(std::move(pa.error()).context("memory: attach: --iova-mode=pa"));
             }
-            m->page_iova_[first + k] = *pa;
+            m->set_page(first + k, *pa);
         }
         auto owned = std::make_unique<Owned>();
         owned->seg = std::move(s);
@@ -246,6 +246,7 @@ Memory::~Memory() {
 }
 
 Result<const Segment*> Memory::add(std::uint64_t len, int node) {
+    auto held = lock();
     if (attached_)
         return fail(Error(ENOTSUP, "memory: add a segment in a secondary process")
                         .hint("the primary owns the window: allocate in the primary"));
@@ -257,8 +258,8 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
 
     // First fit in the window's page table.
     std::size_t first = 0, run = 0;
-    for (std::size_t i = 0; i < page_iova_.size() && run < need; ++i) {
-        if (page_iova_[i] == kUnused) {
+    for (std::size_t i = 0; i < pages_ && run < need; ++i) {
+        if (page(i) == kUnused) {
             if (run++ == 0)
                 first = i;
         } else {
@@ -338,33 +339,38 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
         s.node = node;
     }
 
-    // IOVAs.
+    // IOVAs: physical addresses, or where the listener (the container's
+    // IOVA policy) maps the segment; IOVA = VA without a listener. The
+    // table is filled only once the segment is mapped: nobody may use an
+    // IOVA before the device can reach it.
+    std::vector<std::uint64_t> pas;
     if (opts_.iova_mode == IovaMode::pa) {
+        pas.reserve(need);
         for (std::size_t i = 0; i < need; ++i) {
             auto pa = virt_to_phys(reinterpret_cast<const void*>(s.va + i * pg));
             if (!pa) {
                 unmap_back();
                 return fail(std::move(pa.error()).context("memory: --iova-mode=pa"));
             }
-            page_iova_[first + i] = *pa;
+            pas.push_back(*pa);
         }
     } else {
         s.iova = s.va;
-        for (std::size_t i = 0; i < need; ++i)
-            page_iova_[first + i] = s.va + i * pg;
     }
     if (listener_) {
         if (auto ok = listener_->on_add(s); !ok) {
-            std::fill_n(page_iova_.begin() + static_cast<std::ptrdiff_t>(first), need, kUnused);
             unmap_back();
             return fail(std::move(ok.error()).context("memory: add " + mib(len)));
         }
     }
+    for (std::size_t i = 0; i < need; ++i)
+        set_page(first + i, pas.empty() ? *s.iova + i * pg : pas[i]);
     segs_.push_back(std::move(owned));
     return &segs_.back()->seg;
 }
 
 Result<void> Memory::remove(const Segment* seg) {
+    auto held = lock();
     auto it = std::find_if(segs_.begin(), segs_.end(), [&](const auto& o) { return &o->seg == seg; });
     if (it == segs_.end())
         return fail(EINVAL, "memory: remove a segment that is not ours");
@@ -372,7 +378,8 @@ Result<void> Memory::remove(const Segment* seg) {
     if (listener_)
         listener_->on_remove(s);
     const std::size_t first = (s.va - base_) / page_size_;
-    std::fill_n(page_iova_.begin() + static_cast<std::ptrdiff_t>(first), s.len / page_size_, kUnused);
+    for (std::size_t i = 0; i < s.len / page_size_; ++i)
+        set_page(first + i, kUnused);
     vfio::sys().mmap(reinterpret_cast<void*>(s.va), s.len, PROT_NONE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
     if (s.backing.front() == '/' && !attached_)
@@ -386,12 +393,36 @@ std::optional<std::uint64_t> Memory::virt2iova(const void* p) const {
     if (va < base_)
         return std::nullopt;
     const std::uint64_t idx = (va - base_) / page_size_;
-    if (idx >= page_iova_.size() || page_iova_[idx] == kUnused)
+    if (idx >= pages_)
         return std::nullopt;
-    return page_iova_[idx] + (va & (page_size_ - 1));
+    const std::uint64_t iova = page(idx);
+    if (iova == kUnused)
+        return std::nullopt;
+    return iova + (va & (page_size_ - 1));
+}
+
+Result<void> Memory::set_iova(const Segment* seg, std::uint64_t iova) {
+    auto held = lock();
+    auto it = std::find_if(segs_.begin(), segs_.end(), [&](const auto& o) { return &o->seg == seg; });
+    if (it == segs_.end() || opts_.iova_mode == IovaMode::pa || iova % page_size_ != 0)
+        return fail(EINVAL, "memory: set the IOVA of a segment: not ours, pa mode or unaligned");
+    Segment& s = (*it)->seg;
+    const std::size_t first = (s.va - base_) / page_size_;
+    for (std::size_t i = 0; i < s.len / page_size_; ++i)
+        set_page(first + i, iova + i * page_size_);
+    s.iova = iova;
+    return {};
+}
+
+void Memory::init_pages(std::size_t n) {
+    pages_ = n;
+    page_iova_ = std::make_unique<std::atomic<std::uint64_t>[]>(n);
+    for (std::size_t i = 0; i < n; ++i)
+        set_page(i, kUnused);
 }
 
 std::vector<const Segment*> Memory::segments() const {
+    auto held = lock();
     std::vector<const Segment*> v;
     for (const auto& o : segs_)
         v.push_back(&o->seg);

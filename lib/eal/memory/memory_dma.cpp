@@ -1,22 +1,101 @@
 #include <cerrno>
+#include <cstdio>
 
 #include "vfiokit/eal/memory_dma.hpp"
 
 namespace vfiokit::eal {
 
-Result<void> ContainerDmaListener::on_add(const Segment& s) {
+namespace {
+
+std::string hex(std::uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+std::string closed(std::uint64_t first, std::uint64_t last) {
+    return "[" + hex(first) + ", " + hex(last) + "]";
+}
+
+}  // namespace
+
+ContainerDmaListener::ContainerDmaListener(Memory& m, vfio::Container& c) : m_(m), c_(c) {
+    c_.add_iova_user(this);
+}
+
+ContainerDmaListener::~ContainerDmaListener() { c_.remove_iova_user(this); }
+
+Result<void> ContainerDmaListener::on_add(Segment& s) {
     if (!c_.translates())
         return {};
     if (!s.iova)
         return fail(Error(EINVAL, "map memory segment: it has physical addresses only")
                         .hint("--iova-mode=pa is for no-IOMMU mode; use --iova-mode=va"));
+    // Aligned to the segment's page size, so the IOMMU can use large pages.
+    auto iova = c_.choose_iova(s.va, s.len, s.page_size);
+    if (!iova)
+        return fail(std::move(iova.error()).context("place memory segment " +
+                                                    closed(s.va, s.va + s.len - 1)));
     // Segments are file-backed from offset 0: by fd where the kernel can.
-    return c_.map_file(s.va, s.fd, 0, *s.iova, s.len);
+    if (auto ok = c_.map_file(s.va, s.fd, 0, *iova, s.len); !ok)
+        return ok;
+    s.iova = *iova;
+    return {};
 }
 
 void ContainerDmaListener::on_remove(const Segment& s) {
     if (c_.translates() && s.iova)
         (void)c_.unmap(*s.iova, s.len);
+}
+
+Result<void> ContainerDmaListener::meet_dma_mask(vfio::Container& c, std::uint64_t mask,
+                                                 std::string_view who) {
+    if (&c != &c_)
+        return {};
+    const std::string what = std::string(who) + ": DMA mask " + hex(mask);
+    for (const Segment* s : m_.segments()) {
+        if (!c_.translates()) {
+            // Physical addresses cannot move: check every page.
+            for (std::uint64_t off = 0; off < s->len; off += s->page_size) {
+                const auto pa = m_.virt2iova(reinterpret_cast<const void*>(s->va + off));
+                if (pa && *pa + s->page_size - 1 > mask)
+                    return fail(Error(ERANGE, what + " cannot reach memory at physical " +
+                                                  closed(*pa, *pa + s->page_size - 1) +
+                                                  " (segment at vaddr " + hex(s->va) + ")")
+                                    .hint("without an IOMMU the device sees physical "
+                                          "addresses: give the device a wider mask, or keep "
+                                          "the machine's RAM below the mask (mem= on the "
+                                          "kernel command line)"));
+            }
+            continue;
+        }
+        if (!s->iova || *s->iova + s->len - 1 <= mask)
+            continue;
+        const std::string seg = "memory segment " + closed(*s->iova, *s->iova + s->len - 1) +
+                                " (vaddr " + hex(s->va) + ")";
+        if (m_.attached())
+            return fail(Error(ERANGE, what + " cannot reach " + seg)
+                            .hint("the primary process places memory: probe the device there"));
+        // New IOVAs under the mask first, then the switch, then the old
+        // mapping goes: a thread translating meanwhile gets one of two
+        // mapped IOVAs.
+        auto iova = c_.alloc_iova(s->len, mask, s->page_size);
+        if (!iova)
+            return fail(Error(ERANGE, what + " cannot reach " + seg + ", and it cannot move: " +
+                                          iova.error().message())
+                            .hint("keep less memory (-m, --socket-mem) or give the device a "
+                                  "wider mask"));
+        const std::uint64_t old = *s->iova;
+        if (auto ok = c_.map_file(s->va, s->fd, 0, *iova, s->len); !ok)
+            return fail(std::move(ok.error()).context(what + ": move " + seg + " under the mask"));
+        if (auto ok = m_.set_iova(s, *iova); !ok) {
+            (void)c_.unmap(*iova, s->len);
+            return fail(std::move(ok.error()).context(what));
+        }
+        if (auto ok = c_.unmap(old, s->len); !ok)
+            return fail(std::move(ok.error()).context(what + ": unmap the old IOVAs of " + seg));
+    }
+    return {};
 }
 
 Result<IovaMode> resolve_iova_mode(IovaMode asked, const vfio::Container& c) {

@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "fake_sysfs.hpp"
 
@@ -86,7 +90,7 @@ TEST(Memory, WindowFull) {
 }
 
 struct FailingListener : MemoryListener {
-    Result<void> on_add(const Segment&) override { return fail(ENOMEM, "map DMA"); }
+    Result<void> on_add(Segment&) override { return fail(ENOMEM, "map DMA"); }
     void on_remove(const Segment&) override {}
 };
 
@@ -100,6 +104,72 @@ TEST(Memory, ListenerFailureRollsBack) {
     EXPECT_EQ(a.error().err(), ENOMEM);
     EXPECT_TRUE((*m)->segments().empty());
     EXPECT_FALSE((*m)->virt2iova(reinterpret_cast<void*>((*m)->window_base())));
+}
+
+// Places every segment at IOVAs of its own choice, as the container's IOVA
+// policy does when IOVA = VA does not fit.
+struct PlacingListener : MemoryListener {
+    std::uint64_t next = 0x200000;
+    Result<void> on_add(Segment& s) override {
+        if (s.iova != s.va)
+            return fail(EINVAL, "on_add must see IOVA = VA first");
+        s.iova = next;
+        next += s.len;
+        return {};
+    }
+    void on_remove(const Segment&) override {}
+};
+
+TEST(Memory, TheListenerPlacesTheIovaAndSetIovaMovesIt) {
+    auto m = Memory::create(small());
+    ASSERT_TRUE(m);
+    PlacingListener l;
+    (*m)->set_listener(&l);
+    auto a = (*m)->add(8192);
+    ASSERT_TRUE(a) << a.error().message();
+    auto b = (*m)->add(4096);
+    ASSERT_TRUE(b) << b.error().message();
+    EXPECT_EQ((*a)->iova, 0x200000u);
+    EXPECT_EQ((*b)->iova, 0x202000u);
+    const auto* pa = reinterpret_cast<const char*>((*a)->va);
+    EXPECT_EQ((*m)->virt2iova(pa + 4100), 0x200000u + 4100);
+    EXPECT_EQ((*m)->virt2iova(reinterpret_cast<const char*>((*b)->va) + 7), 0x202007u);
+    // Moved: every page of the segment follows, the other segment stays.
+    ASSERT_TRUE((*m)->set_iova(*a, 0x7000000));
+    EXPECT_EQ((*a)->iova, 0x7000000u);
+    EXPECT_EQ((*m)->virt2iova(pa + 4100), 0x7000000u + 4100);
+    EXPECT_EQ((*m)->virt2iova(reinterpret_cast<const char*>((*b)->va) + 7), 0x202007u);
+    EXPECT_FALSE((*m)->set_iova(*a, 0x7000010));  // unaligned
+    Segment stranger;
+    EXPECT_FALSE((*m)->set_iova(&stranger, 0x7000000));
+}
+
+TEST(Memory, ControlOperationsTakeTheGivenLock) {
+    auto m = Memory::create(small());
+    ASSERT_TRUE(m);
+    std::recursive_mutex lock;
+    (*m)->set_control_lock(&lock);
+    auto a = (*m)->add(4096);
+    ASSERT_TRUE(a);
+    // Another thread holding the lock keeps add() and segments() waiting;
+    // virt2iova does not wait.
+    std::atomic<int> stage{0};
+    std::thread holder([&] {
+        std::lock_guard g(lock);
+        stage = 1;
+        while (stage != 2)
+            std::this_thread::yield();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        stage = 3;
+    });
+    while (stage != 1)
+        std::this_thread::yield();
+    EXPECT_TRUE((*m)->virt2iova(reinterpret_cast<const void*>((*a)->va)));
+    stage = 2;
+    auto b = (*m)->add(4096);
+    EXPECT_EQ(stage.load(), 3) << "add() ran while another thread held the control lock";
+    holder.join();
+    ASSERT_TRUE(b);
 }
 
 TEST(Memory, PaModeNeedsHugepages) {

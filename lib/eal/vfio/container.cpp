@@ -1,6 +1,8 @@
 // Container front end: the mode-independent DMA semantics (vfio.hpp).
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
 
 #include "backend.hpp"
 #include "vfiokit/eal/format.hpp"
@@ -45,12 +47,28 @@ Container::Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_defau
 // it would keep this process's pages pinned (type1 and iommufd hold the
 // mapper's mm, vfio_iommu_type1.c vfio_dma_do_map, iommufd/pages.c).
 Container::~Container() {
+    std::lock_guard g(vfio_->control_lock());
     if (imported_)
         (void)unmap_own();
     devices_.clear();
 }
 
 Mode Container::mode() const { return backend_->mode(); }
+
+std::optional<DmaMapping> Container::lookup(std::uint64_t iova) const {
+    std::lock_guard g(vfio_->control_lock());
+    return table_.lookup(iova);
+}
+
+std::size_t Container::mapping_count() const {
+    std::lock_guard g(vfio_->control_lock());
+    return table_.size();
+}
+
+std::vector<DmaMapping> Container::mappings() const {
+    std::lock_guard g(vfio_->control_lock());
+    return table_.all();
+}
 bool Container::translates() const { return backend_->translates(); }
 
 std::string Container::name() const {
@@ -59,6 +77,7 @@ std::string Container::name() const {
 }
 
 std::string Container::describe() const {
+    std::lock_guard g(vfio_->control_lock());
     return name() + ": " + backend_->describe() + ", " + std::to_string(devices_.size()) +
            " device(s), " + std::to_string(table_.size()) + " mapping(s)" +
            (imported_ ? ", imported" : "");
@@ -70,6 +89,7 @@ void Container::forget_limits() {
 }
 
 Result<std::vector<IovaRange>> Container::iova_ranges() {
+    std::lock_guard g(vfio_->control_lock());
     if (!translates())
         return fail(untranslated("IOVA ranges").context(name()));
     if (!backend_->dma_ready())
@@ -116,11 +136,13 @@ Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
 }
 
 Result<void> Container::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
+    std::lock_guard g(vfio_->control_lock());
     return map_impl(vaddr, iova, len, nullptr);
 }
 
 Result<void> Container::map_file(std::uint64_t vaddr, int fd, std::uint64_t offset,
                                  std::uint64_t iova, std::uint64_t len) {
+    std::lock_guard g(vfio_->control_lock());
     const FileRef f{fd, offset};
     return map_impl(vaddr, iova, len, &f);
 }
@@ -172,6 +194,7 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
 }
 
 Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
+    std::lock_guard g(vfio_->control_lock());
     if (!translates())
         return fail(untranslated("unmap " + range_text(iova, len)).context(name()));
     if (len == 0 || iova + len < iova)
@@ -206,6 +229,7 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
 }
 
 Result<void> Container::unmap_all() {
+    std::lock_guard g(vfio_->control_lock());
     if (!translates())
         return fail(untranslated("unmap all").context(name()));
     if (imported_)  // the kernel's unmap-all would take the owner's too
@@ -226,6 +250,7 @@ Result<void> Container::unmap_all() {
 
 Result<std::uint64_t> Container::alloc_iova(std::uint64_t len, std::uint64_t dma_mask,
                                             std::uint64_t align) {
+    std::lock_guard g(vfio_->control_lock());
     if (!translates())
         return fail(untranslated("allocate IOVA").context(name()));
     const std::uint64_t pg = backend_->page_size();
@@ -276,6 +301,78 @@ Result<void> Container::replay() {
             --*entries_avail_;
         done.push_back(m);
     }
+    return {};
+}
+
+
+// ---------------------------------------------------------------------------
+// IOVA policy
+
+Result<std::uint64_t> Container::choose_iova(std::uint64_t vaddr, std::uint64_t len,
+                                             std::uint64_t align) {
+    std::lock_guard g(vfio_->control_lock());
+    if (!translates())
+        return fail(untranslated("choose an IOVA").context(name()));
+    const std::uint64_t pg = backend_->page_size();
+    len = (len + pg - 1) / pg * pg;
+    if (len == 0 || vaddr + len < vaddr)
+        return fail(Error(EINVAL, "choose an IOVA for " + describe_range(vaddr, len)).context(name()));
+    std::vector<IovaRange> ranges = kAssumedRanges;
+    if (backend_->dma_ready()) {
+        auto r = iova_ranges();
+        if (!r)
+            return fail(std::move(r.error()));
+        ranges = *r;
+    }
+    const std::uint64_t last = vaddr + len - 1;
+    const bool in_range = std::any_of(ranges.begin(), ranges.end(), [&](const IovaRange& r) {
+        return vaddr >= r.start && last <= r.last;
+    });
+    // IOVA = VA: the cheapest translation to reason about, and what a
+    // secondary process or a debugger expects.
+    if (vaddr % pg == 0 && vaddr >= kAllocFloor && last <= dma_mask_ && in_range &&
+        table_.check_free(vaddr, len))
+        return vaddr;
+    return alloc_iova(len, dma_mask_, align);
+}
+
+std::uint64_t Container::dma_mask() const {
+    std::lock_guard g(vfio_->control_lock());
+    return dma_mask_;
+}
+
+void Container::add_iova_user(IovaUser* u) {
+    std::lock_guard g(vfio_->control_lock());
+    if (std::find(iova_users_.begin(), iova_users_.end(), u) == iova_users_.end())
+        iova_users_.push_back(u);
+}
+
+void Container::remove_iova_user(IovaUser* u) {
+    std::lock_guard g(vfio_->control_lock());
+    std::erase(iova_users_, u);
+}
+
+Result<void> Container::require_dma_mask(std::uint64_t mask, std::string_view who) {
+    std::lock_guard g(vfio_->control_lock());
+    const std::string what = std::string(who) + ": DMA mask " + hex(mask);
+    // Below the floor alloc_iova never hands out anything: such a mask
+    // could never be met by this container.
+    if (mask < kAllocFloor * 2 - 1)
+        return fail(Error(EINVAL, what + ": too narrow (the container hands out IOVAs from " +
+                                      hex(kAllocFloor) + ")")
+                        .context(name()));
+    for (IovaUser* u : iova_users_)
+        if (auto ok = u->meet_dma_mask(*this, mask, who); !ok)
+            return fail(std::move(ok.error()).context(name()));
+    for (const auto& m : table_.all())
+        if (m.iova + m.len - 1 > mask)
+            return fail(Error(ERANGE, what + " cannot reach mapping " +
+                                          describe_range(m.iova, m.len) + " (vaddr " +
+                                          hex(m.vaddr) + ")")
+                            .context(name())
+                            .hint("map memory for this device at IOVAs from alloc_iova(len, " +
+                                  hex(mask) + "), or put the device in a container of its own"));
+    dma_mask_ = std::min(dma_mask_, mask);
     return {};
 }
 

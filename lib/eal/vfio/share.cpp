@@ -45,6 +45,7 @@ namespace vfiokit::vfio {
 // --- export ----------------------------------------------------------------------
 
 Result<SharedState> Vfio::export_shared() const {
+    std::lock_guard held(control_);  // the fds it lists are borrowed: see SharedState
     share::Snapshot s;
     s.mode = mode_;
     s.type1 = options_.type1;

@@ -70,6 +70,7 @@ Result<std::unique_ptr<ContainerBackend>> Vfio::make_backend() {
 }
 
 Result<Container*> Vfio::create_container() {
+    std::lock_guard g(control_);
     auto b = make_backend();
     if (!b)
         return fail(std::move(b.error()).context("new container"));
@@ -80,6 +81,7 @@ Result<Container*> Vfio::create_container() {
 }
 
 Result<void> Vfio::destroy_container(Container& c) {
+    std::lock_guard g(control_);
     if (c.is_default())
         return fail(Error(EINVAL, "destroy the default container")
                         .hint("the default container lives as long as the VFIO subsystem"));
@@ -92,6 +94,7 @@ Result<void> Vfio::destroy_container(Container& c) {
 }
 
 Device* Vfio::find_device(PciAddress a) const {
+    std::lock_guard g(control_);
     for (const auto& c : containers_)
         for (const auto& d : c->devices_)
             if (d->address() == a)
@@ -137,6 +140,7 @@ Result<Device*> Vfio::assign_device(Container& c, std::string_view spec_text) {
 }
 
 Result<Device*> Vfio::assign(Container& c, std::string_view spec_text, Fd* given) {
+    std::lock_guard g(control_);
     auto spec = parse_spec(spec_text);
     if (!spec)
         return fail(std::move(spec.error()));
@@ -215,6 +219,7 @@ Result<Device*> Vfio::assign(Container& c, std::string_view spec_text, Fd* given
 }
 
 Result<void> Vfio::release_device(Device& d) {
+    std::lock_guard g(control_);
     Container& c = d.container();
     auto it = std::find_if(c.devices_.begin(), c.devices_.end(),
                            [&](const auto& p) { return p.get() == &d; });

@@ -36,15 +36,13 @@ std::uint64_t now_ms() {
 
 std::uint64_t edu_mask() { return iommu_shape() ? edu::kDefaultDmaMask : 0xffffffffULL; }
 
-// EAL options shared by both roles: the mode from the environment, memory
-// low enough for the edu's DMA mask (IOVA = VA in translated modes).
+// EAL options shared by both roles: the mode from the environment, the
+// default memory window (the IOVA policy meets the edu's mask, below).
 Options options(const std::string& prefix, ProcType role) {
     Options o;
     o.vfio.mode = std::nullopt;
     if (auto ok = vfio::apply_environment(o.vfio); !ok)
         ADD_FAILURE() << ok.error().message();
-    o.memory.base_virtaddr = 16ULL << 20;
-    o.memory.window = 1ULL << 30;
     o.memory_mb = 8;
     o.multi_process = true;
     o.file_prefix = prefix;
@@ -145,6 +143,10 @@ TEST_P(MpDevice, SecondaryDmasThroughThePrimarysDevices) {
     ASSERT_EQ((*e)->proc_type(), ProcType::primary);
     vfio::Vfio& v = (*e)->vfio();
     ASSERT_TRUE(v.assign_device(v.default_container(), "0000:00:03.0"));
+    // What the edu driver's probe does: the primary's memory goes under the
+    // edu's mask before any secondary attaches (secondaries take the
+    // IOVAs they are given at attach time).
+    ASSERT_TRUE(v.default_container().require_dma_mask(edu_mask(), "edu 0000:00:03.0"));
     Heap& h = (*e)->heap();
     constexpr std::size_t kLen = 2048;
     auto src = h.alloc(kLen), dst = h.alloc(kLen);

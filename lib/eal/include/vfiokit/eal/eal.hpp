@@ -19,6 +19,16 @@
 // memory at the same addresses and adopts its VFIO containers and devices
 // (fds over the channel), so it can DMA through the primary's devices. A
 // secondary cannot add memory (Heap::alloc beyond attached memory fails).
+//
+// Concurrency model. The control path is serialized by one EAL lock,
+// vfio().control_lock(), a recursive mutex: every Vfio and Container method
+// (assign/release, map/unmap, containers), memory growth (Memory::add and
+// remove, Heap alloc/free, heap()), and the multi-process server's handlers
+// (eal.memory, eal.vfio, eal.info) take it, and the fds sent to
+// secondaries are dup'ed under it. So any thread may grow the heap or
+// assign devices while secondaries attach. The data path takes no lock:
+// virt2iova() (an atomic table read), BAR access, and ObjectPools (one per
+// lcore, or locked by their user). Eal::init and the destructor run alone.
 #pragma once
 
 #include <map>

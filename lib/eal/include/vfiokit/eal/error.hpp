@@ -6,6 +6,8 @@
 // where we know it, what the user should do about it. Errors are created where
 // the failure is observed (usually the syscall seam) and gain context as they
 // travel up; library code never exits or aborts on a runtime error.
+// Thread-safety: Error and Result are values; distinct objects may be used
+// on distinct threads.
 #pragma once
 
 #include <expected>

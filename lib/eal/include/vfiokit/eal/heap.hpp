@@ -14,7 +14,11 @@
 // handed out and taken back in O(1) (LIFO, so recently used objects stay
 // warm in the cache) — the shape of a packet-buffer pool.
 //
-// Thread-safety: none; one thread per heap or pool, or external locking.
+// Thread-safety: a Heap's alloc(), free() and reserve() take the EAL lock
+// (Memory::lock()): any thread may call them; growth is control path.
+// bytes_in_use() and segments() are unlocked snapshots. An ObjectPool is
+// the data path and takes no lock: one thread per pool (a per-lcore cache),
+// or external locking.
 #pragma once
 
 #include <cstdint>

@@ -10,19 +10,31 @@
 // DMA-able without any call from the user.
 //
 // IOVA modes (--iova-mode):
-//   va   IOVA = VA (the default where an IOMMU translates). The window is
-//        reserved low enough to fit the IOMMU's address width (39 bits on
-//        QEMU's intel-iommu).
+//   va   an IOMMU translates (the default where there is one). Each segment
+//        is IOVA-contiguous; where its IOVA lies is the default container's
+//        IOVA policy (vfio.hpp): IOVA = VA when that fits the kernel's IOVA
+//        ranges and the DMA masks of the devices using the container, an
+//        IOVA allocated inside them otherwise. The listener decides
+//        (MemoryListener::on_add) and may move a segment later, when a
+//        device with a narrower mask arrives (set_iova).
 //   pa   IOVA = physical address (no-IOMMU, where it is the only choice):
 //        from /proc/self/pagemap; needs root; hugepages are pinned by
 //        nature, so their PAs do not move.
 //
-// Thread-safety: add/remove need external serialization; virt2iova may run
-// concurrently with them only for segments that are not being removed.
+// Thread-safety: add(), remove(), set_iova() and segments() take the
+// control lock given to set_control_lock() (the EAL lock, Vfio's), so the
+// multi-process server can list segments while another thread grows the
+// heap. virt2iova() takes no lock and makes no syscall: it reads one
+// atomic table entry, so it may run on any thread at any time for memory
+// the caller holds (a segment being removed is the caller's bug). A
+// segment's IOVA seen by virt2iova during set_iova() is the old or the new
+// one, both mapped while the move lasts.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,9 +65,10 @@ struct MemoryOptions {
     std::uint64_t page_size = 0;   // 0: the default hugepage size
     IovaMode iova_mode = IovaMode::va;
     // The VA window reserved at start-up; all segments live in it. The
-    // default base (64 GiB) keeps IOVA = VA inside a 39-bit IOMMU; a device
-    // with a narrower DMA mask needs a lower base (--base-virtaddr, DPDK's
-    // name) and a window that fits under its mask.
+    // default base (64 GiB) makes IOVA = VA fit the narrowest IOMMU the
+    // kernel offers on x86 (39 bits); devices with narrower DMA masks get
+    // their memory placed under the mask by the IOVA policy, so the base
+    // (--base-virtaddr, DPDK's name) is only a choice of virtual address.
     std::uint64_t base_virtaddr = 64ULL << 30;
     std::uint64_t window = 16ULL << 30;
     std::string sysroot;           // for discovery in tests
@@ -66,8 +79,9 @@ struct Segment {
     std::uint64_t len = 0;
     std::uint64_t page_size = 0;
     int node = -1;        // NUMA node the pages were bound to (-1: not bound)
-    // IOVA of the first byte when the segment is IOVA-contiguous (va mode);
-    // in pa mode each page has its own (virt2iova).
+    // IOVA of the first byte when the segment is IOVA-contiguous (va mode:
+    // the IOVA policy's choice, often but not always va); in pa mode each
+    // page has its own (virt2iova).
     std::optional<std::uint64_t> iova;
     std::string backing;  // "memfd:hugetlb", "memfd", or the file path
     int fd = -1;          // the backing file, shareable with other processes
@@ -75,10 +89,13 @@ struct Segment {
 
 // Told about every segment before it becomes usable (add) and before it
 // goes away (remove). A failing on_add makes the add fail and roll back.
+// In va mode s.iova holds s.va on entry to on_add; the listener may set
+// another IOVA (where it mapped the segment). Called with the control lock
+// held.
 class MemoryListener {
 public:
     virtual ~MemoryListener() = default;
-    [[nodiscard]] virtual Result<void> on_add(const Segment& s) = 0;
+    [[nodiscard]] virtual Result<void> on_add(Segment& s) = 0;
     virtual void on_remove(const Segment& s) = 0;
 };
 
@@ -104,6 +121,14 @@ public:
 
     // Not owned; set before the first add().
     void set_listener(MemoryListener* l) { listener_ = l; }
+    // The EAL lock (Vfio::control_lock()); not owned; set before the
+    // Memory is shared between threads. Without one, callers serialize.
+    void set_control_lock(std::recursive_mutex* l) { lock_ = l; }
+    [[nodiscard]] std::recursive_mutex* control_lock() const { return lock_; }
+    // Holds the control lock until destroyed (holds nothing without one).
+    [[nodiscard]] std::unique_lock<std::recursive_mutex> lock() const {
+        return lock_ ? std::unique_lock(*lock_) : std::unique_lock<std::recursive_mutex>();
+    }
     [[nodiscard]] IovaMode iova_mode() const { return opts_.iova_mode; }
     [[nodiscard]] std::uint64_t page_size() const { return page_size_; }
 
@@ -114,7 +139,13 @@ public:
     [[nodiscard]] Result<const Segment*> add(std::uint64_t len, int node = -1);
     [[nodiscard]] Result<void> remove(const Segment* s);
 
-    // O(1). nullopt for addresses outside every segment.
+    // The segment's memory now has its IOVAs from `iova` on (va mode: the
+    // listener mapped it there, and unmaps the old IOVAs after this).
+    // EINVAL in pa mode, for a segment not ours, or an unaligned IOVA.
+    [[nodiscard]] Result<void> set_iova(const Segment* s, std::uint64_t iova);
+
+    // O(1), lock-free, no syscall. nullopt for addresses outside every
+    // segment.
     [[nodiscard]] std::optional<std::uint64_t> virt2iova(const void* va) const;
     [[nodiscard]] std::vector<const Segment*> segments() const;
     [[nodiscard]] std::uint64_t window_base() const { return base_; }
@@ -129,7 +160,19 @@ private:
     std::uint64_t page_size_ = 0;
     std::uint64_t base_ = 0;       // reserved window [base_, base_ + opts_.window)
     vfio::Mapping window_;         // PROT_NONE reservation
-    std::vector<std::uint64_t> page_iova_;  // per window page; ~0 = unused
+    std::recursive_mutex* lock_ = nullptr;
+    // Per window page: its IOVA, ~0 = unused. Atomic (relaxed) so that
+    // virt2iova reads while the control path writes other pages, or moves
+    // a segment; fixed size for the Memory's life.
+    std::unique_ptr<std::atomic<std::uint64_t>[]> page_iova_;
+    std::size_t pages_ = 0;
+    void init_pages(std::size_t n);
+    // Relaxed: an entry is a self-contained value; the segment's mapping
+    // is ordered before its use by whatever hands the memory to a thread.
+    void set_page(std::size_t i, std::uint64_t v) { page_iova_[i].store(v, std::memory_order_relaxed); }
+    [[nodiscard]] std::uint64_t page(std::size_t i) const {
+        return page_iova_[i].load(std::memory_order_relaxed);
+    }
     struct Owned {
         Segment seg;
         vfio::Fd fd;

@@ -302,10 +302,13 @@ struct RuntimeFacts {
 
 // Registers "eal.memory" and "eal.info" for `m`. Handlers read `m` on the
 // server thread: if the primary adds or removes segments while serving,
-// pass the mutex it holds around those changes (DPDK's memory hotplug
-// lock), and the handlers take it too. `m` must outlive the Server.
+// pass the lock it holds around those changes (the EAL lock,
+// Vfio::control_lock(), which Memory takes itself once given it), and the
+// handlers take it too; segment fds are dup'ed under it. The info
+// provider runs before the lock is taken (it takes the lock itself). `m`
+// must outlive the Server.
 void serve_runtime(Server& s, const Memory& m, RuntimeFacts facts,
-                   std::mutex* memory_lock = nullptr);
+                   std::recursive_mutex* memory_lock = nullptr);
 
 // Secondary: asks for the primary's memory and maps every segment from its
 // fd at the primary's virtual address (Memory::attach). Fails naming the

@@ -22,6 +22,8 @@
 //                                                and secondaries share (default "vfiokit")
 //
 // Options on the command line win over the environment.
+//
+// Thread-safety: parse_options() writes only `out`; Options is a value.
 #pragma once
 
 #include <string>

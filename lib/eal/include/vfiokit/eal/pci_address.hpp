@@ -1,6 +1,8 @@
 // PCI device address (domain:bus:device.function), as sysfs and the VFIO
 // ioctls spell it: "0000:00:03.0". The short form "00:03.0" (domain 0) is
 // accepted on input, as DPDK's -a/-b options accept it.
+// Thread-safety: a value type; const methods and the parsers are safe from
+// any thread.
 #pragma once
 
 #include <compare>

@@ -5,6 +5,9 @@
 // semantics (see vfio.hpp). Ordered by IOVA: lookup, overlap check, insert
 // and erase are O(log n); there is no size limit. find_free() walks gaps and
 // is O(n) in the mappings it skips.
+//
+// Thread-safety: none of its own; its Container guards it with the EAL lock
+// (Vfio::control_lock()).
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 //
 // Everything here is read from sysfs and /dev: no device, group or container
 // is opened, so it is safe to call while another process owns the device.
+// Thread-safe: the functions keep no state; the results are values.
 // The same rules decide the automatic mode choice, so what the inventory tool
 // prints is what vfiokit would do.
 //

@@ -1,5 +1,11 @@
 // VFIO state shared with other processes: secondaries, and fds from a broker.
 //
+// Thread-safety: export_shared() takes the EAL lock, but the fds it lists
+// are borrowed and may be closed by a release on another thread once it
+// returns: a caller that sends them later holds Vfio::control_lock() across
+// the export and a dup() of each (lib/eal/eal.cpp does, for secondaries).
+// SharedState and the other structs are values.
+//
 // A group can be opened once and a cdev device belongs to one iommufd, so a
 // second process that wants to drive the primary's devices needs the
 // primary's fds. Vfio::export_shared() describes every container of a

@@ -1,4 +1,5 @@
 // Small value types shared by the VFIO API and its backends.
+// Thread-safety: plain values and constant functions.
 #pragma once
 
 #include <cstdint>

@@ -29,6 +29,14 @@
 //     IOVA is O(log n);
 //   - every IOVA is checked against the ranges the kernel reports for the
 //     container; alloc_iova() hands out IOVAs inside them, under a DMA mask.
+//
+// IOVA policy: one per container, used by EAL memory. choose_iova() gives a
+// mapping IOVA = VA where that lies inside the kernel's ranges and under the
+// DMA mask of every device that uses the container (require_dma_mask()),
+// and an IOVA allocated inside them otherwise. A device whose mask the
+// container's memory cannot meet is refused at probe time, naming the mask
+// and the range; memory placed by the policy (the EAL's segments, through
+// IovaUser) is moved under the mask instead.
 // In no-IOMMU mode nothing translates: the device sees physical addresses,
 // map/unmap/alloc_iova fail with ENOTSUP and say so.
 //
@@ -36,12 +44,23 @@
 // A failed assign_device or map leaves nothing behind: no fd, group
 // attachment, IOMMU model or mapping.
 //
-// Thread-safety: none; callers serialize (the EAL does).
+// Thread-safety: the control path is serialized by one lock per process,
+// Vfio::control_lock() (a recursive mutex, the "EAL lock"): every public
+// method of Vfio and Container takes it, and so do EAL memory growth and the
+// multi-process server's handlers (lib/eal/eal.cpp), so a secondary
+// attaching never sees a half-made container, device or mapping. Call them
+// from any thread. What they return by pointer or reference (Device*,
+// Container&, devices(), containers()) stays valid only until the matching
+// release/destroy, which the caller must order itself: hold control_lock()
+// across the lookup and the use when another thread may release. The data
+// path takes no lock: Device::fd() and what is built on it (BAR access,
+// IRQ eventfds) are plain reads.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <span>
@@ -96,6 +115,21 @@ struct ModeChoice {
 // vfio-pci (cdev, else group, else noiommu), else the kernel's facilities.
 [[nodiscard]] Result<ModeChoice> choose_mode(const sysfs::Root& root, const Options& o);
 
+// A user of a container's IOVA policy that can move its mappings: EAL
+// memory places its segments with choose_iova() and, asked by
+// require_dma_mask(), moves those above a device's mask under it. Called
+// with the control lock held; the user may call back into the container.
+class IovaUser {
+public:
+    virtual ~IovaUser() = default;
+    // Makes every mapping of this user reachable by a device with `mask`
+    // (the last byte's IOVA <= mask): moves them, or fails with ERANGE
+    // naming `who`, the mask and the range that cannot move. In no-IOMMU
+    // mode (nothing translates) it checks the physical addresses instead.
+    [[nodiscard]] virtual Result<void> meet_dma_mask(Container& c, std::uint64_t mask,
+                                                     std::string_view who) = 0;
+};
+
 // A device assigned to a container. Owned by its container; valid until
 // released or the container is destroyed.
 //
@@ -107,6 +141,9 @@ struct ModeChoice {
 // released" without reaching the kernel. Bars, IrqSets and PciDevices hold
 // such a handle. There is no device fd here: how a backend reaches the
 // device is its own business.
+//
+// Thread-safety: immutable after assignment; read it from any thread while
+// it is assigned (its handle's operations: see device_ops.hpp).
 class Device {
 public:
     [[nodiscard]] PciAddress address() const { return addr_; }
@@ -134,6 +171,7 @@ private:
     std::shared_ptr<DeviceHandle> handle_;
 };
 
+// Thread-safety: every method takes Vfio::control_lock() (see the top).
 class Container {
 public:
     [[nodiscard]] Mode mode() const;
@@ -156,12 +194,11 @@ public:
     [[nodiscard]] Result<void> unmap(std::uint64_t iova, std::uint64_t len);
     [[nodiscard]] Result<void> unmap_all();
 
-    // The mapping containing `iova`, if any: O(log n).
-    [[nodiscard]] std::optional<DmaMapping> lookup(std::uint64_t iova) const {
-        return table_.lookup(iova);
-    }
-    [[nodiscard]] std::size_t mapping_count() const { return table_.size(); }
-    [[nodiscard]] std::vector<DmaMapping> mappings() const { return table_.all(); }
+    // The mapping containing `iova`, if any: O(log n). Takes the control
+    // lock: the data path translates with Memory::virt2iova instead.
+    [[nodiscard]] std::optional<DmaMapping> lookup(std::uint64_t iova) const;
+    [[nodiscard]] std::size_t mapping_count() const;
+    [[nodiscard]] std::vector<DmaMapping> mappings() const;
 
     // The IOVA ranges the kernel accepts. Group and compat mode know them
     // only once a device is assigned (the IOMMU model needs a group):
@@ -175,6 +212,31 @@ public:
     [[nodiscard]] Result<std::uint64_t> alloc_iova(std::uint64_t len, std::uint64_t dma_mask,
                                                    std::uint64_t align = 4096);
 
+    // IOVA policy (see the top). The IOVA that a mapping of [vaddr,
+    // vaddr+len) should get: vaddr itself when that range is free, at or
+    // above 1 MiB, inside the kernel's IOVA ranges (group-style before the
+    // first device: the x86 layout below and above the MSI window) and
+    // under dma_mask(); otherwise alloc_iova(len, dma_mask(), align).
+    // Does not map. ENOTSUP in no-IOMMU mode.
+    [[nodiscard]] Result<std::uint64_t> choose_iova(std::uint64_t vaddr, std::uint64_t len,
+                                                    std::uint64_t align = 4096);
+    // The narrowest DMA mask required so far (~0: none).
+    [[nodiscard]] std::uint64_t dma_mask() const;
+    // A device that reaches only IOVAs <= `mask` uses this container
+    // (`who` names it in messages: "edu 0000:00:03.0"). Asks every
+    // IovaUser to move its mappings under the mask, then checks every
+    // mapping of the container: one still above it fails with ERANGE
+    // naming `who`, the mask and the mapping's range, and the mask is not
+    // kept. On success the mask stays in force for choose_iova() until the
+    // container is destroyed. No-IOMMU: the IovaUsers check physical
+    // addresses (nothing is mapped). Drivers call it from probe (directly
+    // or through the bus, with the mask of their registry entry).
+    [[nodiscard]] Result<void> require_dma_mask(std::uint64_t mask, std::string_view who);
+    // Not owned; must be removed before it goes.
+    void add_iova_user(IovaUser* u);
+    void remove_iova_user(IovaUser* u);
+
+    // The list itself is only stable under control_lock().
     [[nodiscard]] const std::vector<std::unique_ptr<Device>>& devices() const { return devices_; }
 
     // Another process's container, adopted by Vfio::import_shared(): see
@@ -225,8 +287,11 @@ private:
     bool file_maps_unsupported_ = false;
     bool imported_ = false;
     std::set<std::uint64_t> inherited_;  // imported: IOVAs of the exporter's mappings
+    std::uint64_t dma_mask_ = ~0ULL;     // narrowest required mask (require_dma_mask)
+    std::vector<IovaUser*> iova_users_;
 };
 
+// Thread-safety: every public method takes control_lock() (see the top).
 class Vfio {
 public:
     // Chooses the mode and opens the default container. Fails with the
@@ -280,6 +345,12 @@ public:
     [[nodiscard]] static Result<std::unique_ptr<Vfio>> from_external_fds(const ExternalFds& x,
                                                                         const Options& o = {});
 
+    // The EAL lock: serializes the control path of this process (every
+    // Vfio and Container method, EAL memory growth, the multi-process
+    // handlers). Recursive, so a control operation may call another (a
+    // heap growing maps its segment). Never held on the data path.
+    [[nodiscard]] std::recursive_mutex& control_lock() const { return control_; }
+
     Vfio(const Vfio&) = delete;
     Vfio& operator=(const Vfio&) = delete;
 
@@ -290,6 +361,7 @@ private:
     // assign_device(), with the node already open (from_external_fds).
     Result<Device*> assign(Container& c, std::string_view spec, Fd* given);
 
+    mutable std::recursive_mutex control_;  // the EAL lock; outlives everything below
     Options options_;
     sysfs::Root root_;
     Mode mode_ = Mode::group;
