@@ -15,10 +15,27 @@ bool contains(const std::vector<PciAddress>& v, PciAddress a) {
 
 Driver* matching_driver(const std::vector<Driver*>& drivers, const DeviceIds& ids) {
     for (Driver* d : drivers)
-        for (const IdMatch& m : d->ids())
-            if (m.matches(ids))
-                return d;
+        if (d->matches(ids))
+            return d;
     return nullptr;
+}
+
+std::string hex16(std::uint16_t v) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s(4, '0');
+    for (int i = 3; i >= 0; --i, v = static_cast<std::uint16_t>(v >> 4))
+        s[static_cast<std::size_t>(i)] = digits[v & 0xf];
+    return s;
+}
+
+// The hook where the container's IOVA policy learns what this device can
+// address, before the driver may start DMA: the IOVA policy (container) is
+// to place or refuse memory outside [0, mask]. Until the container has that
+// API the mask is kept on the BoundDevice for whoever checks it.
+Result<void> require_dma_mask(vfio::Device& dev, std::uint64_t mask) {
+    (void)dev;
+    (void)mask;
+    return {};
 }
 
 // Why a matching device on another driver (or none) is not probed, and the
@@ -49,6 +66,13 @@ void Bus::register_driver(Driver& d) {
         drivers_.push_back(&d);
 }
 
+const eal::AllowedDevice* Bus::allowed(PciAddress a) const {
+    for (const auto& al : allow_)
+        if (al.addr == a)
+            return &al;
+    return nullptr;
+}
+
 BoundDevice* Bus::find(PciAddress a) {
     for (auto& b : bound_)
         if (b.pci->address() == a)
@@ -63,45 +87,84 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
 
     std::vector<ProbeOutcome> report;
     for (const ScannedDevice& d : *devices) {
-        if (!allow_.empty() && !contains(allow_, d.addr))
+        const eal::AllowedDevice* al = allowed(d.addr);
+        if (!allow_.empty() && al == nullptr)
             continue;
         if (find(d.addr))
             continue;  // probed by an earlier call
         Driver* drv = matching_driver(drivers_, d.ids);
-        if (!drv)
-            continue;  // not ours to report: no driver wants it
+        if (!drv && al == nullptr)
+            continue;  // not ours to report: no driver wants it, nobody asked for it
 
         ProbeOutcome& out = report.emplace_back();
         out.addr = d.addr;
+        out.requested = al != nullptr;
+        if (!drv) {
+            out.reason = "no driver linked in matches " + hex16(d.ids.vendor) + ":" +
+                         hex16(d.ids.device);
+            out.err = ENODEV;
+            continue;
+        }
         out.driver = std::string(drv->name());
         if (contains(block_, d.addr)) {
             out.reason = "blocked (-b " + d.addr.str() + ")";
+            out.err = EPERM;
             continue;
         }
-        if (d.driver != "vfio-pci") {
+        if (!d.vfio_bound) {
             out.reason = not_bound_reason(root_, d);
+            out.err = ENODEV;
+            continue;
+        }
+        // Bad arguments fail before anything is opened.
+        auto args = DriverArgs::parse(drv->info(), d.addr,
+                                      al ? std::span<const eal::DeviceArg>(al->args)
+                                         : std::span<const eal::DeviceArg>());
+        if (!args) {
+            out.reason = args.error().message();
+            out.err = args.error().err();
+            continue;
+        }
+        auto mask = drv->dma_mask(*args);
+        if (!mask) {
+            out.reason = mask.error().message();
+            out.err = mask.error().err();
             continue;
         }
 
-        auto assigned = vfio_->assign_device(vfio_->default_container(), d.addr.str());
+        // vfio-pci takes the token with the device name (vfio.hpp).
+        std::string spec = d.addr.str();
+        if (al && !al->vf_token.empty())
+            spec += " vf_token=" + al->vf_token;
+        auto assigned = vfio_->assign_device(vfio_->default_container(), spec);
         if (!assigned) {
             out.reason = assigned.error().message();
+            out.err = assigned.error().err();
             continue;
         }
         vfio::Device* vdev = *assigned;
+        auto release = [&](const Error& e, std::string why) {
+            out.reason = std::move(why);
+            out.err = e.err();
+            if (auto r = vfio_->release_device(*vdev); !r)
+                out.reason += "; releasing the device failed too: " + r.error().message();
+        };
+        if (auto ok = require_dma_mask(*vdev, *mask); !ok) {
+            release(ok.error(), ok.error().message());
+            continue;
+        }
         auto pci = std::make_unique<PciDevice>(*vdev);
-        auto instance = drv->probe(*pci);
+        auto instance = drv->probe_instance(*pci, *args);
         if (!instance) {
-            out.reason = "probe by driver " + out.driver + " failed: " + instance.error().message();
             // The instance never existed; PciDevice holds nothing the
             // kernel cares about, so only the VFIO release is left.
             pci.reset();
-            if (auto r = vfio_->release_device(*vdev); !r)
-                out.reason += "; releasing the device failed too: " + r.error().message();
+            release(instance.error(),
+                    "probe by driver " + out.driver + " failed: " + instance.error().message());
             continue;
         }
         out.probed = true;
-        bound_.push_back(BoundDevice{drv, vdev, std::move(pci), std::move(*instance)});
+        bound_.push_back(BoundDevice{drv, vdev, std::move(pci), std::move(*instance), *mask});
     }
     return report;
 }

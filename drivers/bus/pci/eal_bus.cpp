@@ -1,0 +1,88 @@
+// The PCI bus as the EAL sees it (vfiokit/eal/bus.hpp): registered by a
+// static object, so linking this library in makes Eal::init scan PCI and
+// probe every registered PCI driver (registered_drivers()).
+#include <algorithm>
+#include <cerrno>
+
+#include "vfiokit/bus/pci/bus.hpp"
+#include "vfiokit/eal/bus.hpp"
+
+namespace vfiokit::pci {
+
+namespace {
+
+// One EAL's PCI bus: the pci::Bus (which owns the probed devices) and what
+// it reported.
+class ProbedPci final : public eal::ProbedBus {
+public:
+    ProbedPci(vfio::Vfio& v, sysfs::Root root) : bus(v, std::move(root)) {}
+    [[nodiscard]] const std::vector<eal::DeviceReport>& report() const override { return report_; }
+
+    Bus bus;
+    std::vector<eal::DeviceReport> report_;
+};
+
+class EalPciBus final : public eal::Bus {
+public:
+    [[nodiscard]] std::string_view name() const override { return "pci"; }
+    [[nodiscard]] Result<std::unique_ptr<eal::ProbedBus>> probe(const eal::BusContext& ctx) override;
+};
+
+Result<std::unique_ptr<eal::ProbedBus>> EalPciBus::probe(const eal::BusContext& ctx) {
+    // Two drivers of one name would make -a arguments and pmdinfo ambiguous.
+    const auto drivers = registered_drivers();
+    for (std::size_t i = 0; i < drivers.size(); ++i)
+        for (std::size_t j = i + 1; j < drivers.size(); ++j)
+            if (drivers[i]->name() == drivers[j]->name())
+                return fail(Error(EEXIST, "PCI driver " + std::string(drivers[i]->name()) +
+                                              " is registered twice")
+                                .hint("link each driver into the program once"));
+
+    auto p = std::make_unique<ProbedPci>(ctx.vfio, ctx.root);
+    for (Driver* d : drivers)
+        p->bus.register_driver(*d);
+    for (const auto& al : ctx.options.allow)
+        p->bus.allow(al);
+    for (const auto& b : ctx.options.block)
+        p->bus.block(b);
+
+    auto outcomes = p->bus.probe_all();
+    if (!outcomes)
+        return fail(std::move(outcomes.error()));
+
+    std::string failed;
+    int err = 0;
+    for (const auto& o : *outcomes) {
+        p->report_.push_back({"pci", o.addr, o.driver, o.probed, o.requested, o.reason});
+        if (o.requested && !o.probed && err == 0)
+            err = o.err != 0 ? o.err : ENODEV;
+        if (o.requested && !o.probed)
+            failed += "\n  " + o.addr.str() + (o.driver.empty() ? "" : " (" + o.driver + ")") +
+                      ": " + o.reason;
+    }
+    // An -a device the scan never saw does not exist.
+    for (const auto& al : ctx.options.allow)
+        if (std::none_of(outcomes->begin(), outcomes->end(),
+                         [&](const ProbeOutcome& o) { return o.addr == al.addr; }) &&
+            !p->bus.find(al.addr)) {
+            failed += "\n  " + al.addr.str() + ": no such PCI device";
+            err = err != 0 ? err : ENODEV;
+        }
+    if (!failed.empty())
+        // Destroying p removes what was probed: all or nothing for -a.
+        return fail(Error(err, "probe the devices given with -a:" + failed)
+                        .hint("each line says why; vfiokit-info shows every device and its "
+                              "driver"));
+    return std::unique_ptr<eal::ProbedBus>(std::move(p));
+}
+
+EalPciBus& pci_bus() {
+    static EalPciBus b;
+    return b;
+}
+
+const eal::BusRegistration kRegistration(pci_bus());
+
+}  // namespace
+
+}  // namespace vfiokit::pci
