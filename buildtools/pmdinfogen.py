@@ -163,17 +163,19 @@ constexpr pci::IdMatch kIds[] = {{
 }}  // namespace
 
 // In .rodata, where DPDK's dpdk-pmdinfo.py looks for it; `used` keeps it
-// although nothing in the program reads it but info().pmd_info.
+// although nothing in the program reads it but info().pmd_info. The reader
+// takes a run of printable bytes between NULs, so a leading NUL keeps the
+// tail of whatever the linker put before it from being read as part of it.
 extern const char pmd_info_{name}[];
 [[gnu::used]] const char pmd_info_{name}[] =
-    {c_string("PMD_INFO_STRING= " + pmd_info_json(decl))};
+    "\\0" {c_string("PMD_INFO_STRING= " + pmd_info_json(decl))};
 
 constinit const pci::DriverInfo {name}{{
     {c_string(name)},
     kIds,
     0x{decl['mask']:x}ULL,
     {params_span},
-    std::string_view(pmd_info_{name}, sizeof pmd_info_{name} - 1),
+    std::string_view(pmd_info_{name} + 1, sizeof pmd_info_{name} - 2),
 }};
 
 }}  // namespace vfiokit::pmdinfo

@@ -99,21 +99,24 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
         ProbeOutcome& out = report.emplace_back();
         out.addr = d.addr;
         out.requested = al != nullptr;
+        auto failed = [&out](Error e) {
+            out.reason = e.message();
+            out.err = e.err();
+            out.error = std::move(e);
+        };
         if (!drv) {
-            out.reason = "no driver linked in matches " + hex16(d.ids.vendor) + ":" +
-                         hex16(d.ids.device);
-            out.err = ENODEV;
+            failed(Error(ENODEV, "no driver linked in matches " + hex16(d.ids.vendor) + ":" +
+                                     hex16(d.ids.device))
+                       .hint("link the device's driver into the program, or leave it out of -a"));
             continue;
         }
         out.driver = std::string(drv->name());
         if (contains(block_, d.addr)) {
-            out.reason = "blocked (-b " + d.addr.str() + ")";
-            out.err = EPERM;
+            failed(Error(EPERM, "blocked (-b " + d.addr.str() + ")"));
             continue;
         }
         if (!d.vfio_bound) {
-            out.reason = not_bound_reason(root_, d);
-            out.err = ENODEV;
+            failed(Error(ENODEV, not_bound_reason(root_, d)));
             continue;
         }
         // Bad arguments fail before anything is opened.
@@ -121,14 +124,12 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
                                       al ? std::span<const eal::DeviceArg>(al->args)
                                          : std::span<const eal::DeviceArg>());
         if (!args) {
-            out.reason = args.error().message();
-            out.err = args.error().err();
+            failed(std::move(args.error()));
             continue;
         }
         auto mask = drv->dma_mask(*args);
         if (!mask) {
-            out.reason = mask.error().message();
-            out.err = mask.error().err();
+            failed(std::move(mask.error()));
             continue;
         }
 
@@ -138,19 +139,17 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
             spec += " vf_token=" + al->vf_token;
         auto assigned = vfio_->assign_device(vfio_->default_container(), spec);
         if (!assigned) {
-            out.reason = assigned.error().message();
-            out.err = assigned.error().err();
+            failed(std::move(assigned.error()));
             continue;
         }
         vfio::Device* vdev = *assigned;
-        auto release = [&](const Error& e, std::string why) {
-            out.reason = std::move(why);
-            out.err = e.err();
+        auto release = [&](Error e) {
             if (auto r = vfio_->release_device(*vdev); !r)
-                out.reason += "; releasing the device failed too: " + r.error().message();
+                e.context("releasing the device failed too (" + r.error().message() + ")");
+            failed(std::move(e));
         };
         if (auto ok = require_dma_mask(*vdev, *mask); !ok) {
-            release(ok.error(), ok.error().message());
+            release(std::move(ok.error()));
             continue;
         }
         auto pci = std::make_unique<PciDevice>(*vdev);
@@ -159,8 +158,7 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
             // The instance never existed; PciDevice holds nothing the
             // kernel cares about, so only the VFIO release is left.
             pci.reset();
-            release(instance.error(),
-                    "probe by driver " + out.driver + " failed: " + instance.error().message());
+            release(std::move(instance.error()).context("probe by driver " + out.driver));
             continue;
         }
         out.probed = true;

@@ -3,6 +3,7 @@
 // probe every registered PCI driver (registered_drivers()).
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "vfiokit/bus/pci/bus.hpp"
 #include "vfiokit/eal/bus.hpp"
@@ -50,29 +51,35 @@ Result<std::unique_ptr<eal::ProbedBus>> EalPciBus::probe(const eal::BusContext& 
     if (!outcomes)
         return fail(std::move(outcomes.error()));
 
-    std::string failed;
-    int err = 0;
+    // The first failed -a device's own error, naming the others.
+    std::optional<Error> first;
+    std::string others;
+    auto failed = [&](Error e, PciAddress a, const std::string& driver) {
+        const std::string who = "-a " + a.str() + (driver.empty() ? "" : " (driver " + driver + ")");
+        if (!first)
+            first = std::move(e.context(who));
+        else
+            others += (others.empty() ? "" : ", ") + a.str();
+    };
     for (const auto& o : *outcomes) {
         p->report_.push_back({"pci", o.addr, o.driver, o.probed, o.requested, o.reason});
-        if (o.requested && !o.probed && err == 0)
-            err = o.err != 0 ? o.err : ENODEV;
         if (o.requested && !o.probed)
-            failed += "\n  " + o.addr.str() + (o.driver.empty() ? "" : " (" + o.driver + ")") +
-                      ": " + o.reason;
+            failed(o.error.value_or(Error(ENODEV, o.reason)), o.addr, o.driver);
     }
     // An -a device the scan never saw does not exist.
     for (const auto& al : ctx.options.allow)
         if (std::none_of(outcomes->begin(), outcomes->end(),
                          [&](const ProbeOutcome& o) { return o.addr == al.addr; }) &&
-            !p->bus.find(al.addr)) {
-            failed += "\n  " + al.addr.str() + ": no such PCI device";
-            err = err != 0 ? err : ENODEV;
-        }
-    if (!failed.empty())
+            !p->bus.find(al.addr))
+            failed(Error(ENODEV, "no such PCI device")
+                       .hint("list the devices with vfiokit-info (or lspci -D)"),
+                   al.addr, "");
+    if (first) {
         // Destroying p removes what was probed: all or nothing for -a.
-        return fail(Error(err, "probe the devices given with -a:" + failed)
-                        .hint("each line says why; vfiokit-info shows every device and its "
-                              "driver"));
+        if (!others.empty())
+            first->context("also not probed: " + others);
+        return fail(std::move(*first));
+    }
     return std::unique_ptr<eal::ProbedBus>(std::move(p));
 }
 

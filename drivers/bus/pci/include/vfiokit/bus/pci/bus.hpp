@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,8 +41,8 @@ struct ProbeOutcome {
     std::string driver;   // the matching driver; empty when none matched
     bool probed = false;
     bool requested = false;  // on the allow-list (-a)
-    int err = 0;          // not probed: the errno of the failure (0: not an error,
-                          // e.g. no driver matches)
+    int err = 0;          // not probed: error().err()
+    std::optional<Error> error;  // not probed: the failure, as an Error (reason is its message)
     std::string reason;   // why not probed (no driver, not bound, blocked, bad
                           // arguments, assign or probe error)
 };
