@@ -153,34 +153,38 @@ public:
     [[nodiscard]] Instance* instance(const BoundDevice& b) const;
     // The instance for the device at `a` (any bus of this process).
     [[nodiscard]] Instance* find(PciAddress a) const {
-        for (const auto& [dev, entry] : instances_)
+        for (const auto& [dev, entry] : *index_)
             if (entry.addr == a)
                 return entry.typed;
         return nullptr;
     }
-    [[nodiscard]] std::size_t instances() const { return instances_.size(); }
+    [[nodiscard]] std::size_t instances() const { return index_->size(); }
 
 private:
     struct Entry {
         PciAddress addr;
         Instance* typed;
     };
+    using Index = std::map<const PciDevice*, Entry>;
     // Owns the instance and keeps the index up to date for its lifetime.
+    // It shares the index rather than pointing at the driver, so a bus
+    // that outlives the driver object still removes cleanly.
     class Holder final : public DriverInstance {
     public:
-        Holder(DriverFor* d, const PciDevice* dev, PciAddress a, std::unique_ptr<Instance> i)
-            : driver_(d), dev_(dev), instance_(std::move(i)) {
-            driver_->instances_[dev_] = Entry{a, instance_.get()};
+        Holder(std::shared_ptr<Index> index, const PciDevice* dev, PciAddress a,
+               std::unique_ptr<Instance> i)
+            : index_(std::move(index)), dev_(dev), instance_(std::move(i)) {
+            (*index_)[dev_] = Entry{a, instance_.get()};
         }
         ~Holder() override {
             instance_.reset();  // the driver's remove, while the index still names it
-            driver_->instances_.erase(dev_);
+            index_->erase(dev_);
         }
         Holder(const Holder&) = delete;
         Holder& operator=(const Holder&) = delete;
 
     private:
-        DriverFor* driver_;
+        std::shared_ptr<Index> index_;
         const PciDevice* dev_;
         std::unique_ptr<Instance> instance_;
     };
@@ -188,7 +192,7 @@ private:
     Result<std::unique_ptr<DriverInstance>> probe_instance(PciDevice& dev,
                                                            const DriverArgs& args) final;
 
-    std::map<const PciDevice*, Entry> instances_;
+    std::shared_ptr<Index> index_ = std::make_shared<Index>();
 };
 
 // The drivers linked into this program, in registration order.
@@ -207,8 +211,8 @@ template <class Instance>
 Instance* DriverFor<Instance>::instance(const BoundDevice& b) const {
     if (b.driver != this || !b.pci)
         return nullptr;
-    auto it = instances_.find(b.pci.get());
-    return it == instances_.end() ? nullptr : it->second.typed;
+    auto it = index_->find(b.pci.get());
+    return it == index_->end() ? nullptr : it->second.typed;
 }
 
 template <class Instance>
@@ -218,7 +222,7 @@ Result<std::unique_ptr<DriverInstance>> DriverFor<Instance>::probe_instance(
     if (!i)
         return fail(std::move(i.error()));
     return std::unique_ptr<DriverInstance>(
-        std::make_unique<Holder>(this, &dev, dev.address(), std::move(*i)));
+        std::make_unique<Holder>(index_, &dev, dev.address(), std::move(*i)));
 }
 
 }  // namespace vfiokit::pci
