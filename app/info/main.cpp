@@ -77,7 +77,7 @@ struct Entry {
 // releases it again before the next device is looked at.
 Regions probe_regions(const vfio::Options& o, const pci::ScannedDevice& d) {
     Regions r;
-    if (d.driver != "vfio-pci") {
+    if (!d.vfio_bound) {
         r.error = "not opened: bound to " + (d.driver.empty() ? std::string("no driver") : d.driver) +
                   ", not vfio-pci";
         return r;

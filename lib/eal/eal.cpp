@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 
@@ -18,6 +19,13 @@ Result<std::unique_ptr<Eal>> Eal::init(int argc, const char* const* argv, int* f
 }
 
 Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
+    // parse_options refuses these; Options built by hand get the same check
+    // (MiB << 20 must not wrap).
+    if (o.memory_mb > kMaxMemoryMb ||
+        std::any_of(o.socket_mem_mb.begin(), o.socket_mem_mb.end(),
+                    [](std::uint64_t mb) { return mb > kMaxMemoryMb; }))
+        return fail(Error(EINVAL, "EAL init: -m/--socket-mem above " +
+                                      std::to_string(kMaxMemoryMb) + " MiB (128 TiB)"));
     std::unique_ptr<Eal> e(new Eal());
     e->opts_ = o;
     std::optional<mp::RuntimeDir> dir;
@@ -67,6 +75,17 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
         if (auto ok = e->heap(static_cast<int>(node)).reserve(o.socket_mem_mb[node] << 20); !ok)
             return fail(std::move(ok.error()).context("EAL init: --socket-mem on node " +
                                                       std::to_string(node)));
+    }
+    if (!o.allow.empty() && buses().empty())
+        return fail(Error(EINVAL, "EAL init: -a " + o.allow.front().addr.str() +
+                                      ": no bus is linked into this program")
+                        .hint("link the PCI bus and the drivers (pci_dep, a driver's *_pmd_dep)"));
+    const BusContext ctx{*e->vfio_, e->opts_, sysfs::Root(o.vfio.sysroot)};
+    for (Bus* b : buses()) {
+        auto p = b->probe(ctx);
+        if (!p)
+            return fail(std::move(p.error()).context("EAL init: " + std::string(b->name()) + " bus"));
+        e->buses_.push_back(std::move(*p));
     }
     if (dir)
         if (auto ok = e->serve(*dir); !ok)
@@ -142,10 +161,20 @@ Eal::~Eal() {
     // The server's handlers read memory and VFIO state: stop it first.
     server_.reset();
     client_.reset();
+    // Newest bus first: drivers before the memory and devices they use.
+    while (!buses_.empty())
+        buses_.pop_back();
     heaps_.clear();
     memory_.reset();
     listener_.reset();
     vfio_.reset();
+}
+
+std::vector<DeviceReport> Eal::device_report() const {
+    std::vector<DeviceReport> out;
+    for (const auto& b : buses_)
+        out.insert(out.end(), b->report().begin(), b->report().end());
+    return out;
 }
 
 Heap& Eal::heap(int node) {

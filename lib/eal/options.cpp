@@ -7,22 +7,6 @@
 
 namespace vfiokit::eal {
 
-std::string options_usage() {
-    return "EAL options:\n"
-           "  --vfio-mode=auto|cdev|group|compat|noiommu  VFIO mode (env VFIOKIT_VFIO_MODE)\n"
-           "  --vfio-type1=auto|v2|v1                     type1 flavour in group/compat mode\n"
-           "  -a, --allow ADDRESS[,vf_token=UUID]         use only these devices\n"
-           "  -b, --block ADDRESS                         never use these devices\n"
-           "  -m MIB                                      memory to reserve at start-up\n"
-           "  --socket-mem MIB[,MIB...]                   memory per NUMA node at start-up\n"
-           "  --no-huge                                   4 KiB pages instead of hugepages\n"
-           "  --huge-dir DIR                              back memory with files in DIR\n"
-           "  --iova-mode=va|pa|auto                      IOVA = VA, or physical addresses\n"
-           "  --base-virtaddr ADDR                        start of the memory window\n"
-           "  --proc-type=primary|secondary|auto          role among processes sharing a prefix\n"
-           "  --file-prefix NAME                          runtime directory shared with secondaries\n";
-}
-
 namespace {
 
 Error bad(std::string_view opt, std::string what) {
@@ -31,23 +15,8 @@ Error bad(std::string_view opt, std::string what) {
     return e;
 }
 
-Result<AllowedDevice> parse_allow(std::string_view opt, std::string_view v) {
-    std::string_view addr = v.substr(0, v.find(','));
-    auto a = PciAddress::parse(addr);
-    if (!a)
-        return fail(bad(opt, "'" + std::string(addr) + "' is not a PCI address"));
-    AllowedDevice d{*a, {}};
-    if (addr.size() < v.size()) {
-        std::string_view kv = v.substr(addr.size() + 1);
-        constexpr std::string_view key = "vf_token=";
-        if (!kv.starts_with(key))
-            return fail(bad(opt, "unknown device argument '" + std::string(kv) + "'"));
-        d.vf_token = kv.substr(key.size());
-    }
-    return d;
-}
-
-Result<std::uint64_t> parse_number(std::string_view opt, std::string_view v) {
+Result<std::uint64_t> parse_number(std::string_view opt, std::string_view text) {
+    std::string_view v = text;
     std::uint64_t n = 0;
     int base = 10;
     if (v.starts_with("0x") || v.starts_with("0X")) {
@@ -55,8 +24,10 @@ Result<std::uint64_t> parse_number(std::string_view opt, std::string_view v) {
         base = 16;
     }
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n, base);
+    if (ec == std::errc::result_out_of_range)
+        return fail(bad(opt, "'" + std::string(text) + "' does not fit in 64 bits"));
     if (ec != std::errc() || p != v.data() + v.size() || v.empty())
-        return fail(bad(opt, "'" + std::string(v) + "' is not a number"));
+        return fail(bad(opt, "'" + std::string(text) + "' is not a number"));
     return n;
 }
 
@@ -75,7 +46,219 @@ Result<void> check_file_prefix(std::string_view opt, std::string_view v) {
     return {};
 }
 
+Result<std::uint64_t> parse_mib(std::string_view opt, std::string_view v) {
+    auto n = parse_number(opt, v);
+    if (!n)
+        return n;
+    if (*n > kMaxMemoryMb)
+        return fail(bad(opt, "'" + std::string(v) + "' MiB is more than the " +
+                                 std::to_string(kMaxMemoryMb) +
+                                 " MiB (128 TiB) a process can address"));
+    return n;
+}
+
+// --- the table: one parser per option, storing into Options ---------------------
+
+Result<void> opt_vfio_mode(std::string_view opt, std::string_view v, Options& o) {
+    auto m = vfio::parse_mode(v);
+    if (!m)
+        return fail(std::move(m.error()).context("option " + std::string(opt)));
+    o.vfio.mode = *m;
+    return {};
+}
+
+Result<void> opt_vfio_type1(std::string_view opt, std::string_view v, Options& o) {
+    auto t = vfio::parse_type1(v);
+    if (!t)
+        return fail(std::move(t.error()).context("option " + std::string(opt)));
+    o.vfio.type1 = *t;
+    return {};
+}
+
+Result<void> opt_allow(std::string_view opt, std::string_view v, Options& o) {
+    auto d = parse_allowed_device(v);
+    if (!d)
+        return fail(std::move(d.error()).context("option " + std::string(opt)));
+    for (const auto& al : o.allow)
+        if (al.addr == d->addr)
+            return fail(bad(opt, d->addr.str() + " is given twice; put all its arguments in one -a"));
+    o.allow.push_back(std::move(*d));
+    return {};
+}
+
+Result<void> opt_block(std::string_view opt, std::string_view v, Options& o) {
+    auto a = PciAddress::parse(v);
+    if (!a)
+        return fail(bad(opt, "'" + std::string(v) + "' is not a PCI address"));
+    o.block.push_back(*a);
+    return {};
+}
+
+Result<void> opt_memory(std::string_view opt, std::string_view v, Options& o) {
+    auto n = parse_mib(opt, v);
+    if (!n)
+        return fail(std::move(n.error()));
+    o.memory_mb = *n;
+    return {};
+}
+
+Result<void> opt_socket_mem(std::string_view opt, std::string_view v, Options& o) {
+    o.socket_mem_mb.clear();
+    if (v.empty())
+        return fail(bad(opt, "give at least one node's MiB"));
+    for (std::string_view rest = v;;) {
+        auto comma = rest.find(',');
+        auto n = parse_mib(opt, rest.substr(0, comma));
+        if (!n)
+            return fail(std::move(n.error()));
+        o.socket_mem_mb.push_back(*n);
+        if (comma == std::string_view::npos)
+            return {};
+        rest = rest.substr(comma + 1);
+    }
+}
+
+Result<void> opt_no_huge(std::string_view, std::string_view, Options& o) {
+    o.memory.no_huge = true;
+    return {};
+}
+
+Result<void> opt_huge_dir(std::string_view opt, std::string_view v, Options& o) {
+    if (v.empty())
+        return fail(bad(opt, "give a directory"));
+    o.memory.huge_dir = v;
+    return {};
+}
+
+Result<void> opt_iova_mode(std::string_view opt, std::string_view v, Options& o) {
+    auto m = parse_iova_mode(v);
+    if (!m)
+        return fail(std::move(m.error()).context("option " + std::string(opt)));
+    o.memory.iova_mode = *m;
+    return {};
+}
+
+Result<void> opt_base_virtaddr(std::string_view opt, std::string_view v, Options& o) {
+    auto n = parse_number(opt, v);
+    if (!n)
+        return fail(std::move(n.error()));
+    if (*n < kMinBaseVirtaddr)
+        return fail(bad(opt, "'" + std::string(v) +
+                                 "' is below 64 KiB, where the kernel never maps anything "
+                                 "(vm.mmap_min_addr); give the window's start, e.g. 0x1000000"));
+    o.memory.base_virtaddr = *n;
+    return {};
+}
+
+Result<void> opt_proc_type(std::string_view opt, std::string_view v, Options& o) {
+    auto t = parse_proc_type(v);
+    if (!t)
+        return fail(std::move(t.error()).context("option " + std::string(opt)));
+    o.proc_type = *t;
+    o.multi_process = true;
+    return {};
+}
+
+Result<void> opt_file_prefix(std::string_view opt, std::string_view v, Options& o) {
+    if (auto ok = check_file_prefix(opt, v); !ok)
+        return ok;
+    o.file_prefix = v;
+    o.multi_process = true;
+    return {};
+}
+
+// Every EAL option, once. Usage text, parsing and the header all come from
+// here.
+constexpr OptionSpec kOptions[] = {
+    {"vfio-mode", 0, "auto|cdev|group|compat|noiommu",
+     "VFIO mode (default auto: cdev, else group, else noiommu; env VFIOKIT_VFIO_MODE)",
+     opt_vfio_mode},
+    {"vfio-type1", 0, "auto|v2|v1", "type1 flavour in group/compat mode (env VFIOKIT_VFIO_TYPE1)",
+     opt_vfio_type1},
+    {"allow", 'a', "ADDRESS[,vf_token=UUID][,KEY=VALUE...]",
+     "probe only these devices (repeatable); KEY=VALUE pairs go to the device's driver, "
+     "vf_token to VFIO",
+     opt_allow},
+    {"block", 'b', "ADDRESS", "never probe this device (repeatable)", opt_block},
+    {"", 'm', "MIB", "memory to reserve at start-up (not with --socket-mem)", opt_memory},
+    {"socket-mem", 0, "MIB[,MIB...]", "memory per NUMA node at start-up (not with -m)",
+     opt_socket_mem},
+    {"no-huge", 0, "", "4 KiB pages instead of hugepages", opt_no_huge},
+    {"huge-dir", 0, "DIR", "back memory with files in this hugetlbfs mount", opt_huge_dir},
+    {"iova-mode", 0, "va|pa|auto", "IOVA = VA, or physical addresses (default: from the mode)",
+     opt_iova_mode},
+    {"base-virtaddr", 0, "ADDR", "start of the memory window (decimal or 0x hex)",
+     opt_base_virtaddr},
+    {"proc-type", 0, "primary|secondary|auto",
+     "role among processes sharing a prefix (auto: secondary if a primary runs)", opt_proc_type},
+    {"file-prefix", 0, "NAME",
+     "runtime directory shared with secondaries (default vfiokit; letters, digits, . _ -)",
+     opt_file_prefix},
+};
+
+const OptionSpec* find_option(std::string_view name) {
+    for (const auto& o : kOptions) {
+        if (name.starts_with("--") && !o.name.empty() && name.substr(2) == o.name)
+            return &o;
+        if (name.size() == 2 && name[0] == '-' && o.short_name != 0 && name[1] == o.short_name)
+            return &o;
+    }
+    return nullptr;
+}
+
 }  // namespace
+
+std::span<const OptionSpec> option_table() { return kOptions; }
+
+std::string options_usage() {
+    std::vector<std::pair<std::string, std::string_view>> rows;
+    std::size_t width = 0;
+    for (const auto& o : kOptions) {
+        std::string left = o.short_name ? std::string("-") + o.short_name : std::string();
+        if (!o.name.empty())
+            left += (left.empty() ? "--" : ", --") + std::string(o.name);
+        if (!o.arg.empty())
+            left += (o.arg.find('|') != std::string_view::npos ? "=" : " ") + std::string(o.arg);
+        width = std::max(width, left.size());
+        rows.emplace_back(std::move(left), o.help);
+    }
+    std::string out = "EAL options:\n";
+    for (const auto& [left, help] : rows)
+        out += "  " + left + std::string(width - left.size() + 2, ' ') + std::string(help) + "\n";
+    return out;
+}
+
+Result<AllowedDevice> parse_allowed_device(std::string_view v) {
+    std::string_view addr = v.substr(0, v.find(','));
+    auto a = PciAddress::parse(addr);
+    if (!a)
+        return fail(Error(EINVAL, "'" + std::string(addr) + "' is not a PCI address")
+                        .hint("give ADDRESS[,vf_token=UUID][,KEY=VALUE...], e.g. "
+                              "0000:00:03.0,dma_mask=0xffffffff"));
+    AllowedDevice d{*a, {}, {}};
+    std::string_view rest = addr.size() < v.size() ? v.substr(addr.size() + 1) : std::string_view{};
+    while (addr.size() < v.size()) {
+        const std::string_view kv = rest.substr(0, rest.find(','));
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos || eq == 0)
+            return fail(Error(EINVAL, "device argument '" + std::string(kv) + "' of " + a->str() +
+                                          " is not KEY=VALUE"));
+        const std::string key(kv.substr(0, eq));
+        if (key == "vf_token" ? !d.vf_token.empty()
+                              : std::any_of(d.args.begin(), d.args.end(),
+                                            [&](const DeviceArg& x) { return x.key == key; }))
+            return fail(Error(EINVAL, "device argument '" + key + "' of " + a->str() +
+                                          " is given twice"));
+        if (key == "vf_token")
+            d.vf_token = kv.substr(eq + 1);  // checked (a UUID) by VFIO when assigning
+        else
+            d.args.push_back({key, std::string(kv.substr(eq + 1))});
+        if (kv.size() == rest.size())
+            break;
+        rest = rest.substr(kv.size() + 1);
+    }
+    return d;
+}
 
 Result<ProcType> parse_proc_type(std::string_view s) {
     if (s == "primary")
@@ -120,104 +303,19 @@ Result<int> parse_options(int argc, const char* const* argv, Options& out) {
             value = a.substr(2);
             has_value = true;
         }
-        auto take_value = [&]() -> Result<std::string_view> {
-            if (has_value)
-                return value;
-            if (i + 1 >= argc)
-                return fail(bad(name, "needs a value"));
-            return std::string_view(argv[++i]);
-        };
-        if (name == "--vfio-mode") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            auto m = vfio::parse_mode(*v);
-            if (!m)
-                return fail(std::move(m.error()).context("option --vfio-mode"));
-            out.vfio.mode = *m;
-        } else if (name == "--vfio-type1") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            auto t = vfio::parse_type1(*v);
-            if (!t)
-                return fail(std::move(t.error()).context("option --vfio-type1"));
-            out.vfio.type1 = *t;
-        } else if (name == "-a" || name == "--allow") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            auto d = parse_allow(name, *v);
-            if (!d)
-                return fail(std::move(d.error()));
-            out.allow.push_back(std::move(*d));
-        } else if (name == "-b" || name == "--block") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            auto addr = PciAddress::parse(*v);
-            if (!addr)
-                return fail(bad(name, "'" + std::string(*v) + "' is not a PCI address"));
-            out.block.push_back(*addr);
-        } else if (name == "--no-huge") {
-            out.memory.no_huge = true;
-        } else if (name == "--huge-dir") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            out.memory.huge_dir = *v;
-        } else if (name == "--iova-mode") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            auto m = parse_iova_mode(*v);
-            if (!m)
-                return fail(std::move(m.error()).context("option --iova-mode"));
-            out.memory.iova_mode = *m;
-        } else if (name == "-m" || name == "--base-virtaddr") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            auto n = parse_number(name, *v);
-            if (!n)
-                return fail(std::move(n.error()));
-            if (name == "-m")
-                out.memory_mb = *n;
-            else
-                out.memory.base_virtaddr = *n;
-        } else if (name == "--socket-mem") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            out.socket_mem_mb.clear();
-            for (std::string_view rest = *v; !rest.empty();) {
-                auto comma = rest.find(',');
-                auto n = parse_number(name, rest.substr(0, comma));
-                if (!n)
-                    return fail(std::move(n.error()));
-                out.socket_mem_mb.push_back(*n);
-                rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-            }
-        } else if (name == "--proc-type") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            auto t = parse_proc_type(*v);
-            if (!t)
-                return fail(std::move(t.error()).context("option --proc-type"));
-            out.proc_type = *t;
-            out.multi_process = true;
-        } else if (name == "--file-prefix") {
-            auto v = take_value();
-            if (!v)
-                return fail(std::move(v.error()));
-            if (auto ok = check_file_prefix(name, *v); !ok)
-                return fail(std::move(ok.error()));
-            out.file_prefix = *v;
-            out.multi_process = true;
-        } else {
+        const OptionSpec* spec = find_option(name);
+        if (spec == nullptr)
             return fail(bad(a, "unknown EAL option"));
+        if (spec->arg.empty()) {
+            if (has_value)
+                return fail(bad(name, "takes no value"));
+        } else if (!has_value) {
+            if (i + 1 >= argc)
+                return fail(bad(name, "needs a value (" + std::string(spec->arg) + ")"));
+            value = argv[++i];
         }
+        if (auto ok = spec->parse(name, value, out); !ok)
+            return fail(std::move(ok.error()));
     }
     if (out.memory_mb != 0 && !out.socket_mem_mb.empty())
         return fail(bad("-m/--socket-mem", "give one of them, not both"));

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace vfiokit::eal {
@@ -50,6 +51,98 @@ TEST(Options, MemoryOptionsWithDpdkNames) {
     ASSERT_FALSE(both);
     Options r;
     EXPECT_FALSE(parse({"-m", "lots"}, r));
+}
+
+// -a BDF,KEY=VALUE,...: vf_token goes to VFIO, every other pair to the
+// driver, in order; the driver checks the keys when it probes.
+TEST(Options, AllowCarriesDriverArgumentsAndVfToken) {
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+    Options o;
+    auto r = parse({"-a", "00:03.0,dma_mask=0xffffffff,vf_token=2ab74924-c335-45f4-9b16-8569e5b08258,"
+                    "mode=fast",
+                    "-a", "0000:00:04.0"},
+                   o);
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(o.allow.size(), 2u);
+    EXPECT_EQ(o.allow[0].vf_token, "2ab74924-c335-45f4-9b16-8569e5b08258");
+    EXPECT_EQ(o.allow[0].args,
+              (std::vector<DeviceArg>{{"dma_mask", "0xffffffff"}, {"mode", "fast"}}));
+    EXPECT_TRUE(o.allow[1].args.empty());
+    EXPECT_TRUE(o.allow[1].vf_token.empty());
+    // An empty value is a value (the driver decides whether it accepts it).
+    auto e = parse_allowed_device("0000:00:05.0,flag=");
+    ASSERT_TRUE(e) << e.error().message();
+    EXPECT_EQ(e->args, (std::vector<DeviceArg>{{"flag", ""}}));
+}
+
+// -m and --socket-mem are MiB: a value whose byte count cannot be mapped
+// (or would wrap around 64 bits, 2^44 MiB and up) is refused by name.
+TEST(Options, MemorySizesOutOfRangeAreRefused) {
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+    for (std::vector<const char*> args : std::vector<std::vector<const char*>>{
+             {"-m", "17592186044416"},            // 2^44 MiB: 2^64 bytes, wrapped to 0 before
+             {"-m", "134217729"},                 // one MiB above 128 TiB
+             {"--socket-mem", "64,17592186044417"},
+             {"--socket-mem=0x100000000000"},
+         }) {
+        Options o;
+        auto r = parse(args, o);
+        ASSERT_FALSE(r) << args[0] << " " << args.back();
+        EXPECT_EQ(r.error().err(), EINVAL);
+        EXPECT_NE(r.error().message().find("MiB (128 TiB) a process can address"), std::string::npos)
+            << r.error().message();
+        EXPECT_NE(r.error().message().find(args[0][1] == 'm' ? "-m" : "--socket-mem"),
+                  std::string::npos)
+            << r.error().message();
+    }
+    Options big;
+    auto wrap = parse({"-m", "99999999999999999999999"}, big);
+    ASSERT_FALSE(wrap);
+    EXPECT_NE(wrap.error().message().find("does not fit in 64 bits"), std::string::npos);
+    Options ok;
+    ASSERT_TRUE(parse({"-m", "134217728"}, ok));  // exactly 128 TiB
+    EXPECT_EQ(ok.memory_mb, kMaxMemoryMb);
+    Options empty;
+    EXPECT_FALSE(parse({"--socket-mem="}, empty));
+}
+
+// --base-virtaddr 0 (or any address below vm.mmap_min_addr) cannot hold the
+// window: said at parse time, not as a failed mmap later.
+TEST(Options, BaseVirtaddrBelowMinimumIsRefused) {
+    for (const char* v : {"0", "0x0", "4096", "0xffff"}) {
+        Options o;
+        auto r = parse({"--base-virtaddr", v}, o);
+        ASSERT_FALSE(r) << v;
+        EXPECT_NE(r.error().message().find("below 64 KiB"), std::string::npos) << r.error().message();
+        EXPECT_NE(r.error().message().find("--base-virtaddr"), std::string::npos);
+    }
+    Options o;
+    ASSERT_TRUE(parse({"--base-virtaddr=0x10000"}, o));
+    EXPECT_EQ(o.memory.base_virtaddr, 0x10000u);
+}
+
+// The usage text is the table: every option appears once, with its
+// argument and help.
+TEST(Options, UsageIsGeneratedFromTheTable) {
+    const std::string u = options_usage();
+    std::vector<std::string> lines;
+    for (std::size_t at = 0, nl; (nl = u.find('\n', at)) != std::string::npos; at = nl + 1)
+        lines.push_back(u.substr(at, nl - at));
+    ASSERT_EQ(lines.size(), option_table().size() + 1) << u;  // a title, one line per option
+    for (const auto& o : option_table()) {
+        std::string head = "  ";
+        if (o.short_name != 0)
+            head += std::string("-") + o.short_name + (o.name.empty() ? "" : ", ");
+        if (!o.name.empty())
+            head += "--" + std::string(o.name);
+        const auto line = std::find_if(lines.begin(), lines.end(), [&](const std::string& l) {
+            return l.starts_with(head + " ") || l.starts_with(head + "=");
+        });
+        ASSERT_NE(line, lines.end()) << head << " in\n" << u;
+        EXPECT_NE(line->find(o.help), std::string::npos) << *line;
+        EXPECT_NE(line->find(o.arg), std::string::npos) << *line;
+    }
+    EXPECT_NE(u.find("  -a, --allow ADDRESS[,vf_token=UUID][,KEY=VALUE...]"), std::string::npos) << u;
 }
 
 TEST(Options, AutoLeavesModeOpen) {
@@ -110,7 +203,11 @@ TEST(Options, ErrorsNameTheOption) {
              {{"--vfio-mode=fast"}, "use one of auto, cdev, group, compat, noiommu"},
              {{"--vfio-mode"}, "needs a value"},
              {{"-a", "nope"}, "'nope' is not a PCI address"},
-             {{"-a", "00:03.0,speed=9"}, "unknown device argument"},
+             {{"-a", "00:03.0,speed"}, "'speed' of 0000:00:03.0 is not KEY=VALUE"},
+             {{"-a", "00:03.0,x=1,x=2"}, "'x' of 0000:00:03.0 is given twice"},
+             {{"-a", "00:03.0", "-a", "0000:00:03.0,x=1"}, "given twice"},
+             {{"--no-huge=1"}, "takes no value"},
+             {{"-m"}, "needs a value (MIB)"},
              {{"--frobnicate"}, "unknown EAL option"},
              {{"--proc-type=tertiary"}, "use one of primary, secondary, auto"},
              {{"--file-prefix"}, "needs a value"},

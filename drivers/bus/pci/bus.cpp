@@ -15,10 +15,24 @@ bool contains(const std::vector<PciAddress>& v, PciAddress a) {
 
 Driver* matching_driver(const std::vector<Driver*>& drivers, const DeviceIds& ids) {
     for (Driver* d : drivers)
-        for (const IdMatch& m : d->ids())
-            if (m.matches(ids))
-                return d;
+        if (d->matches(ids))
+            return d;
     return nullptr;
+}
+
+std::string hex16(std::uint16_t v) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s(4, '0');
+    for (int i = 3; i >= 0; --i, v = static_cast<std::uint16_t>(v >> 4))
+        s[static_cast<std::size_t>(i)] = digits[v & 0xf];
+    return s;
+}
+
+// Before the driver may start DMA, the container's IOVA policy learns what
+// this device can address: it moves EAL memory under the mask, or fails
+// naming the mask and the range that cannot move (Container::require_dma_mask).
+Result<void> require_dma_mask(vfio::Device& dev, std::uint64_t mask) {
+    return dev.container().require_dma_mask(mask, "device " + dev.address().str());
 }
 
 // Why a matching device on another driver (or none) is not probed, and the
@@ -49,6 +63,13 @@ void Bus::register_driver(Driver& d) {
         drivers_.push_back(&d);
 }
 
+const eal::AllowedDevice* Bus::allowed(PciAddress a) const {
+    for (const auto& al : allow_)
+        if (al.addr == a)
+            return &al;
+    return nullptr;
+}
+
 BoundDevice* Bus::find(PciAddress a) {
     for (auto& b : bound_)
         if (b.pci->address() == a)
@@ -63,45 +84,82 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
 
     std::vector<ProbeOutcome> report;
     for (const ScannedDevice& d : *devices) {
-        if (!allow_.empty() && !contains(allow_, d.addr))
+        const eal::AllowedDevice* al = allowed(d.addr);
+        if (!allow_.empty() && al == nullptr)
             continue;
         if (find(d.addr))
             continue;  // probed by an earlier call
         Driver* drv = matching_driver(drivers_, d.ids);
-        if (!drv)
-            continue;  // not ours to report: no driver wants it
+        if (!drv && al == nullptr)
+            continue;  // not ours to report: no driver wants it, nobody asked for it
 
         ProbeOutcome& out = report.emplace_back();
         out.addr = d.addr;
-        out.driver = std::string(drv->name());
-        if (contains(block_, d.addr)) {
-            out.reason = "blocked (-b " + d.addr.str() + ")";
+        out.requested = al != nullptr;
+        auto failed = [&out](Error e) {
+            out.reason = e.message();
+            out.err = e.err();
+            out.error = std::move(e);
+        };
+        if (!drv) {
+            failed(Error(ENODEV, "no driver linked in matches " + hex16(d.ids.vendor) + ":" +
+                                     hex16(d.ids.device))
+                       .hint("link the device's driver into the program, or leave it out of -a"));
             continue;
         }
-        if (d.driver != "vfio-pci") {
-            out.reason = not_bound_reason(root_, d);
+        out.driver = std::string(drv->name());
+        if (contains(block_, d.addr)) {
+            failed(Error(EPERM, "blocked (-b " + d.addr.str() + ")"));
+            continue;
+        }
+        if (!d.vfio_bound) {
+            failed(Error(ENODEV, not_bound_reason(root_, d)));
+            continue;
+        }
+        // Bad arguments fail before anything is opened.
+        auto args = DriverArgs::parse(drv->info(), d.addr,
+                                      al ? std::span<const eal::DeviceArg>(al->args)
+                                         : std::span<const eal::DeviceArg>());
+        if (!args) {
+            failed(std::move(args.error()));
+            continue;
+        }
+        auto mask = drv->dma_mask(*args);
+        if (!mask) {
+            failed(std::move(mask.error()));
             continue;
         }
 
-        auto assigned = vfio_->assign_device(vfio_->default_container(), d.addr.str());
+        // vfio-pci takes the token with the device name (vfio.hpp).
+        std::string spec = d.addr.str();
+        if (al && !al->vf_token.empty())
+            spec += " vf_token=" + al->vf_token;
+        auto assigned = vfio_->assign_device(vfio_->default_container(), spec);
         if (!assigned) {
-            out.reason = assigned.error().message();
+            failed(std::move(assigned.error()));
             continue;
         }
         vfio::Device* vdev = *assigned;
+        auto release = [&](Error e) {
+            if (auto r = vfio_->release_device(*vdev); !r)
+                e.context("releasing the device failed too (" + r.error().message() + ")");
+            failed(std::move(e));
+        };
+        if (auto ok = require_dma_mask(*vdev, *mask); !ok) {
+            release(std::move(ok.error()));
+            continue;
+        }
         auto pci = std::make_unique<PciDevice>(*vdev);
-        auto instance = drv->probe(*pci);
+        auto instance = drv->probe_instance(*pci, *args);
         if (!instance) {
-            out.reason = "probe by driver " + out.driver + " failed: " + instance.error().message();
             // The instance never existed; PciDevice holds nothing the
             // kernel cares about, so only the VFIO release is left.
             pci.reset();
-            if (auto r = vfio_->release_device(*vdev); !r)
-                out.reason += "; releasing the device failed too: " + r.error().message();
+            release(std::move(instance.error()).context("probe by driver " + out.driver));
             continue;
         }
         out.probed = true;
-        bound_.push_back(BoundDevice{drv, vdev, std::move(pci), std::move(*instance)});
+        bound_.push_back(BoundDevice{drv, vdev, std::move(pci), std::move(*instance), *mask});
     }
     return report;
 }

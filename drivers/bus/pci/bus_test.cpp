@@ -61,21 +61,23 @@ private:
     int container_ = -1;
 };
 
-class CountingDriver final : public Driver {
+struct Nothing {};
+
+class CountingDriver final : public DriverFor<Nothing> {
 public:
-    CountingDriver(std::string name, IdMatch id) : name_(std::move(name)), id_(id) {}
-    [[nodiscard]] std::string_view name() const override { return name_; }
-    [[nodiscard]] std::vector<IdMatch> ids() const override { return {id_}; }
-    [[nodiscard]] Result<std::unique_ptr<DriverInstance>> probe(PciDevice&) override {
+    explicit CountingDriver(const DriverInfo& info) : DriverFor(info) {}
+    [[nodiscard]] Result<std::unique_ptr<Nothing>> probe(PciDevice&, const DriverArgs&) override {
         ++probes;
-        return std::make_unique<DriverInstance>();
+        return std::make_unique<Nothing>();
     }
     int probes = 0;
-
-private:
-    std::string name_;
-    IdMatch id_;
 };
+
+constexpr IdMatch kEduIds[] = {{0x1234, 0x11e8}};
+constexpr IdMatch kNicIds[] = {{0x8086, 0x100e}};
+constexpr Param kEduParams[] = {{"dma_mask", "<mask>", "the device's DMA mask"}};
+constexpr DriverInfo kEduInfo{"edu", kEduIds, 0xfffffff, kEduParams, {}};
+constexpr DriverInfo kNicInfo{"e1000", kNicIds, ~0ULL, {}, {}};
 
 class BusTest : public ::testing::Test {
 protected:
@@ -98,8 +100,8 @@ protected:
     testing::FakeSysfs fs;
     FakeContainerNode node;
     vfio::ScopedSyscalls guard{node};
-    CountingDriver edu{"edu", {0x1234, 0x11e8}};
-    CountingDriver nic{"e1000", {0x8086, 0x100e}};
+    CountingDriver edu{kEduInfo};
+    CountingDriver nic{kNicInfo};
     std::unique_ptr<vfio::Vfio> vfio_;
 };
 
@@ -163,6 +165,51 @@ TEST_F(BusTest, AllowListLimitsTheScan) {
     ASSERT_TRUE(r) << r.error().message();
     ASSERT_EQ(r->size(), 1u);
     EXPECT_EQ((*r)[0].addr.str(), "0000:00:05.0");
+}
+
+// -a carries driver arguments: a key the driver does not declare is the
+// device's reason, naming driver and accepted keys, before anything is
+// opened; a -a device no driver matches is reported, not skipped.
+TEST_F(BusTest, AllowedDeviceArgumentsAreCheckedBeforeAnythingIsOpened) {
+    Bus bus(*vfio_, fs.root());
+    bus.register_driver(edu);
+    bus.register_driver(nic);
+    auto a = eal::parse_allowed_device("0000:00:03.0,dma_mask=0xffffffff,speed=9");
+    ASSERT_TRUE(a);
+    bus.allow(*a);
+    bus.allow(*PciAddress::parse("0000:00:06.0"));
+    auto r = bus.probe_all();
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->size(), 2u);
+    const ProbeOutcome* bad = outcome(*r, "0000:00:03.0");
+    ASSERT_NE(bad, nullptr);
+    EXPECT_TRUE(bad->requested);
+    EXPECT_FALSE(bad->probed);
+    EXPECT_EQ(bad->err, EINVAL);
+    for (const char* want : {"driver edu does not take 'speed'", "accepts: dma_mask=<mask>"})
+        EXPECT_NE(bad->reason.find(want), std::string::npos) << bad->reason;
+    const ProbeOutcome* none = outcome(*r, "0000:00:06.0");
+    ASSERT_NE(none, nullptr);
+    EXPECT_TRUE(none->driver.empty());
+    EXPECT_NE(none->reason.find("no driver linked in matches 8086:10d3"), std::string::npos)
+        << none->reason;
+    EXPECT_EQ(edu.probes, 0);
+    EXPECT_EQ(vfio_->default_container().devices().size(), 0u);
+}
+
+// A vfio-pci variant driver's device is VFIO's like vfio-pci's: the bus
+// goes on to assign it (which the fake kernel refuses), instead of saying
+// "bound to kernel driver".
+TEST_F(BusTest, VariantDriverDevicesAreAssignedLikeVfioPci) {
+    fs.pci_device("0000:00:09.0", "0x1234", "0x11e8", "0x00ff00", 9, "mlx5_vfio_pci");
+    Bus bus(*vfio_, fs.root());
+    bus.register_driver(edu);
+    bus.allow(*PciAddress::parse("0000:00:09.0"));
+    auto r = bus.probe_all();
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->size(), 1u);
+    EXPECT_EQ((*r)[0].reason.find("kernel driver"), std::string::npos) << (*r)[0].reason;
+    EXPECT_NE((*r)[0].reason.find("0000:00:09.0"), std::string::npos) << (*r)[0].reason;
 }
 
 TEST_F(BusTest, NoDriversNoReport) {

@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "vfiokit/eal/vfio/probe.hpp"
+
 namespace vfiokit::pci {
 
 namespace {
@@ -45,6 +47,7 @@ Result<ScannedDevice> read_device(const sysfs::Root& root, PciAddress addr) {
     if (auto g = root.link_name(dir + "/iommu_group"))
         d.iommu_group = static_cast<unsigned>(std::stoul(*g));
     d.driver = root.link_name(dir + "/driver").value_or("");
+    d.vfio_bound = vfio::bound_to_vfio_pci(root, addr);
     d.driver_override = root.read(dir + "/driver_override").value_or("");
     if (d.driver_override == "(null)")
         d.driver_override.clear();

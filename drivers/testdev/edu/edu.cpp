@@ -1,5 +1,7 @@
 #include "edu.hpp"
 
+#include "edu_pmdinfo.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <string>
@@ -162,22 +164,23 @@ Result<void> EduDevice::reinit() {
     return {};
 }
 
-Result<std::unique_ptr<pci::DriverInstance>> EduDriver::probe(pci::PciDevice& dev) {
-    // Before the device can DMA: the container's memory must be reachable
-    // under edu's mask (the IOVA policy moves EAL memory under it, or says
-    // which range cannot be).
-    const std::string who = "edu " + dev.address().str();
-    if (auto ok = dev.vfio_device().container().require_dma_mask(mask_, who); !ok)
-        return fail(std::move(ok.error()).context("probe " + who));
-    auto e = EduDevice::open(dev, mask_);
-    if (!e)
-        return fail(std::move(e.error()));
-    return std::unique_ptr<pci::DriverInstance>(std::move(*e));
+EduDriver::EduDriver(std::uint64_t dma_mask) : DriverFor(pmdinfo::edu), mask_(dma_mask) {}
+
+Result<std::uint64_t> EduDriver::dma_mask(const pci::DriverArgs& args) const {
+    auto m = args.get_uint("dma_mask");
+    if (!m)
+        return fail(std::move(m.error()));
+    if (*m && **m == 0)
+        return fail(Error(EINVAL, "driver edu argument dma_mask=0: no address fits under it")
+                        .hint("give the mask the device was created with, e.g. 0xfffffff"));
+    return m->value_or(mask_);
 }
 
-EduDevice* EduDriver::device(const pci::BoundDevice& b) const {
-    // Instances of this driver are EduDevices: probe() makes nothing else.
-    return b.driver == this ? static_cast<EduDevice*>(b.instance.get()) : nullptr;
+Result<std::unique_ptr<EduDevice>> EduDriver::probe(pci::PciDevice& dev, const pci::DriverArgs& args) {
+    auto mask = dma_mask(args);
+    if (!mask)
+        return fail(std::move(mask.error()));
+    return EduDevice::open(dev, *mask);
 }
 
 }  // namespace vfiokit::edu

@@ -7,13 +7,14 @@
 // spec", "DMA controller") and hw/misc/edu.c (edu_mmio_read/edu_mmio_write,
 // edu_dma_timer, edu_check_range), as of QEMU 7.2, the lab's QEMU.
 //
-//   pci::Bus bus(vfio);
-//   edu::EduDriver drv;                 // DMA mask: edu's default 28 bits
-//   bus.register_driver(drv);
-//   bus.allow(addr);
-//   (void)bus.probe_all();
-//   edu::EduDevice* e = drv.device(*bus.find(addr));
+//   // linked with edu_pmd_dep: registered, so Eal::init probes edus
+//   auto eal = Eal::init(argc, argv);   // app -a 0000:00:03.0,dma_mask=0xffffffff
+//   edu::EduDevice* e = edu::driver().find(addr);
 //   e->dma_to_device(iova, 0, 100);     // RAM at iova -> device buffer
+//
+// The driver's declaration (name, ids, 28-bit DMA mask, the dma_mask=
+// parameter) is edu.pmd.json; the build turns it into pmdinfo::edu and the
+// PMD_INFO_STRING that dpdk-pmdinfo.py finds in any binary linking edu.
 //
 // KNOWN QEMU BUG (QEMU before 8.2.1/9.0, fixed by upstream commit
 // 2c5107e1b455 "edu: fix DMA range upper bound check"; the lab's Debian
@@ -53,6 +54,7 @@
 #include "vfiokit/bus/pci/bar.hpp"
 #include "vfiokit/bus/pci/bus.hpp"
 #include "vfiokit/bus/pci/device.hpp"
+#include "vfiokit/bus/pci/driver.hpp"
 #include "vfiokit/bus/pci/register.hpp"
 #include "vfiokit/eal/error.hpp"
 
@@ -141,13 +143,15 @@ enum class Direction { to_device, to_ram };
 [[nodiscard]] Result<void> check_transfer(std::uint64_t iova, std::uint64_t buf_off,
                                           std::uint64_t len, std::uint64_t dma_mask);
 
-class EduDevice final : public pci::DriverInstance {
+class EduDevice final {
 public:
     // Maps BAR0, enables memory decoding and bus mastering, and checks the
     // identification register. `dev` must outlive the EduDevice.
     [[nodiscard]] static Result<std::unique_ptr<EduDevice>> open(pci::PciDevice& dev,
                                                                 std::uint64_t dma_mask);
-    ~EduDevice() override;
+    ~EduDevice();
+    EduDevice(const EduDevice&) = delete;
+    EduDevice& operator=(const EduDevice&) = delete;
 
     [[nodiscard]] pci::PciDevice& pci() const { return *dev_; }
     [[nodiscard]] std::uint64_t dma_mask() const { return mask_; }
@@ -193,21 +197,27 @@ private:
     std::uint64_t mask_;
 };
 
-class EduDriver final : public pci::Driver {
+class EduDriver final : public pci::DriverFor<EduDevice> {
 public:
-    // `dma_mask`: what the device was created with (edu's dma_mask property).
-    explicit EduDriver(std::uint64_t dma_mask = kDefaultDmaMask) : mask_(dma_mask) {}
+    // `dma_mask`: what edus probed without a dma_mask= argument were created
+    // with (QEMU's dma_mask property; the declared default is 28 bits).
+    explicit EduDriver(std::uint64_t dma_mask = kDefaultDmaMask);
 
-    [[nodiscard]] std::string_view name() const override { return "edu"; }
-    [[nodiscard]] std::vector<pci::IdMatch> ids() const override { return {{kVendor, kDevice}}; }
-    [[nodiscard]] Result<std::unique_ptr<pci::DriverInstance>> probe(pci::PciDevice& dev) override;
+    // dma_mask= when given (not 0), else the constructor's.
+    [[nodiscard]] Result<std::uint64_t> dma_mask(const pci::DriverArgs& args) const override;
+    [[nodiscard]] Result<std::unique_ptr<EduDevice>> probe(pci::PciDevice& dev,
+                                                           const pci::DriverArgs& args) override;
 
     // The EduDevice this driver made for a bound device; nullptr when `b`
     // belongs to another driver.
-    [[nodiscard]] EduDevice* device(const pci::BoundDevice& b) const;
+    [[nodiscard]] EduDevice* device(const pci::BoundDevice& b) const { return instance(b); }
 
 private:
     std::uint64_t mask_;
 };
+
+// The registered edu driver (register.cpp, in programs linked with
+// edu_pmd_dep): the one Eal::init probes edus with.
+[[nodiscard]] EduDriver& driver();
 
 }  // namespace vfiokit::edu

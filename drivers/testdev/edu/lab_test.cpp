@@ -64,12 +64,15 @@ long long ms_since(Clock::time_point t0) {
 // A stand-in for an e1000 driver (8086:100e): lets the bus assign e1000s
 // (group-mates of the edu behind the bridge) and report one left on its
 // kernel driver. It drives nothing.
-class NicStub final : public pci::Driver {
+struct NoState {};
+constexpr pci::IdMatch kE1000Ids[] = {{0x8086, 0x100e}};
+constexpr pci::DriverInfo kNicStubInfo{"e1000-stub", kE1000Ids, ~0ULL, {}, {}};
+class NicStub final : public pci::DriverFor<NoState> {
 public:
-    [[nodiscard]] std::string_view name() const override { return "e1000-stub"; }
-    [[nodiscard]] std::vector<pci::IdMatch> ids() const override { return {{0x8086, 0x100e}}; }
-    [[nodiscard]] Result<std::unique_ptr<pci::DriverInstance>> probe(pci::PciDevice&) override {
-        return std::make_unique<pci::DriverInstance>();
+    NicStub() : DriverFor(kNicStubInfo) {}
+    [[nodiscard]] Result<std::unique_ptr<NoState>> probe(pci::PciDevice&,
+                                                         const pci::DriverArgs&) override {
+        return std::make_unique<NoState>();
     }
 };
 

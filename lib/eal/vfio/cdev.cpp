@@ -228,10 +228,13 @@ Result<Fd> CdevContainer::open_node(const DeviceRequest& req) {
         // vfio-pci registers the cdev (and the vfio-dev/ entry) at probe
         // time, only with CONFIG_VFIO_DEVICE_CDEV (drivers/vfio/vfio_main.c).
         std::optional<std::string> driver;
-        if (req.root != nullptr)
+        bool vfio_bound = false;
+        if (req.root != nullptr) {
             driver = req.root->link_name(sys_dir + "/driver");
+            vfio_bound = bound_to_vfio_pci(*req.root, req.addr);
+        }
         Error e(ENODEV, "find the VFIO device cdev (" + sys_dir + "/vfio-dev/ is empty)");
-        if (driver && *driver == "vfio-pci")
+        if (vfio_bound)
             e.hint("the device is bound to vfio-pci but the kernel has no VFIO device cdevs "
                    "(CONFIG_VFIO_DEVICE_CDEV is off): use group mode (--vfio-mode=group)");
         else

@@ -316,7 +316,7 @@ Result<std::uint64_t> Container::choose_iova(std::uint64_t vaddr, std::uint64_t 
     const std::uint64_t pg = backend_->page_size();
     len = (len + pg - 1) / pg * pg;
     if (len == 0 || vaddr + len < vaddr)
-        return fail(Error(EINVAL, "choose an IOVA for " + describe_range(vaddr, len)).context(name()));
+        return fail(Error(EINVAL, "choose an IOVA for " + range_text(vaddr, len)).context(name()));
     std::vector<IovaRange> ranges = kAssumedRanges;
     if (backend_->dma_ready()) {
         auto r = iova_ranges();
@@ -367,7 +367,7 @@ Result<void> Container::require_dma_mask(std::uint64_t mask, std::string_view wh
     for (const auto& m : table_.all())
         if (m.iova + m.len - 1 > mask)
             return fail(Error(ERANGE, what + " cannot reach mapping " +
-                                          describe_range(m.iova, m.len) + " (vaddr " +
+                                          range_text(m.iova, m.len) + " (vaddr " +
                                           hex(m.vaddr) + ")")
                             .context(name())
                             .hint("map memory for this device at IOVAs from alloc_iova(len, " +

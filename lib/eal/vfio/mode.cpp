@@ -56,11 +56,11 @@ Result<void> apply_environment(Options& o) {
 
 namespace {
 
-// Devices bound to vfio-pci, as sysfs lists them.
+// Devices bound to vfio-pci or a variant of it (bound_to_vfio_pci).
 std::vector<PciAddress> vfio_pci_devices(const sysfs::Root& root) {
     std::vector<PciAddress> out;
-    for (const auto& n : root.list("/sys/bus/pci/drivers/vfio-pci"))
-        if (auto a = PciAddress::parse(n))
+    for (const auto& n : root.list("/sys/bus/pci/devices"))
+        if (auto a = PciAddress::parse(n); a && bound_to_vfio_pci(root, *a))
             out.push_back(*a);
     return out;
 }

@@ -24,11 +24,23 @@ KernelSupport probe_kernel(const sysfs::Root& root) {
     return k;
 }
 
+bool bound_to_vfio_pci(const sysfs::Root& root, PciAddress addr) {
+    const std::string dir = device_dir(addr);
+    const std::string driver = root.link_name(dir + "/driver").value_or("");
+    if (driver.empty())
+        return false;
+    // vfio-pci itself, and the variant drivers' naming (mlx5_vfio_pci,
+    // pds_vfio_pci, nvgrace_gpu_vfio_pci, ...: drivers/vfio/pci/*/main.c).
+    if (driver == "vfio-pci" || driver.ends_with("vfio_pci") || driver.ends_with("vfio-pci"))
+        return true;
+    // Whatever its name, a driver that registered a VFIO device for it
+    // (vfio_device_add creates vfio-dev/vfioN) hands it to user space.
+    return !root.list(dir + "/vfio-dev").empty();
+}
+
 bool driver_keeps_group_viable(std::string_view driver) {
-    // vfio-pci and its vendor variants ("mlx5_vfio_pci", ...) own the device
-    // for user space; pci-stub and pcieport do no DMA on behalf of the device.
-    return driver.empty() || driver == "pci-stub" || driver == "pcieport" ||
-           driver.find("vfio") != std::string_view::npos;
+    // pci-stub and pcieport do no DMA on behalf of the device.
+    return driver.empty() || driver == "pci-stub" || driver == "pcieport";
 }
 
 std::string bind_hint(PciAddress a) {
@@ -65,15 +77,14 @@ Result<DeviceSupport> probe_device(const sysfs::Root& root, const KernelSupport&
             if (!ma)
                 continue;  // non-PCI member: not ours to judge
             GroupMember m{*ma, root.link_name(device_dir(*ma) + "/driver").value_or(""), false};
-            m.blocks = !driver_keeps_group_viable(m.driver);
+            m.blocks = !bound_to_vfio_pci(root, *ma) && !driver_keeps_group_viable(m.driver);
             d.group_members.push_back(std::move(m));
         }
     }
     if (auto v = root.list(dir + "/vfio-dev"); !v.empty())
         d.vfio_dev = v.front();
 
-    // vfio-pci, or a vendor variant of it ("mlx5_vfio_pci").
-    d.bound = d.driver.find("vfio") != std::string::npos;
+    d.bound = bound_to_vfio_pci(root, addr);
     const bool bound = d.bound;
     std::string blockers;
     for (const auto& m : d.group_members)

@@ -152,6 +152,52 @@ TEST(Probe, MissingDeviceIsAnError) {
     EXPECT_NE(d.error().message().find("0000:00:1f.0"), std::string::npos);
 }
 
+// One answer to "is this device VFIO's": vfio-pci, any vfio-pci variant
+// driver (by name, or because it registered a VFIO device), never another
+// kernel driver or no driver. probe_device's `bound` and the group-mate
+// check follow it.
+TEST(Probe, VfioPciAndItsVariantsCountAsBound) {
+    FakeSysfs fs;
+    iommu_kernel(fs);
+    fs.pci_device("0000:00:03.0", "0x1234", "0x11e8", "0x00ff00", 3, "vfio-pci");
+    fs.pci_device("0000:00:04.0", "0x15b3", "0x101e", "0x020000", 4, "mlx5_vfio_pci");
+    fs.pci_device("0000:00:05.0", "0x1dd8", "0x1006", "0x020000", 5, "pds-vfio-pci");
+    // A variant whose name says nothing, known by its VFIO device.
+    fs.pci_device("0000:00:06.0", "0x10de", "0x2342", "0x030200", 6, "gpu_variant");
+    fs.dir("/sys/bus/pci/devices/0000:00:06.0/vfio-dev/vfio2");
+    fs.pci_device("0000:00:07.0", "0x8086", "0x100e", "0x020000", 7, "e1000");
+    fs.pci_device("0000:00:08.0", "0x8086", "0x100e", "0x020000", 8, "");
+    // Names that merely contain "vfio" are not variants of vfio-pci.
+    fs.pci_device("0000:00:09.0", "0x8086", "0x100e", "0x020000", 9, "vfio_pci_helper");
+    fs.pci_device("0000:00:0a.0", "0x8086", "0x100e", "0x020000", 10, "vfio-platform");
+    const auto root = fs.root();
+    for (const char* yes : {"0000:00:03.0", "0000:00:04.0", "0000:00:05.0", "0000:00:06.0"})
+        EXPECT_TRUE(bound_to_vfio_pci(root, A(yes))) << yes;
+    for (const char* no : {"0000:00:07.0", "0000:00:08.0", "0000:00:09.0", "0000:00:0a.0",
+                           "0000:00:1f.0" /* absent */})
+        EXPECT_FALSE(bound_to_vfio_pci(root, A(no))) << no;
+
+    const auto k = probe_kernel(root);
+    auto mlx = probe_device(root, k, A("0000:00:04.0"));
+    ASSERT_TRUE(mlx);
+    EXPECT_TRUE(mlx->bound);
+    EXPECT_TRUE(mlx->action.empty()) << mlx->action;
+    auto e1000 = probe_device(root, k, A("0000:00:07.0"));
+    ASSERT_TRUE(e1000);
+    EXPECT_FALSE(e1000->bound);
+
+    // A group shared with a variant-bound device stays viable; one shared
+    // with e1000 does not.
+    fs.link("/sys/kernel/iommu_groups/3/devices/0000:00:04.0", "../../../../bus/pci/devices/0000:00:04.0");
+    auto viable = probe_device(root, k, A("0000:00:03.0"));
+    ASSERT_TRUE(viable);
+    EXPECT_TRUE(viable->group_viable);
+    fs.link("/sys/kernel/iommu_groups/3/devices/0000:00:07.0", "../../../../bus/pci/devices/0000:00:07.0");
+    auto blocked = probe_device(root, k, A("0000:00:03.0"));
+    ASSERT_TRUE(blocked);
+    EXPECT_FALSE(blocked->group_viable);
+}
+
 TEST(Probe, ModeNamesRoundTrip) {
     for (Mode m : all_modes())
         EXPECT_EQ(mode_from_string(to_string(m)), m);

@@ -11,6 +11,8 @@
 // segment is mapped for DMA as it is added, unmapped before it goes), and
 // reserves the start-up memory (-m or --socket-mem). The IOVA mode follows
 // the VFIO mode unless forced: va where an IOMMU translates, pa without one.
+// Then it scans the buses linked into the program and probes their
+// registered drivers on the devices -a/-b select (vfiokit/eal/bus.hpp).
 // A failure at any step undoes the earlier ones.
 //
 // Multi-process (doc/multiprocess.md), with --proc-type / --file-prefix:
@@ -18,7 +20,8 @@
 // its memory and VFIO state to secondaries; a secondary maps the primary's
 // memory at the same addresses and adopts its VFIO containers and devices
 // (fds over the channel), so it can DMA through the primary's devices. A
-// secondary cannot add memory (Heap::alloc beyond attached memory fails).
+// secondary cannot add memory (Heap::alloc beyond attached memory fails),
+// and probes no bus: it drives the primary's devices.
 //
 // Concurrency model. The control path is serialized by one EAL lock,
 // vfio().control_lock(), a recursive mutex: every Vfio and Container method
@@ -35,6 +38,7 @@
 #include <memory>
 #include <optional>
 
+#include "vfiokit/eal/bus.hpp"
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/heap.hpp"
 #include "vfiokit/eal/memory.hpp"
@@ -63,6 +67,11 @@ public:
     [[nodiscard]] std::optional<std::uint64_t> virt2iova(const void* p) const {
         return memory_->virt2iova(p);
     }
+    // What the buses did with each device they looked at (probed, or why
+    // not). Find a driver's instance through the driver:
+    // my_driver().find(addr).
+    [[nodiscard]] std::vector<DeviceReport> device_report() const;
+
     // primary (also for a single process) or secondary.
     [[nodiscard]] ProcType proc_type() const { return role_.type; }
     // Secondary: the channel to the primary (primary_alive(), watch()).
@@ -81,6 +90,9 @@ private:
     std::unique_ptr<ContainerDmaListener> listener_;
     std::unique_ptr<Memory> memory_;
     std::map<int, std::unique_ptr<Heap>> heaps_;
+    // After heaps_: destroyed first, so drivers stop their devices before
+    // memory or containers go away.
+    std::vector<std::unique_ptr<ProbedBus>> buses_;
     mp::Role role_;  // holds the primary's lock for the process's lifetime
     // Destroyed first: the server's handlers read memory_ and vfio_.
     std::unique_ptr<mp::Server> server_;

@@ -1,31 +1,19 @@
 // EAL command-line options. Names follow DPDK's EAL where the meaning is the
-// same (-a/--allow, -b/--block); the VFIO options are vfiokit's own.
+// same (-a/--allow, -b/--block, -m, --socket-mem, ...); the VFIO options are
+// vfiokit's own.
 //
 //   app [EAL options] -- [application options]
 //
-//   --vfio-mode=auto|cdev|group|compat|noiommu   force a VFIO mode (default auto;
-//                                                also VFIOKIT_VFIO_MODE)
-//   --vfio-type1=auto|v2|v1                      type1 flavour in group/compat mode
-//                                                (also VFIOKIT_VFIO_TYPE1)
-//   -a, --allow <address>[,vf_token=<UUID>]      use only these devices (repeatable)
-//   -b, --block <address>                        never use these devices (repeatable)
-//   -m <MiB>                                     memory to reserve at start-up
-//   --socket-mem <MiB>[,<MiB>...]                memory per NUMA node at start-up
-//   --no-huge                                    4 KiB pages instead of hugepages
-//   --huge-dir <dir>                             back memory with files in this hugetlbfs
-//   --iova-mode=va|pa|auto                       IOVA = VA, or physical addresses
-//   --base-virtaddr <addr>                       where the memory window starts
-//   --proc-type=primary|secondary|auto           this process's role (default primary;
-//                                                auto: secondary if a primary with the
-//                                                same --file-prefix runs, else primary)
-//   --file-prefix <name>                         names the runtime directory that primary
-//                                                and secondaries share (default "vfiokit")
-//
-// Options on the command line win over the environment.
+// Every option is one row of the table in options.cpp (kOptions): its long
+// and short name, argument, help text, and the parser that checks the value
+// and stores it in Options. options_usage() prints that table; it is the
+// reference for what each option does. Options on the command line win over
+// the environment (VFIOKIT_VFIO_MODE, VFIOKIT_VFIO_TYPE1).
 //
 // Thread-safety: parse_options() writes only `out`; Options is a value.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,9 +30,21 @@ enum class ProcType { primary, secondary, automatic };
 [[nodiscard]] Result<ProcType> parse_proc_type(std::string_view s);
 [[nodiscard]] std::string_view to_string(ProcType t);
 
+// One "KEY=VALUE" of -a BDF,KEY=VALUE,...: an argument for the driver that
+// probes the device. The driver checks the key against the parameters it
+// declares when it probes (the EAL does not know them at parse time).
+struct DeviceArg {
+    std::string key;
+    std::string value;
+    bool operator==(const DeviceArg&) const = default;
+};
+
+// -a BDF[,vf_token=UUID][,KEY=VALUE...]. vf_token goes to VFIO (the kernel
+// checks it when the device is opened); the other pairs to the driver.
 struct AllowedDevice {
     PciAddress addr;
-    std::string vf_token;  // empty when none
+    std::string vf_token;        // empty when none
+    std::vector<DeviceArg> args;  // in command-line order, vf_token excluded
 };
 
 struct Options {
@@ -52,7 +52,7 @@ struct Options {
     std::vector<AllowedDevice> allow;
     std::vector<PciAddress> block;
     MemoryOptions memory;                    // iova_mode starts at automatic
-    std::uint64_t memory_mb = 0;             // -m
+    std::uint64_t memory_mb = 0;             // -m, at most kMaxMemoryMb
     std::vector<std::uint64_t> socket_mem_mb;  // --socket-mem, index = node
     ProcType proc_type = ProcType::primary;  // --proc-type
     // Whether this process takes part in multi-process (a runtime
@@ -65,11 +65,34 @@ struct Options {
     Options() { memory.iova_mode = IovaMode::automatic; }
 };
 
+// The largest -m or --socket-mem value: 2^47 bytes (128 TiB), the user
+// address space of x86-64 with 4-level paging. Above it the byte count would
+// mean nothing a process can map (and 2^44 MiB and up wrap around 64 bits).
+inline constexpr std::uint64_t kMaxMemoryMb = std::uint64_t{1} << 27;
+// --base-virtaddr must be at least this: the kernel never maps the lowest
+// pages (vm.mmap_min_addr, 64 KiB by default).
+inline constexpr std::uint64_t kMinBaseVirtaddr = 0x10000;
+
 // Parses argv[1..] up to "--" (or the end). Returns the index of the first
 // application argument (after "--"), argc when there is none. Errors name
 // the option and what it accepts.
 [[nodiscard]] Result<int> parse_options(int argc, const char* const* argv, Options& out);
 
+// One row of the option table. `parse` checks the value (empty for a flag)
+// and stores it; errors name the option and what it accepts.
+struct OptionSpec {
+    std::string_view name;     // long name without "--": "allow"; empty for -m
+    char short_name;           // 'a', or 0 when there is none
+    std::string_view arg;      // "ADDRESS[,KEY=VALUE...]"; empty for a flag
+    std::string_view help;
+    Result<void> (*parse)(std::string_view opt, std::string_view value, Options& out);
+};
+[[nodiscard]] std::span<const OptionSpec> option_table();
+
+// Parses one -a value: "BDF[,vf_token=UUID][,KEY=VALUE...]".
+[[nodiscard]] Result<AllowedDevice> parse_allowed_device(std::string_view v);
+
+// The help text of every EAL option, generated from the table.
 [[nodiscard]] std::string options_usage();
 
 }  // namespace vfiokit::eal

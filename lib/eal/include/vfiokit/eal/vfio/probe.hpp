@@ -58,15 +58,15 @@ struct GroupMember {
     PciAddress addr;
     std::string driver;  // empty when unbound
     // Whether this member keeps the group from being used by VFIO: bound to
-    // a driver that does kernel DMA (anything but vfio-pci, pci-stub,
-    // pcieport, or no driver at all).
+    // a driver that does kernel DMA (anything but vfio-pci or a variant,
+    // pci-stub, pcieport, or no driver at all).
     bool blocks = false;
 };
 
 struct DeviceSupport {
     PciAddress addr;
     std::string driver;                  // empty when unbound
-    bool bound = false;                  // to vfio-pci (or a vfio-pci variant driver)
+    bool bound = false;                  // bound_to_vfio_pci()
     bool group_viable = true;            // no group-mate is held by a kernel driver
     std::optional<unsigned> iommu_group; // nullopt: no IOMMU group at all
     bool noiommu_group = false;          // group created by vfio for no-IOMMU
@@ -82,8 +82,20 @@ struct DeviceSupport {
     [[nodiscard]] const ModeStatus& status(Mode m) const;
 };
 
-// Drivers that leave a group usable for VFIO (they do no kernel DMA on the
-// device, "driver_managed_dma" in the kernel).
+// Whether the device at `addr` is bound to vfio-pci or to a vfio-pci variant
+// driver (mlx5_vfio_pci, hisi_acc_vfio_pci, ...): the one answer to "does
+// VFIO own this device" for probe, scan, the bus and the inventory. A
+// variant driver is built on vfio-pci-core and registers a VFIO device like
+// vfio-pci does, so it counts when
+//   - the driver's name is vfio-pci or ends in "vfio_pci" / "vfio-pci", or
+//   - the kernel registered a VFIO device for it (/sys/bus/pci/devices/X/
+//     vfio-dev/vfioN, with CONFIG_VFIO_DEVICE_CDEV) while a driver is bound.
+// A device with no driver, or another kernel driver, is not bound.
+[[nodiscard]] bool bound_to_vfio_pci(const sysfs::Root& root, PciAddress addr);
+
+// Drivers that leave a group usable for VFIO besides vfio-pci and its
+// variants (they do no kernel DMA on the device, "driver_managed_dma" in
+// the kernel): none, pci-stub, pcieport.
 [[nodiscard]] bool driver_keeps_group_viable(std::string_view driver);
 
 // Fails only when the device does not exist.

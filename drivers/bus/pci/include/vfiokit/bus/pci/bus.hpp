@@ -1,68 +1,50 @@
-// The PCI bus: drivers declare the ids they match; the bus scans sysfs,
-// applies the allow/block lists (-a/-b), assigns each matching device bound
-// to vfio-pci to the default container and calls the driver's probe. A
-// matching device still on a kernel driver is not probed; the report says
-// how to bind it. remove() (and the Bus destructor) destroys the driver's
-// instance before releasing the device.
+// The PCI bus: drivers declare the ids they match (driver.hpp); the bus
+// scans sysfs, applies the allow/block lists (-a/-b), assigns each matching
+// device bound to vfio-pci (or a variant, vfio::bound_to_vfio_pci) to the
+// default container with its vf_token, checks the device's -a arguments
+// against the driver's parameters and calls the driver's probe. A matching
+// device still on a kernel driver is not probed; the report says how to bind
+// it. remove() (and the Bus destructor) destroys the driver's instance
+// before releasing the device.
 //
-//   struct MyDriver : pci::Driver { ... };
-//   MyDriver drv;
+// Programs normally do not make a Bus: Eal::init does, with every driver
+// linked in (registered_drivers()) and the -a/-b options (eal_bus.cpp).
+// Tests and tools can run one of their own:
+//
 //   pci::Bus bus(*vfio);
 //   bus.register_driver(drv);
+//   bus.allow(*eal::parse_allowed_device("0000:00:03.0,dma_mask=0xffffffff"));
 //   auto report = bus.probe_all();
+//   MyDevice* d = drv.find(addr);
+//
+// Thread-safety: none; the control path runs on one thread.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "vfiokit/bus/pci/device.hpp"
+#include "vfiokit/bus/pci/driver.hpp"
 #include "vfiokit/bus/pci/scan.hpp"
+#include "vfiokit/eal/options.hpp"
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace vfiokit::pci {
 
-inline constexpr std::uint16_t kAnyId = 0xffff;
-
-struct IdMatch {
-    std::uint16_t vendor = kAnyId;
-    std::uint16_t device = kAnyId;
-    [[nodiscard]] bool matches(const DeviceIds& ids) const {
-        return (vendor == kAnyId || vendor == ids.vendor) && (device == kAnyId || device == ids.device);
-    }
-};
-
-// What a driver keeps per device it drives; destroying it is "remove".
-class DriverInstance {
-public:
-    virtual ~DriverInstance() = default;
-};
-
-class Driver {
-public:
-    virtual ~Driver() = default;
-    [[nodiscard]] virtual std::string_view name() const = 0;
-    [[nodiscard]] virtual std::vector<IdMatch> ids() const = 0;
-    // Called with the device assigned and its PciDevice ready. The device
-    // must outlive nothing the instance keeps beyond the instance itself.
-    [[nodiscard]] virtual Result<std::unique_ptr<DriverInstance>> probe(PciDevice& dev) = 0;
-};
-
 struct ProbeOutcome {
     PciAddress addr;
-    std::string driver;   // the matching driver
+    std::string driver;   // the matching driver; empty when none matched
     bool probed = false;
-    std::string reason;   // why not probed (not bound, blocked, probe error)
-};
-
-struct BoundDevice {
-    Driver* driver = nullptr;
-    vfio::Device* vfio_device = nullptr;
-    std::unique_ptr<PciDevice> pci;
-    std::unique_ptr<DriverInstance> instance;  // destroyed before the device is released
+    bool requested = false;  // on the allow-list (-a)
+    int err = 0;          // not probed: error().err()
+    std::optional<Error> error;  // not probed: the failure, as an Error (reason is its message)
+    std::string reason;   // why not probed (no driver, not bound, blocked, bad
+                          // arguments, assign or probe error)
 };
 
 class Bus {
@@ -73,13 +55,16 @@ public:
     Bus& operator=(const Bus&) = delete;
 
     void register_driver(Driver& d);  // not owned; must outlive the Bus
-    // Only these devices (DPDK's -a); empty = all.
-    void allow(PciAddress a) { allow_.push_back(a); }
+    // Only these devices (DPDK's -a), with their driver arguments and VF
+    // token; empty = all.
+    void allow(eal::AllowedDevice d) { allow_.push_back(std::move(d)); }
+    void allow(PciAddress a) { allow_.push_back({a, {}, {}}); }
     // Never these (DPDK's -b).
     void block(PciAddress a) { block_.push_back(a); }
 
     // Probes every matching device not probed yet. Fails only when the bus
-    // cannot be scanned; per-device outcomes are in the report.
+    // cannot be scanned; per-device outcomes are in the report. An allowed
+    // device no driver matches is reported too (driver empty).
     [[nodiscard]] Result<std::vector<ProbeOutcome>> probe_all();
     // Removes one device: driver instance first, then the VFIO release.
     [[nodiscard]] Result<void> remove(PciAddress a);
@@ -91,7 +76,9 @@ private:
     vfio::Vfio* vfio_;
     sysfs::Root root_;
     std::vector<Driver*> drivers_;
-    std::vector<PciAddress> allow_, block_;
+    [[nodiscard]] const eal::AllowedDevice* allowed(PciAddress a) const;
+    std::vector<eal::AllowedDevice> allow_;
+    std::vector<PciAddress> block_;
     std::vector<BoundDevice> bound_;
 };
 

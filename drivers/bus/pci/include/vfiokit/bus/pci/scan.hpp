@@ -29,6 +29,8 @@ struct ScannedDevice {
     int numa_node = -1;                 // -1: the platform gave none
     std::optional<unsigned> iommu_group;
     std::string driver;                 // empty when unbound
+    // Bound to vfio-pci or a variant of it (vfio::bound_to_vfio_pci).
+    bool vfio_bound = false;
     std::string driver_override;        // empty when unset
 };
 

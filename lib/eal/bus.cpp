@@ -1,0 +1,26 @@
+#include "vfiokit/eal/bus.hpp"
+
+#include <algorithm>
+
+namespace vfiokit::eal {
+
+namespace {
+
+// Function-local: buses register from static initializers in other
+// translation units, in an order nobody controls.
+std::vector<Bus*>& registry() {
+    static std::vector<Bus*> r;
+    return r;
+}
+
+}  // namespace
+
+std::span<Bus* const> buses() { return registry(); }
+
+void register_bus(Bus& b) {
+    auto& r = registry();
+    if (std::find(r.begin(), r.end(), &b) == r.end())
+        r.push_back(&b);
+}
+
+}  // namespace vfiokit::eal
