@@ -81,8 +81,8 @@ Result<void> ContainerDmaListener::meet_dma_mask(vfio::Container& c, std::uint64
         // mapped IOVAs.
         auto iova = c_.alloc_iova(s->len, mask, s->page_size);
         if (!iova)
-            return fail(Error(ERANGE, what + " cannot reach " + seg + ", and it cannot move: " +
-                                          iova.error().message())
+            return fail(Error(ERANGE, what + " cannot reach " + seg + ", and no " +
+                                          hex(s->len) + " bytes of IOVA are free under the mask")
                             .hint("keep less memory (-m, --socket-mem) or give the device a "
                                   "wider mask"));
         const std::uint64_t old = *s->iova;

@@ -229,8 +229,11 @@ public:
     // naming `who`, the mask and the mapping's range, and the mask is not
     // kept. On success the mask stays in force for choose_iova() until the
     // container is destroyed. No-IOMMU: the IovaUsers check physical
-    // addresses (nothing is mapped). Drivers call it from probe (directly
-    // or through the bus, with the mask of their registry entry).
+    // addresses (nothing is mapped). EINVAL for a mask below 0x1fffff
+    // (IOVAs are handed out from 1 MiB up). Idempotent: calling it again
+    // with the same mask moves nothing. Drivers call it from probe
+    // (directly, or the bus with the mask of the driver's registry entry).
+    // map() itself does not check masks: an explicit IOVA is the caller's.
     [[nodiscard]] Result<void> require_dma_mask(std::uint64_t mask, std::string_view who);
     // Not owned; must be removed before it goes.
     void add_iova_user(IovaUser* u);
