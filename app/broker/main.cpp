@@ -4,8 +4,9 @@
 //   vfiokit-broker [--vfio-mode M] [--uid N] [--gid N] [--memlock SIZE] --device BDF... -- CMD ARGS...
 //   vfiokit-broker [--vfio-mode M] --socket PATH --device BDF...
 //
-// Which nodes, per mode (--vfio-mode; auto: the mode the first device
-// offers first, cdev before group before no-IOMMU):
+// Which nodes, per mode (--vfio-mode, else VFIOKIT_VFIO_MODE; auto: the
+// mode the first device offers first, cdev before group before no-IOMMU;
+// the paths come from the mode table, vfio::mode_nodes()):
 //   cdev     /dev/iommu and each device's cdev (/dev/vfio/devices/vfioN)
 //   group    /dev/vfio/vfio and each device's group (/dev/vfio/N)
 //   compat   /dev/iommu (as the container) and each device's group
@@ -176,6 +177,13 @@ Args parse_args(int argc, char** argv) {
                              : "--socket and a command exclude each other");
     if (a.uid == 0)
         die("--uid 0: the point is to run the driver without root");
+    if (!a.mode) {
+        // Like every vfiokit program: VFIOKIT_VFIO_MODE when no option says.
+        vfio::Options vo;
+        if (auto ok = vfio::apply_environment(vo); !ok)
+            die(ok.error().message());
+        a.mode = vo.mode;
+    }
     return a;
 }
 
@@ -191,7 +199,7 @@ struct Opened {
         vfio::ExternalFds x;
         x.mode = mode;
         auto num = [&](std::size_t i) { return indexes ? static_cast<int>(i) : fds[i].get(); };
-        (mode == vfio::Mode::cdev ? x.iommufd : x.container) = num(0);
+        (vfio::mode_nodes(mode).process_iommufd ? x.iommufd : x.container) = num(0);
         for (std::size_t i = 0; i < a.devices.size(); ++i)
             x.devices.emplace_back(a.devices[i], num(device_fd[i]));
         return x;
@@ -230,30 +238,22 @@ Opened open_nodes(const Args& a) {
             die(d.addr.str() + ": " + std::string(vfio::to_string(o.mode)) + " mode unavailable: " +
                 st.reason + (d.action.empty() ? "" : "; " + d.action));
     }
-    switch (o.mode) {
-    case vfio::Mode::cdev:
-    case vfio::Mode::compat:
-        o.fds.push_back(open_node("/dev/iommu", "the kernel needs CONFIG_IOMMUFD"));
-        break;
-    case vfio::Mode::group:
-    case vfio::Mode::noiommu: o.fds.push_back(open_node("/dev/vfio/vfio", "")); break;
-    }
-    std::map<unsigned, std::size_t> group_fd;  // group number -> index in fds
+    const vfio::ModeNodes nodes = vfio::mode_nodes(o.mode);
+    o.fds.push_back(open_node(nodes.first, "the kernel needs " + nodes.first_option));
+    // Devices whose node is the same (the group node in group style) share
+    // one fd: a group node opens once.
+    std::map<std::string, std::size_t> node_fd;  // node -> index in fds
     for (const auto& d : devs) {
-        std::string node;
-        if (o.mode == vfio::Mode::cdev) {
-            node = "/dev/vfio/devices/" + d.vfio_dev.value_or("?");
-        } else {
-            const unsigned g = d.iommu_group.value_or(~0u);
-            if (auto it = group_fd.find(g); it != group_fd.end()) {
-                o.device_fd.push_back(it->second);
-                std::printf("vfiokit-broker: %s: shares group %u's fd\n", d.addr.str().c_str(), g);
-                continue;
-            }
-            node = (o.mode == vfio::Mode::noiommu ? "/dev/vfio/noiommu-" : "/dev/vfio/") +
-                   std::to_string(g);
-            group_fd[g] = o.fds.size();
+        auto path = vfio::mode_device_node(o.mode, d);
+        if (!path)
+            die(path.error().message());
+        const std::string& node = *path;
+        if (auto it = node_fd.find(node); it != node_fd.end()) {
+            o.device_fd.push_back(it->second);
+            std::printf("vfiokit-broker: %s: shares %s's fd\n", d.addr.str().c_str(), node.c_str());
+            continue;
         }
+        node_fd[node] = o.fds.size();
         o.device_fd.push_back(o.fds.size());
         o.fds.push_back(open_node(node, ""));
         std::printf("vfiokit-broker: %s: opened %s (%s mode)\n", d.addr.str().c_str(),
@@ -354,7 +354,7 @@ int main(int argc, char** argv) {
     if (::geteuid() != 0)
         die("run as root: the broker opens the VFIO nodes for its child");
     Opened o = open_nodes(a);
-    if (o.mode == vfio::Mode::noiommu && a.socket.empty())
+    if (!vfio::mode_nodes(o.mode).translates && a.socket.empty())
         die("no-IOMMU mode: the driver process needs CAP_SYS_RAWIO to set the no-IOMMU model "
             "and CAP_SYS_ADMIN to read physical addresses, which exec mode drops; use --socket "
             "with a privileged receiver");

@@ -53,7 +53,33 @@ public:
     }
     [[nodiscard]] int fd() const override { return -1; }
 
+    // The front end's DMA logic is what these tests are about: the device
+    // operations are refused, as a backend without them would.
+    [[nodiscard]] Result<DeviceInfo> info() override { return fail(no("info")); }
+    [[nodiscard]] Result<RegionInfo> region_info(std::uint32_t) override {
+        return fail(no("region info"));
+    }
+    [[nodiscard]] Result<void> read_region(std::uint32_t, std::uint64_t, void*,
+                                           std::size_t) override {
+        return fail(no("region read"));
+    }
+    [[nodiscard]] Result<void> write_region(std::uint32_t, std::uint64_t, const void*,
+                                            std::size_t) override {
+        return fail(no("region write"));
+    }
+    [[nodiscard]] Result<Mapping> map_region(std::uint32_t, std::uint64_t, std::uint64_t, int,
+                                             void*) override {
+        return fail(no("region mmap"));
+    }
+    [[nodiscard]] Result<IrqInfo> irq_info(std::uint32_t) override { return fail(no("IRQ info")); }
+    [[nodiscard]] Result<void> set_irqs(const IrqRequest&) override { return fail(no("set IRQs")); }
+    [[nodiscard]] Result<void> reset() override { return fail(no("reset")); }
+    [[nodiscard]] Result<void> feature(std::uint32_t, FeatureOp, std::span<std::uint8_t>) override {
+        return fail(no("device feature"));
+    }
+
 private:
+    static Error no(std::string_view what) { return not_supported(what, "the fake backend"); }
     std::shared_ptr<FakeIommu> k_;
 };
 

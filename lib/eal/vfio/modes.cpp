@@ -218,6 +218,10 @@ constexpr ModeRow kRows[] = {
         .mode = Mode::cdev,
         .name = "cdev",
         .objects = "/dev/vfio/devices/vfioN bound to an IOAS of the process's /dev/iommu",
+        .first_node = "/dev/iommu",
+        .first_node_option = "CONFIG_IOMMUFD",
+        .device_node_prefix = "/dev/vfio/devices/",
+        .per_device_cdev = true,
         .wire_id = 3,
         .auto_rank = 1,
         .auto_reason = "device cdev and /dev/iommu present",
@@ -235,6 +239,10 @@ constexpr ModeRow kRows[] = {
         .mode = Mode::group,
         .name = "group",
         .objects = "/dev/vfio/vfio container (type1v2 or type1) with /dev/vfio/<group>",
+        .first_node = "/dev/vfio/vfio",
+        .first_node_option = "CONFIG_VFIO_CONTAINER",
+        .device_node_prefix = "/dev/vfio/",
+        .per_device_cdev = false,
         .wire_id = 1,
         .auto_rank = 2,
         .auto_reason = "legacy group container present",
@@ -252,6 +260,10 @@ constexpr ModeRow kRows[] = {
         .mode = Mode::compat,
         .name = "compat",
         .objects = "/dev/vfio/<group> in a /dev/iommu fd used as the container (type1 emulation)",
+        .first_node = "/dev/iommu",
+        .first_node_option = "CONFIG_IOMMUFD (and CONFIG_IOMMUFD_VFIO_CONTAINER)",
+        .device_node_prefix = "/dev/vfio/",
+        .per_device_cdev = false,
         .wire_id = 2,
         .auto_rank = 0,
         .auto_reason = "",
@@ -269,6 +281,10 @@ constexpr ModeRow kRows[] = {
         .mode = Mode::noiommu,
         .name = "noiommu",
         .objects = "/dev/vfio/noiommu-<group> in a /dev/vfio/vfio container, no translation",
+        .first_node = "/dev/vfio/vfio",
+        .first_node_option = "CONFIG_VFIO_NOIOMMU",
+        .device_node_prefix = "/dev/vfio/noiommu-",
+        .per_device_cdev = false,
         .wire_id = 4,
         .auto_rank = 3,
         .auto_reason = "no IOMMU translates the device; unsafe no-IOMMU mode enabled",
@@ -331,6 +347,26 @@ std::optional<Mode> mode_from_string(std::string_view s) {
         if (r.name == s)
             return r.mode;
     return std::nullopt;
+}
+
+ModeNodes mode_nodes(Mode m) {
+    const auto& r = detail::mode_row(m);
+    return {std::string(r.first_node), std::string(r.first_node_option), r.process_iommufd,
+            r.translates};
+}
+
+Result<std::string> mode_device_node(Mode m, const DeviceSupport& d) {
+    const auto& r = detail::mode_row(m);
+    if (r.per_device_cdev) {
+        if (!d.vfio_dev)
+            return fail(Error(ENODEV, d.addr.str() + " has no VFIO device cdev")
+                            .hint("bind it to vfio-pci on a kernel with CONFIG_VFIO_DEVICE_CDEV"));
+        return std::string(r.device_node_prefix) + *d.vfio_dev;
+    }
+    if (!d.iommu_group)
+        return fail(Error(ENODEV, d.addr.str() + " has no IOMMU group")
+                        .hint("bind it to vfio-pci (with an IOMMU, or in no-IOMMU mode)"));
+    return std::string(r.device_node_prefix) + std::to_string(*d.iommu_group);
 }
 
 std::vector<ModeVariant> mode_variants() {

@@ -69,6 +69,14 @@ struct ModeRow {
     std::string_view name;
     // The kernel objects and nodes, one line (inventory, docs).
     std::string_view objects;
+    // The nodes a process of this mode opens (mode_nodes(), vfiokit-broker):
+    // the process-wide one (the iommufd, or the container), then per device
+    // `device_node_prefix` + the cdev name (per_device_cdev) or the group
+    // number; `first_node_option` is the kernel option behind the first.
+    std::string_view first_node;
+    std::string_view first_node_option;
+    std::string_view device_node_prefix;
+    bool per_device_cdev;
     // Its id in the shared-state encoding (share.hpp). Never reused.
     std::uint8_t wire_id;
     // Automatic choice: rows with a rank are tried lowest first; 0 means

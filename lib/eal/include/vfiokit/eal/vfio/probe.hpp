@@ -82,6 +82,22 @@ struct DeviceSupport {
     [[nodiscard]] const ModeStatus& status(Mode m) const;
 };
 
+// The kernel nodes a process of mode `m` opens (from the mode table): the
+// process-wide node (cdev and compat: /dev/iommu; group and noiommu:
+// /dev/vfio/vfio), then one node per device (cdev: its device cdev) or per
+// IOMMU group (group style: the group node, shared by the group's devices).
+struct ModeNodes {
+    std::string first;         // "/dev/iommu"
+    std::string first_option;  // the kernel option behind it, for messages
+    bool process_iommufd;      // `first` is the process's iommufd (cdev)
+    bool translates;           // false: devices see physical addresses (root only)
+};
+[[nodiscard]] ModeNodes mode_nodes(Mode m);
+// The device's own node in mode `m`: "/dev/vfio/devices/vfio3",
+// "/dev/vfio/12", "/dev/vfio/noiommu-0". ENODEV when the device lacks what
+// the mode needs (no cdev, no group).
+[[nodiscard]] Result<std::string> mode_device_node(Mode m, const DeviceSupport& d);
+
 // Whether the device at `addr` is bound to vfio-pci or to a vfio-pci variant
 // driver (mlx5_vfio_pci, hisi_acc_vfio_pci, ...): the one answer to "does
 // VFIO own this device" for probe, scan, the bus and the inventory. A
