@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
 
 namespace vfiokit::pci {
@@ -18,14 +19,6 @@ Driver* matching_driver(const std::vector<Driver*>& drivers, const DeviceIds& id
         if (d->matches(ids))
             return d;
     return nullptr;
-}
-
-std::string hex16(std::uint16_t v) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s(4, '0');
-    for (int i = 3; i >= 0; --i, v = static_cast<std::uint16_t>(v >> 4))
-        s[static_cast<std::size_t>(i)] = digits[v & 0xf];
-    return s;
 }
 
 // Before the driver may start DMA, the container's IOVA policy learns what
@@ -102,8 +95,8 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
             out.error = std::move(e);
         };
         if (!drv) {
-            failed(Error(ENODEV, "no driver linked in matches " + hex16(d.ids.vendor) + ":" +
-                                     hex16(d.ids.device))
+            failed(Error(ENODEV, "no driver linked in matches " + hex_digits(d.ids.vendor, 4) + ":" +
+                                     hex_digits(d.ids.device, 4))
                        .hint("link the device's driver into the program, or leave it out of -a"));
             continue;
         }

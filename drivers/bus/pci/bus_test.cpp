@@ -2,7 +2,7 @@
 // for devices that cannot be probed, on a fake sysfs. The container the bus
 // assigns to is a fake too (a /dev/null fd that answers the two ioctls of
 // opening a group container); assigning for real is tested in the lab
-// (drivers/testdev/edu/lab_test.cpp).
+// (tests/lab/edu/edu_test.cpp).
 #include "vfiokit/bus/pci/bus.hpp"
 
 #include <fcntl.h>

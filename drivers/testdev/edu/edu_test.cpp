@@ -1,5 +1,5 @@
 // Host tests of the edu driver's register layout and transfer checks; the
-// device itself is tested in the lab (lab_test.cpp).
+// device itself is tested in the lab (tests/lab/edu/edu_test.cpp).
 #include "edu.hpp"
 
 #include <gtest/gtest.h>

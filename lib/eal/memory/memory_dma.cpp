@@ -2,22 +2,9 @@
 #include <cstdio>
 
 #include "vfiokit/eal/memory_dma.hpp"
+#include "vfiokit/eal/format.hpp"
 
 namespace vfiokit::eal {
-
-namespace {
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
-std::string closed(std::uint64_t first, std::uint64_t last) {
-    return "[" + hex(first) + ", " + hex(last) + "]";
-}
-
-}  // namespace
 
 ContainerDmaListener::ContainerDmaListener(Memory& m, vfio::Container& c) : m_(m), c_(c) {
     c_.add_iova_user(this);
@@ -35,7 +22,7 @@ Result<void> ContainerDmaListener::on_add(Segment& s) {
     auto iova = c_.choose_iova(s.va, s.len, s.page_size);
     if (!iova)
         return fail(std::move(iova.error()).context("place memory segment " +
-                                                    closed(s.va, s.va + s.len - 1)));
+                                                    inclusive_range_text(s.va, s.va + s.len - 1)));
     // Segments are file-backed from offset 0: by fd where the kernel can.
     if (auto ok = c_.map_file(s.va, s.fd, 0, *iova, s.len); !ok)
         return ok;
@@ -60,7 +47,7 @@ Result<void> ContainerDmaListener::meet_dma_mask(vfio::Container& c, std::uint64
                 const auto pa = m_.virt2iova(reinterpret_cast<const void*>(s->va + off));
                 if (pa && *pa + s->page_size - 1 > mask)
                     return fail(Error(ERANGE, what + " cannot reach memory at physical " +
-                                                  closed(*pa, *pa + s->page_size - 1) +
+                                                  inclusive_range_text(*pa, *pa + s->page_size - 1) +
                                                   " (segment at vaddr " + hex(s->va) + ")")
                                     .hint("without an IOMMU the device sees physical "
                                           "addresses: give the device a wider mask, or keep "
@@ -71,7 +58,7 @@ Result<void> ContainerDmaListener::meet_dma_mask(vfio::Container& c, std::uint64
         }
         if (!s->iova || *s->iova + s->len - 1 <= mask)
             continue;
-        const std::string seg = "memory segment " + closed(*s->iova, *s->iova + s->len - 1) +
+        const std::string seg = "memory segment " + inclusive_range_text(*s->iova, *s->iova + s->len - 1) +
                                 " (vaddr " + hex(s->va) + ")";
         if (m_.attached())
             return fail(Error(ERANGE, what + " cannot reach " + seg)

@@ -15,7 +15,7 @@
 #include <future>
 
 #include "lab_env.hpp"
-#include "test_util.hpp"
+#include "mp_test_util.hpp"
 #include "vfiokit/eal/mp.hpp"
 #include "wire.hpp"
 

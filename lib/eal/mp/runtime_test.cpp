@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "lab_env.hpp"
-#include "test_util.hpp"
+#include "mp_test_util.hpp"
 #include "vfiokit/eal/mp.hpp"
 
 namespace vfiokit::eal::mp {

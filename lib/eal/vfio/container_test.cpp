@@ -3,7 +3,7 @@
 // becomes ready (and its undo when that fails), type1's DMA entry
 // accounting, and the check that the kernel's unmapped byte counts match
 // the table. The same paths run against the real kernel in the lab
-// (lib/eal/vfio/lab_test.cpp); here each fault can be placed exactly.
+// (tests/lab/vfio/core_test.cpp); here each fault can be placed exactly.
 #include <gtest/gtest.h>
 
 #include <cerrno>

@@ -17,16 +17,11 @@
 
 #include "caps.hpp"
 #include "vfiokit/uapi/vfio.hpp"
+#include "vfiokit/eal/format.hpp"
 
 namespace vfiokit::vfio::detail {
 
 namespace {
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%" PRIx64, v);
-    return b;
-}
 
 std::string region_text(std::uint32_t index) { return "region " + std::to_string(index); }
 

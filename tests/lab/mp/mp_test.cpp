@@ -23,7 +23,7 @@
 #include <map>
 
 #include "lab_env.hpp"
-#include "test_util.hpp"
+#include "mp_test_util.hpp"
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/eal/mp.hpp"
 
@@ -129,7 +129,7 @@ int secondary_main(const std::map<std::string, std::string>& a) {
         return die(mem.error(), 14);
     const std::uint64_t attached_ns = now_ns();
     // (VFIO state comes with kVfioRequest: Eal::init does it for a
-    // secondary; lib/eal/mp/device/lab_test.cpp DMAs through it.)
+    // secondary; tests/lab/mp/device_test.cpp DMAs through it.)
     if (scenario == "write") {
         auto* p = reinterpret_cast<unsigned char*>(num(a.at("--addr")));
         const std::uint64_t len = num(a.at("--len"));
@@ -454,7 +454,7 @@ TEST_P(Mp, ProcinfoReportsThePrimary) {
 }
 
 // A secondary's DMA through the primary's devices (VFIO fds over this
-// channel) is tested in lib/eal/mp/device/lab_test.cpp, which can use the
+// channel) is tested in tests/lab/mp/device_test.cpp, which can use the
 // edu driver.
 
 INSTANTIATE_TEST_SUITE_P(Lab, Mp, ::testing::Values(mode_label()),

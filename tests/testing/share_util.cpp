@@ -1,5 +1,5 @@
-// Support for vfio_share_lab_test; see share_lab_util.hpp.
-#include "share_lab_util.hpp"
+// Support for vfio_share_lab_test; see share_util.hpp.
+#include "share_util.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

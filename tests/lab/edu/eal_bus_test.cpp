@@ -19,6 +19,7 @@
 #include "lab_env.hpp"
 #include "vfiokit/bus/pci/scan.hpp"
 #include "vfiokit/eal/eal.hpp"
+#include "vfiokit/eal/format.hpp"
 
 namespace vfiokit::edu {
 namespace {
@@ -50,12 +51,6 @@ Result<std::unique_ptr<eal::Eal>> init(std::vector<std::string> args) {
     for (const auto& a : args)
         argv.push_back(a.c_str());
     return eal::Eal::init(static_cast<int>(argv.size()), argv.data());
-}
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
 }
 
 class EalBus : public ::testing::TestWithParam<std::string> {};

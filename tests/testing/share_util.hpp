@@ -1,4 +1,4 @@
-// Support for vfio_share_lab_test (share_lab_test.cpp): the test's own
+// Support for vfio_share_lab_test (tests/lab/vfio/share_test.cpp): the test's own
 // bytes+fds transport over a socketpair, shared DMA memory at a fixed
 // address, the secondary and unprivileged roles, and fds opened the way a
 // broker would. Tests only.

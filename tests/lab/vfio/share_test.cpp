@@ -31,7 +31,7 @@
 
 #include "edu.hpp"
 #include "lab_env.hpp"
-#include "share_lab_util.hpp"
+#include "share_util.hpp"
 #include "vfiokit/bus/pci/device.hpp"
 #include "vfiokit/eal/pagemap.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"

@@ -26,6 +26,7 @@
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/uapi/iommufd.hpp"
 #include "vfiokit/uapi/vfio.hpp"
+#include "vfiokit/eal/format.hpp"
 
 namespace vfiokit::eal {
 namespace {
@@ -174,12 +175,6 @@ TEST_P(Mem, HeapMemoryIsDmaAbleWithoutAnyCall) {
     ASSERT_NO_FATAL_FAILURE(round_trip(x, *big, tail, 1000));
     std::printf("memory added after init (%s): DMA ok\n", mode_label().c_str());
     ASSERT_TRUE(h.free(*big));
-}
-
-std::string hex(std::uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-    return b;
 }
 
 // Every segment's IOVAs inside the ranges the kernel reports for the
