@@ -37,7 +37,18 @@ for suite in unit lab; do
 done
 # One line per guest step, named with its shape (and, for device tests, mode).
 log=$builddir/meson-logs/testlog.txt
-grep -hE '^lab\[[a-z0-9-]+\] .*: (PASS|FAIL|INCOMPLETE)' $log || true
+grep -hE '^lab\[[a-z0-9/-]+\] .*: (PASS|FAIL|INCOMPLETE|SKIPPED)' $log || true
+# Test counts per shape and VFIO mode: the steps each job ran once per mode
+# (named AREA-MODE), with the gtest/check counts they printed.
+echo "==== counts per shape and VFIO mode ===="
+grep -hE '^lab\[[a-z0-9/-]+\] [a-z0-9-]+: (PASS|FAIL|SKIPPED)' $log |
+    sed -nE 's/^lab\[([a-z0-9/-]+)\] [a-z0-9-]*-(cdev|group-type1v2|group-type1|compat|noiommu): (PASS|FAIL[^(]*|SKIPPED)( \((.*)\))?$/\1 \2 \3|\5/p' |
+    awk -F'|' '{split($1, k, " "); key = k[1] " " k[2]; st = k[3]
+                steps[key]++; if (st == "SKIPPED") sk[key]++; else if (st != "PASS") bad[key]++
+                n = split($2, parts, ", ")
+                for (i = 1; i <= n; i++) { split(parts[i], w, " "); if (w[2] == "passed") p[key] += w[1]; if (w[2] == "skipped") s[key] += w[1]; if (w[2] == "failed") f[key] += w[1] }}
+         END {for (key in steps) printf "lab[%s]: %d steps run (%d failed), %d not offered by the shape; tests %d passed, %d failed, %d skipped\n",
+              key, steps[key] - sk[key], bad[key], sk[key], p[key], f[key], s[key]}' | sort || true
 echo "==== measured in the lab ===="
 # edu DMA round trips: transfers and bytes verified, per mode.
 grep -hE '^dma round trip [a-z0-9_]+: [0-9]+ bytes ok' $log |

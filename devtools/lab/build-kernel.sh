@@ -1,28 +1,74 @@
 #!/bin/bash
-# Build (once per machine) the lab kernel from Debian's linux-source-6.12 and
-# the fragment in kernel.config, and print the cache directory that holds it:
+# Build (once per machine) a lab kernel and print the cache directory that
+# holds it:
 #   bzImage      the kernel QEMU boots
 #   config       the resolved .config
+#   fragment     the options asked for (kernel.config with the version's
+#                differences applied), which the guest self-test checks
 #   headers/     `make headers_install` output (the kernel's exported UAPI)
 #   build-seconds  wall time of the cold build
+#
+#   build-kernel.sh          Linux 6.12, Debian 12's linux-source-6.12
+#   build-kernel.sh 7.3      Linux 7.3, linux-source-7.3 from trixie-backports
+#                            (fetched through a private apt state, apt-fetch.sh)
+#
+# The fragment is kernel.config; kernel-<version>.config, when it exists,
+# holds that version's differences ("-CONFIG_X" drops, other lines add).
 # The cache lives outside the checkout, keyed by source version and by the
 # fragment and recipe, so every clone on this machine shares one build.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-fragment=$here/kernel.config
-tarball=/usr/src/linux-source-6.12.tar.xz
+version=${1:-6.12}
+cache=${VFIOKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfiokit}
 # Bump when the recipe below changes in a way that alters the output.
 recipe=1
 
-if [[ ! -r $tarball ]]; then
-    echo "build-kernel: $tarball missing; run devtools/bootstrap.sh (apt-get install linux-source-6.12)" >&2
+case $version in
+6.12)
+    tarball=/usr/src/linux-source-6.12.tar.xz
+    if [[ ! -r $tarball ]]; then
+        echo "build-kernel: $tarball missing; run devtools/bootstrap.sh (apt-get install linux-source-6.12)" >&2
+        exit 1
+    fi
+    srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || stat -c %Y "$tarball")
+    ;;
+7.3)
+    debdir=$cache/kernel/deb-7.3
+    deb=$("$here/apt-fetch.sh" trixie-backports linux-source-7.3 "$debdir")
+    srcver=$(dpkg-deb -f "$deb" Version)
+    tarball=$debdir/linux-source-7.3.tar.xz
+    if [[ ! -f $tarball || $deb -nt $tarball ]]; then
+        rm -rf "$debdir/x" && mkdir -p "$debdir/x"
+        dpkg-deb -x "$deb" "$debdir/x"
+        mv "$debdir/x/usr/src/linux-source-7.3.tar.xz" "$tarball"
+        rm -rf "$debdir/x"
+    fi
+    ;;
+*)
+    echo "build-kernel: no recipe for Linux $version (known: 6.12, 7.3)" >&2
     exit 1
+    ;;
+esac
+
+# The fragment for this version: kernel.config, minus the options the
+# version file drops, plus the ones it adds. With no version file it is
+# kernel.config byte for byte (so 6.12's cache key is unchanged).
+fragment=$(mktemp)
+trap 'rm -f "$fragment"' EXIT
+if [[ -f $here/kernel-$version.config ]]; then
+    drops=$(sed -n 's/^-\(CONFIG_[A-Z0-9_]*\)$/\1/p' "$here/kernel-$version.config")
+    while IFS= read -r line; do
+        name=${line%%=*}
+        [[ $line == CONFIG_* ]] && grep -qx -- "$name" <<<"$drops" && continue
+        echo "$line"
+    done <"$here/kernel.config" >"$fragment"
+    { echo "# Linux $version (kernel-$version.config)"; grep -E '^CONFIG_' "$here/kernel-$version.config"; } >>"$fragment"
+else
+    cp "$here/kernel.config" "$fragment"
 fi
-srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || stat -c %Y "$tarball")
 key=$( { echo "recipe=$recipe src=$srcver"; cat "$fragment"; } | sha256sum | cut -c1-16)
-cache=${VFIOKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfiokit}
-out=$cache/kernel/6.12-$srcver-$key
+out=$cache/kernel/$version-$srcver-$key
 
 if [[ -f $out/bzImage && -d $out/headers/include/linux ]]; then
     echo "$out"
@@ -81,6 +127,7 @@ tmp=$out.tmp
 rm -rf "$tmp" && mkdir -p "$tmp"
 cp "$build/arch/x86/boot/bzImage" "$tmp/bzImage"
 cp "$build/.config" "$tmp/config"
+cp "$fragment" "$tmp/fragment"
 cp -r "$build/headers-out" "$tmp/headers"
 echo $(( end - start )) >"$tmp/build-seconds"
 rm -rf "$out" && mv "$tmp" "$out"

@@ -40,10 +40,17 @@ Error not_viable(const DeviceRequest& req, unsigned n) {
                                 m.driver;
         }
     }
-    Error e(EPERM, "group " + g + " is not viable: " +
-                       (blockers.empty() ? std::string("a device of the group is bound to a "
-                                                       "host driver that does DMA")
-                                         : blockers));
+    if (blockers.empty()) {
+        // Every group-mate is VFIO's (sysfs says so), yet the kernel
+        // refused: the DMA ownership of the group is still held, by an
+        // open device file of an earlier container (another process, e.g.
+        // a secondary that has not let go of its copy yet).
+        return Error(EPERM, "group " + g + " is refused although every device of it is bound "
+                                           "to vfio-pci: another container or process still "
+                                           "holds one of its devices open")
+            .hint("close the device there (a secondary that imported it must detach) and retry");
+    }
+    Error e(EPERM, "group " + g + " is not viable: " + blockers);
     e.hint("give every device of /sys/kernel/iommu_groups/" + g +
            "/devices to vfio-pci too (or unbind them)");
     return e;

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -186,8 +187,9 @@ int primary_main() {
     // its own (the iommu shape has a second edu); the mask again. A
     // secondary that imported the device keeps its file open until it
     // detaches, and the kernel refuses a second open meanwhile (group:
-    // EBUSY, vfio_group_fops_open; cdev: EINVAL, vfio_df_open): those
-    // rounds count as "held by a secondary", not as failures.
+    // EBUSY, vfio_group_fops_open; cdev: EINVAL, vfio_df_open; compat:
+    // EPERM, the group's DMA ownership is still claimed by the old open):
+    // those rounds count as "held by a secondary", not as failures.
     std::atomic<int> cycles{0}, held_elsewhere{0};
     auto churn = [&] {
         if (auto ok = v.default_container().require_dma_mask(kEduMask, "edu"); !ok)
@@ -203,7 +205,9 @@ int primary_main() {
             return;
         }
         auto dev = v.assign_device(**c, kChurn);
-        if (!dev && (dev.error().err() == EBUSY || dev.error().err() == EINVAL))
+        const int held_errno[] = {EBUSY, EINVAL, EPERM};
+        if (!dev && std::find(std::begin(held_errno), std::end(held_errno),
+                              dev.error().err()) != std::end(held_errno))
             ++held_elsewhere;
         else if (!dev)
             failed("assign", dev.error().message());
