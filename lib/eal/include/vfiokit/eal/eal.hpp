@@ -23,7 +23,7 @@
 // secondary cannot add memory (Heap::alloc beyond attached memory fails),
 // and probes no bus: it drives the primary's devices.
 //
-// Concurrency model. The control path is serialized by one EAL lock,
+// Concurrency model (thread-safety). The control path is serialized by one EAL lock,
 // vfio().control_lock(), a recursive mutex: every Vfio and Container method
 // (assign/release, map/unmap, containers), memory growth (Memory::add and
 // remove, Heap alloc/free, heap()), and the multi-process server's handlers

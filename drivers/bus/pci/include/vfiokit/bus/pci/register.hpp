@@ -14,6 +14,10 @@
 //
 // `Io` is anything with read<T>(offset) and write<T>(offset, value): a BAR
 // mapping (bar.hpp), or a fake in tests.
+//
+// Thread-safety: register values are plain values; an access is as safe as
+// the Io's read/write (for a Bar: one MMIO load or store, see bar.hpp). A
+// read-modify-write is not atomic: one thread owns a register's writes.
 #pragma once
 
 #include <concepts>

@@ -2,6 +2,8 @@
 //
 // Reads identity and placement only; never opens a device. The scan is what
 // the inventory tool prints and what the PCI bus probes drivers against.
+//
+// Thread-safety: pure reads of sysfs into values; callable from any thread.
 #pragma once
 
 #include <cstdint>
