@@ -186,8 +186,8 @@ def build_initramfs(binaries, job, extra_files):
 
 # --- running the guest -------------------------------------------------------
 
-def kernel_dir():
-    res = subprocess.run([os.path.join(HERE, "build-kernel.sh")], stdout=subprocess.PIPE,
+def kernel_dir(version):
+    res = subprocess.run([os.path.join(HERE, "build-kernel.sh"), version], stdout=subprocess.PIPE,
                          text=True)
     if res.returncode != 0:
         die("lab kernel build failed (see above)")
@@ -363,15 +363,21 @@ def main():
     ap.add_argument("--timeout", type=float, default=240, help="seconds before the guest is killed")
     ap.add_argument("--name", help="name for the report (default: job file name)")
     ap.add_argument("--quiet", action="store_true", help="print only the summary and failures")
+    ap.add_argument("--kernel", default="6.12", help="lab kernel version (build-kernel.sh VERSION)")
     args = ap.parse_args()
 
     if not shutil.which("qemu-system-x86_64"):
         die("qemu-system-x86_64 missing: run devtools/bootstrap.sh")
     name = args.name or os.path.splitext(os.path.basename(args.job))[0]
     shape = SHAPES[args.shape]
-    kdir = kernel_dir()
+    kdir = kernel_dir(args.kernel)
     job = open(args.job).read()
-    extra = [("lab/kernel.config", os.path.join(HERE, "kernel.config"))]
+    # The options that kernel was asked for (its version's fragment), which
+    # the guest self-test checks against /proc/config.gz.
+    fragment = os.path.join(kdir, "fragment")
+    if not os.path.exists(fragment):
+        fragment = os.path.join(HERE, "kernel.config")
+    extra = [("lab/kernel.config", fragment)]
 
     with tempfile.TemporaryDirectory(prefix="vfiokit-lab-") as tmp:
         t0 = time.monotonic()
