@@ -248,6 +248,12 @@ Result<void> Container::unmap_all() {
     return {};
 }
 
+Result<std::vector<IovaRange>> Container::placement_ranges() {
+    if (!backend_->dma_ready())
+        return kAssumedRanges;
+    return iova_ranges();
+}
+
 Result<std::uint64_t> Container::alloc_iova(std::uint64_t len, std::uint64_t dma_mask,
                                             std::uint64_t align) {
     std::lock_guard g(vfio_->control_lock());
@@ -256,14 +262,10 @@ Result<std::uint64_t> Container::alloc_iova(std::uint64_t len, std::uint64_t dma
     const std::uint64_t pg = backend_->page_size();
     len = (len + pg - 1) / pg * pg;
     align = std::max(align, pg);
-    std::vector<IovaRange> ranges = kAssumedRanges;
-    if (backend_->dma_ready()) {
-        auto r = iova_ranges();
-        if (!r)
-            return fail(std::move(r.error()));
-        ranges = *r;
-    }
-    auto iova = table_.find_free(ranges, len, align, dma_mask, kAllocFloor);
+    auto ranges = placement_ranges();
+    if (!ranges)
+        return fail(std::move(ranges.error()));
+    auto iova = table_.find_free(*ranges, len, align, dma_mask, kAllocFloor);
     if (!iova)
         return fail(std::move(iova.error()).context(name()));
     return *iova;
@@ -317,15 +319,11 @@ Result<std::uint64_t> Container::choose_iova(std::uint64_t vaddr, std::uint64_t 
     len = (len + pg - 1) / pg * pg;
     if (len == 0 || vaddr + len < vaddr)
         return fail(Error(EINVAL, "choose an IOVA for " + range_text(vaddr, len)).context(name()));
-    std::vector<IovaRange> ranges = kAssumedRanges;
-    if (backend_->dma_ready()) {
-        auto r = iova_ranges();
-        if (!r)
-            return fail(std::move(r.error()));
-        ranges = *r;
-    }
+    auto ranges = placement_ranges();
+    if (!ranges)
+        return fail(std::move(ranges.error()));
     const std::uint64_t last = vaddr + len - 1;
-    const bool in_range = std::any_of(ranges.begin(), ranges.end(), [&](const IovaRange& r) {
+    const bool in_range = std::any_of(ranges->begin(), ranges->end(), [&](const IovaRange& r) {
         return vaddr >= r.start && last <= r.last;
     });
     // IOVA = VA: the cheapest translation to reason about, and what a

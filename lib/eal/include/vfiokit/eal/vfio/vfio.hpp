@@ -266,6 +266,9 @@ private:
                           const FileRef* file);
     // Checks iova/len against kernel ranges and type1's entry limit.
     Result<void> check_limits(std::uint64_t iova, std::uint64_t len);
+    // Where IOVAs may be placed: the kernel's ranges once the backend knows
+    // them, else the assumed x86 layout (kAssumedRanges).
+    Result<std::vector<IovaRange>> placement_ranges();
     // Called after the backend gained or lost a device: ranges and entry
     // counts may have changed.
     void forget_limits();
