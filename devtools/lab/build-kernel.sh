@@ -11,6 +11,10 @@
 #   build-kernel.sh          Linux 6.12, Debian 12's linux-source-6.12
 #   build-kernel.sh 7.3      Linux 7.3, linux-source-7.3 from trixie-backports
 #                            (fetched through a private apt state, apt-fetch.sh)
+#   build-kernel.sh --source VERSION
+#                            print that version's unpacked source tree and its
+#                            Debian version (two lines), unpacking it if needed;
+#                            builds nothing (build-selftests.sh uses it)
 #
 # The fragment is kernel.config; kernel-<version>.config, when it exists,
 # holds that version's differences ("-CONFIG_X" drops, other lines add).
@@ -19,6 +23,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+source_only=
+if [[ ${1:-} == --source ]]; then
+    source_only=1
+    shift
+fi
 version=${1:-6.12}
 cache=${VFIOKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfiokit}
 # Bump when the recipe below changes in a way that alters the output.
@@ -50,6 +59,24 @@ case $version in
     exit 1
     ;;
 esac
+
+# The unpacked source tree of this version, shared by every build of it.
+work=$cache/kernel/src-$srcver
+unpack_source() {
+    if [[ ! -f $work/Makefile ]]; then
+        echo "build-kernel: unpacking $tarball" >&2
+        rm -rf "$work" && mkdir -p "$work"
+        tar -xf "$tarball" -C "$work" --strip-components=1
+    fi
+}
+if [[ -n $source_only ]]; then
+    mkdir -p "$cache/kernel"
+    exec 9>"$cache/kernel/.lock"
+    flock 9
+    unpack_source
+    printf '%s\n%s\n' "$work" "$srcver"
+    exit 0
+fi
 
 # The fragment for this version: kernel.config, minus the options the
 # version file drops, plus the ones it adds. With no version file it is
@@ -84,13 +111,8 @@ if [[ -f $out/bzImage && -d $out/headers/include/linux ]]; then
     exit 0
 fi
 
-work=$cache/kernel/src-$srcver
 start=$(date +%s)
-if [[ ! -f $work/Makefile ]]; then
-    echo "build-kernel: unpacking $tarball" >&2
-    rm -rf "$work" && mkdir -p "$work"
-    tar -xf "$tarball" -C "$work" --strip-components=1
-fi
+unpack_source
 
 build=$cache/kernel/build-$key
 mkdir -p "$build"
