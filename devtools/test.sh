@@ -6,9 +6,24 @@ set -eu
 cd "$(dirname "$0")/.."
 devtools/bootstrap.sh
 
-# Cold: several minutes, once per machine; then cached outside the checkout.
+# The lab pairs' kernels and the Debian 13 root with QEMU 11.1. Cold: many
+# minutes, once per machine; then cached outside the checkout. The root is
+# mostly downloading, so it is made while the kernels compile.
+rootlog=$(mktemp)
+devtools/lab/build-root.sh > "$rootlog" 2>&1 &
+root_pid=$!
 kdir=$(devtools/lab/build-kernel.sh)
-echo "lab kernel: $kdir (cold build took $(cat "$kdir/build-seconds") s)"
+echo "lab kernel 6.12: $kdir (cold build took $(cat "$kdir/build-seconds") s)"
+kdir73=$(devtools/lab/build-kernel.sh 7.3)
+echo "lab kernel 7.3: $kdir73 (cold build took $(cat "$kdir73/build-seconds") s)"
+if ! wait $root_pid; then
+    cat "$rootlog" >&2
+    exit 1
+fi
+root=$(tail -1 "$rootlog")
+rm -f "$rootlog"
+echo "lab root (Debian 13, $(cat "$root/../qemu-version")): $root" \
+     "(cold build took $(cat "$root/../build-seconds") s, $(cat "$root/../size-mb") MB)"
 
 builddir=build-test
 if [ ! -f $builddir/build.ninja ]; then
@@ -35,14 +50,15 @@ for suite in unit lab; do
              tr -s ' ' | tr '\n' ' ')
     echo "suite $suite: $result in $(( $(date +%s) - start )) s: $counts"
 done
-# One line per guest step, named with its shape (and, for device tests, mode).
+# One line per guest step, named with its pair and shape (lab[7.3/iommu])
+# and, for device tests, mode.
 log=$builddir/meson-logs/testlog.txt
-grep -hE '^lab\[[a-z0-9/-]+\] .*: (PASS|FAIL|INCOMPLETE|SKIPPED)' $log || true
-# Test counts per shape and VFIO mode: the steps each job ran once per mode
-# (named AREA-MODE), with the gtest/check counts they printed.
-echo "==== counts per shape and VFIO mode ===="
-grep -hE '^lab\[[a-z0-9/-]+\] [a-z0-9-]+: (PASS|FAIL|SKIPPED)' $log |
-    sed -nE 's/^lab\[([a-z0-9/-]+)\] [a-z0-9-]*-(cdev|group-type1v2|group-type1|compat|noiommu): (PASS|FAIL[^(]*|SKIPPED)( \((.*)\))?$/\1 \2 \3|\5/p' |
+grep -hE '^lab\[[a-z0-9./@-]+\] .*: (PASS|FAIL|INCOMPLETE|SKIPPED)' $log || true
+# Test counts per pair, shape and VFIO mode: the steps each job ran once per
+# mode (named AREA-MODE), with the gtest/check counts they printed.
+echo "==== counts per lab pair, shape and VFIO mode ===="
+grep -hE '^lab\[[a-z0-9./@-]+\] [a-z0-9-]+: (PASS|FAIL|SKIPPED)' $log |
+    sed -nE 's/^lab\[([a-z0-9./@-]+)\] [a-z0-9-]*-(cdev-noiommu|cdev|group-type1v2|group-type1|compat|noiommu): (PASS|FAIL[^(]*|SKIPPED)( \((.*)\))?$/\1 \2 \3|\5/p' |
     awk -F'|' '{split($1, k, " "); key = k[1] " " k[2]; st = k[3]
                 steps[key]++; if (st == "SKIPPED") sk[key]++; else if (st != "PASS") bad[key]++
                 n = split($2, parts, ", ")

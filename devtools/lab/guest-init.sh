@@ -15,6 +15,9 @@ mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 
 exec 3>/dev/ttyS1
+# The host action channel (host_action in lib.sh): raw, both ways.
+stty -F /dev/ttyS2 raw -echo 2>/dev/null
+exec 4<>/dev/ttyS2
 . /lab/lib.sh
 echo "@@VFIOKIT:BOOTED $(uname -r)" >&3
 . /lab/job.sh

@@ -41,6 +41,40 @@ driver_bind() {
         { bind_failed "driver_bind $1: bound to '${drv:-nothing}', not $2"; return 1; }
 }
 
+# host_action VERB JSON: ask the host to act on QEMU through QMP (verbs:
+# device_del, which returns once QEMU has removed the device, device_add,
+# set_link) and wait for its answer. Prints the host's reply; non-zero
+# unless it is "RESULT ok ...".
+host_action() {
+    echo "ACTION $1 $2" >&4
+    if ! read -t 120 -r ha_reply <&4; then
+        echo "host_action $1: no reply from the host within 120 s"
+        return 1
+    fi
+    echo "$ha_reply"
+    case "$ha_reply" in "RESULT ok"*) return 0 ;; *) return 1 ;; esac
+}
+
+# wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds; non-zero
+# if it never did.
+wait_for() {
+    wf_n=$(( $1 * 5 ))
+    shift
+    while [ $wf_n -gt 0 ]; do
+        "$@" 2>/dev/null && return 0
+        sleep 0.2
+        wf_n=$((wf_n - 1))
+    done
+    return 1
+}
+
+# iommu_width: the first IOMMU's guest address width in bits (VT-d
+# capability register, MGAW field bits 21:16, plus one).
+iommu_width() {
+    cap=0x$(cat /sys/class/iommu/dmar0/intel-iommu/cap)
+    echo $(( ((cap >> 16) & 0x3f) + 1 ))
+}
+
 # iommu_group BDF: prints the device's IOMMU group number.
 iommu_group() {
     basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"

@@ -25,8 +25,19 @@ import sys
 import tempfile
 import time
 
+import actions
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MARK = "@@VFIOKIT:"
+
+# Lab pairs: a kernel (build-kernel.sh VERSION) and the QEMU that boots it.
+# "host" is Debian 12's QEMU 7.2; "root" is QEMU 11.1 from the Debian 13 root
+# (build-root.sh), run chrooted in a private mount namespace. A shape that
+# needs a newer QEMU's devices names the QEMUs it runs on.
+PAIRS = {
+    "6.12": {"kernel": "6.12", "qemu": "host"},
+    "7.3": {"kernel": "7.3", "qemu": "root"},
+}
 
 # Machine shapes. Device addresses are fixed so jobs can name them.
 COMMON = ["-M", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2",
@@ -46,8 +57,10 @@ def nic(addr, hub, port, bus=None, model="e1000"):
 SHAPES = {
     # intel-iommu; two edu; two e1000 on hub 0; a bridge with an edu and an
     # e1000 behind it, which share one IOMMU group; an e1000e (MSI-X).
+    # The IOMMU's address width is explicit (QEMU 7.2 defaults to 39 bits,
+    # 11.1 to 48), so the shape is the same on both pairs.
     "iommu": {
-        "qemu": (["-device", "intel-iommu,intremap=on"] +
+        "qemu": (["-device", "intel-iommu,intremap=on,aw-bits=39"] +
                  ["-device", "edu,addr=03.0", "-device", "edu,addr=04.0"] +
                  nic("05.0", 0, 0) + nic("06.0", 0, 1) +
                  ["-device", "pci-bridge,id=br0,chassis_nr=1,addr=07.0",
@@ -71,9 +84,10 @@ SHAPES = {
         "hugepages": 256,
     },
     # Two NUMA nodes (1.5 GiB each); an edu on node 0's root bus and one
-    # behind a PCIe expander bridge on node 1, so devices report node 1.
+    # behind a PCIe expander bridge on node 1, so devices report node 1. The
+    # IOMMU is 48 bits wide here (iommu's is 39), on both pairs.
     "numa": {
-        "qemu": (["-device", "intel-iommu,intremap=on",
+        "qemu": (["-device", "intel-iommu,intremap=on,aw-bits=48",
                   "-object", "memory-backend-ram,id=m0,size=1536M",
                   "-object", "memory-backend-ram,id=m1,size=1536M",
                   "-numa", "node,nodeid=0,cpus=0,memdev=m0",
@@ -85,6 +99,33 @@ SHAPES = {
         "cmdline": "intel_iommu=on iommu=nopt",
         "memory": "3G",
         "hugepages": 512,
+    },
+    # Devices only QEMU 11.1 has, for the modern pair: a 48-bit IOMMU; an igb
+    # PF (82576) whose SR-IOV VFs the guest can create (vfio-pci with
+    # enable_sriov; VFs at 00:14.0, 00:14.2, ...) and an e1000e beside it on
+    # hub 0; an edu; a modern-only virtio-net-pci behind the IOMMU; an
+    # ivshmem-plain whose BAR 2 is memory (a peer-to-peer DMA target); two
+    # PCIe root ports with hotplug, one holding an edu (id hotedu) the host
+    # can remove, one empty for devices it adds (see the action channel).
+    "modern": {
+        "qemu": (["-device", "intel-iommu,intremap=on,aw-bits=48",
+                  "-device", "edu,addr=03.0"] +
+                 nic("04.0", 0, 0, model="igb") + nic("05.0", 0, 1, model="e1000e") +
+                 ["-netdev", "hubport,id=hp2,hubid=0",
+                  "-device", "virtio-net-pci,netdev=hp2,addr=06.0,disable-legacy=on,"
+                             "iommu_platform=on,romfile=",
+                  "-object", "memory-backend-memfd,id=shm0,size=1M,share=on",
+                  "-device", "ivshmem-plain,memdev=shm0,addr=07.0",
+                  "-device", "pcie-root-port,id=rp1,chassis=1,slot=1,addr=08.0",
+                  "-device", "edu,id=hotedu,bus=rp1",
+                  "-device", "pcie-root-port,id=rp2,chassis=2,slot=2,addr=09.0",
+                  # Native PCIe hotplug (pciehp) rather than QEMU's default
+                  # ACPI hotplug for root ports.
+                  "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]),
+        "cmdline": "intel_iommu=on iommu=nopt vfio_pci.enable_sriov=1",
+        "memory": "3G",
+        "hugepages": 512,
+        "qemus": ("root",),
     },
 }
 
@@ -186,6 +227,43 @@ def build_initramfs(binaries, job, extra_files):
 
 # --- running the guest -------------------------------------------------------
 
+def root_dir():
+    """The Debian 13 root holding QEMU 11.1 (built once per machine)."""
+    res = subprocess.run([os.path.join(HERE, "build-root.sh")], stdout=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        die("lab root build failed (see above)")
+    return res.stdout.strip().splitlines()[-1]
+
+
+# Runs QEMU inside the root: a private mount namespace (nothing stays
+# mounted when QEMU exits) with /proc, /dev and the host directories QEMU
+# reads and writes (kernel, initramfs, serial files, sockets) bound at the
+# same paths. QEMU is named by absolute path inside the root: with the
+# host's /tmp bound there, a PATH lookup could find a host wrapper instead.
+IN_ROOT = r"""
+root=$1; n=$2; shift 2
+mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" || exit 125
+while [ "$n" -gt 0 ]; do
+    mkdir -p "$root$1" && mount --bind "$1" "$root$1" || exit 125
+    shift; n=$((n - 1))
+done
+exec chroot "$root" /usr/bin/qemu-system-x86_64 "$@"
+"""
+
+
+def qemu_command(qemu, dirs):
+    """The argv prefix that runs this pair's QEMU with `dirs` visible to it."""
+    if qemu == "host":
+        if not shutil.which("qemu-system-x86_64"):
+            die("qemu-system-x86_64 missing: run devtools/bootstrap.sh")
+        return ["qemu-system-x86_64"]
+    root = root_dir()
+    if not os.access(os.path.join(root, "usr/bin/qemu-system-x86_64"), os.X_OK):
+        die(f"{root} has no QEMU: rebuild it (devtools/lab/build-root.sh)")
+    return (["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", IN_ROOT, "sh",
+             root, str(len(dirs))] + list(dirs))
+
+
 def kernel_dir(version):
     res = subprocess.run([os.path.join(HERE, "build-kernel.sh"), version], stdout=subprocess.PIPE,
                          text=True)
@@ -230,6 +308,7 @@ class Results:
         self.outside = []
         self.errors = []
         self.booted = False
+        self.release = None  # uname -r of the guest kernel
         self.done = False
 
 
@@ -238,6 +317,7 @@ def parse_results(text):
     for line in text.splitlines():
         if line.startswith(MARK + "BOOTED"):
             r.booted = True
+            r.release = line[len(MARK) + 6:].strip() or None
         elif line.startswith(MARK + "BEGIN "):
             # A BEGIN inside an open step leaves that step without its END:
             # it stays INCOMPLETE and fails.
@@ -363,14 +443,24 @@ def main():
     ap.add_argument("--timeout", type=float, default=240, help="seconds before the guest is killed")
     ap.add_argument("--name", help="name for the report (default: job file name)")
     ap.add_argument("--quiet", action="store_true", help="print only the summary and failures")
-    ap.add_argument("--kernel", default="6.12", help="lab kernel version (build-kernel.sh VERSION)")
+    ap.add_argument("--pair", default="6.12", choices=sorted(PAIRS),
+                    help="lab pair: kernel and QEMU (6.12: QEMU 7.2; 7.3: QEMU 11.1)")
+    ap.add_argument("--kernel", help="boot this lab kernel version instead of the pair's "
+                    "(build-kernel.sh VERSION) on the pair's QEMU")
     args = ap.parse_args()
 
-    if not shutil.which("qemu-system-x86_64"):
-        die("qemu-system-x86_64 missing: run devtools/bootstrap.sh")
     name = args.name or os.path.splitext(os.path.basename(args.job))[0]
     shape = SHAPES[args.shape]
-    kdir = kernel_dir(args.kernel)
+    pair = PAIRS[args.pair]
+    if pair["qemu"] not in shape.get("qemus", ("host", "root")):
+        die(f"shape {args.shape} needs devices pair {args.pair}'s QEMU lacks; "
+            f"pairs with them: {', '.join(p for p, v in PAIRS.items() if v['qemu'] in shape['qemus'])}")
+    version = args.kernel or pair["kernel"]
+    # Results name the pair (lab[7.3/iommu]); another kernel on a pair's
+    # QEMU is named by both.
+    label = f"{args.pair}/{args.shape}" if version == pair["kernel"] else \
+        f"{version}@{args.pair}/{args.shape}"
+    kdir = kernel_dir(version)
     job = open(args.job).read()
     # The options that kernel was asked for (its version's fragment), which
     # the guest self-test checks against /proc/config.gz.
@@ -386,22 +476,28 @@ def main():
             f.write(build_initramfs(args.bin, job, extra))
         results = os.path.join(tmp, "results.txt")
         console = os.path.join(tmp, "console.txt")
-        cmd = (["qemu-system-x86_64"] + COMMON +
+        cmd = (qemu_command(pair["qemu"], [tmp, kdir]) + COMMON +
                ["-kernel", os.path.join(kdir, "bzImage"), "-initrd", initrd,
                 "-m", shape["memory"],
                "-append", f"{BASE_CMDLINE} hugepages={shape['hugepages']} {shape['cmdline']}",
-                "-serial", f"file:{console}", "-serial", f"file:{results}"] +
+                "-serial", f"file:{console}", "-serial", f"file:{results}",
+                # ttyS2 and QMP: the host action channel (actions.py).
+                "-serial", f"unix:{tmp}/actions.sock,server=on,wait=off",
+                "-qmp", f"unix:{tmp}/qmp.sock,server=on,wait=off"] +
                shape["qemu"])
         t1 = time.monotonic()
         timed_out = False
         with open(os.path.join(tmp, "qemu.txt"), "w") as qlog:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
+            channel = actions.Channel(f"{tmp}/actions.sock", f"{tmp}/qmp.sock")
+            channel.start()
             try:
                 proc.wait(timeout=args.timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 proc.kill()
                 proc.wait()
+            channel.join(5)
         t2 = time.monotonic()
         read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
         out, cons, qemu_out = read(results), read(console), read(os.path.join(tmp, "qemu.txt"))
@@ -410,18 +506,24 @@ def main():
     qemu_problem = None
     if proc.returncode not in (0, None) and not timed_out:
         qemu_problem = f"qemu exited with {proc.returncode}: {qemu_out.strip()[-500:]}"
-    lines, problems = judge(r, args.shape, quiet=args.quiet, timed_out=timed_out,
+    lines, problems = judge(r, label, quiet=args.quiet, timed_out=timed_out,
                             timeout=args.timeout, panicked="Kernel panic" in cons,
                             qemu_problem=qemu_problem)
+    lines.extend(f"lab[{label}] {a}" for a in channel.log)
+    if channel.problem:
+        problems.append(channel.problem)
+    # The guest must run the kernel this pair names, not a stale cache entry.
+    if r.release and not r.release.startswith(version + "."):
+        problems.append(f"guest booted Linux {r.release}, not {version}")
     print("\n".join(lines))
     if problems:
         print("---- guest console (last 60 lines) ----")
         print("\n".join(cons.splitlines()[-60:]))
-        print(f"lab[{args.shape}] {name}: FAILED: " + "; ".join(problems))
+        print(f"lab[{label}] {name}: FAILED: " + "; ".join(problems))
         return 1
     n = len(r.steps)
-    print(f"lab[{args.shape}] {name}: {n} step(s) passed, {len(r.skipped)} skipped "
-          f"(initramfs {t1 - t0:.1f} s, guest {t2 - t1:.1f} s)")
+    print(f"lab[{label}] {name}: {n} step(s) passed, {len(r.skipped)} skipped "
+          f"(Linux {r.release}, initramfs {t1 - t0:.1f} s, guest {t2 - t1:.1f} s)")
     return 0
 
 

@@ -14,6 +14,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import actions  # noqa: E402
 import lab  # noqa: E402
 
 GTEST_BINARY = None
@@ -135,6 +136,50 @@ class ZeroTests(unittest.TestCase):
         self.assertEqual(some.returncode, 0, some.stdout[-2000:])
         _, problems = verdict(framed(*step("some", 0, *some.stdout.splitlines())))
         self.assertEqual(problems, [])
+
+
+class FakeQmp:
+    """Stands in for QEMU's QMP in the action channel's host tests."""
+
+    def __init__(self, error=None, deleted=True):
+        self.calls, self.error, self.deleted = [], error, deleted
+
+    def execute(self, command, arguments):
+        self.calls.append((command, arguments))
+        if self.error:
+            raise RuntimeError(self.error)
+        return {}
+
+    def wait_event(self, name, match, seconds):
+        return {"event": name} if self.deleted and match({"device": "d1"}) else None
+
+
+class Actions(unittest.TestCase):
+    def test_request_lines(self):
+        self.assertEqual(actions.parse_request('ACTION set_link {"name": "hp1", "up": false}'),
+                         ("set_link", {"name": "hp1", "up": False}))
+        for bad in ("RESULT ok {}", "ACTION set_link up"):
+            with self.assertRaises(ValueError):
+                actions.parse_request(bad)
+
+    def test_only_the_lab_verbs_reach_qmp(self):
+        q = FakeQmp()
+        status, why = actions.perform(q, "quit", {})
+        self.assertEqual(status, "error")
+        self.assertIn("not one the lab allows", why)
+        self.assertEqual(q.calls, [])
+        self.assertEqual(actions.perform(q, "set_link", ["x"])[0], "error")
+
+    def test_qmp_errors_come_back(self):
+        status, why = actions.perform(FakeQmp(error="DeviceNotFound: no d9"), "device_del",
+                                      {"id": "d9"})
+        self.assertEqual((status, why), ("error", "DeviceNotFound: no d9"))
+
+    def test_device_del_waits_for_the_guest(self):
+        self.assertEqual(actions.perform(FakeQmp(), "device_del", {"id": "d1"}), ("ok", {}))
+        status, why = actions.perform(FakeQmp(deleted=False), "device_del", {"id": "d1"})
+        self.assertEqual(status, "error")
+        self.assertIn("did not release it", why)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ iommu_present() {
     check "/dev/iommu exists" test -c /dev/iommu
     check "/dev/vfio/vfio exists" test -c /dev/vfio/vfio
     check "704 hugepages reserved" grep -q "HugePages_Total: *704$" /proc/meminfo
+    check "the IOMMU is 39 bits wide (aw-bits=39)" test "$(iommu_width)" = 39
+    echo "IOMMU address width: $(iommu_width) bits"
     checks_done
 }
 
