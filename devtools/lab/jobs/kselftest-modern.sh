@@ -27,9 +27,22 @@ KNOWN=/tmp/kselftest-known
 : > $KNOWN
 
 # The shape gives the igb PF (8086:10c9) with SR-IOV, on vfio-pci, no VF
-# yet, and the huge pages the mapping tests ask for (2 MiB and 1 GiB).
+# yet, and the huge pages the mapping tests ask for (2 MiB and 1 GiB). The
+# 2 MiB pool is shrunk to what the tests map: vfio_pci_driver_test pins
+# 1 GiB of ordinary memory.
+# vfio_dma_mapping_test also reads the IOMMU's page tables in debugfs to
+# check the page size each mapping got; a kernel without them
+# (CONFIG_INTEL_IOMMU_DEBUGFS) makes it skip that check without a word, so
+# the job says so here.
 setup() {
     d=/sys/bus/pci/devices/$IGB
+    mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+    if [ -d /sys/kernel/debug/iommu/intel ]; then
+        echo "ok - IOMMU page tables in debugfs: vfio_dma_mapping_test checks page sizes"
+    else
+        echo "skip - vfio_dma_mapping_test's page-size check (no /sys/kernel/debug/iommu/intel: kernel without CONFIG_INTEL_IOMMU_DEBUGFS)"
+    fi
+    echo 4 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
     check "$IGB is an 82576 (igb, 8086:10c9)" \
         test "$(cat $d/vendor 2>/dev/null):$(cat $d/device 2>/dev/null)" = 0x8086:0x10c9
     check "$IGB offers SR-IOV VFs (sriov_totalvfs $(cat $d/sriov_totalvfs 2>/dev/null))" \
@@ -126,7 +139,9 @@ kselftest() {
         }
         ok = 1
         if (whole != "") { print prog ": skipped as a whole (" whole "): this shape should give it what it needs"; ok = 0 }
-        if (plan == 0 || results != plan) { print prog ": TAP incomplete (" results " of " plan " tests reported)"; ok = 0 }
+        if (whole == "" && (plan == 0 || results != plan)) {
+            printf "%s: TAP incomplete (%d of %d tests reported)\n", prog, results, plan; ok = 0
+        }
         if (tf > 0) ok = 0
         if (tp == 0) { print prog ": no test passed"; ok = 0 }
         if (rc != 0 && tf == 0 && ok) {
@@ -163,7 +178,9 @@ report() {
 }
 
 run kselftest-setup setup
+# Steps are named after the programs: vfio_pci_driver_test is kselftest-pci-driver.
 for p in $PROGRAMS; do
-    run kselftest-$p kselftest $p
+    step=$(echo $p | sed 's/^vfio_//; s/_test$//; s/_/-/g')
+    run kselftest-$step kselftest $p
 done
 run kselftest-report report
