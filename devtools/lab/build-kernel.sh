@@ -62,18 +62,23 @@ esac
 
 # The unpacked source tree of this version, shared by every build of it.
 work=$cache/kernel/src-$srcver
+# Unpacked beside it and renamed, so a tree with a Makefile is complete.
 unpack_source() {
     if [[ ! -f $work/Makefile ]]; then
         echo "build-kernel: unpacking $tarball" >&2
-        rm -rf "$work" && mkdir -p "$work"
-        tar -xf "$tarball" -C "$work" --strip-components=1
+        rm -rf "$work" "$work.tmp" && mkdir -p "$work.tmp"
+        tar -xf "$tarball" -C "$work.tmp" --strip-components=1
+        mv "$work.tmp" "$work"
     fi
 }
 if [[ -n $source_only ]]; then
-    mkdir -p "$cache/kernel"
-    exec 9>"$cache/kernel/.lock"
-    flock 9
-    unpack_source
+    # The lock (held through every kernel build) only when unpacking.
+    if [[ ! -f $work/Makefile ]]; then
+        mkdir -p "$cache/kernel"
+        exec 9>"$cache/kernel/.lock"
+        flock 9
+        unpack_source
+    fi
     printf '%s\n%s\n' "$work" "$srcver"
     exit 0
 fi
