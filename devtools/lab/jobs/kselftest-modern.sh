@@ -27,9 +27,9 @@ KNOWN=/tmp/kselftest-known
 : > $KNOWN
 
 # The shape gives the igb PF (8086:10c9) with SR-IOV, on vfio-pci, no VF
-# yet, and the huge pages the mapping tests ask for (2 MiB and 1 GiB). The
-# 2 MiB pool is shrunk to what the tests map: vfio_pci_driver_test pins
-# 1 GiB of ordinary memory.
+# yet, and the huge pages the mapping tests ask for (2 MiB and 1 GiB; the
+# 1 GiB page only from the kernel command line). The 2 MiB pool is shrunk
+# to what the tests map: vfio_pci_driver_test pins 1 GiB of ordinary memory.
 # vfio_dma_mapping_test also reads the IOMMU's page tables in debugfs to
 # check the page size each mapping got; a kernel without them
 # (CONFIG_INTEL_IOMMU_DEBUGFS) makes it skip that check without a word, so
