@@ -244,8 +244,9 @@ def root_dir():
 # Runs QEMU inside the root: a private mount namespace (nothing stays
 # mounted when QEMU exits) with /proc, /dev and the host directories QEMU
 # reads and writes (kernel, initramfs, serial files, sockets) bound at the
-# same paths. QEMU is named by absolute path inside the root: with the
-# host's /tmp bound there, a PATH lookup could find a host wrapper instead.
+# same paths (the mount points stay behind as empty directories; lab.py
+# removes the per-run one). QEMU is named by absolute path inside the root,
+# so that no PATH lookup can pick a wrapper or the host's QEMU.
 IN_ROOT = r"""
 root=$1; n=$2; shift 2
 mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" || exit 125
@@ -257,13 +258,12 @@ exec chroot "$root" /usr/bin/qemu-system-x86_64 "$@"
 """
 
 
-def qemu_command(qemu, dirs):
+def qemu_command(qemu, dirs, root):
     """The argv prefix that runs this pair's QEMU with `dirs` visible to it."""
     if qemu == "host":
         if not shutil.which("qemu-system-x86_64"):
             die("qemu-system-x86_64 missing: run devtools/bootstrap.sh")
         return ["qemu-system-x86_64"]
-    root = root_dir()
     if not os.access(os.path.join(root, "usr/bin/qemu-system-x86_64"), os.X_OK):
         die(f"{root} has no QEMU: rebuild it (devtools/lab/build-root.sh)")
     return (["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", IN_ROOT, "sh",
@@ -469,6 +469,7 @@ def main():
     label = f"{args.pair}/{args.shape}" if version == pair["kernel"] else \
         f"{version}@{args.pair}/{args.shape}"
     kdir = kernel_dir(version)
+    root = root_dir() if pair["qemu"] == "root" else None
     job = open(args.job).read()
     # The options that kernel was asked for (its version's fragment), which
     # the guest self-test checks against /proc/config.gz.
@@ -484,7 +485,7 @@ def main():
             f.write(build_initramfs(args.bin, job, extra, args.dpdk))
         results = os.path.join(tmp, "results.txt")
         console = os.path.join(tmp, "console.txt")
-        cmd = (qemu_command(pair["qemu"], [tmp, kdir]) + COMMON +
+        cmd = (qemu_command(pair["qemu"], [tmp, kdir], root) + COMMON +
                ["-kernel", os.path.join(kdir, "bzImage"), "-initrd", initrd,
                 "-m", shape["memory"],
                "-append", f"{BASE_CMDLINE} hugepages={shape['hugepages']} {shape['cmdline']}",
@@ -507,6 +508,11 @@ def main():
                 proc.wait()
             channel.join(5)
         t2 = time.monotonic()
+        if root:
+            try:
+                os.rmdir(root + tmp)
+            except OSError:
+                pass  # an empty directory left in the cached root
         read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
         out, cons, qemu_out = read(results), read(console), read(os.path.join(tmp, "qemu.txt"))
 

@@ -1,0 +1,91 @@
+#!/bin/bash
+# fresh-check.sh [--warm] [--keep]: run the README's two commands on a fresh
+# Debian 12 machine, so that a missing install step shows here before CI.
+#
+# It debootstraps a clean Debian 12 root (minbase: less than any real
+# install has, so nothing comes by chance), with the apt sources a fresh
+# machine has (bookworm, bookworm-updates, bookworm-security), copies the
+# committed tree (git archive HEAD) into it, and runs, as root inside it,
+#   sh devtools/main.sh
+#   sh devtools/test.sh
+# in a private mount namespace (/proc, /sys, /dev bound; nothing stays
+# mounted afterwards). By default the root has its own empty cache, so this
+# is a cold first run: both lab kernels and the Debian 13 root are built.
+#   --warm   bind this machine's vfiokit cache (kernels, Debian 13 root)
+#            into the root instead: checks install steps in minutes
+#   --keep   leave the root in place (its path is printed)
+# Prints the time of each stage; exit status is the first failing command's.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+warm=0 keep=0
+for a in "$@"; do
+    case $a in
+    --warm) warm=1 ;;
+    --keep) keep=1 ;;
+    *) echo "usage: fresh-check.sh [--warm] [--keep]" >&2; exit 2 ;;
+    esac
+done
+[[ $(id -u) == 0 ]] || { echo "fresh-check: needs root (debootstrap, chroot)" >&2; exit 2; }
+command -v debootstrap >/dev/null ||
+    { echo "fresh-check: debootstrap missing; run devtools/bootstrap.sh" >&2; exit 2; }
+cache=${VFIOKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfiokit}
+
+root=$(mktemp -d /var/tmp/vfiokit-fresh.XXXXXX)
+cleanup() {
+    if [[ $keep == 1 ]]; then
+        echo "fresh-check: root kept at $root"
+    elif grep -q " $root" /proc/mounts; then
+        echo "fresh-check: $root still has mounts; not removing it" >&2
+    else
+        rm -rf "$root"
+    fi
+}
+trap cleanup EXIT
+
+t0=$(date +%s)
+mirror=http://deb.debian.org/debian
+echo "fresh-check: debootstrap bookworm into $root"
+debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
+    { tail -20 "$root.debootstrap.log" >&2; exit 1; }
+mv "$root.debootstrap.log" "$root/root/debootstrap.log"
+cat >"$root/etc/apt/sources.list" <<EOF
+deb $mirror bookworm main
+deb $mirror bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+EOF
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+mkdir -p "$root/root/vfiokit" "$root/root/.cache/vfiokit"
+git -C "$here" archive HEAD | tar -x -C "$root/root/vfiokit"
+t1=$(date +%s)
+echo "fresh-check: root ready in $(( t1 - t0 )) s ($(du -sm "$root" | cut -f1) MB, tree at $(git -C "$here" rev-parse --short HEAD))"
+
+# The two commands, each timed, in the root. VFIOKIT_CACHE is unset so the
+# scripts use the root's own ~/.cache (or, with --warm, this machine's).
+inner='
+set -u
+cd /root/vfiokit
+status=0
+for cmd in "sh devtools/main.sh" "sh devtools/test.sh"; do
+    start=$(date +%s)
+    echo "fresh-check: running: $cmd"
+    if $cmd; then r=passed; else r=FAILED; status=1; fi
+    echo "fresh-check: $cmd: $r in $(( $(date +%s) - start )) s"
+    [ $status = 0 ] || break
+done
+exit $status'
+set +e
+unshare --mount --propagation private -- sh -c '
+    root=$1 warm=$2 cache=$3 inner=$4
+    mount -t proc proc "$root/proc" && mount -t sysfs sysfs "$root/sys" &&
+        mount --rbind /dev "$root/dev" || exit 125
+    if [ "$warm" = 1 ]; then mount --bind "$cache" "$root/root/.cache/vfiokit" || exit 125; fi
+    exec chroot "$root" env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c "$inner"' \
+    sh "$root" "$warm" "$cache" "$inner"
+status=$?
+set -e
+t2=$(date +%s)
+echo "fresh-check: $([[ $status == 0 ]] && echo passed || echo FAILED) in $(( t2 - t0 )) s" \
+     "(root $(( t1 - t0 )) s, commands $(( t2 - t1 )) s, $([[ $warm == 1 ]] && echo warm || echo cold) cache)"
+exit $status
