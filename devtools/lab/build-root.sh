@@ -64,6 +64,7 @@ in_root() {
 # the run-time libraries dpdk-dev depends on, and take the binary from the
 # package itself.
 install_testpmd() {
+    # shellcheck disable=SC2016
     in_root sh -c '
         set -e
         libs=$(apt-cache depends dpdk-dev | sed -n "s/^ *Depends: \(librte-[^ ]*\)$/\1/p" | sort -u)
@@ -75,6 +76,7 @@ install_testpmd() {
         test -x /usr/bin/dpdk-testpmd'
 }
 echo "build-root: installing $backports ($suite-backports) and $packages" >&2
+# shellcheck disable=SC2086
 {
     in_root apt-get update -q &&
     in_root apt-get install -y -q --no-install-recommends -t "$suite-backports" $backports &&

@@ -273,7 +273,7 @@ dpdk_forward() {
     df_rc=$?
     cat "$df_log"
     echo
-    echo "---- DPDK $df_v ($(cat /opt/dpdk-$df_v/VERSION)) on $*"
+    echo "---- DPDK $df_v ($(cat "/opt/dpdk-$df_v/VERSION")) on $*"
     check "testpmd took start tx_first, stop, quit" test $df_cmds = yes
     check "testpmd exited 0 (exit $df_rc)" test $df_rc -eq 0
     df_type=$(grep -o "IOMMU type [0-9]* ([^)]*)" "$df_log" | head -1)
@@ -281,8 +281,8 @@ dpdk_forward() {
         test "${df_type#*(}" = "$df_mode)"
     # Port ids follow the probe order EAL logs.
     df_probed=$(sed -n 's/.*Probe PCI driver: .* device: \([0-9a-f:.]*\).*/\1/p' "$df_log")
-    check "testpmd probed the $# devices ($(echo $df_probed))" \
-        test "$(echo $df_probed | wc -w)" -eq $#
+    check "testpmd probed the $# devices ($(echo "$df_probed" | tr '\n' ' '))" \
+        test "$(echo "$df_probed" | grep -c .)" -eq $#
     df_port=0
     for df_b in $df_probed; do
         df_rx=$(dpdk_rx_packets "$df_log" $df_port)
