@@ -281,7 +281,7 @@ dpdk_forward() {
         test "${df_type#*(}" = "$df_mode)"
     # Port ids follow the probe order EAL logs.
     df_probed=$(sed -n 's/.*Probe PCI driver: .* device: \([0-9a-f:.]*\).*/\1/p' "$df_log")
-    check "testpmd probed the $# devices ($(echo "$df_probed" | tr '\n' ' '))" \
+    check "testpmd probed the $# devices ($(echo "$df_probed" | xargs))" \
         test "$(echo "$df_probed" | grep -c .)" -eq $#
     df_port=0
     for df_b in $df_probed; do
