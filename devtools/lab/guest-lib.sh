@@ -227,11 +227,11 @@ dpdk_rx_packets() {
 # testpmd's LOG shows its N-th prompt. Its prompt is written straight to
 # the fd, so it shows although the rest of stdout is still buffered.
 dpdk_prompts() {
-    dp_n=600
+    dq_n=600
     while [ "$(grep -o "testpmd> " "$2" | wc -l)" -lt "$3" ]; do
-        kill -0 "$1" 2>/dev/null && [ $dp_n -gt 0 ] || return 1
+        kill -0 "$1" 2>/dev/null && [ $dq_n -gt 0 ] || return 1
         sleep 0.2
-        dp_n=$((dp_n - 1))
+        dq_n=$((dq_n - 1))
     done
 }
 
@@ -252,7 +252,8 @@ dpdk_forward() {
     # Interactive, its commands from a FIFO: the prompt tells when each
     # command is done (the output itself is buffered until exit).
     # shellcheck disable=SC2086
-    "dpdk-testpmd-$df_v" -l 0-1 -n 1 --in-memory --log-level=lib.eal:info --log-level=bus.pci:info $df_allow -- \
+    "dpdk-testpmd-$df_v" -l 0-1 -n 1 --in-memory $df_allow \
+        --log-level=lib.eal:info --log-level=bus.pci:info -- \
         -i --forward-mode=io --total-num-mbufs=2048 --rxd=256 --txd=256 \
         < "$df_in" > "$df_log" 2>&1 &
     df_pid=$!
