@@ -13,10 +13,24 @@ echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.
 opts=(-o Dir::Etc::sourcelist="$state/sources.list" -o Dir::Etc::sourceparts=/dev/null
       -o Dir::State::Lists="$state/lists" -o Dir::Cache="$state/cache"
       -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root -q)
-# Lists older than a day are refreshed; a download failure names the suite.
+# Lists older than a day are refreshed; without the network, a package
+# already fetched is used as it is.
 if [[ -z $(find "$state/lists" -maxdepth 1 -name '*_Packages*' -mtime -1 2>/dev/null) ]]; then
-    apt-get "${opts[@]}" update >&2 || { echo "apt-fetch: cannot read $suite's package lists" >&2; exit 1; }
+    if ! apt-get "${opts[@]}" update >&2; then
+        have=$(ls -t "$dir"/"${pkg}"_*.deb 2>/dev/null | head -1)
+        [[ -n $have ]] || { echo "apt-fetch: cannot read $suite's package lists" >&2; exit 1; }
+        echo "apt-fetch: cannot refresh $suite's package lists; using $have" >&2
+        echo "$have"
+        exit 0
+    fi
 fi
-(cd "$dir" && apt-get "${opts[@]}" download "$pkg" >&2) \
-    || { echo "apt-fetch: $pkg not downloadable from $suite" >&2; exit 1; }
-ls -t "$dir"/"${pkg}"_*.deb | head -1
+# The candidate's file name (an epoch's colon is %3a in it); fetched once.
+ver=$(apt-cache "${opts[@]}" show --no-all-versions "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | head -1)
+[[ -n $ver ]] || { echo "apt-fetch: $pkg not in $suite" >&2; exit 1; }
+have=$(ls "$dir"/"${pkg}_${ver/:/%3a}"_*.deb 2>/dev/null | head -1)
+if [[ -z $have ]]; then
+    (cd "$dir" && apt-get "${opts[@]}" download "$pkg=$ver" >&2) \
+        || { echo "apt-fetch: $pkg $ver not downloadable from $suite" >&2; exit 1; }
+    have=$(ls "$dir"/"${pkg}_${ver/:/%3a}"_*.deb | head -1)
+fi
+echo "$have"

@@ -38,12 +38,18 @@ case $version in
     deb=$("$here/apt-fetch.sh" trixie-backports linux-source-7.3 "$debdir")
     srcver=$(dpkg-deb -f "$deb" Version)
     tarball=$debdir/linux-source-7.3.tar.xz
-    if [[ ! -f $tarball || $deb -nt $tarball ]]; then
+    # The tarball is taken out of the .deb once per .deb (its name is kept
+    # beside it), under a lock: lab runs call this script concurrently.
+    exec 8>"$debdir/.lock"
+    flock 8
+    if [[ ! -f $tarball || $(cat "$tarball.from" 2>/dev/null) != "$deb" ]]; then
         rm -rf "$debdir/x" && mkdir -p "$debdir/x"
         dpkg-deb -x "$deb" "$debdir/x"
         mv "$debdir/x/usr/src/linux-source-7.3.tar.xz" "$tarball"
+        echo "$deb" >"$tarball.from"
         rm -rf "$debdir/x"
     fi
+    flock -u 8
     ;;
 *)
     echo "build-kernel: no recipe for Linux $version (known: 6.12, 7.3)" >&2

@@ -55,6 +55,41 @@ host_action() {
     case "$ha_reply" in "RESULT ok"*) return 0 ;; *) return 1 ;; esac
 }
 
+# link_follows_host BDF HUBPORT: a step; BDF's kernel netdev sees its link
+# go down and come back as the host sets HUBPORT's link (set_link).
+link_follows_host() {
+    lf_dev=$(ls /sys/bus/pci/devices/$1/net 2>/dev/null)
+    check "$1 has a kernel netdev ($lf_dev)" test -n "$lf_dev"
+    ip link set "$lf_dev" up
+    check "carrier up at first" wait_for 20 carrier_is "$lf_dev" 1
+    check "host takes the link down (set_link $2 off)" \
+        host_action set_link "{\"name\": \"$2\", \"up\": false}"
+    check "carrier went down" wait_for 20 carrier_is "$lf_dev" 0
+    check "host brings it back" host_action set_link "{\"name\": \"$2\", \"up\": true}"
+    check "carrier came back" wait_for 20 carrier_is "$lf_dev" 1
+    checks_done
+}
+
+carrier_is() { test "$(cat /sys/class/net/$1/carrier 2>/dev/null)" = "$2"; }
+
+# host_refuses: a step; the host refuses verbs the lab does not allow and
+# arguments that are not JSON, and passes QMP's own errors back.
+host_refuses() {
+    check "a verb the lab does not allow is refused" refused_with "not one the lab allows" quit '{}'
+    check "QMP's error for an unknown device comes back" \
+        refused_with "DeviceNotFound" device_del '{"id": "nosuch"}'
+    check "arguments that are not JSON are refused" refused_with "not JSON" set_link 'up'
+    checks_done
+}
+
+# refused_with TEXT VERB JSON: the host refuses the request, saying TEXT.
+refused_with() {
+    rw_text=$1
+    shift
+    rw_reply=$(host_action "$@") && return 1
+    echo "$rw_reply" | grep -q "^RESULT error .*$rw_text"
+}
+
 # wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds; non-zero
 # if it never did.
 wait_for() {
