@@ -195,6 +195,21 @@ def shared_libs(binary):
     return libs
 
 
+def without_debug_info(binary):
+    """The binary's bytes without DWARF (strip --strip-debug): the test
+    binaries are ~40 MB of mostly debug info each, and every byte of the
+    initramfs is copied and unpacked under software emulation at boot.
+    Symbols stay, so sanitizer and crash reports still name functions."""
+    with tempfile.TemporaryDirectory(prefix="vfiokit-strip-") as tmp:
+        out = os.path.join(tmp, "bin")
+        res = subprocess.run(["strip", "--strip-debug", "-o", out, binary], capture_output=True,
+                             text=True)
+        if res.returncode != 0:
+            die(f"strip {binary} failed: {res.stderr.strip()}")
+        with open(out, "rb") as f:
+            return f.read()
+
+
 def build_initramfs(binaries, job, extra_files, dpdk=()):
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
@@ -219,7 +234,7 @@ def build_initramfs(binaries, job, extra_files, dpdk=()):
     for b in binaries:
         if not os.path.isfile(b):
             die(f"binary {b} not found (build the project first: meson compile -C build)")
-        c.host_file("opt/vfiokit/bin/" + os.path.basename(b), b)
+        c.file("opt/vfiokit/bin/" + os.path.basename(b), without_debug_info(b), 0o755)
         libs.update(shared_libs(b))
     for lib in sorted(libs):
         c.host_file(lib, os.path.realpath(lib))
