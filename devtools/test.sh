@@ -58,7 +58,10 @@ grep -hE '^lab\[[a-z0-9./@-]+\] .*: (PASS|FAIL|INCOMPLETE|SKIPPED)' $log || true
 # mode (named AREA-MODE), with the gtest/check counts they printed.
 echo "==== counts per lab pair, shape and VFIO mode ===="
 grep -hE '^lab\[[a-z0-9./@-]+\] [a-z0-9-]+: (PASS|FAIL|SKIPPED)' $log |
-    sed -nE 's/^lab\[([a-z0-9./@-]+)\] [a-z0-9-]*-(cdev-noiommu|cdev|group-type1v2|group-type1|compat|noiommu): (PASS|FAIL[^(]*|SKIPPED)( \((.*)\))?$/\1 \2 \3|\5/p' |
+    # Two expressions: a greedy prefix would read AREA-cdev-noiommu as mode
+    # noiommu; `t` ends the cycle once the first one matched.
+    sed -nE -e 's/^lab\[([a-z0-9./@-]+)\] [a-z0-9-]*-(cdev-noiommu): (PASS|FAIL[^(]*|SKIPPED)( \((.*)\))?$/\1 \2 \3|\5/p;t' \
+            -e 's/^lab\[([a-z0-9./@-]+)\] [a-z0-9-]*-(cdev|group-type1v2|group-type1|compat|noiommu): (PASS|FAIL[^(]*|SKIPPED)( \((.*)\))?$/\1 \2 \3|\5/p' |
     awk -F'|' '{split($1, k, " "); key = k[1] " " k[2]; st = k[3]
                 steps[key]++; if (st == "SKIPPED") sk[key]++; else if (st != "PASS") bad[key]++
                 n = split($2, parts, ", ")

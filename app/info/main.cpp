@@ -26,8 +26,9 @@ void usage(FILE* out) {
                  "       vfiokit-info [--sysroot DIR] --modes ADDRESS\n"
                  "  Lists PCI devices (or only ADDRESS...) with ids, class, NUMA node,\n"
                  "  IOMMU group and its members, driver, vfio cdev node, and which VFIO\n"
-                 "  modes (cdev, group, compat, noiommu) the kernel offers each, with the\n"
-                 "  reason when a mode is unavailable and the mode 'auto' would choose.\n"
+                 "  modes (cdev, group, compat, noiommu, cdev-noiommu) the kernel offers\n"
+                 "  each, with the reason when a mode is unavailable and the mode 'auto'\n"
+                 "  would choose.\n"
                  "  --json          one JSON document instead of text\n"
                  "  --regions       also open each device bound to vfio-pci (in the mode\n"
                  "                  'auto' picks, or --vfio-mode) and list its VFIO regions\n"
@@ -106,7 +107,8 @@ Regions probe_regions(const vfio::Options& o, const pci::ScannedDevice& d) {
             r.regions.push_back(std::move(*ri));
     }
     for (std::uint32_t i = 0; i < info->num_irqs; ++i) {
-        // ERR exists only on PCI Express devices; the kernel refuses it otherwise.
+        // An index the kernel refuses is not listed: ERR of a conventional
+        // PCI device up to Linux 6.12 (7.3 offers ERR on every device).
         if (auto irq = p.irq_info(static_cast<pci::IrqType>(i)))
             r.irqs.push_back(*irq);
     }

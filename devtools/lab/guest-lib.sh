@@ -196,3 +196,162 @@ check_kernel_options() {
     done < /lab/kernel.config
     checks_done
 }
+
+# --- DPDK peers (lab.py --dpdk VERSION; bundles.py) ---------------------------
+
+# dpdk_versions: the DPDK versions in this guest, oldest first, one a line.
+dpdk_versions() {
+    for dv_d in /opt/dpdk-*; do
+        [ -x "$dv_d/bin/dpdk-testpmd" ] && echo "${dv_d#/opt/dpdk-}"
+    done | sort -t. -k1,1n -k2,2n
+}
+
+# dpdk_runs VERSION: whether that DPDK's testpmd starts in this guest: its
+# loader and libraries load and its EAL initialises (no devices, no
+# hugepages). On failure prints why (testpmd's last lines). The answer is
+# kept for the rest of the boot.
+dpdk_runs() {
+    dr_log=/run/dpdk-runs-$1
+    if [ ! -e "$dr_log.rc" ]; then
+        if ! command -v "dpdk-testpmd-$1" >/dev/null; then
+            echo "DPDK $1 is not in this guest (lab.py --dpdk $1)" > "$dr_log"
+            echo 127 > "$dr_log.rc"
+        else
+            "dpdk-testpmd-$1" --no-pci --no-huge -m 64 --no-shconf -l 0-1 -- --help \
+                > "$dr_log" 2>&1 < /dev/null
+            echo $? > "$dr_log.rc"
+        fi
+    fi
+    [ "$(cat "$dr_log.rc")" = 0 ] && return 0
+    echo "DPDK $1 does not run here (exit $(cat "$dr_log.rc")):"
+    tail -5 "$dr_log"
+    return 1
+}
+
+# dpdk_newest: prints the newest DPDK version in this guest that runs here
+# (benchmarks compare against it); non-zero, with each version's reason on
+# stderr, when none does.
+dpdk_newest() {
+    for dn_v in $(dpdk_versions | sort -t. -k1,1nr -k2,2nr); do
+        dpdk_runs "$dn_v" >&2 && { echo "$dn_v"; return 0; }
+    done
+    echo "dpdk_newest: no DPDK runs in this guest (present: $(dpdk_versions | tr '\n' ' '))" >&2
+    return 1
+}
+
+# dpdk_testpmd [VERSION] ARGS...: run testpmd (EAL args, then -- and its own)
+# of VERSION, or of the newest DPDK that runs here when no version is given.
+dpdk_testpmd() {
+    case "$1" in
+        [0-9]*.[0-9]*) dt_v=$1; shift ;;
+        *) dt_v=$(dpdk_newest) || return 127 ;;
+    esac
+    "dpdk-testpmd-$dt_v" "$@"
+}
+
+# dpdk_rx_packets LOG PORT: RX-packets of PORT in testpmd's final forward
+# statistics in LOG (empty if the port has none).
+dpdk_rx_packets() {
+    awk -v p="$2" '/Forward statistics for port/ {
+            for (i = 1; i <= NF; i++) if ($i == "port") cur = $(i + 1)
+            next }
+        cur == p && /RX-packets:/ { print $2; exit }' "$1"
+}
+
+# dpdk_prompts PID LOG N: wait (up to 120 s, while PID lives) until
+# testpmd's LOG shows its N-th prompt. Its prompt is written straight to
+# the fd, so it shows although the rest of stdout is still buffered.
+dpdk_prompts() {
+    dq_n=600
+    while [ "$(grep -o "testpmd> " "$2" | wc -l)" -lt "$3" ]; do
+        kill -0 "$1" 2>/dev/null && [ $dq_n -gt 0 ] || return 1
+        sleep 0.2
+        dq_n=$((dq_n - 1))
+    done
+}
+
+# dpdk_forward VERSION MODE SECONDS BDF...: testpmd of DPDK VERSION takes the
+# given devices (bound to vfio-pci), forwards (io, each port sending a
+# first burst) for SECONDS, stops and quits; shows its output. Checks that
+# the commands ran and it exited 0, that DPDK's VFIO used MODE ("Type 1" or
+# "No-IOMMU", as DPDK's EAL names the IOMMU type it set), and that every
+# port received packets. Non-zero if a check failed (a step function).
+dpdk_forward() {
+    df_v=$1 df_mode=$2 df_secs=$3
+    shift 3
+    df_log=/tmp/testpmd-$df_v.log
+    df_in=/tmp/testpmd-$df_v.in
+    df_allow=
+    for df_b; do df_allow="$df_allow -a $df_b"; done
+    rm -f "$df_in" && mkfifo "$df_in"
+    # Interactive, its commands from a FIFO: the prompt tells when each
+    # command is done (the output itself is buffered until exit).
+    # shellcheck disable=SC2086
+    "dpdk-testpmd-$df_v" -l 0-1 -n 1 --in-memory $df_allow \
+        --log-level=lib.eal:info --log-level=bus.pci:info -- \
+        -i --forward-mode=io --total-num-mbufs=2048 --rxd=256 --txd=256 \
+        < "$df_in" > "$df_log" 2>&1 &
+    df_pid=$!
+    exec 5> "$df_in"
+    df_cmds=no
+    dpdk_prompts $df_pid "$df_log" 1 && echo "start tx_first" >&5 &&
+        dpdk_prompts $df_pid "$df_log" 2 && sleep "$df_secs" && echo stop >&5 &&
+        dpdk_prompts $df_pid "$df_log" 3 && echo quit >&5 && df_cmds=yes
+    # End of input ends testpmd's command loop too.
+    exec 5>&-
+    df_n=300
+    while kill -0 $df_pid 2>/dev/null && [ $df_n -gt 0 ]; do
+        sleep 0.2
+        df_n=$((df_n - 1))
+    done
+    kill -0 $df_pid 2>/dev/null && { echo "testpmd did not quit within 60 s: killed"; kill -9 $df_pid; }
+    wait $df_pid
+    df_rc=$?
+    cat "$df_log"
+    echo
+    echo "---- DPDK $df_v ($(cat "/opt/dpdk-$df_v/VERSION")) on $*"
+    check "testpmd took start tx_first, stop, quit" test $df_cmds = yes
+    check "testpmd exited 0 (exit $df_rc)" test $df_rc -eq 0
+    df_type=$(grep -o "IOMMU type [0-9]* ([^)]*)" "$df_log" | head -1)
+    check "DPDK's VFIO uses $df_mode (${df_type:-no IOMMU type in the log})" \
+        test "${df_type#*(}" = "$df_mode)"
+    # Port ids follow the probe order EAL logs.
+    df_probed=$(sed -n 's/.*Probe PCI driver: .* device: \([0-9a-f:.]*\).*/\1/p' "$df_log")
+    check "testpmd probed the $# devices ($(echo "$df_probed" | xargs))" \
+        test "$(echo "$df_probed" | grep -c .)" -eq $#
+    df_port=0
+    for df_b in $df_probed; do
+        df_rx=$(dpdk_rx_packets "$df_log" $df_port)
+        check "port $df_port ($df_b) received packets (RX-packets ${df_rx:-none})" \
+            test "${df_rx:-0}" -gt 0
+        df_port=$((df_port + 1))
+    done
+    checks_done
+}
+
+# dpdk_peers MODE BDF...: step dpdk-peer-VERSION for each DPDK in the guest:
+# dpdk_forward on the devices for 3 s, DPDK's VFIO in MODE. A version that
+# does not start here fails its step with the reason; a guest without any
+# DPDK fails step dpdk-peers. Non-zero if a step failed.
+dpdk_peers() {
+    dp_mode=$1
+    shift
+    dp_versions=$(dpdk_versions)
+    if [ -z "$dp_versions" ]; then
+        run dpdk-peers sh -c 'echo "no DPDK in this guest: run lab.py with --dpdk VERSION"; exit 1'
+        return 1
+    fi
+    dp_rc=0
+    for dp_v in $dp_versions; do
+        run "dpdk-peer-$dp_v" dpdk_peer_step "$dp_v" "$dp_mode" "$@" || dp_rc=1
+    done
+    return $dp_rc
+}
+
+# dpdk_peer_step VERSION MODE BDF...: one version's dpdk_peers step.
+dpdk_peer_step() {
+    dps_v=$1 dps_mode=$2
+    shift 2
+    dpdk_runs "$dps_v" || return 1
+    dpdk_forward "$dps_v" "$dps_mode" 3 "$@"
+}

@@ -26,6 +26,7 @@ import tempfile
 import time
 
 import actions
+import bundles
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MARK = "@@VFIOKIT:"
@@ -194,7 +195,22 @@ def shared_libs(binary):
     return libs
 
 
-def build_initramfs(binaries, job, extra_files):
+def without_debug_info(binary):
+    """The binary's bytes without DWARF (strip --strip-debug): the test
+    binaries are ~40 MB of mostly debug info each, and every byte of the
+    initramfs is copied and unpacked under software emulation at boot.
+    Symbols stay, so sanitizer and crash reports still name functions."""
+    with tempfile.TemporaryDirectory(prefix="vfiokit-strip-") as tmp:
+        out = os.path.join(tmp, "bin")
+        res = subprocess.run(["strip", "--strip-debug", "-o", out, binary], capture_output=True,
+                             text=True)
+        if res.returncode != 0:
+            die(f"strip {binary} failed: {res.stderr.strip()}")
+        with open(out, "rb") as f:
+            return f.read()
+
+
+def build_initramfs(binaries, job, extra_files, dpdk=()):
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         die("busybox missing: run devtools/bootstrap.sh (apt-get install busybox-static)")
@@ -218,10 +234,15 @@ def build_initramfs(binaries, job, extra_files):
     for b in binaries:
         if not os.path.isfile(b):
             die(f"binary {b} not found (build the project first: meson compile -C build)")
-        c.host_file("opt/vfiokit/bin/" + os.path.basename(b), b)
+        c.file("opt/vfiokit/bin/" + os.path.basename(b), without_debug_info(b), 0o755)
         libs.update(shared_libs(b))
     for lib in sorted(libs):
         c.host_file(lib, os.path.realpath(lib))
+    for version in dpdk:
+        try:
+            bundles.add_dpdk(c, version, root_dir)
+        except bundles.BundleError as e:
+            die(str(e))
     return c.bytes()
 
 
@@ -440,6 +461,8 @@ def main():
     ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
     ap.add_argument("--job", required=True, help="job script (busybox sh) run in the guest")
     ap.add_argument("--bin", action="append", default=[], help="binary to put in the guest PATH")
+    ap.add_argument("--dpdk", action="append", default=[], choices=sorted(bundles.BUNDLES),
+                    help="put this DPDK's testpmd into the guest (bundles.py)")
     ap.add_argument("--timeout", type=float, default=240, help="seconds before the guest is killed")
     ap.add_argument("--name", help="name for the report (default: job file name)")
     ap.add_argument("--quiet", action="store_true", help="print only the summary and failures")
@@ -474,7 +497,7 @@ def main():
         t0 = time.monotonic()
         initrd = os.path.join(tmp, "initrd.cpio")
         with open(initrd, "wb") as f:
-            f.write(build_initramfs(args.bin, job, extra))
+            f.write(build_initramfs(args.bin, job, extra, args.dpdk))
         results = os.path.join(tmp, "results.txt")
         console = os.path.join(tmp, "console.txt")
         cmd = (qemu_command(pair["qemu"], [tmp, kdir], root) + COMMON +

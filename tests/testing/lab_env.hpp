@@ -5,7 +5,9 @@
 #pragma once
 
 #include <dirent.h>
+#include <sys/utsname.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -22,12 +24,37 @@ inline std::string shape() { return env("VFIOKIT_LAB_SHAPE", "iommu"); }
 inline bool iommu_shape() { return shape() != "noiommu"; }
 
 // The mode under test as test names carry it: cdev, group_type1v2,
-// group_type1, compat_type1v2, noiommu, auto.
+// group_type1, compat_type1v2, noiommu, cdev_noiommu, auto (gtest names
+// take no dashes).
 inline std::string mode_label() {
     std::string m = env("VFIOKIT_VFIO_MODE", "auto");
     if (m == "group" || m == "compat")
         m += "_type1" + std::string(env("VFIOKIT_VFIO_TYPE1", "auto") == "v1" ? "" : "v2");
+    for (char& c : m)
+        if (c == '-')
+            c = '_';
     return m;
+}
+
+// The running kernel's version (uname's release, "7.3.4+deb13-amd64" ->
+// {7, 3}), for expectations that follow what each kernel's source does.
+// {0, 0} when the release cannot be read.
+struct KernelVersion {
+    int major = 0;
+    int minor = 0;
+    [[nodiscard]] bool at_least(int ma, int mi) const {
+        return major > ma || (major == ma && minor >= mi);
+    }
+    [[nodiscard]] std::string str() const {
+        return std::to_string(major) + "." + std::to_string(minor);
+    }
+};
+inline KernelVersion kernel_version() {
+    KernelVersion v;
+    utsname u{};
+    if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &v.major, &v.minor) != 2)
+        return {};
+    return v;
 }
 
 // Entries of /proc/self/fd, not counting the one used to read it.

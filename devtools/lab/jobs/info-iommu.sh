@@ -14,6 +14,7 @@ info_bound() {
     check "group available" grep -q "group    yes: /dev/vfio/$g" /tmp/o
     check "compat available" grep -q "compat   yes" /tmp/o
     check "noiommu unavailable with reason" grep -q "noiommu  no: an IOMMU translates this device (group $g)" /tmp/o
+    check "cdev-noiommu unavailable with reason" grep -q "cdev-noiommu no: an IOMMU translates this device (group $g); cdev no-IOMMU is only for devices without one" /tmp/o
     check "auto picks cdev" grep -q "auto         cdev" /tmp/o
     checks_done
 }

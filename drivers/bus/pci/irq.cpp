@@ -155,7 +155,8 @@ Result<void> IrqSet::disable() {
 Result<IrqInfo> PciDevice::irq_info(IrqType t) const {
     auto i = dev_->irq_info(static_cast<std::uint32_t>(t));
     if (!i) {
-        // vfio-pci refuses the ERR index of a conventional PCI device.
+        // E.g. the ERR index of a conventional PCI device, which vfio-pci
+        // refuses up to some kernel (6.12) and offers from another (7.3).
         return fail(std::move(i.error().context(address().str() + " " + to_string(t))));
     }
     IrqInfo info;
@@ -200,7 +201,10 @@ Result<IrqSet> PciDevice::enable_irqs(IrqType t, unsigned count) const {
         if (e.err() == EINVAL) {
             // The kernel's EINVAL covers two mistakes; tell them apart.
             auto i = irq_info(t);
-            if (i && count > i->count)
+            if (!i)
+                e.hint("the device offers no " + to_string(t) + " interrupt (the kernel refuses "
+                       "its IRQ info: " + i.error().message() + ")");
+            else if (count > i->count)
                 e.hint("the device offers " + std::to_string(i->count) + " " + to_string(t) +
                        " vector(s)");
             else

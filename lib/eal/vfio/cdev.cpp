@@ -288,14 +288,27 @@ Result<void> CdevContainer::bind(CdevDevice& dev, const DeviceRequest& req,
                      "VFIO_DEVICE_BIND_IOMMUFD (VFIO_DEVICE_BIND_FLAG_TOKEN)");
         // Kernels before 6.17 check `flags` first and reject any bit with
         // EINVAL (device_cdev.c vfio_df_ioctl_bind_iommufd), before looking
-        // at the device. On 6.17+ EINVAL with the flag would rather mean
-        // "already bound"; nothing in the ABI tells the two apart.
-        if (!r && r.error().err() == EINVAL)
-            return fail(std::move(
-                Error(EOPNOTSUPP, "ioctl VFIO_DEVICE_BIND_IOMMUFD with a VF token")
-                    .hint("VF token in cdev mode needs Linux 6.17+ "
-                          "(VFIO_DEVICE_BIND_FLAG_TOKEN); use group mode "
-                          "(--vfio-mode=group) on this kernel")));
+        // at the device. Kernels with the flag answer EINVAL too when
+        // vfio-pci refuses the token (vfio_pci_validate_vf_token: a device
+        // that is neither an SR-IOV PF nor a VF) or the device is bound
+        // already. Ask the kernel which it is: with the flag and no token
+        // pointer, a kernel that knows the flag faults reading the token
+        // (vfio_df_check_token: EFAULT), an older one says EINVAL again.
+        if (!r && r.error().err() == EINVAL) {
+            uapi::vfio_device_bind_iommufd_token probe = b;
+            probe.token_uuid_ptr = 0;
+            auto knows = do_ioctl(dev.fd(), uapi::kVfioDeviceBindIommufd, &probe,
+                                  "VFIO_DEVICE_BIND_IOMMUFD (probe for the token flag)");
+            if (!knows && knows.error().err() == EINVAL)
+                return fail(std::move(
+                    Error(EOPNOTSUPP, "ioctl VFIO_DEVICE_BIND_IOMMUFD with a VF token")
+                        .hint("VF token in cdev mode needs Linux 6.17+ "
+                              "(VFIO_DEVICE_BIND_FLAG_TOKEN); use group mode "
+                              "(--vfio-mode=group) on this kernel")));
+            r.error().hint("vf_token is only for SR-IOV PFs and VFs bound to vfio-pci; or the "
+                           "device is already bound to an iommufd");
+            return fail(std::move(r.error()));
+        }
     } else {
         uapi::vfio_device_bind_iommufd b{};
         b.argsz = sizeof b;

@@ -123,6 +123,13 @@ ModeStatus compat_device(const DeviceFacts& f) {
 
 // --- cdev ------------------------------------------------------------------------
 
+// The kernel named the device's cdev for cdev no-IOMMU: "noiommu-vfioN"
+// (vfio_main.c, vfio_device_set_noiommu_and_name, with CONFIG_IOMMUFD_NOIOMMU;
+// without it a no-IOMMU device gets no cdev at all).
+bool noiommu_cdev(const DeviceFacts& f) {
+    return f.dev.vfio_dev && f.dev.vfio_dev->starts_with("noiommu-");
+}
+
 Result<void> cdev_kernel(const KernelSupport& k) {
     if (!k.iommufd)
         return fail(missing(Mode::cdev, "no /dev/iommu",
@@ -136,8 +143,11 @@ ModeStatus cdev_device(const DeviceFacts& f) {
     if (!f.kernel.iommufd)
         s.reason = "no /dev/iommu: kernel built without CONFIG_IOMMUFD";
     else if (f.dev.noiommu_group)
-        s.reason = "the kernel creates no device cdev for no-IOMMU devices "
-                   "(Linux 6.12); use noiommu mode";
+        s.reason = noiommu_cdev(f)
+                       ? "no IOMMU translates this device: its cdev /dev/vfio/devices/" +
+                             *f.dev.vfio_dev + " belongs to cdev-noiommu mode; use noiommu mode"
+                       : "the kernel creates no device cdev for no-IOMMU devices (that needs "
+                         "CONFIG_IOMMUFD_NOIOMMU, Linux 7.3+); use noiommu mode";
     else if (translated_device(f, s)) {
         if (!f.dev.vfio_dev)
             s.reason = "no vfio-dev entry in /sys/bus/pci/devices/" + f.dev.addr.str();
@@ -198,6 +208,66 @@ bool noiommu_model_fits(Type1, std::uint32_t model) {
     return model == static_cast<std::uint32_t>(kNoiommu.id);
 }
 
+// --- cdev no-IOMMU ---------------------------------------------------------------
+// Linux 7.3 (CONFIG_IOMMUFD_NOIOMMU): a no-IOMMU device's cdev
+// /dev/vfio/devices/noiommu-vfioN bound to an iommufd IOAS that does not
+// translate (physical addresses from IOMMU_IOAS_NOIOMMU_GET_PA; opening
+// needs CAP_SYS_RAWIO). The table lists it so that the inventory and the
+// lab say where the kernel offers it; vfiokit has no backend for it yet,
+// so it is never usable: forced, it fails; per device, it says so; auto
+// never takes it.
+
+constexpr std::string_view kCdevNoiommuMissing =
+    "is offered by this kernel but not implemented by vfiokit yet";
+
+Result<void> cdev_noiommu_kernel(const KernelSupport& k) {
+    if (!k.iommufd)
+        return fail(missing(Mode::cdev_noiommu, "no /dev/iommu",
+                            "build the kernel with CONFIG_IOMMUFD (and CONFIG_VFIO_NOIOMMU, "
+                            "CONFIG_VFIO_DEVICE_CDEV), or use --vfio-mode=noiommu"));
+    if (!k.noiommu_built)
+        return fail(missing(Mode::cdev_noiommu, "the kernel has no no-IOMMU support",
+                            "build the kernel with CONFIG_VFIO_NOIOMMU, or use another mode"));
+    // Whether this kernel offers it is a per-device fact (the device's
+    // noiommu-vfioN cdev); either way vfiokit cannot use it.
+    return fail(Error(ENOTSUP, "VFIO mode cdev-noiommu unavailable: cdev no-IOMMU (iommufd "
+                               "noiommu) is not implemented by vfiokit yet")
+                    .hint("use --vfio-mode=noiommu (the no-IOMMU group interface)"));
+}
+
+ModeStatus cdev_noiommu_device(const DeviceFacts& f) {
+    ModeStatus s{Mode::cdev_noiommu, false, {}};
+    if (!f.kernel.iommufd)
+        s.reason = "no /dev/iommu: kernel built without CONFIG_IOMMUFD";
+    else if (!f.kernel.noiommu_built)
+        s.reason = "kernel built without CONFIG_VFIO_NOIOMMU";
+    else if (f.dev.iommu_group && !f.dev.noiommu_group)
+        s.reason = "an IOMMU translates this device (group " + group_text(f) +
+                   "); cdev no-IOMMU is only for devices without one";
+    else if (!usable_device(f, s))
+        return s;
+    else if (!f.dev.iommu_group)
+        s.reason = "device has no group: no-IOMMU mode is off (boot with "
+                   "vfio.enable_unsafe_noiommu_mode=1, then rebind the device)";
+    else if (!noiommu_cdev(f))
+        s.reason = "the kernel creates no device cdev for no-IOMMU devices (that needs "
+                   "CONFIG_IOMMUFD_NOIOMMU, Linux 7.3+)";
+    else {
+        const std::string node = "/dev/vfio/devices/" + *f.dev.vfio_dev;
+        s.reason = f.root.exists(node)
+                       ? "cdev no-IOMMU (iommufd noiommu, " + node + ") " +
+                             std::string(kCdevNoiommuMissing) + "; use noiommu mode"
+                       : node + " missing although the device is bound";
+    }
+    return s;
+}
+
+Result<std::unique_ptr<ContainerBackend>> cdev_noiommu_backend(const BackendConfig&) {
+    return fail(Error(ENOTSUP, "VFIO mode cdev-noiommu: no backend (cdev no-IOMMU is not "
+                               "implemented by vfiokit yet)")
+                    .hint("use --vfio-mode=noiommu"));
+}
+
 // --- adoption of group-style containers ------------------------------------------
 
 // A group-style factory used for adoption: the same backend, given the
@@ -212,7 +282,7 @@ Result<std::unique_ptr<ContainerBackend>> adopt_given(const BackendConfig& c) {
 // --- the table -------------------------------------------------------------------
 
 // The inventory's order. auto_rank: cdev, else group, else noiommu; compat
-// only when asked for.
+// and cdev-noiommu only when asked for.
 constexpr ModeRow kRows[] = {
     {
         .mode = Mode::cdev,
@@ -297,6 +367,29 @@ constexpr ModeRow kRows[] = {
         .make = make_noiommu_backend,
         .adopt = adopt_given<make_noiommu_backend>,
         .model_fits = noiommu_model_fits,
+    },
+    {
+        .mode = Mode::cdev_noiommu,
+        .name = "cdev-noiommu",
+        .objects = "/dev/vfio/devices/noiommu-vfioN bound to a no-translation IOAS of the "
+                   "process's /dev/iommu (not implemented yet)",
+        .first_node = "/dev/iommu",
+        .first_node_option = "CONFIG_IOMMUFD_NOIOMMU (CONFIG_IOMMUFD, CONFIG_VFIO_NOIOMMU and "
+                             "CONFIG_VFIO_DEVICE_CDEV)",
+        .device_node_prefix = "/dev/vfio/devices/",
+        .per_device_cdev = true,
+        .wire_id = 5,
+        .auto_rank = 0,
+        .auto_reason = "",
+        .translates = false,
+        .process_iommufd = true,
+        .share = ShareStyle::ioas_in_iommufd,
+        .flavours = {},
+        .check_kernel = cdev_noiommu_kernel,
+        .check_device = cdev_noiommu_device,
+        .make = cdev_noiommu_backend,
+        .adopt = cdev_noiommu_backend,
+        .model_fits = no_model,
     },
 };
 

@@ -65,7 +65,9 @@ using ModelCheck = bool (*)(Type1, std::uint32_t model);
 struct ModeRow {
     Mode mode;
     // The mode's one name: --vfio-mode, VFIOKIT_VFIO_MODE, log lines,
-    // inventory and test names. Lower case, no spaces or dashes.
+    // inventory and test names. Lower case; words joined by dashes
+    // ("cdev-noiommu"), so every variant label (mode_variants()) must stay
+    // unique (modes_test.cpp).
     std::string_view name;
     // The kernel objects and nodes, one line (inventory, docs).
     std::string_view objects;

@@ -27,10 +27,13 @@ TEST(Modes, EveryModeHasExactlyOneCompleteRow) {
         EXPECT_TRUE(names.insert(r.name).second) << "name used twice";
         EXPECT_TRUE(wire_ids.insert(r.wire_id).second) << "wire id used twice";
         EXPECT_NE(r.wire_id, 0) << "0 is no mode on the wire";
-        // One word: it is glued into test names as <area>-<name>[-<flavour>].
+        // Glued into test names as <area>-<name>[-<flavour>]: lower-case
+        // words joined by dashes (the labels' uniqueness is checked below).
         EXPECT_FALSE(r.name.empty());
-        EXPECT_EQ(r.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789"),
+        EXPECT_EQ(r.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-"),
                   std::string_view::npos);
+        EXPECT_FALSE(r.name.starts_with('-') || r.name.ends_with('-') ||
+                     r.name.find("--") != std::string_view::npos);
         EXPECT_FALSE(r.objects.empty());
         EXPECT_NE(r.check_kernel, nullptr);
         EXPECT_NE(r.check_device, nullptr);
@@ -79,13 +82,14 @@ TEST(Modes, NamesRoundTripThroughEveryParser) {
 }
 
 // The labels lab steps carry today: cdev, group-type1v2, group-type1,
-// compat, noiommu.
+// compat, noiommu, cdev-noiommu. Each names one variant.
 TEST(Modes, VariantsAreTheTestNames) {
     std::vector<std::string> labels;
     for (const auto& v : mode_variants())
         labels.push_back(v.label);
     EXPECT_EQ(labels, (std::vector<std::string>{"cdev", "group-type1v2", "group-type1", "compat",
-                                                "noiommu"}));
+                                                "noiommu", "cdev-noiommu"}));
+    EXPECT_EQ(std::set<std::string>(labels.begin(), labels.end()).size(), labels.size());
     for (const auto& v : mode_variants()) {
         EXPECT_EQ(v.label.substr(0, to_string(v.mode).size()), to_string(v.mode));
         const Type1 want = v.label == "group-type1"     ? Type1::v1
@@ -200,6 +204,32 @@ TEST(ModeChoice, ForcedModeNamesWhatTheKernelLacks) {
     ASSERT_TRUE(c) << c.error().message();
     EXPECT_EQ(c->mode, Mode::group);
     EXPECT_NE(c->reason.find("forced"), std::string::npos);
+}
+
+// cdev no-IOMMU has a row but no backend: forced on a kernel that offers
+// everything it needs, it still fails, saying so and what to use; auto
+// never takes it, and its factories refuse.
+TEST(ModeChoice, CdevNoiommuIsListedButNotImplemented) {
+    FakeSysfs fs;
+    fs.file("/dev/vfio/vfio");
+    fs.file("/dev/iommu");
+    fs.file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "Y\n");
+    Options o;
+    o.mode = Mode::cdev_noiommu;
+    auto c = choose_mode(fs.root(), o);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().err(), ENOTSUP);
+    EXPECT_NE(c.error().message().find("not implemented by vfiokit yet"), std::string::npos)
+        << c.error().message();
+    EXPECT_NE(c.error().message().find("--vfio-mode=noiommu"), std::string::npos)
+        << c.error().message();
+    for (const auto* row : detail::automatic_rows())
+        EXPECT_NE(row->mode, Mode::cdev_noiommu);
+    const auto& row = detail::mode_row(Mode::cdev_noiommu);
+    EXPECT_FALSE(row.translates);
+    auto b = row.make(BackendConfig{});
+    ASSERT_FALSE(b);
+    EXPECT_EQ(b.error().err(), ENOTSUP);
 }
 
 }  // namespace

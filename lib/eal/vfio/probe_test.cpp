@@ -130,7 +130,42 @@ TEST(Probe, NoIommuGroup) {
     EXPECT_NE(d->status(Mode::group).reason.find("no-IOMMU group"), std::string::npos);
     EXPECT_FALSE(d->status(Mode::cdev).available);
     EXPECT_NE(d->status(Mode::cdev).reason.find("no device cdev"), std::string::npos);
+    EXPECT_FALSE(d->status(Mode::cdev_noiommu).available);
+    EXPECT_NE(d->status(Mode::cdev_noiommu).reason.find("no device cdev for no-IOMMU devices"),
+              std::string::npos)
+        << d->status(Mode::cdev_noiommu).reason;
     EXPECT_EQ(d->automatic, Mode::noiommu);
+}
+
+// Linux 7.3 with CONFIG_IOMMUFD_NOIOMMU: the same device also gets a cdev,
+// named noiommu-vfioN. The table says the kernel offers cdev no-IOMMU and
+// that vfiokit cannot use it yet; auto stays with the group interface.
+TEST(Probe, NoIommuGroupWithNoiommuCdev) {
+    FakeSysfs fs;
+    fs.file("/dev/vfio/vfio");
+    fs.file("/dev/iommu");
+    fs.file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "Y\n");
+    fs.pci_device("0000:00:03.0", "0x1234", "0x11e8", "0x00ff00", 0, "vfio-pci");
+    fs.file("/sys/kernel/iommu_groups/0/name", "vfio-noiommu\n");
+    fs.dir("/sys/bus/pci/devices/0000:00:03.0/vfio-dev/noiommu-vfio0");
+    fs.file("/dev/vfio/devices/noiommu-vfio0");
+    fs.file("/dev/vfio/noiommu-0");
+    auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:03.0"));
+    ASSERT_TRUE(d);
+    EXPECT_TRUE(d->status(Mode::noiommu).available) << d->status(Mode::noiommu).reason;
+    const ModeStatus& cn = d->status(Mode::cdev_noiommu);
+    EXPECT_FALSE(cn.available);
+    EXPECT_NE(cn.reason.find("/dev/vfio/devices/noiommu-vfio0) is offered by this kernel but not "
+                             "implemented by vfiokit yet"),
+              std::string::npos)
+        << cn.reason;
+    EXPECT_FALSE(d->status(Mode::cdev).available);
+    EXPECT_NE(d->status(Mode::cdev).reason.find("belongs to cdev-noiommu mode"), std::string::npos)
+        << d->status(Mode::cdev).reason;
+    EXPECT_EQ(d->automatic, Mode::noiommu);
+    auto node = mode_device_node(Mode::cdev_noiommu, *d);
+    ASSERT_TRUE(node) << node.error().message();
+    EXPECT_EQ(*node, "/dev/vfio/devices/noiommu-vfio0");
 }
 
 TEST(Probe, NoIommuOffAndNotBuilt) {

@@ -14,6 +14,10 @@
 //   cdev     device node /dev/vfio/devices/vfioN bound to an iommufd
 //   noiommu  /dev/vfio/noiommu-<group>: no translation, physical addresses;
 //            needs vfio.enable_unsafe_noiommu_mode=1 and CAP_SYS_RAWIO
+//   cdev-noiommu  /dev/vfio/devices/noiommu-vfioN bound to an iommufd that
+//            does not translate (Linux 7.3, CONFIG_IOMMUFD_NOIOMMU). Listed
+//            where the kernel offers it, but not implemented yet: never
+//            available, never automatic, and forcing it fails (ENOTSUP).
 #pragma once
 
 #include <optional>
@@ -28,7 +32,7 @@
 namespace vfiokit::vfio {
 
 // A key into the mode table; each enumerator has exactly one row there.
-enum class Mode { group, compat, cdev, noiommu };
+enum class Mode { group, compat, cdev, noiommu, cdev_noiommu };
 
 // Every mode, in the table's order (the inventory's order).
 [[nodiscard]] std::span<const Mode> all_modes();
