@@ -75,4 +75,6 @@ grep -hE '^dma round trip [a-z0-9_]+: [0-9]+ bytes ok' $log |
          END {for (m in n) printf "edu DMA round trips (%s): %d transfers, %d bytes compared\n", m, n[m], b[m]}' |
     sort || true
 grep -hE '^(map ioctls|map by file|10000 mappings|numa \(|secondary attach time|secondary DMA)' $log | sort -u || true
+echo "==== the kernel's VFIO selftests (Linux 7.3, igb; pass/fail/skip per program and mode) ===="
+grep -hE '^kselftest (vfio_[a-z_]+ [a-z0-9_]+|init perf [a-z0-9_]+|dma mapping [a-z0-9_]+): ' $log | sort -u || true
 exit $status

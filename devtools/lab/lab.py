@@ -123,8 +123,11 @@ SHAPES = {
                   # Native PCIe hotplug (pciehp) rather than QEMU's default
                   # ACPI hotplug for root ports.
                   "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]),
-        "cmdline": "intel_iommu=on iommu=nopt vfio_pci.enable_sriov=1",
-        "memory": "3G",
+        # One 1 GiB huge page too, for the kernel selftests' 1 GiB hugetlb
+        # mappings (hugepagesz= takes the hugepages= after it; 3 GiB of RAM
+        # is too little for the kernel to find a free 1 GiB page).
+        "cmdline": "intel_iommu=on iommu=nopt vfio_pci.enable_sriov=1 hugepagesz=1G hugepages=1",
+        "memory": "4G",
         "hugepages": 512,
         "qemus": ("root",),
     },
@@ -406,7 +409,7 @@ def gtest_ran_nothing(lines):
 
 def step_counts(lines):
     """'15 passed, 1 skipped' from gtest summaries or ok/not ok checks in a step."""
-    passed = skipped = failed = 0
+    passed = skipped = failed = known = 0
     for line in lines:
         if m := GTEST_PASSED.match(line):
             passed += int(m.group(1))
@@ -418,7 +421,12 @@ def step_counts(lines):
             passed += 1
         elif line.startswith("not ok - "):
             failed += 1
-    parts = [f"{n} {w}" for n, w in ((passed, "passed"), (failed, "failed"), (skipped, "skipped")) if n]
+        elif line.startswith("skip - "):
+            skipped += 1
+        elif line.startswith("known - "):
+            known += 1  # a kernel test listed as wrong for an emulated device
+    parts = [f"{n} {w}" for n, w in ((passed, "passed"), (failed, "failed"), (skipped, "skipped"),
+                                     (known, "known wrong for emulation")) if n]
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -468,6 +476,8 @@ def main():
     ap.add_argument("--quiet", action="store_true", help="print only the summary and failures")
     ap.add_argument("--pair", default="6.12", choices=sorted(PAIRS),
                     help="lab pair: kernel and QEMU (6.12: QEMU 7.2; 7.3: QEMU 11.1)")
+    ap.add_argument("--kselftests", action="store_true",
+                    help="put the kernel's VFIO selftests (build-selftests.sh VERSION) in the guest")
     ap.add_argument("--kernel", help="boot this lab kernel version instead of the pair's "
                     "(build-kernel.sh VERSION) on the pair's QEMU")
     args = ap.parse_args()
@@ -485,6 +495,14 @@ def main():
         f"{version}@{args.pair}/{args.shape}"
     kdir = kernel_dir(version)
     root = root_dir() if pair["qemu"] == "root" else None
+    if args.kselftests:
+        res = subprocess.run([os.path.join(HERE, "build-selftests.sh"), version],
+                             stdout=subprocess.PIPE, text=True)
+        if res.returncode != 0:
+            die("kernel selftests build failed (see above)")
+        sdir = res.stdout.strip().splitlines()[-1]
+        with open(os.path.join(sdir, "programs")) as f:
+            args.bin += [os.path.join(sdir, p) for p in f.read().split()]
     job = open(args.job).read()
     # The options that kernel was asked for (its version's fragment), which
     # the guest self-test checks against /proc/config.gz.
