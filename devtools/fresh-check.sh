@@ -74,15 +74,19 @@ for cmd in "sh devtools/main.sh" "sh devtools/test.sh"; do
     [ $status = 0 ] || break
 done
 exit $status'
+# In its own session, so that an interrupted check stops everything in it.
 set +e
-unshare --mount --propagation private -- sh -c '
+setsid unshare --mount --propagation private -- sh -c '
     root=$1 warm=$2 cache=$3 inner=$4
     mount -t proc proc "$root/proc" && mount -t sysfs sysfs "$root/sys" &&
         mount --rbind /dev "$root/dev" || exit 125
     if [ "$warm" = 1 ]; then mount --bind "$cache" "$root/root/.cache/vfiokit" || exit 125; fi
     exec chroot "$root" env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c "$inner"' \
-    sh "$root" "$warm" "$cache" "$inner"
+    sh "$root" "$warm" "$cache" "$inner" &
+child=$!
+trap 'kill -TERM -- -$child 2>/dev/null; wait $child; cleanup' EXIT
+wait $child
 status=$?
 set -e
 t2=$(date +%s)
