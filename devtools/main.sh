@@ -6,7 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 devtools/bootstrap.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
-meson compile -C build >/dev/null
+# Only what the main job runs: the test binaries are test.sh's to build.
+meson compile -C build vfiokit-info >/dev/null
 if [ "${1:-}" = "--host" ]; then
     exec build/app/vfiokit-info
 fi
