@@ -103,6 +103,19 @@ wait_for() {
     return 1
 }
 
+# iommu_present HUGEPAGES WIDTH: a step; an intel-iommu is registered, the
+# VFIO and IOMMUFD nodes exist, HUGEPAGES 2 MiB pages are reserved and the
+# IOMMU is WIDTH bits wide (the shape's aw-bits).
+iommu_present() {
+    check "an IOMMU is registered (/sys/class/iommu/dmar0)" test -e /sys/class/iommu/dmar0
+    check "/dev/iommu exists" test -c /dev/iommu
+    check "/dev/vfio/vfio exists" test -c /dev/vfio/vfio
+    check "$1 hugepages reserved" grep -q "HugePages_Total: *$1$" /proc/meminfo
+    check "the IOMMU is $2 bits wide (aw-bits=$2)" test "$(iommu_width)" = "$2"
+    echo "IOMMU address width: $(iommu_width) bits"
+    checks_done
+}
+
 # iommu_width: the first IOMMU's guest address width in bits (VT-d
 # capability register, MGAW field bits 21:16, plus one).
 iommu_width() {

@@ -2,16 +2,6 @@
 # 48-bit IOMMU, its devices where lab.py puts them, igb SR-IOV VFs that the
 # guest can create, hotplug slots on the root ports, an ivshmem memory BAR.
 
-iommu_present() {
-    check "an IOMMU is registered (/sys/class/iommu/dmar0)" test -e /sys/class/iommu/dmar0
-    check "/dev/iommu exists" test -c /dev/iommu
-    check "/dev/vfio/vfio exists" test -c /dev/vfio/vfio
-    check "512 hugepages reserved" grep -q "HugePages_Total: *512$" /proc/meminfo
-    check "the IOMMU is 48 bits wide (aw-bits=48)" test "$(iommu_width)" = 48
-    echo "IOMMU address width: $(iommu_width) bits"
-    checks_done
-}
-
 # vendor:device of BDF, as 0xVVVV:0xDDDD.
 pci_id() {
     echo "$(cat /sys/bus/pci/devices/$1/vendor):$(cat /sys/bus/pci/devices/$1/device)"
@@ -74,7 +64,7 @@ sriov_vfs() {
 }
 
 run lab-kernel-options check_kernel_options
-run lab-iommu-present iommu_present
+run lab-iommu-present iommu_present 512 48
 run lab-devices devices_present
 run lab-hotplug-slots hotplug_slots
 run lab-ivshmem-bar ivshmem_bar
