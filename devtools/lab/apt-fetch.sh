@@ -17,7 +17,7 @@ opts=(-o Dir::Etc::sourcelist="$state/sources.list" -o Dir::Etc::sourceparts=/de
 # already fetched is used as it is.
 if [[ -z $(find "$state/lists" -maxdepth 1 -name '*_Packages*' -mtime -1 2>/dev/null) ]]; then
     if ! apt-get "${opts[@]}" update >&2; then
-        have=$(ls -t "$dir"/"${pkg}"_*.deb 2>/dev/null | head -1)
+        have=$(ls -t "$dir"/"${pkg}"_*.deb 2>/dev/null | head -1 || true)
         [[ -n $have ]] || { echo "apt-fetch: cannot read $suite's package lists" >&2; exit 1; }
         echo "apt-fetch: cannot refresh $suite's package lists; using $have" >&2
         echo "$have"
@@ -25,12 +25,15 @@ if [[ -z $(find "$state/lists" -maxdepth 1 -name '*_Packages*' -mtime -1 2>/dev/
     fi
 fi
 # The candidate's file name (an epoch's colon is %3a in it); fetched once.
-ver=$(apt-cache "${opts[@]}" show --no-all-versions "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | head -1)
+# (`|| true`: under pipefail an empty answer must reach the check below,
+# not end the script without a word.)
+ver=$(apt-cache "${opts[@]}" show --no-all-versions "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | head -1 || true)
 [[ -n $ver ]] || { echo "apt-fetch: $pkg not in $suite" >&2; exit 1; }
-have=$(ls "$dir"/"${pkg}_${ver/:/%3a}"_*.deb 2>/dev/null | head -1)
+have=$(ls "$dir"/"${pkg}_${ver/:/%3a}"_*.deb 2>/dev/null | head -1 || true)
 if [[ -z $have ]]; then
     (cd "$dir" && apt-get "${opts[@]}" download "$pkg=$ver" >&2) \
         || { echo "apt-fetch: $pkg $ver not downloadable from $suite" >&2; exit 1; }
-    have=$(ls "$dir"/"${pkg}_${ver/:/%3a}"_*.deb | head -1)
+    have=$(ls "$dir"/"${pkg}_${ver/:/%3a}"_*.deb 2>/dev/null | head -1 || true)
+    [[ -n $have ]] || { echo "apt-fetch: downloaded $pkg $ver, but no such .deb is in $dir" >&2; exit 1; }
 fi
 echo "$have"
