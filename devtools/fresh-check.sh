@@ -32,6 +32,9 @@ command -v debootstrap >/dev/null ||
 cache=${VFIOKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vfiokit}
 
 root=$(mktemp -d /var/tmp/vfiokit-fresh.XXXXXX)
+# A real machine's / is 0755 (mktemp makes 0700, which keeps every other
+# user, e.g. the mp tests' nobody, out of the whole tree).
+chmod 0755 "$root"
 cleanup() {
     if [[ $keep == 1 ]]; then
         echo "fresh-check: root kept at $root"
@@ -78,6 +81,9 @@ exit $status'
 set +e
 setsid unshare --mount --propagation private -- sh -c '
     root=$1 warm=$2 cache=$3 inner=$4
+    # The root bound on itself is a mount point, as a real / is: the lab
+    # runs `unshare --propagation private`, which fails on a plain directory.
+    mount --bind "$root" "$root" &&
     mount -t proc proc "$root/proc" && mount -t sysfs sysfs "$root/sys" &&
         mount --rbind /dev "$root/dev" || exit 125
     if [ "$warm" = 1 ]; then mount --bind "$cache" "$root/root/.cache/vfiokit" || exit 125; fi
@@ -85,7 +91,7 @@ setsid unshare --mount --propagation private -- sh -c '
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c "$inner"' \
     sh "$root" "$warm" "$cache" "$inner" &
 child=$!
-trap 'kill -TERM -- -$child 2>/dev/null; wait $child; cleanup' EXIT
+trap 'kill -TERM -- -$child 2>/dev/null || true; wait $child || true; cleanup' EXIT
 wait $child
 status=$?
 set -e
