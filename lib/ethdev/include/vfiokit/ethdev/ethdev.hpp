@@ -1,0 +1,276 @@
+// Ethernet ports (DPDK's ethdev): the API applications use, and the one
+// poll-mode drivers implement.
+//
+// An application sees numbered ports and calls, in DPDK's order:
+//
+//   ethdev::configure(port, nb_rxq, nb_txq, conf);
+//   ethdev::rx_queue_setup(port, q, 512, socket, {}, *pool);
+//   ethdev::tx_queue_setup(port, q, 512, socket, {});
+//   ethdev::start(port);
+//   n = ethdev::rx_burst(port, q, pkts, 32);   // inline, no lock, no virtual call
+//   sent = ethdev::tx_burst(port, q, pkts, n);  // the rest stay the caller's
+//   ethdev::stop(port); ethdev::close(port);
+//
+// State machine: attached -> configured -> (queues set up) -> started ->
+// stopped -> (reconfigured or started again) -> closed (detached). A call
+// out of order fails with EINVAL naming the port, its state and what to
+// call first ("port 0 (0000:00:05.0, net_e1000_em): start needs every rx
+// queue set up; rx queue 1 is not: call rx_queue_setup"). An unknown port
+// or queue is ENODEV / EINVAL naming it and how many there are.
+//
+// The per-packet path: rx_burst/tx_burst read the port's FastPath entry
+// (burst functions and queue pointers, set by start and cleared by stop)
+// and call the driver's function. Ports that are not started have burst
+// functions that return 0, so a poll loop racing a stop never crashes.
+// Port and queue numbers are not checked there (as in DPDK); the control
+// calls check them.
+//
+// Drivers: a PMD's probe makes a PortOps for its device and attach()es it,
+// which gives the port its id; removing the device detach()es it. ethdev
+// checks every argument against the driver's DevInfo (queue counts, ring
+// sizes: power of two and within [min, max], MTU range) before the driver
+// sees it, so drivers implement only valid requests. Ring memory comes from
+// dma_alloc() (EAL memory, DMA-mapped in the default container).
+//
+// Thread-safety: control calls are for one thread at a time (the EAL lock
+// is taken inside). rx_burst on one queue from one thread; tx_burst on one
+// queue from one thread; different queues from different threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/pci_address.hpp"
+#include "vfiokit/mbuf/mbuf.hpp"
+
+namespace vfiokit::ethdev {
+
+inline constexpr std::uint16_t kMaxPorts = 32;
+inline constexpr std::uint16_t kMaxQueues = 16;
+
+using RxBurst = std::uint16_t (*)(void* rxq, mbuf::Mbuf** pkts, std::uint16_t n);
+using TxBurst = std::uint16_t (*)(void* txq, mbuf::Mbuf** pkts, std::uint16_t n);
+
+// What rx_burst/tx_burst read: one cache-line-aligned entry per port.
+struct alignas(64) FastPath {
+    RxBurst rx;
+    TxBurst tx;
+    std::array<void*, kMaxQueues> rxq;
+    std::array<void*, kMaxQueues> txq;
+};
+extern FastPath fast_path[kMaxPorts];
+
+// Receives up to n packets from queue q; returns how many were stored in pkts.
+inline std::uint16_t rx_burst(std::uint16_t port, std::uint16_t q, mbuf::Mbuf** pkts,
+                              std::uint16_t n) {
+    const FastPath& p = fast_path[port];
+    return p.rx(p.rxq[q], pkts, n);
+}
+// Queues up to n packets on queue q; returns how many the driver took (it
+// frees them when sent). The others remain the caller's.
+inline std::uint16_t tx_burst(std::uint16_t port, std::uint16_t q, mbuf::Mbuf** pkts,
+                              std::uint16_t n) {
+    const FastPath& p = fast_path[port];
+    return p.tx(p.txq[q], pkts, n);
+}
+
+// Offload capability / request bits (DPDK's RTE_ETH_{RX,TX}_OFFLOAD_*).
+namespace offload {
+inline constexpr std::uint64_t kRxVlanStrip = 1ULL << 0;
+inline constexpr std::uint64_t kRxIpv4Cksum = 1ULL << 1;
+inline constexpr std::uint64_t kRxUdpCksum = 1ULL << 2;
+inline constexpr std::uint64_t kRxTcpCksum = 1ULL << 3;
+inline constexpr std::uint64_t kRxKeepCrc = 1ULL << 16;
+inline constexpr std::uint64_t kRxRssHash = 1ULL << 19;
+inline constexpr std::uint64_t kTxVlanInsert = 1ULL << 0;
+inline constexpr std::uint64_t kTxIpv4Cksum = 1ULL << 1;
+inline constexpr std::uint64_t kTxUdpCksum = 1ULL << 2;
+inline constexpr std::uint64_t kTxTcpCksum = 1ULL << 3;
+inline constexpr std::uint64_t kTxMultiSegs = 1ULL << 15;
+}  // namespace offload
+
+// RSS hash functions (DPDK's RTE_ETH_RSS_*), the subset Intel NICs hash on.
+namespace rss {
+inline constexpr std::uint64_t kIpv4 = 1ULL << 2;
+inline constexpr std::uint64_t kIpv4Tcp = 1ULL << 4;
+inline constexpr std::uint64_t kIpv4Udp = 1ULL << 5;
+inline constexpr std::uint64_t kIpv6 = 1ULL << 8;
+inline constexpr std::uint64_t kIpv6Tcp = 1ULL << 10;
+inline constexpr std::uint64_t kIpv6Udp = 1ULL << 11;
+}  // namespace rss
+
+struct MacAddr {
+    std::array<std::uint8_t, 6> bytes{};
+    [[nodiscard]] std::string str() const;  // "52:54:00:12:34:56"
+    [[nodiscard]] static Result<MacAddr> parse(std::string_view s);
+    bool operator==(const MacAddr&) const = default;
+};
+
+struct PortConf {
+    std::uint64_t rx_offloads = 0;
+    std::uint64_t tx_offloads = 0;
+    std::uint64_t rss_hf = 0;          // 0: no RSS (one rx queue gets all)
+    std::uint32_t mtu = 0;             // 0: keep the current one (1500 at attach)
+    bool lsc_interrupt = false;        // link changes signal lsc_fd()
+    bool rxq_interrupt = false;        // rx_intr_* usable (MSI-X per queue)
+};
+struct RxConf {
+    std::uint16_t free_thresh = 32;    // refill the ring in batches of this many
+    bool drop_en = true;               // drop when no descriptor, count imissed
+};
+struct TxConf {
+    std::uint16_t free_thresh = 32;    // reclaim sent buffers in batches of this many
+};
+
+struct DescLimits {
+    std::uint16_t min = 0;
+    std::uint16_t max = 0;
+    std::uint16_t align = 1;           // multiple of (ring byte size alignment / desc size)
+};
+
+struct DevInfo {
+    std::string driver_name;           // "net_e1000_em", as DPDK names it where it has one
+    std::string device_name;           // "0000:00:05.0"
+    std::uint16_t max_rx_queues = 1;
+    std::uint16_t max_tx_queues = 1;
+    DescLimits rx_desc;
+    DescLimits tx_desc;
+    std::uint64_t rx_offload_capa = 0;
+    std::uint64_t tx_offload_capa = 0;
+    std::uint64_t rss_offload_capa = 0;
+    std::uint32_t min_mtu = 68;
+    std::uint32_t max_mtu = 1500;
+    std::uint32_t max_rx_pktlen = 1518;
+    bool rxq_interrupt = false;        // MSI-X per queue possible
+    bool lsc_interrupt = false;
+};
+
+struct Link {
+    bool up = false;
+    std::uint32_t speed_mbps = 0;      // 0 when down or unknown
+    bool full_duplex = false;
+    bool autoneg = false;
+    [[nodiscard]] std::string str() const;  // "Link up at 1 Gbps FDX Autoneg"
+};
+
+struct Stats {
+    std::uint64_t ipackets = 0, opackets = 0;
+    std::uint64_t ibytes = 0, obytes = 0;
+    std::uint64_t imissed = 0;         // dropped by the NIC for lack of descriptors
+    std::uint64_t ierrors = 0, oerrors = 0;
+    std::uint64_t rx_nombuf = 0;       // rx refills that found the pool empty
+    std::array<std::uint64_t, kMaxQueues> q_ipackets{}, q_opackets{}, q_ibytes{}, q_obytes{};
+};
+
+struct Xstat {
+    std::string name;                  // DPDK's names where they exist: "rx_good_packets"
+    std::uint64_t value = 0;
+};
+
+// What a driver implements for each port (control path: virtual calls are
+// fine here). Arguments are already checked against info().
+class PortOps {
+public:
+    virtual ~PortOps() = default;
+    [[nodiscard]] virtual DevInfo info() const = 0;
+    [[nodiscard]] virtual Result<void> configure(std::uint16_t nb_rxq, std::uint16_t nb_txq,
+                                                 const PortConf& conf) = 0;
+    // Returns the queue object the burst function receives.
+    [[nodiscard]] virtual Result<void*> rx_queue_setup(std::uint16_t q, std::uint16_t nb_desc,
+                                                       int socket, const RxConf& conf,
+                                                       mbuf::MbufPool& pool) = 0;
+    [[nodiscard]] virtual Result<void*> tx_queue_setup(std::uint16_t q, std::uint16_t nb_desc,
+                                                       int socket, const TxConf& conf) = 0;
+    // Frees the queue's ring and every mbuf it holds.
+    virtual void rx_queue_release(std::uint16_t q) = 0;
+    virtual void tx_queue_release(std::uint16_t q) = 0;
+    [[nodiscard]] virtual Result<void> start() = 0;
+    // Stops the device's DMA; mbufs held by the rings stay until release.
+    virtual void stop() = 0;
+    [[nodiscard]] virtual RxBurst rx_burst_fn() const = 0;
+    [[nodiscard]] virtual TxBurst tx_burst_fn() const = 0;
+
+    [[nodiscard]] virtual Result<Link> link(bool wait) = 0;
+    [[nodiscard]] virtual Result<void> promiscuous(bool on) = 0;
+    [[nodiscard]] virtual Result<void> allmulticast(bool on) = 0;
+    [[nodiscard]] virtual MacAddr mac() const = 0;
+    [[nodiscard]] virtual Result<void> set_mac(const MacAddr& a) = 0;
+    [[nodiscard]] virtual Result<void> set_mtu(std::uint32_t mtu) = 0;
+    [[nodiscard]] virtual Result<Stats> stats() = 0;
+    [[nodiscard]] virtual Result<void> stats_reset() = 0;
+    [[nodiscard]] virtual Result<std::vector<Xstat>> xstats() = 0;
+    // Rx interrupts (PortConf::rxq_interrupt): the queue's eventfd, and
+    // arming / disarming the queue's vector. ENOTSUP where the NIC has none.
+    [[nodiscard]] virtual Result<int> rx_intr_fd(std::uint16_t q);
+    [[nodiscard]] virtual Result<void> rx_intr_enable(std::uint16_t q);
+    [[nodiscard]] virtual Result<void> rx_intr_disable(std::uint16_t q);
+    // Link-state interrupts (PortConf::lsc_interrupt): an eventfd that fires
+    // on a link change; read link() after it does. ENOTSUP where none.
+    [[nodiscard]] virtual Result<int> lsc_fd();
+};
+
+// --- driver side
+// Gives `ops` a port id (the lowest free); ENOSPC beyond kMaxPorts. ethdev
+// owns the ops from then on; the driver keeps a plain pointer to identify
+// its port.
+[[nodiscard]] Result<std::uint16_t> attach(std::unique_ptr<PortOps> ops);
+// The driver's remove: stops the port whose ops are `ops` if it is started,
+// releases its queues, destroys the ops and frees the id. Nothing when the
+// application closed that port already (close() destroyed the ops), so a
+// driver instance can call it unconditionally from its destructor.
+void detach(const PortOps* ops);
+// DMA-able memory for rings: zeroed, `align`-aligned, from the heap of
+// `socket` of this process's EAL; its IOVA through iova_of. ENODEV without
+// an EAL.
+struct DmaMemory {
+    void* va = nullptr;
+    std::uint64_t iova = 0;
+    std::uint64_t len = 0;
+};
+[[nodiscard]] Result<DmaMemory> dma_alloc(std::uint64_t len, std::uint64_t align, int socket);
+void dma_free(DmaMemory& m);
+
+// --- application side
+[[nodiscard]] std::uint16_t count_avail();          // attached ports
+[[nodiscard]] std::vector<std::uint16_t> ports();   // their ids, ascending
+[[nodiscard]] bool is_valid(std::uint16_t port);
+// The port of a device ("0000:00:05.0"); ENODEV when none.
+[[nodiscard]] Result<std::uint16_t> find(PciAddress addr);
+[[nodiscard]] Result<DevInfo> info(std::uint16_t port);
+
+[[nodiscard]] Result<void> configure(std::uint16_t port, std::uint16_t nb_rxq,
+                                     std::uint16_t nb_txq, const PortConf& conf);
+[[nodiscard]] Result<void> rx_queue_setup(std::uint16_t port, std::uint16_t q,
+                                          std::uint16_t nb_desc, int socket,
+                                          const RxConf& conf, mbuf::MbufPool& pool);
+[[nodiscard]] Result<void> tx_queue_setup(std::uint16_t port, std::uint16_t q,
+                                          std::uint16_t nb_desc, int socket,
+                                          const TxConf& conf);
+[[nodiscard]] Result<void> start(std::uint16_t port);
+[[nodiscard]] Result<void> stop(std::uint16_t port);
+// Stops, releases the queues and detaches: the id is free afterwards.
+[[nodiscard]] Result<void> close(std::uint16_t port);
+
+[[nodiscard]] Result<Link> link_get(std::uint16_t port);         // waits up to 9 s for up
+[[nodiscard]] Result<Link> link_get_nowait(std::uint16_t port);
+[[nodiscard]] Result<void> promiscuous_enable(std::uint16_t port);
+[[nodiscard]] Result<void> promiscuous_disable(std::uint16_t port);
+[[nodiscard]] Result<void> allmulticast_enable(std::uint16_t port);
+[[nodiscard]] Result<void> allmulticast_disable(std::uint16_t port);
+[[nodiscard]] Result<MacAddr> macaddr_get(std::uint16_t port);
+[[nodiscard]] Result<void> macaddr_set(std::uint16_t port, const MacAddr& a);
+[[nodiscard]] Result<void> mtu_set(std::uint16_t port, std::uint32_t mtu);
+[[nodiscard]] Result<Stats> stats_get(std::uint16_t port);
+[[nodiscard]] Result<void> stats_reset(std::uint16_t port);
+[[nodiscard]] Result<std::vector<Xstat>> xstats_get(std::uint16_t port);
+[[nodiscard]] Result<void> rx_intr_enable(std::uint16_t port, std::uint16_t q);
+[[nodiscard]] Result<void> rx_intr_disable(std::uint16_t port, std::uint16_t q);
+[[nodiscard]] Result<int> rx_intr_fd(std::uint16_t port, std::uint16_t q);
+[[nodiscard]] Result<int> lsc_fd(std::uint16_t port);
+
+}  // namespace vfiokit::ethdev
