@@ -57,7 +57,8 @@ def nic(addr, hub, port, bus=None, model="e1000"):
 
 SHAPES = {
     # intel-iommu; two edu; two e1000 on hub 0; a bridge with an edu and an
-    # e1000 behind it, which share one IOMMU group; an e1000e (MSI-X).
+    # e1000 behind it, which share one IOMMU group; an e1000e (MSI-X) on
+    # hub 0; an e1000e and an e1000 on hub 1.
     # The IOMMU's address width is explicit (QEMU 7.2 defaults to 39 bits,
     # 11.1 to 48), so the shape is the same on both pairs.
     "iommu": {
@@ -67,18 +68,24 @@ SHAPES = {
                  ["-device", "pci-bridge,id=br0,chassis_nr=1,addr=07.0",
                   "-device", "edu,bus=br0,addr=01.0"] +
                  nic("02.0", 0, 2, bus="br0") +
-                 nic("08.0", 0, 3, model="e1000e")),
+                 nic("08.0", 0, 3, model="e1000e") +
+                 # Hub 1, apart from hub 0 so that forwarding between the
+                 # hubs makes no loop: an e1000e for a vfiokit port and an
+                 # e1000 that stays on the kernel's driver as its peer.
+                 nic("0a.0", 1, 4, model="e1000e") + nic("0b.0", 1, 5)),
         "cmdline": "intel_iommu=on iommu=nopt",
         # 1.25 GiB of hugepages: the memory tests map 256 MiB and 1 GiB.
         "memory": "3G",
         "hugepages": 704,
     },
-    # No IOMMU; unsafe no-IOMMU mode enabled; one edu, one e1000, one
-    # e1000e. The edu DMAs to physical addresses here, and a 2 GiB guest
+    # No IOMMU; unsafe no-IOMMU mode enabled; one edu; an e1000 and an
+    # e1000e on hub 0, an e1000e and an e1000 on hub 1. The edu DMAs to physical addresses here, and a 2 GiB guest
     # has RAM above edu's default 28-bit mask: widen it to 32 bits.
     "noiommu": {
         "qemu": (["-device", "edu,addr=03.0,dma_mask=0xffffffff"] + nic("04.0", 0, 0) +
-                 nic("05.0", 0, 1, model="e1000e")),
+                 nic("05.0", 0, 1, model="e1000e") +
+                 # Hub 1: a port and its kernel peer, apart from hub 0.
+                 nic("06.0", 1, 2, model="e1000e") + nic("07.0", 1, 3)),
         "cmdline": "vfio.enable_unsafe_noiommu_mode=1",
         # 2 GiB keeps all RAM below 4 GiB (q35), inside edu's 32-bit mask.
         "memory": "2G",
@@ -122,7 +129,10 @@ SHAPES = {
                   "-device", "pcie-root-port,id=rp2,chassis=2,slot=2,addr=09.0",
                   # Native PCIe hotplug (pciehp) rather than QEMU's default
                   # ACPI hotplug for root ports.
-                  "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]),
+                  "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"] +
+                 # Hub 1: an e1000 for a vfiokit port and an e1000 peer on
+                 # the kernel's driver, apart from hub 0.
+                 nic("0a.0", 1, 3) + nic("0b.0", 1, 4)),
         # One 1 GiB huge page too, for the kernel selftests' 1 GiB hugetlb
         # mappings (hugepagesz= takes the hugepages= after it; 3 GiB of RAM
         # is too little for the kernel to find a free 1 GiB page).
