@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <mutex>
 
@@ -42,6 +43,8 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
             if (auto ok = e->init_secondary(*dir); !ok)
                 return fail(std::move(ok.error()).context("EAL init (secondary, prefix " +
                                                           o.file_prefix + ")"));
+            if (auto ok = e->make_current(); !ok)
+                return fail(std::move(ok.error()));
             return e;
         }
     }
@@ -80,6 +83,9 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
         return fail(Error(EINVAL, "EAL init: -a " + o.allow.front().addr.str() +
                                       ": no bus is linked into this program")
                         .hint("link the PCI bus and the drivers (pci_dep, a driver's *_pmd_dep)"));
+    // Drivers probed below may allocate EAL memory through current().
+    if (auto ok = e->make_current(); !ok)
+        return fail(std::move(ok.error()));
     const BusContext ctx{*e->vfio_, e->opts_, sysfs::Root(o.vfio.sysroot)};
     for (Bus* b : buses()) {
         auto p = b->probe(ctx);
@@ -157,7 +163,24 @@ Result<void> Eal::init_secondary(const mp::RuntimeDir& dir) {
     return {};
 }
 
+namespace {
+std::atomic<Eal*> g_current{nullptr};
+}  // namespace
+
+Eal* Eal::current() { return g_current.load(std::memory_order_acquire); }
+
+Result<void> Eal::make_current() {
+    Eal* none = nullptr;
+    if (!g_current.compare_exchange_strong(none, this, std::memory_order_acq_rel))
+        return fail(Error(EBUSY, "EAL init: this process already has an EAL")
+                        .hint("destroy the first Eal before initialising another"));
+    return {};
+}
+
 Eal::~Eal() {
+    // Leaves current() first: nothing may reach this EAL while it goes.
+    Eal* self = this;
+    g_current.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
     // The server's handlers read memory and VFIO state: stop it first.
     server_.reset();
     client_.reset();

@@ -56,6 +56,12 @@ public:
     [[nodiscard]] static Result<std::unique_ptr<Eal>> init(const Options& o);
     ~Eal();
     Eal(const Eal&) = delete;
+    // The process's EAL from the moment its drivers are probed until it is
+    // destroyed; nullptr otherwise. One EAL per process (as in DPDK):
+    // a second init() while one lives fails with EBUSY. For libraries that
+    // need EAL memory without being handed an Eal (mbuf pools by name,
+    // ethdev rings).
+    [[nodiscard]] static Eal* current();
     Eal& operator=(const Eal&) = delete;
 
     [[nodiscard]] const Options& options() const { return opts_; }
@@ -83,6 +89,7 @@ private:
     Eal() = default;
     [[nodiscard]] Result<void> init_secondary(const mp::RuntimeDir& dir);
     [[nodiscard]] Result<void> serve(const mp::RuntimeDir& dir);
+    [[nodiscard]] Result<void> make_current();
     Options opts_;
     // Teardown runs bottom-up: heaps give their segments back, memory
     // unmaps them through the listener, then VFIO closes the container.
