@@ -5,7 +5,8 @@
  *
  *   vfiokit-bench-dpdk -m 512 --iova-mode=va --file-prefix=bench --huge-unlink \
  *       -a 0000:00:03.0 --no-telemetry -- --device 0000:00:03.0 \
- *       [--seed N] [--heap-iters N] [--pool-bursts N] [--lookups N] [--reps N]
+ *       [--seed N] [--heap-iters N] [--pool-bursts N] [--mbuf-bursts N] [--lookups N]
+ *       [--reps N]
  *
  * 1. rte_eal_init, then rte_vfio_setup_device() on the device: DPDK binds its
  *    group to the default container, sets the type1 IOMMU and DMA-maps all
@@ -13,6 +14,9 @@
  *    before rte_eal_init to after the device fd is open.
  * 2. rte_malloc/rte_free pairs and rte_mempool get/put pairs, with the same
  *    sizes, order and counts as vfiokit's Heap and ObjectPool get.
+ *    rte_pktmbuf_alloc/free one at a time and rte_pktmbuf_alloc_bulk/
+ *    free_bulk in bursts, on the main lcore with a per-lcore cache, as
+ *    vfiokit's MbufPool (app/bench/mbuf_bench.cpp).
  * 3. rte_mem_virt2iova, rte_mem_virt2memseg and rte_malloc_virt2iova, ns per
  *    lookup.
  * Each test of 2 and 3 runs --reps times; the best run counts.
@@ -46,6 +50,7 @@
 #include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
+#include <rte_mbuf.h>
 #include <rte_memory.h>
 #include <rte_mempool.h>
 #include <rte_version.h>
@@ -95,6 +100,10 @@ static uint64_t splitmix64(uint64_t *s)
 #define POOL_OBJS 4095  /* objects in the pool */
 #define POOL_OBJ_SIZE 2048
 #define ADDRS 4096      /* random addresses cycled through by the lookups */
+/* The same as app/bench/mbuf_bench.hpp. */
+#define MBUF_POOL 4095
+#define MBUF_CACHE 256
+#define MBUF_BURST 32
 
 static volatile uint64_t sink;
 
@@ -113,6 +122,7 @@ struct params {
 	uint64_t seed;
 	unsigned heap_iters;
 	unsigned pool_bursts;
+	unsigned mbuf_bursts;
 	unsigned lookups;
 	unsigned reps;
 };
@@ -125,6 +135,7 @@ static int parse_params(int argc, char **argv, struct params *p)
 	p->seed = 42;
 	p->heap_iters = 400;
 	p->pool_bursts = 4000;
+	p->mbuf_bursts = 20000;
 	p->lookups = 1000000;
 	p->reps = 3;
 	for (i = 1; i < argc; i++) {
@@ -142,6 +153,8 @@ static int parse_params(int argc, char **argv, struct params *p)
 			p->heap_iters = (unsigned)strtoul(v, NULL, 0);
 		else if (strcmp(argv[i], "--pool-bursts") == 0)
 			p->pool_bursts = (unsigned)strtoul(v, NULL, 0);
+		else if (strcmp(argv[i], "--mbuf-bursts") == 0)
+			p->mbuf_bursts = (unsigned)strtoul(v, NULL, 0);
 		else if (strcmp(argv[i], "--lookups") == 0)
 			p->lookups = (unsigned)strtoul(v, NULL, 0);
 		else if (strcmp(argv[i], "--reps") == 0)
@@ -152,7 +165,8 @@ static int parse_params(int argc, char **argv, struct params *p)
 		}
 		i++;
 	}
-	if (p->heap_iters == 0 || p->pool_bursts == 0 || p->lookups == 0 || p->reps == 0) {
+	if (p->heap_iters == 0 || p->pool_bursts == 0 || p->mbuf_bursts == 0 || p->lookups == 0 ||
+	    p->reps == 0) {
 		fprintf(stderr, "vfiokit-bench-dpdk: counts must be positive\n");
 		return -1;
 	}
@@ -218,6 +232,54 @@ static double mempool_pairs_per_s(const struct params *p, unsigned cache)
 	r = (double)BURST * p->pool_bursts * 1e9 / (double)(now_ns() - t0);
 	rte_mempool_free(mp);
 	return r;
+}
+
+/* ---- mbufs --------------------------------------------------------------- */
+
+struct mbuf_rates {
+	double single, bulk; /* alloc+free pairs per second */
+};
+
+/* Best of --reps: bursts of MBUF_BURST rte_pktmbuf_alloc then as many
+ * rte_pktmbuf_free; then rte_pktmbuf_alloc_bulk + rte_pktmbuf_free_bulk.
+ * On the main lcore, so the pool's per-lcore cache is used. */
+static int mbuf_tests(const struct params *p, struct mbuf_rates *out)
+{
+	struct rte_mempool *mp;
+	struct rte_mbuf *m[MBUF_BURST];
+	uint64_t t0;
+	unsigned b, j, r;
+
+	mp = rte_pktmbuf_pool_create("bench_mbuf", MBUF_POOL, MBUF_CACHE, 0,
+				     RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+	if (mp == NULL) {
+		fprintf(stderr, "vfiokit-bench-dpdk: rte_pktmbuf_pool_create: %s\n",
+			rte_strerror(rte_errno));
+		return -1;
+	}
+	out->single = out->bulk = 0;
+	for (r = 0; r < p->reps; r++) {
+		t0 = now_ns();
+		for (b = 0; b < p->mbuf_bursts; b++) {
+			for (j = 0; j < MBUF_BURST; j++)
+				if ((m[j] = rte_pktmbuf_alloc(mp)) == NULL)
+					return -1;
+			for (j = 0; j < MBUF_BURST; j++)
+				rte_pktmbuf_free(m[j]);
+		}
+		out->single = max_d(out->single, (double)MBUF_BURST * p->mbuf_bursts * 1e9 /
+						     (double)(now_ns() - t0));
+		t0 = now_ns();
+		for (b = 0; b < p->mbuf_bursts; b++) {
+			if (rte_pktmbuf_alloc_bulk(mp, m, MBUF_BURST) != 0)
+				return -1;
+			rte_pktmbuf_free_bulk(m, MBUF_BURST);
+		}
+		out->bulk = max_d(out->bulk, (double)MBUF_BURST * p->mbuf_bursts * 1e9 /
+						 (double)(now_ns() - t0));
+	}
+	rte_mempool_free(mp);
+	return 0;
 }
 
 /* ---- translation --------------------------------------------------------- */
@@ -299,6 +361,7 @@ int main(int argc, char **argv)
 	struct vfio_device_info info;
 	struct params p;
 	struct lookups lk;
+	struct mbuf_rates mb;
 	uint64_t t0, t_eal, t_dev;
 	unsigned maps, ioctls, r;
 	double heap, pool, pool_nocache;
@@ -342,19 +405,21 @@ int main(int argc, char **argv)
 		pool = max_d(pool, c);
 		pool_nocache = max_d(pool_nocache, nc);
 	}
-	if (heap < 0 || translation(&p, &lk) != 0) {
-		fprintf(stderr, "vfiokit-bench-dpdk: a heap, pool or lookup test failed\n");
+	if (heap < 0 || mbuf_tests(&p, &mb) != 0 || translation(&p, &lk) != 0) {
+		fprintf(stderr, "vfiokit-bench-dpdk: a heap, pool, mbuf or lookup test failed\n");
 		return 1;
 	}
 
 	printf("@@DPDK-BENCH version=%d.%02d.%d iova_mode=%s init_ns=%" PRIu64 " eal_init_ns=%" PRIu64
 	       " setup_ns=%" PRIu64 " map_ioctls=%u ioctls=%u malloc_pairs_per_s=%.0f"
 	       " mempool_pairs_per_s=%.0f mempool_nocache_pairs_per_s=%.0f virt2iova_ns=%.2f"
-	       " virt2memseg_ns=%.2f malloc_virt2iova_ns=%.2f lcores=%u\n",
+	       " virt2memseg_ns=%.2f malloc_virt2iova_ns=%.2f mbuf_pairs_per_s=%.0f"
+	       " mbuf_bulk_pairs_per_s=%.0f lcores=%u\n",
 	       RTE_VER_YEAR, RTE_VER_MONTH, RTE_VER_MINOR,
 	       rte_eal_iova_mode() == RTE_IOVA_VA ? "va" : "pa", t_dev - t0,
 	       t_eal - t0, t_dev - t_eal, maps, ioctls, heap, pool, pool_nocache,
-	       lk.virt2iova_ns, lk.virt2memseg_ns, lk.malloc_virt2iova_ns, rte_lcore_count());
+	       lk.virt2iova_ns, lk.virt2memseg_ns, lk.malloc_virt2iova_ns, mb.single, mb.bulk,
+	       rte_lcore_count());
 	fflush(stdout);
 
 	if (rte_vfio_release_device("/sys/bus/pci/devices", p.device, dev_fd) != 0)

@@ -1,13 +1,14 @@
 // vfiokit-bench-memory: what vfiokit's EAL costs to give a device DMA-mapped
 // hugepage memory, next to the raw ioctl sequence for the same work
 // (raw_baseline.cpp) and Debian's DPDK 22.11 EAL (vfiokit-bench-dpdk), plus
-// heap, object pool and address translation speed against DPDK's. A
+// heap, object pool, mbuf pool (mbuf_bench.cpp) and address translation
+// speed against DPDK's. A
 // program, not a test: it prints a report (doc/benchmarks.md) and fails only
 // when something could not be run.
 //
 //   vfiokit-bench-memory [--rounds N] [--device BDF] [--mb N] [--dpdk PATH|none]
-//                        [--heap-iters N] [--pool-bursts N] [--lookups N] [--reps N]
-//                        [--seed N]
+//                        [--heap-iters N] [--pool-bursts N] [--mbuf-bursts N]
+//                        [--lookups N] [--reps N] [--seed N]
 //
 // Each round runs, in this order: vfiokit group (type1v2), vfiokit cdev, raw
 // group, raw cdev, DPDK; interleaving spreads the noise of a shared machine
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "dpdk_child.hpp"
+#include "mbuf_bench.hpp"
 #include "raw_baseline.hpp"
 #include "report.hpp"
 #include "vfiokit/eal/eal.hpp"
@@ -48,6 +50,7 @@ struct Config {
     std::uint64_t seed = 42;
     unsigned heap_iters = 400;
     unsigned pool_bursts = 4000;
+    unsigned mbuf_bursts = 20000;
     unsigned lookups = 1000000;
     unsigned reps = 3;  // repetitions of each heap/pool/lookup test per round
 };
@@ -100,6 +103,7 @@ struct VfiokitRun {
 
 struct HeapRun {
     double heap_pairs = 0, pool_pairs = 0;          // per second
+    MbufRun mbuf;
     double eal_v2i_ns = 0, mem_v2i_ns = 0, obj_v2i_ns = 0;
 };
 
@@ -203,6 +207,11 @@ Result<HeapRun> heap_tests(eal::Eal& e, const Config& c) {
     }
     for (const void* o : objs)
         (void)h.free(const_cast<void*>(o));
+    // The main thread is lcore 0 (Eal::init): the pool's cache is used.
+    auto mb = mbuf_tests(h, c.mbuf_bursts, c.reps);
+    if (!mb)
+        return fail(std::move(mb.error()));
+    r.mbuf = *mb;
     return r;
 }
 
@@ -263,6 +272,8 @@ struct Results {
     Row heap{"heap alloc+free 64..2048 B", "k pairs/s", Better::higher, 0, {}, {}, {}};
     Row pool{"pool get+put, cached", "k pairs/s", Better::higher, 0, {}, {}, {}};
     Row pool_nocache{"pool get+put vs DPDK no cache", "k pairs/s", Better::higher, 0, {}, {}, {}};
+    Row mbuf{"mbuf alloc+free, single", "k pairs/s", Better::higher, 0, {}, {}, {}};
+    Row mbuf_bulk{"mbuf alloc+free, bulk 32", "k pairs/s", Better::higher, 0, {}, {}, {}};
     Row eal_v2i{"Eal::virt2iova, random addr", "ns", Better::lower, 1, {}, {}, {}};
     Row mem_v2i{"Memory::virt2iova, random", "ns", Better::lower, 1, {}, {}, {}};
     Row memseg{"  vs DPDK rte_mem_virt2memseg", "ns", Better::lower, 1, {}, {}, {}};
@@ -288,6 +299,7 @@ std::vector<std::string> dpdk_argv(const std::string& prog, const Config& c) {
             "--device", c.device, "--seed", std::to_string(c.seed),
             "--heap-iters", std::to_string(c.heap_iters),
             "--pool-bursts", std::to_string(c.pool_bursts),
+            "--mbuf-bursts", std::to_string(c.mbuf_bursts),
             "--lookups", std::to_string(c.lookups), "--reps", std::to_string(c.reps)};
 }
 
@@ -353,6 +365,8 @@ Result<void> run_round(const Config& c, const std::string& dpdk, unsigned baseli
     R.heap.vfiokit.add(heap.heap_pairs / 1e3);
     R.pool.vfiokit.add(heap.pool_pairs / 1e3);
     R.pool_nocache.vfiokit.add(heap.pool_pairs / 1e3);
+    R.mbuf.vfiokit.add(heap.mbuf.single_pairs / 1e3);
+    R.mbuf_bulk.vfiokit.add(heap.mbuf.bulk_pairs / 1e3);
     R.eal_v2i.vfiokit.add(heap.eal_v2i_ns);
     R.mem_v2i.vfiokit.add(heap.mem_v2i_ns);
     R.memseg.vfiokit.add(heap.mem_v2i_ns);
@@ -371,6 +385,8 @@ Result<void> run_round(const Config& c, const std::string& dpdk, unsigned baseli
         {&R.heap, "malloc_pairs_per_s", 1e3},
         {&R.pool, "mempool_pairs_per_s", 1e3},
         {&R.pool_nocache, "mempool_nocache_pairs_per_s", 1e3},
+        {&R.mbuf, "mbuf_pairs_per_s", 1e3},
+        {&R.mbuf_bulk, "mbuf_bulk_pairs_per_s", 1e3},
         {&R.eal_v2i, "virt2iova_ns", 1},
         {&R.mem_v2i, "virt2iova_ns", 1},
         {&R.memseg, "virt2memseg_ns", 1},
@@ -403,7 +419,7 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
                 c.rounds);
     print_table({R.group, R.group_init, R.group_dev, R.cdev, R.cdev_init, R.cdev_dev,
                  R.group_maps, R.group_ioctls, R.cdev_maps, R.cdev_ioctls, R.heap, R.pool,
-                 R.pool_nocache, R.eal_v2i, R.mem_v2i, R.memseg, R.obj_v2i});
+                 R.pool_nocache, R.mbuf, R.mbuf_bulk, R.eal_v2i, R.mem_v2i, R.memseg, R.obj_v2i});
     std::printf(
         "\nWhat ran:\n"
         "  vfiokit  Eal::init(-m %u, --vfio-mode=group --vfio-type1=v2 | cdev) +\n"
@@ -420,6 +436,9 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
         "           Heap::alloc/free vs rte_malloc/rte_free\n"
         "  pool     %u x (%u get, %u put) of %u-byte objects: ObjectPool vs rte_mempool\n"
         "           with a 256-object per-lcore cache; DPDK without cache for reference\n"
+        "  mbuf     %u x (%u alloc, %u free) and %u x (alloc_bulk, free_bulk of %u) on\n"
+        "           the main lcore, pool of %u with a %u-mbuf cache: MbufPool vs\n"
+        "           rte_pktmbuf_alloc/free and rte_pktmbuf_alloc_bulk/free_bulk\n"
         "  lookups  %u per test over %u random addresses in EAL memory:\n"
         "           Eal::virt2iova and Memory::virt2iova vs rte_mem_virt2iova (IOVA-as-VA:\n"
         "           no lookup at all, a cast) and rte_mem_virt2memseg+offset (a lookup);\n"
@@ -428,7 +447,8 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
         dpdk.empty() ? "not run (vfiokit-bench-dpdk not built)"
                      : ("DPDK " + R.dpdk_version).c_str(),
         static_cast<unsigned>(c.mb), R.dpdk_lcores, c.reps, c.heap_iters, kBatch, kBatch, c.pool_bursts,
-        kBurst, kBurst, static_cast<unsigned>(kPoolObjSize), c.lookups, kAddrs);
+        kBurst, kBurst, static_cast<unsigned>(kPoolObjSize), c.mbuf_bursts, kMbufBurst, kMbufBurst,
+        c.mbuf_bursts, kMbufBurst, kMbufPoolSize, kMbufCache, c.lookups, kAddrs);
     if (!R.dpdk_log.empty()) {
         std::printf("\nDPDK's EAL log (first round):\n");
         std::size_t pos = 0;
@@ -448,7 +468,7 @@ bool parse_args(int argc, char** argv, Config& c) {
         if (a == "-h" || a == "--help") {
             std::printf("usage: vfiokit-bench-memory [--rounds N] [--device BDF] [--mb N]\n"
                         "         [--dpdk PATH|none] [--heap-iters N] [--pool-bursts N]\n"
-                        "         [--lookups N] [--reps N] [--seed N]\n");
+                        "         [--mbuf-bursts N] [--lookups N] [--reps N] [--seed N]\n");
             std::exit(0);
         }
         if (i + 1 >= argc) {
@@ -469,6 +489,8 @@ bool parse_args(int argc, char** argv, Config& c) {
             c.heap_iters = static_cast<unsigned>(num());
         else if (a == "--pool-bursts")
             c.pool_bursts = static_cast<unsigned>(num());
+        else if (a == "--mbuf-bursts")
+            c.mbuf_bursts = static_cast<unsigned>(num());
         else if (a == "--lookups")
             c.lookups = static_cast<unsigned>(num());
         else if (a == "--seed")
@@ -481,7 +503,7 @@ bool parse_args(int argc, char** argv, Config& c) {
             return false;
         }
     }
-    if (c.rounds == 0 || c.mb == 0 || c.heap_iters == 0 || c.pool_bursts == 0 || c.lookups == 0 ||
+    if (c.rounds == 0 || c.mb == 0 || c.heap_iters == 0 || c.pool_bursts == 0 || c.mbuf_bursts == 0 || c.lookups == 0 ||
         c.reps == 0) {
         std::fprintf(stderr, "vfiokit-bench-memory: counts must be positive\n");
         return false;

@@ -1,4 +1,6 @@
-# EAL memory on the iommu shape, once per mode it offers.
+# EAL memory and mbuf pools on the iommu shape, once per mode it offers.
 export VFIOKIT_LAB_SHAPE=iommu
 vfio_bind 0000:00:03.0
 each_mode memory 0000:00:03.0 memory_lab_test
+# Mbuf pools from EAL memory: the edu DMAs through m->iova().
+each_mode mbuf 0000:00:03.0 mbuf_lab_test
