@@ -4,7 +4,6 @@
 #include "port.hpp"
 
 #include <cerrno>
-#include <format>
 
 #include "vfiokit/eal/format.hpp"
 
@@ -17,7 +16,7 @@ Result<std::unique_ptr<EmDevice>> EmDevice::open(pci::PciDevice& dev) {
         return fail(std::move(id.error()).context(who));
     const auto model = model_of(*id);
     if (!model)
-        return fail(Error(ENODEV, std::format("device id {} is not an 82540EM or 82574L", hex(*id)))
+        return fail(Error(ENODEV, "device id " + hex(*id) + " is not an 82540EM or 82574L")
                         .context(who));
     auto bar = dev.map_bar(regs::kRegBar);
     if (!bar)

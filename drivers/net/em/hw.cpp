@@ -1,7 +1,7 @@
 #include "hw.hpp"
 
 #include <cerrno>
-#include <format>
+#include <string>
 #include <thread>
 
 namespace vfiokit::em {
@@ -30,7 +30,7 @@ Result<std::uint16_t> eerd_read(pci::Bar& bar, std::uint32_t word) {
     // A word takes microseconds on hardware; QEMU answers at once.
     if (!poll_until([&] { return (r = Eerd::read(bar)).done() != 0; },
                     std::chrono::milliseconds(100), std::chrono::microseconds(10)))
-        return fail(Error(ETIMEDOUT, std::format("EERD read of EEPROM word {}: DONE never set", word))
+        return fail(Error(ETIMEDOUT, "EERD read of EEPROM word " + std::to_string(word) + ": DONE never set")
                         .hint("the EEPROM did not answer; the NIC may be in a bad state "
                               "(reset the device: unbind and bind vfio-pci again)"));
     return static_cast<std::uint16_t>(r.data());
@@ -100,10 +100,10 @@ Result<void> phy_write(pci::Bar& bar, std::uint32_t reg, std::uint16_t value) {
     regs::Mdic r;
     if (!poll_until([&] { return (r = regs::Mdic::read(bar)).ready() != 0; },
                     std::chrono::milliseconds(100), std::chrono::microseconds(50)))
-        return fail(Error(ETIMEDOUT, std::format("MDIC write of PHY register {}: READY never set", reg)));
+        return fail(Error(ETIMEDOUT, "MDIC write of PHY register " + std::to_string(reg) + ": READY never set"));
     if (r.error())
-        return fail(Error(EIO, std::format("MDIC write of PHY register {}: the PHY reported an error",
-                                           reg)));
+        return fail(Error(EIO, "MDIC write of PHY register " + std::to_string(reg) +
+                                           ": the PHY reported an error"));
     return {};
 }
 

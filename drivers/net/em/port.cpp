@@ -1,7 +1,7 @@
 #include "port.hpp"
 
 #include <cerrno>
-#include <format>
+#include <string>
 #include <thread>
 
 namespace vfiokit::em {
@@ -41,7 +41,7 @@ EmPort::~EmPort() {
 }
 
 std::string EmPort::who() const {
-    return std::format("{} {} (port {})", model_.name, dev_->address().str(), port_id_);
+    return std::string(model_.name) + " " + dev_->address().str() + " (port " + std::to_string(port_id_) + ")";
 }
 
 ethdev::DevInfo EmPort::info() const {
@@ -65,12 +65,13 @@ ethdev::DevInfo EmPort::info() const {
 
 Result<void> EmPort::configure(std::uint16_t, std::uint16_t, const ethdev::PortConf& conf) {
     if (conf.rxq_interrupt || conf.lsc_interrupt)
-        return fail(Error(ENOTSUP, std::format("{}: configure: {} interrupts", who(),
-                                               conf.rxq_interrupt ? "rx queue" : "link-state"))
+        return fail(Error(ENOTSUP, who() + ": configure: " +
+                                              (conf.rxq_interrupt ? "rx queue" : "link-state") +
+                                              " interrupts")
                         .hint("the em driver polls; configure without rxq_interrupt and "
                               "lsc_interrupt"));
     if (conf.rss_hf)
-        return fail(Error(ENOTSUP, std::format("{}: configure: RSS", who()))
+        return fail(Error(ENOTSUP, who() + ": configure: RSS")
                         .hint("em has one rx queue: configure with rss_hf = 0"));
     if (conf.mtu) {
         if (auto r = set_mtu(conf.mtu); !r)
@@ -219,7 +220,7 @@ Result<void> EmPort::allmulticast(bool on) {
 
 Result<void> EmPort::set_mac(const ethdev::MacAddr& a) {
     if (a.bytes[0] & 1)
-        return fail(Error(EINVAL, std::format("{}: set MAC {}: a multicast address", who(), a.str()))
+        return fail(Error(EINVAL, who() + ": set MAC " + a.str() + ": a multicast address")
                         .hint("a port's address is unicast: the first byte's lowest bit is 0"));
     mac_ = a;
     write_mac(bar_, mac_);

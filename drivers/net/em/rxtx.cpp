@@ -1,7 +1,7 @@
 #include "rxtx.hpp"
 
 #include <cerrno>
-#include <format>
+#include <string>
 
 namespace vfiokit::em {
 
@@ -85,15 +85,15 @@ Result<std::unique_ptr<RxQueue>> RxQueue::create(std::uint16_t nb_desc, int sock
         pool.data_room() > mbuf::kHeadroom ? pool.data_room() - mbuf::kHeadroom : 0;
     const regs::RxBufferSize buf = regs::rx_buffer_size(room);
     if (buf.bytes == 0)
-        return fail(Error(EINVAL, std::format("rx ring: pool '{}' buffers have {} bytes after the "
-                                              "{}-byte headroom",
-                                              pool.name(), room, mbuf::kHeadroom))
+        return fail(Error(EINVAL, "rx ring: pool '" + pool.name() + "' buffers have " + std::to_string(room) +
+                                  " bytes after the " + std::to_string(mbuf::kHeadroom) +
+                                  "-byte headroom")
                         .hint("em receive buffers are 256 bytes at least (RCTL.BSIZE): use a "
                               "larger data room"));
     auto q = std::make_unique<RxQueue>();
     auto mem = DmaRing::alloc(std::uint64_t{nb_desc} * sizeof(RxDesc), socket);
     if (!mem)
-        return fail(std::move(mem.error()).context(std::format("rx ring of {} descriptors", nb_desc)));
+        return fail(std::move(mem.error()).context("rx ring of " + std::to_string(nb_desc) + " descriptors"));
     q->mem = std::move(*mem);
     q->sw_store = std::make_unique<mbuf::Mbuf*[]>(nb_desc);
     q->staging_store = std::make_unique<mbuf::Mbuf*[]>(nb_desc);
@@ -107,9 +107,9 @@ Result<std::unique_ptr<RxQueue>> RxQueue::create(std::uint16_t nb_desc, int sock
     q->free_thresh = batch_thresh(conf.free_thresh, nb_desc);
     q->buf = buf;
     if (pool.alloc_bulk(q->sw, nb_desc) != 0)
-        return fail(Error(ENOMEM, std::format("rx ring of {} descriptors: pool '{}' has {} free "
-                                              "mbufs of {}",
-                                              nb_desc, pool.name(), pool.avail_count(), pool.size()))
+        return fail(Error(ENOMEM, "rx ring of " + std::to_string(nb_desc) + " descriptors: pool '" + pool.name() +
+                                  "' has " + std::to_string(pool.avail_count()) + " free mbufs of " +
+                                  std::to_string(pool.size()))
                         .hint("every slot of an rx ring holds an mbuf: make the pool larger or "
                               "the ring smaller"));
     return q;
@@ -130,7 +130,7 @@ Result<void> RxQueue::reset() {
     }
     for (std::uint16_t i = 0; i < nb_desc; ++i) {
         if (!sw[i] && !(sw[i] = pool->alloc()))
-            return fail(Error(ENOMEM, std::format("rx ring: pool '{}' is empty", pool->name()))
+            return fail(Error(ENOMEM, "rx ring: pool '" + pool->name() + "' is empty")
                             .hint("every slot of an rx ring holds an mbuf: free the mbufs the "
                                   "application holds, or make the pool larger"));
         sw[i]->data_off = mbuf::kHeadroom;
@@ -147,7 +147,7 @@ Result<std::unique_ptr<TxQueue>> TxQueue::create(std::uint16_t nb_desc, int sock
     auto q = std::make_unique<TxQueue>();
     auto mem = DmaRing::alloc(std::uint64_t{nb_desc} * sizeof(TxDesc), socket);
     if (!mem)
-        return fail(std::move(mem.error()).context(std::format("tx ring of {} descriptors", nb_desc)));
+        return fail(std::move(mem.error()).context("tx ring of " + std::to_string(nb_desc) + " descriptors"));
     q->mem = std::move(*mem);
     q->sw_store = std::make_unique<mbuf::Mbuf*[]>(nb_desc);
     q->last_store = std::make_unique<std::uint16_t[]>(nb_desc);

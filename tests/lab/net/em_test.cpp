@@ -29,7 +29,6 @@
 #include "em.hpp"
 #include "lab_env.hpp"
 #include "vfiokit/eal/eal.hpp"
-#include "vfiokit/eal/sysfs.hpp"
 #include "vfiokit/ethdev/ethdev.hpp"
 #include "vfiokit/mbuf/mbuf.hpp"
 
