@@ -188,8 +188,9 @@ TEST(EmStats, RegistersAreDistinctAndInTheStatisticsBlock) {
         EXPECT_LT(r.offset, 0x4100u);
         EXPECT_EQ(r.offset % 4, 0u);
         EXPECT_TRUE(offsets.insert(r.offset).second) << r.name;
-        if (r.wide)
+        if (r.wide) {
             EXPECT_TRUE(offsets.insert(r.offset + 4).second) << r.name;
+        }
         EXPECT_TRUE(names.insert(r.name).second) << r.name;
     }
 }

@@ -350,8 +350,9 @@ TEST_P(EmLab, TxonlyExactCount) {
         // (RXCSUM); QEMU's 82540EM reports "not checked" (IXSM) on every
         // frame, which the driver passes on as no flag.
         EXPECT_EQ(ck_bad, 0u);
-        if (rx_model == "82574L")
+        if (rx_model == "82574L") {
             EXPECT_EQ(ck_good, received);
+        }
 
         auto ts = ethdev::stats_get(tx);
         auto rs = ethdev::stats_get(rx);
@@ -380,8 +381,9 @@ TEST_P(EmLab, TxonlyExactCount) {
         auto xs = ethdev::xstats_get(rx);
         ASSERT_TRUE(xs);
         for (const auto& x : *xs)
-            if (x.name == "rx_total_packets")
+            if (x.name == "rx_total_packets") {
                 EXPECT_EQ(x.value, kN) << "TPR";
+            }
         ASSERT_TRUE(ethdev::stop(tx));
         ASSERT_TRUE(ethdev::stop(rx));
     }
