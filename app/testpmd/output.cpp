@@ -108,9 +108,14 @@ void Testpmd::show_port_info(std::uint16_t port) {
         out_ << strformat("Driver name: {}\n", di->driver_name);
         if (link) {
             out_ << strformat("Link status: {}\n", link->up ? "up" : "down");
+            // DPDK's words for a speed ("1 Gbps"), as in Link::str().
+            const std::uint32_t mbps = link->speed_mbps;
             out_ << strformat("Link speed: {}\n",
-                                link->speed_mbps ? strformat("{} Mbps", link->speed_mbps)
-                                                 : std::string("None"));
+                              mbps == 0           ? std::string("None")
+                              : mbps < 1000       ? strformat("{} Mbps", mbps)
+                              : mbps % 1000 == 0  ? strformat("{} Gbps", mbps / 1000)
+                                                  : strformat("{}.{} Gbps", mbps / 1000,
+                                                              mbps % 1000 / 100));
             out_ << strformat("Link duplex: {}\n",
                                 link->full_duplex ? "full-duplex" : "half-duplex");
             out_ << strformat("Autoneg status: {}\n", link->autoneg ? "On" : "Off");

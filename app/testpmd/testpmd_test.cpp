@@ -399,6 +399,7 @@ TEST_F(TestpmdTest, CommandsAndTheirErrors) {
     EXPECT_TRUE(execute(tp, strformat("show port info {}", a()), out_));
     EXPECT_NE(out_.str().find("Driver name: net_ring"), std::string::npos) << out_.str();
     EXPECT_NE(out_.str().find("Link status: up"), std::string::npos);
+    EXPECT_NE(out_.str().find("Link speed: 10 Gbps"), std::string::npos);
     EXPECT_TRUE(execute(tp, "start", out_));
     EXPECT_TRUE(tp.forwarding());
     EXPECT_TRUE(execute(tp, "set fwd io", out_));  // refused while running
