@@ -18,10 +18,11 @@ inventory_short() {
 }
 
 # forward_demo: TESTPMD forwards (io) between port 0 (e1000e 00:08.0, hub 0)
-# and port 1 (e1000e 00:0a.0, hub 1) while pktgen on hub 0's kernel e1000
-# sends to hub 1's kernel e1000: the frames cross vfiokit to reach it.
+# and port 1 (e1000e 00:0a.0, hub 1) for about 3 s, while pktgen on hub 0's
+# kernel e1000 sends rounds of frames to hub 1's kernel e1000: the frames
+# reach it only through vfiokit. Each round is received before the next
+# (guest-net.sh, NP_ROUND).
 forward_demo() {
-    fd_frames=5000
     if ! command -v $TESTPMD > /dev/null; then
         echo "$TESTPMD is not in this guest"
         return 1
@@ -31,22 +32,24 @@ forward_demo() {
     np_do tp_open $TESTPMD demo "$NP_A" "$NP_B"
     np_do tp_cmd set fwd io
     np_do tp_cmd start
-    fd_t0=$(date +%s)
-    pktgen_reset && pktgen_add "$NP_K0" $fd_frames "$NP_K1_MAC" 198.18.11.99 && pktgen_run
-    fd_sent=$(pktgen_sent "$NP_K0")
-    fd_got=$(net_rx_settled "$NP_K1" /tmp/k1.demo "${fd_sent:-0}")
-    # A few seconds of forwarding in all.
-    sleep $((3 - ($(date +%s) - fd_t0))) 2>/dev/null
+    fd_sent=0
+    fd_end=$(($(date +%s) + 3))
+    while [ "$(date +%s)" -lt $fd_end ] && np_do np_pktgen "$NP_K0" "$NP_K1_MAC" 198.18.11.99; do
+        fd_sent=$((fd_sent + $(pktgen_sent "$NP_K0")))
+        wait_for 10 net_rx_reached "$NP_K1" /tmp/k1.demo $fd_sent || break
+    done
+    fd_got=$(net_rx_settled "$NP_K1" /tmp/k1.demo $fd_sent)
     np_do tp_cmd stop
     np_do tp_cmd show port stats all
     fd_cmds=$NP_OK
     tp_close
-    echo "---- pktgen on $NP_K0 (hub 0) sent ${fd_sent:-?} frames to $NP_K1 (hub 1);" \
+    echo "---- pktgen on $NP_K0 (hub 0) sent $fd_sent frames to $NP_K1 (hub 1);" \
          "$TESTPMD forwarded port 0 -> port 1: RX-packets $(tp_fwd "$TP_LOG" 1 0 RX-packets)," \
-         "TX-packets $(tp_fwd "$TP_LOG" 1 1 TX-packets); $NP_K1 received ${fd_got:-?}"
+         "TX-packets $(tp_fwd "$TP_LOG" 1 1 TX-packets); $NP_K1 received $fd_got"
     check "$TESTPMD took every command and quit" test "$fd_cmds" = yes
     check "$TESTPMD exited 0 (exit $TP_RC)" test "$TP_RC" -eq 0
-    check "every frame pktgen sent ($fd_sent) reached $NP_K1 ($fd_got)" test "${fd_got:--1}" -eq "${fd_sent:-0}" -a "${fd_sent:-0}" -eq $fd_frames
+    check "pktgen sent frames ($fd_sent)" test "$fd_sent" -gt 0
+    check "every one reached $NP_K1 ($fd_got)" test "${fd_got:--1}" -eq $fd_sent
     checks_done
 }
 
