@@ -1,0 +1,16 @@
+# em driver on the noiommu shape, once per mode it offers (DMA to physical
+# addresses): both models on hub 0 (e1000 00:04.0, e1000e 00:05.0) and
+# hub 1 (e1000e 00:06.0, e1000 00:07.0), each sending to the other model.
+# The addresses the kernel's drivers read from each EEPROM are taken before
+# the NICs go to vfio-pci: the driver must read the same.
+export VFIOKIT_LAB_SHAPE=noiommu
+ports=
+for bdf in 0000:00:04.0 0000:00:05.0 0000:00:06.0 0000:00:07.0; do
+    mac=$(cat /sys/bus/pci/devices/$bdf/net/*/address 2>/dev/null)
+    [ -n "$mac" ] || echo "@@VFIOKIT:ERROR $bdf has no kernel netdev: no address to compare" >&3
+    ports="$ports $bdf=$mac"
+    vfio_bind $bdf
+done
+export VFIOKIT_EM_PORTS="$ports"
+export VFIOKIT_EM_PAIRS="0000:00:04.0>0000:00:05.0 0000:00:05.0>0000:00:04.0 0000:00:07.0>0000:00:06.0"
+each_mode em 0000:00:04.0 em_lab_test --gtest_filter='Lab/*'
