@@ -19,6 +19,7 @@ exec 3>/dev/ttyS1
 stty -F /dev/ttyS2 raw -echo 2>/dev/null
 exec 4<>/dev/ttyS2
 . /lab/lib.sh
+. /lab/net.sh
 echo "@@VFIOKIT:BOOTED $(uname -r)" >&3
 . /lab/job.sh
 echo "@@VFIOKIT:DONE" >&3

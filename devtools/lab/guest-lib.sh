@@ -169,13 +169,23 @@ each_mode() {
     while read -r em_tag em_label em_mode em_type1 em_ok em_reason; do
         [ "$em_tag" = mode ] || continue
         if [ "$em_ok" = yes ]; then
-            run "$em_area-$em_label" env VFIOKIT_VFIO_MODE="$em_mode" \
-                VFIOKIT_VFIO_TYPE1="$em_type1" "$@" < /dev/null || em_rc=1
+            run "$em_area-$em_label" in_vfio_mode "$em_mode" "$em_type1" "$@" \
+                < /dev/null || em_rc=1
         else
             skip "$em_area-$em_label" "$em_reason"
         fi
     done < /tmp/each_mode
     return $em_rc
+}
+
+# in_vfio_mode MODE TYPE1 CMD...: CMD (a program or a function of the job)
+# in a subshell with VFIOKIT_VFIO_MODE and VFIOKIT_VFIO_TYPE1 exported.
+in_vfio_mode() {
+    (
+        export VFIOKIT_VFIO_MODE="$1" VFIOKIT_VFIO_TYPE1="$2"
+        shift 2
+        "$@"
+    )
 }
 
 # check DESCRIPTION CMD...: one assertion inside a step; prints ok/not ok and
@@ -368,3 +378,4 @@ dpdk_peer_step() {
     dpdk_runs "$dps_v" || return 1
     dpdk_forward "$dps_v" "$dps_mode" 3 "$@"
 }
+

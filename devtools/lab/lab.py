@@ -238,6 +238,7 @@ def build_initramfs(binaries, job, extra_files, dpdk=()):
             c.symlink(a, "/bin/busybox")
     c.file("init", open(os.path.join(HERE, "guest-init.sh"), "rb").read(), 0o755)
     c.file("lab/lib.sh", open(os.path.join(HERE, "guest-lib.sh"), "rb").read())
+    c.file("lab/net.sh", open(os.path.join(HERE, "guest-net.sh"), "rb").read())
     c.file("lab/job.sh", job.encode())
     c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
     c.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")

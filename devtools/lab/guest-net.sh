@@ -1,0 +1,526 @@
+# Packet helpers for lab jobs (sourced by /init after lib.sh; busybox sh):
+# kernel NICs as peers, testpmd sessions, and the kernel-peer checks of the
+# net-peers-SHAPE jobs. They use lib.sh's run, check, wait_for, vfio_bind
+# and the DPDK helpers.
+
+# --- Kernel NICs as peers: addresses, pktgen, ping, counters ----------------
+# A NIC left on the guest kernel's driver is a peer that is not ours: the
+# kernel's pktgen sends counted streams from it, busybox ping goes through
+# the kernel's IPv4 stack, and its counters (/sys/class/net/DEV/statistics)
+# say what reached it. The lab kernel has pktgen built in
+# (CONFIG_NET_PKTGEN=y, no modules): /proc/net/pktgen exists from boot.
+
+# net_dev BDF: the name of BDF's kernel netdev (empty when it has none).
+net_dev() {
+    ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -1
+}
+
+# net_mac BDF: the MAC address of BDF's kernel netdev. Taken before the NIC
+# goes to vfio-pci, it is the address a userspace driver reads from the
+# same EEPROM. Non-zero without a netdev.
+net_mac() {
+    nm_dev=$(net_dev "$1")
+    [ -n "$nm_dev" ] && cat "/sys/class/net/$nm_dev/address"
+}
+
+# net_up BDF ADDR/PREFIX: BDF's kernel netdev up with that IPv4 address
+# (and no other), waiting up to 20 s for its carrier. Says why on failure.
+net_up() {
+    nu_dev=$(net_dev "$1")
+    if [ -z "$nu_dev" ]; then
+        echo "net_up $1: no kernel netdev (driver: $(basename "$(readlink /sys/bus/pci/devices/$1/driver 2>/dev/null)" 2>/dev/null))"
+        return 1
+    fi
+    ip addr flush dev "$nu_dev" && ip addr add "$2" dev "$nu_dev" && ip link set "$nu_dev" up ||
+        { echo "net_up $1: could not give $nu_dev address $2"; return 1; }
+    wait_for 20 carrier_is "$nu_dev" 1 || { echo "net_up $1: $nu_dev has no carrier after 20 s"; return 1; }
+}
+
+# net_stat DEV COUNTER: one counter of a kernel netdev (rx_packets, ...).
+net_stat() {
+    cat "/sys/class/net/$1/statistics/$2"
+}
+
+# Receive counters a peer's check reads: the packets, and every rx error
+# counter the kernel keeps (a NIC driver fills those it has; the rest stay 0).
+NET_RX_COUNTERS="rx_packets rx_errors rx_dropped rx_crc_errors rx_frame_errors \
+rx_length_errors rx_missed_errors rx_over_errors rx_fifo_errors"
+
+# net_snap DEV FILE: DEV's receive counters now, as "name value" lines.
+net_snap() {
+    for ns_c in $NET_RX_COUNTERS; do
+        echo "$ns_c $(net_stat "$1" "$ns_c")"
+    done > "$2"
+}
+
+# net_delta DEV FILE COUNTER: how much COUNTER grew since net_snap DEV FILE.
+net_delta() {
+    nd_was=$(awk -v c="$3" '$1 == c { print $2 }' "$2")
+    echo $(( $(net_stat "$1" "$3") - ${nd_was:-0} ))
+}
+
+# net_rx_settled DEV FILE EXPECTED: wait (10 s at most) until DEV's
+# rx_packets grew by EXPECTED since the snapshot, then 0.5 s more so that a
+# frame too many shows too. Prints the growth.
+net_rx_settled() {
+    wait_for 10 net_rx_reached "$@"
+    sleep 0.5
+    net_delta "$1" "$2" rx_packets
+}
+
+# net_rx_reached DEV FILE N: DEV's rx_packets grew by N or more since the
+# snapshot.
+net_rx_reached() {
+    [ "$(net_delta "$1" "$2" rx_packets)" -ge "$3" ]
+}
+
+# net_e1000_stats_fresh: the e1000 driver copies the NIC's error registers
+# into the netdev's counters from its watchdog, every 2 s; wait for one
+# round before reading error counters (e1000e and igb read them on demand).
+net_e1000_stats_fresh() {
+    sleep 2.5
+}
+
+# pktgen_reset: no device on pktgen's thread for CPU 0 (kpktgend_0).
+pktgen_reset() {
+    [ -e /proc/net/pktgen/pgctrl ] ||
+        { echo "no /proc/net/pktgen: the kernel has no pktgen (CONFIG_NET_PKTGEN)"; return 1; }
+    echo rem_device_all > /proc/net/pktgen/kpktgend_0
+    # The thread lets its devices go on its next round, not at once.
+    wait_for 5 pktgen_empty || { echo "pktgen kept its devices: $(ls /proc/net/pktgen)"; return 1; }
+}
+
+# pktgen_empty: no device is on any pktgen thread (no /proc/net/pktgen/DEV).
+pktgen_empty() {
+    [ -z "$(ls /proc/net/pktgen | grep -v -e '^kpktgend_' -e '^pgctrl$')" ]
+}
+
+# pktgen_add DEV COUNT DST_MAC DST_IP: DEV (a kernel netdev, up, with
+# carrier) will send COUNT UDP frames of 60 bytes to DST_MAC and DST_IP at
+# the next pktgen_run, as fast as it can. pktgen_reset first.
+pktgen_add() {
+    echo "add_device $1" > /proc/net/pktgen/kpktgend_0 ||
+        { echo "pktgen: add_device $1 refused"; return 1; }
+    for pa_c in "count $2" "pkt_size 60" "delay 0" "clone_skb 0" "dst $4" "dst_mac $3"; do
+        echo "$pa_c" > "/proc/net/pktgen/$1" ||
+            { echo "pktgen $1: '$pa_c' refused: $(grep Result: "/proc/net/pktgen/$1")"; return 1; }
+    done
+}
+
+# pktgen_run: every added device sends its stream; returns when all are done.
+pktgen_run() {
+    echo start > /proc/net/pktgen/pgctrl
+}
+
+# pktgen_sent DEV: the frames DEV handed to its driver in the last run
+# (pktgen's pkts-sofar; 0 if DEV is not on pktgen).
+pktgen_sent() {
+    ps_n=$(sed -n 's/.*pkts-sofar: \([0-9]*\).*/\1/p' "/proc/net/pktgen/$1" 2>/dev/null)
+    echo "${ps_n:-0}"
+}
+
+# ping_replies DEV ADDR N: busybox ping sends N echo requests to ADDR
+# through DEV (the kernel's IPv4 stack), each as soon as the previous one
+# was answered, for 20 s at most; shows ping's output and prints the
+# number of replies as its last line.
+ping_replies() {
+    ping -A -c "$3" -w 20 -I "$1" "$2" > /tmp/ping.out 2>&1
+    cat /tmp/ping.out
+    pr_n=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/ping.out)
+    echo "${pr_n:-0}"
+}
+
+# --- testpmd sessions: vfiokit-testpmd or DPDK's, at the same prompt ---------
+# vfiokit-testpmd takes DPDK testpmd's options, prompt (`testpmd> `) and
+# statistics layout, so one set of helpers drives either: PROG is
+# vfiokit-testpmd or dpdk-testpmd-VERSION, and the options only one of them
+# needs are added here. Commands come from a FIFO; the prompt, written
+# unbuffered, tells when each is done (the rest of the output may stay
+# buffered until exit, so statistics are read from the log after quit).
+# Ports are numbered in PCI address order (as DPDK's probe numbers them).
+
+# tp_open PROG NAME BDF... [-- APP-ARGS...]: start PROG interactive on the
+# devices (bound to vfio-pci) with 256-entry rings and bursts of 32, output
+# in /tmp/tp-NAME.log (TP_LOG); waits for its first prompt.
+tp_open() {
+    TP_PROG=$1 TP_LOG=/tmp/tp-$2.log
+    shift 2
+    to_eal="-l 0-1"
+    to_app="-i --rxd=256 --txd=256 --burst=32"
+    case $TP_PROG in
+        # DPDK: no runtime files, EAL's VFIO and probe lines in the log, and
+        # a small mbuf pool (its default is sized for 32 ports).
+        dpdk-testpmd-*)
+            to_eal="$to_eal -n 1 --in-memory --log-level=lib.eal:info --log-level=bus.pci:info"
+            to_app="$to_app --total-num-mbufs=2048" ;;
+    esac
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        to_eal="$to_eal -a $1"
+        shift
+    done
+    [ "${1:-}" = -- ] && shift
+    : > /tmp/tp.cmds
+    rm -f /tmp/tp.in && mkfifo /tmp/tp.in
+    # shellcheck disable=SC2086
+    "$TP_PROG" $to_eal -- $to_app "$@" < /tmp/tp.in > "$TP_LOG" 2>&1 &
+    TP_PID=$!
+    exec 6> /tmp/tp.in
+    TP_PROMPTS=1
+    dpdk_prompts $TP_PID "$TP_LOG" 1 ||
+        { echo "$TP_PROG gave no prompt (exited, or 120 s passed)"; return 1; }
+}
+
+# tp_cmd COMMAND...: send one command; returns once the next prompt shows.
+tp_cmd() {
+    # Never write to a FIFO nobody reads: SIGPIPE would end the job's shell.
+    kill -0 $TP_PID 2>/dev/null || { echo "$TP_PROG is gone before '$*'"; return 1; }
+    echo "$*" >&6 || return 1
+    echo "$*" >> /tmp/tp.cmds
+    TP_PROMPTS=$((TP_PROMPTS + 1))
+    dpdk_prompts $TP_PID "$TP_LOG" $TP_PROMPTS ||
+        { echo "$TP_PROG: no prompt after '$*'"; return 1; }
+}
+
+# tp_close: quit, wait (60 s at most, then kill), show the log; TP_RC is
+# its exit status.
+tp_close() {
+    kill -0 $TP_PID 2>/dev/null && echo quit >&6
+    exec 6>&-
+    tc_n=300
+    while kill -0 $TP_PID 2>/dev/null && [ $tc_n -gt 0 ]; do
+        sleep 0.2
+        tc_n=$((tc_n - 1))
+    done
+    kill -0 $TP_PID 2>/dev/null && { echo "$TP_PROG did not quit within 60 s: killed"; kill -9 $TP_PID; }
+    wait $TP_PID
+    TP_RC=$?
+    echo quit >> /tmp/tp.cmds
+    mv "$TP_LOG" "$TP_LOG.raw"
+    tp_clean "$TP_LOG.raw" /tmp/tp.cmds > "$TP_LOG"
+    cat "$TP_LOG"
+    echo
+}
+
+# tp_clean LOG CMDS: LOG without what the prompt wrote into it. testpmd's
+# prompt and the echo of each command (CMDS, one a line) are written to the
+# terminal at once, while the rest of its output waits in stdio's buffer
+# when that is not a terminal, so a prompt ("testpmd> ") or an echoed
+# command ("stop" and CR LF) can land in the middle of a statistics line.
+# Both are cut out and the line joined again.
+tp_clean() {
+    awk 'NR == FNR { if ($0 != "") cmd[++n] = $0; next }
+        {
+            line = held $0
+            held = ""
+            gsub(/testpmd> /, "", line)
+            if (line ~ /\r$/) {
+                sub(/\r$/, "", line)
+                for (i = 1; i <= n; i++) {
+                    l = length(cmd[i])
+                    if (l <= length(line) && substr(line, length(line) - l + 1) == cmd[i]) {
+                        held = substr(line, 1, length(line) - l)
+                        next
+                    }
+                }
+            }
+            print line
+        }
+        END { if (held != "") print held }' "$2" "$1"
+}
+
+# tp_fwd LOG N PORT FIELD: FIELD (RX-packets, RX-dropped, TX-packets,
+# TX-dropped) of PORT in the forward statistics printed by the N-th stop.
+tp_fwd() {
+    awk -v n="$2" -v p="$3" -v f="$4:" '
+        /Accumulated forward statistics/ { stops++; cur = ""; next }
+        /Forward statistics for port/ { for (i = 1; i <= NF; i++) if ($i == "port") { cur = $(i + 1); break }; next }
+        stops == n - 1 && cur == p { for (i = 1; i < NF; i++) if ($i == f) { print $(i + 1); exit } }' "$1"
+}
+
+# tp_nic LOG PORT FIELD: FIELD (RX-errors, RX-missed, TX-errors, ...) of
+# PORT in the last `show port stats` block of LOG.
+tp_nic() {
+    awk -v p="$2" -v f="$3:" '
+        /NIC statistics for port/ { for (i = 1; i <= NF; i++) if ($i == "port") { cur = $(i + 1); break }; next }
+        /^ *#####/ { cur = ""; next }
+        cur == p { for (i = 1; i < NF; i++) if ($i == f) v = $(i + 1) }
+        END { print v }' "$1"
+}
+
+# --- Kernel peers of a testpmd (the net-peers-SHAPE jobs) --------------------
+# Two ports for a testpmd, A on QEMU hub 0 and B on hub 1, and on each hub a
+# NIC that stays on the kernel's driver as their peer, K0 and K1. The hubs
+# are apart, so io forwarding between A and B makes no loop. Traffic exists
+# only while a check makes it, and each check waits until it has all
+# arrived, so no frame of one check is counted by another.
+#   K0 198.18.10.1/24 (pktgen, ping) -- hub 0 -- port 0 = A (198.18.10.2 for icmpecho)
+#   K1 198.18.11.1/24 (pktgen, ping) -- hub 1 -- port 1 = B (198.18.11.2 for icmpecho)
+# Frames go in rounds that fit in a receiving ring (256 descriptors) even
+# before its driver looks at it. A stream that outruns the receiver makes
+# QEMU queue frames for the full NIC, and its e1000 then drops them as
+# missed (seen with a kernel peer busy running pktgen: 2000 frames sent,
+# 745 received, rx_missed_errors up): a count that depends on the host's
+# speed, not on the driver under test.
+NP_ROUND=200    # frames in each pktgen round
+NP_ROUNDS=5     # pktgen rounds per stream
+NP_FRAMES=$((NP_ROUND * NP_ROUNDS))
+NP_BURSTS=4     # rounds of `start tx_first` (a burst of 32 from each port)
+NP_PINGS=20     # echo requests to each icmpecho port
+
+# net_peers_setup A K0 B K1: a step; note the NICs' MAC addresses, bring K0
+# and K1 up with their addresses, and give A and B to vfio-pci. Sets the
+# NP_* variables the other net_* steps use.
+net_peers_setup() {
+    NP_A=$1 NP_B=$3
+    NP_K0=$(net_dev "$2") NP_K1=$(net_dev "$4")
+    NP_A_MAC=$(net_mac "$1") NP_B_MAC=$(net_mac "$3")
+    NP_K0_MAC=$(net_mac "$2") NP_K1_MAC=$(net_mac "$4")
+    check "A ($1) sorts before B ($3): ports 0 and 1" \
+        test "$(printf '%s\n' "$1" "$3" | sort | head -1)" = "$1"
+    check "A $1 has a MAC ($NP_A_MAC)" test -n "$NP_A_MAC"
+    check "B $3 has a MAC ($NP_B_MAC)" test -n "$NP_B_MAC"
+    net_up "$2" 198.18.10.1/24
+    check "K0 $2 ($NP_K0, $NP_K0_MAC) up with 198.18.10.1/24 and carrier" carrier_is "$NP_K0" 1
+    net_up "$4" 198.18.11.1/24
+    check "K1 $4 ($NP_K1, $NP_K1_MAC) up with 198.18.11.1/24 and carrier" carrier_is "$NP_K1" 1
+    vfio_bind "$1"
+    check "A $1 on vfio-pci" test -e "/sys/bus/pci/drivers/vfio-pci/$1"
+    vfio_bind "$3"
+    check "B $3 on vfio-pci" test -e "/sys/bus/pci/drivers/vfio-pci/$3"
+    checks_done
+}
+
+# np_do CMD...: run CMD while the session is healthy (NP_OK=yes); on
+# failure say what failed and mark the session failed, so that later
+# commands are not sent to a testpmd that is gone.
+np_do() {
+    [ "$NP_OK" = yes ] || return 1
+    "$@" && return 0
+    echo "failed: $*"
+    NP_OK=no
+    return 1
+}
+
+# np_pktgen DEV DST_MAC DST_IP [DEV DST_MAC DST_IP]: one pktgen round of
+# NP_ROUND frames from each DEV at once.
+np_pktgen() {
+    pktgen_reset || return 1
+    while [ $# -ge 3 ]; do
+        pktgen_add "$1" $NP_ROUND "$2" "$3" || return 1
+        shift 3
+    done
+    pktgen_run
+}
+
+# np_dpdk_checks LOG MODE: for DPDK's testpmd, that its VFIO used MODE
+# ("Type 1" or "No-IOMMU") and that it numbered A and B as ports 0 and 1.
+np_dpdk_checks() {
+    ndc_type=$(grep -o "IOMMU type [0-9]* ([^)]*)" "$1" | head -1)
+    check "DPDK's VFIO uses $2 (${ndc_type:-no IOMMU type in the log})" test "${ndc_type#*(}" = "$2)"
+    ndc_probed=$(sed -n 's/.*Probe PCI driver: .* device: \([0-9a-f:.]*\).*/\1/p' "$1" | xargs)
+    check "ports 0 and 1 are A and B (probed: $ndc_probed)" test "$ndc_probed" = "$NP_A $NP_B"
+}
+
+# net_counts PROG NAME [DPDK_MODE]: a step; one PROG session on A and B
+# with exact counts against the kernel peers:
+#   rxonly:   pktgen on K0 and K1 sends NP_FRAMES to A and to B (in
+#             rounds); each port's RX-packets is what its peer sent, and
+#             nothing comes back;
+#   txonly:   NP_BURSTS rounds of `start tx_first` (a burst of 32 of
+#             txonly's frames, then rxonly) and stop, A to K0 and B to K1
+#             (--eth-peer): each peer's rx_packets grew by the port's
+#             TX-packets, and no burst lost a frame. (A bounded count that
+#             fits in the peer's ring, not a free-running txonly: see
+#             NP_ROUND.)
+#   io:       pktgen on K0 to K1's MAC enters A, leaves B, and K1's
+#             rx_packets grows by what K0 sent; the same from K1 to K0;
+# and over the session no port counts RX errors or misses and the peers'
+# rx error counters stay 0. DPDK_MODE, for DPDK's testpmd, is the IOMMU
+# type its EAL must set (np_dpdk_checks).
+net_counts() {
+    nc_prog=$1 nc_name=$2 nc_dpdk=${3:-}
+    nc_rx_sent0= nc_rx_sent1= nc_tx_got0= nc_tx_got1= nc_io_sent0= nc_io_sent1= nc_io_got0= nc_io_got1=
+    NP_OK=yes
+    net_snap "$NP_K0" /tmp/k0.start
+    net_snap "$NP_K1" /tmp/k1.start
+    np_do tp_open "$nc_prog" "$nc_name" "$NP_A" "$NP_B" -- \
+        --eth-peer=0,"$NP_K0_MAC" --eth-peer=1,"$NP_K1_MAC"
+    # rxonly: pktgen -> A, pktgen -> B, in rounds. The ports count frames
+    # as their NICs take them; a round fits in a port's ring even before
+    # it polls, and 0.5 s lets it drain the ring.
+    net_snap "$NP_K0" /tmp/k0.snap
+    net_snap "$NP_K1" /tmp/k1.snap
+    np_do tp_cmd set fwd rxonly
+    np_do tp_cmd start
+    nc_rx_sent0=0 nc_rx_sent1=0 nc_i=0
+    while [ $nc_i -lt $NP_ROUNDS ] && np_do np_pktgen "$NP_K0" "$NP_A_MAC" 198.18.10.2 "$NP_K1" "$NP_B_MAC" 198.18.11.2; do
+        nc_rx_sent0=$((nc_rx_sent0 + $(pktgen_sent "$NP_K0"))) nc_rx_sent1=$((nc_rx_sent1 + $(pktgen_sent "$NP_K1")))
+        sleep 0.5
+        nc_i=$((nc_i + 1))
+    done
+    np_do tp_cmd stop
+    nc_rx_back0=$(net_delta "$NP_K0" /tmp/k0.snap rx_packets)
+    nc_rx_back1=$(net_delta "$NP_K1" /tmp/k1.snap rx_packets)
+    # txonly: A -> K0, B -> K1: NP_BURSTS rounds of `start tx_first` (a
+    # burst of 32 of txonly's frames from each port, then rxonly) and stop.
+    net_snap "$NP_K0" /tmp/k0.snap
+    net_snap "$NP_K1" /tmp/k1.snap
+    nc_i=0
+    while [ $nc_i -lt $NP_BURSTS ]; do
+        np_do tp_cmd start tx_first
+        np_do tp_cmd stop
+        nc_i=$((nc_i + 1))
+    done
+    [ $NP_OK = yes ] && nc_tx_got0=$(net_rx_settled "$NP_K0" /tmp/k0.snap $((NP_BURSTS * 32))) &&
+        nc_tx_got1=$(net_rx_settled "$NP_K1" /tmp/k1.snap $((NP_BURSTS * 32)))
+    # io: K0 -> A -> B -> K1 and K1 -> B -> A -> K0, at once. The
+    # destination addresses are no host's: the peers count and drop them.
+    net_snap "$NP_K0" /tmp/k0.snap
+    net_snap "$NP_K1" /tmp/k1.snap
+    np_do tp_cmd set fwd io
+    np_do tp_cmd start
+    nc_io_sent0=0 nc_io_sent1=0 nc_i=0
+    while [ $nc_i -lt $NP_ROUNDS ] && np_do np_pktgen "$NP_K0" "$NP_K1_MAC" 198.18.11.99 "$NP_K1" "$NP_K0_MAC" 198.18.10.99; do
+        nc_io_sent0=$((nc_io_sent0 + $(pktgen_sent "$NP_K0"))) nc_io_sent1=$((nc_io_sent1 + $(pktgen_sent "$NP_K1")))
+        # The peers drain their rings before the next round (see NP_ROUND).
+        wait_for 10 net_rx_reached "$NP_K1" /tmp/k1.snap $nc_io_sent0
+        wait_for 10 net_rx_reached "$NP_K0" /tmp/k0.snap $nc_io_sent1
+        nc_i=$((nc_i + 1))
+    done
+    [ $NP_OK = yes ] && nc_io_got1=$(net_rx_settled "$NP_K1" /tmp/k1.snap $nc_io_sent0) &&
+        nc_io_got0=$(net_rx_settled "$NP_K0" /tmp/k0.snap $nc_io_sent1)
+    np_do tp_cmd stop
+    np_do tp_cmd show port stats all
+    nc_cmds=$NP_OK
+    tp_close
+    net_e1000_stats_fresh
+    echo "---- $nc_prog on port 0 = $NP_A (hub 0, peer $NP_K0), port 1 = $NP_B (hub 1, peer $NP_K1)"
+    check "$nc_prog took every command and quit" test "$nc_cmds" = yes
+    check "$nc_prog exited 0 (exit $TP_RC)" test "$TP_RC" -eq 0
+    [ -n "$nc_dpdk" ] && np_dpdk_checks "$TP_LOG" "$nc_dpdk"
+    # rxonly
+    nc_a=$(tp_fwd "$TP_LOG" 1 0 RX-packets) nc_b=$(tp_fwd "$TP_LOG" 1 1 RX-packets)
+    echo "net rxonly: pktgen $NP_K0 sent ${nc_rx_sent0:-?}, port 0 RX-packets ${nc_a:-?}; pktgen $NP_K1 sent ${nc_rx_sent1:-?}, port 1 RX-packets ${nc_b:-?}"
+    check "pktgen on $NP_K0 sent $NP_FRAMES (${nc_rx_sent0:-none})" test "${nc_rx_sent0:-0}" -eq $NP_FRAMES
+    check "pktgen on $NP_K1 sent $NP_FRAMES (${nc_rx_sent1:-none})" test "${nc_rx_sent1:-0}" -eq $NP_FRAMES
+    check "rxonly port 0 RX-packets (${nc_a:-none}) = what $NP_K0 sent" test "${nc_a:--1}" -eq "${nc_rx_sent0:-0}"
+    check "rxonly port 1 RX-packets (${nc_b:-none}) = what $NP_K1 sent" test "${nc_b:--1}" -eq "${nc_rx_sent1:-0}"
+    for nc_p in 0 1; do
+        nc_v=$(tp_fwd "$TP_LOG" 1 $nc_p RX-dropped)
+        check "rxonly port $nc_p RX-dropped 0 (${nc_v:-none})" test "${nc_v:--1}" -eq 0
+    done
+    check "rxonly: nothing came back to the peers ($nc_rx_back0, $nc_rx_back1)" \
+        test "$nc_rx_back0" -eq 0 -a "$nc_rx_back1" -eq 0
+    # txonly: stops 2 .. NP_BURSTS + 1
+    nc_a=0 nc_b=0 nc_i=2
+    while [ $nc_i -le $((NP_BURSTS + 1)) ]; do
+        nc_a=$((nc_a + $(tp_fwd "$TP_LOG" $nc_i 0 TX-packets | grep . || echo -1000000)))
+        nc_b=$((nc_b + $(tp_fwd "$TP_LOG" $nc_i 1 TX-packets | grep . || echo -1000000)))
+        nc_i=$((nc_i + 1))
+    done
+    echo "net txonly: port 0 TX-packets ${nc_a:-?}, $NP_K0 rx_packets +${nc_tx_got0:-?}; port 1 TX-packets ${nc_b:-?}, $NP_K1 rx_packets +${nc_tx_got1:-?}"
+    check "txonly port 0 sent its $NP_BURSTS bursts (TX-packets ${nc_a:-none})" test "${nc_a:--1}" -eq $((NP_BURSTS * 32))
+    check "txonly port 1 sent its $NP_BURSTS bursts (TX-packets ${nc_b:-none})" test "${nc_b:--1}" -eq $((NP_BURSTS * 32))
+    check "$NP_K0 rx_packets grew by port 0's TX-packets (+${nc_tx_got0:-none})" test "${nc_tx_got0:--1}" -eq "${nc_a:--2}"
+    check "$NP_K1 rx_packets grew by port 1's TX-packets (+${nc_tx_got1:-none})" test "${nc_tx_got1:--1}" -eq "${nc_b:--2}"
+    # io: the last stop
+    nc_s=$((NP_BURSTS + 2))
+    nc_a=$(tp_fwd "$TP_LOG" $nc_s 0 RX-packets) nc_b=$(tp_fwd "$TP_LOG" $nc_s 1 TX-packets)
+    echo "net io: pktgen $NP_K0 sent ${nc_io_sent0:-?}, port 0 RX-packets ${nc_a:-?}, port 1 TX-packets ${nc_b:-?}, $NP_K1 rx_packets +${nc_io_got1:-?}"
+    check "pktgen on $NP_K0 sent $NP_FRAMES (${nc_io_sent0:-none})" test "${nc_io_sent0:-0}" -eq $NP_FRAMES
+    check "io port 0 RX-packets (${nc_a:-none}) = what $NP_K0 sent" test "${nc_a:--1}" -eq "${nc_io_sent0:-0}"
+    check "io port 1 TX-packets (${nc_b:-none}) = what port 0 received" test "${nc_b:--1}" -eq "${nc_a:--2}"
+    check "$NP_K1 rx_packets grew by what $NP_K0 sent (+${nc_io_got1:-none})" test "${nc_io_got1:--1}" -eq "${nc_io_sent0:-0}"
+    nc_a=$(tp_fwd "$TP_LOG" $nc_s 1 RX-packets) nc_b=$(tp_fwd "$TP_LOG" $nc_s 0 TX-packets)
+    echo "net io: pktgen $NP_K1 sent ${nc_io_sent1:-?}, port 1 RX-packets ${nc_a:-?}, port 0 TX-packets ${nc_b:-?}, $NP_K0 rx_packets +${nc_io_got0:-?}"
+    check "pktgen on $NP_K1 sent $NP_FRAMES (${nc_io_sent1:-none})" test "${nc_io_sent1:-0}" -eq $NP_FRAMES
+    check "io port 1 RX-packets (${nc_a:-none}) = what $NP_K1 sent" test "${nc_a:--1}" -eq "${nc_io_sent1:-0}"
+    check "io port 0 TX-packets (${nc_b:-none}) = what port 1 received" test "${nc_b:--1}" -eq "${nc_a:--2}"
+    check "$NP_K0 rx_packets grew by what $NP_K1 sent (+${nc_io_got0:-none})" test "${nc_io_got0:--1}" -eq "${nc_io_sent1:-0}"
+    for nc_p in 0 1; do
+        for nc_f in TX-dropped RX-dropped; do
+            nc_v=$(tp_fwd "$TP_LOG" $nc_s $nc_p $nc_f)
+            check "io port $nc_p $nc_f 0 (${nc_v:-none})" test "${nc_v:--1}" -eq 0
+        done
+    done
+    # The whole session, from the ports' and the peers' own counters.
+    for nc_p in 0 1; do
+        for nc_f in RX-errors RX-missed TX-errors; do
+            nc_v=$(tp_nic "$TP_LOG" $nc_p $nc_f)
+            check "port $nc_p $nc_f 0 over the session (${nc_v:-none})" test "${nc_v:--1}" -eq 0
+        done
+    done
+    for nc_k in "$NP_K0 /tmp/k0.start" "$NP_K1 /tmp/k1.start"; do
+        set -- $nc_k
+        for nc_c in $NET_RX_COUNTERS; do
+            [ $nc_c = rx_packets ] && continue
+            nc_v=$(net_delta "$1" "$2" $nc_c)
+            check "$1 $nc_c did not grow (+$nc_v)" test "$nc_v" -eq 0
+        done
+    done
+    checks_done
+}
+
+# net_icmpecho PROG NAME [DPDK_MODE]: a step; PROG in icmpecho on A alone,
+# then on B alone (a single port answers on itself), while busybox ping on
+# the hub's peer sends NP_PINGS echo requests through the kernel's stack:
+# every one is answered, and the port answered every frame it got (the
+# peer's ARP requests and pings).
+net_icmpecho() {
+    ni_prog=$1 ni_name=$2 ni_dpdk=${3:-}
+    for ni_side in "$NP_A $NP_K0 198.18.10.2" "$NP_B $NP_K1 198.18.11.2"; do
+        set -- $ni_side
+        NP_OK=yes
+        np_do tp_open "$ni_prog" "$ni_name-$1" "$1"
+        np_do tp_cmd set fwd icmpecho
+        np_do tp_cmd start
+        ni_got=0
+        # The peer forgets the port's MAC, so that the port answers its ARP
+        # request first.
+        ip neigh flush dev "$2"
+        [ $NP_OK = yes ] && ni_got=$(ping_replies "$2" "$3" $NP_PINGS | tee /tmp/ping.show | tail -1)
+        np_do tp_cmd stop
+        ni_cmds=$NP_OK
+        tp_close
+        sed '$d' /tmp/ping.show 2>/dev/null
+        ni_rx=$(tp_fwd "$TP_LOG" 1 0 RX-packets) ni_tx=$(tp_fwd "$TP_LOG" 1 0 TX-packets)
+        echo "net icmpecho: $2 ping $3 ($1): $ni_got of $NP_PINGS replies; port RX-packets ${ni_rx:-?}, TX-packets ${ni_tx:-?}"
+        check "$ni_prog on $1 took every command and quit" test "$ni_cmds" = yes
+        check "$ni_prog exited 0 (exit $TP_RC)" test "$TP_RC" -eq 0
+        [ -n "$ni_dpdk" ] && check "DPDK's VFIO uses $ni_dpdk" \
+            grep -q "IOMMU type [0-9]* ($ni_dpdk)" "$TP_LOG"
+        check "every ping from $2 to $3 answered ($ni_got of $NP_PINGS)" test "$ni_got" -eq $NP_PINGS
+        check "the port got the pings and the ARP request (RX-packets ${ni_rx:-none})" test "${ni_rx:-0}" -gt $NP_PINGS
+        check "the port answered every frame (TX-packets ${ni_tx:-none} = RX-packets)" test "${ni_tx:--1}" -eq "${ni_rx:--2}"
+    done
+    checks_done
+}
+
+# net_peers_dpdk MODE: steps net-dpdk-VERSION-counts and -icmpecho with the
+# newest DPDK in the guest, whose EAL must use IOMMU type MODE: the peer
+# machinery checked against DPDK's own testpmd.
+net_peers_dpdk() {
+    npd_v=$(dpdk_newest 2>/tmp/dpdk-newest) || {
+        run net-dpdk sh -c 'cat /tmp/dpdk-newest; exit 1'
+        return 1
+    }
+    npd_rc=0
+    run "net-dpdk-$npd_v-counts" net_counts "dpdk-testpmd-$npd_v" "dpdk-$npd_v" "$1" || npd_rc=1
+    run "net-dpdk-$npd_v-icmpecho" net_icmpecho "dpdk-testpmd-$npd_v" "dpdk-$npd_v-ping" "$1" || npd_rc=1
+    return $npd_rc
+}
+
+# net_peers_vfiokit: vfiokit-testpmd against the same peers: net_counts
+# once per VFIO mode the shape offers A (steps net-counts-MODE; the mode
+# decides how the NICs' DMA is translated), and net_icmpecho in the mode
+# 'auto' picks (step net-icmpecho).
+net_peers_vfiokit() {
+    if ! command -v vfiokit-testpmd > /dev/null; then
+        skip net-vfiokit "vfiokit-testpmd is not in this guest (lab.py --bin)"
+        return 0
+    fi
+    npv_rc=0
+    each_mode net-counts "$NP_A" net_counts vfiokit-testpmd vfiokit || npv_rc=1
+    run net-icmpecho net_icmpecho vfiokit-testpmd vfiokit-ping || npv_rc=1
+    return $npv_rc
+}

@@ -1,0 +1,23 @@
+# Packet I/O against peers that are not ours, on the modern shape (7.3
+# pair): the guest kernel's pktgen, IPv4 stack (busybox ping) and NIC
+# counters on the e1000e at 00:05.0 (hub 0) and the e1000 at 00:0b.0
+# (hub 1), against a testpmd on the igb PF at 00:04.0 (hub 0, port 0) and
+# the e1000 at 00:0a.0 (hub 1, port 1), through VFIO with a 48-bit IOMMU.
+# First DPDK's testpmd, then vfiokit-testpmd in every VFIO mode the shape
+# offers.
+run net-peers-setup net_peers_setup 0000:00:04.0 0000:00:05.0 0000:00:0a.0 0000:00:0b.0
+net_peers_dpdk "Type 1"
+net_peers_vfiokit
+
+# Then each DPDK in the guest (lab.py --dpdk) forwards through VFIO group
+# mode with the type1 IOMMU between NICs on hub 0: the igb PF (00:04.0,
+# net_e1000's igb driver) and the e1000e (00:05.0, em) as step
+# dpdk-peer-VERSION, then the modern-only virtio-net with iommu_platform
+# (00:06.0, net_virtio) and the e1000e as step dpdk-peer-VERSION-virtio;
+# last, since ports on one hub make a loop.
+vfio_bind 0000:00:05.0
+vfio_bind 0000:00:06.0
+dpdk_peers "Type 1" 0000:00:04.0 0000:00:05.0
+for v in $(dpdk_versions); do
+    run "dpdk-peer-$v-virtio" dpdk_peer_step "$v" "Type 1" 0000:00:05.0 0000:00:06.0
+done
