@@ -13,10 +13,10 @@
 
 namespace vfiokit::igb {
 
-namespace {
-
 using namespace std::chrono_literals;
 namespace off = ethdev::offload;
+
+namespace {
 
 constexpr std::uint32_t kEtherHdr = 14, kVlanTag = 4, kCrc = 4;
 // RLPML is 14 bits wide (8.10.6).
@@ -53,15 +53,15 @@ bool IgbPort::poll(F done, std::chrono::milliseconds limit) {
 std::string IgbPort::who() const { return std::string(kDriverName) + " " + dev_->address().str(); }
 
 Result<std::unique_ptr<IgbPort>> IgbPort::open(pci::PciDevice& dev) {
-    const std::string who = std::string(kDriverName) + " " + dev.address().str();
+    const std::string name = std::string(kDriverName) + " " + dev.address().str();
     auto bar = dev.map_bar(0);
     if (!bar)
-        return fail(std::move(bar.error()).context(who));
+        return fail(std::move(bar.error()).context(name));
     // Every register the driver uses is below 0x10000 (queues end at 0xE3FF).
     if (!bar->mapped(0, 0x10000))
-        return fail(Error(ENODEV, "BAR0 registers are not mmap()able").context(who));
+        return fail(Error(ENODEV, "BAR0 registers are not mmap()able").context(name));
     if (auto r = dev.enable_memory_and_bus_master(); !r)
-        return fail(std::move(r.error()).context(who));
+        return fail(std::move(r.error()).context(name));
     std::unique_ptr<IgbPort> p(new IgbPort(dev, std::move(*bar)));
     if (auto info = dev.irq_info(pci::IrqType::msix))
         p->msix_vectors_ = info->count;
@@ -103,7 +103,7 @@ IgbPort::~IgbPort() {
 // so no DMA is in flight, then CTRL.RST, which restores every register
 // but the PCI configuration and reloads the MAC address from the EEPROM.
 Result<void> IgbPort::reset() {
-    regs::Imc::zero().set_mask(~0u).write(bar_);
+    regs::Imc::zero().set_value(~0u).write(bar_);
     regs::Rctl::zero().write(bar_);
     regs::Tctl::zero().set_psp(1).write(bar_);
     regs::Ctrl::read(bar_).set_gio_master_disable(1).write(bar_);
@@ -114,7 +114,7 @@ Result<void> IgbPort::reset() {
     std::this_thread::sleep_for(1ms);
     if (!poll([&] { return regs::Ctrl::read(bar_).rst() == 0; }, 100ms))
         return fail(Error(ETIMEDOUT, "device reset: CTRL.RST still set after 100 ms").context(who()));
-    regs::Imc::zero().set_mask(~0u).write(bar_);
+    regs::Imc::zero().set_value(~0u).write(bar_);
     (void)regs::Icr::read(bar_);
     // Driver loaded (firmware hand-off), and PF reset done so that VFs'
     // mailboxes work (7.8.2.9.2).
@@ -401,16 +401,18 @@ void IgbPort::configure_rss() {
     }
     for (unsigned i = 0; i < regs::kRssKeyBytes / 4; ++i) {
         const auto* k = &kDefaultRssKey[4 * i];
+        const Indexed rssrk(bar_, i, 4);
         regs::Rssrk::zero()
             .set_key(k[0] | (std::uint32_t{k[1]} << 8) | (std::uint32_t{k[2]} << 16) |
                      (std::uint32_t{k[3]} << 24))
-            .write(Indexed(bar_, i, 4));
+            .write(rssrk);
     }
     for (unsigned w = 0; w < regs::kRetaEntries / 4; ++w) {
         std::uint32_t v = 0;
         for (unsigned b = 0; b < 4; ++b)
             v |= std::uint32_t{reta_entry(4 * w + b, nb_rxq_)} << (8 * b);
-        regs::Reta::zero().set_entries(v).write(Indexed(bar_, w, 4));
+        const Indexed reta(bar_, w, 4);
+        regs::Reta::zero().set_entries(v).write(reta);
     }
     regs::Mrqc::from_raw(mrqc_fields(conf_.rss_hf)).set_enable(regs::kMrqcRss).write(bar_);
 }
@@ -466,7 +468,7 @@ void IgbPort::disable_queues() {
             (void)poll([&] { return regs::Txdctl::read(io).enable() == 0; }, 10ms);
         }
     }
-    regs::Eimc::zero().set_bits(~0u).write(bar_);
+    regs::Eimc::zero().set_value(~0u).write(bar_);
     irqs_.reset();
 }
 
@@ -538,11 +540,12 @@ Result<void> IgbPort::start_rx_interrupts() {
         else
             v.set_rx_hi_vector(vec).set_rx_hi_valid(1);
         v.write(ivar);
-        regs::Eitr::zero().write(Indexed(bar_, vec, 4));
+        const Indexed eitr(bar_, vec, 4);
+        regs::Eitr::zero().write(eitr);
         rx_bits |= 1u << vec;
     }
-    regs::Eimc::zero().set_bits(~0u).write(bar_);
-    regs::Eiac::zero().set_bits(rx_bits).write(bar_);
+    regs::Eimc::zero().set_value(~0u).write(bar_);
+    regs::Eiac::zero().set_value(rx_bits).write(bar_);
     return {};
 }
 
@@ -557,14 +560,14 @@ Result<int> IgbPort::rx_intr_fd(std::uint16_t q) {
 Result<void> IgbPort::rx_intr_enable(std::uint16_t q) {
     if (!irqs_ || q >= nb_rxq_)
         return fail(Error(EINVAL, "rx queue " + std::to_string(q) + " has no interrupt").context(who()));
-    regs::Eims::zero().set_bits(1u << (1u + q)).write(bar_);
+    regs::Eims::zero().set_value(1u << (1u + q)).write(bar_);
     return {};
 }
 
 Result<void> IgbPort::rx_intr_disable(std::uint16_t q) {
     if (!irqs_ || q >= nb_rxq_)
         return fail(Error(EINVAL, "rx queue " + std::to_string(q) + " has no interrupt").context(who()));
-    regs::Eimc::zero().set_bits(1u << (1u + q)).write(bar_);
+    regs::Eimc::zero().set_value(1u << (1u + q)).write(bar_);
     return {};
 }
 

@@ -108,7 +108,7 @@ struct Ims : Register<Ims, std::uint32_t, 0x00D0> {
     VFIOKIT_FIELD(2, 2, lsc)
 };
 struct Imc : Register<Imc, std::uint32_t, 0x00D8> {
-    VFIOKIT_FIELD(31, 0, mask)
+    VFIOKIT_FIELD(31, 0, value)
 };
 // 8.8.10 General Purpose Interrupt Enable.
 struct Gpie : Register<Gpie, std::uint32_t, 0x1514> {
@@ -119,12 +119,12 @@ struct Gpie : Register<Gpie, std::uint32_t, 0x1514> {
 };
 // 8.8.3-8.8.8 Extended interrupt cause/mask registers: one bit per MSI-X
 // vector in MSI-X mode.
-struct Eicr : Register<Eicr, std::uint32_t, 0x1580> { VFIOKIT_FIELD(31, 0, bits) };
-struct Eics : Register<Eics, std::uint32_t, 0x1520> { VFIOKIT_FIELD(31, 0, bits) };
-struct Eims : Register<Eims, std::uint32_t, 0x1524> { VFIOKIT_FIELD(31, 0, bits) };
-struct Eimc : Register<Eimc, std::uint32_t, 0x1528> { VFIOKIT_FIELD(31, 0, bits) };
-struct Eiac : Register<Eiac, std::uint32_t, 0x152C> { VFIOKIT_FIELD(31, 0, bits) };
-struct Eiam : Register<Eiam, std::uint32_t, 0x1530> { VFIOKIT_FIELD(31, 0, bits) };
+struct Eicr : Register<Eicr, std::uint32_t, 0x1580> { VFIOKIT_FIELD(31, 0, value) };
+struct Eics : Register<Eics, std::uint32_t, 0x1520> { VFIOKIT_FIELD(31, 0, value) };
+struct Eims : Register<Eims, std::uint32_t, 0x1524> { VFIOKIT_FIELD(31, 0, value) };
+struct Eimc : Register<Eimc, std::uint32_t, 0x1528> { VFIOKIT_FIELD(31, 0, value) };
+struct Eiac : Register<Eiac, std::uint32_t, 0x152C> { VFIOKIT_FIELD(31, 0, value) };
+struct Eiam : Register<Eiam, std::uint32_t, 0x1530> { VFIOKIT_FIELD(31, 0, value) };
 // 8.8.12 Interrupt Throttle, one per vector (stride 4): 0 = no throttling.
 struct Eitr : Register<Eitr, std::uint32_t, 0x1680> {
     VFIOKIT_FIELD(14, 2, interval)
@@ -185,7 +185,7 @@ struct Rah : Register<Rah, std::uint32_t, 0x5404> {
 };
 inline constexpr std::size_t kRarStride = 8;
 // 8.10.11 Multicast Table Array, 128 words.
-struct Mta : Register<Mta, std::uint32_t, 0x5200> { VFIOKIT_FIELD(31, 0, bits) };
+struct Mta : Register<Mta, std::uint32_t, 0x5200> { VFIOKIT_FIELD(31, 0, value) };
 inline constexpr unsigned kMtaWords = 128;
 // 8.10.13 Multiple Receive Queues Command.
 struct Mrqc : Register<Mrqc, std::uint32_t, 0x5818> {
