@@ -59,7 +59,8 @@ std::uint16_t rx_burst(void* rxq, mbuf::Mbuf** pkts, std::uint16_t n) {
         const bool eop = (status & rxd::kEop) != 0;
         if (q.discard || !eop || (status & rxd::kErrRxe)) {
             q.discard = !eop;
-            ++q.errors;
+            if (eop)
+                ++q.errors;  // one per frame, at its last descriptor
             m->free();
             continue;
         }
