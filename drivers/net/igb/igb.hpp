@@ -51,7 +51,7 @@ public:
     IgbDevice(const IgbDevice&) = delete;
     IgbDevice& operator=(const IgbDevice&) = delete;
     // The ethdev port id given at probe (free again once the port is closed).
-    [[nodiscard]] std::uint16_t port() const { return port_; }
+    [[nodiscard]] std::uint16_t port_id() const { return port_; }
 
 private:
     std::uint16_t port_;
