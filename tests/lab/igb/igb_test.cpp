@@ -244,6 +244,7 @@ TEST_P(Igb, RssSpreadsFlowsOverQueuesAsTheHashSays) {
     conf.rx_offloads = off::kRxRssHash;
     conf.rss_hf = ethdev::rss::kIpv4 | ethdev::rss::kIpv4Udp;
     ASSERT_NO_FATAL_FAILURE(bring_up(kQueues, conf));
+    ASSERT_TRUE(ethdev::stats_reset(port()));
     testing::PacketSocket peer(suite().peer_if);
     ASSERT_GE(peer.fd(), 0) << peer.error();
     constexpr unsigned kFlows = 64, kPerFlow = 3;
