@@ -41,6 +41,7 @@ namespace vfiokit::igb {
 
 inline constexpr std::uint16_t kVendorIntel = 0x8086;
 inline constexpr std::uint16_t kDevice82576 = 0x10c9;
+inline constexpr std::uint16_t kDevice82576Vf = 0x10ca;
 inline constexpr char kDriverName[] = "net_e1000_igb";
 
 // What the bus keeps per probed device: the port it attached.
@@ -69,7 +70,18 @@ public:
                                                            const pci::DriverArgs& args) override;
 };
 
-// The registered driver (register.cpp, in programs linked with igb_pmd_dep).
+// The VF side (8086:10ca, net_e1000_igb_vf): two queue pairs, bring-up and
+// MAC through the PF/VF mailbox; the PF's driver (the kernel's igb) owns
+// filters, CRC and VLAN stripping (vf.hpp).
+class IgbVfDriver final : public pci::DriverFor<IgbDevice> {
+public:
+    IgbVfDriver();
+    [[nodiscard]] Result<std::unique_ptr<IgbDevice>> probe(pci::PciDevice& dev,
+                                                           const pci::DriverArgs& args) override;
+};
+
+// The registered drivers (register.cpp, in programs linked with igb_pmd_dep).
 [[nodiscard]] IgbDriver& driver();
+[[nodiscard]] IgbVfDriver& vf_driver();
 
 }  // namespace vfiokit::igb

@@ -97,8 +97,9 @@ protected:
     mbuf::Mbuf* packet(std::uint16_t len) {
         mbuf::Mbuf* m = pool_->alloc();
         EXPECT_NE(m, nullptr);
-        if (m != nullptr)
+        if (m != nullptr) {
             EXPECT_NE(m->append(len), nullptr);
+        }
         return m;
     }
     std::uint32_t tail(std::uint32_t off) { return bar_.read<std::uint32_t>(off); }
