@@ -19,7 +19,8 @@
 // or queue is ENODEV / EINVAL naming it and how many there are.
 //
 // The per-packet path: rx_burst/tx_burst read the port's FastPath entry
-// (burst functions and queue pointers, set by start and cleared by stop)
+// (burst functions and queue pointers, set by start; stop puts back idle
+// functions)
 // and call the driver's function. Ports that are not started have burst
 // functions that return 0, so a poll loop racing a stop never crashes.
 // Port and queue numbers are not checked there (as in DPDK); the control
@@ -33,11 +34,13 @@
 // dma_alloc() (EAL memory, DMA-mapped in the default container).
 //
 // Thread-safety: control calls are for one thread at a time (the EAL lock
-// is taken inside). rx_burst on one queue from one thread; tx_burst on one
+// is taken inside; without an EAL, as in host tests with software ports,
+// ethdev's own lock). rx_burst on one queue from one thread; tx_burst on one
 // queue from one thread; different queues from different threads.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -56,27 +59,40 @@ inline constexpr std::uint16_t kMaxQueues = 16;
 using RxBurst = std::uint16_t (*)(void* rxq, mbuf::Mbuf** pkts, std::uint16_t n);
 using TxBurst = std::uint16_t (*)(void* txq, mbuf::Mbuf** pkts, std::uint16_t n);
 
+// The burst functions of a port that is not started: they take and give
+// nothing. Every FastPath entry starts with them (constant initialization,
+// so even a poll before main() is safe) and stop() puts them back.
+std::uint16_t idle_rx_burst(void* rxq, mbuf::Mbuf** pkts, std::uint16_t n);
+std::uint16_t idle_tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n);
+
 // What rx_burst/tx_burst read: one cache-line-aligned entry per port.
+// start() writes the queue pointers, then the functions (release); stop()
+// puts the idle functions back and leaves the queue pointers, so a poll
+// racing a stop calls either the driver with its queue (still allocated:
+// queues are released only by close or a new configure) or the idle
+// function. Read without a lock: on x86 the acquire load is a plain load.
 struct alignas(64) FastPath {
-    RxBurst rx;
-    TxBurst tx;
-    std::array<void*, kMaxQueues> rxq;
-    std::array<void*, kMaxQueues> txq;
+    RxBurst rx = idle_rx_burst;
+    TxBurst tx = idle_tx_burst;
+    std::array<void*, kMaxQueues> rxq{};
+    std::array<void*, kMaxQueues> txq{};
 };
 extern FastPath fast_path[kMaxPorts];
 
 // Receives up to n packets from queue q; returns how many were stored in pkts.
 inline std::uint16_t rx_burst(std::uint16_t port, std::uint16_t q, mbuf::Mbuf** pkts,
                               std::uint16_t n) {
-    const FastPath& p = fast_path[port];
-    return p.rx(p.rxq[q], pkts, n);
+    FastPath& p = fast_path[port];
+    const RxBurst fn = std::atomic_ref<RxBurst>(p.rx).load(std::memory_order_acquire);
+    return fn(std::atomic_ref<void*>(p.rxq[q]).load(std::memory_order_relaxed), pkts, n);
 }
 // Queues up to n packets on queue q; returns how many the driver took (it
 // frees them when sent). The others remain the caller's.
 inline std::uint16_t tx_burst(std::uint16_t port, std::uint16_t q, mbuf::Mbuf** pkts,
                               std::uint16_t n) {
-    const FastPath& p = fast_path[port];
-    return p.tx(p.txq[q], pkts, n);
+    FastPath& p = fast_path[port];
+    const TxBurst fn = std::atomic_ref<TxBurst>(p.tx).load(std::memory_order_acquire);
+    return fn(std::atomic_ref<void*>(p.txq[q]).load(std::memory_order_relaxed), pkts, n);
 }
 
 // Offload capability / request bits (DPDK's RTE_ETH_{RX,TX}_OFFLOAD_*).
@@ -220,9 +236,13 @@ public:
 // its port.
 [[nodiscard]] Result<std::uint16_t> attach(std::unique_ptr<PortOps> ops);
 // The driver's remove: stops the port whose ops are `ops` if it is started,
-// releases its queues, destroys the ops and frees the id. Nothing when the
-// application closed that port already (close() destroyed the ops), so a
-// driver instance can call it unconditionally from its destructor.
+// releases its queues, destroys the ops and frees the id. When the
+// application closed that port already, close() kept the ops (stopped,
+// queues released, id free) for this call, which only destroys them now:
+// the ops' address cannot be reused while the driver still holds it, so
+// detach never reaches a port attached later. A driver instance calls it
+// unconditionally from its destructor; nullptr or an unknown ops is a
+// no-op.
 void detach(const PortOps* ops);
 // DMA-able memory for rings: zeroed, `align`-aligned, from the heap of
 // `socket` of this process's EAL; its IOVA through iova_of. ENODEV without
@@ -243,8 +263,13 @@ void dma_free(DmaMemory& m);
 [[nodiscard]] Result<std::uint16_t> find(PciAddress addr);
 [[nodiscard]] Result<DevInfo> info(std::uint16_t port);
 
+// Configuring again (stopped, or configured) releases the queues of the
+// previous configuration first, as DPDK does; EBUSY while started.
 [[nodiscard]] Result<void> configure(std::uint16_t port, std::uint16_t nb_rxq,
                                      std::uint16_t nb_txq, const PortConf& conf);
+// nb_desc 0 asks for the default: 512, within the driver's limits. Setting
+// a queue up again replaces it. rx: ENOMEM when `pool` cannot fill this
+// ring besides every other rx ring already set up on it (any port).
 [[nodiscard]] Result<void> rx_queue_setup(std::uint16_t port, std::uint16_t q,
                                           std::uint16_t nb_desc, int socket,
                                           const RxConf& conf, mbuf::MbufPool& pool);
@@ -252,8 +277,11 @@ void dma_free(DmaMemory& m);
                                           std::uint16_t nb_desc, int socket,
                                           const TxConf& conf);
 [[nodiscard]] Result<void> start(std::uint16_t port);
+// A port that is not started: nothing to do (as DPDK's).
 [[nodiscard]] Result<void> stop(std::uint16_t port);
-// Stops, releases the queues and detaches: the id is free afterwards.
+// Stops, releases the queues and frees the id (a later attach may take
+// it). The driver's ops stay alive until the driver's detach() (the device
+// is still the driver's until it is removed).
 [[nodiscard]] Result<void> close(std::uint16_t port);
 
 [[nodiscard]] Result<Link> link_get(std::uint16_t port);         // waits up to 9 s for up

@@ -94,7 +94,7 @@ struct alignas(64) Mbuf {
     std::uint16_t buf_len = 0;         // the buffer's size, headroom included
     std::uint16_t priv_size = 0;       // application area after the header
     // --- cache line 1
-    Mbuf* next = nullptr;
+    alignas(64) Mbuf* next = nullptr;
     MbufPool* pool = nullptr;
     // Tx offload lengths (for checksum offloads).
     std::uint16_t l2_len = 0;
