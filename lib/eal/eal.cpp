@@ -27,8 +27,17 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
                     [](std::uint64_t mb) { return mb > kMaxMemoryMb; }))
         return fail(Error(EINVAL, "EAL init: -m/--socket-mem above " +
                                       std::to_string(kMaxMemoryMb) + " MiB (128 TiB)"));
+    // Checked again when it becomes current; here so that a second init
+    // fails for what it is, before its lcores collide with the first's.
+    if (current() != nullptr)
+        return fail(Error(EBUSY, "EAL init: this process already has an EAL")
+                        .hint("destroy the first Eal before initialising another"));
     std::unique_ptr<Eal> e(new Eal());
     e->opts_ = o;
+    auto lc = Lcores::start(o.lcores, o.main_lcore_id());
+    if (!lc)
+        return fail(std::move(lc.error()).context("EAL init"));
+    e->lcores_ = std::move(*lc);
     std::optional<mp::RuntimeDir> dir;
     if (o.multi_process) {
         auto d = mp::open_runtime_dir(o.file_prefix);
@@ -178,6 +187,9 @@ Result<void> Eal::make_current() {
 }
 
 Eal::~Eal() {
+    // Functions launched on workers may use this EAL: wait for them while
+    // it is still whole.
+    lcores_.reset();
     // Leaves current() first: nothing may reach this EAL while it goes.
     Eal* self = this;
     g_current.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);

@@ -167,6 +167,40 @@ Result<void> opt_file_prefix(std::string_view opt, std::string_view v, Options& 
     return {};
 }
 
+// -l, -c and --lcores say the same thing three ways: one of them.
+Result<void> set_lcores(std::string_view opt, Result<std::vector<LcoreCpus>> ls, Options& o) {
+    if (!ls)
+        return fail(std::move(ls.error()));
+    if (!o.lcores.empty())
+        return fail(bad(opt, "lcores are already given: use one of -l, -c, --lcores, once"));
+    o.lcores = std::move(*ls);
+    return {};
+}
+
+Result<void> opt_corelist(std::string_view opt, std::string_view v, Options& o) {
+    return set_lcores(opt, parse_corelist(v), o);
+}
+
+Result<void> opt_coremask(std::string_view opt, std::string_view v, Options& o) {
+    return set_lcores(opt, parse_coremask(v), o);
+}
+
+Result<void> opt_lcores(std::string_view opt, std::string_view v, Options& o) {
+    return set_lcores(opt, parse_lcores(v), o);
+}
+
+Result<void> opt_main_lcore(std::string_view opt, std::string_view v, Options& o) {
+    unsigned n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n, 10);
+    if (ec != std::errc() || p != v.data() + v.size() || v.empty())
+        return fail(bad(opt, "'" + std::string(v) + "' is not an lcore id"));
+    if (n >= kMaxLcores)
+        return fail(bad(opt, "lcore " + std::string(v) + " is not below " +
+                                 std::to_string(kMaxLcores)));
+    o.main_lcore = n;
+    return {};
+}
+
 // Every EAL option, once. Usage text, parsing and the header all come from
 // here.
 constexpr OptionSpec kOptions[] = {
@@ -189,6 +223,15 @@ constexpr OptionSpec kOptions[] = {
      opt_iova_mode},
     {"base-virtaddr", 0, "ADDR", "start of the memory window (decimal or 0x hex)",
      opt_base_virtaddr},
+    {"", 'l', "CORELIST", "lcores on these CPUs, lcore N on CPU N: 0-3,6 (DPDK's -l)",
+     opt_corelist},
+    {"", 'c', "COREMASK", "lcores as a hex mask of CPUs: 0xf is lcores 0-3 (DPDK's -c)",
+     opt_coremask},
+    {"lcores", 0, "MAP",
+     "lcore ids on CPU sets: '0@1,(2-3)@(4-5),6' (DPDK's --lcores; without @, CPU = id)",
+     opt_lcores},
+    {"main-lcore", 0, "ID", "the main lcore, the thread that calls Eal::init (default: the lowest)",
+     opt_main_lcore},
     {"proc-type", 0, "primary|secondary|auto",
      "role among processes sharing a prefix (auto: secondary if a primary runs)", opt_proc_type},
     {"file-prefix", 0, "NAME",
@@ -322,6 +365,16 @@ Result<int> parse_options(int argc, const char* const* argv, Options& out) {
     for (const auto& al : out.allow)
         if (std::find(out.block.begin(), out.block.end(), al.addr) != out.block.end())
             return fail(bad("-a/-b", al.addr.str() + " is both allowed and blocked"));
+    if (out.main_lcore && !out.lcores.empty() &&
+        std::none_of(out.lcores.begin(), out.lcores.end(),
+                     [&](const LcoreCpus& l) { return l.id == *out.main_lcore; })) {
+        std::vector<unsigned> ids;
+        for (const auto& l : out.lcores)
+            ids.push_back(l.id);
+        return fail(bad("--main-lcore", std::to_string(*out.main_lcore) +
+                                            " is not among the lcores (" + format_id_list(ids) +
+                                            ")"));
+    }
     // The environment fills in what the command line left open.
     if (auto ok = vfio::apply_environment(out.vfio); !ok)
         return fail(std::move(ok.error()));

@@ -32,6 +32,10 @@
 // assign devices while secondaries attach. The data path takes no lock:
 // virt2iova() (an atomic table read), BAR access, and ObjectPools (one per
 // lcore, or locked by their user). Eal::init and the destructor run alone.
+//
+// Lcores (-l, -c, --lcores, --main-lcore; vfiokit/eal/lcore.hpp): init()
+// pins the calling thread, which becomes the main lcore, and starts a
+// pinned worker thread per other lcore, in primaries and secondaries alike.
 #pragma once
 
 #include <map>
@@ -41,6 +45,7 @@
 #include "vfiokit/eal/bus.hpp"
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/heap.hpp"
+#include "vfiokit/eal/lcore.hpp"
 #include "vfiokit/eal/memory.hpp"
 #include "vfiokit/eal/memory_dma.hpp"
 #include "vfiokit/eal/mp.hpp"
@@ -65,6 +70,10 @@ public:
     Eal& operator=(const Eal&) = delete;
 
     [[nodiscard]] const Options& options() const { return opts_; }
+    // The lcores of -l/-c/--lcores: the thread that called init() is the
+    // main lcore; the workers wait for launch(). Stop what runs on them
+    // before destroying the Eal: its destructor waits for them first.
+    [[nodiscard]] Lcores& lcores() const { return *lcores_; }
     [[nodiscard]] vfio::Vfio& vfio() const { return *vfio_; }
     [[nodiscard]] Memory& memory() const { return *memory_; }
     [[nodiscard]] IovaMode iova_mode() const { return memory_->iova_mode(); }
@@ -91,6 +100,9 @@ private:
     [[nodiscard]] Result<void> serve(const mp::RuntimeDir& dir);
     [[nodiscard]] Result<void> make_current();
     Options opts_;
+    // Started first (the main thread is pinned before memory is touched),
+    // stopped first: worker functions may use everything below.
+    std::unique_ptr<Lcores> lcores_;
     // Teardown runs bottom-up: heaps give their segments back, memory
     // unmaps them through the listener, then VFIO closes the container.
     std::unique_ptr<vfio::Vfio> vfio_;

@@ -21,13 +21,20 @@
 // Eal::init naming the lcore and the CPU. launch() on the main lcore, an
 // unknown lcore or one still busy fails with EINVAL/EBUSY naming it.
 //
+// Ownership: Lcores owns its worker threads; destroying it waits for
+// launched functions, joins the workers and, when done on the main
+// thread, gives that thread back its lcore id (kLcoreIdAny) and the CPUs
+// it had. One Lcores per thread at a time (EBUSY otherwise).
+//
 // Thread-safety: launch/wait for one lcore from one thread (the main one,
-// as in DPDK); lcore_id() anywhere.
+// as in DPDK); state() and lcore_id() anywhere. A function that throws
+// ends the process (std::terminate), as on any std::thread.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -38,8 +45,16 @@ namespace vfiokit::eal {
 inline constexpr unsigned kMaxLcores = 128;
 inline constexpr unsigned kLcoreIdAny = ~0u;
 
+namespace detail {
+// The calling thread's lcore id, set by Lcores. Constant-initialized (no
+// TLS wrapper call) and initial-exec (vfiokit's libraries are linked into
+// the executable, never dlopen'ed): reading it is one load, as the
+// per-lcore caches of the packet path need.
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local unsigned t_lcore_id;
+}  // namespace detail
+
 // The calling thread's lcore id; kLcoreIdAny outside EAL threads.
-[[nodiscard]] unsigned lcore_id();
+[[nodiscard]] inline unsigned lcore_id() { return detail::t_lcore_id; }
 
 // One lcore of the options: its id and the CPUs its thread may run on.
 struct LcoreCpus {
@@ -86,9 +101,18 @@ public:
 private:
     Lcores() = default;
     struct Worker;
+    [[nodiscard]] Worker* worker(unsigned lcore) const;
+    [[nodiscard]] Result<Worker*> launchable(unsigned lcore, const char* what) const;
     std::vector<std::unique_ptr<Worker>> workers_;
-    std::vector<LcoreCpus> layout_;
+    std::vector<LcoreCpus> layout_;  // ascending ids, the main one included
     unsigned main_ = 0;
+    // The thread start() pinned, and its CPUs before: the destructor gives
+    // them back when it runs on that thread (a test, or a second EAL).
+    std::vector<unsigned> main_saved_cpus_;
+    std::uint64_t main_thread_ = 0;  // pthread_self() of the main lcore
 };
+
+// "0-3,6": CPU or lcore ids as the options write them, for messages.
+[[nodiscard]] std::string format_id_list(const std::vector<unsigned>& ids);
 
 }  // namespace vfiokit::eal

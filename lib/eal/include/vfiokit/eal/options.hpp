@@ -13,12 +13,14 @@
 // Thread-safety: parse_options() writes only `out`; Options is a value.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/lcore.hpp"
 #include "vfiokit/eal/memory.hpp"
 #include "vfiokit/eal/pci_address.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
@@ -62,6 +64,16 @@ struct Options {
     // --file-prefix: letters, digits, '.', '_', '-'; no leading '.'; at
     // most 64 characters (it becomes a directory name).
     std::string file_prefix = "vfiokit";
+    // -l, -c or --lcores (one of them): the lcores and their CPUs, by
+    // ascending id. Empty: the main lcore alone, on every CPU the process
+    // may use (Lcores::start).
+    std::vector<LcoreCpus> lcores;
+    // --main-lcore; unset: the lowest id of `lcores` (0 when empty).
+    std::optional<unsigned> main_lcore;
+    // The main lcore these options give.
+    [[nodiscard]] unsigned main_lcore_id() const {
+        return main_lcore ? *main_lcore : lcores.empty() ? 0 : lcores.front().id;
+    }
     Options() { memory.iova_mode = IovaMode::automatic; }
 };
 

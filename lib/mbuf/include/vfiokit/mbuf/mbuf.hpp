@@ -34,13 +34,18 @@
 // primary's memory at the same addresses sees the same pool.
 //
 // Ownership: pools are named and live until destroy(); destroy fails with
-// EBUSY, naming how many mbufs are out, while any are.
+// EBUSY, naming how many mbufs are out, while any are. Destroy a pool
+// before its heap goes: its name stays taken (EEXIST) until destroy().
+// Speed: alloc/free/put and the bulk calls are inline; on an lcore they
+// touch only its cache (slow paths, the ring, are calls into mbuf.cpp).
+//
 // Thread-safety: alloc/free/alloc_bulk/free_bulk from any thread (each
 // lcore uses its own cache, non-lcore threads the ring); create/destroy
 // are control path (EAL lock).
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -49,6 +54,7 @@
 
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/heap.hpp"
+#include "vfiokit/eal/lcore.hpp"
 
 namespace vfiokit::mbuf {
 
@@ -93,7 +99,8 @@ struct alignas(64) Mbuf {
     std::uint32_t rss_hash = 0;
     std::uint16_t buf_len = 0;         // the buffer's size, headroom included
     std::uint16_t priv_size = 0;       // application area after the header
-    // --- cache line 1
+    // --- cache line 1 (line 0's fields end at byte 52: aligned, so line
+    // 1 starts here, not at the next 8-byte boundary)
     alignas(64) Mbuf* next = nullptr;
     MbufPool* pool = nullptr;
     // Tx offload lengths (for checksum offloads).
@@ -117,12 +124,16 @@ struct alignas(64) Mbuf {
     [[nodiscard]] std::uint16_t tailroom() const {
         return static_cast<std::uint16_t>(buf_len - data_off - data_len);
     }
-    // Grows the data at the end by `len` (this segment and pkt_len of a
-    // single-segment packet); nullptr when the tailroom is too small.
+    // Grows the data at the end by `len`: called on a packet's first
+    // segment, grows its last segment and pkt_len (DPDK's
+    // rte_pktmbuf_append; for one segment, this one). nullptr when that
+    // segment's tailroom is too small.
     [[nodiscard]] std::uint8_t* append(std::uint16_t len);
     // Grows the data at the front; nullptr when the headroom is too small.
     [[nodiscard]] std::uint8_t* prepend(std::uint16_t len);
-    // Removes `len` bytes at the front / the end; false when too long.
+    // Removes `len` bytes at the front (of this segment) / the end (of the
+    // last segment), keeping pkt_len; false (nothing changed) when that
+    // segment holds fewer bytes.
     bool adj(std::uint16_t len);
     bool trim(std::uint16_t len);
     // Back to the state alloc() gives: one empty segment, headroom kept.
@@ -148,13 +159,25 @@ struct PoolStats {
     std::uint64_t alloc_fail = 0;
 };
 
+namespace detail {
+struct PoolRing;  // lib/mbuf/ring.hpp
+}  // namespace detail
+
 class MbufPool {
 public:
+    // Longest pool name (DPDK's RTE_MEMPOOL_NAMESIZE is 26).
+    static constexpr std::size_t kNameMax = 31;
+
     // `n` mbufs of `data_room` buffer bytes (headroom included) and
-    // `priv_size` application bytes each, with per-lcore caches of
-    // `cache_size` (<= kMaxCacheSize, <= n / 1.5 as in DPDK; 0: no cache).
-    // Memory from `heap`. Errors: EINVAL naming the bad argument, EEXIST for
-    // a name in use, ENOMEM from the heap (with its reason).
+    // `priv_size` application bytes each (a multiple of 8), with per-lcore
+    // caches of `cache_size` (<= kMaxCacheSize, <= n / 1.5 as in DPDK; 0:
+    // no cache). Memory from `heap`. Errors: EINVAL naming the bad argument,
+    // EEXIST for a name in use, ENOMEM (or EINVAL above the heap's segment
+    // size) from the heap with its reason, EFAULT when the heap's memory
+    // has no IOVA for a buffer or a buffer would not be IOVA-contiguous.
+    // Buffers get their IOVAs now: create pools after the devices that use
+    // them are probed (a device with a narrower DMA mask that arrives
+    // later may move EAL memory to other IOVAs).
     [[nodiscard]] static Result<MbufPool*> create(eal::Heap& heap, std::string_view name,
                                                   unsigned n, unsigned cache_size,
                                                   std::uint16_t priv_size,
@@ -164,29 +187,38 @@ public:
     [[nodiscard]] static Result<MbufPool*> create(std::string_view name, unsigned n,
                                                   unsigned cache_size, std::uint16_t priv_size,
                                                   std::uint16_t data_room, int socket = -1);
+    // A pool created in this process; in a secondary, else the primary's
+    // pool of that name (asked over the multi-process channel: its address,
+    // checked to lie in the memory mapped from the primary). nullptr when
+    // there is none. A secondary's lcores must not share ids with the
+    // primary's while both use a pool: caches are per lcore id (as in
+    // DPDK; give the secondary other -l ids).
     [[nodiscard]] static MbufPool* lookup(std::string_view name);
     // EBUSY naming the count while mbufs are out; the pool stays usable then.
+    // EPERM in a process other than the creator (it owns the heap block).
     [[nodiscard]] static Result<void> destroy(MbufPool* p);
 
     // One mbuf, reset; nullptr when the pool (and this lcore's cache) is empty.
     [[nodiscard]] Mbuf* alloc();
     // All `n` or none: 0, or -ENOENT when fewer than n are available.
     [[nodiscard]] int alloc_bulk(Mbuf** out, unsigned n);
-    // Returns segments whose refcnt already dropped to zero (drivers' tx
+    // Returns segments the caller holds the only reference to (drivers' tx
     // completion path: no reset, no refcnt check). Prefer Mbuf::free().
     void put(Mbuf* m);
     void put_bulk(Mbuf* const* ms, unsigned n);
 
     [[nodiscard]] const std::string& name() const;
-    [[nodiscard]] unsigned size() const;              // n
-    [[nodiscard]] unsigned cache_size() const;
-    [[nodiscard]] std::uint16_t data_room() const;    // buf_len of each mbuf
-    [[nodiscard]] std::uint16_t priv_size() const;
-    // Mbufs in the ring and every cache: size() when all are back.
+    [[nodiscard]] unsigned size() const { return n_; }   // n
+    [[nodiscard]] unsigned cache_size() const { return cache_size_; }
+    [[nodiscard]] std::uint16_t data_room() const { return data_room_; }  // buf_len of each mbuf
+    [[nodiscard]] std::uint16_t priv_size() const { return priv_size_; }
+    // Mbufs in the ring and every cache: size() when all are back. A
+    // snapshot: exact only while no other thread allocates or frees.
     [[nodiscard]] unsigned avail_count() const;
     [[nodiscard]] unsigned in_use_count() const { return size() - avail_count(); }
     [[nodiscard]] bool owns(const Mbuf* m) const;
-    [[nodiscard]] eal::Heap& heap() const;
+    // The creator's heap (not usable in another process).
+    [[nodiscard]] eal::Heap& heap() const { return *heap_; }
 
     MbufPool(const MbufPool&) = delete;
     MbufPool& operator=(const MbufPool&) = delete;
@@ -194,8 +226,264 @@ public:
 private:
     MbufPool() = default;
     ~MbufPool() = default;
-    struct Impl;
-    Impl* impl_ = nullptr;  // lives in the pool's own allocation
+
+    // One per lcore: a LIFO stack of mbufs, touched only by its lcore
+    // (len is atomic, relaxed, only so avail_count() may read it from
+    // another thread).
+    struct CacheHead {
+        std::atomic<std::uint32_t> len{0};
+        std::uint32_t reserved = 0;
+    };
+    [[nodiscard]] CacheHead* cache(unsigned lcore) const {
+        return reinterpret_cast<CacheHead*>(caches_ + std::size_t{lcore} * cache_stride_);
+    }
+    [[nodiscard]] static Mbuf** objs(CacheHead* c) { return reinterpret_cast<Mbuf**>(c + 1); }
+    // Whether `lc` has a cache: one compare (kLcoreIdAny and every id
+    // without a cache fail it).
+    [[nodiscard]] bool on_lcore(unsigned lc) const { return lc < cache_lcores_; }
+    // Slow paths, out of line (mbuf.cpp).
+    [[nodiscard]] bool refill(CacheHead* c, unsigned want);  // true: c holds >= want
+    void flush(CacheHead* c);
+    [[nodiscard]] int ring_get(Mbuf** out, unsigned n);      // all or -ENOENT
+    void ring_put(Mbuf* const* ms, unsigned n);
+
+    // Everything lives in the pool's own allocation, this object first:
+    // pointers are valid in every process mapping EAL memory at the same
+    // addresses (a secondary), except heap_.
+    // --- read by every alloc and free
+    std::byte* caches_ = nullptr;  // eal::kMaxLcores caches; null without a cache
+    std::uint32_t cache_lcores_ = 0;  // eal::kMaxLcores with caches, else 0
+    std::uint32_t cache_stride_ = 0;
+    std::uint32_t cache_size_ = 0;
+    std::uint32_t flush_threshold_ = 0;
+    std::uint32_t n_ = 0;
+    detail::PoolRing* ring_ = nullptr;
+    // --- the rest
+    std::uint16_t data_room_ = 0;
+    std::uint16_t priv_size_ = 0;
+    std::uint32_t obj_stride_ = 0;
+    std::uint64_t page_ = 0;         // objects kept inside pages of this size (pa); 0: packed
+    std::uint32_t per_page_ = 0;
+    std::byte* objs_lo_ = nullptr;   // [objs_lo_, objs_hi_): the mbufs
+    std::byte* objs_hi_ = nullptr;
+    eal::Heap* heap_ = nullptr;
+    void* block_ = nullptr;          // the heap allocation
+    std::int32_t owner_pid_ = 0;
+    std::uint64_t magic_ = 0;
+    char name_[kNameMax + 1] = {};
 };
+
+// Frees `n` packets (every segment of each), returning segments to their
+// pools in bulk (DPDK's rte_pktmbuf_free_bulk).
+inline void free_bulk(Mbuf* const* pkts, unsigned n);
+
+// ---- inline definitions: the per-packet path ------------------------------------
+
+inline Mbuf* Mbuf::last_seg() {
+    Mbuf* m = this;
+    while (m->next != nullptr)
+        m = m->next;
+    return m;
+}
+
+inline std::uint8_t* Mbuf::append(std::uint16_t len) {
+    Mbuf* last = last_seg();
+    if (len > last->tailroom())
+        return nullptr;
+    std::uint8_t* tail = last->buf_addr + last->data_off + last->data_len;
+    last->data_len = static_cast<std::uint16_t>(last->data_len + len);
+    pkt_len += len;
+    return tail;
+}
+
+inline std::uint8_t* Mbuf::prepend(std::uint16_t len) {
+    if (len > data_off)
+        return nullptr;
+    data_off = static_cast<std::uint16_t>(data_off - len);
+    data_len = static_cast<std::uint16_t>(data_len + len);
+    pkt_len += len;
+    return buf_addr + data_off;
+}
+
+inline bool Mbuf::adj(std::uint16_t len) {
+    if (len > data_len)
+        return false;
+    data_off = static_cast<std::uint16_t>(data_off + len);
+    data_len = static_cast<std::uint16_t>(data_len - len);
+    pkt_len -= len;
+    return true;
+}
+
+inline bool Mbuf::trim(std::uint16_t len) {
+    Mbuf* last = last_seg();
+    if (len > last->data_len)
+        return false;
+    last->data_len = static_cast<std::uint16_t>(last->data_len - len);
+    pkt_len -= len;
+    return true;
+}
+
+// Every field alloc() promises, but refcnt (the owner's) and what the
+// pool fixed (buf_*, priv_size, pool).
+inline void Mbuf::reset() {
+    data_off = buf_len < kHeadroom ? buf_len : kHeadroom;
+    nb_segs = 1;
+    port = 0xffff;
+    ol_flags = 0;
+    packet_type = 0;
+    pkt_len = 0;
+    data_len = 0;
+    vlan_tci = 0;
+    rss_hash = 0;
+    next = nullptr;
+    l2_len = 0;
+    l3_len = 0;
+    l4_len = 0;
+    user = 0;
+}
+
+inline bool Mbuf::chain(Mbuf* tail) {
+    if (nb_segs + tail->nb_segs > 0xffff)
+        return false;
+    last_seg()->next = tail;
+    nb_segs = static_cast<std::uint16_t>(nb_segs + tail->nb_segs);
+    pkt_len += tail->pkt_len;
+    // tail is a middle segment now: only the first one holds the totals.
+    tail->pkt_len = tail->data_len;
+    tail->nb_segs = 1;
+    return true;
+}
+
+inline void Mbuf::refcnt_add(std::int16_t v) {
+    std::atomic_ref<std::uint16_t> rc(refcnt);
+    // The only owner cannot race with anyone: a plain store (DPDK's shortcut).
+    if (rc.load(std::memory_order_relaxed) == 1) [[likely]] {
+        rc.store(static_cast<std::uint16_t>(1 + v), std::memory_order_relaxed);
+        return;
+    }
+    rc.fetch_add(static_cast<std::uint16_t>(v), std::memory_order_acq_rel);
+}
+
+namespace detail {
+// Drops one reference of `m`; true when it was the last (the segment goes
+// back to its pool).
+inline bool drop_ref(Mbuf* m) {
+    std::atomic_ref<std::uint16_t> rc(m->refcnt);
+    if (rc.load(std::memory_order_relaxed) == 1) [[likely]]
+        return true;
+    return rc.fetch_sub(1, std::memory_order_acq_rel) == 1;
+}
+}  // namespace detail
+
+inline Mbuf* Mbuf::free_seg() {
+    Mbuf* nxt = next;
+    if (detail::drop_ref(this))
+        pool->put(this);
+    return nxt;
+}
+
+inline void Mbuf::free() {
+    Mbuf* m = this;
+    do
+        m = m->free_seg();
+    while (m != nullptr);
+}
+
+inline Mbuf* MbufPool::alloc() {
+    Mbuf* m = nullptr;
+    const unsigned lc = eal::lcore_id();
+    if (on_lcore(lc)) [[likely]] {
+        CacheHead* c = cache(lc);
+        std::uint32_t len = c->len.load(std::memory_order_relaxed);
+        if (len == 0) [[unlikely]] {
+            if (!refill(c, 1))
+                return nullptr;
+            len = c->len.load(std::memory_order_relaxed);
+        }
+        m = objs(c)[--len];
+        c->len.store(len, std::memory_order_relaxed);
+    } else if (ring_get(&m, 1) != 0) {
+        return nullptr;
+    }
+    m->refcnt = 1;
+    m->reset();
+    return m;
+}
+
+inline int MbufPool::alloc_bulk(Mbuf** out, unsigned n) {
+    const unsigned lc = eal::lcore_id();
+    if (on_lcore(lc) && n <= cache_size_) [[likely]] {
+        CacheHead* c = cache(lc);
+        std::uint32_t len = c->len.load(std::memory_order_relaxed);
+        if (len < n) [[unlikely]] {
+            if (!refill(c, n))
+                return -ENOENT;
+            len = c->len.load(std::memory_order_relaxed);
+        }
+        Mbuf** top = objs(c) + len;
+        for (unsigned i = 0; i < n; ++i)
+            out[i] = *--top;
+        c->len.store(len - n, std::memory_order_relaxed);
+    } else if (int rc = ring_get(out, n); rc != 0) {
+        return rc;
+    }
+    for (unsigned i = 0; i < n; ++i) {
+        out[i]->refcnt = 1;
+        out[i]->reset();
+    }
+    return 0;
+}
+
+inline void MbufPool::put(Mbuf* m) {
+    const unsigned lc = eal::lcore_id();
+    if (on_lcore(lc)) [[likely]] {
+        CacheHead* c = cache(lc);
+        std::uint32_t len = c->len.load(std::memory_order_relaxed);
+        objs(c)[len++] = m;
+        c->len.store(len, std::memory_order_relaxed);
+        if (len >= flush_threshold_) [[unlikely]]
+            flush(c);
+        return;
+    }
+    ring_put(&m, 1);
+}
+
+inline void MbufPool::put_bulk(Mbuf* const* ms, unsigned n) {
+    const unsigned lc = eal::lcore_id();
+    if (on_lcore(lc) && n <= cache_size_) [[likely]] {
+        CacheHead* c = cache(lc);
+        std::uint32_t len = c->len.load(std::memory_order_relaxed);
+        std::memcpy(objs(c) + len, ms, sizeof(Mbuf*) * n);
+        len += n;
+        c->len.store(len, std::memory_order_relaxed);
+        if (len >= flush_threshold_) [[unlikely]]
+            flush(c);
+        return;
+    }
+    ring_put(ms, n);
+}
+
+inline void free_bulk(Mbuf* const* pkts, unsigned n) {
+    constexpr unsigned kBatch = 64;
+    Mbuf* batch[kBatch];
+    unsigned nb = 0;
+    MbufPool* pool = nullptr;
+    for (unsigned i = 0; i < n; ++i) {
+        for (Mbuf* m = pkts[i]; m != nullptr;) {
+            Mbuf* nxt = m->next;
+            if (detail::drop_ref(m)) {
+                if (nb != 0 && (nb == kBatch || m->pool != pool)) {
+                    pool->put_bulk(batch, nb);
+                    nb = 0;
+                }
+                pool = m->pool;
+                batch[nb++] = m;
+            }
+            m = nxt;
+        }
+    }
+    if (nb != 0)
+        pool->put_bulk(batch, nb);
+}
 
 }  // namespace vfiokit::mbuf
