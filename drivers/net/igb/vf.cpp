@@ -157,12 +157,21 @@ Result<void> IgbVfPort::reset() {
     if (!poll([&] { return vfregs::V2pMailbox::read(bar_).rsti() == 0; }, 2000ms))
         return fail(Error(ETIMEDOUT, "the PF stayed in reset (V2PMAILBOX.RSTI) for 2 s").context(who()));
     std::array<std::uint32_t, 3> msg{vfregs::kMsgReset, 0, 0};
-    if (auto r = mbx_request(msg, "VF reset"); !r)
+    if (auto r = mbx_write(std::span<const std::uint32_t>(msg.data(), 1)); !r)
         return r;
-    for (unsigned i = 0; i < 6; ++i)
-        mac_.bytes[i] = static_cast<std::uint8_t>(msg[1 + i / 4] >> (8 * (i % 4)));
-    if (mac_ != ethdev::MacAddr{})
-        return {};
+    if (auto r = mbx_read(msg); !r)
+        return r;
+    if ((msg[0] & 0xffff) != vfregs::kMsgReset)
+        return fail(Error(EPROTO, "VF reset: the PF answered message " + std::to_string(msg[0] & 0xffff))
+                        .context(who()));
+    // ACK carries the address the PF assigned; the kernel's igb answers
+    // NACK when it has none for this VF (the reset itself is done).
+    if (msg[0] & vfregs::kMsgAck) {
+        for (unsigned i = 0; i < 6; ++i)
+            mac_.bytes[i] = static_cast<std::uint8_t>(msg[1 + i / 4] >> (8 * (i % 4)));
+        if (mac_ != ethdev::MacAddr{})
+            return {};
+    }
     // The PF assigned none: pick a random locally administered unicast
     // address and ask the PF to filter it for this VF, as the kernel's
     // igbvf and DPDK's do.
