@@ -233,6 +233,16 @@ TEST_P(Igb, SendsAnExactCountToTheKernelPeer) {
     EXPECT_EQ(st->obytes, kN * (14 + 20 + 8 + kPayload));
     EXPECT_EQ(st->q_opackets[0], kN);
     EXPECT_EQ(st->oerrors, 0u);
+    // The same count in DPDK's xstats names (TPT, PTC65-127).
+    auto xs = ethdev::xstats_get(port());
+    ASSERT_TRUE(xs) << xs.error().message();
+    std::map<std::string, std::uint64_t> x;
+    for (const auto& e : *xs)
+        x[e.name] = e.value;
+    ASSERT_TRUE(x.count("tx_total_packets")) << "no tx_total_packets in xstats";
+    EXPECT_EQ(x["tx_total_packets"], kN);
+    EXPECT_EQ(x["tx_size_128_to_255_packets"], kN) << "142-byte frames, 146 with the CRC";
+    EXPECT_EQ(x["rx_crc_errors"], 0u);
     EXPECT_TRUE(ethdev::stop(port()));
 }
 
