@@ -99,8 +99,9 @@ protected:
     }
     void TearDown() override {
         detach(ops_);
-        if (pool_)
+        if (pool_) {
             EXPECT_TRUE(mbuf::MbufPool::destroy(pool_));
+        }
     }
     void ready() {
         ASSERT_TRUE(configure(port_, 1, 1, {}));
