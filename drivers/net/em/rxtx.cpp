@@ -246,7 +246,10 @@ std::uint16_t rx_burst(void* rxq, mbuf::Mbuf** pkts, std::uint16_t n) {
         q.packets.add(got);
         q.bytes.add(bytes);
     }
-    if (q.nb_hold >= q.free_thresh)
+    // Refill in batches; and when the ring had nothing, give back what is
+    // held at once, so an idle NIC is never short of descriptors (QEMU's
+    // models also resume delivering held-back frames only on an RDT write).
+    if (q.nb_hold >= q.free_thresh || (got == 0 && q.nb_hold != 0))
         refill(q);
     return got;
 }
