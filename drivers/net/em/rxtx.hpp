@@ -10,7 +10,8 @@
 // A frame longer than one buffer spans several descriptors, EOP on the
 // last; rx_burst chains their mbufs into one packet.
 //
-// Transmit: tx_burst writes one descriptor per segment, RS on each
+// Transmit: tx_burst writes one descriptor per segment (more where a
+// segment crosses a 4 KiB IOVA boundary: see rxtx.cpp), RS on each
 // packet's last one, and moves TDT once per burst. The NIC writes DD into
 // the RS descriptors it has sent [SDM 3.3.3.2]; tx_burst reclaims (frees)
 // those packets when fewer than free_thresh slots are free.
@@ -127,7 +128,7 @@ struct RxQueue {
 struct TxQueue {
     // --- what tx_burst touches
     TxDesc* ring = nullptr;
-    mbuf::Mbuf** sw = nullptr;         // the segment each slot sends
+    mbuf::Mbuf** sw = nullptr;         // the segment each slot ends; nullptr: a piece before its last
     std::uint16_t* last = nullptr;     // per packet's first slot: its EOP slot
     pci::Bar* bar = nullptr;
     std::uint16_t mask = 0;
