@@ -3,11 +3,13 @@
 //
 //   [MbufPool][ring + slots][kMaxLcores caches][mbufs ...]
 //
-// Mbufs are packed back to back when the memory is IOVA-contiguous (va
-// mode: each heap allocation lies in one segment). In pa mode only a
-// page is contiguous, so no object may straddle a page boundary (DPDK's
-// rule too): the mbuf area starts on a page and each page holds
-// floor(page / stride) objects.
+// Mbufs are packed back to back with 4 KiB pages (--no-huge; va mode,
+// where each heap allocation lies in one IOVA-contiguous segment). In pa
+// mode only a page is contiguous, and with huge pages in va mode emulated
+// devices may still need a buffer inside one page (mbuf.cpp says why), so
+// there no object straddles a page boundary (DPDK's rule in pa mode): the
+// mbuf area starts on a page and each page holds floor(page / stride)
+// objects.
 //
 // Private to lib/mbuf.
 #pragma once

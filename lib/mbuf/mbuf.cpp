@@ -1,5 +1,6 @@
 #include "vfiokit/mbuf/mbuf.hpp"
 
+#include <algorithm>
 #include <unistd.h>
 
 #include <charconv>
@@ -107,15 +108,27 @@ Result<MbufPool*> MbufPool::create(eal::Heap& heap, std::string_view name, unsig
         return fail(bad_arg(name, "data_room = 0: an mbuf needs a buffer"));
 
     eal::Memory& mem = heap.memory();
-    const bool per_page = mem.iova_mode() == eal::IovaMode::pa;
+    // pa mode: only a page is IOVA-contiguous. va mode with huge pages too:
+    // the IOVA range is contiguous, but an emulated NIC behind an IOMMU may
+    // map a buffer for DMA in one piece and drop it when two huge pages are
+    // apart in its own memory (QEMU's e1000e and igb models do:
+    // net_tx_pkt_add_raw_fragment_pci), so no buffer crosses a huge page.
+    // With 4 KiB pages (--no-huge) that would waste a third of each page:
+    // there objects are packed, and drivers split at page boundaries. In va
+    // mode the unit is 2 MiB even on 1 GiB pages (every huge page boundary
+    // is a 2 MiB one; aligning a pool to 1 GiB would waste up to a page).
+    constexpr std::uint64_t k2M = 2u << 20;
+    const bool pa = mem.iova_mode() == eal::IovaMode::pa;
+    const bool per_page = pa || mem.page_size() >= k2M;
+    const std::uint64_t unit = pa ? mem.page_size() : std::min(mem.page_size(), k2M);
     detail::PoolLayout l;
     const std::uint64_t obj_bytes = sizeof(Mbuf) + std::uint64_t{priv_size} + data_room;
     if (!detail::compute_layout(l, sizeof(MbufPool), sizeof(detail::PoolRing), sizeof(Mbuf*), n,
                                 cache_size, eal::kMaxLcores, obj_bytes,
-                                per_page ? mem.page_size() : 0))
+                                per_page ? unit : 0))
         return fail(bad_arg(name, "an mbuf of " + std::to_string(obj_bytes) +
                                       " bytes (header, priv_size, data_room) does not fit in a "
-                                      "page of " + std::to_string(mem.page_size()) +
+                                      "page of " + std::to_string(unit) +
                                       " bytes, the IOVA-contiguous unit in pa mode"));
 
     auto& reg = registry();
