@@ -1,8 +1,8 @@
 #include "vfiokit/mbuf/mbuf.hpp"
 
-#include <algorithm>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 #include <mutex>
