@@ -315,6 +315,7 @@ class Step:
     def __init__(self, name):
         self.name = name
         self.rc = None
+        self.seconds = None  # guest time the step took, when the guest said
         self.lines = []
         self.host_failure = None
 
@@ -365,6 +366,8 @@ def parse_results(text):
                     cur.rc = int(parts[1]) if len(parts) > 1 else -1
                 except ValueError:
                     cur.rc = -1
+                if len(parts) > 2 and parts[2].isdigit():
+                    cur.seconds = int(parts[2]) / 100
             else:
                 r.errors.append(f"END of step '{parts[0] if parts else ''}' that was not open")
             cur = None
@@ -418,8 +421,9 @@ def gtest_ran_nothing(lines):
     return None
 
 
-def step_counts(lines):
-    """'15 passed, 1 skipped' from gtest summaries or ok/not ok checks in a step."""
+def step_counts(lines, seconds=None):
+    """'15 passed, 1 skipped' from gtest summaries or ok/not ok checks in a
+    step, and the step's guest time when known ('15 passed, 12.3 s')."""
     passed = skipped = failed = known = 0
     for line in lines:
         if m := GTEST_PASSED.match(line):
@@ -438,6 +442,8 @@ def step_counts(lines):
             known += 1  # a kernel test listed as wrong for an emulated device
     parts = [f"{n} {w}" for n, w in ((passed, "passed"), (failed, "failed"), (skipped, "skipped"),
                                      (known, "known wrong for emulation")) if n]
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s")
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -448,7 +454,7 @@ def judge(r, shape, quiet=False, timed_out=False, timeout=0, panicked=False, qem
     for s in r.steps:
         if not quiet or not s.passed:
             out.extend(s.lines)
-        out.append(f"lab[{shape}] {s.name}: {s.status()}{step_counts(s.lines)}")
+        out.append(f"lab[{shape}] {s.name}: {s.status()}{step_counts(s.lines, s.seconds)}")
     for name, reason in r.skipped:
         out.append(f"lab[{shape}] {name}: SKIPPED ({reason})")
     if r.outside:

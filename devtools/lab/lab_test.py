@@ -48,6 +48,13 @@ class Parse(unittest.TestCase):
         self.assertIn("lab[iommu] a: PASS (1 passed)", lines)
         self.assertIn("lab[iommu] b: PASS (2 passed)", lines)
 
+    def test_step_time_is_reported_with_the_counts(self):
+        text = framed(M + "BEGIN a", "ok - one", M + "END a 0 1234", M + "BEGIN b", M + "END b 0 7")
+        lines, problems = verdict(text)
+        self.assertEqual(problems, [])
+        self.assertIn("lab[iommu] a: PASS (1 passed, 12.3 s)", lines)
+        self.assertIn("lab[iommu] b: PASS (0.1 s)", lines)
+
     def test_failing_step_fails(self):
         _, problems = verdict(framed(*step("a", 0), *step("b", 3, "not ok - x")))
         self.assertTrue(any("1 step(s) failed: b" in p for p in problems), problems)
