@@ -43,6 +43,7 @@ inline constexpr std::uint16_t kVendorIntel = 0x8086;
 inline constexpr std::uint16_t kDevice82576 = 0x10c9;
 inline constexpr std::uint16_t kDevice82576Vf = 0x10ca;
 inline constexpr char kDriverName[] = "net_e1000_igb";
+inline constexpr char kVfDriverName[] = "net_e1000_igb_vf";
 
 // What the bus keeps per probed device: the port it attached.
 class IgbDevice final {

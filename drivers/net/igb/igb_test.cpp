@@ -8,9 +8,11 @@
 #include <array>
 #include <cstddef>
 
+#include "common.hpp"
 #include "igb.hpp"
 #include "regs.hpp"
 #include "rss.hpp"
+#include "vf.hpp"
 #include "vfiokit/ethdev/ethdev.hpp"
 
 namespace vfiokit::igb {
@@ -40,6 +42,22 @@ TEST(IgbRegs, FieldsSitWhereTheDatasheetPutsThem) {
     // Per-queue registers repeat every 0x40 bytes from queue 0's.
     EXPECT_EQ(regs::Rdt::offset + kQueueStride * 3, 0xC0D8u);
     EXPECT_EQ(regs::Tdt::offset + kQueueStride * 15, 0xE3D8u);
+}
+
+// The tail registers rx_queue_setup/tx_queue_setup give the burst
+// functions: the PF's at 0xC018/0xE018 + 0x40 n (8.10, 8.12), the VF's at
+// 0x2818/0x3818 + 0x100 n (the VF's 8.27 alias addresses).
+TEST(IgbQueueLayout, TailsSitWhereTheDatasheetPutsThem) {
+    auto at = [](std::size_t off, std::size_t shift) { return static_cast<std::uint32_t>(off + shift); };
+    EXPECT_EQ(at(regs::Rdt::offset, kPfQueues.rx_shift(0)), 0xC018u);
+    EXPECT_EQ(at(regs::Rdt::offset, kPfQueues.rx_shift(3)), 0xC0D8u);
+    EXPECT_EQ(at(regs::Tdt::offset, kPfQueues.tx_shift(15)), 0xE3D8u);
+    EXPECT_EQ(at(regs::Rdt::offset, kVfQueues.rx_shift(0)), 0x2818u);
+    EXPECT_EQ(at(regs::Rdt::offset, kVfQueues.rx_shift(1)), 0x2918u);
+    EXPECT_EQ(at(regs::Tdt::offset, kVfQueues.tx_shift(1)), 0x3918u);
+    EXPECT_EQ(at(regs::Rxdctl::offset, kVfQueues.rx_shift(1)), 0x2928u);
+    EXPECT_EQ(kPfQueues.count, kMaxQueues);
+    EXPECT_EQ(kVfQueues.count, 2u);
 }
 
 TEST(IgbDescriptors, LayoutIsTheDatasheets) {

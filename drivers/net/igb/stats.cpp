@@ -1,6 +1,7 @@
 // IgbPort's counters: the statistics registers (8.19) clear on read, so
-// every read adds to the port's totals; stats() and xstats() read them all
-// first, stats_reset() reads them (clearing) and zeroes the totals.
+// every read adds to the port's totals; PortBase's stats() and xstats()
+// read them all first, stats_reset() reads them (clearing) and zeroes the
+// totals.
 #include <algorithm>
 
 #include "port.hpp"
@@ -93,10 +94,8 @@ void IgbPort::accumulate_counters() {
     }
 }
 
-Result<ethdev::Stats> IgbPort::stats() {
-    accumulate_counters();
+void IgbPort::hw_stats(ethdev::Stats& s) const {
     auto hw = [&](std::uint32_t off) { return hw_[index_of(off)]; };
-    ethdev::Stats s;
     s.ipackets = hw(stat::kGprc);
     s.opackets = hw(stat::kGptc);
     // The octet counters include the 4-byte CRC of every frame (8.19.x);
@@ -107,41 +106,6 @@ Result<ethdev::Stats> IgbPort::stats() {
     s.ierrors = hw(stat::kCrcerrs) + hw(stat::kRlec) + hw(stat::kRxerrc) + hw(stat::kAlgnerrc) +
                 hw(stat::kRuc) + hw(stat::kRoc) + hw(stat::kCexterr);
     s.oerrors = hw(stat::kEcol) + hw(stat::kLatecol);
-    for (std::uint16_t q = 0; q < kMaxQueues; ++q) {
-        if (const auto& r = rxq_[q]) {
-            s.q_ipackets[q] = r->packets;
-            s.q_ibytes[q] = r->bytes;
-            s.rx_nombuf += r->nombuf;
-            s.ierrors += r->errors;
-        }
-        if (const auto& t = txq_[q]) {
-            s.q_opackets[q] = t->packets;
-            s.q_obytes[q] = t->bytes;
-        }
-    }
-    return s;
-}
-
-Result<void> IgbPort::stats_reset() {
-    accumulate_counters();
-    std::fill(hw_.begin(), hw_.end(), 0);
-    for (auto& r : rxq_)
-        if (r)
-            r->packets = r->bytes = r->nombuf = r->errors = 0;
-    for (auto& t : txq_)
-        if (t)
-            t->packets = t->bytes = 0;
-    return {};
-}
-
-Result<std::vector<ethdev::Xstat>> IgbPort::xstats() {
-    accumulate_counters();
-    std::vector<ethdev::Xstat> out;
-    out.reserve(std::size(kCounters));
-    for (std::size_t i = 0; i < std::size(kCounters); ++i)
-        if (kCounters[i].name != nullptr)
-            out.push_back({kCounters[i].name, hw_[i]});
-    return out;
 }
 
 }  // namespace vfiokit::igb

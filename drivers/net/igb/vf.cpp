@@ -1,9 +1,8 @@
 // IgbVfPort: the 82576 VF through its mailbox (vf.hpp says what a VF owns).
 #include "vf.hpp"
 
-#include <algorithm>
+#include <array>
 #include <cerrno>
-#include <cstring>
 #include <random>
 #include <thread>
 
@@ -15,74 +14,44 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr char kVfName[] = "net_e1000_igb_vf";
-constexpr std::uint32_t kEtherHdr = 14, kVlanTag = 4, kCrc = 4;
-
-std::uint32_t rx_buffer_bytes(const mbuf::MbufPool& p) {
-    const std::uint32_t room = p.data_room() > mbuf::kHeadroom ? p.data_room() - mbuf::kHeadroom : 0;
-    return room / 1024 * 1024;
-}
-
-// DPDK's igbvf xstats names and the counters behind them.
-struct VfCounter {
-    const char* name;  // null: for stats() only
-    std::uint32_t offset;
-};
-constexpr VfCounter kVfCounters[] = {
-    {"rx_multicast_packets", vfregs::kMprc},
-    {"rx_good_loopback_packets", vfregs::kGprlbc},
-    {"tx_good_loopback_packets", vfregs::kGptlbc},
-    {"rx_good_loopback_bytes", vfregs::kGorlbc},
-    {"tx_good_loopback_bytes", vfregs::kGotlbc},
-    {nullptr, vfregs::kGprc},
-    {nullptr, vfregs::kGptc},
-    {nullptr, vfregs::kGorc},
-    {nullptr, vfregs::kGotc},
+// DPDK's igbvf xstats names and the counters behind them (all 32 bits).
+constexpr HwCounter kVfCounters[] = {
+    {"rx_multicast_packets", vfregs::kMprc, false},
+    {"rx_good_loopback_packets", vfregs::kGprlbc, false},
+    {"tx_good_loopback_packets", vfregs::kGptlbc, false},
+    {"rx_good_loopback_bytes", vfregs::kGorlbc, false},
+    {"tx_good_loopback_bytes", vfregs::kGotlbc, false},
+    {nullptr, vfregs::kGprc, false},
+    {nullptr, vfregs::kGptc, false},
+    {nullptr, vfregs::kGorc, false},
+    {nullptr, vfregs::kGotc, false},
 };
 constexpr std::size_t kIdxGprc = 5, kIdxGptc = 6, kIdxGorc = 7, kIdxGotc = 8;
 
+// Every wait, the mailbox's included, polls every 500 us.
+constexpr PollSteps kPollSteps{std::chrono::microseconds(500), std::chrono::microseconds(500)};
+
 }  // namespace
 
-template <class F>
-bool IgbVfPort::poll(F done, std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-        if (done())
-            return true;
-        if (std::chrono::steady_clock::now() >= deadline)
-            return done();
-        std::this_thread::sleep_for(std::chrono::microseconds(500));
-    }
-}
-
-std::string IgbVfPort::who() const { return std::string(kVfName) + " " + dev_->address().str(); }
+IgbVfPort::IgbVfPort(pci::PciDevice& dev, pci::Bar bar)
+    : PortBase(dev, std::move(bar), kVfDriverName, kVfQueues, kVfCounters, kPollSteps),
+      last_(std::size(kVfCounters), 0) {}
 
 Result<std::unique_ptr<IgbVfPort>> IgbVfPort::open(pci::PciDevice& dev) {
-    const std::string name = std::string(kVfName) + " " + dev.address().str();
-    auto bar = dev.map_bar(0);
+    // The VF's registers (mailbox, queues, counters) are below 0x4000.
+    auto bar = map_bar0(dev, kVfDriverName, 0x4000);
     if (!bar)
-        return fail(std::move(bar.error()).context(name));
-    if (!bar->mapped(0, 0x4000))
-        return fail(Error(ENODEV, "BAR0 registers are not mmap()able").context(name));
-    if (auto r = dev.enable_memory_and_bus_master(); !r)
-        return fail(std::move(r.error()).context(name));
+        return fail(std::move(bar.error()));
     std::unique_ptr<IgbVfPort> p(new IgbVfPort(dev, std::move(*bar)));
     if (auto r = p->reset(); !r)
         return fail(std::move(r.error()));
-    p->last_.assign(std::size(kVfCounters), 0);
-    p->total_.assign(std::size(kVfCounters), 0);
     if (auto r = p->stats_reset(); !r)
         return fail(std::move(r.error()));
     return p;
 }
 
 IgbVfPort::~IgbVfPort() {
-    if (started_)
-        stop();
-    for (std::uint16_t q = 0; q < vfregs::kQueues; ++q) {
-        rx_queue_release(q);
-        tx_queue_release(q);
-    }
+    stop_and_release();
     // A VF reset disables its queues in the PF (VFRE/VFTE) and tells it.
     vfregs::Ctrl::zero().set_rst(1).write(bar_);
     (void)dev_->disable_bus_master();
@@ -186,20 +155,10 @@ Result<void> IgbVfPort::reset() {
 }
 
 ethdev::DevInfo IgbVfPort::info() const {
-    ethdev::DevInfo i;
-    i.driver_name = kVfName;
-    i.device_name = dev_->address().str();
-    i.max_rx_queues = vfregs::kQueues;
-    i.max_tx_queues = vfregs::kQueues;
-    i.rx_desc = {kMinDesc, kMaxDesc, kDescAlign};
-    i.tx_desc = {kMinDesc, kMaxDesc, kDescAlign};
+    ethdev::DevInfo i = PortBase::info();
     // Stripping, CRC and RSS are the PF's to decide.
     i.rx_offload_capa = 0;
-    i.tx_offload_capa = ethdev::offload::kTxVlanInsert | ethdev::offload::kTxMultiSegs;
     i.rss_offload_capa = 0;
-    i.min_mtu = 68;
-    i.max_rx_pktlen = 0x3FFF;
-    i.max_mtu = 0x3FFF - kEtherHdr - kVlanTag - kCrc;
     return i;
 }
 
@@ -215,193 +174,29 @@ Result<void> IgbVfPort::configure(std::uint16_t nb_rxq, std::uint16_t nb_txq,
     return {};
 }
 
-Result<void*> IgbVfPort::rx_queue_setup(std::uint16_t qi, std::uint16_t nb_desc, int socket,
-                                        const ethdev::RxConf& conf, mbuf::MbufPool& pool) {
-    const std::string what = who() + " rx queue " + std::to_string(qi);
-    if (rx_buffer_bytes(pool) < 1024)
-        return fail(Error(EINVAL, "pool " + pool.name() + "'s buffers hold less than 1 KiB after the headroom")
-                        .context(what));
-    rx_queue_release(qi);
-    auto mem = ethdev::dma_alloc(std::uint64_t{nb_desc} * sizeof(AdvRxDesc), kRingAlign, socket);
-    if (!mem)
-        return fail(std::move(mem.error()).context(what));
-    auto q = std::make_unique<RxQueue>();
-    q->mem = *mem;
-    q->sw_storage.assign(nb_desc, nullptr);
-    if (pool.alloc_bulk(q->sw_storage.data(), nb_desc) != 0) {
-        ethdev::dma_free(q->mem);
-        return fail(Error(ENOMEM, "filling the ring: pool " + pool.name() + " has " +
-                                      std::to_string(pool.avail_count()) + " mbufs free, the ring needs " +
-                                      std::to_string(nb_desc))
-                        .context(what));
-    }
-    q->ring = static_cast<volatile AdvRxDesc*>(q->mem.va);
-    q->sw = q->sw_storage.data();
-    q->pool = &pool;
-    q->bar = &bar_;
-    q->rdt = static_cast<std::uint32_t>(vfregs::kRxBase + vfregs::kQueueStride * qi +
-                                        (regs::Rdt::offset - regs::Rdbal::offset));
-    q->mask = static_cast<std::uint16_t>(nb_desc - 1);
-    q->free_thresh = std::min<std::uint16_t>(conf.free_thresh, static_cast<std::uint16_t>(nb_desc - 1));
-    q->index = qi;
-    q->nb_desc = nb_desc;
-    q->drop_en = conf.drop_en;
-    RxQueue* raw = q.get();
-    rxq_[qi] = std::move(q);
-    return static_cast<void*>(raw);
-}
-
-Result<void*> IgbVfPort::tx_queue_setup(std::uint16_t qi, std::uint16_t nb_desc, int socket,
-                                        const ethdev::TxConf& conf) {
-    tx_queue_release(qi);
-    auto mem = ethdev::dma_alloc(std::uint64_t{nb_desc} * sizeof(AdvTxDesc), kRingAlign, socket);
-    if (!mem)
-        return fail(std::move(mem.error()).context(who() + " tx queue " + std::to_string(qi)));
-    auto q = std::make_unique<TxQueue>();
-    q->mem = *mem;
-    q->sw_storage.assign(nb_desc, TxEntry{});
-    q->ring = static_cast<volatile AdvTxDesc*>(q->mem.va);
-    q->sw = q->sw_storage.data();
-    q->bar = &bar_;
-    q->tdt = static_cast<std::uint32_t>(vfregs::kTxBase + vfregs::kQueueStride * qi +
-                                        (regs::Tdt::offset - regs::Tdbal::offset));
-    q->mask = static_cast<std::uint16_t>(nb_desc - 1);
-    q->nb_free = static_cast<std::uint16_t>(nb_desc - 1);
-    q->free_thresh = std::min<std::uint16_t>(conf.free_thresh, static_cast<std::uint16_t>(nb_desc - 1));
-    q->index = qi;
-    q->nb_desc = nb_desc;
-    TxQueue* raw = q.get();
-    txq_[qi] = std::move(q);
-    return static_cast<void*>(raw);
-}
-
-void IgbVfPort::rx_queue_release(std::uint16_t qi) {
-    if (qi >= vfregs::kQueues || !rxq_[qi])
-        return;
-    for (mbuf::Mbuf* m : rxq_[qi]->sw_storage)
-        if (m != nullptr)
-            m->free();
-    ethdev::dma_free(rxq_[qi]->mem);
-    rxq_[qi].reset();
-}
-
-void IgbVfPort::tx_queue_release(std::uint16_t qi) {
-    if (qi >= vfregs::kQueues || !txq_[qi])
-        return;
-    tx_drop_all(*txq_[qi]);
-    ethdev::dma_free(txq_[qi]->mem);
-    txq_[qi].reset();
-}
-
-// The PF's 4.5.9 order, on the VF's copies of the queue registers.
-Result<void> IgbVfPort::start_rx_queue(RxQueue& q) {
-    const VfQueue io(bar_, q.index, false);
-    regs::Rxdctl::read(io).set_enable(0).write(io);
-    (void)poll([&] { return regs::Rxdctl::read(io).enable() == 0; }, 10ms);
-    regs::Rdbal::zero().set_addr(static_cast<std::uint32_t>(q.mem.iova)).write(io);
-    regs::Rdbah::zero().set_addr(static_cast<std::uint32_t>(q.mem.iova >> 32)).write(io);
-    regs::Rdlen::zero().set_bytes(q.nb_desc * static_cast<std::uint32_t>(sizeof(AdvRxDesc))).write(io);
-    regs::Srrctl::zero()
-        .set_bsizepkt(rx_buffer_bytes(*q.pool) / 1024)
-        .set_desctype(regs::kDescTypeAdvOneBuf)
-        .set_drop_en(q.drop_en)
-        .write(io);
-    for (std::uint16_t i = 0; i < q.nb_desc; ++i) {
-        q.ring[i].read.pkt_addr = q.sw[i]->iova();
-        q.ring[i].read.hdr_addr = 0;
-    }
-    q.next = 0;
-    q.nb_hold = 0;
-    q.discard = false;
-    q.port = port_id_;
-    q.crc_len = 0;
-    q.strip_vlan = false;
-    q.rss = false;
-    q.cksum = false;
-    regs::Rdh::zero().write(io);
-    regs::Rdt::zero().write(io);
-    regs::Rxdctl::zero().set_pthresh(8).set_hthresh(8).set_wthresh(4).set_enable(1).write(io);
-    if (!poll([&] { return regs::Rxdctl::read(io).enable() != 0; }, 10ms))
-        return fail(Error(ETIMEDOUT, "rx queue " + std::to_string(q.index) +
-                                         ": RXDCTL.ENABLE did not read back 1 within 10 ms")
-                        .context(who()));
-    regs::Rdt::zero().set_tail(q.nb_desc - 1u).write(io);
-    return {};
-}
-
-Result<void> IgbVfPort::start_tx_queue(TxQueue& q) {
-    const VfQueue io(bar_, q.index, true);
-    regs::Txdctl::read(io).set_enable(0).write(io);
-    (void)poll([&] { return regs::Txdctl::read(io).enable() == 0; }, 10ms);
-    tx_drop_all(q);
-    std::memset(q.mem.va, 0, q.nb_desc * sizeof(AdvTxDesc));
-    regs::Tdbal::zero().set_addr(static_cast<std::uint32_t>(q.mem.iova)).write(io);
-    regs::Tdbah::zero().set_addr(static_cast<std::uint32_t>(q.mem.iova >> 32)).write(io);
-    regs::Tdlen::zero().set_bytes(q.nb_desc * static_cast<std::uint32_t>(sizeof(AdvTxDesc))).write(io);
-    regs::Tdh::zero().write(io);
-    regs::Tdt::zero().write(io);
-    regs::Txdctl::zero().set_pthresh(8).set_hthresh(1).set_wthresh(0).set_enable(1).write(io);
-    if (!poll([&] { return regs::Txdctl::read(io).enable() != 0; }, 10ms))
-        return fail(Error(ETIMEDOUT, "tx queue " + std::to_string(q.index) +
-                                         ": TXDCTL.ENABLE did not read back 1 within 10 ms")
-                        .context(who()));
-    return {};
-}
-
+// The PF's 4.5.9 and 4.5.10 order, on the VF's copies of the queue
+// registers; the rest of receive and transmit is the PF's.
 Result<void> IgbVfPort::start() {
-    for (std::uint16_t qi = 0; qi < nb_rxq_; ++qi) {
-        if (rx_buffer_bytes(*rxq_[qi]->pool) < mtu_ + kEtherHdr + kVlanTag)
-            return fail(Error(EINVAL, "MTU " + std::to_string(mtu_) + ": rx queue " + std::to_string(qi) +
-                                          "'s buffers are too small for its frames")
-                            .context(who()));
-        if (auto r = start_rx_queue(*rxq_[qi]); !r) {
-            disable_queues();
-            return r;
-        }
+    if (auto r = check_buffers(mtu_); !r)
+        return r;
+    if (auto r = start_rx_queues(); !r) {
+        disable_rings();
+        return r;
     }
-    for (std::uint16_t qi = 0; qi < nb_txq_; ++qi) {
-        if (auto r = start_tx_queue(*txq_[qi]); !r) {
-            disable_queues();
-            return r;
-        }
+    if (auto r = start_tx_queues(); !r) {
+        disable_rings();
+        return r;
     }
     started_ = true;
     return {};
 }
 
-void IgbVfPort::disable_queues() {
-    for (std::uint16_t qi = 0; qi < vfregs::kQueues; ++qi) {
-        if (rxq_[qi]) {
-            const VfQueue io(bar_, qi, false);
-            regs::Rxdctl::read(io).set_enable(0).write(io);
-            (void)poll([&] { return regs::Rxdctl::read(io).enable() == 0; }, 10ms);
-        }
-        if (txq_[qi]) {
-            const VfQueue io(bar_, qi, true);
-            regs::Txdctl::read(io).set_enable(0).write(io);
-            (void)poll([&] { return regs::Txdctl::read(io).enable() == 0; }, 10ms);
-        }
-    }
-}
-
 void IgbVfPort::stop() {
-    disable_queues();
+    disable_rings();
     started_ = false;
 }
 
-Result<ethdev::Link> IgbVfPort::link(bool wait) {
-    if (wait)
-        (void)poll([&] { return vfregs::Status::read(bar_).lu() != 0; }, 9000ms);
-    const auto s = vfregs::Status::read(bar_);
-    ethdev::Link l;
-    l.up = s.lu() != 0;
-    if (l.up) {
-        l.speed_mbps = s.speed() == 0 ? 10 : s.speed() == 1 ? 100 : 1000;
-        l.full_duplex = s.fd() != 0;
-        l.autoneg = true;
-    }
-    return l;
-}
+Result<ethdev::Link> IgbVfPort::link(bool wait) { return read_link<vfregs::Status>(wait); }
 
 Result<void> IgbVfPort::promiscuous(bool) {
     return fail(Error(ENOTSUP, "a VF's receive filters are the PF's to set").context(who()));
@@ -432,52 +227,16 @@ Result<void> IgbVfPort::set_mtu(std::uint32_t mtu) {
 void IgbVfPort::accumulate_counters() {
     for (std::size_t i = 0; i < std::size(kVfCounters); ++i) {
         const std::uint32_t v = bar_.read<std::uint32_t>(kVfCounters[i].offset);
-        total_[i] += static_cast<std::uint32_t>(v - last_[i]);  // wraps at 2^32
+        hw_[i] += static_cast<std::uint32_t>(v - last_[i]);  // wraps at 2^32
         last_[i] = v;
     }
 }
 
-Result<ethdev::Stats> IgbVfPort::stats() {
-    accumulate_counters();
-    ethdev::Stats s;
-    s.ipackets = total_[kIdxGprc];
-    s.opackets = total_[kIdxGptc];
-    s.ibytes = total_[kIdxGorc];
-    s.obytes = total_[kIdxGotc];
-    for (std::uint16_t q = 0; q < vfregs::kQueues; ++q) {
-        if (const auto& r = rxq_[q]) {
-            s.q_ipackets[q] = r->packets;
-            s.q_ibytes[q] = r->bytes;
-            s.rx_nombuf += r->nombuf;
-            s.ierrors += r->errors;
-        }
-        if (const auto& t = txq_[q]) {
-            s.q_opackets[q] = t->packets;
-            s.q_obytes[q] = t->bytes;
-        }
-    }
-    return s;
-}
-
-Result<void> IgbVfPort::stats_reset() {
-    accumulate_counters();
-    std::fill(total_.begin(), total_.end(), 0);
-    for (auto& r : rxq_)
-        if (r)
-            r->packets = r->bytes = r->nombuf = r->errors = 0;
-    for (auto& t : txq_)
-        if (t)
-            t->packets = t->bytes = 0;
-    return {};
-}
-
-Result<std::vector<ethdev::Xstat>> IgbVfPort::xstats() {
-    accumulate_counters();
-    std::vector<ethdev::Xstat> out;
-    for (std::size_t i = 0; i < std::size(kVfCounters); ++i)
-        if (kVfCounters[i].name != nullptr)
-            out.push_back({kVfCounters[i].name, total_[i]});
-    return out;
+void IgbVfPort::hw_stats(ethdev::Stats& s) const {
+    s.ipackets = hw_[kIdxGprc];
+    s.opackets = hw_[kIdxGptc];
+    s.ibytes = hw_[kIdxGorc];
+    s.obytes = hw_[kIdxGotc];
 }
 
 }  // namespace vfiokit::igb

@@ -6,19 +6,18 @@
 // igb in the lab) answers the VF's mailbox messages (datasheet 7.8.2.9).
 // Bring-up: CTRL.RST (the PF sees a VF reset), then the VF_RESET message;
 // the PF's reply carries the MAC address it gave the VF and enables the
-// VF's queues in VFRE/VFTE. The rings and burst functions are the PF's
-// (rxtx.hpp): only the queue registers' offsets differ.
+// VF's queues in VFRE/VFTE. The rings, their start and the burst
+// functions are the PF's (common.hpp, rxtx.hpp): only the queue
+// registers' offsets differ (kVfQueues).
 #pragma once
 
-#include <array>
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "common.hpp"
 #include "regs.hpp"
-#include "rxtx.hpp"
 #include "vfiokit/bus/pci/bar.hpp"
 #include "vfiokit/bus/pci/device.hpp"
 #include "vfiokit/ethdev/ethdev.hpp"
@@ -70,57 +69,29 @@ inline constexpr std::uint32_t kMsgAck = 0x80000000, kMsgNack = 0x40000000, kMsg
 
 }  // namespace vfregs
 
-// The Io for VF queue n's copy of a per-queue register declared at the
-// PF's queue-0 offset (regs::Rdbal ... regs::Txdctl): the VF's rx block
-// starts at 0x2800 where the PF's starts at 0xC000, and the tx block at
-// 0x3800 where the PF's starts at 0xE000. The shift is applied modulo
-// 2^64, so a block below the PF's works.
-struct VfQueue : Indexed {
-    VfQueue(pci::Bar& b, unsigned n, bool tx)
-        : Indexed(b, 0, 0) {
-        const std::size_t vf = (tx ? vfregs::kTxBase : vfregs::kRxBase) + vfregs::kQueueStride * n;
-        const std::size_t pf = tx ? regs::Tdbal::offset : regs::Rdbal::offset;
-        delta = vf - pf;
-    }
-};
+// The VF's queue registers, as the vfregs constants above place them.
+inline constexpr QueueLayout kVfQueues{vfregs::kRxBase, vfregs::kTxBase, vfregs::kQueueStride,
+                                       vfregs::kQueues};
 
-class IgbVfPort final : public ethdev::PortOps {
+class IgbVfPort final : public PortBase {
 public:
     [[nodiscard]] static Result<std::unique_ptr<IgbVfPort>> open(pci::PciDevice& dev);
     ~IgbVfPort() override;
-    IgbVfPort(const IgbVfPort&) = delete;
-    IgbVfPort& operator=(const IgbVfPort&) = delete;
 
     [[nodiscard]] ethdev::DevInfo info() const override;
     [[nodiscard]] Result<void> configure(std::uint16_t nb_rxq, std::uint16_t nb_txq,
                                          const ethdev::PortConf& conf) override;
-    [[nodiscard]] Result<void*> rx_queue_setup(std::uint16_t q, std::uint16_t nb_desc, int socket,
-                                               const ethdev::RxConf& conf,
-                                               mbuf::MbufPool& pool) override;
-    [[nodiscard]] Result<void*> tx_queue_setup(std::uint16_t q, std::uint16_t nb_desc, int socket,
-                                               const ethdev::TxConf& conf) override;
-    void rx_queue_release(std::uint16_t q) override;
-    void tx_queue_release(std::uint16_t q) override;
     [[nodiscard]] Result<void> start() override;
     void stop() override;
-    [[nodiscard]] ethdev::RxBurst rx_burst_fn() const override { return &rx_burst; }
-    [[nodiscard]] ethdev::TxBurst tx_burst_fn() const override { return &tx_burst; }
 
     [[nodiscard]] Result<ethdev::Link> link(bool wait) override;
     [[nodiscard]] Result<void> promiscuous(bool on) override;
     [[nodiscard]] Result<void> allmulticast(bool on) override;
-    [[nodiscard]] ethdev::MacAddr mac() const override { return mac_; }
     [[nodiscard]] Result<void> set_mac(const ethdev::MacAddr& a) override;
     [[nodiscard]] Result<void> set_mtu(std::uint32_t mtu) override;
-    [[nodiscard]] Result<ethdev::Stats> stats() override;
-    [[nodiscard]] Result<void> stats_reset() override;
-    [[nodiscard]] Result<std::vector<ethdev::Xstat>> xstats() override;
-
-    void set_port_id(std::uint16_t id) { port_id_ = id; }
 
 private:
-    IgbVfPort(pci::PciDevice& dev, pci::Bar bar) : dev_(&dev), bar_(std::move(bar)) {}
-    [[nodiscard]] std::string who() const;
+    IgbVfPort(pci::PciDevice& dev, pci::Bar bar);
     [[nodiscard]] Result<void> reset();
     // Mailbox (7.8.2.9.2): a message to the PF, acknowledged; the PF's reply.
     [[nodiscard]] Result<void> mbx_write(std::span<const std::uint32_t> msg);
@@ -129,27 +100,12 @@ private:
     [[nodiscard]] Result<void> mbx_request(std::span<std::uint32_t> msg, const char* what);
     [[nodiscard]] bool mbx_bit(std::uint32_t mask);  // read-to-clear bits kept until tested
     [[nodiscard]] bool mbx_lock();
-    [[nodiscard]] Result<void> start_rx_queue(RxQueue& q);
-    [[nodiscard]] Result<void> start_tx_queue(TxQueue& q);
-    void disable_queues();
-    void accumulate_counters();
-    template <class F>
-    bool poll(F done, std::chrono::milliseconds limit);
+    // Free-running counters: hw_ holds the totals since the last reset.
+    void accumulate_counters() override;
+    void hw_stats(ethdev::Stats& s) const override;
 
-    pci::PciDevice* dev_;
-    pci::Bar bar_;
-    ethdev::MacAddr mac_;
-    std::uint16_t port_id_ = 0;
-    std::uint16_t nb_rxq_ = 0, nb_txq_ = 0;
-    ethdev::PortConf conf_;
-    std::uint32_t mtu_ = 1500;
-    bool started_ = false;
     std::uint32_t mbx_sticky_ = 0;
-    std::array<std::unique_ptr<RxQueue>, vfregs::kQueues> rxq_;
-    std::array<std::unique_ptr<TxQueue>, vfregs::kQueues> txq_;
-    // Free-running counters: the last raw value and the total since reset.
-    std::vector<std::uint32_t> last_;
-    std::vector<std::uint64_t> total_;
+    std::vector<std::uint32_t> last_;  // the counters' last raw values
 };
 
 }  // namespace vfiokit::igb
