@@ -3,6 +3,7 @@
 // read them all first, stats_reset() reads them (clearing) and zeroes the
 // totals.
 #include <algorithm>
+#include <vector>
 
 #include "port.hpp"
 
@@ -70,13 +71,23 @@ constexpr HwCounter kCounters[] = {
     {nullptr, stat::kGptc, false},
     {nullptr, stat::kGorcl, true},
     {nullptr, stat::kGotcl, true},
+    {nullptr, stat::kRxerrc, false},
 };
 
-std::size_t index_of(std::uint32_t offset) {
-    for (std::size_t i = 0; i < std::size(kCounters); ++i)
-        if (kCounters[i].offset == offset)
-            return i;
-    return 0;  // unreachable for the offsets used below
+// The slot of the counter at register Off; a register missing from the
+// table does not compile (a run-time miss once summed another counter).
+template <std::uint32_t Off>
+constexpr std::size_t kSlot = [] {
+    std::size_t i = 0;
+    while (i < std::size(kCounters) && kCounters[i].offset != Off)
+        ++i;
+    return i;
+}();
+
+template <std::uint32_t Off>
+std::uint64_t total(const std::vector<std::uint64_t>& hw) {
+    static_assert(kSlot<Off> < std::size(kCounters), "register not in kCounters");
+    return hw[kSlot<Off>];
 }
 
 }  // namespace
@@ -95,17 +106,18 @@ void IgbPort::accumulate_counters() {
 }
 
 void IgbPort::hw_stats(ethdev::Stats& s) const {
-    auto hw = [&](std::uint32_t off) { return hw_[index_of(off)]; };
-    s.ipackets = hw(stat::kGprc);
-    s.opackets = hw(stat::kGptc);
+    s.ipackets = total<stat::kGprc>(hw_);
+    s.opackets = total<stat::kGptc>(hw_);
     // The octet counters include the 4-byte CRC of every frame (8.19.x);
     // ethdev counts frames without it, as DPDK's igb does.
-    s.ibytes = hw(stat::kGorcl) - std::min(hw(stat::kGorcl), 4 * s.ipackets);
-    s.obytes = hw(stat::kGotcl) - std::min(hw(stat::kGotcl), 4 * s.opackets);
-    s.imissed = hw(stat::kMpc);
-    s.ierrors = hw(stat::kCrcerrs) + hw(stat::kRlec) + hw(stat::kRxerrc) + hw(stat::kAlgnerrc) +
-                hw(stat::kRuc) + hw(stat::kRoc) + hw(stat::kCexterr);
-    s.oerrors = hw(stat::kEcol) + hw(stat::kLatecol);
+    const std::uint64_t gorc = total<stat::kGorcl>(hw_), gotc = total<stat::kGotcl>(hw_);
+    s.ibytes = gorc - std::min(gorc, 4 * s.ipackets);
+    s.obytes = gotc - std::min(gotc, 4 * s.opackets);
+    s.imissed = total<stat::kMpc>(hw_);
+    s.ierrors = total<stat::kCrcerrs>(hw_) + total<stat::kRlec>(hw_) + total<stat::kRxerrc>(hw_) +
+                total<stat::kAlgnerrc>(hw_) + total<stat::kRuc>(hw_) + total<stat::kRoc>(hw_) +
+                total<stat::kCexterr>(hw_);
+    s.oerrors = total<stat::kEcol>(hw_) + total<stat::kLatecol>(hw_);
 }
 
 }  // namespace vfiokit::igb
