@@ -113,9 +113,11 @@ SHAPES = {
     # PF (82576) whose SR-IOV VFs the guest can create (vfio-pci with
     # enable_sriov; VFs at 00:14.0, 00:14.2, ...) and an e1000e beside it on
     # hub 0; an edu; a modern-only virtio-net-pci behind the IOMMU; an
-    # ivshmem-plain whose BAR 2 is memory (a peer-to-peer DMA target); two
+    # ivshmem-plain whose BAR 2 is memory (a peer-to-peer DMA target); three
     # PCIe root ports with hotplug, one holding an edu (id hotedu) the host
-    # can remove, one empty for devices it adds (see the action channel).
+    # can remove, one empty for devices it adds (see the action channel),
+    # one holding an e1000e on hub 1 (id hotnic) for unplug while
+    # forwarding.
     "modern": {
         "qemu": (["-device", "intel-iommu,intremap=on,aw-bits=48",
                   "-device", "edu,addr=03.0"] +
@@ -133,7 +135,14 @@ SHAPES = {
                   "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"] +
                  # Hub 1: an e1000 for a vfiokit port and an e1000 peer on
                  # the kernel's driver, apart from hub 0.
-                 nic("0a.0", 1, 3) + nic("0b.0", 1, 4)),
+                 nic("0a.0", 1, 3) + nic("0b.0", 1, 4) +
+                 # And a third hotplug root port holding an e1000e (id
+                 # hotnic) on hub 1, which the host unplugs while vfiokit
+                 # forwards on it and plugs back (device_add with the same
+                 # netdev hp5, which outlives its NIC).
+                 ["-device", "pcie-root-port,id=rp3,chassis=3,slot=3,addr=0c.0",
+                  "-netdev", "hubport,id=hp5,hubid=1",
+                  "-device", "e1000e,id=hotnic,netdev=hp5,bus=rp3,romfile="]),
         # One 1 GiB huge page too, for the kernel selftests' 1 GiB hugetlb
         # mappings (hugepagesz= takes the hugepages= after it; 3 GiB of RAM
         # is too little for the kernel to find a free 1 GiB page).

@@ -1,6 +1,7 @@
 #include "vfiokit/eal/bus.hpp"
 
 #include <algorithm>
+#include <cerrno>
 
 namespace vfiokit::eal {
 
@@ -21,6 +22,10 @@ void register_bus(Bus& b) {
     auto& r = registry();
     if (std::find(r.begin(), r.end(), &b) == r.end())
         r.push_back(&b);
+}
+
+Result<void> ProbedBus::remove(PciAddress a) {
+    return fail(ENODEV, "remove device " + a.str() + ": not on this bus");
 }
 
 }  // namespace vfiokit::eal

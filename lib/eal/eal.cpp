@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <iterator>
 #include <mutex>
 
 namespace vfiokit::eal {
@@ -210,6 +212,43 @@ std::vector<DeviceReport> Eal::device_report() const {
     for (const auto& b : buses_)
         out.insert(out.end(), b->report().begin(), b->report().end());
     return out;
+}
+
+std::vector<RemovalRequest> Eal::removal_requests() {
+    std::lock_guard g(vfio_->control_lock());
+    std::vector<RemovalRequest> out;
+    for (const auto& b : buses_) {
+        auto r = b->removal_requests();
+        out.insert(out.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
+    }
+    for (const auto& r : out) {
+        if (std::find(removal_reported_.begin(), removal_reported_.end(), r.addr) !=
+            removal_reported_.end())
+            continue;
+        removal_reported_.push_back(r.addr);
+        std::fprintf(stderr,
+                     "vfiokit: device %s (%s, driver %s): the kernel requests its removal "
+                     "(hot-unplug or unbind from vfio-pci); stop its ports and remove it "
+                     "(Eal::remove_device)\n",
+                     r.addr.str().c_str(), r.bus.c_str(), r.driver.c_str());
+    }
+    return out;
+}
+
+Result<void> Eal::remove_device(PciAddress a) {
+    std::lock_guard g(vfio_->control_lock());
+    for (const auto& b : buses_) {
+        auto r = b->remove(a);
+        if (!r && r.error().err() == ENODEV)
+            continue;  // another bus's
+        // Forget it: a device plugged in again at the address is reported
+        // again.
+        if (r)
+            std::erase(removal_reported_, a);
+        return r;
+    }
+    return fail(Error(ENODEV, "remove device " + a.str() + ": no bus of this EAL probed it")
+                    .hint("list the probed devices with Eal::device_report()"));
 }
 
 Heap& Eal::heap(int node) {

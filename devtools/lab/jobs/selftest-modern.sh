@@ -1,6 +1,7 @@
 # The modern shape (QEMU 11.1 pair) is what it claims: kernel options, a
 # 48-bit IOMMU, its devices where lab.py puts them, igb SR-IOV VFs that the
-# guest can create, hotplug slots on the root ports, an ivshmem memory BAR.
+# guest can create, hotplug slots on the three root ports, an ivshmem
+# memory BAR.
 
 # vendor:device of BDF, as 0xVVVV:0xDDDD.
 pci_id() {
@@ -13,7 +14,7 @@ devices_present() {
         bdf=0000:${id%%=*}
         check "$bdf is ${id#*=}" test "$(pci_id $bdf)" = "${id#*=}"
     done
-    for rp in 08.0 09.0; do
+    for rp in 08.0 09.0 0c.0; do
         check "00:$rp is a PCIe root port" grep -q 0x060400 /sys/bus/pci/devices/0000:00:$rp/class
     done
     # The hot-pluggable edu sits alone behind the first root port (its
@@ -22,13 +23,17 @@ devices_present() {
     check "one device behind root port 00:08.0" test "$(echo "$below" | grep -c .)" -eq 1
     check "it is an edu" test "$(pci_id "$(basename "$below")")" = 0x1234:0x11e8
     check "root port 00:09.0 is empty" test -z "$(ls -d /sys/bus/pci/devices/0000:00:09.0/0000:??:??.? 2>/dev/null)"
+    # The third holds the e1000e the hotplug job unplugs while forwarding.
+    below=$(ls -d /sys/bus/pci/devices/0000:00:0c.0/0000:??:??.? 2>/dev/null)
+    check "one device behind root port 00:0c.0" test "$(echo "$below" | grep -c .)" -eq 1
+    check "it is an e1000e" test "$(pci_id "$(basename "$below")")" = 0x8086:0x10d3
     checks_done
 }
 
 hotplug_slots() {
     # pciehp registers a slot per hotplug-capable root port (chassis/slot
     # numbers from lab.py).
-    for s in 1 2; do
+    for s in 1 2 3; do
         check "hotplug slot $s registered" test -e /sys/bus/pci/slots/$s/address
     done
     echo "slots: $(for s in /sys/bus/pci/slots/*; do echo "$(basename $s)=$(cat $s/address)"; done)"

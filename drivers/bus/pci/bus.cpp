@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <optional>
 
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
@@ -38,6 +40,27 @@ std::string not_bound_reason(const sysfs::Root& root, const ScannedDevice& d) {
     auto support = vfio::probe_device(root, vfio::probe_kernel(root), d.addr);
     r += support && !support->action.empty() ? support->action : vfio::bind_hint(d.addr);
     return r;
+}
+
+// The device request interrupt (VFIO_PCI_REQ_IRQ_INDEX): vfio-pci's
+// request callback (vfio_pci_core_request) signals it when the kernel
+// wants the device back, and vfio_unregister_group_dev repeats the request
+// every 10 s until the device fd is closed. Without it the kernel only
+// warns "No device request channel registered, blocked until released by
+// user" and the unplug hangs. Every vfio-pci device offers one vector
+// (vfio_pci_get_irq_count), independent of INTx/MSI/MSI-X; a backend that
+// has none (vfio-user) leaves the device without a removal channel.
+std::optional<IrqSet> enable_request(const PciDevice& pci) {
+    auto info = pci.irq_info(IrqType::req);
+    if (!info || info->count == 0 || !info->eventfd)
+        return std::nullopt;
+    auto set = pci.enable_irqs(IrqType::req, 1);
+    if (!set) {
+        std::fprintf(stderr, "vfiokit: %s: no removal notification (%s)\n",
+                     pci.address().str().c_str(), set.error().message().c_str());
+        return std::nullopt;
+    }
+    return std::move(*set);
 }
 
 }  // namespace
@@ -143,16 +166,21 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
             continue;
         }
         auto pci = std::make_unique<PciDevice>(*vdev);
+        // Before the driver's probe, so that a removal requested while it
+        // runs is not missed.
+        std::optional<IrqSet> request = enable_request(*pci);
         auto instance = drv->probe_instance(*pci, *args);
         if (!instance) {
             // The instance never existed; PciDevice holds nothing the
             // kernel cares about, so only the VFIO release is left.
+            request.reset();
             pci.reset();
             release(std::move(instance.error()).context("probe by driver " + out.driver));
             continue;
         }
         out.probed = true;
-        bound_.push_back(BoundDevice{drv, vdev, std::move(pci), std::move(*instance), *mask});
+        bound_.push_back(BoundDevice{drv, vdev, std::move(pci), std::move(*instance), *mask,
+                                     std::move(request), 0});
     }
     return report;
 }
@@ -163,14 +191,30 @@ Result<void> Bus::remove(PciAddress a) {
     if (it == bound_.end())
         return fail(Error(ENODEV, "remove device " + a.str() + ": not probed on this bus"));
     // The instance first: it holds Bars and IrqSets that use the device fd.
-    // Then the PciDevice, then the fd itself (vfio.release_device).
+    // Then the request interrupt and the PciDevice, then the fd itself
+    // (vfio.release_device): closing it is what lets an unplug complete.
     it->instance.reset();
+    it->request.reset();
     it->pci.reset();
     vfio::Device* vdev = it->vfio_device;
     bound_.erase(it);
     if (auto r = vfio_->release_device(*vdev); !r)
         return fail(std::move(r.error()).context("remove device " + a.str()));
     return {};
+}
+
+std::vector<Bus::RemovalRequest> Bus::removal_requests() {
+    std::vector<RemovalRequest> out;
+    for (BoundDevice& b : bound_) {
+        if (b.request) {
+            // A read error would mean a broken eventfd: report nothing new.
+            if (auto n = b.request->vector(0).poll(); n)
+                b.request_signals += *n;
+        }
+        if (b.request_signals != 0)
+            out.push_back({b.pci->address(), std::string(b.driver->name()), b.request_signals});
+    }
+    return out;
 }
 
 }  // namespace vfiokit::pci

@@ -18,6 +18,17 @@ class ProbedPci final : public eal::ProbedBus {
 public:
     ProbedPci(vfio::Vfio& v, sysfs::Root root) : bus(v, std::move(root)) {}
     [[nodiscard]] const std::vector<eal::DeviceReport>& report() const override { return report_; }
+    [[nodiscard]] std::vector<eal::RemovalRequest> removal_requests() override {
+        std::vector<eal::RemovalRequest> out;
+        for (auto& r : bus.removal_requests())
+            out.push_back({"pci", r.addr, std::move(r.driver), r.signals});
+        return out;
+    }
+    [[nodiscard]] Result<void> remove(PciAddress a) override {
+        if (!bus.find(a))
+            return eal::ProbedBus::remove(a);
+        return bus.remove(a);
+    }
 
     Bus bus;
     std::vector<eal::DeviceReport> report_;

@@ -20,6 +20,7 @@
 // thread that calls Eal::init.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -44,12 +45,27 @@ struct DeviceReport {
     std::string reason;    // why not probed
 };
 
+// A device whose kernel driver asked for it back (hot-unplug, unbind):
+// see Eal::removal_requests.
+struct RemovalRequest {
+    std::string bus;       // "pci"
+    PciAddress addr;
+    std::string driver;    // the driver that has it
+    std::uint64_t signals = 0;  // requests seen so far (the kernel repeats them)
+};
+
 // What a bus keeps for one EAL: the devices it probed and their drivers'
 // instances. Destroying it removes them (driver first, then the device).
 class ProbedBus {
 public:
     virtual ~ProbedBus() = default;
     [[nodiscard]] virtual const std::vector<DeviceReport>& report() const = 0;
+    // Its devices whose removal the kernel requested, until removed. A bus
+    // without removal notification has none.
+    [[nodiscard]] virtual std::vector<RemovalRequest> removal_requests() { return {}; }
+    // Removes one of its devices (the driver's remove, then the release);
+    // ENODEV when the device is not this bus's.
+    [[nodiscard]] virtual Result<void> remove(PciAddress a);
 };
 
 struct BusContext {

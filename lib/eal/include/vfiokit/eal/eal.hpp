@@ -87,6 +87,30 @@ public:
     // my_driver().find(addr).
     [[nodiscard]] std::vector<DeviceReport> device_report() const;
 
+    // Hot-unplug (DPDK's RTE_ETH_EVENT_INTR_RMV and rte_dev_remove). When a
+    // device is unplugged or unbound from vfio-pci, the kernel asks for it
+    // back through the device's request interrupt and waits (repeating the
+    // request every 10 s) until the process closes the device; the
+    // device's BARs stay mapped meanwhile, so bursts still run safely.
+    //
+    // removal_requests() lists the devices the kernel asked for, until they
+    // are removed; it polls each device's request eventfd without blocking
+    // (one read per probed device), and prints each new request once to
+    // stderr, naming the device and its driver. Call it from the control
+    // loop (testpmd does, with its stats).
+    [[nodiscard]] std::vector<RemovalRequest> removal_requests();
+    // Gives a device back: the driver's remove (an ethdev port is stopped,
+    // its queues released with every mbuf they held back to its pool, the
+    // port id freed, BARs unmapped, interrupts disabled), then the VFIO
+    // release (device fd closed; the group fd or cdev binding too with its
+    // last device), after which the kernel completes the unplug. Stop
+    // every lcore's bursts on the device's ports first: a burst running
+    // inside the driver while its queues are released is the caller's race
+    // (as in DPDK); bursts after remove_device() return 0 (idle functions).
+    // ENODEV when no bus probed the device. Control path: under the EAL
+    // lock.
+    [[nodiscard]] Result<void> remove_device(PciAddress a);
+
     // primary (also for a single process) or secondary.
     [[nodiscard]] ProcType proc_type() const { return role_.type; }
     // Secondary: the channel to the primary (primary_alive(), watch()).
@@ -112,6 +136,8 @@ private:
     // After heaps_: destroyed first, so drivers stop their devices before
     // memory or containers go away.
     std::vector<std::unique_ptr<ProbedBus>> buses_;
+    // Devices whose removal request was already printed.
+    std::vector<PciAddress> removal_reported_;
     mp::Role role_;  // holds the primary's lock for the process's lifetime
     // Destroyed first: the server's handlers read memory_ and vfio_.
     std::unique_ptr<mp::Server> server_;

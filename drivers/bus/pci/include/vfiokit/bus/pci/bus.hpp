@@ -66,8 +66,25 @@ public:
     // cannot be scanned; per-device outcomes are in the report. An allowed
     // device no driver matches is reported too (driver empty).
     [[nodiscard]] Result<std::vector<ProbeOutcome>> probe_all();
-    // Removes one device: driver instance first, then the VFIO release.
+    // Removes one device: driver instance first (it stops the device and
+    // gives back its queues, mbufs, BAR mappings and interrupts), then the
+    // request interrupt, then the VFIO release (device fd; the group fd or
+    // cdev binding with the group's last device).
     [[nodiscard]] Result<void> remove(PciAddress a);
+
+    // Hot-unplug: devices whose kernel driver (vfio-pci) asked for them
+    // back, through the request interrupt the bus enables on every device
+    // it probes. vfio-pci signals it when the device is being unplugged or
+    // unbound, then waits (re-signalling every 10 s) until the device fd is
+    // closed: the answer is to stop using the device and remove() it.
+    // Polls each device's eventfd without blocking; a device stays listed
+    // (with the signals counted so far) until it is removed.
+    struct RemovalRequest {
+        PciAddress addr;
+        std::string driver;
+        std::uint64_t signals = 0;  // 1: the kernel's first request
+    };
+    [[nodiscard]] std::vector<RemovalRequest> removal_requests();
 
     [[nodiscard]] const std::vector<BoundDevice>& devices() const { return bound_; }
     [[nodiscard]] BoundDevice* find(PciAddress a);

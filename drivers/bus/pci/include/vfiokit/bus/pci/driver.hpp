@@ -112,6 +112,13 @@ struct BoundDevice {
     std::unique_ptr<PciDevice> pci;
     std::unique_ptr<DriverInstance> instance;  // destroyed before the device is released
     std::uint64_t dma_mask = ~std::uint64_t{0};  // what the driver said this device needs
+    // The device request interrupt (vfio-pci's REQ index): the kernel
+    // signals it when it wants the device back (hot-unplug, unbind) and
+    // waits for the device fd to close. Empty when the device offers none.
+    std::optional<IrqSet> request;
+    // Signals seen on `request` so far (sticky: the device stays "requested"
+    // until removed).
+    std::uint64_t request_signals = 0;
 };
 
 // What the bus sees of a driver.
