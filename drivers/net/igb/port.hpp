@@ -63,6 +63,9 @@ public:
     [[nodiscard]] Result<int> rx_intr_fd(std::uint16_t q) override;
     [[nodiscard]] Result<void> rx_intr_enable(std::uint16_t q) override;
     [[nodiscard]] Result<void> rx_intr_disable(std::uint16_t q) override;
+    // Link changes on MSI-X vector 0 (PortConf::lsc_interrupt), from start
+    // to stop; after it fires, link() clears the cause.
+    [[nodiscard]] Result<int> lsc_fd() override;
 
     // The id ethdev::attach gave this port (stamped into received mbufs).
     void set_port_id(std::uint16_t id) { port_id_ = id; }
@@ -77,6 +80,8 @@ private:
     [[nodiscard]] Result<void> start_rx_queue(RxQueue& q);
     [[nodiscard]] Result<void> start_tx_queue(TxQueue& q);
     [[nodiscard]] Result<void> start_rx_interrupts();
+    static constexpr unsigned kLscVector = 0;
+    void start_lsc_interrupt();
     void configure_rss();
     void write_rctl(bool enable);
     [[nodiscard]] std::uint32_t max_frame() const;  // without CRC, one VLAN tag included
@@ -99,7 +104,7 @@ private:
     std::array<std::unique_ptr<TxQueue>, kMaxQueues> txq_;
     std::vector<std::uint64_t> hw_;   // accumulated hw_counters(), same order
     std::uint32_t msix_vectors_ = 0;  // what the device offers
-    std::optional<pci::IrqSet> irqs_; // vector 1 + q: rx queue q
+    std::optional<pci::IrqSet> irqs_; // vector 0: link changes; 1 + q: rx queue q
 };
 
 }  // namespace vfiokit::igb
