@@ -289,6 +289,10 @@ Result<ethdev::Link> EmPort::link(bool wait) {
     if (irqs_ && conf_.lsc_interrupt) {
         if (has_msix()) {
             regs::Icr::zero().set_causes(regs::kIntLsc | regs::kIntOther).write(bar_);
+            // Arm "other" again: QEMU 11.1's 82574L also clears the IMS
+            // bit of a cause EIAC clears, unless CTRL_EXT.IAME
+            // (e1000e_msix_notify_one); rx_intr_enable sets RxQ0 anyway.
+            regs::Ims::zero().set_causes(regs::kIntLsc | regs::kIntOther).write(bar_);
         } else {
             (void)regs::Icr::read(bar_);
             if (auto r = irqs_->unmask(); !r)

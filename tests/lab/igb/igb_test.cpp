@@ -412,7 +412,8 @@ TEST_P(Igb, RxInterruptWakesOnTraffic) {
                 idle.waits, idle.wakes, idle.received);
     EXPECT_TRUE(idle.error.empty()) << idle.error;
     EXPECT_LT(idle.cpu_share(), 0.05) << "the idle loop burned CPU";
-    EXPECT_GE(idle.waits, 5u) << "poll() returned early";
+    // 100 ms slices in a second: more rounds means poll() did not sleep.
+    EXPECT_LE(idle.waits, 11u) << "poll() returned early";
     EXPECT_EQ(idle.wakes, 0u) << "fired with no traffic";
     EXPECT_EQ(idle.received, 0u);
     // Twice: the second shows the vector fires again after a wake. The
@@ -471,8 +472,10 @@ TEST_P(Igb, LinkStateInterruptFollowsTheHost) {
                 break;
             last = *l;
             if (last.up == up)
-                break;
+                return events;
         }
+        if (auto l = ethdev::link_get_nowait(port()))
+            last = *l;  // what the link is, even if no event said so
         return events;
     };
     ethdev::Link last{};
