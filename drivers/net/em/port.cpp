@@ -198,7 +198,8 @@ Result<void> EmPort::start() {
 
 // [82574 7.4.2 MSI-X]: IVAR routes rx queue 0 and "other" to their
 // vectors, EIAC clears those causes as the vector fires (so the next
-// event fires again), no throttling (EITR/ITR stay 0 from reset). Without
+// event fires again), no throttling (EITR 0; QEMU's model holds every
+// EITR at 500 or more, its reset value, so it throttles regardless). Without
 // MSI-X the INTx line, which the kernel masks on delivery: rx_intr_enable
 // and link() unmask it once the cause is cleared.
 Result<void> EmPort::start_interrupts() {
@@ -218,6 +219,8 @@ Result<void> EmPort::start_interrupts() {
             .set_other_valid(1)
             .write(bar_);
         regs::Eiac::zero().set_causes((regs::kIntRxq0 | regs::kIntOther) >> 20).write(bar_);
+        for (unsigned v = 0; v < regs::kMsixVectors82574; ++v)
+            bar_.write<std::uint32_t>(regs::kEitr + 4 * v, 0);
         regs::Icr::zero().set_causes(~0u).write(bar_);
     } else {
         (void)regs::Icr::read(bar_);
@@ -271,15 +274,19 @@ Result<int> EmPort::lsc_fd() {
 
 void EmPort::stop() {
     regs::Imc::zero().set_causes(~0u).write(bar_);
-    irqs_.reset();
     rctl(false).write(bar_);
     regs::Tctl::zero().set_psp(1).write(bar_);
     (void)regs::Status::read(bar_);  // flushes the posted writes
-    if (started_) {
+    if (started_ || irqs_) {
         // Let a frame in flight land before its ring can be freed
-        // [SDM 14.2: "allow any pending DMA to complete"].
+        // [SDM 14.2: "allow any pending DMA to complete"], and let the
+        // interrupt throttling window that follows a message pass before
+        // the vectors go: QEMU's 82574L throttles for at least 500 x 256
+        // ns (EITR), and 7.2's aborts when that timer expires with MSI-X
+        // disabled.
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    irqs_.reset();
     started_ = false;
 }
 

@@ -123,6 +123,12 @@ inline constexpr std::uint32_t kIntOther = 1u << 24;
 struct Eiac : Register<Eiac, std::uint32_t, 0x00dc> {
     VFIOKIT_FIELD(24, 20, causes)
 };
+// 82574L Extended Interrupt Throttle, one per MSI-X vector at 0x00e8 +
+// 4 n, n < 5 [82574 10.2.4.10]: the least interval between two messages
+// of vector n in 256 ns units; 0 does not throttle.
+inline constexpr std::uint32_t kEitr = 0x00e8;
+inline constexpr unsigned kMsixVectors82574 = 5;
+
 // 82574L Interrupt Vector Allocation, 0x00e4 [82574 10.2.4.9]: the MSI-X
 // vector of each cause, with a valid bit. Tx causes stay invalid (unused).
 struct Ivar : Register<Ivar, std::uint32_t, 0x00e4> {
