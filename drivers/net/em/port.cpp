@@ -190,8 +190,10 @@ Result<void> EmPort::start() {
         .set_rtlc(1)
         .write(bar_);
     link_setup(bar_);
-    if (irqs_ && conf_.lsc_interrupt)
-        regs::Ims::zero().set_causes(has_msix() ? regs::kIntLsc | regs::kIntOther : regs::kIntLsc).write(bar_);
+    if (irqs_ && conf_.lsc_interrupt) {
+        const std::uint32_t lsc = has_msix() ? regs::kIntLsc | regs::kIntOther : regs::kIntLsc;
+        regs::Ims::zero().set_causes(lsc).write(bar_);
+    }
     started_ = true;
     return {};
 }
