@@ -394,8 +394,10 @@ TEST_P(Igb, PromiscuousModeDecidesForeignUnicast) {
 //
 // The CPU bound: a round is two register writes, one poll() that sleeps
 // 100 ms and an empty rx_burst: tens of microseconds even under QEMU's
-// software emulation, well under 1% of the round. 5% leaves room for a
-// loaded host and stays far below a polling loop's 100%.
+// software emulation, well under 1% of the round (measured 0.2-0.4%). 10%
+// covers a loaded host (the guest charges time its vCPU lost to the host
+// to the running thread; em's runs reached 4.6%) and stays an order of
+// magnitude below a polling loop's 100%.
 TEST_P(Igb, RxInterruptWakesOnTraffic) {
     ethdev::PortConf conf;
     conf.rxq_interrupt = true;
@@ -411,7 +413,7 @@ TEST_P(Igb, RxInterruptWakesOnTraffic) {
                 std::chrono::duration<double, std::milli>(idle.cpu).count(), 100 * idle.cpu_share(),
                 idle.waits, idle.wakes, idle.received);
     EXPECT_TRUE(idle.error.empty()) << idle.error;
-    EXPECT_LT(idle.cpu_share(), 0.05) << "the idle loop burned CPU";
+    EXPECT_LT(idle.cpu_share(), 0.10) << "the idle loop burned CPU";
     // 100 ms slices in a second: more rounds means poll() did not sleep.
     EXPECT_LE(idle.waits, 11u) << "poll() returned early";
     EXPECT_EQ(idle.wakes, 0u) << "fired with no traffic";

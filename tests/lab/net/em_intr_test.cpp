@@ -131,9 +131,11 @@ class EmIntr : public ::testing::TestWithParam<std::string> {};
 // The CPU bound: a round of the idle loop is two register writes (arm,
 // disarm; plus an ICR read and an unmask ioctl on INTx), one poll() that
 // sleeps 100 ms, and an empty rx_burst: tens of microseconds even under
-// QEMU's software emulation, so well under 1% of the round. 5% leaves room
-// for a host loaded by other guests, and stays far below what a polling
-// loop burns (about 100%).
+// QEMU's software emulation, well under 1% of the round (the lab measures
+// 0.2-1%). A loaded host stretches it: the guest cannot tell time its
+// vCPU lost to the host from time its thread ran, and runs on a busy lab
+// machine reached 4.6%. 10% covers that and stays an order of magnitude
+// below a polling loop (about 100%).
 TEST_P(EmIntr, RxInterruptSleepsWhenIdleAndWakesOnAFrame) {
     const auto pairs = env_pairs("VFIOKIT_EM_PAIRS", '>');
     ASSERT_FALSE(pairs.empty()) << "VFIOKIT_EM_PAIRS is empty: the job names sender>receiver";
@@ -167,7 +169,7 @@ TEST_P(EmIntr, RxInterruptSleepsWhenIdleAndWakesOnAFrame) {
                     std::chrono::duration<double, std::milli>(idle.cpu).count(),
                     100 * idle.cpu_share(), idle.waits, idle.wakes, idle.received);
         EXPECT_TRUE(idle.error.empty()) << idle.error;
-        EXPECT_LT(idle.cpu_share(), 0.05) << "the idle loop burned CPU";
+        EXPECT_LT(idle.cpu_share(), 0.10) << "the idle loop burned CPU";
         // 100 ms slices in a second: more rounds means poll() did not sleep.
         EXPECT_LE(idle.waits, 11u) << "poll() returned early";
         EXPECT_EQ(idle.wakes, 0u) << "the eventfd fired with no traffic";
