@@ -13,4 +13,8 @@ for bdf in 0000:00:04.0 0000:00:05.0 0000:00:06.0 0000:00:07.0; do
 done
 export VFIOKIT_EM_PORTS="$ports"
 export VFIOKIT_EM_PAIRS="0000:00:04.0>0000:00:05.0 0000:00:05.0>0000:00:04.0 0000:00:07.0>0000:00:06.0"
+# Each port's QEMU hub port (lab.py), whose link the host takes down and
+# up for the link-state interrupt test, through the action channel (fd 4).
+export VFIOKIT_EM_HUBPORTS="0000:00:04.0=hp0 0000:00:05.0=hp1 0000:00:06.0=hp2 0000:00:07.0=hp3"
+export VFIOKIT_ACTION_FD=4
 each_mode em 0000:00:04.0 em_lab_test --gtest_filter='Lab/*'

@@ -17,6 +17,9 @@ igb_if=$(ls /sys/bus/pci/devices/$igb/net 2>/dev/null)
 VFIOKIT_IGB_KERNEL_MAC=$(cat "/sys/class/net/$igb_if/address" 2>/dev/null)
 export VFIOKIT_IGB_KERNEL_MAC
 peer_if=$(ls /sys/bus/pci/devices/$peer/net 2>/dev/null)
+# The igb's QEMU hub port (lab.py), whose link the host takes down and up
+# for the link-state interrupt test, through the action channel (fd 4).
+export VFIOKIT_IGB_HUBPORT=hp0 VFIOKIT_ACTION_FD=4
 
 peer_setup() {
     check "the kernel's igb had $igb ($igb_if, $VFIOKIT_IGB_KERNEL_MAC)" test -n "$VFIOKIT_IGB_KERNEL_MAC"

@@ -21,6 +21,10 @@ std::uint32_t hi32(std::uint64_t v) { return static_cast<std::uint32_t>(v >> 32)
 
 EmPort::EmPort(pci::PciDevice& dev, pci::Bar bar, ModelInfo model, ethdev::MacAddr mac)
     : dev_(&dev), model_(model), mac_(mac), bar_(std::move(bar)) {
+    if (auto i = dev.irq_info(pci::IrqType::msix); i && i->eventfd)
+        msix_vectors_ = i->count;
+    if (auto i = dev.irq_info(pci::IrqType::intx); i && i->eventfd && i->maskable)
+        intx_ = i->count >= 1;
     write_mac(bar_, mac_);
     // No multicast address is wanted until the application asks.
     for (unsigned i = 0; i < regs::kMtaWords; ++i)
@@ -57,18 +61,22 @@ ethdev::DevInfo EmPort::info() const {
     i.min_mtu = 68;
     i.max_mtu = model_.max_rx_pktlen - kFrameOverhead;
     i.max_rx_pktlen = model_.max_rx_pktlen;
-    i.rxq_interrupt = false;
-    i.lsc_interrupt = false;
+    i.rxq_interrupt = has_msix() || intx_;
+    i.lsc_interrupt = has_msix() || intx_;
     return i;
 }
 
 Result<void> EmPort::configure(std::uint16_t, std::uint16_t, const ethdev::PortConf& conf) {
-    if (conf.rxq_interrupt || conf.lsc_interrupt)
-        return fail(Error(ENOTSUP, who() + ": configure: " +
-                                              (conf.rxq_interrupt ? "rx queue" : "link-state") +
-                                              " interrupts")
-                        .hint("the em driver polls; configure without rxq_interrupt and "
-                              "lsc_interrupt"));
+    // One INTx line cannot tell a frame from a link change without reading
+    // (and so clearing) ICR, which would lose the other's event: one of
+    // them, as DPDK's em does without MSI-X.
+    if (conf.rxq_interrupt && conf.lsc_interrupt && !has_msix())
+        return fail(Error(EINVAL, who() + ": configure: rx queue and link-state interrupts "
+                                          "together need two interrupt vectors; the " +
+                                          std::string(model_.name) +
+                                          " has one interrupt line (INTx) and no MSI-X")
+                        .hint("configure rxq_interrupt or lsc_interrupt, not both, and poll "
+                              "link_get_nowait() or rx_burst for the other"));
     if (conf.rss_hf)
         return fail(Error(ENOTSUP, who() + ": configure: RSS")
                         .hint("em has one rx queue: configure with rss_hf = 0"));
@@ -141,6 +149,8 @@ Result<void> EmPort::start() {
     rxq_->cksum = (conf_.rx_offloads & kRxCksum) != 0;
 
     regs::Imc::zero().set_causes(~0u).write(bar_);
+    if (auto r = start_interrupts(); !r)
+        return fail(std::move(r.error()).context(who() + ": start"));
     write_mac(bar_, mac_);
 
     // Receive [SDM 14.4 "Receive Initialization"; 82574 4.6.6]: ring base,
@@ -180,23 +190,124 @@ Result<void> EmPort::start() {
         .set_rtlc(1)
         .write(bar_);
     link_setup(bar_);
+    if (irqs_ && conf_.lsc_interrupt) {
+        const std::uint32_t lsc = has_msix() ? regs::kIntLsc | regs::kIntOther : regs::kIntLsc;
+        regs::Ims::zero().set_causes(lsc).write(bar_);
+    }
     started_ = true;
     return {};
 }
 
+// [82574 7.4.2 MSI-X]: IVAR routes rx queue 0 and "other" to their
+// vectors, EIAC clears those causes as the vector fires (so the next
+// event fires again), no throttling (EITR 0; QEMU's model holds every
+// EITR at 500 or more, its reset value, so it throttles regardless). Without
+// MSI-X the INTx line, which the kernel masks on delivery: rx_intr_enable
+// and link() unmask it once the cause is cleared.
+Result<void> EmPort::start_interrupts() {
+    irqs_.reset();
+    if (!conf_.rxq_interrupt && !conf_.lsc_interrupt)
+        return {};
+    auto set = has_msix() ? dev_->enable_irqs(pci::IrqType::msix, 2)
+                          : dev_->enable_irqs(pci::IrqType::intx, 1);
+    if (!set)
+        return fail(std::move(set.error()).context("interrupts"));
+    irqs_.emplace(std::move(*set));
+    if (has_msix()) {
+        regs::Ivar::zero()
+            .set_rxq0_vector(kRxVector)
+            .set_rxq0_valid(1)
+            .set_other_vector(kLscVector)
+            .set_other_valid(1)
+            .write(bar_);
+        regs::Eiac::zero().set_causes((regs::kIntRxq0 | regs::kIntOther) >> 20).write(bar_);
+        for (unsigned v = 0; v < regs::kMsixVectors82574; ++v)
+            bar_.write<std::uint32_t>(regs::kEitr + 4 * v, 0);
+        regs::Icr::zero().set_causes(~0u).write(bar_);
+    } else {
+        (void)regs::Icr::read(bar_);
+    }
+    return {};
+}
+
+Result<void> EmPort::check_intr(bool configured, const char* what) const {
+    if (!configured || !irqs_)
+        return fail(Error(EINVAL, who() + ": " + what + ": not armed")
+                        .hint("configure with the interrupt and start the port first; the "
+                              "eventfds exist from start to stop"));
+    return {};
+}
+
+Result<int> EmPort::rx_intr_fd(std::uint16_t) {
+    if (auto r = check_intr(conf_.rxq_interrupt, "rx interrupt"); !r)
+        return fail(std::move(r.error()));
+    return irqs_->vector(has_msix() ? kRxVector : 0).fd();
+}
+
+Result<void> EmPort::rx_intr_enable(std::uint16_t) {
+    if (auto r = check_intr(conf_.rxq_interrupt, "rx interrupt"); !r)
+        return r;
+    if (has_msix()) {
+        regs::Ims::zero().set_causes(regs::kIntRxq0).write(bar_);
+        return {};
+    }
+    regs::Ims::zero().set_causes(regs::kIntRxt0).write(bar_);
+    return irqs_->unmask();
+}
+
+Result<void> EmPort::rx_intr_disable(std::uint16_t) {
+    if (auto r = check_intr(conf_.rxq_interrupt, "rx interrupt"); !r)
+        return r;
+    if (has_msix()) {
+        regs::Imc::zero().set_causes(regs::kIntRxq0).write(bar_);
+        regs::Icr::zero().set_causes(regs::kIntRxq0).write(bar_);
+    } else {
+        regs::Imc::zero().set_causes(regs::kIntRxt0).write(bar_);
+        (void)regs::Icr::read(bar_);  // clears the cause: the line goes low
+    }
+    return {};
+}
+
+Result<int> EmPort::lsc_fd() {
+    if (auto r = check_intr(conf_.lsc_interrupt, "link-state interrupt"); !r)
+        return fail(std::move(r.error()));
+    return irqs_->vector(has_msix() ? kLscVector : 0).fd();
+}
+
 void EmPort::stop() {
+    regs::Imc::zero().set_causes(~0u).write(bar_);
     rctl(false).write(bar_);
     regs::Tctl::zero().set_psp(1).write(bar_);
     (void)regs::Status::read(bar_);  // flushes the posted writes
-    if (started_) {
+    if (started_ || irqs_) {
         // Let a frame in flight land before its ring can be freed
-        // [SDM 14.2: "allow any pending DMA to complete"].
+        // [SDM 14.2: "allow any pending DMA to complete"], and let the
+        // interrupt throttling window that follows a message pass before
+        // the vectors go: QEMU's 82574L throttles for at least 500 x 256
+        // ns (EITR), and 7.2's aborts when that timer expires with MSI-X
+        // disabled.
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    irqs_.reset();
     started_ = false;
 }
 
 Result<ethdev::Link> EmPort::link(bool wait) {
+    // Clear the link cause before reading STATUS, so that a change after
+    // the read fires again.
+    if (irqs_ && conf_.lsc_interrupt) {
+        if (has_msix()) {
+            regs::Icr::zero().set_causes(regs::kIntLsc | regs::kIntOther).write(bar_);
+            // Arm "other" again: QEMU 11.1's 82574L also clears the IMS
+            // bit of a cause EIAC clears, unless CTRL_EXT.IAME
+            // (e1000e_msix_notify_one); rx_intr_enable sets RxQ0 anyway.
+            regs::Ims::zero().set_causes(regs::kIntLsc | regs::kIntOther).write(bar_);
+        } else {
+            (void)regs::Icr::read(bar_);
+            if (auto r = irqs_->unmask(); !r)
+                return fail(std::move(r.error()).context(who() + ": link"));
+        }
+    }
     ethdev::Link l = link_status(bar_);
     for (int i = 0; wait && !l.up && i < 90; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -7,11 +7,21 @@
 // mastering away before the rings and their mbufs are freed. `dev` must
 // outlive it (the driver instance, which the bus destroys before the
 // device, detaches the port first).
+// Interrupts (PortConf::rxq_interrupt, lsc_interrupt): with MSI-X (the
+// 82574L) vector 0 carries link changes ("other" cause) and vector 1 rx
+// queue 0, both at once. Without MSI-X (the 82540EM) the one interrupt
+// line (INTx) carries either, not both. The eventfds exist from start()
+// to stop(). rx: rx_intr_enable arms, rx_intr_disable disarms and clears
+// the cause, so a frame that lands between them fires as soon as the
+// queue is armed again. Link: after lsc_fd() fires, link() clears the
+// cause and re-arms (INTx: unmasks the line).
+//
 // Thread-safety: control calls from one thread at a time (ethdev's lock).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "hw.hpp"
@@ -57,8 +67,19 @@ public:
     [[nodiscard]] Result<ethdev::Stats> stats() override;
     [[nodiscard]] Result<void> stats_reset() override;
     [[nodiscard]] Result<std::vector<ethdev::Xstat>> xstats() override;
+    [[nodiscard]] Result<int> rx_intr_fd(std::uint16_t q) override;
+    [[nodiscard]] Result<void> rx_intr_enable(std::uint16_t q) override;
+    [[nodiscard]] Result<void> rx_intr_disable(std::uint16_t q) override;
+    [[nodiscard]] Result<int> lsc_fd() override;
 
 private:
+    // MSI-X vectors: link changes ("other") and rx queue 0.
+    static constexpr unsigned kLscVector = 0, kRxVector = 1;
+    [[nodiscard]] bool has_msix() const { return msix_vectors_ >= 2; }
+    // Enables the vectors start() needs (a no-op without interrupts).
+    [[nodiscard]] Result<void> start_interrupts();
+    // EINVAL unless start() enabled the interrupt `what` asks for.
+    [[nodiscard]] Result<void> check_intr(bool configured, const char* what) const;
     // RCTL as the port's settings ask (enabled or not).
     [[nodiscard]] regs::Rctl rctl(bool enable) const;
     [[nodiscard]] std::string who() const;
@@ -73,6 +94,9 @@ private:
     bool allmulti_ = false;
     bool started_ = false;
     Counters hw_;
+    std::uint32_t msix_vectors_ = 0;   // what the device offers
+    bool intx_ = false;                // an INTx line (the fallback without MSI-X)
+    std::optional<pci::IrqSet> irqs_;  // while started with interrupts
     // Declared last: destroyed before the BAR they write to.
     pci::Bar bar_;
     std::unique_ptr<RxQueue> rxq_;

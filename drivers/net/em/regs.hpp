@@ -96,8 +96,11 @@ inline constexpr std::uint32_t kPhyCtrlRestartAutoneg = 1u << 9;
 inline constexpr std::uint32_t kPhyCtrlFullDuplex = 1u << 8;
 inline constexpr std::uint32_t kPhyCtrlSpeed1000 = 1u << 6;
 
-// Interrupt Cause Read (clear on read), Mask Set and Mask Clear
-// [SDM 13.4, ICR/IMS/IMC]. The driver polls: every cause stays masked.
+// Interrupt Cause Read, Mask Set and Mask Clear [SDM 13.4, ICR/IMS/IMC;
+// 82574 10.2.4]. Causes stay masked unless the application asked for rx
+// queue or link-state interrupts. ICR clears on read with one interrupt
+// line (INTx); with MSI-X the 82574L clears a cause when a 1 is written
+// to it or when EIAC names it as its vector fires [82574 7.4.3].
 struct Icr : Register<Icr, std::uint32_t, 0x00c0> {
     VFIOKIT_FIELD(31, 0, causes)
 };
@@ -106,6 +109,33 @@ struct Ims : Register<Ims, std::uint32_t, 0x00d0> {
 };
 struct Imc : Register<Imc, std::uint32_t, 0x00d8> {
     VFIOKIT_FIELD(31, 0, causes)
+};
+// The causes the driver uses, the same bits in ICR, IMS and IMC.
+inline constexpr std::uint32_t kIntLsc = 1u << 2;     // link status change
+inline constexpr std::uint32_t kIntRxt0 = 1u << 7;    // receiver timer: a frame written back
+// 82574L with MSI-X only [82574 10.2.4.1]: rx queue 0 written back, and
+// "other" (LSC and the rest of the non-queue causes, routed by IVAR.OTHER).
+inline constexpr std::uint32_t kIntRxq0 = 1u << 20;
+inline constexpr std::uint32_t kIntOther = 1u << 24;
+
+// 82574L Extended Interrupt Auto Clear, 0x00dc [82574 10.2.4.7]: the ICR
+// bits (RxQ0..Other, 24:20) cleared when their MSI-X vector fires.
+struct Eiac : Register<Eiac, std::uint32_t, 0x00dc> {
+    VFIOKIT_FIELD(24, 20, causes)
+};
+// 82574L Extended Interrupt Throttle, one per MSI-X vector at 0x00e8 +
+// 4 n, n < 5 [82574 10.2.4.10]: the least interval between two messages
+// of vector n in 256 ns units; 0 does not throttle.
+inline constexpr std::uint32_t kEitr = 0x00e8;
+inline constexpr unsigned kMsixVectors82574 = 5;
+
+// 82574L Interrupt Vector Allocation, 0x00e4 [82574 10.2.4.9]: the MSI-X
+// vector of each cause, with a valid bit. Tx causes stay invalid (unused).
+struct Ivar : Register<Ivar, std::uint32_t, 0x00e4> {
+    VFIOKIT_FIELD(2, 0, rxq0_vector)
+    VFIOKIT_FIELD(3, 3, rxq0_valid)
+    VFIOKIT_FIELD(18, 16, other_vector)
+    VFIOKIT_FIELD(19, 19, other_valid)
 };
 
 // Receive Control, 0x0100 [SDM 13.4, RCTL].

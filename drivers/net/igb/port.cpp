@@ -147,7 +147,7 @@ ethdev::DevInfo IgbPort::info() const {
     i.rx_offload_capa = kRxOffloads;
     i.rss_offload_capa = kRssOffloads;
     i.rxq_interrupt = msix_vectors_ >= 2;
-    i.lsc_interrupt = false;
+    i.lsc_interrupt = msix_vectors_ >= 1;
     return i;
 }
 
@@ -162,10 +162,6 @@ Result<void> IgbPort::configure(std::uint16_t nb_rxq, std::uint16_t nb_txq,
                                       std::to_string(nb_rxq + 1) + " MSI-X vectors; the device has " +
                                       std::to_string(msix_vectors_))
                         .context(who()));
-    if (conf.lsc_interrupt)
-        return fail(Error(ENOTSUP, "link-state interrupts are not implemented by this driver")
-                        .context(who())
-                        .hint("poll link_get_nowait()"));
     nb_rxq_ = nb_rxq;
     nb_txq_ = nb_txq;
     conf_ = conf;
@@ -230,7 +226,7 @@ Result<void> IgbPort::start() {
         disable_queues();
         return r;
     }
-    if (conf_.rxq_interrupt) {
+    if (conf_.rxq_interrupt || conf_.lsc_interrupt) {
         if (auto r = start_rx_interrupts(); !r) {
             disable_queues();
             return r;
@@ -249,6 +245,7 @@ void IgbPort::disable_queues() {
     regs::Tctl::read(bar_).set_en(0).write(bar_);
     disable_rings();
     regs::Eimc::zero().set_value(~0u).write(bar_);
+    regs::Imc::zero().set_value(~0u).write(bar_);
     irqs_.reset();
 }
 
@@ -257,7 +254,12 @@ void IgbPort::stop() {
     started_ = false;
 }
 
-Result<ethdev::Link> IgbPort::link(bool wait) { return read_link<regs::Status>(wait); }
+Result<ethdev::Link> IgbPort::link(bool wait) {
+    // Clear LSC before reading STATUS: a change after the read fires again.
+    if (irqs_ && conf_.lsc_interrupt)
+        (void)regs::Icr::read(bar_);
+    return read_link<regs::Status>(wait);
+}
 
 Result<void> IgbPort::promiscuous(bool on) {
     promisc_ = on;
@@ -293,13 +295,14 @@ Result<void> IgbPort::set_mtu(std::uint32_t mtu) {
 // (IVAR), no throttling (EITR 0), EICR bits cleared when the vector fires
 // (EIAC) so the next packet fires it again; armed by rx_intr_enable (EIMS).
 Result<void> IgbPort::start_rx_interrupts() {
-    auto set = dev_->enable_irqs(pci::IrqType::msix, 1u + nb_rxq_);
+    const std::uint16_t nb_vec_rxq = conf_.rxq_interrupt ? nb_rxq_ : 0;
+    auto set = dev_->enable_irqs(pci::IrqType::msix, 1u + nb_vec_rxq);
     if (!set)
         return fail(std::move(set.error()).context(who() + " rx interrupts"));
     irqs_.emplace(std::move(*set));
     regs::Gpie::zero().set_msix_mode(1).set_pba(1).set_nsicr(1).set_eiame(1).write(bar_);
     std::uint32_t rx_bits = 0;
-    for (std::uint16_t qi = 0; qi < nb_rxq_; ++qi) {
+    for (std::uint16_t qi = 0; qi < nb_vec_rxq; ++qi) {
         const unsigned vec = 1u + qi;
         const Indexed ivar(bar_, qi % 8, 4);
         auto v = regs::Ivar::read(ivar);
@@ -314,7 +317,29 @@ Result<void> IgbPort::start_rx_interrupts() {
     }
     regs::Eimc::zero().set_value(~0u).write(bar_);
     regs::Eiac::zero().set_value(rx_bits).write(bar_);
+    if (conf_.lsc_interrupt)
+        start_lsc_interrupt();
     return {};
+}
+
+// 7.3.3.2 the "other" causes (LSC among them) on vector 0 through
+// IVAR_MISC, cleared from EICR as it fires (EIAC) and armed (EIMS) for as
+// long as the port runs; IMS.LSC lets a link change reach it. ICR, which
+// keeps LSC until read (GPIE.NSICR: any read clears), is read by link().
+void IgbPort::start_lsc_interrupt() {
+    regs::IvarMisc::read(bar_).set_other_vector(kLscVector).set_other_valid(1).write(bar_);
+    const std::uint32_t bit = 1u << kLscVector;
+    regs::Eiac::zero().set_value(regs::Eiac::read(bar_).value() | bit).write(bar_);
+    (void)regs::Icr::read(bar_);
+    regs::Ims::zero().set_lsc(1).write(bar_);
+    regs::Eims::zero().set_value(bit).write(bar_);
+}
+
+Result<int> IgbPort::lsc_fd() {
+    if (!irqs_ || !conf_.lsc_interrupt)
+        return fail(Error(EINVAL, "no link-state interrupt: configure with lsc_interrupt and start")
+                        .context(who()));
+    return irqs_->vector(kLscVector).fd();
 }
 
 Result<int> IgbPort::rx_intr_fd(std::uint16_t q) {

@@ -39,6 +39,9 @@ public:
     [[nodiscard]] Result<int> rx_intr_fd(std::uint16_t q) override;
     [[nodiscard]] Result<void> rx_intr_enable(std::uint16_t q) override;
     [[nodiscard]] Result<void> rx_intr_disable(std::uint16_t q) override;
+    // Link changes on MSI-X vector 0 (PortConf::lsc_interrupt), from start
+    // to stop; after it fires, link() clears the cause.
+    [[nodiscard]] Result<int> lsc_fd() override;
 
 private:
     IgbPort(pci::PciDevice& dev, pci::Bar bar);
@@ -47,6 +50,8 @@ private:
     void write_rar0(const ethdev::MacAddr& a);
     [[nodiscard]] Result<void> phy_write(std::uint32_t reg, std::uint16_t v);
     [[nodiscard]] Result<void> start_rx_interrupts();
+    static constexpr unsigned kLscVector = 0;
+    void start_lsc_interrupt();
     void configure_rss();
     void write_rctl(bool enable);
     [[nodiscard]] std::uint32_t max_frame() const;  // without CRC, one VLAN tag included
@@ -56,7 +61,7 @@ private:
 
     bool promisc_ = false, allmulti_ = false;
     std::uint32_t msix_vectors_ = 0;  // what the device offers
-    std::optional<pci::IrqSet> irqs_; // vector 1 + q: rx queue q
+    std::optional<pci::IrqSet> irqs_; // vector 0: link changes; 1 + q: rx queue q
 };
 
 }  // namespace vfiokit::igb

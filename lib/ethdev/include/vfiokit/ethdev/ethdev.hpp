@@ -133,7 +133,7 @@ struct PortConf {
     std::uint64_t rss_hf = 0;          // 0: no RSS (one rx queue gets all)
     std::uint32_t mtu = 0;             // 0: keep the current one (1500 at attach)
     bool lsc_interrupt = false;        // link changes signal lsc_fd()
-    bool rxq_interrupt = false;        // rx_intr_* usable (MSI-X per queue)
+    bool rxq_interrupt = false;        // rx_intr_* usable (doc/ethdev.md, "Interrupts")
 };
 struct RxConf {
     std::uint16_t free_thresh = 32;    // refill the ring in batches of this many
@@ -162,7 +162,7 @@ struct DevInfo {
     std::uint32_t min_mtu = 68;
     std::uint32_t max_mtu = 1500;
     std::uint32_t max_rx_pktlen = 1518;
-    bool rxq_interrupt = false;        // MSI-X per queue possible
+    bool rxq_interrupt = false;        // rx queue interrupts possible (MSI-X, or INTx)
     bool lsc_interrupt = false;
 };
 
@@ -221,12 +221,15 @@ public:
     [[nodiscard]] virtual Result<void> stats_reset() = 0;
     [[nodiscard]] virtual Result<std::vector<Xstat>> xstats() = 0;
     // Rx interrupts (PortConf::rxq_interrupt): the queue's eventfd, and
-    // arming / disarming the queue's vector. ENOTSUP where the NIC has none.
+    // arming / disarming the queue's vector. ENOTSUP where the NIC has none;
+    // the eventfd is the driver's, from start() to stop() (EINVAL outside).
     [[nodiscard]] virtual Result<int> rx_intr_fd(std::uint16_t q);
     [[nodiscard]] virtual Result<void> rx_intr_enable(std::uint16_t q);
     [[nodiscard]] virtual Result<void> rx_intr_disable(std::uint16_t q);
     // Link-state interrupts (PortConf::lsc_interrupt): an eventfd that fires
-    // on a link change; read link() after it does. ENOTSUP where none.
+    // on a link change; read link() after it does (which clears the cause,
+    // so the next change fires again). ENOTSUP where none; from start() to
+    // stop(), like the rx eventfds.
     [[nodiscard]] virtual Result<int> lsc_fd();
 };
 
