@@ -57,6 +57,10 @@ public:
     [[nodiscard]] Result<ethdev::Stats> stats() override;
     [[nodiscard]] Result<void> stats_reset() override;
     [[nodiscard]] Result<std::vector<ethdev::Xstat>> xstats() override;
+    // Where BAR0 is mapped: a secondary maps it at the same address.
+    [[nodiscard]] std::uint64_t secondary_data() const override {
+        return reinterpret_cast<std::uintptr_t>(bar_.pointer(0, 1));
+    }
 
 private:
     // RCTL as the port's settings ask (enabled or not).

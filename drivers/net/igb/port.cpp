@@ -245,8 +245,7 @@ Result<void*> IgbPort::rx_queue_setup(std::uint16_t qi, std::uint16_t nb_desc, i
     q->ring = static_cast<volatile AdvRxDesc*>(q->mem.va);
     q->sw = q->sw_storage.data();
     q->pool = &pool;
-    q->bar = &bar_;
-    q->rdt = static_cast<std::uint32_t>(regs::Rdt::offset + kQueueStride * qi);
+    q->rdt = doorbell(bar_, regs::Rdt::offset + kQueueStride * qi);
     q->mask = static_cast<std::uint16_t>(nb_desc - 1);
     q->free_thresh = std::min<std::uint16_t>(conf.free_thresh, static_cast<std::uint16_t>(nb_desc - 1));
     q->port = port_id_;
@@ -270,8 +269,7 @@ Result<void*> IgbPort::tx_queue_setup(std::uint16_t qi, std::uint16_t nb_desc, i
     q->sw_storage.assign(nb_desc, TxEntry{});
     q->ring = static_cast<volatile AdvTxDesc*>(q->mem.va);
     q->sw = q->sw_storage.data();
-    q->bar = &bar_;
-    q->tdt = static_cast<std::uint32_t>(regs::Tdt::offset + kQueueStride * qi);
+    q->tdt = doorbell(bar_, regs::Tdt::offset + kQueueStride * qi);
     q->mask = static_cast<std::uint16_t>(nb_desc - 1);
     q->nb_free = static_cast<std::uint16_t>(nb_desc - 1);
     q->free_thresh = std::min<std::uint16_t>(conf.free_thresh, static_cast<std::uint16_t>(nb_desc - 1));

@@ -64,6 +64,11 @@ public:
     [[nodiscard]] Result<void> rx_intr_enable(std::uint16_t q) override;
     [[nodiscard]] Result<void> rx_intr_disable(std::uint16_t q) override;
 
+    // Where BAR0 is mapped: a secondary maps it at the same address.
+    [[nodiscard]] std::uint64_t secondary_data() const override {
+        return reinterpret_cast<std::uintptr_t>(bar_.pointer(0, 1));
+    }
+
     // The id ethdev::attach gave this port (stamped into received mbufs).
     void set_port_id(std::uint16_t id) { port_id_ = id; }
 

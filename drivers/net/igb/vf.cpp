@@ -238,9 +238,8 @@ Result<void*> IgbVfPort::rx_queue_setup(std::uint16_t qi, std::uint16_t nb_desc,
     q->ring = static_cast<volatile AdvRxDesc*>(q->mem.va);
     q->sw = q->sw_storage.data();
     q->pool = &pool;
-    q->bar = &bar_;
-    q->rdt = static_cast<std::uint32_t>(vfregs::kRxBase + vfregs::kQueueStride * qi +
-                                        (regs::Rdt::offset - regs::Rdbal::offset));
+    q->rdt = doorbell(bar_, vfregs::kRxBase + vfregs::kQueueStride * qi +
+                                (regs::Rdt::offset - regs::Rdbal::offset));
     q->mask = static_cast<std::uint16_t>(nb_desc - 1);
     q->free_thresh = std::min<std::uint16_t>(conf.free_thresh, static_cast<std::uint16_t>(nb_desc - 1));
     q->index = qi;
@@ -262,9 +261,8 @@ Result<void*> IgbVfPort::tx_queue_setup(std::uint16_t qi, std::uint16_t nb_desc,
     q->sw_storage.assign(nb_desc, TxEntry{});
     q->ring = static_cast<volatile AdvTxDesc*>(q->mem.va);
     q->sw = q->sw_storage.data();
-    q->bar = &bar_;
-    q->tdt = static_cast<std::uint32_t>(vfregs::kTxBase + vfregs::kQueueStride * qi +
-                                        (regs::Tdt::offset - regs::Tdbal::offset));
+    q->tdt = doorbell(bar_, vfregs::kTxBase + vfregs::kQueueStride * qi +
+                                (regs::Tdt::offset - regs::Tdbal::offset));
     q->mask = static_cast<std::uint16_t>(nb_desc - 1);
     q->nb_free = static_cast<std::uint16_t>(nb_desc - 1);
     q->free_thresh = std::min<std::uint16_t>(conf.free_thresh, static_cast<std::uint16_t>(nb_desc - 1));
