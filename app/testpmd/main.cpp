@@ -113,6 +113,7 @@ int run(int argc, char** argv) {
         std::perror("testpmd: signal handlers");
         return 1;
     }
+    params->secondary = (*e)->proc_type() == eal::ProcType::secondary;
     LcoreRunner runner((*e)->lcores());
     testpmd::Testpmd tp(*params, runner, std::cout);
     const auto ports = ethdev::ports();
@@ -121,9 +122,19 @@ int run(int argc, char** argv) {
     unsigned cache = params->mbcache;
     if (cache * 3 / 2 > n)
         cache = n * 2 / 3;
-    std::cout << strformat("testpmd: create a new mbuf pool <mb_pool_0>: n={}, size={}\n", n,
-                             params->mbuf_size);
-    auto pool = mbuf::MbufPool::create("mb_pool_0", n, cache, 0, params->mbuf_size, -1);
+    // A secondary uses the primary's pool (found by name over the channel).
+    Result<mbuf::MbufPool*> pool = fail(Error(ENOENT, "testpmd: no mbuf pool mb_pool_0 in the "
+                                                      "primary")
+                                            .hint("start the primary (vfiokit-testpmd) first, "
+                                                  "with the same --file-prefix"));
+    if (params->secondary) {
+        if (mbuf::MbufPool* p = mbuf::MbufPool::lookup("mb_pool_0"))
+            pool = p;
+    } else {
+        std::cout << strformat("testpmd: create a new mbuf pool <mb_pool_0>: n={}, size={}\n", n,
+                               params->mbuf_size);
+        pool = mbuf::MbufPool::create("mb_pool_0", n, cache, 0, params->mbuf_size, -1);
+    }
     if (!pool) {
         std::fprintf(stderr, "testpmd: mbuf pool: %s\n", pool.error().message().c_str());
         return 1;
@@ -168,7 +179,10 @@ int run(int argc, char** argv) {
             std::cout << strformat("\nSignal {} received, preparing to exit...\n", sig);
     }
     tp.close_ports();
-    if (auto ok = mbuf::MbufPool::destroy(*pool); !ok)
+    if (params->secondary)
+        std::cout << strformat("mbuf pool mb_pool_0: {} of {} mbufs in the pool\n",
+                               (*pool)->avail_count(), (*pool)->size());
+    else if (auto ok = mbuf::MbufPool::destroy(*pool); !ok)
         std::fprintf(stderr, "testpmd: %s\n", ok.error().message().c_str());
     std::cout << "\nBye...\n" << std::flush;
     return rc;

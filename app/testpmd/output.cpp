@@ -154,7 +154,9 @@ void Testpmd::print_fwd_stats() {
         per_port[s.tx_port].tx_dropped += s.fwd_dropped;
         bad[s.rx_port] += s.rx_bad;
     }
-    if (streams_.size() > ports_.size())
+    // Per stream when a port has several, and always with several
+    // processes: the port statistics count every process's queues.
+    if (streams_.size() > ports_.size() || params_.num_procs > 1)
         for (const Stream& s : streams_)
             out_ << strformat("\n  ------- Forward Stats for RX Port={:>2}/Queue={:>2} -> TX "
                                 "Port={:>2}/Queue={:>2} -------\n"

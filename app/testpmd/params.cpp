@@ -102,6 +102,14 @@ const Spec kSpecs[] = {
      [](std::string_view o, std::string_view v, Params& p) {
          return set_num(o, v, p.txq, 1, ethdev::kMaxQueues);
      }},
+    {"num-procs", 0, "N", "processes sharing the ports (multi-process), default 1",
+     [](std::string_view o, std::string_view v, Params& p) {
+         return set_num(o, v, p.num_procs, 1, ethdev::kMaxQueues);
+     }},
+    {"proc-id", 0, "K", "this process's index among --num-procs (0: the primary), default 0",
+     [](std::string_view o, std::string_view v, Params& p) {
+         return set_num(o, v, p.proc_id, 0, ethdev::kMaxQueues - 1);
+     }},
     {"rxd", 0, "N", "rx ring size (a power of two within the NIC's limits), default 512",
      [](std::string_view o, std::string_view v, Params& p) {
          return set_num(o, v, p.rxd, 1, 32768);
@@ -222,6 +230,14 @@ Result<Params> parse_params(int argc, const char* const* argv) {
         return fail(Error(EINVAL, strformat("--rxq={} and --txq={} differ", p.rxq, p.txq))
                         .hint("give both the same count: each forwarding stream owns one rx "
                               "and one tx queue"));
+    if (p.proc_id >= p.num_procs)
+        return fail(Error(EINVAL, strformat("--proc-id={} with --num-procs={}", p.proc_id,
+                                            p.num_procs))
+                        .hint("process ids go from 0 to --num-procs - 1"));
+    if (p.rxq % p.num_procs != 0)
+        return fail(Error(EINVAL, strformat("--rxq={} is not a multiple of --num-procs={}", p.rxq,
+                                            p.num_procs))
+                        .hint("every process forwards the same number of queues"));
     if (p.auto_start && !p.interactive)
         p.auto_start = false;  // without -i forwarding starts anyway
     return p;

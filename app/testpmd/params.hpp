@@ -43,6 +43,15 @@ struct Params {
     // --eth-peer: the destination MAC of mac/txonly/flowgen per port.
     // Unset ports get DPDK's default 02:00:00:00:00:PORT.
     std::array<std::optional<ethdev::MacAddr>, ethdev::kMaxPorts> eth_peer{};
+    // Multi-process (DPDK testpmd's --num-procs/--proc-id, as its
+    // symmetric_mp example): every process gives the same --rxq/--txq,
+    // the primary sets the ports up with that many queues, and process K
+    // of N forwards queues [K*rxq/N, (K+1)*rxq/N). Secondaries (EAL
+    // --proc-type=secondary) attach to the primary's ports and pool.
+    unsigned num_procs = 1;
+    unsigned proc_id = 0;
+    // Set by main from the EAL's role: this process is a secondary.
+    bool secondary = false;
 };
 
 // Parses argv[0..argc) (the application's arguments, after "--"). Errors

@@ -50,7 +50,8 @@ Testpmd::~Testpmd() { close_ports(); }
 unsigned Testpmd::pool_size(std::size_t nb_ports) const {
     const unsigned rings = static_cast<unsigned>(nb_ports) *
                            (unsigned{params_.rxq} * params_.rxd + unsigned{params_.txq} * params_.txd);
-    const unsigned lcores = runner_.workers() + 1;
+    // Every process's lcores have caches of the shared pool.
+    const unsigned lcores = (runner_.workers() + 1) * params_.num_procs;
     const unsigned streams = static_cast<unsigned>(nb_ports) * params_.rxq;
     return rings + lcores * params_.mbcache + (streams + lcores) * params_.burst;
 }
@@ -87,6 +88,17 @@ Result<void> Testpmd::setup_ports(const std::vector<std::uint16_t>& port_ids,
             (void)ethdev::close(p);
     };
     for (std::uint16_t port : port_ids) {
+        if (params_.secondary) {
+            // The primary configured and started it; a secondary only polls.
+            if (!ethdev::is_attached_from_primary(port))
+                return fail(Error(ENODEV, strformat("testpmd: port {} is not one of the "
+                                                    "primary's started ports",
+                                                    port)));
+            auto mac = ethdev::macaddr_get(port);
+            out_ << strformat("Port {}: {} (attached from the primary)\n", port,
+                              mac ? mac->str() : "??");
+            continue;
+        }
         out_ << strformat("Configuring Port {}\n", port);
         touched.push_back(port);
         ethdev::PortConf pc;
@@ -132,7 +144,10 @@ void Testpmd::build_streams() {
         std::size_t peer = i;
         if (!loop && !(np % 2 == 1 && i == np - 1))
             peer = i % 2 == 0 ? i + 1 : i - 1;
-        for (std::uint16_t q = 0; q < params_.rxq; ++q) {
+        // This process's share of the queues (all of them with one process).
+        const auto per_proc = static_cast<std::uint16_t>(params_.rxq / params_.num_procs);
+        const auto first_q = static_cast<std::uint16_t>(params_.proc_id * per_proc);
+        for (std::uint16_t q = first_q; q < first_q + per_proc; ++q) {
             Stream s;
             s.rx_port = ports_[i];
             s.rx_queue = q;
@@ -251,6 +266,8 @@ void Testpmd::close_ports() {
     if (forwarding_)
         stop();
     for (std::uint16_t p : ports_) {
+        if (params_.secondary)
+            break;  // the primary's ports: it stops them; close forgets them here
         out_ << strformat("\nStopping port {}...\n", p);
         if (auto ok = ethdev::stop(p); !ok)
             out_ << ok.error().message() << "\n";

@@ -479,6 +479,37 @@ TEST(TestpmdParams, BadInputIsRefusedWithTheReason) {
     refuse({"-i=1"}, "unknown option");
     refuse({"--interactive=1"}, "takes no value");
     refuse({"--rxq=2"}, "--rxq=2 and --txq=1 differ");
+    refuse({"--num-procs=2", "--proc-id=2"}, "process ids go from 0 to --num-procs - 1");
+    refuse({"--rxq=3", "--txq=3", "--num-procs=2"}, "not a multiple of --num-procs=2");
+}
+
+TEST(TestpmdParams, MultiProcessOptions) {
+    const char* argv[] = {"--rxq=4", "--txq=4", "--num-procs=2", "--proc-id=1"};
+    auto p = parse_params(static_cast<int>(std::size(argv)), argv);
+    ASSERT_TRUE(p) << p.error().message();
+    EXPECT_EQ(p->num_procs, 2u);
+    EXPECT_EQ(p->proc_id, 1u);
+    EXPECT_FALSE(p->secondary) << "the EAL's role decides, not an option";
+}
+
+// Process K of N forwards its share of every port's queues, and says so
+// per stream.
+TEST_F(TestpmdTest, ProcessForwardsItsShareOfTheQueues) {
+    Params p;
+    p.mode = FwdMode::rxonly;
+    p.rxq = p.txq = 4;
+    p.rxd = p.txd = 256;
+    p.num_procs = 2;
+    p.proc_id = 1;
+    Testpmd& tp = make(p, {a(), b()});
+    ASSERT_TRUE(tp.start(false));
+    tp.stop();
+    ASSERT_EQ(tp.streams().size(), 4u);
+    for (const Stream& s : tp.streams()) {
+        EXPECT_TRUE(s.rx_queue == 2 || s.rx_queue == 3) << s.rx_queue;
+        EXPECT_EQ(s.tx_queue, s.rx_queue);
+    }
+    EXPECT_NE(out_.str().find("Forward Stats for RX Port="), std::string::npos) << out_.str();
 }
 
 TEST(TestpmdPacket, UdpFramesCheckAndCorruptionShows) {

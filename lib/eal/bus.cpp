@@ -18,6 +18,10 @@ std::vector<Bus*>& registry() {
 
 std::span<Bus* const> buses() { return registry(); }
 
+Result<std::unique_ptr<ProbedBus>> Bus::probe_secondary(const BusContext&) {
+    return std::unique_ptr<ProbedBus>();
+}
+
 void register_bus(Bus& b) {
     auto& r = registry();
     if (std::find(r.begin(), r.end(), &b) == r.end())

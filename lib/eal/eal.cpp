@@ -56,6 +56,18 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
                                                           o.file_prefix + ")"));
             if (auto ok = e->make_current(); !ok)
                 return fail(std::move(ok.error()));
+            // Drivers attach to the primary's devices (their ports' queues
+            // are in the memory just mapped).
+            const BusContext ctx{*e->vfio_, e->opts_, sysfs::Root(o.vfio.sysroot)};
+            for (Bus* b : buses()) {
+                auto p = b->probe_secondary(ctx);
+                if (!p)
+                    return fail(std::move(p.error()).context("EAL init (secondary, prefix " +
+                                                              o.file_prefix + "): " +
+                                                              std::string(b->name()) + " bus"));
+                if (*p)
+                    e->buses_.push_back(std::move(*p));
+            }
             return e;
         }
     }

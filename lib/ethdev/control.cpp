@@ -79,22 +79,30 @@ Result<Link> link_get(std::uint16_t port) {
 }
 
 Result<void> promiscuous_enable(std::uint16_t port) {
-    return with_port(port, "promiscuous_enable", [](std::uint16_t id, Port& p) {
+    return with_port(port, "promiscuous_enable", [](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "promiscuous_enable"); !no)
+            return no;
         return in_port(id, p, "promiscuous on", p.ops->promiscuous(true));
     });
 }
 Result<void> promiscuous_disable(std::uint16_t port) {
-    return with_port(port, "promiscuous_disable", [](std::uint16_t id, Port& p) {
+    return with_port(port, "promiscuous_disable", [](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "promiscuous_disable"); !no)
+            return no;
         return in_port(id, p, "promiscuous off", p.ops->promiscuous(false));
     });
 }
 Result<void> allmulticast_enable(std::uint16_t port) {
-    return with_port(port, "allmulticast_enable", [](std::uint16_t id, Port& p) {
+    return with_port(port, "allmulticast_enable", [](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "allmulticast_enable"); !no)
+            return no;
         return in_port(id, p, "all-multicast on", p.ops->allmulticast(true));
     });
 }
 Result<void> allmulticast_disable(std::uint16_t port) {
-    return with_port(port, "allmulticast_disable", [](std::uint16_t id, Port& p) {
+    return with_port(port, "allmulticast_disable", [](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "allmulticast_disable"); !no)
+            return no;
         return in_port(id, p, "all-multicast off", p.ops->allmulticast(false));
     });
 }
@@ -106,6 +114,8 @@ Result<MacAddr> macaddr_get(std::uint16_t port) {
 
 Result<void> macaddr_set(std::uint16_t port, const MacAddr& a) {
     return with_port(port, "macaddr_set", [&](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "macaddr_set"); !no)
+            return no;
         if (a.bytes[0] & 1)
             return fail(detail::port_error(id, p, EINVAL,
                                            "macaddr_set: " + a.str() + " is a multicast address",
@@ -116,6 +126,8 @@ Result<void> macaddr_set(std::uint16_t port, const MacAddr& a) {
 
 Result<void> mtu_set(std::uint16_t port, std::uint32_t mtu) {
     return with_port(port, "mtu_set", [&](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "mtu_set"); !no)
+            return no;
         if (mtu < p.info.min_mtu || mtu > p.info.max_mtu)
             return fail(detail::port_error(
                 id, p, EINVAL,
@@ -134,7 +146,9 @@ Result<Stats> stats_get(std::uint16_t port) {
     });
 }
 Result<void> stats_reset(std::uint16_t port) {
-    return with_port(port, "stats_reset", [](std::uint16_t id, Port& p) {
+    return with_port(port, "stats_reset", [](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "stats_reset"); !no)
+            return no;
         return in_port(id, p, "stats reset", p.ops->stats_reset());
     });
 }
@@ -146,6 +160,8 @@ Result<std::vector<Xstat>> xstats_get(std::uint16_t port) {
 
 Result<void> rx_intr_enable(std::uint16_t port, std::uint16_t q) {
     return with_port(port, "rx_intr_enable", [&](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "rx_intr_enable"); !no)
+            return no;
         if (auto ok = check_rxq_intr(id, p, q, "rx_intr_enable"); !ok)
             return ok;
         return in_port(id, p, "rx_intr_enable", p.ops->rx_intr_enable(q));
@@ -153,6 +169,8 @@ Result<void> rx_intr_enable(std::uint16_t port, std::uint16_t q) {
 }
 Result<void> rx_intr_disable(std::uint16_t port, std::uint16_t q) {
     return with_port(port, "rx_intr_disable", [&](std::uint16_t id, Port& p) -> Result<void> {
+        if (auto no = detail::refuse_in_secondary(id, p, "rx_intr_disable"); !no)
+            return no;
         if (auto ok = check_rxq_intr(id, p, q, "rx_intr_disable"); !ok)
             return ok;
         return in_port(id, p, "rx_intr_disable", p.ops->rx_intr_disable(q));
@@ -160,6 +178,8 @@ Result<void> rx_intr_disable(std::uint16_t port, std::uint16_t q) {
 }
 Result<int> rx_intr_fd(std::uint16_t port, std::uint16_t q) {
     return with_port(port, "rx_intr_fd", [&](std::uint16_t id, Port& p) -> Result<int> {
+        if (auto no = detail::refuse_in_secondary(id, p, "rx_intr_fd"); !no)
+            return fail(std::move(no.error()));
         if (auto ok = check_rxq_intr(id, p, q, "rx_intr_fd"); !ok)
             return fail(std::move(ok.error()));
         return in_port(id, p, "rx_intr_fd", p.ops->rx_intr_fd(q));
@@ -167,6 +187,8 @@ Result<int> rx_intr_fd(std::uint16_t port, std::uint16_t q) {
 }
 Result<int> lsc_fd(std::uint16_t port) {
     return with_port(port, "lsc_fd", [](std::uint16_t id, Port& p) -> Result<int> {
+        if (auto no = detail::refuse_in_secondary(id, p, "lsc_fd"); !no)
+            return fail(std::move(no.error()));
         if (!p.conf.lsc_interrupt || p.state == State::attached)
             return fail(detail::port_error(id, p, EINVAL,
                                            "lsc_fd: link-state interrupts are not configured",

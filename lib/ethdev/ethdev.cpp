@@ -275,6 +275,8 @@ Result<void> configure(std::uint16_t port, std::uint16_t nb_rxq, std::uint16_t n
     auto pp = detail::find_port(port, "configure");
     if (!pp)
         return fail(std::move(pp.error()));
+    if (auto no = detail::refuse_in_secondary(port, **pp, "configure"); !no)
+        return no;
     Port& p = **pp;
     const DevInfo& di = p.info;
     if (p.state == State::started)
@@ -340,6 +342,8 @@ Result<void> rx_queue_setup(std::uint16_t port, std::uint16_t q, std::uint16_t n
     auto pp = detail::find_port(port, "rx_queue_setup");
     if (!pp)
         return fail(std::move(pp.error()));
+    if (auto no = detail::refuse_in_secondary(port, **pp, "rx_queue_setup"); !no)
+        return no;
     Port& p = **pp;
     if (auto ok = check_setup_state(port, p, "rx_queue_setup"); !ok)
         return ok;
@@ -395,6 +399,8 @@ Result<void> tx_queue_setup(std::uint16_t port, std::uint16_t q, std::uint16_t n
     auto pp = detail::find_port(port, "tx_queue_setup");
     if (!pp)
         return fail(std::move(pp.error()));
+    if (auto no = detail::refuse_in_secondary(port, **pp, "tx_queue_setup"); !no)
+        return no;
     Port& p = **pp;
     if (auto ok = check_setup_state(port, p, "tx_queue_setup"); !ok)
         return ok;
@@ -426,6 +432,8 @@ Result<void> start(std::uint16_t port) {
     auto pp = detail::find_port(port, "start");
     if (!pp)
         return fail(std::move(pp.error()));
+    if (auto no = detail::refuse_in_secondary(port, **pp, "start"); !no)
+        return no;
     Port& p = **pp;
     if (p.state == State::started)
         return {};
@@ -450,6 +458,8 @@ Result<void> start(std::uint16_t port) {
         return fail(std::move(ok.error()).context(describe(port, p) + ": start"));
     fast_path_set(port, p, p.ops->rx_burst_fn(), p.ops->tx_burst_fn());
     p.state = State::started;
+    // A started port is what secondaries may attach to: answer them.
+    detail::serve_secondaries();
     return {};
 }
 
@@ -458,6 +468,8 @@ Result<void> stop(std::uint16_t port) {
     auto pp = detail::find_port(port, "stop");
     if (!pp)
         return fail(std::move(pp.error()));
+    if (auto no = detail::refuse_in_secondary(port, **pp, "stop"); !no)
+        return no;
     stop_port(port, **pp);
     return {};
 }

@@ -30,6 +30,10 @@ struct Port {
     std::array<std::uint16_t, kMaxQueues> rx_desc{};  // 0: queue not set up
     std::array<std::uint16_t, kMaxQueues> tx_desc{};
     std::array<mbuf::MbufPool*, kMaxQueues> rx_pool{};
+    // A secondary's view of its primary's port (attach_secondary): the
+    // queues are the primary's, and so are the calls that change the port.
+    bool from_primary = false;
+    int primary_pid = 0;
 };
 
 struct Table {
@@ -54,6 +58,15 @@ struct Table {
 // An error about port `id`: its description as context, `hint` as advice.
 [[nodiscard]] Error port_error(std::uint16_t id, const Port& p, int err, std::string what,
                                std::string_view hint = {});
+// EPERM when `p` is a primary's port attached in this secondary: `call`
+// changes the port, which only the primary may do.
+[[nodiscard]] Result<void> refuse_in_secondary(std::uint16_t id, const Port& p,
+                                               std::string_view call);
+// Registers the requests secondaries send ("ethdev.port", "ethdev.stats",
+// "ethdev.xstats", "ethdev.link") with the EAL's server, if this process is
+// a primary that serves secondaries (secondary.cpp).
+void serve_secondaries();
+
 // The port, or ENODEV naming the id and the ports there are (caller holds
 // the lock).
 [[nodiscard]] Result<Port*> find_port(std::uint16_t id, std::string_view call);

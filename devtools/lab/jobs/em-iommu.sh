@@ -21,3 +21,9 @@ export VFIOKIT_EM_PAIRS="0000:00:05.0>0000:00:08.0 0000:00:08.0>0000:00:06.0 000
 export VFIOKIT_EM_HUBPORTS="0000:00:05.0=hp0 0000:00:06.0=hp1 0000:00:08.0=hp3 0000:00:0a.0=hp4 0000:00:0b.0=hp5"
 export VFIOKIT_ACTION_FD=4
 each_mode em 0000:00:05.0 em_lab_test --gtest_filter='Lab/*'
+# Multi-process: a secondary polls the queue of 00:08.0 that the primary
+# leaves it while the primary sends from 00:05.0, then sends back; 00:0a.0
+# is configured and not started (a secondary naming it is refused).
+export VFIOKIT_MPNET=em VFIOKIT_MPNET_TX=0000:00:05.0 VFIOKIT_MPNET_RX=0000:00:08.0
+export VFIOKIT_MPNET_IDLE=0000:00:0a.0
+each_mode em-mp 0000:00:05.0 mp_net_lab_test --gtest_filter='Lab/*'

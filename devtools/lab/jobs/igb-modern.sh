@@ -53,3 +53,67 @@ each_mode igbvf "$VFIOKIT_IGBVF" igbvf_lab_test --gtest_filter='Lab/*'
 run igbvf-teardown vf_teardown
 vfio_bind $igb
 each_mode igb $igb igb_lab_test --gtest_filter='Lab/*'
+# Multi-process (DPDK's symmetric_mp): two RSS queues, the primary polls
+# queue 0 and a secondary queue 1 while the peer sends many flows.
+export VFIOKIT_MPNET=igb VFIOKIT_MPNET_IGB=$igb VFIOKIT_MPNET_PEER=$peer
+each_mode igb-mp $igb mp_net_lab_test --gtest_filter='Lab/*'
+
+# vfiokit-testpmd as DPDK's multi-process testpmd: a primary forwards
+# (rxonly) queue 0 of the igb's two RSS queues and a secondary queue 1;
+# the kernel's pktgen on the peer sends a counted stream over 64 UDP source
+# ports. The per-queue counts sum to what pktgen sent, each > 0.
+mp_stream_rx() {  # LOG QUEUE: RX-packets of the stream of port 0, QUEUE
+    awk -v q="$2" '/Forward Stats for RX Port= 0\/Queue=/ { split($0, a, "Queue="); cur = a[2] + 0; want = (cur == q); next }
+        want && /RX-packets:/ { print $2; exit }' "$1"
+}
+testpmd_mp() {
+    mp_n=300
+    mp_args="--rxq=2 --txq=2 --rxd=256 --txd=256 --num-procs=2 --forward-mode=rxonly"
+    rm -f /tmp/mp1.in /tmp/mp2.in && mkfifo /tmp/mp1.in /tmp/mp2.in
+    # shellcheck disable=SC2086
+    vfiokit-testpmd --proc-type=primary --file-prefix tpmp -l 0-1 -a $igb -- \
+        -i $mp_args --proc-id=0 < /tmp/mp1.in > /tmp/mp1.log 2>&1 &
+    mp_p=$!
+    exec 7> /tmp/mp1.in
+    check "primary: prompt" dpdk_prompts $mp_p /tmp/mp1.log 1
+    echo start >&7
+    check "primary: forwarding queue 0" dpdk_prompts $mp_p /tmp/mp1.log 2
+    # shellcheck disable=SC2086
+    vfiokit-testpmd --proc-type=secondary --file-prefix tpmp --lcores 2@0,3@1 -a $igb -- \
+        $mp_args --proc-id=1 < /tmp/mp2.in > /tmp/mp2.log 2>&1 &
+    mp_s=$!
+    exec 8> /tmp/mp2.in
+    check "secondary: forwarding queue 1" wait_for 60 grep -q "Press enter to exit" /tmp/mp2.log
+    check "pktgen ready" pktgen_reset
+    check "pktgen: $mp_n frames to $VFIOKIT_IGB_KERNEL_MAC" \
+        pktgen_add "$peer_if" $mp_n "$VFIOKIT_IGB_KERNEL_MAC" 198.18.0.2
+    for mp_c in "udp_src_min 1000" "udp_src_max 1063"; do
+        echo "$mp_c" > "/proc/net/pktgen/$peer_if"
+    done
+    pktgen_run
+    mp_sent=$(pktgen_sent "$peer_if")
+    sleep 3
+    echo >&8
+    exec 8>&-
+    wait $mp_s
+    mp_src=$?
+    echo stop >&7
+    dpdk_prompts $mp_p /tmp/mp1.log 3
+    echo quit >&7
+    exec 7>&-
+    wait $mp_p
+    mp_prc=$?
+    echo "--- primary"; cat /tmp/mp1.log; echo "--- secondary"; cat /tmp/mp2.log
+    mp_q0=$(mp_stream_rx /tmp/mp1.log 0)
+    mp_q1=$(mp_stream_rx /tmp/mp2.log 1)
+    echo "pktgen sent $mp_sent; primary queue 0: ${mp_q0:-?}; secondary queue 1: ${mp_q1:-?}"
+    check "pktgen sent $mp_n" test "$mp_sent" = $mp_n
+    check "queue 0 (primary) got some" test "${mp_q0:-0}" -gt 0
+    check "queue 1 (secondary) got some" test "${mp_q1:-0}" -gt 0
+    check "queues 0 + 1 = $mp_sent" test $(( ${mp_q0:-0} + ${mp_q1:-0} )) -eq "$mp_sent"
+    check "secondary exited 0" test $mp_src = 0
+    check "primary exited 0" test $mp_prc = 0
+    check "primary: every mbuf back (no pool error)" sh -c '! grep -q "still out" /tmp/mp1.log'
+    checks_done
+}
+run igb-testpmd-mp testpmd_mp

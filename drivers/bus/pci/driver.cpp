@@ -83,6 +83,13 @@ bool Driver::matches(const DeviceIds& ids) const {
 
 Result<std::uint64_t> Driver::dma_mask(const DriverArgs&) const { return info_->dma_mask; }
 
+Result<std::unique_ptr<DriverInstance>> Driver::probe_secondary_instance(PciDevice& dev,
+                                                                        const DriverArgs&) {
+    return fail(Error(ENOTSUP, "driver " + std::string(name()) +
+                                   " has no secondary-process support")
+                    .context(dev.address().str()));
+}
+
 std::span<Driver* const> registered_drivers() { return registry(); }
 
 void register_driver(Driver& d) {

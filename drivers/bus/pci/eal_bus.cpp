@@ -34,11 +34,117 @@ public:
     std::vector<eal::DeviceReport> report_;
 };
 
+// A secondary's PCI devices: the primary's, each with the instance its
+// driver's secondary probe made. Nothing here releases a device (they are
+// the primary's); the instance goes before its PciDevice.
+class SecondaryPci final : public eal::ProbedBus {
+public:
+    struct Entry {
+        std::unique_ptr<PciDevice> pci;
+        std::unique_ptr<DriverInstance> instance;
+    };
+    ~SecondaryPci() override {
+        while (!entries.empty()) {
+            entries.back().instance.reset();
+            entries.pop_back();
+        }
+    }
+    [[nodiscard]] const std::vector<eal::DeviceReport>& report() const override { return report_; }
+
+    std::vector<Entry> entries;
+    std::vector<eal::DeviceReport> report_;
+};
+
 class EalPciBus final : public eal::Bus {
 public:
     [[nodiscard]] std::string_view name() const override { return "pci"; }
     [[nodiscard]] Result<std::unique_ptr<eal::ProbedBus>> probe(const eal::BusContext& ctx) override;
+    [[nodiscard]] Result<std::unique_ptr<eal::ProbedBus>> probe_secondary(
+        const eal::BusContext& ctx) override;
 };
+
+Result<DeviceIds> read_ids(const PciDevice& d) {
+    DeviceIds ids;
+    auto v = d.config_read(0x00, 4);   // vendor, device
+    auto s = d.config_read(0x2c, 4);   // subsystem vendor, subsystem
+    if (!v)
+        return fail(std::move(v.error()));
+    if (!s)
+        return fail(std::move(s.error()));
+    ids.vendor = static_cast<std::uint16_t>(*v);
+    ids.device = static_cast<std::uint16_t>(*v >> 16);
+    ids.subsystem_vendor = static_cast<std::uint16_t>(*s);
+    ids.subsystem_device = static_cast<std::uint16_t>(*s >> 16);
+    return ids;
+}
+
+Result<std::unique_ptr<eal::ProbedBus>> EalPciBus::probe_secondary(const eal::BusContext& ctx) {
+    auto p = std::make_unique<SecondaryPci>();
+    const auto& opts = ctx.options;
+    std::optional<Error> first;
+    for (const auto& c : ctx.vfio.containers()) {
+        for (const auto& dev : c->devices()) {
+            const PciAddress a = dev->address();
+            const eal::AllowedDevice* al = nullptr;
+            for (const auto& x : opts.allow)
+                if (x.addr == a)
+                    al = &x;
+            if (!opts.allow.empty() && al == nullptr)
+                continue;
+            if (std::any_of(opts.block.begin(), opts.block.end(),
+                            [&](const PciAddress& b) { return b == a; }))
+                continue;
+            auto pci = std::make_unique<PciDevice>(*dev);
+            eal::DeviceReport& out = p->report_.emplace_back();
+            out.bus = "pci";
+            out.addr = a;
+            out.requested = al != nullptr;
+            auto failed = [&](Error e) {
+                out.reason = e.message();
+                if (al != nullptr && !first)
+                    first = std::move(e.context("-a " + a.str()));
+            };
+            auto ids = read_ids(*pci);
+            if (!ids) {
+                failed(std::move(ids.error()));
+                continue;
+            }
+            Driver* drv = nullptr;
+            for (Driver* d : registered_drivers())
+                if (drv == nullptr && d->matches(*ids))
+                    drv = d;  // the first, as the primary's bus chose
+            if (drv == nullptr) {
+                failed(Error(ENODEV, "no driver linked in matches the primary's device " + a.str()));
+                continue;
+            }
+            out.driver = std::string(drv->name());
+            auto args = DriverArgs::parse(drv->info(), a,
+                                          al ? std::span<const eal::DeviceArg>(al->args)
+                                             : std::span<const eal::DeviceArg>());
+            if (!args) {
+                failed(std::move(args.error()));
+                continue;
+            }
+            auto inst = drv->probe_secondary_instance(*pci, *args);
+            if (!inst) {
+                failed(std::move(inst.error()).context("secondary probe by driver " + out.driver));
+                continue;
+            }
+            out.probed = true;
+            p->entries.push_back({std::move(pci), std::move(*inst)});
+        }
+    }
+    // An -a device the primary does not have.
+    for (const auto& al : opts.allow)
+        if (!first && std::none_of(p->report_.begin(), p->report_.end(),
+                                   [&](const eal::DeviceReport& r) { return r.addr == al.addr; }))
+            first = Error(ENODEV, "the primary has not probed this device")
+                        .hint("name a device from the primary's -a list")
+                        .context("-a " + al.addr.str());
+    if (first)
+        return fail(std::move(*first));
+    return std::unique_ptr<eal::ProbedBus>(std::move(p));
+}
 
 Result<std::unique_ptr<eal::ProbedBus>> EalPciBus::probe(const eal::BusContext& ctx) {
     // Two drivers of one name would make -a arguments and pmdinfo ambiguous.

@@ -37,6 +37,13 @@ public:
     // Probe: see the file comment. On failure nothing stays attached or
     // mapped and bus mastering is off again.
     [[nodiscard]] static Result<std::unique_ptr<EmDevice>> open(pci::PciDevice& dev);
+    // The secondary's probe: the primary's started port of `dev`, its
+    // BAR0 mapped at the primary's address (the queues' doorbells point
+    // there), attached with this process's burst functions. The device is
+    // not touched otherwise. Errors: primary_port's (ENODEV: no port in
+    // the primary; EAGAIN: not started), EEXIST when the address is taken
+    // here.
+    [[nodiscard]] static Result<std::unique_ptr<EmDevice>> open_secondary(pci::PciDevice& dev);
     // Detaches the port (ethdev stops it and frees its queues), unless the
     // application closed it already.
     ~EmDevice();
@@ -62,6 +69,8 @@ public:
     EmDriver();
     [[nodiscard]] Result<std::unique_ptr<EmDevice>> probe(pci::PciDevice& dev,
                                                           const pci::DriverArgs& args) override;
+    [[nodiscard]] Result<std::unique_ptr<EmDevice>> probe_secondary(
+        pci::PciDevice& dev, const pci::DriverArgs& args) override;
 };
 
 // The registered em driver (register.cpp, in programs linked with

@@ -71,6 +71,10 @@ public:
     [[nodiscard]] Result<void> rx_intr_enable(std::uint16_t q) override;
     [[nodiscard]] Result<void> rx_intr_disable(std::uint16_t q) override;
     [[nodiscard]] Result<int> lsc_fd() override;
+    // Where BAR0 is mapped: a secondary maps it at the same address.
+    [[nodiscard]] std::uint64_t secondary_data() const override {
+        return reinterpret_cast<std::uintptr_t>(bar_.pointer(0, 1));
+    }
 
 private:
     // MSI-X vectors: link changes ("other") and rx queue 0.

@@ -68,7 +68,7 @@ void refill(RxQueue& q) {
     }
     q.nb_hold = 0;
     // RDT: one past the last slot the NIC may fill [SDM 3.2.6].
-    regs::Rdt::zero().set_index(ring_sub(q.next, 1, q.mask)).write(*q.bar);
+    q.rdt.ring(regs::Rdt::zero().set_index(ring_sub(q.next, 1, q.mask)).raw());
 }
 
 }  // namespace
@@ -114,12 +114,12 @@ Result<std::unique_ptr<RxQueue>> RxQueue::create(std::uint16_t nb_desc, int sock
     if (!mem)
         return fail(std::move(mem.error()).context("rx ring of " + std::to_string(nb_desc) + " descriptors"));
     q->mem = std::move(*mem);
-    q->sw_store = std::make_unique<mbuf::Mbuf*[]>(nb_desc);
-    q->staging_store = std::make_unique<mbuf::Mbuf*[]>(nb_desc);
+    q->sw_store.assign(nb_desc, nullptr);
+    q->staging_store.assign(nb_desc, nullptr);
     q->ring = static_cast<RxDesc*>(q->mem.va());
-    q->sw = q->sw_store.get();
-    q->staging = q->staging_store.get();
-    q->bar = &bar;
+    q->sw = q->sw_store.data();
+    q->staging = q->staging_store.data();
+    q->rdt = doorbell(bar, regs::Rdt::offset);
     q->pool = &pool;
     q->nb_desc = nb_desc;
     q->mask = static_cast<std::uint16_t>(nb_desc - 1);
@@ -168,12 +168,12 @@ Result<std::unique_ptr<TxQueue>> TxQueue::create(std::uint16_t nb_desc, int sock
     if (!mem)
         return fail(std::move(mem.error()).context("tx ring of " + std::to_string(nb_desc) + " descriptors"));
     q->mem = std::move(*mem);
-    q->sw_store = std::make_unique<mbuf::Mbuf*[]>(nb_desc);
-    q->last_store = std::make_unique<std::uint16_t[]>(nb_desc);
+    q->sw_store.assign(nb_desc, nullptr);
+    q->last_store.assign(nb_desc, 0);
     q->ring = static_cast<TxDesc*>(q->mem.va());
-    q->sw = q->sw_store.get();
-    q->last = q->last_store.get();
-    q->bar = &bar;
+    q->sw = q->sw_store.data();
+    q->last = q->last_store.data();
+    q->tdt = doorbell(bar, regs::Tdt::offset);
     q->nb_desc = nb_desc;
     q->mask = static_cast<std::uint16_t>(nb_desc - 1);
     q->free_thresh = batch_thresh(conf.free_thresh, nb_desc);
@@ -332,7 +332,7 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
         q.bytes.add(bytes);
         // The doorbell: descriptors are visible before the NIC sees TDT
         // (Bar::write's release fence).
-        regs::Tdt::zero().set_index(tail).write(*q.bar);
+        q.tdt.ring(regs::Tdt::zero().set_index(tail).raw());
     }
     return sent;
 }

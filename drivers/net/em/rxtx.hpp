@@ -16,8 +16,13 @@
 // the RS descriptors it has sent [SDM 3.3.3.2]; tx_burst reclaims (frees)
 // those packets when fewer than free_thresh slots are free.
 //
-// The tail writes go through pci::Bar::write: one release fence and one
-// volatile store into the mapped BAR.
+// The tail writes go through an ethdev::Doorbell: one release fence and
+// one volatile store into the mapped BAR, as pci::Bar::write does.
+//
+// Shared with secondaries: a queue, its ring and its slot arrays are in
+// EAL memory (SharedObject, SharedVector, dma_alloc), and the doorbell is
+// a plain pointer into BAR0, which a secondary maps at the primary's
+// address: a secondary's burst functions run on the primary's queues.
 //
 // Ownership: a queue owns its ring (EAL memory from ethdev::dma_alloc),
 // its slot arrays and the mbufs in them; destroying it frees all of
@@ -55,6 +60,12 @@ namespace vfiokit::em {
     return want;
 }
 
+// The doorbell of register `off` in BAR0, which EmDevice::open checked is
+// mmap()ed.
+[[nodiscard]] inline ethdev::Doorbell doorbell(const pci::Bar& bar, std::uint64_t off) {
+    return {reinterpret_cast<volatile std::uint32_t*>(bar.pointer(off, 4))};
+}
+
 // A counter written by one thread and read by others: a relaxed load and
 // store, no read-modify-write on the data path.
 struct Counter {
@@ -82,12 +93,12 @@ private:
     ethdev::DmaMemory m_;
 };
 
-struct RxQueue {
+struct RxQueue : ethdev::SharedObject {
     // --- what rx_burst touches
     RxDesc* ring = nullptr;
     mbuf::Mbuf** sw = nullptr;         // the mbuf of each slot; nullptr: to refill
     mbuf::Mbuf** staging = nullptr;    // alloc_bulk's output for one refill
-    pci::Bar* bar = nullptr;
+    ethdev::Doorbell rdt;              // RDT in the mapped BAR0
     mbuf::MbufPool* pool = nullptr;
     std::uint16_t mask = 0;
     std::uint16_t next = 0;            // the next slot to look at
@@ -103,7 +114,7 @@ struct RxQueue {
     std::uint16_t nb_desc = 0;
     regs::RxBufferSize buf;            // what RCTL.BSIZE/BSEX say
     DmaRing mem;
-    std::unique_ptr<mbuf::Mbuf*[]> sw_store, staging_store;
+    ethdev::SharedVector<mbuf::Mbuf*> sw_store, staging_store;
 
     // A ring of nb_desc descriptors with an mbuf from `pool` in every slot.
     // EINVAL when the pool's buffers are smaller than 256 bytes after the
@@ -125,12 +136,12 @@ struct RxQueue {
     [[nodiscard]] Result<void> reset();
 };
 
-struct TxQueue {
+struct TxQueue : ethdev::SharedObject {
     // --- what tx_burst touches
     TxDesc* ring = nullptr;
     mbuf::Mbuf** sw = nullptr;         // the segment each slot ends; nullptr: a piece before its last
     std::uint16_t* last = nullptr;     // per packet's first slot: its EOP slot
-    pci::Bar* bar = nullptr;
+    ethdev::Doorbell tdt;              // TDT in the mapped BAR0
     std::uint16_t mask = 0;
     std::uint16_t tail = 0;            // the next slot to fill (TDT)
     std::uint16_t clean = 0;           // the oldest slot not reclaimed
@@ -141,8 +152,8 @@ struct TxQueue {
     // --- control
     std::uint16_t nb_desc = 0;
     DmaRing mem;
-    std::unique_ptr<mbuf::Mbuf*[]> sw_store;
-    std::unique_ptr<std::uint16_t[]> last_store;
+    ethdev::SharedVector<mbuf::Mbuf*> sw_store;
+    ethdev::SharedVector<std::uint16_t> last_store;
 
     [[nodiscard]] static Result<std::unique_ptr<TxQueue>> create(std::uint16_t nb_desc, int socket,
                                                                 const ethdev::TxConf& conf,

@@ -84,9 +84,8 @@ Result<void*> PortBase::rx_queue_setup(std::uint16_t qi, std::uint16_t nb_desc, 
     q->ring = static_cast<volatile AdvRxDesc*>(q->mem.va);
     q->sw = q->sw_storage.data();
     q->pool = &pool;
-    q->bar = &bar_;
-    // The tail's offset in BAR0, wherever this function's queue block is.
-    q->rdt = static_cast<std::uint32_t>(regs::Rdt::offset + layout_.rx_shift(qi));
+    // The tail in the mapped BAR0, wherever this function's queue block is.
+    q->rdt = doorbell(bar_, regs::Rdt::offset + layout_.rx_shift(qi));
     q->mask = static_cast<std::uint16_t>(nb_desc - 1);
     q->free_thresh = std::min<std::uint16_t>(conf.free_thresh, static_cast<std::uint16_t>(nb_desc - 1));
     q->port = port_id_;
@@ -109,8 +108,7 @@ Result<void*> PortBase::tx_queue_setup(std::uint16_t qi, std::uint16_t nb_desc, 
     q->sw_storage.assign(nb_desc, TxEntry{});
     q->ring = static_cast<volatile AdvTxDesc*>(q->mem.va);
     q->sw = q->sw_storage.data();
-    q->bar = &bar_;
-    q->tdt = static_cast<std::uint32_t>(regs::Tdt::offset + layout_.tx_shift(qi));
+    q->tdt = doorbell(bar_, regs::Tdt::offset + layout_.tx_shift(qi));
     q->mask = static_cast<std::uint16_t>(nb_desc - 1);
     q->nb_free = static_cast<std::uint16_t>(nb_desc - 1);
     q->free_thresh = std::min<std::uint16_t>(conf.free_thresh, static_cast<std::uint16_t>(nb_desc - 1));

@@ -69,6 +69,11 @@ public:
     IgbDriver();
     [[nodiscard]] Result<std::unique_ptr<IgbDevice>> probe(pci::PciDevice& dev,
                                                            const pci::DriverArgs& args) override;
+    // In a secondary: the primary's started port of `dev`, BAR0 mapped at
+    // the primary's address (the queues' doorbells point there), attached
+    // with this process's burst functions; the device is not touched.
+    [[nodiscard]] Result<std::unique_ptr<IgbDevice>> probe_secondary(
+        pci::PciDevice& dev, const pci::DriverArgs& args) override;
 };
 
 // The VF side (8086:10ca, net_e1000_igb_vf): two queue pairs, bring-up and

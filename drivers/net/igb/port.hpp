@@ -43,6 +43,11 @@ public:
     // to stop; after it fires, link() clears the cause.
     [[nodiscard]] Result<int> lsc_fd() override;
 
+    // Where BAR0 is mapped: a secondary maps it at the same address.
+    [[nodiscard]] std::uint64_t secondary_data() const override {
+        return reinterpret_cast<std::uintptr_t>(bar_.pointer(0, 1));
+    }
+
 private:
     IgbPort(pci::PciDevice& dev, pci::Bar bar);
     [[nodiscard]] Result<void> reset();

@@ -79,7 +79,7 @@ std::uint16_t rx_burst(void* rxq, mbuf::Mbuf** pkts, std::uint16_t n) {
     q.packets += got;
     if (q.nb_hold > q.free_thresh) {
         // RDT: the last descriptor given back, one behind the next to read.
-        q.bar->write<std::uint32_t>(q.rdt, static_cast<std::uint16_t>((i - 1) & q.mask));
+        q.rdt.ring(static_cast<std::uint16_t>((i - 1) & q.mask));
         q.nb_hold = 0;
     }
     return got;
@@ -171,8 +171,8 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
     if (sent > 0) {
         q.tail = t;
         q.packets += sent;
-        // The doorbell: Bar::write orders the descriptor stores before it.
-        q.bar->write<std::uint32_t>(q.tdt, t);
+        // The doorbell orders the descriptor stores before it.
+        q.tdt.ring(t);
     }
     return sent;
 }

@@ -18,6 +18,12 @@
 // descriptor reads DD. One descriptor stays unused so a full ring is
 // never mistaken for an empty one.
 //
+// Shared with secondaries: queues and their slot arrays are in EAL memory
+// (SharedObject, SharedVector, rings from dma_alloc) and the tail
+// registers are plain pointers into BAR0 (ethdev::Doorbell), which a
+// secondary maps at the primary's address: the burst functions of either
+// process run on the same queues.
+//
 // Thread-safety: a queue is used by one thread at a time (ethdev's rule);
 // nothing here locks.
 #pragma once
@@ -26,18 +32,18 @@
 #include <vector>
 
 #include "regs.hpp"
+#include "vfiokit/bus/pci/bar.hpp"
 #include "vfiokit/ethdev/ethdev.hpp"
 #include "vfiokit/mbuf/mbuf.hpp"
 
 namespace vfiokit::igb {
 
-struct RxQueue {
+struct RxQueue : ethdev::SharedObject {
     // --- touched per packet
     volatile AdvRxDesc* ring = nullptr;
     mbuf::Mbuf** sw = nullptr;      // sw[i]: the mbuf whose buffer descriptor i holds
     mbuf::MbufPool* pool = nullptr;
-    pci::Bar* bar = nullptr;
-    std::uint32_t rdt = 0;          // offset of this queue's RDT
+    ethdev::Doorbell rdt;           // this queue's RDT in the mapped BAR0
     std::uint16_t mask = 0;         // nb_desc - 1
     std::uint16_t next = 0;         // next descriptor to read
     std::uint16_t nb_hold = 0;      // refilled since the last RDT write
@@ -55,7 +61,7 @@ struct RxQueue {
     std::uint16_t nb_desc = 0;
     bool drop_en = true;
     ethdev::DmaMemory mem;
-    std::vector<mbuf::Mbuf*> sw_storage;
+    ethdev::SharedVector<mbuf::Mbuf*> sw_storage;
 };
 
 struct TxEntry {
@@ -63,12 +69,11 @@ struct TxEntry {
     std::uint16_t last = 0;   // the packet's last descriptor (the one with RS)
 };
 
-struct TxQueue {
+struct TxQueue : ethdev::SharedObject {
     // --- touched per packet
     volatile AdvTxDesc* ring = nullptr;
     TxEntry* sw = nullptr;
-    pci::Bar* bar = nullptr;
-    std::uint32_t tdt = 0;
+    ethdev::Doorbell tdt;
     std::uint16_t mask = 0;
     std::uint16_t tail = 0;         // next descriptor to fill
     std::uint16_t clean = 0;        // oldest descriptor not yet reclaimed
@@ -82,8 +87,14 @@ struct TxQueue {
     std::uint16_t index = 0;
     std::uint16_t nb_desc = 0;
     ethdev::DmaMemory mem;
-    std::vector<TxEntry> sw_storage;
+    ethdev::SharedVector<TxEntry> sw_storage;
 };
+
+// The tail register at `off` of a BAR0 whose registers are mmap()ed (the
+// ports check at open).
+[[nodiscard]] inline ethdev::Doorbell doorbell(const pci::Bar& bar, std::uint64_t off) {
+    return {reinterpret_cast<volatile std::uint32_t*>(bar.pointer(off, 4))};
+}
 
 // The burst functions ethdev calls through FastPath (void* is the queue).
 std::uint16_t rx_burst(void* rxq, mbuf::Mbuf** pkts, std::uint16_t n);

@@ -60,8 +60,7 @@ protected:
         rx_.ring = rx_ring_.data();
         rx_.sw = rx_sw_.data();
         rx_.pool = pool_;
-        rx_.bar = &bar_;
-        rx_.rdt = regs::Rdt::offset;
+        rx_.rdt = doorbell(bar_, regs::Rdt::offset);
         rx_.mask = kRing - 1;
         rx_.free_thresh = free_thresh;
         rx_.port = 3;
@@ -88,8 +87,7 @@ protected:
         tx_sw_.assign(kRing, TxEntry{});
         tx_.ring = tx_ring_.data();
         tx_.sw = tx_sw_.data();
-        tx_.bar = &bar_;
-        tx_.tdt = regs::Tdt::offset;
+        tx_.tdt = doorbell(bar_, regs::Tdt::offset);
         tx_.mask = kRing - 1;
         tx_.nb_free = kRing - 1;
         tx_.free_thresh = free_thresh;

@@ -6,6 +6,8 @@
 //
 // Eal::init, in a primary (or single) process, after memory is up:
 //   for each registered bus: bus.probe(context) -> a ProbedBus it keeps
+// and in a secondary, once the primary's memory and VFIO state are in:
+//   for each registered bus: bus.probe_secondary(context)
 // and destroys those before memory and VFIO (drivers go before the devices
 // they drive, devices before their container).
 //
@@ -82,6 +84,13 @@ public:
     // be scanned or a device named with -a cannot be probed (nothing stays
     // probed then); the rest goes into the report.
     [[nodiscard]] virtual Result<std::unique_ptr<ProbedBus>> probe(const BusContext& ctx) = 0;
+    // In a secondary process: lets the drivers attach to the devices the
+    // primary probed (ctx.vfio holds the primary's devices, received over
+    // the channel), as DPDK's secondaries probe. The same -a/-b rules: a
+    // device named with -a that cannot be attached fails Eal::init. The
+    // default has nothing to attach (nullptr).
+    [[nodiscard]] virtual Result<std::unique_ptr<ProbedBus>> probe_secondary(
+        const BusContext& ctx);
 };
 
 // The registered buses, in registration order. Not owned: a registered bus

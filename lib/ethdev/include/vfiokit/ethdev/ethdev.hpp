@@ -33,6 +33,12 @@
 // sees it, so drivers implement only valid requests. Ring memory comes from
 // dma_alloc() (EAL memory, DMA-mapped in the default container).
 //
+// Secondary processes (doc/multiprocess.md, "Ports"): a secondary's EAL
+// probe attaches the primary's started ports under the same ids; their
+// bursts run on the primary's queues (which drivers keep in shared memory:
+// SharedObject, SharedVector, Doorbell), reads of stats and link go to the
+// primary, and the calls that change a port fail there with EPERM.
+//
 // Thread-safety: control calls are for one thread at a time (the EAL lock
 // is taken inside; without an EAL, as in host tests with software ports,
 // ethdev's own lock). rx_burst on one queue from one thread; tx_burst on one
@@ -43,6 +49,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -231,6 +238,10 @@ public:
     // so the next change fires again). ENOTSUP where none; from start() to
     // stop(), like the rx eventfds.
     [[nodiscard]] virtual Result<int> lsc_fd();
+    // What the driver's secondary probe needs besides the queues (passed
+    // to it as PrimaryPort::driver_data): em and igb give where BAR0 is
+    // mapped, so the secondary maps it at the same address. 0: nothing.
+    [[nodiscard]] virtual std::uint64_t secondary_data() const { return 0; }
 };
 
 // --- driver side
@@ -257,6 +268,98 @@ struct DmaMemory {
 };
 [[nodiscard]] Result<DmaMemory> dma_alloc(std::uint64_t len, std::uint64_t align, int socket);
 void dma_free(DmaMemory& m);
+
+// --- memory shared with secondary processes
+//
+// A secondary process polls a primary's queues (attach_secondary below):
+// everything its burst functions touch must be where both processes see
+// it at the same address, the EAL heap the secondary maps. Queue objects
+// derive from SharedObject (their `new` takes EAL heap memory) and keep
+// their arrays in SharedVector; mbuf pools and dma_alloc rings are there
+// already. What differs per process stays out of them: the burst
+// functions (each process's FastPath) and the BAR mapping, which the
+// secondary's driver maps at the primary's address so that a doorbell
+// pointer in a queue is valid in both.
+//
+// shared_alloc: `bytes` from the heap of this process's EAL (any node),
+// or from the C++ heap when the process has no EAL or is a secondary (a
+// secondary cannot allocate EAL memory; host tests have none). Throws
+// std::bad_alloc as operator new does when neither has room.
+[[nodiscard]] void* shared_alloc(std::size_t bytes, std::size_t align);
+void shared_free(void* p) noexcept;
+
+struct SharedObject {
+    static void* operator new(std::size_t n) { return shared_alloc(n, 64); }
+    static void* operator new(std::size_t n, std::align_val_t a) {
+        return shared_alloc(n, static_cast<std::size_t>(a));
+    }
+    static void operator delete(void* p) noexcept { shared_free(p); }
+    static void operator delete(void* p, std::align_val_t) noexcept { shared_free(p); }
+};
+
+template <class T>
+struct SharedAllocator {
+    using value_type = T;
+    SharedAllocator() = default;
+    template <class U>
+    SharedAllocator(const SharedAllocator<U>&) noexcept {}
+    [[nodiscard]] T* allocate(std::size_t n) {
+        return static_cast<T*>(shared_alloc(n * sizeof(T), alignof(T) < 64 ? 64 : alignof(T)));
+    }
+    void deallocate(T* p, std::size_t) noexcept { shared_free(p); }
+    template <class U>
+    bool operator==(const SharedAllocator<U>&) const noexcept { return true; }
+};
+template <class T>
+using SharedVector = std::vector<T, SharedAllocator<T>>;
+
+// A device register written from the data path (a ring's tail): one
+// release fence and one volatile store to the mapped register, as
+// pci::Bar::write does, through a plain pointer that a queue in shared
+// memory can hold (valid wherever the BAR is mapped at the same address).
+struct Doorbell {
+    volatile std::uint32_t* reg = nullptr;
+    void ring(std::uint32_t v) const {
+        std::atomic_thread_fence(std::memory_order_release);
+        *reg = v;
+    }
+};
+
+// --- secondary processes (DPDK's symmetric multi-process)
+//
+// A primary's started port, as a secondary sees it: asked from the primary
+// over the multi-process channel (request "ethdev.port") by the device's
+// name. Queue pointers are the primary's, in the memory the secondary
+// mapped at the same addresses (checked).
+struct PrimaryPort {
+    std::uint16_t id = 0;              // the primary's port id: the secondary uses the same
+    DevInfo info;
+    MacAddr mac;
+    std::uint16_t nb_rxq = 0, nb_txq = 0;
+    std::array<void*, kMaxQueues> rxq{}, txq{};
+    std::uint64_t driver_data = 0;     // PortOps::secondary_data() in the primary
+    int primary_pid = 0;
+};
+// In a secondary: the primary's port for `device` ("0000:00:05.0").
+// ENODEV when the primary has no port for it; EAGAIN naming its state when
+// it is not started (a secondary polls only started ports); EPERM in a
+// process that is not a secondary; EPROTO for a reply that does not check.
+[[nodiscard]] Result<PrimaryPort> primary_port(std::string_view device);
+// In a secondary: makes `p` a port of this process, with the same id and
+// this process's burst functions; `keep` (the driver's per-process state,
+// e.g. the BAR mapping the doorbells point into) lives as long as the
+// port. Returns the port's ops for the driver's detach(). On this port,
+// rx_burst/tx_burst, info, link, MAC, stats and xstats work (link and
+// stats are read by the primary, over the channel); the calls that change
+// the port (configure, queue setup, start, stop, promiscuous, MAC, MTU,
+// stats reset, interrupts) fail with EPERM: they are the primary's.
+// close() forgets the port in this process only. EBUSY when the id is in
+// use here.
+[[nodiscard]] Result<const PortOps*> attach_secondary(const PrimaryPort& p, RxBurst rx,
+                                                      TxBurst tx, std::shared_ptr<void> keep);
+// Whether port `port` of this process is a primary's port attached by a
+// secondary (false for unknown ports).
+[[nodiscard]] bool is_attached_from_primary(std::uint16_t port);
 
 // --- application side
 [[nodiscard]] std::uint16_t count_avail();          // attached ports

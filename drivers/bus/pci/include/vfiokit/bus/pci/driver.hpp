@@ -24,6 +24,7 @@
 // probe and remove, which the bus runs on one thread (the control path).
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -139,6 +140,12 @@ public:
     // outlives the instance.
     [[nodiscard]] virtual Result<std::unique_ptr<DriverInstance>> probe_instance(
         PciDevice& dev, const DriverArgs& args) = 0;
+    // In a secondary process: attach to what the primary's instance set up
+    // for `dev` (the primary's device, its fds received over the channel;
+    // the device is not reset or reprogrammed). ENOTSUP by default: the
+    // driver has no secondary support, and the device is left out.
+    [[nodiscard]] virtual Result<std::unique_ptr<DriverInstance>> probe_secondary_instance(
+        PciDevice& dev, const DriverArgs& args);
 
 private:
     const DriverInfo* info_;
@@ -154,6 +161,14 @@ public:
 
     [[nodiscard]] virtual Result<std::unique_ptr<Instance>> probe(PciDevice& dev,
                                                                  const DriverArgs& args) = 0;
+    // The secondary's probe (Driver::probe_secondary_instance); ENOTSUP
+    // unless the driver supports secondaries.
+    [[nodiscard]] virtual Result<std::unique_ptr<Instance>> probe_secondary(PciDevice& dev,
+                                                                           const DriverArgs&) {
+        return fail(Error(ENOTSUP, "driver " + std::string(name()) + " has no secondary-process "
+                                   "support")
+                        .context(dev.address().str()));
+    }
 
     // This driver's instance for a device the bus bound; nullptr when the
     // device belongs to another driver.
@@ -198,6 +213,8 @@ private:
 
     Result<std::unique_ptr<DriverInstance>> probe_instance(PciDevice& dev,
                                                            const DriverArgs& args) final;
+    Result<std::unique_ptr<DriverInstance>> probe_secondary_instance(
+        PciDevice& dev, const DriverArgs& args) final;
 
     std::shared_ptr<Index> index_ = std::make_shared<Index>();
 };
@@ -226,6 +243,16 @@ template <class Instance>
 Result<std::unique_ptr<DriverInstance>> DriverFor<Instance>::probe_instance(
     PciDevice& dev, const DriverArgs& args) {
     auto i = probe(dev, args);
+    if (!i)
+        return fail(std::move(i.error()));
+    return std::unique_ptr<DriverInstance>(
+        std::make_unique<Holder>(index_, &dev, dev.address(), std::move(*i)));
+}
+
+template <class Instance>
+Result<std::unique_ptr<DriverInstance>> DriverFor<Instance>::probe_secondary_instance(
+    PciDevice& dev, const DriverArgs& args) {
+    auto i = probe_secondary(dev, args);
     if (!i)
         return fail(std::move(i.error()));
     return std::unique_ptr<DriverInstance>(
