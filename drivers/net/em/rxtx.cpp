@@ -68,7 +68,7 @@ void refill(RxQueue& q) {
     }
     q.nb_hold = 0;
     // RDT: one past the last slot the NIC may fill [SDM 3.2.6].
-    regs::Rdt::zero().set_index(ring_sub(q.next, 1, q.mask)).write(*q.bar);
+    q.rdt.write(regs::Rdt::zero().set_index(ring_sub(q.next, 1, q.mask)));
 }
 
 }  // namespace
@@ -109,7 +109,11 @@ Result<std::unique_ptr<RxQueue>> RxQueue::create(std::uint16_t nb_desc, int sock
                                   "-byte headroom")
                         .hint("em receive buffers are 256 bytes at least (RCTL.BSIZE): use a "
                               "larger data room"));
+    auto rdt = bar.map_register<regs::Rdt>();
+    if (!rdt)
+        return fail(std::move(rdt.error()).context("rx ring: RDT"));
     auto q = std::make_unique<RxQueue>();
+    q->rdt = *rdt;
     auto mem = DmaRing::alloc(std::uint64_t{nb_desc} * sizeof(RxDesc), socket);
     if (!mem)
         return fail(std::move(mem.error()).context("rx ring of " + std::to_string(nb_desc) + " descriptors"));
@@ -163,7 +167,11 @@ Result<void> RxQueue::reset() {
 
 Result<std::unique_ptr<TxQueue>> TxQueue::create(std::uint16_t nb_desc, int socket,
                                                  const ethdev::TxConf& conf, pci::Bar& bar) {
+    auto tdt = bar.map_register<regs::Tdt>();
+    if (!tdt)
+        return fail(std::move(tdt.error()).context("tx ring: TDT"));
     auto q = std::make_unique<TxQueue>();
+    q->tdt = *tdt;
     auto mem = DmaRing::alloc(std::uint64_t{nb_desc} * sizeof(TxDesc), socket);
     if (!mem)
         return fail(std::move(mem.error()).context("tx ring of " + std::to_string(nb_desc) + " descriptors"));
@@ -280,6 +288,7 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
     if (q.nb_free < q.free_thresh)
         q.reclaim();
     std::uint16_t tail = q.tail;
+    const std::uint16_t burst_first = tail;
     std::uint16_t sent = 0;
     std::uint64_t bytes = 0;
     for (; sent < n; ++sent) {
@@ -294,7 +303,6 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
             if (need > q.nb_free)
                 break;
         }
-        const std::uint16_t first = tail;
         s = m;
         for (std::uint16_t k = 0; k < segs; ++k, s = s->next) {
             std::uint64_t iova = s->iova();
@@ -304,14 +312,13 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
                 const std::uint16_t len = left < room ? left : room;
                 left = static_cast<std::uint16_t>(left - len);
                 const bool eop = k + 1 == segs && left == 0;
-                // IFCS: the NIC appends the CRC; RS on the last descriptor
-                // so it reports the packet done [SDM 3.3.3.1].
+                // IFCS: the NIC appends the CRC [SDM 3.3.3.1]; RS comes
+                // after the loop, on the burst's last descriptor.
                 q.ring[tail] = TxDesc{
                     .buffer_addr = iova,
                     .length = len,
                     .cso = 0,
-                    .cmd = static_cast<std::uint8_t>(txd::kCmdIfcs |
-                                                     (eop ? txd::kCmdEop | txd::kCmdRs : 0)),
+                    .cmd = static_cast<std::uint8_t>(txd::kCmdIfcs | (eop ? txd::kCmdEop : 0)),
                     .status = 0,
                     .css = 0,
                     .special = 0,
@@ -322,17 +329,24 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
                 iova += len;
             } while (left != 0);
         }
-        q.last[first] = ring_sub(tail, 1, q.mask);
         q.nb_free = static_cast<std::uint16_t>(q.nb_free - need);
         bytes += m->pkt_len;
     }
     if (sent) {
+        // One RS per burst, on its last descriptor: the NIC writes DD back
+        // only there [SDM 3.3.3.1], and reclaim frees the whole burst when
+        // it sees it (last[] of the burst's first slot). A device model
+        // writes a descriptor back into guest memory for every RS, so one
+        // per packet costs a DMA write per frame.
+        const std::uint16_t rs = ring_sub(tail, 1, q.mask);
+        q.ring[rs].cmd = static_cast<std::uint8_t>(q.ring[rs].cmd | txd::kCmdRs);
+        q.last[burst_first] = rs;
         q.tail = tail;
         q.packets.add(sent);
         q.bytes.add(bytes);
         // The doorbell: descriptors are visible before the NIC sees TDT
-        // (Bar::write's release fence).
-        regs::Tdt::zero().set_index(tail).write(*q.bar);
+        // (MappedRegister::write's release fence).
+        q.tdt.write(regs::Tdt::zero().set_index(tail));
     }
     return sent;
 }

@@ -11,13 +11,14 @@
 // last; rx_burst chains their mbufs into one packet.
 //
 // Transmit: tx_burst writes one descriptor per segment (more where a
-// segment crosses a 4 KiB IOVA boundary: see rxtx.cpp), RS on each
-// packet's last one, and moves TDT once per burst. The NIC writes DD into
-// the RS descriptors it has sent [SDM 3.3.3.2]; tx_burst reclaims (frees)
-// those packets when fewer than free_thresh slots are free.
+// segment crosses a 4 KiB IOVA boundary: see rxtx.cpp), RS on the burst's
+// last one, and moves TDT once per burst. The NIC writes DD into the RS
+// descriptors it has sent [SDM 3.3.3.2]; tx_burst reclaims (frees) whole
+// bursts when fewer than free_thresh slots are free.
 //
-// The tail writes go through pci::Bar::write: one release fence and one
-// volatile store into the mapped BAR.
+// The tail writes go through a pci::MappedRegister resolved when the
+// queue is made: one release fence and one volatile store into the
+// mapped BAR, nothing else.
 //
 // Ownership: a queue owns its ring (EAL memory from ethdev::dma_alloc),
 // its slot arrays and the mbufs in them; destroying it frees all of
@@ -88,6 +89,7 @@ struct RxQueue {
     mbuf::Mbuf** sw = nullptr;         // the mbuf of each slot; nullptr: to refill
     mbuf::Mbuf** staging = nullptr;    // alloc_bulk's output for one refill
     pci::Bar* bar = nullptr;
+    pci::MappedRegister<regs::Rdt> rdt;  // the doorbell
     mbuf::MbufPool* pool = nullptr;
     std::uint16_t mask = 0;
     std::uint16_t next = 0;            // the next slot to look at
@@ -129,8 +131,9 @@ struct TxQueue {
     // --- what tx_burst touches
     TxDesc* ring = nullptr;
     mbuf::Mbuf** sw = nullptr;         // the segment each slot ends; nullptr: a piece before its last
-    std::uint16_t* last = nullptr;     // per packet's first slot: its EOP slot
+    std::uint16_t* last = nullptr;     // per burst's first slot: its RS slot
     pci::Bar* bar = nullptr;
+    pci::MappedRegister<regs::Tdt> tdt;  // the doorbell
     std::uint16_t mask = 0;
     std::uint16_t tail = 0;            // the next slot to fill (TDT)
     std::uint16_t clean = 0;           // the oldest slot not reclaimed
