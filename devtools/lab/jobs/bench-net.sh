@@ -260,7 +260,7 @@ bn_report() {
     echo "rows: pps from counter deltas; offered: pktgen's rate into port 0 over the window;"
     echo "cpu: testpmd's utime+stime per packet (no PMU under TCG); ratio > 1: vfiokit ahead"
     awk '
-        function unit(row) { return row ~ /cpu$/ ? "ns/pkt" : "pps" }
+        function unit(row) { return row ~ /cpu$/ ? "ns/pkt" : row ~ /deliv$/ ? "share" : "pps" }
         function ratio(row, d, v) {
             if (row ~ /offered$/ || d == "" || v == "") return "-"
             if (row ~ /cpu$/) return v > 0 ? sprintf("%.2f", d / v) : "-"
@@ -283,14 +283,26 @@ bn_report() {
             if (!n) { RNG = ""; return "-" }
             x = median(A, n)
             RNG = sprintf("[%.2f, %.2f]", A[1], A[n])
-            return q ? sprintf("%.2f", x) : sprintf("%.0f", x)
+            return q ? sprintf("%.2f", x) : row ~ /deliv$/ ? sprintf("%.3f", x) : sprintf("%.0f", x)
+        }
+        function add(r, nic, row, p, v,   key) {
+            key = nic SUBSEP row
+            if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
+            if (!(r in rseen)) { rseen[r] = 1; rounds[++nr] = r }
+            val[r, key, p] = v
+            if (p == "base") base = 1
         }
         {
-            key = $2 SUBSEP $3
-            if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
-            if (!($1 in rseen)) { rseen[$1] = 1; rounds[++nr] = $1 }
-            val[$1, key, $4] = $5
-            if ($4 == "base") base = 1
+            add($1, $2, $3, $4, $5)
+            # The share of the offered frames that came through: where the
+            # source is the limit, pps says more about the source than the
+            # driver, and this is the figure to compare.
+            if ($3 ~ /-pps$/) { pps[$1, $2, $3, $4] = $5 }
+            if ($3 ~ /-offered$/) {
+                m = $3; sub(/-offered$/, "", m)
+                got = pps[$1, $2, m "-pps", $4]
+                if (got != "" && $5 > 0) add($1, $2, m "-deliv", $4, sprintf("%.3f", got / $5))
+            }
         }
         END {
             hdr = sprintf("%-8s %-15s %-7s %10s %10s %7s", "nic", "row", "unit", "DPDK", "vfiokit", "ratio")
