@@ -210,11 +210,12 @@ void TxQueue::reset() {
 
 void TxQueue::reclaim() {
     std::uint16_t c = clean;
+    // c is always a burst's first slot; last[c] its RS slot.
     while (c != tail) {
-        const std::uint16_t eop = last[c];
-        if (!(load_status(ring[eop].status) & txd::kStaDd))
+        const std::uint16_t rs = last[c];
+        if (!(load_status(ring[rs].status) & txd::kStaDd))
             break;
-        const std::uint16_t end = ring_add(eop, 1, mask);
+        const std::uint16_t end = ring_add(rs, 1, mask);
         do {
             if (sw[c]) {  // null: a piece before a segment's last
                 sw[c]->free_seg();

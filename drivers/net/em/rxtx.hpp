@@ -158,7 +158,7 @@ struct TxQueue {
     // Before the NIC is given the ring (start): frees what the last run
     // left in it and restarts the indices at 0.
     void reset();
-    // Frees the packets whose EOP descriptor the NIC marked done.
+    // Frees the bursts whose RS descriptor the NIC marked done.
     void reclaim();
 };
 
