@@ -1,5 +1,5 @@
 #!/bin/bash
-# fresh-check.sh [--warm] [--keep]: run the README's two commands on a fresh
+# fresh-check.sh [--warm] [--keep] [--main]: run the README's two commands on a fresh
 # Debian 12 machine, so that a missing install step shows here before CI.
 #
 # It debootstraps a clean Debian 12 root (minbase: less than any real
@@ -14,16 +14,19 @@
 #   --warm   bind this machine's vfiokit cache (kernels, Debian 13 root)
 #            into the root instead: checks install steps in minutes
 #   --keep   leave the root in place (its path is printed)
+#   --main   run only the first command (main.sh): checks its own install
+#            steps without the whole test suite
 # Prints the time of each stage; exit status is the first failing command's.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-warm=0 keep=0
+warm=0 keep=0 cmds="sh devtools/main.sh|sh devtools/test.sh"
 for a in "$@"; do
     case $a in
     --warm) warm=1 ;;
     --keep) keep=1 ;;
-    *) echo "usage: fresh-check.sh [--warm] [--keep]" >&2; exit 2 ;;
+    --main) cmds="sh devtools/main.sh" ;;
+    *) echo "usage: fresh-check.sh [--warm] [--keep] [--main]" >&2; exit 2 ;;
     esac
 done
 [[ $(id -u) == 0 ]] || { echo "fresh-check: needs root (debootstrap, chroot)" >&2; exit 2; }
@@ -69,7 +72,9 @@ inner='
 set -u
 cd /root/vfiokit
 status=0
-for cmd in "sh devtools/main.sh" "sh devtools/test.sh"; do
+IFS="|"
+for cmd in $CMDS; do
+    IFS=" "
     start=$(date +%s)
     echo "fresh-check: running: $cmd"
     if $cmd; then r=passed; else r=FAILED; status=1; fi
@@ -80,16 +85,16 @@ exit $status'
 # In its own session, so that an interrupted check stops everything in it.
 set +e
 setsid unshare --mount --propagation private -- sh -c '
-    root=$1 warm=$2 cache=$3 inner=$4
+    root=$1 warm=$2 cache=$3 inner=$4 cmds=$5
     # The root bound on itself is a mount point, as a real / is: the lab
     # runs `unshare --propagation private`, which fails on a plain directory.
     mount --bind "$root" "$root" &&
     mount -t proc proc "$root/proc" && mount -t sysfs sysfs "$root/sys" &&
         mount --rbind /dev "$root/dev" || exit 125
     if [ "$warm" = 1 ]; then mount --bind "$cache" "$root/root/.cache/vfiokit" || exit 125; fi
-    exec chroot "$root" env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+    exec chroot "$root" env -i HOME=/root TERM=dumb LANG=C.UTF-8 CMDS="$cmds" \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c "$inner"' \
-    sh "$root" "$warm" "$cache" "$inner" &
+    sh "$root" "$warm" "$cache" "$inner" "$cmds" &
 child=$!
 trap 'kill -TERM -- -$child 2>/dev/null || true; wait $child || true; cleanup' EXIT
 wait $child

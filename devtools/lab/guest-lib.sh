@@ -136,10 +136,14 @@ run() {
     shift
     echo "@@VFIOKIT:BEGIN $name" >&3
     IN_STEP=1
+    read run_t0 _ < /proc/uptime
     "$@" >&3 2>&3
     rc=$?
+    read run_t1 _ < /proc/uptime
     IN_STEP=
-    echo "@@VFIOKIT:END $name $rc" >&3
+    # The step's guest time in centiseconds (uptime has two decimals), so
+    # the host can say where a job's time goes.
+    echo "@@VFIOKIT:END $name $rc $(( ${run_t1%.*}${run_t1#*.} - ${run_t0%.*}${run_t0#*.} ))" >&3
     return $rc
 }
 

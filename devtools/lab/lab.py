@@ -16,6 +16,7 @@ is shown, never counted as a pass.
 """
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -208,19 +209,54 @@ def shared_libs(binary):
     return libs
 
 
+def strip_cache_dir():
+    base = os.environ.get("VFIOKIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vfiokit")
+    return os.path.join(base, "stripped")
+
+
 def without_debug_info(binary):
     """The binary's bytes without DWARF (strip --strip-debug): the test
     binaries are ~40 MB of mostly debug info each, and every byte of the
     initramfs is copied and unpacked under software emulation at boot.
-    Symbols stay, so sanitizer and crash reports still name functions."""
-    with tempfile.TemporaryDirectory(prefix="vfiokit-strip-") as tmp:
-        out = os.path.join(tmp, "bin")
-        res = subprocess.run(["strip", "--strip-debug", "-o", out, binary], capture_output=True,
-                             text=True)
-        if res.returncode != 0:
-            die(f"strip {binary} failed: {res.stderr.strip()}")
-        with open(out, "rb") as f:
-            return f.read()
+    Symbols stay, so sanitizer and crash reports still name functions.
+    Every lab test packs the same binaries, so the stripped copy is kept
+    (one per binary path, replaced when the binary's size or mtime moves)."""
+    st = os.stat(binary)
+    real = os.path.realpath(binary)
+    key = f"{real} {st.st_size} {st.st_mtime_ns}"
+    cache = os.path.join(strip_cache_dir(), hashlib.sha1(real.encode()).hexdigest()[:16])
+    try:
+        with open(cache + ".key") as f:
+            if f.read() == key:
+                with open(cache, "rb") as b:
+                    return b.read()
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    tmp = f"{cache}.{os.getpid()}"
+    res = subprocess.run(["strip", "--strip-debug", "-o", tmp, binary], capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        die(f"strip {binary} failed: {res.stderr.strip()}")
+    with open(tmp, "rb") as f:
+        data = f.read()
+    # Concurrent lab tests may strip the same binary: each renames its own
+    # complete copy into place, the key last.
+    os.replace(tmp, cache)
+    with open(tmp + ".key", "w") as f:
+        f.write(key)
+    os.replace(tmp + ".key", cache + ".key")
+    return data
+
+
+def named_binaries(binaries, texts):
+    """The binaries a job can call: those whose file name appears as a word
+    in the job or the guest libraries it sources. Every other one would only
+    be copied and unpacked under emulation for nothing; a job calling one
+    left out fails with 'not found', never silently."""
+    words = set(re.findall(r"[\w.+-]+", "\n".join(texts)))
+    return [b for b in binaries if os.path.basename(b) in words]
 
 
 def build_initramfs(binaries, job, extra_files, dpdk=()):
@@ -315,6 +351,7 @@ class Step:
     def __init__(self, name):
         self.name = name
         self.rc = None
+        self.seconds = None  # guest time the step took, when the guest said
         self.lines = []
         self.host_failure = None
 
@@ -365,6 +402,8 @@ def parse_results(text):
                     cur.rc = int(parts[1]) if len(parts) > 1 else -1
                 except ValueError:
                     cur.rc = -1
+                if len(parts) > 2 and parts[2].isdigit():
+                    cur.seconds = int(parts[2]) / 100
             else:
                 r.errors.append(f"END of step '{parts[0] if parts else ''}' that was not open")
             cur = None
@@ -418,8 +457,9 @@ def gtest_ran_nothing(lines):
     return None
 
 
-def step_counts(lines):
-    """'15 passed, 1 skipped' from gtest summaries or ok/not ok checks in a step."""
+def step_counts(lines, seconds=None):
+    """'15 passed, 1 skipped' from gtest summaries or ok/not ok checks in a
+    step, and the step's guest time when known ('15 passed, 12.3 s')."""
     passed = skipped = failed = known = 0
     for line in lines:
         if m := GTEST_PASSED.match(line):
@@ -438,6 +478,8 @@ def step_counts(lines):
             known += 1  # a kernel test listed as wrong for an emulated device
     parts = [f"{n} {w}" for n, w in ((passed, "passed"), (failed, "failed"), (skipped, "skipped"),
                                      (known, "known wrong for emulation")) if n]
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s")
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -448,7 +490,7 @@ def judge(r, shape, quiet=False, timed_out=False, timeout=0, panicked=False, qem
     for s in r.steps:
         if not quiet or not s.passed:
             out.extend(s.lines)
-        out.append(f"lab[{shape}] {s.name}: {s.status()}{step_counts(s.lines)}")
+        out.append(f"lab[{shape}] {s.name}: {s.status()}{step_counts(s.lines, s.seconds)}")
     for name, reason in r.skipped:
         out.append(f"lab[{shape}] {name}: SKIPPED ({reason})")
     if r.outside:
@@ -515,6 +557,8 @@ def main():
         with open(os.path.join(sdir, "programs")) as f:
             args.bin += [os.path.join(sdir, p) for p in f.read().split()]
     job = open(args.job).read()
+    packed = named_binaries(args.bin, [job] + [open(os.path.join(HERE, f)).read()
+                                               for f in ("guest-lib.sh", "guest-net.sh")])
     # The options that kernel was asked for (its version's fragment), which
     # the guest self-test checks against /proc/config.gz.
     fragment = os.path.join(kdir, "fragment")
@@ -526,7 +570,7 @@ def main():
         t0 = time.monotonic()
         initrd = os.path.join(tmp, "initrd.cpio")
         with open(initrd, "wb") as f:
-            f.write(build_initramfs(args.bin, job, extra, args.dpdk))
+            f.write(build_initramfs(packed, job, extra, args.dpdk))
         results = os.path.join(tmp, "results.txt")
         console = os.path.join(tmp, "console.txt")
         cmd = (qemu_command(pair["qemu"], [tmp, kdir], root) + COMMON +
@@ -581,7 +625,7 @@ def main():
         return 1
     n = len(r.steps)
     print(f"lab[{label}] {name}: {n} step(s) passed, {len(r.skipped)} skipped "
-          f"(Linux {r.release}, initramfs {t1 - t0:.1f} s, guest {t2 - t1:.1f} s)")
+          f"(Linux {r.release}, initramfs {t1 - t0:.1f} s with {len(packed)} of {len(args.bin)} binaries, guest {t2 - t1:.1f} s)")
     return 0
 
 

@@ -41,12 +41,30 @@ def verdict(text):
     return lab.judge(lab.parse_results(text), "iommu")
 
 
+class Packing(unittest.TestCase):
+    def test_only_binaries_the_job_names_are_packed(self):
+        bins = ["t/vfio_lab_test", "t/mp_lab_test", "app/vfiokit-info", "t/mp_device_lab_test"]
+        texts = ["each_mode mp 0000:00:03.0 mp_device_lab_test --gtest_filter='Lab/*'",
+                 "vfiokit-info --modes \"$dev\""]
+        self.assertEqual(lab.named_binaries(bins, texts), ["app/vfiokit-info", "t/mp_device_lab_test"])
+
+    def test_a_longer_name_does_not_pull_in_its_prefix(self):
+        self.assertEqual(lab.named_binaries(["t/igb_lab_test"], ["igbvf_lab_test"]), [])
+
+
 class Parse(unittest.TestCase):
     def test_passing_steps_pass(self):
         lines, problems = verdict(framed(*step("a", 0, "ok - one"), *step("b", 0, *GTEST_OK)))
         self.assertEqual(problems, [])
         self.assertIn("lab[iommu] a: PASS (1 passed)", lines)
         self.assertIn("lab[iommu] b: PASS (2 passed)", lines)
+
+    def test_step_time_is_reported_with_the_counts(self):
+        text = framed(M + "BEGIN a", "ok - one", M + "END a 0 1234", M + "BEGIN b", M + "END b 0 7")
+        lines, problems = verdict(text)
+        self.assertEqual(problems, [])
+        self.assertIn("lab[iommu] a: PASS (1 passed, 12.3 s)", lines)
+        self.assertIn("lab[iommu] b: PASS (0.1 s)", lines)
 
     def test_failing_step_fails(self):
         _, problems = verdict(framed(*step("a", 0), *step("b", 3, "not ok - x")))

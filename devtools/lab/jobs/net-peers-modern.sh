@@ -9,15 +9,14 @@ run net-peers-setup net_peers_setup 0000:00:04.0 0000:00:05.0 0000:00:0a.0 0000:
 net_peers_dpdk "Type 1"
 net_peers_vfiokit
 
-# Then each DPDK in the guest (lab.py --dpdk) forwards through VFIO group
-# mode with the type1 IOMMU between NICs on hub 0: the igb PF (00:04.0,
-# net_e1000's igb driver) and the e1000e (00:05.0, em) as step
-# dpdk-peer-VERSION, then the modern-only virtio-net with iommu_platform
-# (00:06.0, net_virtio) and the e1000e as step dpdk-peer-VERSION-virtio;
-# last, since ports on one hub make a loop.
+
+# Then the guest's DPDK (lab.py --dpdk) forwards through VFIO group mode
+# with the type1 IOMMU between the modern-only virtio-net with
+# iommu_platform (00:06.0, net_virtio) and the e1000e (00:05.0, em), both on
+# hub 0, as step dpdk-peer-VERSION-virtio; last, since two ports on one hub
+# make a loop.
 vfio_bind 0000:00:05.0
 vfio_bind 0000:00:06.0
-dpdk_peers "Type 1" 0000:00:04.0 0000:00:05.0
 for v in $(dpdk_versions); do
     run "dpdk-peer-$v-virtio" dpdk_peer_step "$v" "Type 1" 0000:00:05.0 0000:00:06.0
 done

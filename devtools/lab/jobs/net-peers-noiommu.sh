@@ -9,8 +9,3 @@ run net-peers-setup net_peers_setup 0000:00:05.0 0000:00:04.0 0000:00:06.0 0000:
 net_peers_dpdk "No-IOMMU"
 net_peers_vfiokit
 
-# Then each DPDK in the guest (lab.py --dpdk) forwards between the e1000
-# (00:04.0, the hub-0 peer until now) and the e1000e (00:05.0) on hub 0,
-# one step per version; last, since two ports on one hub make a loop.
-vfio_bind 0000:00:04.0
-dpdk_peers "No-IOMMU" 0000:00:04.0 0000:00:05.0
