@@ -202,11 +202,12 @@ void TxQueue::reset() {
 
 void TxQueue::reclaim() {
     std::uint16_t c = clean;
+    // c is always a burst's first slot; last[c] its RS slot.
     while (c != tail) {
-        const std::uint16_t eop = last[c];
-        if (!(load_status(ring[eop].status) & txd::kStaDd))
+        const std::uint16_t rs = last[c];
+        if (!(load_status(ring[rs].status) & txd::kStaDd))
             break;
-        const std::uint16_t end = ring_add(eop, 1, mask);
+        const std::uint16_t end = ring_add(rs, 1, mask);
         do {
             if (sw[c]) {  // null: a piece before a segment's last
                 sw[c]->free_seg();
@@ -280,6 +281,7 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
     if (q.nb_free < q.free_thresh)
         q.reclaim();
     std::uint16_t tail = q.tail;
+    const std::uint16_t burst_first = tail;
     std::uint16_t sent = 0;
     std::uint64_t bytes = 0;
     for (; sent < n; ++sent) {
@@ -294,7 +296,6 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
             if (need > q.nb_free)
                 break;
         }
-        const std::uint16_t first = tail;
         s = m;
         for (std::uint16_t k = 0; k < segs; ++k, s = s->next) {
             std::uint64_t iova = s->iova();
@@ -304,14 +305,13 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
                 const std::uint16_t len = left < room ? left : room;
                 left = static_cast<std::uint16_t>(left - len);
                 const bool eop = k + 1 == segs && left == 0;
-                // IFCS: the NIC appends the CRC; RS on the last descriptor
-                // so it reports the packet done [SDM 3.3.3.1].
+                // IFCS: the NIC appends the CRC [SDM 3.3.3.1]; RS comes
+                // after the loop, on the burst's last descriptor.
                 q.ring[tail] = TxDesc{
                     .buffer_addr = iova,
                     .length = len,
                     .cso = 0,
-                    .cmd = static_cast<std::uint8_t>(txd::kCmdIfcs |
-                                                     (eop ? txd::kCmdEop | txd::kCmdRs : 0)),
+                    .cmd = static_cast<std::uint8_t>(txd::kCmdIfcs | (eop ? txd::kCmdEop : 0)),
                     .status = 0,
                     .css = 0,
                     .special = 0,
@@ -322,11 +322,18 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
                 iova += len;
             } while (left != 0);
         }
-        q.last[first] = ring_sub(tail, 1, q.mask);
         q.nb_free = static_cast<std::uint16_t>(q.nb_free - need);
         bytes += m->pkt_len;
     }
     if (sent) {
+        // One RS per burst, on its last descriptor: the NIC writes DD back
+        // only there [SDM 3.3.3.1], and reclaim frees the whole burst when
+        // it sees it (last[] of the burst's first slot). A device model
+        // writes a descriptor back into guest memory for every RS, so one
+        // per packet costs a DMA write per frame.
+        const std::uint16_t rs = ring_sub(tail, 1, q.mask);
+        q.ring[rs].cmd = static_cast<std::uint8_t>(q.ring[rs].cmd | txd::kCmdRs);
+        q.last[burst_first] = rs;
         q.tail = tail;
         q.packets.add(sent);
         q.bytes.add(bytes);

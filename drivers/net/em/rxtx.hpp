@@ -11,10 +11,10 @@
 // last; rx_burst chains their mbufs into one packet.
 //
 // Transmit: tx_burst writes one descriptor per segment (more where a
-// segment crosses a 4 KiB IOVA boundary: see rxtx.cpp), RS on each
-// packet's last one, and moves TDT once per burst. The NIC writes DD into
-// the RS descriptors it has sent [SDM 3.3.3.2]; tx_burst reclaims (frees)
-// those packets when fewer than free_thresh slots are free.
+// segment crosses a 4 KiB IOVA boundary: see rxtx.cpp), RS on the burst's
+// last one, and moves TDT once per burst. The NIC writes DD into the RS
+// descriptors it has sent [SDM 3.3.3.2]; tx_burst reclaims (frees) whole
+// bursts when fewer than free_thresh slots are free.
 //
 // The tail writes go through an ethdev::Doorbell: one release fence and
 // one volatile store into the mapped BAR, as pci::Bar::write does.
@@ -140,7 +140,7 @@ struct TxQueue : ethdev::SharedObject {
     // --- what tx_burst touches
     TxDesc* ring = nullptr;
     mbuf::Mbuf** sw = nullptr;         // the segment each slot ends; nullptr: a piece before its last
-    std::uint16_t* last = nullptr;     // per packet's first slot: its EOP slot
+    std::uint16_t* last = nullptr;     // per burst's first slot: its RS slot
     ethdev::Doorbell tdt;              // TDT in the mapped BAR0
     std::uint16_t mask = 0;
     std::uint16_t tail = 0;            // the next slot to fill (TDT)
@@ -166,7 +166,7 @@ struct TxQueue : ethdev::SharedObject {
     // Before the NIC is given the ring (start): frees what the last run
     // left in it and restarts the indices at 0.
     void reset();
-    // Frees the packets whose EOP descriptor the NIC marked done.
+    // Frees the bursts whose RS descriptor the NIC marked done.
     void reclaim();
 };
 

@@ -124,6 +124,7 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
         (void)tx_clean(q);
     std::uint16_t sent = 0;
     std::uint16_t t = q.tail;
+    const std::uint16_t burst_first = t;
     for (; sent < n; ++sent) {
         mbuf::Mbuf* p = pkts[sent];
         const bool vlan = (p->ol_flags & mbuf::ol::kTxVlan) != 0;
@@ -134,7 +135,6 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
             if (need > q.nb_free)
                 break;
         }
-        const std::uint16_t first = t;
         if (new_ctx) {
             volatile AdvTxDesc& c = q.ring[t];
             c.ctx.vlan_macip_lens = (std::uint32_t{p->vlan_tci} << txd::kVlanShift) |
@@ -149,26 +149,27 @@ std::uint16_t tx_burst(void* txq, mbuf::Mbuf** pkts, std::uint16_t n) {
         }
         const std::uint32_t olinfo = (p->pkt_len << txd::kPaylenShift) | (vlan ? txd::kCc : 0u);
         const std::uint32_t cmd = txd::kDtypData | txd::kDext | txd::kIfcs | (vlan ? txd::kVle : 0u);
-        std::uint16_t last = t;
         for (mbuf::Mbuf* s = p; s != nullptr; s = s->next) {
             volatile AdvTxDesc& d = q.ring[t];
             const bool eop = s->next == nullptr;
             d.read.buffer_addr = s->iova();
-            d.read.cmd_type_len = cmd | s->data_len | (eop ? txd::kEop | txd::kRs : 0u);
+            d.read.cmd_type_len = cmd | s->data_len | (eop ? txd::kEop : 0u);
             d.read.olinfo_status = olinfo;
             q.sw[t].m = s;
-            last = t;
             t = static_cast<std::uint16_t>((t + 1) & q.mask);
-        }
-        for (std::uint16_t j = first;; j = static_cast<std::uint16_t>((j + 1) & q.mask)) {
-            q.sw[j].last = last;
-            if (j == last)
-                break;
         }
         q.nb_free = static_cast<std::uint16_t>(q.nb_free - need);
         q.bytes += p->pkt_len;
     }
     if (sent > 0) {
+        // One RS per burst, on its last descriptor: the device writes DD
+        // back only there (7.2.3.2.2), and tx_clean frees the whole burst
+        // when it sees it. A device model writes a descriptor back into
+        // guest memory for every RS, so one per packet costs a DMA write
+        // per frame.
+        const std::uint16_t rs = static_cast<std::uint16_t>((t - 1) & q.mask);
+        q.ring[rs].read.cmd_type_len = q.ring[rs].read.cmd_type_len | txd::kRs;
+        q.sw[burst_first].last = rs;
         q.tail = t;
         q.packets += sent;
         // The doorbell orders the descriptor stores before it.

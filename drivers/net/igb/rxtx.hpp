@@ -66,7 +66,7 @@ struct RxQueue : ethdev::SharedObject {
 
 struct TxEntry {
     mbuf::Mbuf* m = nullptr;  // the segment this descriptor sends; null for a context
-    std::uint16_t last = 0;   // the packet's last descriptor (the one with RS)
+    std::uint16_t last = 0;   // at a burst's first descriptor: the burst's last (the one with RS)
 };
 
 struct TxQueue : ethdev::SharedObject {
