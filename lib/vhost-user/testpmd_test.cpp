@@ -186,15 +186,17 @@ public:
         posix_spawn_file_actions_adddup2(&fa, out[1], 2);
         const std::string prefix = "vfiokit-vhost-" + std::to_string(::getpid()) + "-" +
                                    std::to_string(id);
+        // stdbuf: testpmd's stdout is a pipe here, and block-buffered
+        // statistics would only appear at exit.
         std::vector<std::string> args = {
-            bin, "-l", "0,1", "--no-huge", "-m", "256", "--no-pci", "--in-memory",
+            "/usr/bin/stdbuf", "-oL", bin, "-l", "0,1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
             "--file-prefix", prefix, "--vdev", "net_virtio_user0,path=" + sock + ",queues=1",
             "--", "-i", "--nb-cores=1", "--total-num-mbufs=2048"};
         std::vector<char*> argv;
         for (auto& a : args)
             argv.push_back(a.data());
         argv.push_back(nullptr);
-        spawned_ = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ) == 0;
+        spawned_ = posix_spawn(&pid_, args[0].c_str(), &fa, nullptr, argv.data(), environ) == 0;
         posix_spawn_file_actions_destroy(&fa);
         ::close(in[0]);
         ::close(out[1]);
@@ -234,16 +236,21 @@ public:
                 return true;
         return false;
     }
+    // Whether it has exited (it is reaped then).
+    bool exited() {
+        int st = 0;
+        if (!reaped_ && ::waitpid(pid_, &st, WNOHANG) == pid_) {
+            reaped_ = true;
+            status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        return reaped_;
+    }
     // Exit status, or -1 if it did not exit in time.
     int wait(std::chrono::seconds limit) {
         for (auto end = std::chrono::steady_clock::now() + limit;
-             std::chrono::steady_clock::now() < end; std::this_thread::sleep_for(50ms)) {
-            int st = 0;
-            if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-                reaped_ = true;
-                return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            }
-        }
+             std::chrono::steady_clock::now() < end; std::this_thread::sleep_for(50ms))
+            if (exited())
+                return status_;
         return -1;
     }
 
@@ -251,6 +258,7 @@ private:
     pid_t pid_ = -1;
     bool spawned_ = false;
     bool reaped_ = false;
+    int status_ = -1;
     int stdin_ = -1, out_ = -1;
     std::thread reader_;
     std::mutex mu_;
@@ -303,6 +311,16 @@ TEST(VhostUserTestpmd, HandshakeTrafficAndReconnect) {
             }
         }
     });
+    // Stops the server thread however the test ends.
+    struct Joiner {
+        std::atomic<bool>& done;
+        std::thread& t;
+        ~Joiner() {
+            done = true;
+            if (t.joinable())
+                t.join();
+        }
+    } joiner{done, loop};
 
     for (int round = 1; round <= 2; ++round) {
         SCOPED_TRACE("testpmd run " + std::to_string(round));
@@ -319,9 +337,10 @@ TEST(VhostUserTestpmd, HandshakeTrafficAndReconnect) {
             const bool up = eventually(
                 [&] {
                     std::lock_guard l(dev.mu);
-                    return dev.ready.size() >= ready_before + 2;
+                    return dev.ready.size() >= ready_before + 2 || t.exited();
                 },
                 120s);
+            ASSERT_FALSE(t.exited()) << "testpmd exited early:\n" << t.text();
             ASSERT_TRUE(up) << "testpmd output:\n" << t.text();
             ASSERT_TRUE(t.wait_for_text("testpmd> ", 60s)) << t.text();
             {
