@@ -66,6 +66,7 @@ Server& Server::operator=(Server&& o) noexcept {
         accepted_ = o.accepted_;
         ended_ = o.ended_;
         last_end_ = std::move(o.last_end_);
+        handled_ = o.handled_;
     }
     return *this;
 }
@@ -76,6 +77,12 @@ Server::~Server() {
         ::unlink(path_.c_str());
 }
 
+std::uint64_t Server::handled(Request r) const {
+    const std::uint64_t now = session_ ? session_->handled(r) : 0;
+    const auto i = static_cast<std::size_t>(r);
+    return (i < handled_.size() ? handled_[i] : 0) + now;
+}
+
 Result<void> Server::poll(int timeout_ms) {
     if (connected()) {
         auto r = session_->poll(timeout_ms);
@@ -83,6 +90,8 @@ Result<void> Server::poll(int timeout_ms) {
             return {};
         last_end_ = r ? "peer closed" : r.error().message();
         ++ended_;
+        for (std::size_t i = 0; i < handled_.size(); ++i)
+            handled_[i] += session_->handled(static_cast<Request>(i));
         session_.reset();
         return {};
     }

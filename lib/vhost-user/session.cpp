@@ -44,6 +44,11 @@ std::optional<VringInfo> Session::vring(unsigned index) const {
     return i ? std::optional<VringInfo>(*i) : std::nullopt;
 }
 
+std::uint64_t Session::handled(Request r) const {
+    const auto i = static_cast<std::size_t>(r);
+    return i < handled_.size() ? handled_[i] : 0;
+}
+
 Result<bool> Session::poll(int timeout_ms) {
     if (!connected())
         return false;
@@ -80,6 +85,8 @@ Result<bool> Session::poll(int timeout_ms) {
         release(e.message());
         return fail(std::move(e));
     }
+    if (msg.hdr.request < handled_.size())
+        ++handled_[msg.hdr.request];
     return true;
 }
 
@@ -196,14 +203,13 @@ Result<void> Session::handle(Message& m) {
     auto shape = check_shape(m);
     if (!shape)
         return fail(std::move(shape.error()));
-    const bool ack = m.need_reply() && (protocol_ & bit(ProtocolFeature::reply_ack));
     const Request req = m.request();
     // GET_QUEUE_NUM exists only with MQ offered.
     const bool unsupported =
         *shape == Shape::unsupported ||
         (req == Request::get_queue_num && !(cfg_.protocol_features & bit(ProtocolFeature::mq)));
     if (unsupported) {
-        if (!ack)
+        if (!(m.need_reply() && (protocol_ & bit(ProtocolFeature::reply_ack))))
             return fail(0, "not served here, and no reply was asked for: the front end would "
                            "take silence for success");
         m.fds.clear();
@@ -390,7 +396,9 @@ Result<void> Session::handle(Message& m) {
     default:
         return fail(0, "no handler");  // check_shape and the switch disagree
     }
-    if (ack && !replied)
+    // Checked after the request: SET_PROTOCOL_FEATURES may have just
+    // negotiated REPLY_ACK, and the front end asked.
+    if (!replied && m.need_reply() && (protocol_ & bit(ProtocolFeature::reply_ack)))
         return reply_u64(m.hdr.request, 0);
     return {};
 }

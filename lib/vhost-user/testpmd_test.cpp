@@ -300,36 +300,40 @@ TEST(VhostUserTestpmd, HandshakeTrafficAndReconnect) {
     auto srv = Server::listen(sock, dev, cfg);
     ASSERT_TRUE(srv) << srv.error().message();
     const int fds0 = open_fds();
-    std::atomic<bool> done{false};
-    std::string server_error;
-    std::thread loop([&] {
-        while (!done) {
-            auto r = srv->poll(50);
-            if (!r) {
-                server_error = r.error().message();
-                return;
-            }
-        }
-    });
-    // Stops the server thread however the test ends.
-    struct Joiner {
-        std::atomic<bool>& done;
-        std::thread& t;
-        ~Joiner() {
-            done = true;
-            if (t.joinable())
-                t.join();
-        }
-    } joiner{done, loop};
-
     for (int round = 1; round <= 2; ++round) {
         SCOPED_TRACE("testpmd run " + std::to_string(round));
+        // The server runs on its own thread while testpmd does; the test
+        // reads the server's counters once that thread has stopped.
+        std::atomic<bool> done{false};
+        std::string server_error;
+        std::thread loop([&] {
+            while (!done) {
+                auto r = srv->poll(50);
+                if (!r) {
+                    server_error = r.error().message();
+                    return;
+                }
+            }
+        });
+        struct Joiner {  // stops the server thread however the round ends
+            std::atomic<bool>& done;
+            std::thread& t;
+            ~Joiner() {
+                done = true;
+                if (t.joinable())
+                    t.join();
+            }
+        } joiner{done, loop};
+        std::array<std::uint64_t, kRequestSlots> handled_before{};
+        for (std::size_t i = 0; i < kRequestSlots; ++i)
+            handled_before[i] = srv->handled(static_cast<Request>(i));
         const std::uint64_t before = dev.packets.load();
         std::size_t ready_before;
         {
             std::lock_guard l(dev.mu);
             ready_before = dev.ready.size();
         }
+        std::optional<std::uint64_t> tx;
         {
             Testpmd t(bin, sock, round);
             ASSERT_TRUE(t.spawned());
@@ -358,8 +362,8 @@ TEST(VhostUserTestpmd, HandshakeTrafficAndReconnect) {
                     EXPECT_GE(v.kick_fd, 0);
                     EXPECT_GE(v.call_fd, 0);
                     // virtio_user puts its virtual addresses in the guest
-                    // address fields: GPA and UVA agree, and the ring's host
-                    // address is inside a region's mapping.
+                    // address fields: GPA and UVA agree, and the ring's
+                    // host address is inside a region's mapping.
                     EXPECT_EQ(v.desc.gpa, v.desc.uva);
                     EXPECT_EQ(gpa_to_hva(dev.regions, v.desc.gpa, desc_bytes(v.num)), v.desc.hva);
                     EXPECT_EQ(gpa_to_hva(dev.regions, v.used.gpa, 4), v.used.hva);
@@ -381,39 +385,65 @@ TEST(VhostUserTestpmd, HandshakeTrafficAndReconnect) {
                 << t.text();
             t.send("quit\n");
             ASSERT_EQ(t.wait(60s), 0) << t.text();
-            const auto rounds = static_cast<unsigned>(round);
-            ASSERT_TRUE(eventually([&] { return srv->ended() == rounds; }, 30s))
+            ASSERT_TRUE(eventually(
+                [&] {
+                    std::lock_guard l(dev.mu);
+                    return dev.disconnects == round;
+                },
+                30s))
                 << "the server did not see testpmd go";
-
-            const auto tx = accumulated(t.text(), "TX-packets:");
+            tx = accumulated(t.text(), "TX-packets:");
             ASSERT_TRUE(tx) << t.text();
-            const std::uint64_t seen = dev.packets.load() - before;
-            std::printf("testpmd run %d: testpmd TX-packets %llu, device took %llu off the ring, "
-                        "%llu call signals, %llu bad chains\n",
-                        round, static_cast<unsigned long long>(*tx),
-                        static_cast<unsigned long long>(seen),
-                        static_cast<unsigned long long>(dev.calls.load()),
-                        static_cast<unsigned long long>(dev.bad.load()));
-            EXPECT_GT(*tx, 0u);
-            EXPECT_EQ(seen, *tx);
-            EXPECT_EQ(dev.bad.load(), 0u);
-            {
-                std::lock_guard l(dev.mu);
-                EXPECT_EQ(dev.disconnects, round);
-                // The mapped regions are gone with the session.
-                for (const auto& r : dev.regions)
-                    EXPECT_FALSE(mapped(r.hva)) << "region at " << r.hva << " still mapped";
-            }
-            EXPECT_EQ(srv->accepted(), static_cast<unsigned>(round));
-            EXPECT_EQ(srv->last_end(), "peer closed");
         }
-        // testpmd's pipes are closed now. Every fd the session held
+        done = true;
+        loop.join();
+        EXPECT_TRUE(server_error.empty()) << server_error;
+
+        const std::uint64_t seen = dev.packets.load() - before;
+        std::printf("testpmd run %d: testpmd TX-packets %llu, device took %llu off the ring, "
+                    "%llu call signals, %llu bad chains\n",
+                    round, static_cast<unsigned long long>(*tx),
+                    static_cast<unsigned long long>(seen),
+                    static_cast<unsigned long long>(dev.calls.load()),
+                    static_cast<unsigned long long>(dev.bad.load()));
+        EXPECT_GT(*tx, 0u);
+        EXPECT_EQ(seen, *tx);
+        EXPECT_EQ(dev.bad.load(), 0u);
+        // The requests of the handshake and of the stop, as the server
+        // counted them for this connection.
+        std::string counts;
+        auto n = [&](Request r) {
+            return srv->handled(r) - handled_before[static_cast<std::size_t>(r)];
+        };
+        for (std::size_t i = 0; i < kRequestSlots; ++i)
+            if (const auto k = n(static_cast<Request>(i)); k > 0)
+                counts += " " + std::string(to_string(static_cast<Request>(i))) + "=" +
+                          std::to_string(k);
+        std::printf("testpmd run %d requests:%s\n", round, counts.c_str());
+        EXPECT_GE(n(Request::get_features), 1u);
+        EXPECT_GE(n(Request::set_features), 1u);
+        EXPECT_GE(n(Request::set_protocol_features), 1u);
+        EXPECT_GE(n(Request::set_mem_table), 1u);
+        EXPECT_GE(n(Request::set_vring_num), 2u);
+        EXPECT_GE(n(Request::set_vring_addr), 2u);
+        EXPECT_GE(n(Request::set_vring_kick), 2u);
+        EXPECT_GE(n(Request::set_vring_call), 2u);
+        EXPECT_GE(n(Request::set_vring_enable), 2u);
+        EXPECT_EQ(n(Request::get_vring_base), 2u);  // testpmd stopping both rings
+        {
+            std::lock_guard l(dev.mu);
+            EXPECT_EQ(dev.disconnects, round);
+            // The mapped regions are gone with the session.
+            for (const auto& r : dev.regions)
+                EXPECT_FALSE(mapped(r.hva)) << "region at " << r.hva << " still mapped";
+        }
+        EXPECT_EQ(srv->accepted(), static_cast<unsigned>(round));
+        EXPECT_EQ(srv->ended(), static_cast<unsigned>(round));
+        EXPECT_EQ(srv->last_end(), "peer closed");
+        // testpmd's pipes are closed, and every fd the session held
         // (socket, region fds, eventfds) is closed too.
         EXPECT_EQ(open_fds(), fds0);
     }
-    done = true;
-    loop.join();
-    EXPECT_TRUE(server_error.empty()) << server_error;
     {
         std::lock_guard l(dev.mu);
         std::string all;

@@ -53,6 +53,9 @@ enum class Request : std::uint32_t {
     get_status = 40,
 };
 
+// One past the highest request number above: the size of per-request tables.
+inline constexpr std::size_t kRequestSlots = 41;
+
 // "VHOST_USER_GET_FEATURES" for logs; "request 77" for unknown numbers is
 // built by the caller.
 [[nodiscard]] std::string_view to_string(Request r);

@@ -10,9 +10,12 @@
 // Errors: listen() names the syscall and path. poll() fails only when the
 // listening socket does; a dropped session is not an error of the server
 // (last_drop() says why it went).
-// Threads: one thread drives the server; Device calls come from it.
+// Threads: one thread drives the server; Device calls come from it. The
+// accessors are for that thread too (or for another once it has stopped).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -45,6 +48,8 @@ public:
     [[nodiscard]] unsigned ended() const { return ended_; }
     // Why the last session ended: "peer closed", or the drop's message.
     [[nodiscard]] const std::string& last_end() const { return last_end_; }
+    // Session::handled summed over every session, the current one included.
+    [[nodiscard]] std::uint64_t handled(Request r) const;
 
 private:
     Server(vfio::Fd listener, std::string path, Device& dev, const Config& cfg);
@@ -57,6 +62,7 @@ private:
     unsigned accepted_ = 0;
     unsigned ended_ = 0;
     std::string last_end_;
+    std::array<std::uint64_t, kRequestSlots> handled_{};  // of sessions that ended
 };
 
 }  // namespace vfiokit::vhost_user

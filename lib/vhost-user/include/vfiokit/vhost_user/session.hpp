@@ -20,6 +20,7 @@
 // it. Not copyable or movable (the Device keeps pointers into it).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -78,6 +79,9 @@ public:
     [[nodiscard]] std::span<const Region> regions() const;
     // A running vring's description; nullopt when it is not running.
     [[nodiscard]] std::optional<VringInfo> vring(unsigned index) const;
+    // Requests of type `r` applied or answered on this connection (not
+    // the one that ended it).
+    [[nodiscard]] std::uint64_t handled(Request r) const;
 
 private:
     struct Vring {
@@ -115,6 +119,7 @@ private:
     std::uint64_t protocol_ = 0;
     std::unique_ptr<MemoryTable> mem_;
     std::vector<Vring> vrings_;
+    std::array<std::uint64_t, kRequestSlots> handled_{};
 };
 
 }  // namespace vfiokit::vhost_user
