@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -22,7 +23,9 @@ bool power_of_two(std::uint32_t n) { return n != 0 && (n & (n - 1)) == 0; }
 }  // namespace
 
 Session::Session(vfio::Fd sock, Device& dev, const Config& cfg)
-    : sock_(std::move(sock)), dev_(&dev), cfg_(cfg), vrings_(cfg.vrings) {
+    // KICK/CALL/ERR name a vring in 8 bits: more could not be started.
+    : sock_(std::move(sock)), dev_(&dev), cfg_(cfg),
+      vrings_(std::min<std::size_t>(cfg.vrings, kVringIndexMask + 1)) {
     offered_ = (cfg.features & ~(bit(kFeatureIommuPlatform) | bit(kFeatureRingPacked))) |
                bit(kFeatureProtocolFeatures);
     cfg_.protocol_features &= bit(ProtocolFeature::mq) | bit(ProtocolFeature::reply_ack);

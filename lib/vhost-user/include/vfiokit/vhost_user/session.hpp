@@ -45,7 +45,8 @@ struct Config {
     std::uint64_t protocol_features = bit(ProtocolFeature::mq) | bit(ProtocolFeature::reply_ack);
     // GET_QUEUE_NUM's answer (queue pairs, for a net device).
     std::uint32_t queue_num = 1;
-    // Vring indexes accepted: 0 .. vrings-1 (2 per queue pair for net).
+    // Vring indexes accepted: 0 .. vrings-1 (2 per queue pair for net; at
+    // most 256, as KICK/CALL/ERR carry the index in 8 bits).
     std::uint32_t vrings = 2;
 };
 
