@@ -259,13 +259,25 @@ def without_debug_info(binary):
     return data
 
 
-def named_binaries(binaries, texts):
+def named_binaries(binaries, texts, contents=None):
     """The binaries a job can call: those whose file name appears as a word
-    in the job or the guest libraries it sources. Every other one would only
-    be copied and unpacked under emulation for nothing; a job calling one
-    left out fails with 'not found', never silently."""
+    in the job or the guest libraries it sources, and those a packed binary
+    names in its own bytes (a test that runs vfiokit-procinfo), until none
+    is added. Every other one would only be copied and unpacked under
+    emulation for nothing; a job calling one left out fails with 'not
+    found', never silently. contents(b) gives a binary's bytes."""
     words = set(re.findall(r"[\w.+-]+", "\n".join(texts)))
-    return [b for b in binaries if os.path.basename(b) in words]
+    packed = [b for b in binaries if os.path.basename(b) in words]
+    todo = list(packed)
+    while contents and todo:
+        data = contents(todo.pop())
+        for b in binaries:
+            name = os.path.basename(b).encode()
+            if b not in packed and name in data and re.search(
+                    rb"(?<![\w.-])" + re.escape(name) + rb"(?![\w.-])", data):
+                packed.append(b)
+                todo.append(b)
+    return [b for b in binaries if b in packed]
 
 
 def build_initramfs(binaries, job, extra_files, dpdk=()):
@@ -567,7 +579,8 @@ def main():
             args.bin += [os.path.join(sdir, p) for p in f.read().split()]
     job = open(args.job).read()
     packed = named_binaries(args.bin, [job] + [open(os.path.join(HERE, f)).read()
-                                               for f in ("guest-lib.sh", "guest-net.sh")])
+                                               for f in ("guest-lib.sh", "guest-net.sh")],
+                            without_debug_info)
     # The options that kernel was asked for (its version's fragment), which
     # the guest self-test checks against /proc/config.gz.
     fragment = os.path.join(kdir, "fragment")

@@ -48,6 +48,14 @@ class Packing(unittest.TestCase):
                  "vfiokit-info --modes \"$dev\""]
         self.assertEqual(lab.named_binaries(bins, texts), ["app/vfiokit-info", "t/mp_device_lab_test"])
 
+    def test_a_binary_that_names_another_pulls_it_in(self):
+        bins = ["t/mp_lab_test", "app/vfiokit-procinfo", "app/vfiokit-broker"]
+        data = {"t/mp_lab_test": b"\0vfiokit-procinfo --file-prefix \0",
+                "app/vfiokit-procinfo": b"usage: vfiokit-procinfo-x\0",
+                "app/vfiokit-broker": b""}
+        self.assertEqual(lab.named_binaries(bins, ["each_mode mp X mp_lab_test"], data.get),
+                         ["t/mp_lab_test", "app/vfiokit-procinfo"])
+
     def test_a_longer_name_does_not_pull_in_its_prefix(self):
         self.assertEqual(lab.named_binaries(["t/igb_lab_test"], ["igbvf_lab_test"]), [])
 
