@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "vfiokit/eal/format.hpp"
+#include "vfiokit/eal/mp.hpp"
 
 namespace vfiokit::vhost_user {
 
@@ -83,35 +84,18 @@ Result<Got> read_exact(int sock, std::span<std::uint8_t> buf, std::vector<vfio::
                                       " of " + num(buf.size()) + " bytes, then nothing for " +
                                       num(kRestTimeoutMs) + " ms"));
         }
-        alignas(cmsghdr) std::uint8_t cbuf[CMSG_SPACE(kMaxFds * sizeof(int))];
-        iovec iov{buf.data() + have, buf.size() - have};
-        msghdr mh{};
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = cbuf;
-        mh.msg_controllen = sizeof cbuf;
-        ssize_t n;
-        do {
-            // CLOEXEC: the front end's memory and eventfds must not leak
-            // into programs this process runs.
-            n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0)
-            return fail(errno, "recvmsg");
-        // Own the fds before any check, so every exit path closes them.
-        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                continue;
-            const std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < k; ++i) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                fds.emplace_back(fd);
-            }
-        }
+        // CLOEXEC (always, there): the front end's memory and eventfds must
+        // not leak into programs this process runs. The result owns every
+        // fd that arrived, so every exit path below closes them.
+        auto got = eal::mp::receive_with_fds(sock, std::as_writable_bytes(buf.subspan(have)), kMaxFds);
+        if (!got)
+            return fail(std::move(got.error()));
+        for (vfio::Fd& fd : got->fds)
+            fds.push_back(std::move(fd));
+        const std::size_t n = got->bytes;
         // The kernel drops the fds that do not fit the control buffer and
         // says so (net/core/scm.c): the message is not what was sent.
-        if (mh.msg_flags & MSG_CTRUNC)
+        if (got->msg_flags & MSG_CTRUNC)
             return fail(malformed("more than " + num(kMaxFds) +
                                   " fds in one message (ancillary data truncated)"));
         if (fds.size() > kMaxFds)
@@ -123,7 +107,7 @@ Result<Got> read_exact(int sock, std::span<std::uint8_t> buf, std::vector<vfio::
             return fail(malformed("truncated " + std::string(part) + ": " + num(have) + " of " +
                                   num(buf.size()) + " bytes before the peer closed"));
         }
-        have += static_cast<std::size_t>(n);
+        have += n;
     }
     return Got::all;
 }
@@ -251,19 +235,13 @@ Result<void> send_reply(int sock, Request r, std::span<const std::uint8_t> paylo
              static_cast<std::uint32_t>(payload.size())};
     iovec iov[2] = {{&h, sizeof h},
                     {const_cast<std::uint8_t*>(payload.data()), payload.size()}};
-    msghdr mh{};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = payload.empty() ? 1 : 2;
     const std::size_t total = sizeof h + payload.size();
-    ssize_t n;
-    do {
-        n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return fail(errno, "sendmsg " + request_name(h.request) + " reply");
+    auto n = eal::mp::send_with_fds(sock, std::span<const iovec>(iov, payload.empty() ? 1 : 2), {});
+    if (!n)
+        return fail(std::move(n.error()).context(request_name(h.request) + " reply"));
     // Replies are a few dozen bytes on an idle socket; a short write means
     // the peer is not reading, which ends the session like any failure.
-    if (static_cast<std::size_t>(n) != total)
+    if (*n != total)
         return fail(EAGAIN, "sendmsg " + request_name(h.request) + " reply: short write");
     return {};
 }

@@ -113,21 +113,9 @@ TEST(SessionFuzz, MutatedHandshakesLeakNothing) {
                 b.resize(*cut);
             if (!b.empty()) {
                 iovec iov{b.data(), b.size()};
-                msghdr mh{};
-                mh.msg_iov = &iov;
-                mh.msg_iovlen = 1;
-                std::vector<std::uint8_t> cbuf;
-                if (!fds.empty()) {
-                    cbuf.resize(CMSG_SPACE(fds.size() * sizeof(int)));
-                    mh.msg_control = cbuf.data();
-                    mh.msg_controllen = cbuf.size();
-                    cmsghdr* c = CMSG_FIRSTHDR(&mh);
-                    c->cmsg_level = SOL_SOCKET;
-                    c->cmsg_type = SCM_RIGHTS;
-                    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-                    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-                }
-                ASSERT_EQ(::sendmsg(sv[0], &mh, MSG_NOSIGNAL), static_cast<ssize_t>(b.size()));
+                auto n = vfiokit::eal::mp::send_with_fds(sv[0], std::span<const iovec>(&iov, 1), fds);
+                ASSERT_TRUE(n) << n.error().message();
+                ASSERT_EQ(*n, b.size());
             }
             if (last)
                 break;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lab_env.hpp"
+#include "vfiokit/eal/mp.hpp"
 #include "vfiokit/vhost_user/device.hpp"
 #include "vfiokit/vhost_user/protocol.hpp"
 
@@ -55,21 +56,8 @@ inline bool send_raw(int sock, std::uint32_t request, std::uint32_t flags,
     if (cut)
         all.resize(*cut);
     iovec iov{all.data(), all.size()};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    std::vector<std::uint8_t> cbuf;
-    if (!fds.empty()) {
-        cbuf.resize(CMSG_SPACE(fds.size() * sizeof(int)));
-        mh.msg_control = cbuf.data();
-        mh.msg_controllen = cbuf.size();
-        cmsghdr* c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-    }
-    return ::sendmsg(sock, &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(all.size());
+    auto n = vfiokit::eal::mp::send_with_fds(sock, std::span<const iovec>(&iov, 1), fds);
+    return n && *n == all.size();
 }
 
 inline bool send_msg(int sock, Request r, const std::vector<std::uint8_t>& payload = {},
