@@ -1,8 +1,8 @@
 #!/bin/sh
 # The doorbell benchmark: instructions per tail-register write, counted by
 # callgrind on the host, for a raw volatile 32-bit store, the typed register
-# through pci::Bar::write, a pci::MappedRegister, and an ethdev::Doorbell
-# (what the em and igb burst functions use), over a memfd standing in for a NIC's BAR
+# through pci::Bar::write, and an ethdev::Doorbell (what the em and igb
+# burst functions use), over a memfd standing in for a NIC's BAR
 # (app/bench/doorbell_bench.cpp, doc/benchmarks.md). Instruction counts do
 # not depend on the machine's load; the times printed last do.
 #
@@ -37,7 +37,6 @@ printf '%-10s %12s %10s  %s\n' variant instructions per-write what
 rc=0
 for v in "raw write_raw a volatile 32-bit store through a pointer the queue keeps" \
          "bar-write write_bar Tdt::zero().set_index(i).write(bar): pci::Bar::write" \
-         "mapped write_mapped MappedRegister<Tdt>::write (Bar::map_register once)" \
          "doorbell write_doorbell ethdev::Doorbell::ring (what em and igb keep)"; do
     set -- $v
     name=$1 fn=$2
@@ -53,18 +52,15 @@ for v in "raw write_raw a volatile 32-bit store through a pointer the queue keep
 done
 [ $rc -eq 0 ] || exit 1
 echo
-for v in mapped doorbell; do
-    eval "ir=\$ir_write_$v"
-    if [ "$ir" -eq "$ir_write_raw" ]; then
-        echo "$v = raw: the same instructions as the raw store"
-    else
-        echo "$v != raw: $ir vs $ir_write_raw instructions"
-    fi
-done
+if [ "$ir_write_doorbell" -eq "$ir_write_raw" ]; then
+    echo "doorbell = raw: the same instructions as the raw store"
+else
+    echo "doorbell != raw: $ir_write_doorbell vs $ir_write_raw instructions"
+fi
 echo
-echo "the four functions as compiled (objdump):"
+echo "the three functions as compiled (objdump):"
 objdump -d -C --no-show-raw-insn "$bin" |
-    awk '/^[0-9a-f]+ <.*::write_(raw|bar|mapped|doorbell)\(/ { on = 1 } on && /^$/ { on = 0; print "" } on'
+    awk '/^[0-9a-f]+ <.*::write_(raw|bar|doorbell)\(/ { on = 1 } on && /^$/ { on = 0; print "" } on'
 echo "under callgrind (times are the emulator's, not the CPU's):"
 cat "$tmp/run.txt"
 echo "natively:"

@@ -262,46 +262,5 @@ TEST_F(BarOverMemfd, IoPortBarHasNoMappingButWorks) {
     EXPECT_FALSE(io.try_read<std::uint32_t>(0x20));
 }
 
-// Registers at fixed offsets, as drivers declare them (register.hpp).
-struct InPart : Register<InPart, std::uint32_t, kPartOffset + 0x18> {
-    VFIOKIT_FIELD(15, 0, index)
-};
-struct BeforePart : Register<BeforePart, std::uint32_t, 0x18> {};
-struct Straddling : Register<Straddling, std::uint64_t, kPartOffset + kPartSize - 4> {};
-struct Unaligned : Register<Unaligned, std::uint32_t, kPartOffset + 2> {};
-
-TEST_F(BarOverMemfd, MappedRegisterIsTheSameStoreAsWrite) {
-    Bar b = mixed();
-    auto r = b.map_register<InPart>();
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_TRUE(*r);
-    r->write(InPart::zero().set_index(0x1234));
-    EXPECT_EQ(device<std::uint32_t>(InPart::offset), 0x1234u);
-    EXPECT_EQ(b.read<std::uint32_t>(InPart::offset), 0x1234u);
-    b.write<std::uint32_t>(InPart::offset, 0x55);
-    EXPECT_EQ(r->read().index(), 0x55u);
-    // Moving the Bar keeps the register valid: the mapping stays put.
-    Bar moved = std::move(b);
-    r->write(InPart::zero().set_index(7));
-    EXPECT_EQ(moved.read<std::uint32_t>(InPart::offset), 7u);
-    EXPECT_FALSE(MappedRegister<InPart>());
-}
-
-TEST_F(BarOverMemfd, MapRegisterRefusesWhatIsNotMapped) {
-    Bar b = mixed();
-    Bar none = unmapped();
-    auto refused = [](const auto& r, const char* what) {
-        SCOPED_TRACE(what);
-        ASSERT_FALSE(r);
-        EXPECT_EQ(r.error().err(), EINVAL);
-        EXPECT_NE(r.error().message().find("not in a mapped part"), std::string::npos)
-            << r.error().message();
-    };
-    refused(b.map_register<BeforePart>(), "before the part");
-    refused(b.map_register<Straddling>(), "across the part's end");
-    refused(b.map_register<Unaligned>(), "unaligned");
-    refused(none.map_register<InPart>(), "nothing mapped");
-}
-
 }  // namespace
 }  // namespace vfiokit::pci

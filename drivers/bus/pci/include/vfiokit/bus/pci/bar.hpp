@@ -16,12 +16,6 @@
 // open until the Bar goes), and everything else fails with ENODEV "device
 // <BDF> was released" without reaching the kernel.
 //
-// A data path that writes one register per burst (a ring's tail, the
-// doorbell) resolves it once with map_register<Reg>() and keeps the
-// MappedRegister: its write is the release fence and one volatile store,
-// with no offset check left, the same instructions as a raw store into the
-// mapping (devtools/bench-doorbell.sh counts them).
-//
 // Thread-safety: accesses from several threads are as safe as the device's
 // registers make them; the Bar itself is not changed by them. Moving or
 // destroying a Bar while another thread uses it is not.
@@ -45,35 +39,6 @@ namespace vfiokit::pci {
 template <class T>
 concept RegisterWord = std::is_same_v<T, std::uint8_t> || std::is_same_v<T, std::uint16_t> ||
                        std::is_same_v<T, std::uint32_t> || std::is_same_v<T, std::uint64_t>;
-
-// One register of a mapped BAR part, resolved once (Bar::map_register):
-// a non-owning view, valid while its Bar lives (moving the Bar keeps it
-// valid: the mapping does not move). `Reg` is a register type
-// (register.hpp): its value_type, offset and raw()/from_raw().
-template <class Reg>
-class MappedRegister {
-public:
-    using T = typename Reg::value_type;
-    MappedRegister() = default;
-    // Earlier memory writes (descriptors) become visible before the
-    // device sees this store, as with Bar::write.
-    void write(const Reg& r) const {
-        std::atomic_thread_fence(std::memory_order_release);
-        *p_ = r.raw();
-    }
-    [[nodiscard]] Reg read() const {
-        const T v = *p_;
-        std::atomic_thread_fence(std::memory_order_acquire);
-        return Reg::from_raw(v);
-    }
-    // False for a default-constructed one (no register).
-    [[nodiscard]] explicit operator bool() const { return p_ != nullptr; }
-
-private:
-    friend class Bar;
-    explicit MappedRegister(volatile T* p) : p_(p) {}
-    volatile T* p_ = nullptr;
-};
 
 class Bar {
 public:
@@ -139,22 +104,6 @@ public:
     }
     template <RegisterWord T>
     [[nodiscard]] Result<T> try_read(std::uint64_t off) const;
-
-    // Register Reg (at Reg::offset) for direct stores and loads. EINVAL,
-    // naming the device, BAR and offset, when it is not naturally aligned
-    // or not inside one mmap()ed part (then only read/write reach it).
-    template <class Reg>
-    [[nodiscard]] Result<MappedRegister<Reg>> map_register() const {
-        using T = typename Reg::value_type;
-        static_assert(RegisterWord<T>);
-        volatile std::uint8_t* p = Reg::offset % sizeof(T) == 0 ? pointer(Reg::offset, sizeof(T)) : nullptr;
-        if (!p)
-            return fail(Error(EINVAL, "register is not in a mapped part of the BAR")
-                            .context(where(Reg::offset))
-                            .hint("map_register needs an aligned register inside an mmap()ed "
-                                  "part; use read/write for the others"));
-        return MappedRegister<Reg>(static_cast<volatile T*>(static_cast<volatile void*>(p)));
-    }
     template <RegisterWord T>
     [[nodiscard]] Result<void> try_write(std::uint64_t off, T v);
 
