@@ -145,6 +145,36 @@ Result<std::uint32_t> PciDevice::class_code() const {
     return *v >> 8;
 }
 
+Result<std::vector<Capability>> PciDevice::capabilities() const {
+    constexpr std::uint32_t kStatus = 0x06, kCapPointer = 0x34;
+    constexpr std::uint32_t kStatusCapList = 1u << 4;
+    const std::string who = address().str() + " capability list";
+    auto status = config_read(kStatus, 2);
+    if (!status)
+        return fail(std::move(status.error().context(who)));
+    std::vector<Capability> caps;
+    if (!(*status & kStatusCapList))
+        return caps;
+    auto ptr = config_read(kCapPointer, 1);
+    if (!ptr)
+        return fail(std::move(ptr.error().context(who)));
+    // The low two bits are reserved; 48 entries at most fit in the 192
+    // bytes after the header, so more means a loop.
+    for (std::uint32_t off = *ptr & 0xfc; off != 0; ) {
+        if (off < 0x40)
+            return fail(Error(EPROTO, "entry at " + hex(off) + " points into the header")
+                            .context(who));
+        if (caps.size() == 48)
+            return fail(Error(EPROTO, "the list loops").context(who));
+        auto head = config_read(off, 2);  // id, next
+        if (!head)
+            return fail(std::move(head.error().context(who)));
+        caps.push_back({static_cast<std::uint8_t>(*head & 0xff), static_cast<std::uint8_t>(off)});
+        off = (*head >> 8) & 0xfc;
+    }
+    return caps;
+}
+
 Result<void> PciDevice::read_region(Region r, std::uint64_t off, void* buf, std::size_t len) const {
     if (auto ok = dev_->read_region(static_cast<std::uint32_t>(r), off, buf, len); !ok)
         return fail(std::move(ok.error().context(address().str() + " " + to_string(r))));

@@ -52,6 +52,12 @@ struct RegionInfo {
     bool io_port = false;         // BAR is an I/O port BAR (from config space)
 };
 
+// One entry of the standard capability list in config space.
+struct Capability {
+    std::uint8_t id = 0;       // PCI_CAP_ID_* (0x05 MSI, 0x09 vendor, 0x10 PCIe, 0x11 MSI-X)
+    std::uint8_t offset = 0;   // where it starts in config space
+};
+
 // The device's info: VFIO flags, region and IRQ counts, can_reset.
 using DeviceInfo = vfio::DeviceInfo;
 
@@ -79,6 +85,10 @@ public:
     [[nodiscard]] Result<std::uint16_t> vendor_id() const;
     [[nodiscard]] Result<std::uint16_t> device_id() const;
     [[nodiscard]] Result<std::uint32_t> class_code() const;  // 24 bits
+    // The standard capability list (from the pointer at 0x34), in list
+    // order; empty when the status register says there is none. EPROTO
+    // when the list loops or points into the header.
+    [[nodiscard]] Result<std::vector<Capability>> capabilities() const;
 
     // Any region through region read/write: for regions that cannot be mapped,
     // I/O port BARs, and the ROM. Short transfers are errors.
