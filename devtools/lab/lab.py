@@ -73,7 +73,13 @@ SHAPES = {
                  # Hub 1, apart from hub 0 so that forwarding between the
                  # hubs makes no loop: an e1000e for a vfiokit port and an
                  # e1000 that stays on the kernel's driver as its peer.
-                 nic("0a.0", 1, 4, model="e1000e") + nic("0b.0", 1, 5)),
+                 nic("0a.0", 1, 4, model="e1000e") + nic("0b.0", 1, 5) +
+                 # A modern-only virtio-net behind the 39-bit IOMMU on hub 1:
+                 # the virtio-net PMD on both pairs, and the vDPA driver's
+                 # refusal of a width too narrow for user addresses.
+                 ["-netdev", "hubport,id=hp6,hubid=1",
+                  "-device", "virtio-net-pci,netdev=hp6,addr=0c.0,disable-legacy=on,"
+                             "iommu_platform=on,romfile="]),
         "cmdline": "intel_iommu=on iommu=nopt",
         # 1.25 GiB of hugepages: the memory tests map 256 MiB and 1 GiB.
         "memory": "3G",
@@ -86,7 +92,12 @@ SHAPES = {
         "qemu": (["-device", "edu,addr=03.0,dma_mask=0xffffffff"] + nic("04.0", 0, 0) +
                  nic("05.0", 0, 1, model="e1000e") +
                  # Hub 1: a port and its kernel peer, apart from hub 0.
-                 nic("06.0", 1, 2, model="e1000e") + nic("07.0", 1, 3)),
+                 nic("06.0", 1, 2, model="e1000e") + nic("07.0", 1, 3) +
+                 # A modern-only virtio-net on hub 0 (the cloud-VM case:
+                 # virtio-net on vfio-pci no-IOMMU); without an IOMMU it
+                 # DMAs to physical addresses.
+                 ["-netdev", "hubport,id=hp4,hubid=0",
+                  "-device", "virtio-net-pci,netdev=hp4,addr=08.0,disable-legacy=on,romfile="]),
         "cmdline": "vfio.enable_unsafe_noiommu_mode=1",
         # 2 GiB keeps all RAM below 4 GiB (q35), inside edu's 32-bit mask.
         "memory": "2G",
