@@ -117,6 +117,11 @@ void print(std::vector<std::unique_ptr<Served>>& all, const char* when) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view(argv[i]) == "-h" || std::string_view(argv[i]) == "--help") {
+            std::printf("%s\nEAL options:\n%s", kUsage, eal::options_usage().c_str());
+            return 0;
+        }
     eal::Options o;
     auto first = eal::parse_options(argc, argv, o);
     if (!first) {
@@ -126,10 +131,6 @@ int main(int argc, char** argv) {
     std::string prefix;
     for (int i = *first; i < argc; ++i) {
         const std::string_view a = argv[i];
-        if (a == "-h" || a == "--help") {
-            std::printf("%s\nEAL options:\n%s", kUsage, eal::options_usage().c_str());
-            return 0;
-        }
         if (a == "--iface" && i + 1 < argc) {
             prefix = argv[++i];
         } else if (a.starts_with("--iface=")) {

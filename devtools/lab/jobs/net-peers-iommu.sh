@@ -8,3 +8,8 @@ run net-peers-setup net_peers_setup 0000:00:08.0 0000:00:06.0 0000:00:0a.0 0000:
 net_peers_dpdk "Type 1"
 net_peers_vfiokit
 
+
+# vDPA on this 39-bit IOMMU: vfiokit-vdpa takes the modern virtio-net with
+# iommu_platform at 00:0c.0 (hub 1) but refuses a front end whose memory
+# lies above 2^39, naming the width and the fix.
+run vdpa-width vd_refuses_width 0000:00:0c.0
