@@ -672,3 +672,9 @@ vd_refuses_width() {
     check "vfiokit-vdpa exited 0 on SIGTERM (exit $VD_RC)" test "$VD_RC" -eq 0
     checks_done
 }
+
+# virtio_mac BDF: the MAC of a virtio-net device's kernel netdev (it sits
+# under the virtio device: BDF/virtioN/net/DEV); empty without one.
+virtio_mac() {
+    cat /sys/bus/pci/devices/"$1"/virtio*/net/*/address 2>/dev/null | head -1
+}

@@ -328,10 +328,15 @@ std::string_view to_string(ProcType t) {
 
 Result<int> parse_options(int argc, const char* const* argv, Options& out) {
     int i = 1;
+    int first_app = argc;
     for (; i < argc; ++i) {
         std::string_view a = argv[i];
-        if (a == "--")
-            return i + 1;
+        // The application's arguments follow; the checks and the
+        // environment below still apply to what came before.
+        if (a == "--") {
+            first_app = i + 1;
+            break;
+        }
         // "--name=value", "--name value", "-x value", "-xvalue".
         std::string_view name = a, value;
         bool has_value = false;
@@ -378,7 +383,7 @@ Result<int> parse_options(int argc, const char* const* argv, Options& out) {
     // The environment fills in what the command line left open.
     if (auto ok = vfio::apply_environment(out.vfio); !ok)
         return fail(std::move(ok.error()));
-    return i;
+    return first_app;
 }
 
 }  // namespace vfiokit::eal

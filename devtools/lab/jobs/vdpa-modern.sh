@@ -19,9 +19,10 @@ VD_ROUNDS=3   # pktgen rounds of NP_ROUND frames toward the device
 VD_STREAM=3   # seconds of free-running txonly before front end A quits
 
 vdpa_setup() {
-    VD_MAC=$(net_mac $VD_DEV)
     NP_K0=$(net_dev $VD_PEER) NP_K0_MAC=$(net_mac $VD_PEER)
-    check "the virtio-net $VD_DEV has a MAC ($VD_MAC)" test -n "$VD_MAC"
+    # The guest kernel's virtio_net has the device before vfio-pci does.
+    VD_KMAC=$(virtio_mac $VD_DEV)
+    check "the kernel's virtio-net $VD_DEV has a MAC ($VD_KMAC)" test -n "$VD_KMAC"
     net_up $VD_PEER 198.18.10.1/24
     check "peer $VD_PEER ($NP_K0, $NP_K0_MAC) up with carrier" carrier_is "$NP_K0" 1
     check "the igb 00:04.0 sends nothing: down" \
@@ -64,6 +65,11 @@ vdpa_mode() {
         checks_done
         return 1
     fi
+    # The device's MAC, as the driver read it from its config space: the
+    # front end's too (pktgen sends to it).
+    VD_MAC=$(sed -n "s/^vdpa device $VD_DEV: virtio-net \([0-9a-f:]*\),.*/\1/p" "$VD_LOG")
+    check "vfiokit-vdpa read the device's MAC, the kernel's ($VD_MAC = $VD_KMAC)" \
+        test -n "$VD_MAC" -a "$VD_MAC" = "$VD_KMAC"
     net_snap "$NP_K0" /tmp/k0.start
     # Front end A: counted bursts to the peer.
     np_do vd_open "$VD_V" vdpa-a -- --eth-peer=0,"$NP_K0_MAC"
