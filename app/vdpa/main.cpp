@@ -11,6 +11,7 @@
 // SIGTERM ends it, printing each device's statistics; SIGUSR1 prints them
 // and goes on.
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -72,6 +73,7 @@ struct Served {
 };
 
 void serve(Served& s, const std::atomic<bool>& stop) {
+    ::pthread_setname_np(::pthread_self(), "vdpa-serve");
     const std::string who = "vdpa " + s.dev->address().str();
     while (!stop.load()) {
         // One accept or one request, or 200 ms without either.

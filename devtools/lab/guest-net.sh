@@ -568,6 +568,14 @@ vd_cpu() {
     awk '{ print $14 + $15 }' "/proc/$VD_PID/stat"
 }
 
+# vd_threads: each thread of vfiokit-vdpa with its CPU ticks so far, on
+# one line ("vdpa-relay 3 vdpa-serve 1 ...").
+vd_threads() {
+    for vt_t in /proc/"$VD_PID"/task/*; do
+        awk '{ sub(/^[0-9]+ \(/, ""); n = $0; sub(/\).*/, "", n); sub(/^[^)]*\) /, ""); print n, $12 + $13 }' "$vt_t/stat"
+    done | xargs
+}
+
 # vd_usr1: vfiokit-vdpa prints its statistics (SIGUSR1); waits for the line.
 vd_usr1() {
     vu_n=$(grep -c '^vdpa stats' "$VD_LOG")

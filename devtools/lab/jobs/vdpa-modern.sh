@@ -90,10 +90,10 @@ vdpa_mode() {
     np_do tp_cmd set fwd txonly
     np_do vd_usr1
     vm_k0=$(vd_stat kicks) vm_w0=$(vd_stat relay_wakeups)
-    vm_c0=$(vd_cpu) vm_t0=$(uptime_cs)
+    vm_c0=$(vd_cpu) vm_t0=$(uptime_cs) vm_th0=$(vd_threads)
     np_do tp_cmd start
     sleep $VD_STREAM
-    vm_c1=$(vd_cpu) vm_t1=$(uptime_cs)
+    vm_c1=$(vd_cpu) vm_t1=$(uptime_cs) vm_th1=$(vd_threads)
     np_do vd_usr1
     vm_k1=$(vd_stat kicks) vm_w1=$(vd_stat relay_wakeups)
     # Front end A quits mid-stream.
@@ -129,6 +129,7 @@ vdpa_mode() {
     echo "vdpa txonly: front end A TX-packets $a_tx, $NP_K0 rx_packets +${a_tx_got:-?}"
     echo "vdpa rxonly: pktgen $NP_K0 sent $a_rx_sent, front end A RX-packets ${a_rx:-?}"
     echo "vdpa stream: front end A TX-packets ${a_stream:-?} in ${VD_STREAM} s, quit mid-stream; vfiokit-vdpa CPU $vm_ticks ticks (1/100 s) in $vm_cs cs of wall time; kicks relayed $((vm_k1 - vm_k0)), relay wakeups $((vm_w1 - vm_w0))"
+    echo "vdpa threads' CPU ticks before the stream: $vm_th0; after: $vm_th1"
     echo "vdpa restart: front end B TX-packets $b_tx, $NP_K0 rx_packets +${b_tx_got:-?}"
     check "vfiokit-vdpa ran in $VFIOKIT_VFIO_MODE mode" grep -q "^VFIO mode: $VFIOKIT_VFIO_MODE " "$VD_LOG"
     check "its device has a container of its own" grep -q "vdpa device $VD_DEV: .*container [1-9]" "$VD_LOG"

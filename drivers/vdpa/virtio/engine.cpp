@@ -85,6 +85,7 @@ EngineStats Engine::stats() const {
     for (std::size_t i = 0; i < used_.size(); ++i)
         (i % 2 == 0 ? s.rx_used : s.tx_used) += used_[i].load(std::memory_order_relaxed);
     s.kicks = relay_.kicks();
+    s.kernel_kicks = kernel_kicks_.load();
     s.relay_wakeups = relay_.wakeups();
     s.starts = starts_.load();
     s.stops = stops_.load();
@@ -251,6 +252,7 @@ Result<void> Engine::vring_ready(const vu::VringInfo& v) {
             r.call = std::move(*call);
             r.info = v;
             r.ready = true;
+            attach_kick(v.index);
             return start_relay();
         }
         stop_device("vring " + num(v.index) + " was placed elsewhere");
@@ -292,6 +294,9 @@ Result<void> Engine::start_device() {
     starts_.fetch_add(1);
     for (auto& r : rings_)
         r.in_device = true;
+    kernel_kicks_ = true;
+    for (unsigned i = 0; i < rings_.size(); ++i)
+        attach_kick(i);
     if (auto s = start_relay(); !s) {
         stop_device("the kick relay did not start");
         return s;
@@ -300,8 +305,23 @@ Result<void> Engine::start_device() {
     for (const auto& q : queues)
         where += " q" + num(q.index) + "=" + hex(q.addrs.desc) + "/" + num(q.size);
     log("device started: features " + virtio::feature_names(features_ | feature(virtio::kFAccessPlatform)) +
-        ";" + where);
+        ";" + where + "; kicks " +
+        (kernel_kicks_ ? "rung by the kernel (VFIO ioeventfd)" : "relayed by a thread"));
     return {};
+}
+
+void Engine::attach_kick(unsigned i) {
+    if (!kernel_kicks_)
+        return;
+    auto r = hw_->attach_kick(static_cast<std::uint16_t>(i), rings_[i].kick.get());
+    if (r)
+        return;
+    // Every queue the same way: the relay takes them all.
+    kernel_kicks_ = false;
+    for (unsigned j = 0; j < rings_.size(); ++j)
+        if (rings_[j].in_device)
+            (void)hw_->attach_kick(static_cast<std::uint16_t>(j), -1);
+    log("the kernel cannot kick the device (" + r.error().message() + "): a thread relays kicks");
 }
 
 Result<void> Engine::start_relay() {
@@ -310,7 +330,8 @@ Result<void> Engine::start_relay() {
         const Ring& r = rings_[i];
         if (!r.in_device)
             continue;
-        rr.push_back({static_cast<std::uint16_t>(i), r.kick.get(),
+        // With the kernel kicking, the relay only counts ring progress.
+        rr.push_back({static_cast<std::uint16_t>(i), kernel_kicks_ ? -1 : r.kick.get(),
                       reinterpret_cast<const volatile std::uint16_t*>(
                           static_cast<std::uint8_t*>(r.info.used.hva) + 2),
                       &used_[i]});

@@ -94,6 +94,8 @@ private:
     // as its start.
     void stop_device(std::string_view why);
     [[nodiscard]] Result<void> start_relay();
+    // Hands queue i's kicks to the kernel when it can (kernel_kicks_).
+    void attach_kick(unsigned i);
     [[nodiscard]] static std::uint16_t used_index(const vhost_user::VringInfo& v);
     void unmap_all();
     void log(const std::string& msg) const;
@@ -112,6 +114,9 @@ private:
     std::atomic<std::uint64_t> starts_{0}, stops_{0}, sessions_{0}, maps_{0}, unmaps_{0},
         mapped_bytes_{0};
     std::atomic<bool> running_flag_{false};
+    // The kernel kicks the device from the front end's kick eventfds (VFIO
+    // ioeventfd); false: the relay thread does.
+    std::atomic<bool> kernel_kicks_{false};
 };
 
 }  // namespace vfiokit::vdpa

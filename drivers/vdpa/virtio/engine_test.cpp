@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -91,9 +92,42 @@ public:
 };
 
 // A virtio device in software: serves the transmit queue (1) when kicked.
+// With `kernel` set it takes kick eventfds as VFIO's ioeventfd would: a
+// thread of its own (the kernel's, in the real thing) kicks the queue.
 class SoftHw final : public VirtioHw {
 public:
     explicit SoftHw(FakeDma& dma) : dma_(&dma) {}
+    ~SoftHw() override {
+        stop_kicker = true;
+        if (kicker.joinable())
+            kicker.join();
+    }
+    Result<void> attach_kick(std::uint16_t q, int fd) override {
+        if (!kernel)
+            return fail(ENOTSUP, "ioeventfd: not supported here");
+        std::lock_guard l(mu);
+        attached[q] = fd;
+        if (!kicker.joinable())
+            kicker = std::thread([this] { kick_loop(); });
+        return {};
+    }
+    void kick_loop() {
+        while (!stop_kicker) {
+            std::map<std::uint16_t, int> now;
+            {
+                std::lock_guard l(mu);
+                now = attached;
+            }
+            for (auto [q, fd] : now) {
+                std::uint64_t v = 0;
+                if (fd >= 0 && ::read(fd, &v, sizeof v) == sizeof v) {
+                    ++kernel_kicks;
+                    notify(q);
+                }
+            }
+            std::this_thread::sleep_for(1ms);
+        }
+    }
     std::uint64_t device_features() const override { return kFeat; }
     std::uint16_t queue_max_size(std::uint16_t) const override { return kNum; }
     Result<void> start(std::uint64_t f, std::span<const QueueSetup> q) override {
@@ -107,6 +141,7 @@ public:
     }
     Result<void> stop() override {
         std::lock_guard l(mu);
+        attached.clear();  // the registrations go with the reset
         running = false;
         ++stops;
         return {};
@@ -151,6 +186,11 @@ public:
 
     FakeDma* dma_;
     std::mutex mu;
+    bool kernel = false;
+    std::map<std::uint16_t, int> attached;
+    std::atomic<int> kernel_kicks{0};
+    std::atomic<bool> stop_kicker{false};
+    std::thread kicker;
     std::uint64_t features = 0;
     std::vector<QueueSetup> queues;
     std::uint16_t last_avail = 0, used = 0;
@@ -395,6 +435,29 @@ TEST_F(EngineTest, AReconnectedFrontEndStartsAgain) {
     ASSERT_TRUE(called());
     EXPECT_EQ(used_idx(), 2);
     EXPECT_TRUE(eventually([&] { return engine_.stats().tx_used == 5; }));
+}
+
+// Where the kernel can ring the doorbell (VFIO ioeventfd), the front
+// end's kick eventfds go to it and the relay only counts.
+TEST_F(EngineTest, KicksGoToTheKernelWhenItCan) {
+    hw_.kernel = true;
+    handshake();
+    ASSERT_TRUE(ready_ok_) << why_;
+    EXPECT_TRUE(engine_.stats().kernel_kicks);
+    transmit(5);
+    ASSERT_TRUE(called());
+    EXPECT_EQ(used_idx(), 5);
+    EXPECT_GE(hw_.kernel_kicks.load(), 1);
+    EXPECT_EQ(engine_.stats().kicks, 0u);
+    EXPECT_TRUE(eventually([&] { return engine_.stats().tx_used == 5; }));
+    // A new kick eventfd replaces the old registration.
+    kick_[1] = efd();
+    send(vu::Request::set_vring_kick, u64_bytes(1), {kick_[1]});
+    EXPECT_EQ(hw_.stops, 0);
+    ASSERT_TRUE(called());  // repeated as the ring came back
+    transmit(2);
+    ASSERT_TRUE(called());
+    EXPECT_EQ(used_idx(), 7);
 }
 
 TEST_F(EngineTest, ResumingAtANonzeroIndexIsRefused) {

@@ -45,6 +45,11 @@ public:
     [[nodiscard]] virtual Result<void> set_call(std::uint16_t q, int fd) = 0;
     // Kicks queue q (data path).
     virtual void notify(std::uint16_t q) = 0;
+    // From now on the device is kicked for queue q whenever eventfd `fd`
+    // is signalled, by the kernel, with no thread here (VFIO's ioeventfd);
+    // -1 stops that. Until the next stop(). ENOTSUP when the device or
+    // backend cannot: the relay thread kicks then.
+    [[nodiscard]] virtual Result<void> attach_kick(std::uint16_t q, int fd) = 0;
 };
 
 // The IO address space of the device (its own container).

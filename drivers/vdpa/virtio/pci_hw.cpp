@@ -73,7 +73,38 @@ Result<void> PciHw::irqs_off() {
     return dev_->set_irqs(req);
 }
 
+Result<void> PciHw::attach_kick(std::uint16_t q, int fd) {
+    // One registration per queue: the previous one goes first.
+    for (auto it = kicks_.begin(); it != kicks_.end(); ++it) {
+        if (it->q != q)
+            continue;
+        (void)dev_->ioeventfd(t_.window(virtio::CapType::notify).bar, it->offset, 2, q, -1);
+        kicks_.erase(it);
+        break;
+    }
+    if (fd < 0)
+        return {};
+    auto off = t_.notify_offset(q);
+    if (!off)
+        return fail(Error(EINVAL, "queue " + std::to_string(q) + " is not set up"));
+    // The notify store the relay would make (virtio 1.2, 4.1.5.2: the
+    // queue's index, 16 bits, at its notify address), made by the kernel.
+    // It holds its own reference to the eventfd.
+    if (auto r = dev_->ioeventfd(t_.window(virtio::CapType::notify).bar, *off, 2, q, fd); !r)
+        return fail(std::move(r.error()));
+    kicks_.push_back({q, *off});
+    return {};
+}
+
+void PciHw::detach_kicks() {
+    const unsigned bar = t_.window(virtio::CapType::notify).bar;
+    for (const auto& k : kicks_)
+        (void)dev_->ioeventfd(bar, k.offset, 2, k.q, -1);
+    kicks_.clear();
+}
+
 Result<void> PciHw::stop() {
+    detach_kicks();
     auto r = t_.reset();
     // The kernel lets go of the front end's eventfds.
     auto i = irqs_off();

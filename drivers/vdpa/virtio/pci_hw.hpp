@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "hw.hpp"
 #include "vfiokit/bus/pci/device.hpp"
@@ -29,16 +30,25 @@ public:
     [[nodiscard]] Result<void> stop() override;
     [[nodiscard]] Result<void> set_call(std::uint16_t q, int fd) override;
     void notify(std::uint16_t q) override { t_.notify(q); }
+    [[nodiscard]] Result<void> attach_kick(std::uint16_t q, int fd) override;
 
     [[nodiscard]] virtio::PciTransport& transport() { return t_; }
 
 private:
     [[nodiscard]] Result<void> irqs_off();
+    void detach_kicks();
 
     virtio::PciTransport t_;
     std::shared_ptr<vfio::DeviceHandle> dev_;
     unsigned msix_;
     bool irqs_on_ = false;
+    // Kick eventfds registered with the kernel, by queue and BAR offset
+    // (what removing one names, with the width and data).
+    struct Kick {
+        std::uint16_t q;
+        std::uint64_t offset;
+    };
+    std::vector<Kick> kicks_;
 };
 
 class ContainerDma final : public DmaSpace {

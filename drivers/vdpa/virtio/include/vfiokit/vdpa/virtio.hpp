@@ -38,7 +38,8 @@ namespace vfiokit::vdpa {
 struct EngineStats {
     std::uint64_t rx_used = 0;     // used entries of the receive rings (even vrings)
     std::uint64_t tx_used = 0;     // used entries of the transmit rings (odd vrings)
-    std::uint64_t kicks = 0;       // kicks relayed to the device
+    std::uint64_t kicks = 0;       // kicks relayed to the device by the relay thread
+    bool kernel_kicks = false;     // the kernel rings the doorbell instead (VFIO ioeventfd)
     std::uint64_t relay_wakeups = 0;
     std::uint64_t starts = 0;      // device started (DRIVER_OK)
     std::uint64_t stops = 0;       // device reset
