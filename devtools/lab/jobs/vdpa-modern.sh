@@ -140,6 +140,10 @@ vdpa_mode() {
     check "A received exactly that (RX-packets ${a_rx:-none})" test "${a_rx:--1}" -eq "$a_rx_sent"
     check "A dropped none (RX-dropped ${a_rx_drop:-none})" test "${a_rx_drop:--1}" -eq 0
     check "A streamed (TX-packets ${a_stream:-none})" test "${a_stream:-0}" -gt 0
+    check "the kernel rang the device's doorbell (VFIO ioeventfd), not a thread" \
+        grep -q "kicks rung by the kernel (VFIO ioeventfd)" "$VD_LOG"
+    check "vfiokit-vdpa used under 10% of a CPU during the stream ($vm_ticks ticks in $vm_cs cs)" \
+        test $((vm_ticks * 10)) -lt "$vm_cs"
     check "vfiokit-vdpa's tx ring count = A's TX-packets ($a_tx_used = $a_tx + ${a_stream:-?})" \
         test "${a_tx_used:--1}" -eq $((a_tx + ${a_stream:-0}))
     check "vfiokit-vdpa's rx ring count = A's RX-packets ($a_rx_used)" test "${a_rx_used:--1}" -eq "${a_rx:--2}"
