@@ -173,31 +173,44 @@ bv_setup() {
 # vdpa/relay; CPU per packet: relay/vdpa).
 bv_report() {
     echo "vDPA benchmark: same front end (DPDK $BENCH_DPDK testpmd, virtio_user), same device, $BENCH_SECS s windows"
-    awk '
-        function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } }
-        function med(a, n) { sort(a, n); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+    echo "pps: the front end's counter delta per second; ns/pkt: the back end's utime+stime per packet"
+    echo "ratio > 1: vdpa ahead (pps vdpa/relay, ns/pkt relay/vdpa); medians of the columns and of the per-round ratios"
+    sort -n $BV_RES | awk '
+        function isort(arr, len,   i, j, t) {
+            for (i = 2; i <= len; i++)
+                for (j = i; j > 1 && arr[j - 1] > arr[j]; j--) { t = arr[j]; arr[j] = arr[j - 1]; arr[j - 1] = t }
+        }
+        function median(arr, len) {
+            isort(arr, len)
+            return len % 2 ? arr[(len + 1) / 2] : (arr[len / 2] + arr[len / 2 + 1]) / 2
+        }
+        function row(label, mode, v, l, q, cv, cl, qc) {
+            printf "%-7s %-7s %11.0f %11.0f %6.2f %12.0f %12.0f %7.1f\n", label, mode, v, l, q, cv, cl, qc
+        }
         {
-            pps = $5 > 0 ? $4 / $5 : 0
-            ns = $4 > 0 ? $6 * 1e7 / $4 : 0
-            P[$1, $2, $3] = pps; C[$1, $2, $3] = ns; R[$1] = 1
+            P[$1 SUBSEP $2 SUBSEP $3] = ($5 > 0 ? $4 / $5 : 0)
+            C[$1 SUBSEP $2 SUBSEP $3] = ($4 > 0 ? $6 * 1e7 / $4 : 0)
+            if (!($1 in seen)) { seen[$1] = 1; rounds[++nr] = $1 }
         }
         END {
-            printf "%-6s %-7s %12s %12s %7s %14s %14s %9s\n", "round", "mode", "vdpa pps", "relay pps", "ratio", "vdpa ns/pkt", "relay ns/pkt", "ratio"
-            for (r in R) for (m = 1; m <= 2; m++) {
-                mode = m == 1 ? "txonly" : "rxonly"
-                v = P[r, mode, "vdpa"]; l = P[r, mode, "relay"]; cv = C[r, mode, "vdpa"]; cl = C[r, mode, "relay"]
-                if (v == "" || l == "") continue
-                printf "%-6s %-7s %12.0f %12.0f %7.2f %14.0f %14.0f %9s\n", r, mode, v, l, l > 0 ? v / l : 0, cv, cl, cv > 0 ? sprintf("%.1f", cl / cv) : "inf"
-                n[mode]++; a[mode, "v", n[mode]] = v; a[mode, "l", n[mode]] = l; a[mode, "cv", n[mode]] = cv; a[mode, "cl", n[mode]] = cl
-            }
+            printf "%-7s %-7s %11s %11s %6s %12s %12s %7s\n", "round", "mode", "vdpa pps", "relay pps", "ratio", "vdpa ns/pkt", "relay ns/pkt", "ratio"
             for (m = 1; m <= 2; m++) {
                 mode = m == 1 ? "txonly" : "rxonly"
-                if (!n[mode]) continue
-                for (k = 1; k <= n[mode]; k++) { x1[k] = a[mode, "v", k]; x2[k] = a[mode, "l", k]; x3[k] = a[mode, "cv", k]; x4[k] = a[mode, "cl", k] }
-                v = med(x1, n[mode]); l = med(x2, n[mode]); cv = med(x3, n[mode]); cl = med(x4, n[mode])
-                printf "%-6s %-7s %12.0f %12.0f %7.2f %14.0f %14.0f %9s\n", "median", mode, v, l, l > 0 ? v / l : 0, cv, cl, cv > 0 ? sprintf("%.1f", cl / cv) : "inf"
+                k = 0
+                for (i = 1; i <= nr; i++) {
+                    r = rounds[i]
+                    if (!((r SUBSEP mode SUBSEP "vdpa") in P) || !((r SUBSEP mode SUBSEP "relay") in P)) continue
+                    v = P[r SUBSEP mode SUBSEP "vdpa"]; l = P[r SUBSEP mode SUBSEP "relay"]
+                    cv = C[r SUBSEP mode SUBSEP "vdpa"]; cl = C[r SUBSEP mode SUBSEP "relay"]
+                    # CPU per packet of 0 (no tick in the window): shown as 0.5 tick.
+                    q = (l > 0 ? v / l : 0); qc = cl / (cv > 0 ? cv : 0.5e7 / (v > 0 ? v : 1))
+                    row(r, mode, v, l, q, cv, cl, qc)
+                    k++; V[k] = v; L[k] = l; CV[k] = cv; CL[k] = cl; Q[k] = q; QC[k] = qc
+                }
+                # The medians of each column, and of the per-round ratios.
+                if (k) row("median", mode, median(V, k), median(L, k), median(Q, k), median(CV, k), median(CL, k), median(QC, k))
             }
-        }' $BV_RES
+        }'
 }
 
 run bench-vdpa-setup bv_setup
