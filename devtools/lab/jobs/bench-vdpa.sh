@@ -14,7 +14,9 @@
 #   BENCH_ROUNDS=N  BENCH_SECS=S  rounds, and the seconds of each window
 #
 # Per round and back end, one front-end session: txonly (the front end's
-# TX-packets to the e1000e 00:05.0 on the kernel's driver), then rxonly
+# TX-packets to the e1000e 00:05.0 on the kernel's driver; txout is the
+# part the device took: all of it with vdpa, the relay's delivered share
+# of its forwards to the device, from its exit statistics), then rxonly
 # while the kernel's pktgen on that e1000e sends to the device without
 # pause (the front end's RX-packets). Each figure is a counter delta over
 # a window of BENCH_SECS seconds between two `show port stats all`, after a
@@ -95,6 +97,7 @@ bv_start_vdpa() {
     BV_PID=$VD_PID
 }
 bv_stop_vdpa() {
+    BV_TAKEN=1  # the device takes every frame off the front end's ring itself
     vd_stop
     [ "$VD_RC" -eq 0 ] || { cat "$VD_LOG"; return 1; }
 }
@@ -119,6 +122,16 @@ bv_stop_relay() {
     wait $BV_PID
     br_rc=$?
     [ $br_rc -eq 0 ] || { echo "relay exit $br_rc"; cat /tmp/relay.log; return 1; }
+    # What the device took of what the relay forwarded to it, over the
+    # session: its port's TX-packets against TX-packets + TX-dropped (the
+    # relay drops what the device's ring cannot take). Only the txonly
+    # phase sends that way.
+    br_port=$(sed -n 's/^Port \([0-9]*\): \([0-9A-Fa-f:]*\)$/\1 \2/p' /tmp/relay.log |
+        awk -v m="$BV_MAC" 'tolower($2) == tolower(m) { print $1; exit }')
+    br_tx=$(tp_fwd /tmp/relay.log 1 "$br_port" TX-packets)
+    br_drop=$(tp_fwd /tmp/relay.log 1 "$br_port" TX-dropped)
+    echo "relay: the device's port $br_port took $br_tx frames, the relay dropped $br_drop it could not give it"
+    BV_TAKEN=$(awk -v t="${br_tx:-0}" -v d="${br_drop:-0}" 'BEGIN { printf "%.4f", (t + d > 0 ? t / (t + d) : 0) }')
 }
 
 # bv_session ROUND NAME: the back end NAME, a front end on it, the two windows.
@@ -151,7 +164,10 @@ bv_session() {
     bs_rx=$(bv_delta $bs_rx_n RX-packets)
     echo "txonly: TX-packets +$bs_tx in $bs_tx_t s, back end CPU $bs_tx_cpu ticks"
     echo "rxonly: RX-packets +$bs_rx in $bs_rx_t s (pktgen sent about $((pg1 - pg0))), back end CPU $bs_rx_cpu ticks"
-    for bs_row in "txonly $bs_tx $bs_tx_t $bs_tx_cpu" "rxonly $bs_rx $bs_rx_t $bs_rx_cpu"; do
+    bs_out=$(awk -v n="$bs_tx" -v f="$BV_TAKEN" 'BEGIN { printf "%.0f", n * f }')
+    echo "txonly: about $bs_out of them left through the device (share $BV_TAKEN)"
+    for bs_row in "txonly $bs_tx $bs_tx_t $bs_tx_cpu" "txout $bs_out $bs_tx_t $bs_tx_cpu" \
+                  "rxonly $bs_rx $bs_rx_t $bs_rx_cpu"; do
         set -- $bs_row
         echo "$bs_r $1 $bs_b $2 $3 $4" >> $BV_RES
     done
@@ -173,7 +189,8 @@ bv_setup() {
 # vdpa/relay; CPU per packet: relay/vdpa).
 bv_report() {
     echo "vDPA benchmark: same front end (DPDK $BENCH_DPDK testpmd, virtio_user), same device, $BENCH_SECS s windows"
-    echo "pps: the front end's counter delta per second; ns/pkt: the back end's utime+stime per packet"
+    echo "pps: the front end's counter delta per second (txout: the part of txonly the device took:"
+    echo "the relay drops what the device's ring cannot take); ns/pkt: the back end's utime+stime per packet"
     echo "ratio > 1: vdpa ahead (pps vdpa/relay, ns/pkt relay/vdpa); medians of the columns and of the per-round ratios"
     sort -n $BV_RES | awk '
         function isort(arr, len,   i, j, t) {
@@ -194,8 +211,8 @@ bv_report() {
         }
         END {
             printf "%-7s %-7s %11s %11s %6s %12s %12s %7s\n", "round", "mode", "vdpa pps", "relay pps", "ratio", "vdpa ns/pkt", "relay ns/pkt", "ratio"
-            for (m = 1; m <= 2; m++) {
-                mode = m == 1 ? "txonly" : "rxonly"
+            for (m = 1; m <= 3; m++) {
+                mode = m == 1 ? "txonly" : m == 2 ? "txout" : "rxonly"
                 k = 0
                 for (i = 1; i <= nr; i++) {
                     r = rounds[i]
