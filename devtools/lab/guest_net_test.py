@@ -92,5 +92,42 @@ class TestpmdLog(unittest.TestCase):
         self.assertEqual(self.sh("tp_nic log 2 RX-errors").strip(), "")
 
 
+class VdpaHelpers(unittest.TestCase):
+    """vfiokit-vdpa's statistics lines and its threads' CPU time, as the
+    vDPA jobs read them."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="guest-net-test-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def sh(self, script, env=None):
+        res = subprocess.run(
+            [BUSYBOX, "sh", "-c", f'. "{HERE}/guest-lib.sh"; . "{HERE}/guest-net.sh"; {script}'],
+            cwd=self.tmp, capture_output=True, text=True, check=True, env=env)
+        return res.stdout
+
+    def test_the_last_statistics_line_is_read(self):
+        with open(os.path.join(self.tmp, "vdpa.log"), "w") as f:
+            f.write("vdpa stats (SIGUSR1) 0000:00:06.0 /tmp/vdpa-0: rx_used 600 tx_used 128 "
+                    "kicks 0 front_ends 1 ended 0 mapped_bytes 134217728 running yes\n"
+                    "vdpa 0000:00:06.0: front end gone: peer closed\n"
+                    "vdpa stats (exit) 0000:00:06.0 /tmp/vdpa-0: rx_used 600 tx_used 256 "
+                    "kicks 0 front_ends 2 ended 2 mapped_bytes 0 running no\n")
+        read = lambda f: self.sh(f"VD_LOG=vdpa.log; vd_stat {f}").strip()
+        self.assertEqual(read("tx_used"), "256")
+        self.assertEqual(read("front_ends"), "2")
+        self.assertEqual(read("mapped_bytes"), "0")
+        self.assertEqual(read("no_such_field"), "")
+
+    def test_threads_are_named_with_their_ticks(self):
+        out = self.sh(f"VD_PID={os.getpid()}; vd_threads").split()
+        # "NAME TICKS" pairs, one per thread of this process.
+        self.assertEqual(len(out) % 2, 0, out)
+        self.assertGreaterEqual(len(out) // 2, len(os.listdir(f"/proc/{os.getpid()}/task")))
+        self.assertTrue(all(t.isdigit() for t in out[1::2]), out)
+
+
 if __name__ == "__main__":
     unittest.main()
