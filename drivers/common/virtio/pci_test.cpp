@@ -412,8 +412,8 @@ TEST_F(Transport, AWindowOutsideItsBarIsRefused) {
 }
 
 TEST_F(Transport, NamesFeatures) {
-    EXPECT_EQ(feature_names(feature(kFVersion1) | feature(kFAccessPlatform) | feature(40)),
-              "VERSION_1|ACCESS_PLATFORM|bit 40");
+    EXPECT_EQ(feature_names(feature(kFVersion1) | feature(kFAccessPlatform) | feature(50)),
+              "VERSION_1|ACCESS_PLATFORM|bit 50");
     EXPECT_EQ(feature_names(0), "none");
 }
 

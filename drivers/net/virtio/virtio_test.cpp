@@ -46,8 +46,8 @@ TEST(VirtioNetFeatures, AccessPlatformRequiredWhenOffered) {
 }
 
 TEST(VirtioNetFeatures, Names) {
-    EXPECT_EQ(feature_names(f(kFMac) | f(kFStatus) | f(kFVersion1) | f(kFAccessPlatform) | f(40)),
-              "MAC|STATUS|VERSION_1|ACCESS_PLATFORM|bit 40");
+    EXPECT_EQ(feature_names(f(kFMac) | f(kFStatus) | f(kFVersion1) | f(kFAccessPlatform) | f(50)),
+              "MAC|STATUS|VERSION_1|ACCESS_PLATFORM|bit 50");
     EXPECT_EQ(feature_names(0), "none");
 }
 
