@@ -535,14 +535,17 @@ virtio_net_mac() {
     cat /sys/bus/pci/devices/"$1"/virtio*/net/*/address 2>/dev/null | head -1
 }
 
-# virtio_lab VIRTIO PEER DRIVER: the virtio-net PMD's lab test on VIRTIO once
-# per VFIO mode (steps virtio-MODE), after step virtio-setup: the address the
-# kernel's virtio_net read is noted, PEER (a NIC on the same QEMU hub) is
-# given back to its kernel DRIVER and comes up with 198.18.20.1/24, and
-# VIRTIO goes to vfio-pci. The test answers ping for 198.18.20.2.
+# virtio_lab VIRTIO PEER DRIVER HUBPORT: the virtio-net PMD's lab test on
+# VIRTIO once per VFIO mode (steps virtio-MODE), after step virtio-setup: the
+# address the kernel's virtio_net read is noted, PEER (a NIC on the same QEMU
+# hub) is given back to its kernel DRIVER and comes up with 198.18.20.1/24,
+# and VIRTIO goes to vfio-pci. The test answers ping for 198.18.20.2 and has
+# the host set the link of VIRTIO's hub port HUBPORT (lab.py's hpN) through
+# the action channel (fd 4).
 virtio_lab() {
     VFIOKIT_VIRTIO_KERNEL_MAC=$(virtio_net_mac "$1")
     export VFIOKIT_VIRTIO=$1 VFIOKIT_VIRTIO_PEER=$2 VFIOKIT_VIRTIO_KERNEL_MAC
+    export VFIOKIT_VIRTIO_HUBPORT=$4 VFIOKIT_ACTION_FD=4
     export VFIOKIT_VIRTIO_PEER_IP=198.18.20.1 VFIOKIT_VIRTIO_IP=198.18.20.2
     run virtio-setup virtio_setup "$@" || return 1
     each_mode virtio "$1" virtio_lab_test --gtest_filter='Lab/*'
