@@ -344,8 +344,13 @@ TEST_P(VirtioLab, TxExactCountToTheKernelPeer) {
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     // Anything beyond kFrames would show now.
-    while (auto f = sock.recv(300))
-        seq_of(f->bytes.data(), f->bytes.size()) < 0 ? ++foreign : ++seen[seq_of(f->bytes.data(), f->bytes.size())];
+    while (auto f = sock.recv(300)) {
+        const long seq = seq_of(f->bytes.data(), f->bytes.size());
+        if (seq < 0)
+            ++foreign;
+        else
+            ++seen[seq];
+    }
     const std::uint64_t peer_rx = testing::netdev_counter(s.peer_if, "rx_packets") - rx0;
     const std::uint64_t peer_err = testing::netdev_counter(s.peer_if, "rx_errors") +
                                    testing::netdev_counter(s.peer_if, "rx_dropped") - err0;
