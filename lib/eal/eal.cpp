@@ -171,10 +171,8 @@ Result<void> Eal::init_secondary(const mp::RuntimeDir& dir) {
     if (!c)
         return fail(std::move(c.error()));
     client_ = std::move(*c);
-    auto m = mp::attach_memory(*client_);
-    if (!m)
-        return fail(std::move(m.error()));
-    memory_ = std::move(*m);
+    // The VFIO state first: in cdev no-IOMMU the physical addresses of the
+    // primary's memory come from its container (the kernel pinned them).
     auto r = client_->request(mp::kVfioRequest);
     if (!r)
         return fail(std::move(r.error()));
@@ -183,6 +181,13 @@ Result<void> Eal::init_secondary(const mp::RuntimeDir& dir) {
     if (!v)
         return fail(std::move(v.error()));
     vfio_ = std::move(*v);
+    PhysicalLookup physical;
+    if (vfio::Container& dc = vfio_->default_container(); dc.reports_physical())
+        physical = [&dc](const Segment& s) { return container_physical(dc, s); };
+    auto m = mp::attach_memory(*client_, physical);
+    if (!m)
+        return fail(std::move(m.error()));
+    memory_ = std::move(*m);
     return {};
 }
 
