@@ -277,6 +277,7 @@ protected:
         k = std::make_shared<FakeIommu>();
         k->group_style = false;
         k->noiommu = true;
+        k->ranges = {{0, ~0ULL}};  // a no-IOMMU IOAS reserves nothing
         vfio = VfioTesting::make(fs.root(), Mode::cdev_noiommu,
                                  std::make_unique<FakeBackend>(k, Mode::cdev_noiommu));
     }
