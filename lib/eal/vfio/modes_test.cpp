@@ -44,6 +44,8 @@ TEST(Modes, EveryModeHasExactlyOneCompleteRow) {
             EXPECT_TRUE(ranks.insert(r.auto_rank).second) << "two modes share an automatic rank";
             EXPECT_FALSE(r.auto_reason.empty());
         }
+        // A translating mode maps; of the others only cdev-noiommu (it pins).
+        EXPECT_EQ(r.maps_memory, r.translates || r.mode == Mode::cdev_noiommu);
         // Containers in an iommufd are shared as IOAS ids with the iommufd.
         EXPECT_EQ(r.process_iommufd, r.share == detail::ShareStyle::ioas_in_iommufd);
         EXPECT_EQ(&detail::mode_row(r.mode), &r);

@@ -591,6 +591,7 @@ TEST_P(Core, CdevNoiommuPhysicalAddressesMatchPagemap) {
     if (!dc().reports_physical())
         GTEST_SKIP() << "only cdev no-IOMMU reports physical addresses";
     constexpr std::size_t kHuge = 2 << 20;
+    constexpr std::uint64_t kPg = 4096;  // the CPU page, which pagemap describes
     const int fd = ::memfd_create("core-huge", MFD_HUGETLB | MFD_CLOEXEC);
     ASSERT_GE(fd, 0) << std::strerror(errno);
     ASSERT_EQ(::ftruncate(fd, kHuge), 0) << std::strerror(errno);
@@ -617,7 +618,7 @@ TEST_P(Core, CdevNoiommuPhysicalAddressesMatchPagemap) {
     EXPECT_EQ(run->front().len, kHuge);
     EXPECT_EQ(run->front().pa % kHuge, 0u);
     unsigned checked = 0;
-    for (std::uint64_t off = 0; off < kHuge; off += 4 * K) {
+    for (std::uint64_t off = 0; off < kHuge; off += kPg) {
         auto pm = eal::virt_to_phys(static_cast<std::uint8_t*>(hp) + off);
         ASSERT_TRUE(pm) << pm.error().message();
         ASSERT_EQ(run->front().pa + off, *pm) << "offset " << off;
@@ -628,13 +629,13 @@ TEST_P(Core, CdevNoiommuPhysicalAddressesMatchPagemap) {
     EXPECT_EQ(mid->pa, run->front().pa + 0x1234);
     EXPECT_EQ(mid->len, 16u) << "capped at the length asked for";
     // 4 KiB pages, each where pagemap says.
-    for (std::uint64_t off = 0; off < 16 * K; off += 4 * K) {
-        auto p = dc().physical_address(small_key + off, 4 * K);
+    for (std::uint64_t off = 0; off < 16 * K; off += kPg) {
+        auto p = dc().physical_address(small_key + off, kPg);
         ASSERT_TRUE(p) << p.error().message();
         auto pm = eal::virt_to_phys(static_cast<std::uint8_t*>(small.p) + off);
         ASSERT_TRUE(pm) << pm.error().message();
-        EXPECT_EQ(p->pa, *pm) << "page " << off / (4 * K);
-        EXPECT_EQ(p->len, 4 * K);
+        EXPECT_EQ(p->pa, *pm) << "page " << off / kPg;
+        EXPECT_EQ(p->len, kPg);
         ++checked;
     }
     std::printf("IOMMU_IOAS_NOIOMMU_GET_PA = /proc/self/pagemap for %u pages (hugepage at "
