@@ -483,7 +483,8 @@ TEST_P(Core, VfTokenIsPassedOrExplained) {
     ASSERT_FALSE(d);
     std::printf("vf_token (kernel %s): %s\n", testing::kernel_version().str().c_str(),
                 d.error().message().c_str());
-    if (vfio->mode() == Mode::cdev && !testing::kernel_version().at_least(6, 17)) {
+    if ((vfio->mode() == Mode::cdev || vfio->mode() == Mode::cdev_noiommu) &&
+        !testing::kernel_version().at_least(6, 17)) {
         EXPECT_EQ(d.error().err(), EOPNOTSUPP);
         EXPECT_NE(d.error().message().find("6.17"), std::string::npos);
     } else {
