@@ -44,16 +44,16 @@ void show_port_text(std::string& out, const PortStatus& p) {
 
 void stats_text(std::string& out, const PortStatus& p, const ethdev::Stats& s) {
     out += strformat("\n  {} NIC statistics for port {:<2} {}\n", kBorder, p.id, kBorder);
-    out += strformat("  RX-packets: {:<10}  RX-missed: {:<10}  RX-errors: {:<10}  RX-bytes: {:<10}\n",
+    out += strformat("  RX-packets: {:<10}  RX-missed: {:<10}  RX-errors: {:<10}  RX-bytes: {}\n",
                      s.ipackets, s.imissed, s.ierrors, s.ibytes);
-    out += strformat("  RX-nombuf:  {:<10}\n", s.rx_nombuf);
-    out += strformat("  TX-packets: {:<10}  TX-errors: {:<10}  TX-bytes:  {:<10}\n", s.opackets,
+    out += strformat("  RX-nombuf:  {}\n", s.rx_nombuf);
+    out += strformat("  TX-packets: {:<10}  TX-errors: {:<10}  TX-bytes:  {}\n", s.opackets,
                      s.oerrors, s.obytes);
     for (unsigned q = 0; q < p.nb_rxq; ++q)
-        out += strformat("  Stats reg {:>2} RX-packets: {:<10}  RX-bytes: {:<10}\n", q,
+        out += strformat("  Stats reg {:>2} RX-packets: {:<10}  RX-bytes: {}\n", q,
                          s.q_ipackets[q], s.q_ibytes[q]);
     for (unsigned q = 0; q < p.nb_txq; ++q)
-        out += strformat("  Stats reg {:>2} TX-packets: {:<10}  TX-bytes: {:<10}\n", q,
+        out += strformat("  Stats reg {:>2} TX-packets: {:<10}  TX-bytes: {}\n", q,
                          s.q_opackets[q], s.q_obytes[q]);
     out += "  " + kBorder + "############################" + kBorder + "\n";
 }
