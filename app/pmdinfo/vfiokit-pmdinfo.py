@@ -271,8 +271,8 @@ def pci_report(found, dev, as_json):
                             if dev["address"] else None} for s, i, _ in takers],
                "needs_subsystem": [{"name": i["name"], "entry": id_text(e)} for s, i, e in maybe]}
         return json.dumps(doc, indent=2) + "\n", bool(takers)
-    out = [f"{name} ({ids_text})" + (f", bound to {dev['driver'] or 'no driver'}"
-                                     if dev["address"] else "")]
+    out = [f"{name} ({ids_text}), bound to {dev['driver'] or 'no driver'}" if dev["address"]
+           else ids_text]
     if not takers:
         out.append("  no driver in these files takes it")
     for src, info, entry in takers:
