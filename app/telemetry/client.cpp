@@ -32,7 +32,7 @@ using vfiokit::telemetry::kSocketName;
 int usage(const char* argv0, FILE* to) {
     std::fprintf(
         to,
-        "usage: %s [-f PREFIX] [-i N] [--path SOCKET] [--timeout MS] [COMMAND...]\n"
+        "usage: %s [-f PREFIX] [-i N] [--path SOCKET] [--timeout MS] [--hello] [COMMAND...]\n"
         "       %s -l\n"
         "Sends telemetry commands to a running vfiokit or DPDK process over its\n"
         "telemetry socket (DPDK's v2 protocol) and prints each reply, one JSON\n"
