@@ -14,7 +14,6 @@ namespace {
 
 using ethdev::PortStatus;
 using telemetry::Json;
-using telemetry::hex_json;
 
 const std::string kBorder = "########################";
 
@@ -72,10 +71,9 @@ Json port_json(const PortStatus& p) {
     d.set("port_state", p.state).set("mac_addr", p.mac.str()).set("mtu", p.mtu);
     d.set("nb_rx_queues", p.nb_rxq).set("nb_tx_queues", p.nb_txq);
     d.set("max_rx_queues", i.max_rx_queues).set("max_tx_queues", i.max_tx_queues);
-    d.set("rx_offloads", hex_json(p.rx_offloads)).set("tx_offloads", hex_json(p.tx_offloads));
-    d.set("ethdev_rss_hf", hex_json(p.rss_hf));
-    d.set("rx_offload_capa", hex_json(i.rx_offload_capa));
-    d.set("tx_offload_capa", hex_json(i.tx_offload_capa));
+    d.set("rx_offloads", p.rx_offloads).set("tx_offloads", p.tx_offloads);
+    d.set("ethdev_rss_hf", p.rss_hf);
+    d.set("rx_offload_capa", i.rx_offload_capa).set("tx_offload_capa", i.tx_offload_capa);
     Json l = Json::object();
     if (!p.link)
         l = Json();

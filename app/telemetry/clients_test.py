@@ -3,6 +3,7 @@
 """DPDK's telemetry client and vfiokit's, against a vfiokit process.
 
     clients_test.py HOST_APP VFIOKIT_TELEMETRY --dpdk-telemetry DPDK_TELEMETRY_PY
+                    --dpdk-testpmd DPDK_TESTPMD
 
 Starts HOST_APP (telemetry_host_app: two net_ring ports that moved 100
 frames, an mbuf pool, lcores, EAL memory) with its socket in a private
@@ -13,14 +14,23 @@ each reply is checked against what the app did and says. vfiokit-telemetry
 is given the same commands and must read the same values. A second app
 with the same prefix is instance 1 (dpdk-telemetry.py -i 1), and -l lists
 the prefix. The session is printed, as dpdk-telemetry.py printed it.
+
+Then DPDK's own server: Debian's dpdk-testpmd (no huge pages, no PCI, a
+net_null port) serves its telemetry; vfiokit-telemetry must read it as
+dpdk-telemetry.py does, and every key vfiokit's replies share with DPDK's
+(/ethdev/info, /ethdev/stats, /ethdev/link_status, /mempool/info, the
+hello) must hold the same JSON type there, and vfiokit may add only the
+keys doc/telemetry.md names as its own.
 """
 
 import argparse
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
+import time
 
 FRAMES = 100
 PREFIX = "vfiokit-clients-test"
@@ -32,6 +42,19 @@ COMMANDS = [
     "/ethdev/link_status,0", "/mempool/list", "/mempool/info,mb_pool_0", "/vfio/mode",
     "/vfio/containers", "/vfio/devices", "/vfio/mappings,0", "/ethdev/stats,7", "/nope",
 ]
+# Keys vfiokit adds to DPDK's replies (doc/telemetry.md).
+VFIOKIT_KEYS = {
+    "/ethdev/info": {"driver_name", "port_state", "max_rx_queues", "max_tx_queues", "min_mtu",
+                     "max_mtu"},
+    # common_pool_count and total_cache_count: DPDK 22.11 has no such keys;
+    # later DPDK versions report them under these names.
+    "/mempool/info": {"data_room_size", "in_use_count", "common_pool_count",
+                      "total_cache_count"},
+}
+SHAPE_COMMANDS = ["/info", "/ethdev/info,0", "/ethdev/stats,0", "/ethdev/link_status,0",
+                  "/mempool/info,mb_pool_0", "/eal/lcore/list", "/ethdev/list"]
+DPDK_PREFIX = "vfiokit-clients-test-dpdk"
+
 EVERY_COMMAND = {
     "/", "/info", "/help", "/eal/params", "/eal/app_params", "/eal/lcore/list",
     "/eal/lcore/info", "/heap/info", "/ethdev/list", "/ethdev/info", "/ethdev/stats",
@@ -66,8 +89,8 @@ def stop_app(p):
         failures.append(f"app exited {rc}: {p.stderr.read().strip()}")
 
 
-def run_dpdk_client(tool, env, extra, commands):
-    r = subprocess.run([tool, "-f", PREFIX] + extra, input="\n".join(commands) + "\n",
+def run_dpdk_client(tool, env, extra, commands, prefix=PREFIX):
+    r = subprocess.run([tool, "-f", prefix] + extra, input="\n".join(commands) + "\n",
                        capture_output=True, text=True, env=env, timeout=60)
     if r.returncode != 0:
         failures.append(f"{tool} exited {r.returncode}: {r.stderr.strip()}")
@@ -79,10 +102,11 @@ def main():
     ap.add_argument("host_app")
     ap.add_argument("vfiokit_telemetry")
     ap.add_argument("--dpdk-telemetry")
+    ap.add_argument("--dpdk-testpmd")
     args = ap.parse_args()
-    if not args.dpdk_telemetry:
-        sys.exit("no --dpdk-telemetry: Debian's dpdk-telemetry.py (package dpdk) is missing; "
-                 "run devtools/bootstrap.sh")
+    if not args.dpdk_telemetry or not args.dpdk_testpmd:
+        sys.exit("no --dpdk-telemetry or --dpdk-testpmd: Debian's dpdk-telemetry.py (package "
+                 "dpdk) or dpdk-testpmd (dpdk-dev) is missing; run devtools/bootstrap.sh")
     with tempfile.TemporaryDirectory(prefix="vfiokit-telemetry-") as run:
         env = dict(os.environ, RUNTIME_DIRECTORY=run)
         argv = ["-l", "0", "--file-prefix", PREFIX, "--", "--tx", str(FRAMES)]
@@ -130,10 +154,82 @@ def main():
         finally:
             stop_app(app)
         check("the socket is gone once the app exits", not os.path.exists(sock))
+        against_dpdk(args, env, run, replies)
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def against_dpdk(args, env, run, ours):
+    """vfiokit-telemetry against DPDK's server, and vfiokit's shapes against DPDK's."""
+    # Two lcores on CPU 0: testpmd wants a forwarding lcore besides the main
+    # one, and this host may have a single CPU.
+    cmd = [args.dpdk_testpmd, "--lcores", "0@0,1@0", "--no-huge", "-m", "256", "--no-pci",
+           "--vdev", "net_null0", "--file-prefix", DPDK_PREFIX, "--", "-i",
+           "--total-num-mbufs=2048"]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=env, text=True)
+    sock = os.path.join(run, "dpdk", DPDK_PREFIX, "dpdk_telemetry.v2")
+    try:
+        # Its socket is up from rte_eal_init on; its pool and port once the
+        # prompt shows.
+        seen, deadline = "", time.monotonic() + 60
+        while "testpmd> " not in seen and time.monotonic() < deadline and p.poll() is None:
+            if select.select([p.stdout], [], [], 1)[0]:
+                seen += os.read(p.stdout.fileno(), 4096).decode(errors="replace")
+        if "testpmd> " not in seen or not os.path.exists(sock):
+            p.kill()
+            check("dpdk-testpmd started and serves its telemetry socket", False, seen[-2000:])
+            return
+        theirs_lines = run_dpdk_client(args.dpdk_telemetry, env, [], SHAPE_COMMANDS,
+                                       prefix=DPDK_PREFIX)
+        theirs = {c: json.loads(l) for c, l in zip(SHAPE_COMMANDS, theirs_lines)}
+        mine = subprocess.run([args.vfiokit_telemetry, "-f", DPDK_PREFIX, "--hello"]
+                              + SHAPE_COMMANDS, capture_output=True, text=True, env=env,
+                              timeout=60)
+        lines = mine.stdout.splitlines()
+        hello = json.loads(lines[0]) if lines else {}
+        check("vfiokit-telemetry reads DPDK's hello (version, pid, max_output_len)",
+              set(hello) == {"version", "pid", "max_output_len"}
+              and str(hello.get("version")).startswith("DPDK ") and hello.get("pid") == p.pid,
+              hello)
+        got = {c: json.loads(l) for c, l in zip(SHAPE_COMMANDS, lines[1:])}
+        check("vfiokit-telemetry reads DPDK's testpmd as dpdk-telemetry.py does",
+              mine.returncode == 0 and got == theirs, (mine.returncode, got, theirs))
+        print("---- dpdk-telemetry.py -f " + DPDK_PREFIX + " (DPDK's testpmd, net_null0)")
+        for c in SHAPE_COMMANDS:
+            print(f"--> {c}\n{json.dumps(theirs.get(c))}")
+        print("----")
+        hello_ours = ours.get("/info", {}).get("/info", {})
+        check("the hello's keys and types are DPDK's",
+              {k: type(v) for k, v in hello_ours.items()} == {k: type(v) for k, v in hello.items()},
+              hello_ours)
+        for c in SHAPE_COMMANDS[1:]:
+            name = c.split(",")[0]
+            o, t = ours.get(c, {}).get(name), theirs.get(c, {}).get(name)
+            if t is None:
+                print(f"(DPDK 22.11 has no {name}: nothing to compare)")
+                continue
+            if isinstance(o, dict) and isinstance(t, dict):
+                extra = set(o) - set(t) - VFIOKIT_KEYS.get(name, set())
+                differ = [k for k in set(o) & set(t) if type(o[k]) is not type(t[k])]
+                check(f"{name}: vfiokit's keys are DPDK's (or its own), with DPDK's types",
+                      not extra and not differ, {"not DPDK's": sorted(extra),
+                                                 "other type": sorted(differ)})
+            else:
+                check(f"{name}: the same kind of value as DPDK's",
+                      type(o) is type(t) and (not isinstance(o, list) or
+                                              {type(x) for x in o} <= {type(x) for x in t}),
+                      (o, t))
+    finally:
+        if p.poll() is None:
+            p.stdin.write("quit\n")
+            p.stdin.close()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 def verify(r, pid):

@@ -113,7 +113,7 @@ TEST_F(TelemetryCommands, EthdevInfoFollowsThePortsState) {
                            "\"dev_started\":1,\"dev_configured\":1," +
                            "\"rxq_state\":[1,1],\"txq_state\":[1,1],"))
         << i;
-    EXPECT_TRUE(has(i, R"("rx_offloads":"0x0","tx_offloads":"0x0","ethdev_rss_hf":"0x0",)"
+    EXPECT_TRUE(has(i, R"("rx_offloads":0,"tx_offloads":0,"ethdev_rss_hf":0,)"
                        R"("port_state":"started")"))
         << i;
     ASSERT_TRUE(ethdev::stop(pair_.a));

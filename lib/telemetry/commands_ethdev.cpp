@@ -128,8 +128,9 @@ Result<Json> info_json(std::string_view params) {
     for (unsigned q = 0; q < s->nb_txq; ++q)
         txq.push(s->started ? 1 : 0);
     d.set("rxq_state", std::move(rxq)).set("txq_state", std::move(txq));
-    d.set("rx_offloads", hex_json(s->rx_offloads)).set("tx_offloads", hex_json(s->tx_offloads));
-    d.set("ethdev_rss_hf", hex_json(s->rss_hf));
+    // Numbers, as DPDK 22.11 writes them (later versions write hex strings).
+    d.set("rx_offloads", s->rx_offloads).set("tx_offloads", s->tx_offloads);
+    d.set("ethdev_rss_hf", s->rss_hf);
     // vfiokit's: the state by name, and the driver's limits.
     d.set("port_state", s->state);
     d.set("max_rx_queues", s->info.max_rx_queues).set("max_tx_queues", s->info.max_tx_queues);
