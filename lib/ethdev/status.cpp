@@ -40,29 +40,6 @@ PortStatus status_of(std::uint16_t id, const Port& p) {
     return s;
 }
 
-constexpr std::uint32_t kStatusMagic = 0x53485445;  // "ETHS"
-constexpr std::uint16_t kStatusVersion = 1;
-
-struct WireStatus {
-    std::uint32_t magic;
-    std::uint16_t version;
-    std::uint16_t id;
-    std::uint8_t state;  // State
-    std::uint8_t has_link;
-    std::uint16_t nb_rxq, nb_txq;
-    std::uint32_t mtu;
-    std::uint64_t rx_offloads, tx_offloads, rss_hf;
-    std::uint64_t rx_offload_capa, tx_offload_capa, rss_offload_capa;
-    std::uint32_t min_mtu, max_mtu, max_rx_pktlen;
-    std::uint16_t max_rx_queues, max_tx_queues;
-    WireLimits rx_desc, tx_desc;
-    std::uint8_t mac[6];
-    std::uint8_t rxq_interrupt, lsc_interrupt;
-    WireLink link;
-    char driver_name[48];
-    char device_name[48];
-};
-static_assert(std::is_trivially_copyable_v<WireStatus>);
 
 WireStatus encode(const PortStatus& s, State state) {
     WireStatus w;
