@@ -13,7 +13,9 @@ parameters are written:
                                               # optional "subsystem_vendor",
                                               # "subsystem_device"; absent = any
       "dma_mask_bits": 28,                    # 1..64
-      "params": [{"name": "dma_mask", "arg": "<mask>", "help": "..."}]
+      "params": [{"name": "dma_mask", "arg": "<mask>", "help": "..."}],
+      "class": "vdpa"                         # optional: "net" (the default)
+                                              # or "vdpa" (see driver.hpp)
     }
 
 OUT.hpp declares `vfiokit::pmdinfo::NAME`, a pci::DriverInfo; OUT.cpp
@@ -35,7 +37,11 @@ import sys
 ANY = 0xFFFF
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 ID_FIELDS = ("vendor", "device", "subsystem_vendor", "subsystem_device")
-RESERVED_PARAMS = {"vf_token"}  # taken by VFIO (-a BDF,vf_token=UUID)
+# Keys of -a BDF,KEY=VALUE that are not the driver's.
+RESERVED_PARAMS = {"vf_token": "VFIO's (the VF token)", "vdpa": "the PCI bus's (driver class)"}
+# Driver classes (pci::DriverClass): "vdpa" drivers are probed only for
+# devices given -a BDF,vdpa=1, each in a container of its own.
+CLASSES = {"net": "net", "vdpa": "vdpa"}
 
 
 class DeclarationError(Exception):
@@ -65,7 +71,7 @@ def load(path):
             d = json.load(f)
         except json.JSONDecodeError as e:
             raise DeclarationError(f"not JSON: {e}") from None
-    unknown = set(d) - {"name", "pci_ids", "dma_mask_bits", "params"}
+    unknown = set(d) - {"name", "pci_ids", "dma_mask_bits", "params", "class"}
     if unknown:
         raise DeclarationError(f"unknown keys {sorted(unknown)}")
     name = d.get("name")
@@ -92,12 +98,16 @@ def load(path):
         if not isinstance(pname, str) or not NAME_RE.match(pname):
             raise DeclarationError(f"params[{i}].name {pname!r}: use [a-z][a-z0-9_]*")
         if pname in RESERVED_PARAMS:
-            raise DeclarationError(f"params[{i}].name {pname!r} is VFIO's, not a driver's")
+            raise DeclarationError(f"params[{i}].name {pname!r} is {RESERVED_PARAMS[pname]}, "
+                                   "not a driver's")
         if any(q["name"] == pname for q in params):
             raise DeclarationError(f"params[{i}].name {pname!r} is declared twice")
         params.append({"name": pname, "arg": ascii_text(f"params[{i}].arg", p["arg"]),
                        "help": ascii_text(f"params[{i}].help", p["help"])})
-    return {"name": name, "ids": ids, "mask": (1 << bits) - 1, "params": params}
+    cls = d.get("class", "net")
+    if cls not in CLASSES:
+        raise DeclarationError(f"class {cls!r}: give one of {sorted(CLASSES)}")
+    return {"name": name, "ids": ids, "mask": (1 << bits) - 1, "params": params, "class": cls}
 
 
 def pmd_info_json(decl):
@@ -176,6 +186,7 @@ constinit const pci::DriverInfo {name}{{
     0x{decl['mask']:x}ULL,
     {params_span},
     std::string_view(pmd_info_{name} + 1, sizeof pmd_info_{name} - 2),
+    pci::DriverClass::{CLASSES[decl['class']]},
 }};
 
 }}  // namespace vfiokit::pmdinfo

@@ -192,6 +192,14 @@ VK_FIELD(vfio_pci_hot_reset, flags);
 VK_FIELD(vfio_pci_hot_reset, count);
 VK_TRAILER(vfio_pci_hot_reset, group_fds);
 
+VK_STRUCT(vfio_device_ioeventfd);
+VK_FIELD(vfio_device_ioeventfd, argsz);
+VK_FIELD(vfio_device_ioeventfd, flags);
+VK_FIELD(vfio_device_ioeventfd, offset);
+VK_FIELD(vfio_device_ioeventfd, data);
+VK_FIELD(vfio_device_ioeventfd, fd);
+VK_FIELD(vfio_device_ioeventfd, reserved);
+
 VK_STRUCT(vfio_device_feature);
 VK_FIELD(vfio_device_feature, argsz);
 VK_FIELD(vfio_device_feature, flags);
@@ -556,6 +564,11 @@ VK_CONST(kVfioDeviceReset, VFIO_DEVICE_RESET);
 VK_CONST(kVfioDeviceGetPciHotResetInfo, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO);
 VK_CONST(kVfioDevicePciHotReset, VFIO_DEVICE_PCI_HOT_RESET);
 VK_CONST(kVfioDeviceFeature, VFIO_DEVICE_FEATURE);
+VK_CONST(kVfioDeviceIoeventfd, VFIO_DEVICE_IOEVENTFD);
+VK_CONST(kVfioDeviceIoeventfd8, VFIO_DEVICE_IOEVENTFD_8);
+VK_CONST(kVfioDeviceIoeventfd16, VFIO_DEVICE_IOEVENTFD_16);
+VK_CONST(kVfioDeviceIoeventfd32, VFIO_DEVICE_IOEVENTFD_32);
+VK_CONST(kVfioDeviceIoeventfd64, VFIO_DEVICE_IOEVENTFD_64);
 VK_CONST(kVfioDeviceBindIommufd, VFIO_DEVICE_BIND_IOMMUFD);
 VK_CONST(kVfioDeviceAttachIommufdPt, VFIO_DEVICE_ATTACH_IOMMUFD_PT);
 VK_CONST(kVfioDeviceDetachIommufdPt, VFIO_DEVICE_DETACH_IOMMUFD_PT);

@@ -35,6 +35,10 @@ BUNDLES = {
 # PMD plugins for the lab's devices: the PCI bus, the default mempool
 # driver, e1000/e1000e/igb (net_e1000: em and igb) and virtio-net.
 PLUGINS = ("librte_bus_pci", "librte_mempool_ring", "librte_net_e1000", "librte_net_virtio")
+# Taken when the system has them: the vhost-user PMD, DPDK's software relay
+# that the vDPA benchmark compares with (Debian 12 ships it with dpdk; the
+# Debian 13 root installs only the PLUGINS' packages).
+OPTIONAL_PLUGINS = ("librte_net_vhost",)
 
 # The loader's default directories after those of ld.so.conf (x86_64).
 DEFAULT_DIRS = (f"/lib/{MULTIARCH}", f"/usr/lib/{MULTIARCH}", "/lib64", "/usr/lib64", "/lib",
@@ -232,8 +236,10 @@ def add_dpdk(cpio, version, root_dir):
     if not os.path.isfile(resolve(sysroot, testpmd)):
         raise BundleError(f"DPDK {version}: {where} has no {testpmd}")
     plugins = {}
-    for name in PLUGINS:
+    for name in PLUGINS + OPTIONAL_PLUGINS:
         hits = sorted(glob.glob(os.path.join(resolve(sysroot, "/" + spec["pmds"]), name + ".so.*")))
+        if not hits and name in OPTIONAL_PLUGINS:
+            continue
         if not hits:
             raise BundleError(f"DPDK {version}: plugin {name} missing from /{spec['pmds']} in {where}")
         plugins[name] = "/" + spec["pmds"] + "/" + os.path.basename(hits[0])

@@ -590,3 +590,159 @@ tp_forward_step() {
     done
     checks_done
 }
+
+# --- vDPA: vfiokit-vdpa and a testpmd front end on its socket ---------------
+# vfiokit-vdpa serves one vDPA device at ${VD_SOCK}0; DPDK's testpmd is the
+# front end there (virtio_user, --no-pci), its memory a memfd (--no-huge)
+# that the device reaches through its own container at testpmd's virtual
+# addresses.
+VD_SOCK=/tmp/vdpa-
+VD_LOG=/tmp/vdpa.log
+
+# vd_start BDF: vfiokit-vdpa on BDF in the background (VD_PID, output in
+# VD_LOG); waits (60 s at most) until it listens at ${VD_SOCK}0, or exits.
+# Non-zero, saying which, when it does not listen.
+vd_start() {
+    rm -f "${VD_SOCK}0"
+    vfiokit-vdpa -a "$1" -- --iface "$VD_SOCK" > "$VD_LOG" 2>&1 &
+    VD_PID=$!
+    wait_for 60 vd_listening_or_gone
+    grep -q "at ${VD_SOCK}0$" "$VD_LOG" ||
+        { echo "vfiokit-vdpa does not listen at ${VD_SOCK}0:"; cat "$VD_LOG"; return 1; }
+}
+vd_listening_or_gone() {
+    grep -q "at ${VD_SOCK}0$" "$VD_LOG" || ! kill -0 "$VD_PID"
+}
+
+# vd_stop: SIGTERM to vfiokit-vdpa, wait (20 s, then kill); VD_RC is its
+# exit status.
+vd_stop() {
+    kill -TERM "$VD_PID" 2>/dev/null
+    vs_n=100
+    while kill -0 "$VD_PID" 2>/dev/null && [ $vs_n -gt 0 ]; do
+        sleep 0.2
+        vs_n=$((vs_n - 1))
+    done
+    kill -0 "$VD_PID" 2>/dev/null && { echo "vfiokit-vdpa did not stop within 20 s: killed"; kill -9 "$VD_PID"; }
+    wait "$VD_PID"
+    VD_RC=$?
+}
+
+# vd_cpu: vfiokit-vdpa's CPU time so far (utime + stime, in clock ticks:
+# USER_HZ, 100 a second).
+vd_cpu() {
+    awk '{ print $14 + $15 }' "/proc/$VD_PID/stat"
+}
+
+# vd_threads: each thread of vfiokit-vdpa with its CPU ticks so far, on
+# one line ("vdpa-relay 3 vdpa-serve 1 ...").
+vd_threads() {
+    for vt_t in /proc/"$VD_PID"/task/*; do
+        awk '{ sub(/^[0-9]+ \(/, ""); n = $0; sub(/\).*/, "", n); sub(/^[^)]*\) /, ""); print n, $12 + $13 }' "$vt_t/stat"
+    done | xargs
+}
+
+# vd_usr1: vfiokit-vdpa prints its statistics (SIGUSR1); waits for the line.
+vd_usr1() {
+    vu_n=$(grep -c '^vdpa stats' "$VD_LOG")
+    kill -USR1 "$VD_PID" && wait_for 5 vd_stats_more "$vu_n"
+}
+vd_stats_more() { [ "$(grep -c '^vdpa stats' "$VD_LOG")" -gt "$1" ]; }
+
+# vd_stat FIELD: FIELD (tx_used, rx_used, kicks, front_ends, mapped_bytes,
+# ...) of vfiokit-vdpa's last statistics line.
+vd_stat() {
+    grep '^vdpa stats' "$VD_LOG" | tail -1 |
+        awk -v f="$1" '{ for (i = 1; i < NF; i++) if ($i == f) { print $(i + 1); exit } }'
+}
+
+# vd_open VERSION NAME [EAL-ARGS...] [-- APP-ARGS...]: DPDK VERSION's
+# testpmd, interactive, as the front end of ${VD_SOCK}0 (MAC VD_MAC when
+# set), in a tp_* session (tp_cmd, tp_close, TP_LOG); waits for its prompt.
+vd_open() {
+    TP_PROG=dpdk-testpmd-$1 TP_LOG=/tmp/tp-$2.log
+    shift 2
+    vo_eal="-l 0-1 -n 1 --no-pci --no-huge -m 128 --no-shconf"
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        vo_eal="$vo_eal $1"
+        shift
+    done
+    [ "${1:-}" = -- ] && shift
+    : > /tmp/tp.cmds
+    rm -f /tmp/tp.in && mkfifo /tmp/tp.in
+    # shellcheck disable=SC2086
+    "$TP_PROG" $vo_eal --vdev "net_virtio_user0,path=${VD_SOCK}0,queues=1,queue_size=256${VD_MAC:+,mac=$VD_MAC}" \
+        -- -i --rxd=256 --txd=256 --burst=32 --total-num-mbufs=2048 "$@" \
+        < /tmp/tp.in > "$TP_LOG" 2>&1 &
+    TP_PID=$!
+    exec 6> /tmp/tp.in
+    TP_PROMPTS=1
+    dpdk_prompts $TP_PID "$TP_LOG" 1 ||
+        { echo "$TP_PROG gave no prompt (exited, or 120 s passed)"; cat "$TP_LOG"; return 1; }
+}
+
+# net_rx_quiet DEV: wait (10 s at most) until DEV's rx_packets stays the
+# same for a second: frames QEMU still held for it have arrived.
+net_rx_quiet() {
+    nq_n=10
+    nq_was=$(net_stat "$1" rx_packets)
+    while [ $nq_n -gt 0 ]; do
+        sleep 1
+        nq_now=$(net_stat "$1" rx_packets)
+        [ "$nq_now" = "$nq_was" ] && return 0
+        nq_was=$nq_now
+        nq_n=$((nq_n - 1))
+    done
+    return 1
+}
+
+# vd_refuses_noiommu BDF: a step; vfiokit-vdpa on a device in no-IOMMU mode
+# exits 1 saying vDPA needs translation, and serves nothing.
+vd_refuses_noiommu() {
+    vfio_bind "$1" || return 1
+    rm -f "${VD_SOCK}0"
+    vfiokit-vdpa -a "$1" -- --iface "$VD_SOCK" > "$VD_LOG" 2>&1 < /dev/null
+    vr_rc=$?
+    cat "$VD_LOG"
+    check "vfiokit-vdpa exits 1 (exit $vr_rc)" test $vr_rc -eq 1
+    check "it says why: vDPA needs translation" grep -q \
+        "vDPA needs translation: no-IOMMU mode cannot map the front end's guest-physical addresses" "$VD_LOG"
+    check "it names the device and the driver" grep -q "vdpa_virtio $1" "$VD_LOG"
+    check "no socket was made" test ! -e "${VD_SOCK}0"
+    checks_done
+}
+
+# vd_refuses_width BDF: a step; on an IOMMU narrower than the front end's
+# addresses (the iommu shape's 39 bits), vfiokit-vdpa takes the device but
+# refuses the front end's memory table, naming the width, the address and
+# the fix, and maps nothing. testpmd's memory is placed above 2^39
+# (--base-virtaddr), where a process's mmap()s land by default; without it
+# DPDK reserves from 4 GiB up (shown, for the record).
+vd_refuses_width() {
+    vw_v=$(dpdk_newest) || { echo "no DPDK runs here"; return 1; }
+    vfio_bind "$1" || return 1
+    vd_start "$1" || return 1
+    # shellcheck disable=SC2086
+    timeout 120 "dpdk-testpmd-$vw_v" -l 0-1 -n 1 --no-pci --no-huge -m 64 --no-shconf \
+        --base-virtaddr=0x7f0000000000 \
+        --vdev "net_virtio_user0,path=${VD_SOCK}0,queues=1" -- -i --total-num-mbufs=2048 \
+        < /dev/null > /tmp/tp-width.log 2>&1
+    vw_rc=$?
+    vd_stop
+    tail -20 /tmp/tp-width.log
+    echo "----"
+    cat "$VD_LOG"
+    check "vfiokit-vdpa took the device ($1)" grep -q "vdpa device $1" "$VD_LOG"
+    check "the front end connected" grep -q "front end 1 connected" "$VD_LOG"
+    check "its table was refused, naming the 39-bit width" \
+        grep -q "does not fit the IOMMU's 39-bit IOVA space" "$VD_LOG"
+    check "... the bits the address needs" grep -q "needs 47 bits" "$VD_LOG"
+    check "... and the fix (aw-bits=48)" grep -q "aw-bits=48" "$VD_LOG"
+    check "the front end heard the refusal (NACK to SET_MEM_TABLE)" \
+        grep -q "replied NACK to request type (5)" /tmp/tp-width.log
+    check "nothing was mapped (maps 0, mapped_bytes 0)" \
+        test "$(vd_stat maps) $(vd_stat mapped_bytes)" = "0 0"
+    check "the device never started (starts 0)" test "$(vd_stat starts)" = 0
+    check "vfiokit-vdpa exited 0 on SIGTERM (exit $VD_RC)" test "$VD_RC" -eq 0
+    checks_done
+}

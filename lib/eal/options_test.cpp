@@ -160,6 +160,13 @@ TEST(Options, EnvironmentFillsWhatTheCommandLineLeftOpen) {
     Options p;
     ASSERT_TRUE(parse({"--vfio-mode=noiommu"}, p));
     EXPECT_EQ(p.vfio.mode, vfio::Mode::noiommu);
+    // Also with application arguments after "--" (the lab's each_mode
+    // runs every program so).
+    Options a;
+    auto first = parse({"-a", "0000:00:03.0", "--", "-i"}, a);
+    ASSERT_TRUE(first);
+    EXPECT_EQ(*first, 4);  // "-i"
+    EXPECT_EQ(a.vfio.mode, vfio::Mode::cdev);
     ::setenv("VFIOKIT_VFIO_MODE", "warp", 1);
     Options q;
     auto bad = parse({}, q);

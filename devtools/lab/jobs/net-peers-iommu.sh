@@ -90,3 +90,8 @@ net_telemetry() {
     checks_done
 }
 run net-telemetry net_telemetry
+
+# vDPA on this 39-bit IOMMU: vfiokit-vdpa takes the modern virtio-net with
+# iommu_platform at 00:0c.0 (hub 1) but refuses a front end whose memory
+# lies above 2^39, naming the width and the fix.
+run vdpa-width vd_refuses_width 0000:00:0c.0

@@ -16,11 +16,30 @@ bool contains(const std::vector<PciAddress>& v, PciAddress a) {
     return std::find(v.begin(), v.end(), a) != v.end();
 }
 
-Driver* matching_driver(const std::vector<Driver*>& drivers, const DeviceIds& ids) {
+// The first driver of the wanted class matching the ids (see DriverClass).
+Driver* matching_driver(const std::vector<Driver*>& drivers, const DeviceIds& ids, bool vdpa) {
     for (Driver* d : drivers)
-        if (d->matches(ids))
+        if (d->matches(ids) && (d->info().cls == DriverClass::vdpa) == vdpa)
             return d;
     return nullptr;
+}
+
+// Whether -a BDF,vdpa=1 asks for a vDPA driver. The key is the bus's: it is
+// taken out of `args`, which then holds only the driver's.
+Result<bool> take_vdpa_arg(PciAddress a, std::vector<eal::DeviceArg>& args) {
+    bool vdpa = false;
+    for (auto it = args.begin(); it != args.end();) {
+        if (it->key != "vdpa") {
+            ++it;
+            continue;
+        }
+        if (it->value != "0" && it->value != "1")
+            return fail(Error(EINVAL, "-a " + a.str() + ",vdpa=" + it->value +
+                                          ": give vdpa=1 (a vDPA driver) or vdpa=0"));
+        vdpa = it->value == "1";
+        it = args.erase(it);
+    }
+    return vdpa;
 }
 
 // Before the driver may start DMA, the container's IOVA policy learns what
@@ -105,7 +124,9 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
             continue;
         if (find(d.addr))
             continue;  // probed by an earlier call
-        Driver* drv = matching_driver(drivers_, d.ids);
+        std::vector<eal::DeviceArg> driver_args = al ? al->args : std::vector<eal::DeviceArg>{};
+        auto vdpa = take_vdpa_arg(d.addr, driver_args);
+        Driver* drv = matching_driver(drivers_, d.ids, vdpa && *vdpa);
         if (!drv && al == nullptr)
             continue;  // not ours to report: no driver wants it, nobody asked for it
 
@@ -117,10 +138,18 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
             out.err = e.err();
             out.error = std::move(e);
         };
+        if (!vdpa) {
+            failed(std::move(vdpa.error()));
+            continue;
+        }
         if (!drv) {
-            failed(Error(ENODEV, "no driver linked in matches " + hex_digits(d.ids.vendor, 4) + ":" +
-                                     hex_digits(d.ids.device, 4))
-                       .hint("link the device's driver into the program, or leave it out of -a"));
+            failed(Error(ENODEV, std::string("no ") + (*vdpa ? "vDPA " : "") +
+                                     "driver linked in matches " + hex_digits(d.ids.vendor, 4) +
+                                     ":" + hex_digits(d.ids.device, 4))
+                       .hint(*vdpa ? "link a vDPA driver (vdpa_virtio) into the program, or drop "
+                                     "vdpa=1"
+                                   : "link the device's driver into the program, or leave it "
+                                     "out of -a"));
             continue;
         }
         out.driver = std::string(drv->name());
@@ -133,9 +162,7 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
             continue;
         }
         // Bad arguments fail before anything is opened.
-        auto args = DriverArgs::parse(drv->info(), d.addr,
-                                      al ? std::span<const eal::DeviceArg>(al->args)
-                                         : std::span<const eal::DeviceArg>());
+        auto args = DriverArgs::parse(drv->info(), d.addr, driver_args);
         if (!args) {
             failed(std::move(args.error()));
             continue;
@@ -150,15 +177,34 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
         std::string spec = d.addr.str();
         if (al && !al->vf_token.empty())
             spec += " vf_token=" + al->vf_token;
-        auto assigned = vfio_->assign_device(vfio_->default_container(), spec);
+        // A vDPA device gets a container of its own (DriverClass::vdpa).
+        vfio::Container* own = nullptr;
+        if (drv->info().cls == DriverClass::vdpa) {
+            auto c = vfio_->create_container();
+            if (!c) {
+                failed(std::move(c.error()).context("a container for vDPA device " +
+                                                    d.addr.str()));
+                continue;
+            }
+            own = *c;
+        }
+        auto drop_own = [&](Error& e) {
+            if (own != nullptr)
+                if (auto r = vfio_->destroy_container(*own); !r)
+                    e.context("destroying its container failed too (" + r.error().message() + ")");
+        };
+        auto assigned = vfio_->assign_device(own ? *own : vfio_->default_container(), spec);
         if (!assigned) {
-            failed(std::move(assigned.error()));
+            Error e = std::move(assigned.error());
+            drop_own(e);
+            failed(std::move(e));
             continue;
         }
         vfio::Device* vdev = *assigned;
         auto release = [&](Error e) {
             if (auto r = vfio_->release_device(*vdev); !r)
                 e.context("releasing the device failed too (" + r.error().message() + ")");
+            drop_own(e);
             failed(std::move(e));
         };
         if (auto ok = require_dma_mask(*vdev, *mask); !ok) {
@@ -179,7 +225,7 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
             continue;
         }
         out.probed = true;
-        bound_.push_back(BoundDevice{drv, vdev, std::move(pci), std::move(*instance), *mask,
+        bound_.push_back(BoundDevice{drv, vdev, own, std::move(pci), std::move(*instance), *mask,
                                      std::move(request), 0});
     }
     return report;
@@ -197,9 +243,14 @@ Result<void> Bus::remove(PciAddress a) {
     it->request.reset();
     it->pci.reset();
     vfio::Device* vdev = it->vfio_device;
+    vfio::Container* own = it->own_container;
     bound_.erase(it);
     if (auto r = vfio_->release_device(*vdev); !r)
         return fail(std::move(r.error()).context("remove device " + a.str()));
+    // Its own container (vDPA) goes with it, once empty.
+    if (own != nullptr)
+        if (auto r = vfio_->destroy_container(*own); !r)
+            return fail(std::move(r.error()).context("remove device " + a.str()));
     return {};
 }
 

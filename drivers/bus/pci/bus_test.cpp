@@ -212,6 +212,47 @@ TEST_F(BusTest, VariantDriverDevicesAreAssignedLikeVfioPci) {
     EXPECT_NE((*r)[0].reason.find("0000:00:09.0"), std::string::npos) << (*r)[0].reason;
 }
 
+// A vDPA driver (DriverClass::vdpa) for the same ids as a PMD: without
+// vdpa=1 the PMD gets the device; with it the vDPA driver does, in a
+// container the bus makes for the device, which goes again when the
+// assignment fails (the fake kernel refuses it); vdpa=2 is refused.
+TEST_F(BusTest, VdpaArgumentPicksTheVdpaDriverAndItsOwnContainer) {
+    constexpr DriverInfo kVdpaInfo{"vdpa_edu", kEduIds, ~0ULL, {}, {}, DriverClass::vdpa};
+    CountingDriver vdpa{kVdpaInfo};
+    for (const char* arg : {"", ",vdpa=0", ",vdpa=1", ",vdpa=2"}) {
+        SCOPED_TRACE(arg);
+        Bus bus(*vfio_, fs.root());
+        bus.register_driver(vdpa);  // first: the class, not the order, decides
+        bus.register_driver(edu);
+        auto a = eal::parse_allowed_device(std::string("0000:00:03.0") + arg);
+        ASSERT_TRUE(a);
+        bus.allow(*a);
+        auto r = bus.probe_all();
+        ASSERT_TRUE(r) << r.error().message();
+        ASSERT_EQ(r->size(), 1u);
+        const ProbeOutcome& o = (*r)[0];
+        EXPECT_FALSE(o.probed);
+        if (std::string(arg) == ",vdpa=2") {
+            EXPECT_EQ(o.err, EINVAL);
+            EXPECT_NE(o.reason.find("give vdpa=1"), std::string::npos) << o.reason;
+            continue;
+        }
+        EXPECT_EQ(o.driver, std::string(arg) == ",vdpa=1" ? "vdpa_edu" : "edu");
+        // The assignment failed (no group node): no argument error, and
+        // only the default container is left.
+        EXPECT_NE(o.reason.find("0000:00:03.0"), std::string::npos) << o.reason;
+        EXPECT_EQ(o.reason.find("does not take"), std::string::npos) << o.reason;
+        EXPECT_EQ(vfio_->containers().size(), 1u);
+    }
+    // Without -a a vDPA driver matches nothing: 00:03.0 and 00:07.0 go to edu.
+    Bus bus(*vfio_, fs.root());
+    bus.register_driver(vdpa);
+    auto r = bus.probe_all();
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->empty());
+    EXPECT_EQ(vdpa.probes, 0);
+}
+
 TEST_F(BusTest, NoDriversNoReport) {
     Bus bus(*vfio_, fs.root());
     auto r = bus.probe_all();

@@ -110,9 +110,11 @@ Result<std::unique_ptr<eal::ProbedBus>> EalPciBus::probe_secondary(const eal::Bu
                 continue;
             }
             Driver* drv = nullptr;
+            // The first, as the primary's bus chose; vDPA drivers serve a
+            // front end from the primary alone (no secondary support).
             for (Driver* d : registered_drivers())
-                if (drv == nullptr && d->matches(*ids))
-                    drv = d;  // the first, as the primary's bus chose
+                if (drv == nullptr && d->matches(*ids) && d->info().cls == DriverClass::net)
+                    drv = d;
             if (drv == nullptr) {
                 failed(Error(ENODEV, "no driver linked in matches the primary's device " + a.str()));
                 continue;

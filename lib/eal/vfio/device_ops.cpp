@@ -78,6 +78,15 @@ Result<void> DeviceHandle::feature(std::uint32_t feature, FeatureOp op,
     VFIOKIT_FORWARD("device feature", feature(feature, op, payload));
 }
 
+Result<void> DeviceHandle::ioeventfd(std::uint32_t index, std::uint64_t offset, unsigned size,
+                                     std::uint64_t data, int fd) {
+    VFIOKIT_FORWARD("ioeventfd", ioeventfd(index, offset, size, data, fd));
+}
+
 #undef VFIOKIT_FORWARD
+
+Result<void> DeviceOps::ioeventfd(std::uint32_t, std::uint64_t, unsigned, std::uint64_t, int) {
+    return fail(not_supported("ioeventfd", "this backend"));
+}
 
 }  // namespace vfiokit::vfio

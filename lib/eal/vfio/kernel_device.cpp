@@ -242,6 +242,35 @@ Result<void> KernelDevice::set_irqs(const IrqRequest& r) {
     return {};
 }
 
+Result<void> KernelDevice::ioeventfd(std::uint32_t index, std::uint64_t offset, unsigned size,
+                                     std::uint64_t data, int efd) {
+    const std::string what = "VFIO_DEVICE_IOEVENTFD (region " + std::to_string(index) + " + " +
+                             std::to_string(offset) + ", " + std::to_string(size) + " bytes)";
+    std::uint32_t width = 0;
+    switch (size) {
+    case 1: width = uapi::kVfioDeviceIoeventfd8; break;
+    case 2: width = uapi::kVfioDeviceIoeventfd16; break;
+    case 4: width = uapi::kVfioDeviceIoeventfd32; break;
+    case 8: width = uapi::kVfioDeviceIoeventfd64; break;
+    default: return fail(EINVAL, what + ": the width must be 1, 2, 4 or 8 bytes");
+    }
+    // The kernel takes a device fd offset: the region's own, plus ours.
+    auto info = region_info(index);
+    if (!info)
+        return fail(std::move(info.error()).context(what));
+    if (offset + size > info->size || offset + size < offset)
+        return fail(EINVAL, what + ": outside the region's " + std::to_string(info->size) + " bytes");
+    uapi::vfio_device_ioeventfd e{};
+    e.argsz = sizeof e;
+    e.flags = width;
+    e.offset = info->offset + offset;
+    e.data = data;
+    e.fd = efd;
+    if (auto r = do_ioctl(fd(), uapi::kVfioDeviceIoeventfd, &e, "VFIO_DEVICE_IOEVENTFD"); !r)
+        return fail(std::move(r.error()).context(what));
+    return {};
+}
+
 Result<void> KernelDevice::reset() {
     if (auto r = do_ioctl(fd(), uapi::kVfioDeviceReset, nullptr, "VFIO_DEVICE_RESET"); !r)
         return fail(std::move(r.error()));

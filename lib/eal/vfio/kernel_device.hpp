@@ -34,6 +34,8 @@ public:
     [[nodiscard]] Result<IrqInfo> irq_info(std::uint32_t index) override;
     [[nodiscard]] Result<void> set_irqs(const IrqRequest& r) override;
     [[nodiscard]] Result<void> reset() override;
+    [[nodiscard]] Result<void> ioeventfd(std::uint32_t index, std::uint64_t offset, unsigned size,
+                                         std::uint64_t data, int fd) override;
     [[nodiscard]] Result<void> feature(std::uint32_t feature, FeatureOp op,
                                        std::span<std::uint8_t> payload) override;
 

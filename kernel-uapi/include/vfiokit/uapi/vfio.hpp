@@ -236,6 +236,27 @@ inline constexpr unsigned long kVfioDeviceSetIrqs = vfio_ioctl(10);  // arg: vfi
 // Function-level reset; only if kVfioDeviceFlagsReset. arg: none.
 inline constexpr unsigned long kVfioDeviceReset = vfio_ioctl(11);
 
+// ---- ioeventfds ---------------------------------------------------------------
+
+// VFIO_DEVICE_IOEVENTFD: when `fd` (an eventfd) is signalled, the kernel
+// writes `data` (the width in flags) at `offset` of the device fd; fd -1
+// removes the one registered for that offset, data and width. vfio-pci
+// serves BAR regions except the MSI-X table (include/uapi/linux/vfio.h).
+struct vfio_device_ioeventfd {
+    std::uint32_t argsz;
+    std::uint32_t flags;  // kVfioDeviceIoeventfd8..64: the write's width
+    std::uint64_t offset;
+    std::uint64_t data;
+    std::int32_t fd;
+    std::uint32_t reserved;
+};
+static_assert(sizeof(vfio_device_ioeventfd) == 32);
+inline constexpr std::uint32_t kVfioDeviceIoeventfd8 = 1u << 0;
+inline constexpr std::uint32_t kVfioDeviceIoeventfd16 = 1u << 1;
+inline constexpr std::uint32_t kVfioDeviceIoeventfd32 = 1u << 2;
+inline constexpr std::uint32_t kVfioDeviceIoeventfd64 = 1u << 3;
+inline constexpr unsigned long kVfioDeviceIoeventfd = vfio_ioctl(16);  // arg: vfio_device_ioeventfd*
+
 // ---- vfio-pci fixed indexes --------------------------------------------------
 
 inline constexpr std::uint32_t kVfioPciBar0RegionIndex = 0;

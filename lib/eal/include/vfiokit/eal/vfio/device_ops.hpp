@@ -136,6 +136,15 @@ public:
     [[nodiscard]] virtual Result<void> reset() = 0;
     [[nodiscard]] virtual Result<void> feature(std::uint32_t feature, FeatureOp op,
                                                std::span<std::uint8_t> payload) = 0;
+    // VFIO_DEVICE_IOEVENTFD: whenever eventfd `fd` is signalled, the
+    // backend itself writes `data` (`size` bytes: 1, 2, 4 or 8) at `offset`
+    // of region `index`, with no thread of this process involved (a
+    // doorbell rung by another process's eventfd write). fd -1 removes the
+    // one registered for that offset, size and data. vfio-pci serves BARs
+    // (not the MSI-X table); the registrations go with the device.
+    // ENOTSUP from a backend that cannot (the default).
+    [[nodiscard]] virtual Result<void> ioeventfd(std::uint32_t index, std::uint64_t offset,
+                                                 unsigned size, std::uint64_t data, int fd);
 };
 
 // The shared, release-aware reference to a device's operations. Made by
@@ -168,6 +177,8 @@ public:
     [[nodiscard]] Result<void> reset() override;
     [[nodiscard]] Result<void> feature(std::uint32_t feature, FeatureOp op,
                                        std::span<std::uint8_t> payload) override;
+    [[nodiscard]] Result<void> ioeventfd(std::uint32_t index, std::uint64_t offset, unsigned size,
+                                         std::uint64_t data, int fd) override;
 
 private:
     // ENODEV "device <BDF> was released", with `what` as context.

@@ -1,7 +1,8 @@
 // The PCI bus: drivers declare the ids they match (driver.hpp); the bus
 // scans sysfs, applies the allow/block lists (-a/-b), assigns each matching
 // device bound to vfio-pci (or a variant, vfio::bound_to_vfio_pci) to the
-// default container with its vf_token, checks the device's -a arguments
+// default container (a vDPA driver's device, -a BDF,vdpa=1: to a container
+// of its own, see DriverClass) with its vf_token, checks the device's -a arguments
 // against the driver's parameters and calls the driver's probe. A matching
 // device still on a kernel driver is not probed; the report says how to bind
 // it. remove() (and the Bus destructor) destroys the driver's instance

@@ -65,12 +65,17 @@ class PciDevice {
 public:
     // Takes a handle to `dev`'s operations; `dev` may be released first
     // (see above).
-    explicit PciDevice(vfio::Device& dev) : PciDevice(dev.handle()) {}
+    explicit PciDevice(vfio::Device& dev) : PciDevice(dev.handle()) { container_ = &dev.container(); }
     explicit PciDevice(std::shared_ptr<vfio::DeviceHandle> dev) : dev_(std::move(dev)) {}
 
     // The device's operations, for what PciDevice does not wrap (device
     // features, sparse mappings of other regions).
     [[nodiscard]] const std::shared_ptr<vfio::DeviceHandle>& handle() const { return dev_; }
+    // The container the device was assigned to, for a driver that maps
+    // memory of its own for it (a vDPA driver: DriverClass::vdpa);
+    // nullptr when made from a bare handle. Valid while the device stays
+    // assigned, which the bus guarantees for the driver's instance.
+    [[nodiscard]] vfio::Container* container() const { return container_; }
     [[nodiscard]] PciAddress address() const { return dev_->address(); }
 
     [[nodiscard]] Result<DeviceInfo> info() const;
@@ -120,6 +125,7 @@ public:
 
 private:
     std::shared_ptr<vfio::DeviceHandle> dev_;
+    vfio::Container* container_ = nullptr;
 };
 
 }  // namespace vfiokit::pci

@@ -67,6 +67,20 @@ struct Param {
     std::string_view help;
 };
 
+// What kind of driver, for the bus: how it picks a driver and where it
+// assigns the device.
+//   net:  the default. Matched on its PCI ids; the device goes to the
+//         default container, beside EAL memory.
+//   vdpa: a vDPA driver (DPDK's ifcvf, sfc): the device DMAs to another
+//         process's memory (a vhost-user front end's), at that process's
+//         addresses. Matched only for a device given -a BDF,vdpa=1 (DPDK's
+//         devarg for ifcvf), so a program linking a PMD and a vDPA driver
+//         for the same ids gives the device to the PMD unless asked; and
+//         assigned to a container of its own, created for it by the bus
+//         and destroyed when it is removed, so the front end's addresses
+//         never meet EAL memory's IOVAs or another device's.
+enum class DriverClass { net, vdpa };
+
 // A driver's declaration. Generated from its .pmd.json (static storage,
 // constant-initialized, so usable from other static initializers).
 struct DriverInfo {
@@ -75,6 +89,7 @@ struct DriverInfo {
     std::uint64_t dma_mask;          // the widest DMA address the device can emit
     std::span<const Param> params;
     std::string_view pmd_info;       // the embedded "PMD_INFO_STRING= {...}"
+    DriverClass cls = DriverClass::net;
 };
 
 // The -a arguments of one device, checked against a driver's parameters.
@@ -110,6 +125,9 @@ public:
 struct BoundDevice {
     Driver* driver = nullptr;
     vfio::Device* vfio_device = nullptr;
+    // The container the bus made for this device (DriverClass::vdpa), to be
+    // destroyed after the device's release; nullptr: the default container.
+    vfio::Container* own_container = nullptr;
     std::unique_ptr<PciDevice> pci;
     std::unique_ptr<DriverInstance> instance;  // destroyed before the device is released
     std::uint64_t dma_mask = ~std::uint64_t{0};  // what the driver said this device needs
