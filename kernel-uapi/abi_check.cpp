@@ -351,6 +351,17 @@ VK_FIELD(iommu_ioas_map_file, length);
 VK_FIELD(iommu_ioas_map_file, iova);
 #endif
 
+#ifdef IOMMU_IOAS_NOIOMMU_GET_PA
+VK_STRUCT(iommu_ioas_noiommu_get_pa);
+VK_FIELD(iommu_ioas_noiommu_get_pa, size);
+VK_FIELD(iommu_ioas_noiommu_get_pa, flags);
+VK_FIELD(iommu_ioas_noiommu_get_pa, ioas_id);
+VK_FIELD(iommu_ioas_noiommu_get_pa, __reserved);
+VK_FIELD(iommu_ioas_noiommu_get_pa, iova);
+VK_FIELD(iommu_ioas_noiommu_get_pa, length);
+VK_FIELD(iommu_ioas_noiommu_get_pa, out_phys);
+#endif
+
 VK_STRUCT(iommu_ioas_copy);
 VK_FIELD(iommu_ioas_copy, size);
 VK_FIELD(iommu_ioas_copy, flags);
@@ -514,6 +525,9 @@ VK_CONST(kIommufdCmdGetHwInfo, IOMMUFD_CMD_GET_HW_INFO);
 #ifdef IOMMU_IOAS_MAP_FILE
 VK_CONST(kIommufdCmdIoasMapFile, IOMMUFD_CMD_IOAS_MAP_FILE);
 #endif
+#ifdef IOMMU_IOAS_NOIOMMU_GET_PA
+VK_CONST(kIommufdCmdIoasNoiommuGetPa, IOMMUFD_CMD_IOAS_NOIOMMU_GET_PA);
+#endif
 
 VK_CONST(kIommuIoasMapFixedIova, IOMMU_IOAS_MAP_FIXED_IOVA);
 VK_CONST(kIommuIoasMapWriteable, IOMMU_IOAS_MAP_WRITEABLE);
@@ -575,6 +589,9 @@ VK_CONST(kIommuGetHwInfo, IOMMU_GET_HW_INFO);
 #ifdef IOMMU_IOAS_MAP_FILE
 VK_CONST(kIommuIoasMapFile, IOMMU_IOAS_MAP_FILE);
 #endif
+#ifdef IOMMU_IOAS_NOIOMMU_GET_PA
+VK_CONST(kIommuIoasNoiommuGetPa, IOMMU_IOAS_NOIOMMU_GET_PA);
+#endif
 
 constexpr int kCounterEnd = __COUNTER__;
 
@@ -596,6 +613,10 @@ int main() {
 #endif
 #ifndef VFIO_DEVICE_BIND_FLAG_TOKEN
     std::printf("%sVFIO_DEVICE_BIND_FLAG_TOKEN (6.17+)", sep);
+    sep = ", ";
+#endif
+#ifndef IOMMU_IOAS_NOIOMMU_GET_PA
+    std::printf("%sIOMMU_IOAS_NOIOMMU_GET_PA (7.3+)", sep);
     sep = ", ";
 #endif
     static_cast<void>(sep);

@@ -15,6 +15,10 @@
 //            no-IOMMU model and finding physical addresses need
 //            CAP_SYS_RAWIO and CAP_SYS_ADMIN in the driver process
 //            (vfio_noiommu_open, pagemap), which exec mode drops.
+//   cdev-noiommu  /dev/iommu and each device's no-IOMMU cdev
+//            (/dev/vfio/devices/noiommu-vfioN); socket mode only: its
+//            physical addresses (IOMMU_IOAS_NOIOMMU_GET_PA) need
+//            CAP_SYS_RAWIO in the driver process.
 // Devices of one IOMMU group share its group fd (a group node opens once).
 //
 // Exec mode: forks; the child raises RLIMIT_MEMLOCK (it pins its DMA
@@ -79,7 +83,8 @@ void usage(FILE* out) {
                  "  SOCK_SEQPACKET socket PATH (SCM_RIGHTS).\n"
                  "  --vfio-mode M     auto (default), cdev (/dev/iommu + device cdevs), group\n"
                  "                    (/dev/vfio/vfio + groups), compat (/dev/iommu + groups),\n"
-                 "                    noiommu (/dev/vfio/vfio + no-IOMMU groups; --socket only)\n"
+                 "                    noiommu (/dev/vfio/vfio + no-IOMMU groups; --socket only),\n"
+                 "                    cdev-noiommu (/dev/iommu + no-IOMMU cdevs; --socket only)\n"
                  "  --uid N, --gid N  the user and group CMD runs as (default 65534; gid = uid)\n"
                  "  --memlock SIZE    RLIMIT_MEMLOCK for CMD, bytes with K/M/G or 'unlimited'\n"
                  "                    (default 64M): the DMA memory it may pin\n",
@@ -356,7 +361,8 @@ int main(int argc, char** argv) {
     Opened o = open_nodes(a);
     if (!vfio::mode_nodes(o.mode).translates && a.socket.empty())
         die("no-IOMMU mode: the driver process needs CAP_SYS_RAWIO to set the no-IOMMU model "
-            "and CAP_SYS_ADMIN to read physical addresses, which exec mode drops; use --socket "
-            "with a privileged receiver");
+            "(noiommu) or to ask the kernel for physical addresses (cdev-noiommu), and "
+            "CAP_SYS_ADMIN to read them from pagemap (noiommu), which exec mode drops; use "
+            "--socket with a privileged receiver");
     return a.socket.empty() ? run_child(a, std::move(o)) : send_over_socket(a, o);
 }

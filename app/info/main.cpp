@@ -218,6 +218,8 @@ void print_text(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
                 yn(k.vfio_container), yn(k.iommufd),
                 !k.noiommu_built ? "not built" : (k.noiommu_enabled ? "enabled" : "off"),
                 yn(k.vfio_pci));
+    std::printf("no-IOMMU cdevs: %s (%s); this process has CAP_SYS_RAWIO: %s\n",
+                yn(k.noiommu_cdev), k.noiommu_cdev_why.c_str(), yn(k.raw_io));
     std::printf("process mode: %s\n", choice_text(choice).c_str());
     std::printf("%zu PCI device(s)\n", entries.size());
     for (const auto& e : entries) {
@@ -255,9 +257,11 @@ void print_json(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
                 const std::vector<Entry>& entries) {
     auto b = [](bool v) { return v ? "true" : "false"; };
     std::printf("{\"kernel\":{\"vfio_container\":%s,\"iommufd\":%s,\"noiommu_built\":%s,"
-                "\"noiommu_enabled\":%s,\"vfio_pci\":%s},",
+                "\"noiommu_enabled\":%s,\"vfio_pci\":%s,\"noiommu_cdev\":%s,"
+                "\"noiommu_cdev_why\":%s,\"release\":%s},\"process\":{\"cap_sys_rawio\":%s},",
                 b(k.vfio_container), b(k.iommufd), b(k.noiommu_built), b(k.noiommu_enabled),
-                b(k.vfio_pci));
+                b(k.vfio_pci), b(k.noiommu_cdev), json_str(k.noiommu_cdev_why).c_str(),
+                json_str(k.release).c_str(), b(k.raw_io));
     if (choice)
         std::printf("\"process_mode\":{\"mode\":%s,\"reason\":%s},\"devices\":[",
                     json_str(vfio::to_string(choice->mode)).c_str(), json_str(choice->reason).c_str());

@@ -1,18 +1,23 @@
 // vfiokit-procinfo: attach to a running primary as a secondary and print
 // what it reports: pid, VFIO mode and why, IOVA mode, memory segments, and
-// the VFIO side's description. DPDK's dpdk-proc-info, for vfiokit.
+// the VFIO side's description; with --show-port, --stats or --xstats, its
+// ports (ports.cpp). DPDK's dpdk-proc-info, for vfiokit.
 //
 //   vfiokit-procinfo [--file-prefix NAME] [--json] [--timeout MS]
+//                    [--show-port] [--stats] [--xstats] [-p PORTMASK]
 //
-// It only talks over the channel (the "eal.info" request): it maps no
-// memory and opens no device, so it can run next to any primary, even one
-// whose memory window is taken in this process. Exit status: 0 printed,
-// 1 the primary could not be reached or answered with an error, 2 usage.
+// It only talks over the channel ("eal.info", "ethdev.ports",
+// "ethdev.stats", "ethdev.xstats"): it maps no memory and opens no
+// device, so it can run next to any primary, even one whose memory window
+// is taken in this process. Exit status: 0 printed, 1 the primary could
+// not be reached or answered with an error, 2 usage.
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "ports.hpp"
 #include "vfiokit/eal/mp.hpp"
 
 namespace {
@@ -20,11 +25,25 @@ namespace {
 int usage(const char* argv0, FILE* to) {
     std::fprintf(to,
                  "usage: %s [--file-prefix NAME] [--json] [--timeout MS] [--runtime-dir DIR]\n"
+                 "          [--show-port] [--stats] [--xstats] [-p PORTMASK]\n"
+                 "Prints what a running vfiokit primary reports, over its multi-process\n"
+                 "channel (it maps nothing and opens no device). Without a port option: the\n"
+                 "primary's pid, VFIO and IOVA modes and memory.\n"
                  "  --file-prefix NAME  the primary's prefix (default vfiokit)\n"
-                 "  --json              a machine-readable document (doc/multiprocess.md)\n"
+                 "  --show-port         each port: device, driver, state, MAC, MTU, link,\n"
+                 "                      queues, offloads (dpdk-proc-info's --show-port)\n"
+                 "  --stats             each port's statistics (dpdk-proc-info's --stats)\n"
+                 "  --xstats            each port's extended statistics (--xstats)\n"
+                 "  -p, --portmask MASK the ports to report, a hex mask (0x3: ports 0 and 1;\n"
+                 "                      default all)\n"
+                 "  --json              a machine-readable document (doc/multiprocess.md;\n"
+                 "                      ports with telemetry's /ethdev keys)\n"
                  "  --timeout MS        how long to wait for the primary (default 5000)\n"
                  "  --runtime-dir DIR   where runtime directories live (default: /var/run/vfiokit\n"
-                 "                      for root, $XDG_RUNTIME_DIR/vfiokit for others)\n",
+                 "                      for root, $XDG_RUNTIME_DIR/vfiokit for others)\n"
+                 "  --                  ignored, so that dpdk-proc-info's form\n"
+                 "                      '--file-prefix X -- --stats' works\n"
+                 "Exit status: 0 printed; 1 no primary, or it answered with an error; 2 usage.\n",
                  argv0);
     return to == stdout ? 0 : 2;
 }
@@ -37,6 +56,7 @@ int main(int argc, char** argv) {
     std::string base;
     bool json = false;
     long timeout_ms = 5000;
+    vfiokit::procinfo::PortReport ports;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i], name = a, value;
         bool has_value = false;
@@ -55,6 +75,24 @@ int main(int argc, char** argv) {
         };
         if (name == "--json") {
             json = true;
+        } else if (name == "--") {
+            continue;
+        } else if (name == "--show-port") {
+            ports.show_port = true;
+        } else if (name == "--stats") {
+            ports.stats = true;
+        } else if (name == "--xstats") {
+            ports.xstats = true;
+        } else if ((name == "-p" || name == "--portmask") && take()) {
+            const std::string v(value);
+            char* end = nullptr;
+            errno = 0;
+            ports.portmask = std::strtoull(v.c_str(), &end, 16);
+            if (v.empty() || *end != '\0' || errno != 0 || ports.portmask == 0) {
+                std::fprintf(stderr, "%s: -p '%s': give a non-zero hex mask of port ids\n",
+                             argv[0], v.c_str());
+                return usage(argv[0], stderr);
+            }
         } else if (name == "-h" || name == "--help") {
             return usage(argv[0], stdout);
         } else if (name == "--file-prefix" && take()) {
@@ -82,6 +120,16 @@ int main(int argc, char** argv) {
     if (!client) {
         std::fprintf(stderr, "vfiokit-procinfo: %s\n", client.error().message().c_str());
         return 1;
+    }
+    if (ports.show_port || ports.stats || ports.xstats) {
+        ports.json = json;
+        auto out = vfiokit::procinfo::report_ports(**client, ports);
+        if (!out) {
+            std::fprintf(stderr, "vfiokit-procinfo: %s\n", out.error().message().c_str());
+            return 1;
+        }
+        std::fwrite(out->data(), 1, out->size(), stdout);
+        return 0;
     }
     auto info = mp::query_info(**client);
     if (!info) {

@@ -85,6 +85,7 @@ bool wants_help(int argc, char** argv) {
 
 void usage(const char* prog) {
     std::cout << "usage: " << prog << " [EAL options] -- [testpmd options]\n\n"
+              << eal::options_usage() << "\n"
               << testpmd::params_usage() << "\n" << testpmd::commands_help();
 }
 

@@ -525,6 +525,72 @@ net_peers_vfiokit() {
     return $npv_rc
 }
 
+# --- The virtio-net PMD (tests/lab/virtio) ------------------------------------
+# A virtio-net's kernel netdev hangs under its virtio device
+# (/sys/bus/pci/devices/BDF/virtioN/net/DEV), not under the PCI device.
+
+# virtio_net_mac BDF: the MAC address the kernel's virtio_net shows for the
+# virtio-net at BDF (empty when it has none).
+virtio_net_mac() {
+    cat /sys/bus/pci/devices/"$1"/virtio*/net/*/address 2>/dev/null | head -1
+}
+
+# virtio_lab VIRTIO PEER DRIVER HUBPORT: the virtio-net PMD's lab test on
+# VIRTIO once per VFIO mode (steps virtio-MODE), after step virtio-setup: the
+# address the kernel's virtio_net read is noted, PEER (a NIC on the same QEMU
+# hub) is given back to its kernel DRIVER and comes up with 198.18.20.1/24,
+# and VIRTIO goes to vfio-pci. The test answers ping for 198.18.20.2 and has
+# the host set the link of VIRTIO's hub port HUBPORT (lab.py's hpN) through
+# the action channel (fd 4).
+virtio_lab() {
+    VFIOKIT_VIRTIO_KERNEL_MAC=$(virtio_net_mac "$1")
+    export VFIOKIT_VIRTIO=$1 VFIOKIT_VIRTIO_PEER=$2 VFIOKIT_VIRTIO_KERNEL_MAC
+    export VFIOKIT_VIRTIO_HUBPORT=$4 VFIOKIT_ACTION_FD=4
+    export VFIOKIT_VIRTIO_PEER_IP=198.18.20.1 VFIOKIT_VIRTIO_IP=198.18.20.2
+    run virtio-setup virtio_setup "$@" || return 1
+    each_mode virtio "$1" virtio_lab_test --gtest_filter='Lab/*'
+}
+
+virtio_setup() {
+    check "the kernel's virtio_net had $1 (${VFIOKIT_VIRTIO_KERNEL_MAC:-no netdev})" \
+        test -n "$VFIOKIT_VIRTIO_KERNEL_MAC"
+    vs_drv=$(basename "$(readlink "/sys/bus/pci/devices/$2/driver" 2>/dev/null)" 2>/dev/null)
+    [ "$vs_drv" = "$3" ] || driver_bind "$2" "$3"
+    check "peer $2 on the kernel's $3" test -e "/sys/bus/pci/drivers/$3/$2"
+    net_up "$2" 198.18.20.1/24
+    check "peer $2 ($(net_dev "$2")) up with 198.18.20.1/24 and carrier" carrier_is "$(net_dev "$2")" 1
+    vfio_bind "$1"
+    check "$1 on vfio-pci" test -e "/sys/bus/pci/drivers/vfio-pci/$1"
+    checks_done
+}
+
+# tp_forward_step PROG BDF...: a step; PROG (vfiokit-testpmd) takes the
+# devices and io-forwards for 3 s after a first burst from each port
+# (`start tx_first`), as dpdk_forward does with DPDK's testpmd: it took
+# every command, exited 0, and every port received packets.
+tp_forward_step() {
+    tf_prog=$1
+    shift
+    NP_OK=yes
+    np_do tp_open "$tf_prog" forward "$@"
+    np_do tp_cmd start tx_first
+    sleep 3
+    np_do tp_cmd stop
+    tf_cmds=$NP_OK
+    tp_close
+    echo "---- $tf_prog ($VFIOKIT_VFIO_MODE) on $*"
+    check "$tf_prog took start tx_first, stop, quit" test "$tf_cmds" = yes
+    check "$tf_prog exited 0 (exit $TP_RC)" test "$TP_RC" -eq 0
+    tf_port=0
+    for tf_b; do
+        tf_rx=$(tp_fwd "$TP_LOG" 1 $tf_port RX-packets)
+        check "port $tf_port ($tf_b) received packets (RX-packets ${tf_rx:-none})" \
+            test "${tf_rx:-0}" -gt 0
+        tf_port=$((tf_port + 1))
+    done
+    checks_done
+}
+
 # --- vDPA: vfiokit-vdpa and a testpmd front end on its socket ---------------
 # vfiokit-vdpa serves one vDPA device at ${VD_SOCK}0; DPDK's testpmd is the
 # front end there (virtio_user, --no-pci), its memory a memfd (--no-huge)
@@ -679,10 +745,4 @@ vd_refuses_width() {
     check "the device never started (starts 0)" test "$(vd_stat starts)" = 0
     check "vfiokit-vdpa exited 0 on SIGTERM (exit $VD_RC)" test "$VD_RC" -eq 0
     checks_done
-}
-
-# virtio_mac BDF: the MAC of a virtio-net device's kernel netdev (it sits
-# under the virtio device: BDF/virtioN/net/DEV); empty without one.
-virtio_mac() {
-    cat /sys/bus/pci/devices/"$1"/virtio*/net/*/address 2>/dev/null | head -1
 }

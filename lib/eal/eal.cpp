@@ -68,6 +68,8 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
                 if (*p)
                     e->buses_.push_back(std::move(*p));
             }
+            if (auto ok = e->start_services(); !ok)
+                return fail(std::move(ok.error()));
             return e;
         }
     }
@@ -120,7 +122,20 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
         if (auto ok = e->serve(*dir); !ok)
             return fail(std::move(ok.error()).context("EAL init (primary, prefix " +
                                                       o.file_prefix + ")"));
+    if (auto ok = e->start_services(); !ok)
+        return fail(std::move(ok.error()));
     return e;
+}
+
+Result<void> Eal::start_services() {
+    for (const ServiceEntry& s : services()) {
+        auto r = s.start(*this);
+        if (!r)
+            return fail(std::move(r.error()).context("EAL init: service " + std::string(s.name)));
+        if (*r)
+            services_.push_back(std::move(*r));
+    }
+    return {};
 }
 
 Result<void> Eal::serve(const mp::RuntimeDir& dir) {
@@ -171,10 +186,8 @@ Result<void> Eal::init_secondary(const mp::RuntimeDir& dir) {
     if (!c)
         return fail(std::move(c.error()));
     client_ = std::move(*c);
-    auto m = mp::attach_memory(*client_);
-    if (!m)
-        return fail(std::move(m.error()));
-    memory_ = std::move(*m);
+    // The VFIO state first: in cdev no-IOMMU the physical addresses of the
+    // primary's memory come from its container (the kernel pinned them).
     auto r = client_->request(mp::kVfioRequest);
     if (!r)
         return fail(std::move(r.error()));
@@ -183,6 +196,13 @@ Result<void> Eal::init_secondary(const mp::RuntimeDir& dir) {
     if (!v)
         return fail(std::move(v.error()));
     vfio_ = std::move(*v);
+    PhysicalLookup physical;
+    if (vfio::Container& dc = vfio_->default_container(); dc.reports_physical())
+        physical = [&dc](const Segment& s) { return container_physical(dc, s); };
+    auto m = mp::attach_memory(*client_, physical);
+    if (!m)
+        return fail(std::move(m.error()));
+    memory_ = std::move(*m);
     return {};
 }
 
@@ -201,6 +221,9 @@ Result<void> Eal::make_current() {
 }
 
 Eal::~Eal() {
+    // Services read everything else (ports, memory, VFIO): they go first.
+    while (!services_.empty())
+        services_.pop_back();
     // Functions launched on workers may use this EAL: wait for them while
     // it is still whole.
     lcores_.reset();
@@ -261,6 +284,14 @@ Result<void> Eal::remove_device(PciAddress a) {
     }
     return fail(Error(ENODEV, "remove device " + a.str() + ": no bus of this EAL probed it")
                     .hint("list the probed devices with Eal::device_report()"));
+}
+
+std::vector<const Heap*> Eal::heaps() const {
+    auto held = memory_->lock();
+    std::vector<const Heap*> out;
+    for (const auto& [node, h] : heaps_)
+        out.push_back(h.get());
+    return out;
 }
 
 Heap& Eal::heap(int node) {

@@ -201,6 +201,16 @@ Result<void> opt_main_lcore(std::string_view opt, std::string_view v, Options& o
     return {};
 }
 
+Result<void> opt_telemetry(std::string_view, std::string_view, Options& o) {
+    o.telemetry = true;
+    return {};
+}
+
+Result<void> opt_no_telemetry(std::string_view, std::string_view, Options& o) {
+    o.telemetry = false;
+    return {};
+}
+
 // Every EAL option, once. Usage text, parsing and the header all come from
 // here.
 constexpr OptionSpec kOptions[] = {
@@ -237,6 +247,9 @@ constexpr OptionSpec kOptions[] = {
     {"file-prefix", 0, "NAME",
      "runtime directory shared with secondaries (default vfiokit; letters, digits, . _ -)",
      opt_file_prefix},
+    {"telemetry", 0, "", "serve DPDK's telemetry socket (the default; doc/telemetry.md)",
+     opt_telemetry},
+    {"no-telemetry", 0, "", "no telemetry socket", opt_no_telemetry},
 };
 
 const OptionSpec* find_option(std::string_view name) {
@@ -327,14 +340,14 @@ std::string_view to_string(ProcType t) {
 }
 
 Result<int> parse_options(int argc, const char* const* argv, Options& out) {
-    int i = 1;
-    int first_app = argc;
-    for (; i < argc; ++i) {
+    // The first application argument; argc when there is no "--".
+    int first = argc;
+    int dashes = -1;
+    for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
-        // The application's arguments follow; the checks and the
-        // environment below still apply to what came before.
         if (a == "--") {
-            first_app = i + 1;
+            dashes = i;
+            first = i + 1;
             break;
         }
         // "--name=value", "--name value", "-x value", "-xvalue".
@@ -383,7 +396,9 @@ Result<int> parse_options(int argc, const char* const* argv, Options& out) {
     // The environment fills in what the command line left open.
     if (auto ok = vfio::apply_environment(out.vfio); !ok)
         return fail(std::move(ok.error()));
-    return first_app;
+    out.eal_args.assign(argv, argv + (dashes >= 0 ? dashes : std::max(argc, 0)));
+    out.app_args.assign(argv + first, argv + std::max(argc, first));
+    return first;
 }
 
 }  // namespace vfiokit::eal

@@ -175,6 +175,47 @@ TEST(Options, EnvironmentFillsWhatTheCommandLineLeftOpen) {
     ::unsetenv("VFIOKIT_VFIO_MODE");
 }
 
+// Applications put their own options after "--" (testpmd always does):
+// the environment and the cross-option checks apply to such command lines
+// too, not only to those that end with the EAL options.
+TEST(Options, EnvironmentAndChecksApplyBeforeAppArguments) {
+    ::setenv("VFIOKIT_VFIO_MODE", "cdev", 1);
+    Options o;
+    auto r = parse({"-l", "0-1", "--", "-i"}, o);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(*r, 4);
+    EXPECT_EQ(o.vfio.mode, vfio::Mode::cdev);
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+    Options p;
+    auto both = parse({"-m", "1", "--socket-mem", "1", "--", "-i"}, p);
+    ASSERT_FALSE(both);
+    EXPECT_NE(both.error().message().find("-m/--socket-mem"), std::string::npos);
+    Options q;
+    EXPECT_FALSE(parse({"-a", "00:03.0", "-b", "00:03.0", "--"}, q));
+}
+
+// What telemetry's /eal/params and /eal/app_params report.
+TEST(Options, KeepsTheCommandLineForTelemetry) {
+    ::unsetenv("VFIOKIT_VFIO_MODE");
+    Options o;
+    ASSERT_TRUE(parse({"-l", "0", "--no-telemetry", "--", "-i", "--rxq=2"}, o));
+    EXPECT_EQ(o.eal_args, (std::vector<std::string>{"app", "-l", "0", "--no-telemetry"}));
+    EXPECT_EQ(o.app_args, (std::vector<std::string>{"-i", "--rxq=2"}));
+    EXPECT_FALSE(o.telemetry);
+    Options p;
+    ASSERT_TRUE(parse({"--telemetry"}, p));
+    EXPECT_EQ(p.eal_args, (std::vector<std::string>{"app", "--telemetry"}));
+    EXPECT_TRUE(p.app_args.empty());
+    EXPECT_TRUE(p.telemetry);
+    Options q;
+    ASSERT_TRUE(parse({"--"}, q));
+    EXPECT_EQ(q.eal_args, (std::vector<std::string>{"app"}));
+    EXPECT_TRUE(q.app_args.empty());
+    EXPECT_TRUE(q.telemetry);  // DPDK's default
+    Options r;
+    EXPECT_FALSE(parse({"--no-telemetry=1"}, r));
+}
+
 TEST(Options, ProcTypeAndFilePrefixWithDpdkNames) {
     ::unsetenv("VFIOKIT_VFIO_MODE");
     Options d;

@@ -66,6 +66,9 @@ struct Table {
 // "ethdev.xstats", "ethdev.link") with the EAL's server, if this process is
 // a primary that serves secondaries (secondary.cpp).
 void serve_secondaries();
+// Registers "ethdev.ports" (status.cpp), which tools read a primary's
+// ports with (status.hpp); serve_secondaries() calls it.
+void serve_status_requests();
 
 // The port, or ENODEV naming the id and the ports there are (caller holds
 // the lock).

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "port_table.hpp"
+#include "wire.hpp"
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/eal/mp.hpp"
 #include "vfiokit/eal/strformat.hpp"
@@ -83,57 +84,7 @@ void shared_free(void* p) noexcept {
 
 namespace {
 
-constexpr std::string_view kPortRequest = "ethdev.port";
-constexpr std::string_view kStatsRequest = "ethdev.stats";
-constexpr std::string_view kXstatsRequest = "ethdev.xstats";
-constexpr std::string_view kLinkRequest = "ethdev.link";
-constexpr std::uint32_t kPortMagic = 0x50485445;  // "ETHP"
-constexpr std::uint16_t kPortVersion = 1;
-
-struct WireLimits {
-    std::uint16_t min, max, align;
-};
-struct WirePort {
-    std::uint32_t magic;
-    std::uint16_t version;
-    std::uint16_t id;
-    std::uint16_t nb_rxq, nb_txq;
-    std::int32_t pid;
-    std::uint64_t rxq[kMaxQueues], txq[kMaxQueues];
-    std::uint64_t driver_data;
-    std::uint64_t rx_offload_capa, tx_offload_capa, rss_offload_capa;
-    std::uint32_t min_mtu, max_mtu, max_rx_pktlen;
-    std::uint16_t max_rx_queues, max_tx_queues;
-    WireLimits rx_desc, tx_desc;
-    std::uint8_t mac[6];
-    std::uint8_t rxq_interrupt, lsc_interrupt;
-    char driver_name[48];
-    char device_name[48];
-};
-static_assert(std::is_trivially_copyable_v<WirePort>);
-static_assert(std::is_trivially_copyable_v<Stats>);
-
-struct WireLink {
-    std::uint8_t up, full_duplex, autoneg, pad;
-    std::uint32_t speed_mbps;
-};
-
-template <class T>
-std::string bytes_of(const T& v) {
-    return std::string(reinterpret_cast<const char*>(&v), sizeof v);
-}
-template <class T>
-bool from_bytes(const std::string& s, T& out) {
-    if (s.size() != sizeof out)
-        return false;
-    std::memcpy(&out, s.data(), sizeof out);
-    return true;
-}
-
-void copy_name(char (&dst)[48], const std::string& s) {
-    std::memset(dst, 0, sizeof dst);
-    std::memcpy(dst, s.data(), std::min(s.size(), sizeof dst - 1));
-}
+using namespace detail::wire;
 
 Result<std::uint16_t> port_of_payload(const std::string& s) {
     unsigned v = 0;
@@ -159,6 +110,7 @@ void serve_secondaries() {
     eal::Eal* e = eal::Eal::current();
     if (e == nullptr || e->server() == nullptr)
         return;
+    serve_status_requests();
     using eal::mp::Peer;
     using eal::mp::Reply;
     using eal::mp::Request;
@@ -236,8 +188,7 @@ void serve_secondaries() {
         if (!xs)
             return fail(std::move(xs.error()));
         Reply rep;
-        for (const Xstat& x : *xs)
-            rep.payload += x.name + "\t" + std::to_string(x.value) + "\n";
+        rep.payload = encode_xstats(*xs);
         return rep;
     });
     e->server()->handle(std::string(kLinkRequest), [](const Request& r, const Peer&)
@@ -331,33 +282,14 @@ public:
         auto r = ask(kStatsRequest, id_);
         if (!r)
             return fail(std::move(r.error()));
-        Stats s;
-        if (!from_bytes(*r, s))
-            return fail(Error(EPROTO, "ethdev.stats: a reply of " + std::to_string(r->size()) +
-                                          " bytes, not " + std::to_string(sizeof s)));
-        return s;
+        return decode_stats(*r);
     }
     [[nodiscard]] Result<void> stats_reset() override { return refused(); }
     [[nodiscard]] Result<std::vector<Xstat>> xstats() override {
         auto r = ask(kXstatsRequest, id_);
         if (!r)
             return fail(std::move(r.error()));
-        std::vector<Xstat> out;
-        std::string_view rest = *r;
-        while (!rest.empty()) {
-            const auto nl = rest.find('\n');
-            const auto tab = rest.find('\t');
-            if (nl == std::string_view::npos || tab == std::string_view::npos || tab > nl)
-                return fail(Error(EPROTO, "ethdev.xstats: a malformed line"));
-            Xstat x;
-            x.name = std::string(rest.substr(0, tab));
-            auto [end, ec] = std::from_chars(rest.data() + tab + 1, rest.data() + nl, x.value);
-            if (ec != std::errc() || end != rest.data() + nl)
-                return fail(Error(EPROTO, "ethdev.xstats: a malformed value for " + x.name));
-            out.push_back(std::move(x));
-            rest.remove_prefix(nl + 1);
-        }
-        return out;
+        return decode_xstats(*r);
     }
 
 private:

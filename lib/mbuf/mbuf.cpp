@@ -278,6 +278,25 @@ unsigned MbufPool::avail_count() const {
     return n > n_ ? n_ : n;
 }
 
+unsigned MbufPool::common_count() const { return std::min(ring_->count(), n_); }
+
+unsigned MbufPool::cache_count() const {
+    unsigned n = 0;
+    if (caches_ != nullptr)
+        for (unsigned i = 0; i < eal::kMaxLcores; ++i)
+            n += cache(i)->len.load(std::memory_order_relaxed);
+    return std::min(n, n_);
+}
+
+std::vector<std::string> MbufPool::names() {
+    auto& reg = registry();
+    std::lock_guard g(reg.mu);
+    std::vector<std::string> out;
+    for (const auto& [name, p] : reg.by_name)
+        out.push_back(name);
+    return out;
+}
+
 bool MbufPool::owns(const Mbuf* m) const {
     const auto* b = reinterpret_cast<const std::byte*>(m);
     if (b < objs_lo_ || b >= objs_hi_)

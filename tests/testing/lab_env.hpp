@@ -1,11 +1,14 @@
 // What a lab test program needs to know about where it runs: the VFIO mode
 // and lab shape the job chose (environment), a label for test names, and
-// the process's open fd count (to prove nothing leaked). Header-only; tests
-// only.
+// the process's open fd count (to prove nothing leaked), and dropping a
+// capability. Header-only; tests only.
 #pragma once
 
 #include <dirent.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -67,6 +70,21 @@ inline int open_fds() {
         n += e->d_name[0] != '.';
     closedir(d);
     return n - 1;
+}
+
+// Drops capability `cap` (CAP_SYS_RAWIO, ...) from this process's
+// effective and permitted sets: for a forked child, which then sees what a
+// process without it sees. Exits the process (90, 91) if the kernel
+// refuses.
+inline void drop_capability(int cap) {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &hdr, data) != 0)
+        std::_Exit(90);
+    data[cap / 32].effective &= ~(1u << (cap % 32));
+    data[cap / 32].permitted &= ~(1u << (cap % 32));
+    if (::syscall(SYS_capset, &hdr, data) != 0)
+        std::_Exit(91);
 }
 
 }  // namespace vfiokit::testing

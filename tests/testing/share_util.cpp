@@ -97,15 +97,11 @@ std::vector<std::string> private_nodes(Mode m, PciAddress a) {
     const sysfs::Root root("");
     auto d = probe_device(root, probe_kernel(root), a);
     std::vector<std::string> out;
-    if (m == Mode::cdev || m == Mode::compat)
-        out.emplace_back("/dev/iommu");
+    if (const ModeNodes n = mode_nodes(m); n.first == "/dev/iommu")
+        out.push_back(n.first);
     if (!d)
         return out;
-    if (m == Mode::cdev)
-        out.push_back("/dev/vfio/devices/" + d->vfio_dev.value_or("?"));
-    else
-        out.push_back((m == Mode::noiommu ? "/dev/vfio/noiommu-" : "/dev/vfio/") +
-                      std::to_string(d->iommu_group.value_or(~0u)));
+    out.push_back(mode_device_node(m, *d).value_or("?"));
     return out;
 }
 
@@ -330,17 +326,13 @@ ExternalFds open_external(const Options& o) {
     auto d = probe_device(root, probe_kernel(root), a);
     if (!d)
         return x;
-    if (x.mode == Mode::cdev) {
-        x.iommufd = ::open("/dev/iommu", O_RDWR | O_CLOEXEC);
-        x.devices.emplace_back(a, ::open(("/dev/vfio/devices/" + d->vfio_dev.value_or("?")).c_str(),
-                                         O_RDWR | O_CLOEXEC));
-    } else {
-        x.container = ::open(x.mode == Mode::compat ? "/dev/iommu" : "/dev/vfio/vfio",
-                             O_RDWR | O_CLOEXEC);
-        const std::string g = (x.mode == Mode::noiommu ? "/dev/vfio/noiommu-" : "/dev/vfio/") +
-                              std::to_string(d->iommu_group.value_or(~0u));
-        x.devices.emplace_back(a, ::open(g.c_str(), O_RDWR | O_CLOEXEC));
-    }
+    // The mode table's nodes: the iommufd (cdev, cdev-noiommu) or the
+    // container node, then the device's cdev or its group.
+    const ModeNodes n = mode_nodes(x.mode);
+    const int first = ::open(n.first.c_str(), O_RDWR | O_CLOEXEC);
+    (n.process_iommufd ? x.iommufd : x.container) = first;
+    const std::string node = mode_device_node(x.mode, *d).value_or("?");
+    x.devices.emplace_back(a, ::open(node.c_str(), O_RDWR | O_CLOEXEC));
     return x;
 }
 
@@ -390,7 +382,7 @@ Result<ExternalFds> receive_from_broker(const char* bdf, Mode mode) {
     if (x->mode != mode)
         return fail(EPROTO, "asked the broker for " + std::string(to_string(mode)) + " mode, got " +
                                 std::string(to_string(x->mode)));
-    bool ok = take(x->mode == Mode::cdev ? x->iommufd : x->container);
+    bool ok = take(mode_nodes(x->mode).process_iommufd ? x->iommufd : x->container);
     // Devices of one group name one fd: take it once.
     std::map<int, int> taken;
     for (auto& dev : x->devices) {

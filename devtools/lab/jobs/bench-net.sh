@@ -344,6 +344,7 @@ for bn_nic in $BENCH_NICS; do
     bn_i=$((bn_i + 1))
     set -- $(echo "$bn_nic" | tr , ' ')
     BN_A_MAC=$(net_mac "$2")
+    [ -n "$BN_A_MAC" ] || BN_A_MAC=$(virtio_net_mac "$2")
     run "bench-net-setup-$1" bn_setup "$@" || continue
     bn_r=1
     while [ $bn_r -le "$BENCH_ROUNDS" ]; do

@@ -175,7 +175,7 @@ bv_session() {
 
 bv_setup() {
     BV_K0_DEV=$(net_dev $BV_K0) BV_K0_MAC=$(net_mac $BV_K0)
-    BV_MAC=$(virtio_mac $BV_DEV)
+    BV_MAC=$(virtio_net_mac $BV_DEV)
     VD_MAC=$BV_MAC  # the front end takes the device's MAC (vd_open)
     net_up $BV_K0 198.18.10.1/24 || return 1
     vfio_bind $BV_DEV || return 1

@@ -27,3 +27,7 @@ each_mode em 0000:00:05.0 em_lab_test --gtest_filter='Lab/*'
 export VFIOKIT_MPNET=em VFIOKIT_MPNET_TX=0000:00:05.0 VFIOKIT_MPNET_RX=0000:00:08.0
 export VFIOKIT_MPNET_IDLE=0000:00:0a.0
 each_mode em-mp 0000:00:05.0 mp_net_lab_test --gtest_filter='Lab/*'
+# The virtio-net PMD on the modern-only virtio-net at 00:0c.0 (hub 1,
+# iommu_platform=on behind the 39-bit IOMMU), once per mode; its peer is
+# the e1000 at 00:0b.0, given back to the kernel's e1000 driver.
+virtio_lab 0000:00:0c.0 0000:00:0b.0 e1000 hp6

@@ -24,3 +24,7 @@ each_mode em 0000:00:04.0 em_lab_test --gtest_filter='Lab/*'
 export VFIOKIT_MPNET=em VFIOKIT_MPNET_TX=0000:00:04.0 VFIOKIT_MPNET_RX=0000:00:05.0
 export VFIOKIT_MPNET_IDLE=0000:00:06.0
 each_mode em-mp 0000:00:04.0 mp_net_lab_test --gtest_filter='Lab/*'
+# The virtio-net PMD on the modern-only virtio-net at 00:08.0 (hub 0, no
+# IOMMU: it DMAs to physical addresses, the cloud-VM case), once per mode;
+# its peer is the e1000e at 00:05.0, given back to the kernel's e1000e.
+virtio_lab 0000:00:08.0 0000:00:05.0 e1000e hp4

@@ -117,3 +117,8 @@ testpmd_mp() {
     checks_done
 }
 run igb-testpmd-mp testpmd_mp
+
+# The virtio-net PMD on the modern-only virtio-net at 00:06.0 (hub 0,
+# iommu_platform=on behind the 48-bit IOMMU), once per mode; its peer is
+# the same e1000e on the kernel's driver.
+virtio_lab 0000:00:06.0 $peer e1000e hp2

@@ -9,6 +9,88 @@ net_peers_dpdk "Type 1"
 net_peers_vfiokit
 
 
+# Telemetry and procinfo against vfiokit-testpmd on A and B, in group
+# mode forced through the environment (VFIOKIT_VFIO_MODE, which /vfio/mode
+# must report): one pktgen round from each peer while testpmd is in
+# rxonly, then DPDK's v2 telemetry protocol (vfiokit-telemetry: the guest
+# has no Python for DPDK's dpdk-telemetry.py, which the unit suite runs
+# against a vfiokit process on the host) and the multi-process channel
+# (vfiokit-procinfo, a secondary) must each report what pktgen sent, as
+# must testpmd's own `show port stats`.
+net_telemetry() {
+    nt_prefix=lab-telemetry
+    NP_OK=yes
+    # tp_open's command line plus a file prefix, so that a secondary
+    # (procinfo) can attach and the telemetry socket has a known path.
+    printf '#!/bin/sh\nVFIOKIT_VFIO_MODE=group VFIOKIT_VFIO_TYPE1=v2 exec vfiokit-testpmd --file-prefix %s "$@"\n' \
+        $nt_prefix > /tmp/testpmd-telemetry
+    chmod +x /tmp/testpmd-telemetry
+    np_do tp_open /tmp/testpmd-telemetry telemetry "$NP_A" "$NP_B"
+    np_do tp_cmd set fwd rxonly
+    np_do tp_cmd start
+    np_do np_pktgen "$NP_K0" "$NP_A_MAC" 198.18.10.2 "$NP_K1" "$NP_B_MAC" 198.18.11.2
+    nt_sent0=$(pktgen_sent "$NP_K0") nt_sent1=$(pktgen_sent "$NP_K1")
+    sleep 0.5
+    vfiokit-telemetry -f $nt_prefix --hello /ethdev/list /ethdev/stats,0 /ethdev/stats,1 \
+        /ethdev/info,0 /ethdev/link_status,0 /ethdev/xstats,0,hide_zero=true /vfio/mode \
+        /vfio/devices /vfio/containers /mempool/list /eal/lcore/list > /tmp/tel.out 2>&1
+    nt_tel_rc=$?
+    vfiokit-procinfo --file-prefix $nt_prefix --show-port --stats > /tmp/pi.out 2>&1
+    nt_pi_rc=$?
+    np_do tp_cmd stop
+    np_do tp_cmd show port stats all
+    nt_cmds=$NP_OK
+    tp_close > /dev/null
+    echo "---- vfiokit-telemetry -f $nt_prefix (pktgen sent $nt_sent0 to port 0, $nt_sent1 to port 1)"
+    cat /tmp/tel.out
+    echo "---- vfiokit-procinfo --file-prefix $nt_prefix --show-port --stats"
+    cat /tmp/pi.out
+    command -v dpdk-telemetry.py > /dev/null ||
+        echo "(dpdk-telemetry.py is not in this guest: no Python; vfiokit-telemetry speaks its protocol)"
+    nt_stats0=$(grep '^{"/ethdev/stats":' /tmp/tel.out | sed -n 1p)
+    nt_stats1=$(grep '^{"/ethdev/stats":' /tmp/tel.out | sed -n 2p)
+    nt_ip0=$(echo "$nt_stats0" | sed -n 's/.*"ipackets":\([0-9]*\).*/\1/p')
+    nt_ip1=$(echo "$nt_stats1" | sed -n 's/.*"ipackets":\([0-9]*\).*/\1/p')
+    nt_pi0=$(awk '/NIC statistics for port 0 /{p=1} p && /RX-packets:/{print $2; exit}' /tmp/pi.out)
+    nt_pi1=$(awk '/NIC statistics for port 1 /{p=1} p && /RX-packets:/{print $2; exit}' /tmp/pi.out)
+    nt_tp0=$(tp_nic "$TP_LOG" 0 RX-packets) nt_tp1=$(tp_nic "$TP_LOG" 1 RX-packets)
+    check "testpmd took every command and quit" test "$nt_cmds" = yes
+    check "testpmd exited 0 (exit $TP_RC)" test "$TP_RC" -eq 0
+    check "pktgen sent a round to each port ($nt_sent0, $nt_sent1)" \
+        test "$nt_sent0" -eq $NP_ROUND -a "$nt_sent1" -eq $NP_ROUND
+    check "vfiokit-telemetry read every reply, none an error (exit $nt_tel_rc)" test $nt_tel_rc -eq 0
+    check "the hello: vfiokit, testpmd's pid, max_output_len" \
+        grep -q '^{"version":"vfiokit [^"]*","pid":'"$TP_PID"',"max_output_len":65536}$' /tmp/tel.out
+    check "/ethdev/list: ports 0 and 1" grep -qx '{"/ethdev/list":\[0,1\]}' /tmp/tel.out
+    check "/ethdev/stats,0 ipackets ($nt_ip0) = what $NP_K0 sent" test "${nt_ip0:--1}" -eq "$nt_sent0"
+    check "/ethdev/stats,1 ipackets ($nt_ip1) = what $NP_K1 sent" test "${nt_ip1:--1}" -eq "$nt_sent1"
+    check "/ethdev/info,0 is $NP_A on net_e1000_em, started" \
+        grep -q '^{"/ethdev/info":{"name":"'"$NP_A"'","driver_name":"net_e1000_em",.*"dev_started":1,' /tmp/tel.out
+    check "/ethdev/link_status,0 UP at 1000 full-duplex" \
+        grep -qx '{"/ethdev/link_status":{"status":"UP","speed":1000,"duplex":"full-duplex"}}' /tmp/tel.out
+    check "/ethdev/xstats,0,hide_zero: the NIC's GPRC (rx_good_packets_hw) = $nt_sent0" \
+        grep -q '^{"/ethdev/xstats":{.*"rx_good_packets_hw":'"$nt_sent0"'[,}]' /tmp/tel.out
+    check "/vfio/devices: A and B" grep -q '^{"/vfio/devices":\[.*"'"$NP_A"'".*"'"$NP_B"'"' /tmp/tel.out
+    check "/vfio/mode: group, type1 v2, forced" \
+        grep -q '^{"/vfio/mode":{"mode":"group","reason":"forced[^"]*","type1":"v2",' /tmp/tel.out
+    check "/vfio/containers: one group container with A and B, mapped" \
+        grep -q '^{"/vfio/containers":\[{"id":0,"default":true,"mode":"group","translates":true,"imported":false,"mappings":[1-9][0-9]*,.*"devices":\["'"$NP_A"'","'"$NP_B"'"\]' /tmp/tel.out
+    check "/mempool/list: testpmd's pool" grep -qx '{"/mempool/list":\["mb_pool_0"\]}' /tmp/tel.out
+    check "/eal/lcore/list: -l 0-1" grep -qx '{"/eal/lcore/list":\[0,1\]}' /tmp/tel.out
+    check "vfiokit-procinfo exited 0 ($nt_pi_rc)" test $nt_pi_rc -eq 0
+    check "procinfo --show-port: port 0 is $NP_A, started" \
+        grep -q "Port 0 ($NP_A, net_e1000_em): started" /tmp/pi.out
+    check "procinfo --show-port: links up at 1 Gbps" \
+        test "$(grep -c 'link: Link up at 1 Gbps FDX' /tmp/pi.out)" -eq 2
+    check "procinfo --stats port 0 RX-packets ($nt_pi0) = what $NP_K0 sent" test "${nt_pi0:--1}" -eq "$nt_sent0"
+    check "procinfo --stats port 1 RX-packets ($nt_pi1) = what $NP_K1 sent" test "${nt_pi1:--1}" -eq "$nt_sent1"
+    check "testpmd's own port 0 RX-packets ($nt_tp0) agree" test "${nt_tp0:--1}" -eq "$nt_sent0"
+    check "testpmd's own port 1 RX-packets ($nt_tp1) agree" test "${nt_tp1:--1}" -eq "$nt_sent1"
+    check "the telemetry socket is gone with testpmd" test ! -e /var/run/dpdk/$nt_prefix/dpdk_telemetry.v2
+    checks_done
+}
+run net-telemetry net_telemetry
+
 # vDPA on this 39-bit IOMMU: vfiokit-vdpa takes the modern virtio-net with
 # iommu_platform at 00:0c.0 (hub 1) but refuses a front end whose memory
 # lies above 2^39, naming the width and the fix.

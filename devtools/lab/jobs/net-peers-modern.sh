@@ -20,3 +20,11 @@ vfio_bind 0000:00:06.0
 for v in $(dpdk_versions); do
     run "dpdk-peer-$v-virtio" dpdk_peer_step "$v" "Type 1" 0000:00:05.0 0000:00:06.0
 done
+# And vfiokit-testpmd the same way on the same two devices (em and the
+# virtio-net PMD), once per VFIO mode the virtio-net is offered, as steps
+# vfiokit-peer-virtio-MODE.
+if command -v vfiokit-testpmd > /dev/null; then
+    each_mode vfiokit-peer-virtio 0000:00:06.0 tp_forward_step vfiokit-testpmd 0000:00:05.0 0000:00:06.0
+else
+    skip vfiokit-peer-virtio "vfiokit-testpmd is not in this guest (lab.py --bin)"
+fi

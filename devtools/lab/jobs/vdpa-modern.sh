@@ -21,7 +21,7 @@ VD_STREAM=3   # seconds of free-running txonly before front end A quits
 vdpa_setup() {
     NP_K0=$(net_dev $VD_PEER) NP_K0_MAC=$(net_mac $VD_PEER)
     # The guest kernel's virtio_net has the device before vfio-pci does.
-    VD_KMAC=$(virtio_mac $VD_DEV)
+    VD_KMAC=$(virtio_net_mac $VD_DEV)
     check "the kernel's virtio-net $VD_DEV has a MAC ($VD_KMAC)" test -n "$VD_KMAC"
     net_up $VD_PEER 198.18.10.1/24
     check "peer $VD_PEER ($NP_K0, $NP_K0_MAC) up with carrier" carrier_is "$NP_K0" 1

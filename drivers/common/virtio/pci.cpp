@@ -62,7 +62,7 @@ std::string feature_names(std::uint64_t features) {
         {kFVersion1, "VERSION_1"}, {kFAccessPlatform, "ACCESS_PLATFORM"},
         {kFRingPacked, "RING_PACKED"}, {kFInOrder, "IN_ORDER"},
         {kFOrderPlatform, "ORDER_PLATFORM"}, {kFSrIov, "SR_IOV"},
-        {kFNotificationData, "NOTIFICATION_DATA"},
+        {kFNotificationData, "NOTIFICATION_DATA"}, {kFRingReset, "RING_RESET"},
     };
     std::string out;
     for (unsigned bit = 0; bit < 64; ++bit) {

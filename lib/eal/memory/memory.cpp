@@ -19,6 +19,9 @@ namespace vfiokit::eal {
 namespace {
 
 constexpr std::uint64_t kUnused = ~0ULL;
+// A page of a segment whose physical address is not known yet (pa mode,
+// cdev no-IOMMU before the first device): taken, but without an IOVA.
+constexpr std::uint64_t kPending = ~1ULL;
 
 std::string mib(std::uint64_t n) { return std::to_string(n >> 20) + " MiB"; }
 
@@ -113,7 +116,8 @@ Result<void> map_at(std::uint64_t va, std::uint64_t len, int prot, int flags, in
 }  // namespace
 
 Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vector<Segment> segs,
-                                               std::vector<vfio::Fd> fds) {
+                                               std::vector<vfio::Fd> fds,
+                                               const PhysicalLookup& physical) {
     const std::uint64_t pg = o.page_size, base = o.base_virtaddr, win = o.window;
     auto bad = [&](const std::string& why) {
         return fail(Error(EINVAL, "memory: attach: " + why));
@@ -192,9 +196,28 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
     for (auto i : order) {
         Segment& s = segs[i];
         const std::size_t first = (s.va - base) / pg;
+        std::vector<std::uint64_t> pas;
+        if (o.iova_mode == IovaMode::pa && physical) {
+            auto p = physical(s);
+            if (p && p->empty())
+                p = std::vector<std::uint64_t>(s.len / pg, kPending);  // not known yet
+            if (p && p->size() != s.len / pg)
+                p = fail(Error(EIO, "physical addresses of segment " + range_text(s.va, s.len) +
+                                        ": " + std::to_string(p->size()) + " for " +
+                                        std::to_string(s.len / pg) + " pages"));
+            if (!p) {
+                undo();
+                return fail(std::move(p.error()).context("memory: attach: --iova-mode=pa"));
+            }
+            pas = std::move(*p);
+        }
         for (std::size_t k = 0; k < s.len / pg; ++k) {
             if (o.iova_mode != IovaMode::pa) {
                 m->set_page(first + k, s.iova.value_or(s.va) + k * pg);
+                continue;
+            }
+            if (!pas.empty()) {
+                m->set_page(first + k, pas[k]);
                 continue;
             }
             auto pa = virt_to_phys(reinterpret_cast<const void*>(s.va + k * pg));
@@ -344,7 +367,9 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
     // table is filled only once the segment is mapped: nobody may use an
     // IOVA before the device can reach it.
     std::vector<std::uint64_t> pas;
-    if (opts_.iova_mode == IovaMode::pa) {
+    const bool listener_pas = opts_.iova_mode == IovaMode::pa && listener_ &&
+                              listener_->gives_physical();
+    if (opts_.iova_mode == IovaMode::pa && !listener_pas) {
         pas.reserve(need);
         for (std::size_t i = 0; i < need; ++i) {
             auto pa = virt_to_phys(reinterpret_cast<const void*>(s.va + i * pg));
@@ -362,6 +387,22 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
             unmap_back();
             return fail(std::move(ok.error()).context("memory: add " + mib(len)));
         }
+    }
+    if (listener_pas) {
+        auto given = listener_->physical_pages(s);
+        if (given && !given->empty() && given->size() != need)
+            given = fail(Error(EIO, "the listener gave " + std::to_string(given->size()) +
+                                        " physical addresses for " + std::to_string(need) +
+                                        " pages"));
+        if (!given) {
+            listener_->on_remove(s);
+            unmap_back();
+            return fail(std::move(given.error()).context("memory: add " + mib(len) +
+                                                         ": --iova-mode=pa"));
+        }
+        pas = std::move(*given);
+        if (pas.empty())
+            pas.assign(need, kPending);  // filled in by set_physical()
     }
     for (std::size_t i = 0; i < need; ++i)
         set_page(first + i, pas.empty() ? *s.iova + i * pg : pas[i]);
@@ -396,7 +437,7 @@ std::optional<std::uint64_t> Memory::virt2iova(const void* p) const {
     if (idx >= pages_)
         return std::nullopt;
     const std::uint64_t iova = page(idx);
-    if (iova == kUnused)
+    if (iova == kUnused || iova == kPending)
         return std::nullopt;
     return iova + (va & (page_size_ - 1));
 }
@@ -411,6 +452,30 @@ Result<void> Memory::set_iova(const Segment* seg, std::uint64_t iova) {
     for (std::size_t i = 0; i < s.len / page_size_; ++i)
         set_page(first + i, iova + i * page_size_);
     s.iova = iova;
+    return {};
+}
+
+Result<void> Memory::set_physical(const Segment* seg, std::span<const std::uint64_t> pas) {
+    auto held = lock();
+    auto it = std::find_if(segs_.begin(), segs_.end(), [&](const auto& o) { return &o->seg == seg; });
+    if (it == segs_.end() || opts_.iova_mode != IovaMode::pa)
+        return fail(EINVAL, "memory: set physical addresses: not our segment, or not pa mode");
+    const Segment& s = (*it)->seg;
+    const std::size_t first = (s.va - base_) / page_size_;
+    if (pas.empty()) {
+        for (std::size_t i = 0; i < s.len / page_size_; ++i)
+            set_page(first + i, kPending);
+        return {};
+    }
+    if (pas.size() != s.len / page_size_)
+        return fail(EINVAL, "memory: set physical addresses: " + std::to_string(pas.size()) +
+                                " for " + std::to_string(s.len / page_size_) + " pages");
+    for (auto pa : pas)
+        if (pa % page_size_ != 0)
+            return fail(EINVAL, "memory: set physical addresses: " + hex(pa) +
+                                    " is not aligned to the page size " + hex(page_size_));
+    for (std::size_t i = 0; i < pas.size(); ++i)
+        set_page(first + i, pas[i]);
     return {};
 }
 

@@ -13,6 +13,17 @@ ContainerDmaListener::ContainerDmaListener(Memory& m, vfio::Container& c) : m_(m
 ContainerDmaListener::~ContainerDmaListener() { c_.remove_iova_user(this); }
 
 Result<void> ContainerDmaListener::on_add(Segment& s) {
+    if (c_.reports_physical()) {
+        // cdev no-IOMMU: pinned by the mapping; the IOVA is only a key.
+        auto key = c_.choose_iova(s.va, s.len, s.page_size);
+        if (!key)
+            return fail(std::move(key.error()).context("place memory segment " +
+                                                       inclusive_range_text(s.va, s.va + s.len - 1)));
+        if (auto ok = c_.map_file(s.va, s.fd, 0, *key, s.len); !ok)
+            return ok;
+        keys_[s.va] = *key;
+        return {};
+    }
     if (!c_.translates())
         return {};
     if (!s.iova)
@@ -31,8 +42,91 @@ Result<void> ContainerDmaListener::on_add(Segment& s) {
 }
 
 void ContainerDmaListener::on_remove(const Segment& s) {
+    if (auto k = keys_.find(s.va); k != keys_.end()) {
+        (void)c_.unmap(k->second, s.len);
+        keys_.erase(k);
+        return;
+    }
     if (c_.translates() && s.iova)
         (void)c_.unmap(*s.iova, s.len);
+}
+
+Result<std::vector<std::uint64_t>> physical_pages(const vfio::Container& c, std::uint64_t iova,
+                                                  std::uint64_t len, std::uint64_t page) {
+    auto ranges = c.physical_ranges(iova, len);
+    if (!ranges)
+        return fail(std::move(ranges.error()));
+    std::vector<std::uint64_t> pas;
+    pas.reserve(len / page);
+    for (const vfio::PhysicalRange& r : *ranges) {
+        // A page is never split between two ranges: its bytes are
+        // contiguous (a hugepage is one physical page).
+        if (r.pa % page != 0 || r.len % page != 0)
+            return fail(Error(EIO, "physical addresses of IOVA " + range_text(iova, len) + ": " +
+                                       range_text(r.pa, r.len) + " is not made of whole " +
+                                       hex(page) + "-byte pages"));
+        for (std::uint64_t off = 0; off < r.len; off += page)
+            pas.push_back(r.pa + off);
+    }
+    return pas;
+}
+
+Result<std::vector<std::uint64_t>> container_physical(const vfio::Container& c, const Segment& s) {
+    for (const vfio::DmaMapping& m : c.mappings()) {
+        if (m.vaddr != s.va)
+            continue;
+        if (m.len != s.len)
+            break;
+        auto pas = physical_pages(c, m.iova, s.len, s.page_size);
+        if (!pas && pas.error().err() == EAGAIN)
+            return std::vector<std::uint64_t>{};
+        if (!pas)
+            return fail(std::move(pas.error()).context("memory segment " + range_text(s.va, s.len)));
+        return pas;
+    }
+    return fail(Error(EPROTO, "memory segment " + range_text(s.va, s.len) +
+                                  ": the primary's container has no mapping of it")
+                    .hint("the primary maps every segment into its cdev no-IOMMU container; its "
+                          "table and its memory disagree"));
+}
+
+Result<std::vector<std::uint64_t>> ContainerDmaListener::ask_physical(const Segment& s) const {
+    const auto k = keys_.find(s.va);
+    if (k == keys_.end())
+        return fail(EINVAL, "physical addresses of segment at vaddr " + hex(s.va) +
+                                ": it is not mapped into the container");
+    auto pas = eal::physical_pages(c_, k->second, s.len, s.page_size);
+    if (!pas)
+        return fail(std::move(pas.error()).context("memory segment " +
+                                                   inclusive_range_text(s.va, s.va + s.len - 1)));
+    return pas;
+}
+
+Result<std::vector<std::uint64_t>> ContainerDmaListener::physical_pages(const Segment& s) {
+    auto pas = ask_physical(s);
+    // No device yet: the kernel has not pinned anything. The first
+    // assignment fills them in (physical_addresses).
+    if (!pas && pas.error().err() == EAGAIN)
+        return std::vector<std::uint64_t>{};
+    return pas;
+}
+
+Result<void> ContainerDmaListener::physical_addresses(vfio::Container& c, bool known) {
+    if (&c != &c_ || m_.iova_mode() != IovaMode::pa)
+        return {};
+    if (!known) {
+        for (const Segment* s : m_.segments())
+            (void)m_.set_physical(s, {});
+        return {};
+    }
+    for (const Segment* s : m_.segments()) {
+        auto pas = ask_physical(*s);
+        if (!pas)
+            return fail(std::move(pas.error()));
+        if (auto ok = m_.set_physical(s, *pas); !ok)
+            return ok;
+    }
+    return {};
 }
 
 Result<void> ContainerDmaListener::meet_dma_mask(vfio::Container& c, std::uint64_t mask,

@@ -160,7 +160,7 @@ void serve_runtime(Server& s, const Memory& m, RuntimeFacts facts, std::recursiv
              });
 }
 
-Result<std::unique_ptr<Memory>> attach_memory(Client& c) {
+Result<std::unique_ptr<Memory>> attach_memory(Client& c, const PhysicalLookup& physical) {
     const std::string ctx = "mp: attach the memory of the primary (pid " +
                             std::to_string(c.primary_pid()) + ", prefix " + c.prefix() + ")";
     MemoryOptions o;
@@ -207,13 +207,17 @@ Result<std::unique_ptr<Memory>> attach_memory(Client& c) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> expect;
     for (std::size_t i = 0; i < segs.size(); ++i)
         expect.emplace_back(segs[i].va, iovas[i]);
-    auto m = Memory::attach(o, std::move(segs), std::move(fds));
+    auto m = Memory::attach(o, std::move(segs), std::move(fds), physical);
     if (!m)
         return fail(std::move(m.error()).context(ctx));
     // Same pages as the primary's? In pa mode this compares what our own
-    // pagemap says with what the primary's said.
+    // pagemap (or the kernel, through `physical`) says with what the
+    // primary's said. A primary without an IOVA for a page yet (cdev
+    // no-IOMMU before its first device) says 0: nothing to compare.
     for (auto [va, iova] : expect) {
         auto here = (*m)->virt2iova(reinterpret_cast<const void*>(va));
+        if (iova == 0 && o.iova_mode == IovaMode::pa)
+            continue;
         if (!here || *here != iova)
             return fail(Error(EIO, "segment at " + hex(va) + ": IOVA " + hex(here.value_or(0)) +
                                        " here, " + hex(iova) + " in the primary")

@@ -8,6 +8,7 @@
 // the syscall seam (syscalls.hpp), so faults can be injected.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -91,8 +92,25 @@ public:
     // (with every mapping) when their last group leaves; the front end then
     // replays its mapping table on the next attach.
     [[nodiscard]] virtual bool dma_ready() const = 0;
-    // False for no-IOMMU: the device sees physical addresses, nothing maps.
+    // False for no-IOMMU: the device sees physical addresses.
     [[nodiscard]] virtual bool translates() const = 0;
+    // Whether memory is mapped into this container at all: where an IOMMU
+    // translates, and in cdev no-IOMMU, where nothing translates but a
+    // mapping pins the memory and its IOVA is the key the kernel's physical
+    // address lookup goes by (physical_address()). Group no-IOMMU maps
+    // nothing. map/unmap/iova_ranges are only called when this is true.
+    [[nodiscard]] virtual bool maps_memory() const { return translates(); }
+    // cdev no-IOMMU: the physical address of the byte mapped at `iova`, and
+    // how many bytes from there, at most `max_len`, are physically
+    // contiguous (IOMMU_IOAS_NOIOMMU_GET_PA). The kernel knows them only
+    // while a device is attached (attaching pins the mapped memory): EAGAIN
+    // before. ENOTSUP in every other mode.
+    [[nodiscard]] virtual Result<PhysicalRange> physical_address(std::uint64_t iova,
+                                                                 std::uint64_t max_len) {
+        (void)iova, (void)max_len;
+        return fail(ENOTSUP, "physical address lookup: not in " + std::string(to_string(mode())) +
+                                 " mode");
+    }
 
     // The front end has already checked alignment, overlap and IOVA ranges.
     [[nodiscard]] virtual Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
@@ -174,5 +192,9 @@ struct BackendConfig {
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_noiommu_backend(const BackendConfig& c);
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig& c);
 [[nodiscard]] Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(const BackendConfig& c);
+// cdev no-IOMMU: the cdev backend's protocol on /dev/vfio/devices/noiommu-vfioN,
+// in an IOAS that does not translate (cdev.cpp).
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> make_cdev_noiommu_backend(const BackendConfig& c);
+[[nodiscard]] Result<std::unique_ptr<ContainerBackend>> adopt_cdev_noiommu_backend(const BackendConfig& c);
 
 }  // namespace vfiokit::vfio

@@ -12,6 +12,20 @@
 //
 // The IOAS exists from the container's creation, so maps work before any
 // device is attached; unlike type1 there is nothing to replay.
+//
+// cdev no-IOMMU (Linux 7.3, CONFIG_IOMMUFD_NOIOMMU) is the same protocol on
+// a no-IOMMU device's cdev, /dev/vfio/devices/noiommu-vfioN
+// (vfio.rst "VFIO NOIOMMU mode"): opening it needs CAP_SYS_RAWIO
+// (device_cdev.c vfio_device_fops_cdev_open); binding gives the device a
+// group of its own with no IOMMU behind it (iommufd/device.c
+// iommufd_bind_noiommu); attaching puts a software-only page table under
+// the IOAS (iommufd/hwpt_noiommu.c), which nothing translates through.
+// Maps still go in with fixed IOVAs, but an IOVA is only the key for
+// IOMMU_IOAS_NOIOMMU_GET_PA, which reports the physical address the
+// device must be given (io_pagetable.c iopt_get_phys). The kernel pins
+// mapped memory when the first device attaches (that fills the page
+// table, iopt_table_add_domain) and unpins it when the last one detaches:
+// the lookup works only in between.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -115,11 +129,14 @@ struct RangesReply {
 
 class CdevContainer final : public ContainerBackend {
 public:
-    explicit CdevContainer(std::shared_ptr<const Ioas> ioas) : ioas_(std::move(ioas)) {}
+    // `noiommu`: cdev no-IOMMU (the IOAS's devices are no-IOMMU devices).
+    CdevContainer(std::shared_ptr<const Ioas> ioas, bool noiommu)
+        : ioas_(std::move(ioas)), noiommu_(noiommu) {}
 
-    [[nodiscard]] Mode mode() const override { return Mode::cdev; }
+    [[nodiscard]] Mode mode() const override { return noiommu_ ? Mode::cdev_noiommu : Mode::cdev; }
     [[nodiscard]] std::string describe() const override {
-        return "iommufd IOAS " + std::to_string(ioas_->id()) + " (iommufd fd " +
+        return "iommufd IOAS " + std::to_string(ioas_->id()) +
+               (noiommu_ ? " without translation" : "") + " (iommufd fd " +
                std::to_string(ioas_->iommufd()) + ")";
     }
 
@@ -133,7 +150,10 @@ public:
     // The IOAS exists from creation: maps before the first attach are kept
     // and mapped into each device's domain as it attaches.
     [[nodiscard]] bool dma_ready() const override { return true; }
-    [[nodiscard]] bool translates() const override { return true; }
+    [[nodiscard]] bool translates() const override { return !noiommu_; }
+    [[nodiscard]] bool maps_memory() const override { return true; }
+    [[nodiscard]] Result<PhysicalRange> physical_address(std::uint64_t iova,
+                                                         std::uint64_t max_len) override;
 
     [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
                                    std::uint64_t len) override;
@@ -187,6 +207,7 @@ private:
                                                  const std::string& what);
 
     std::shared_ptr<const Ioas> ioas_;
+    bool noiommu_;
     // Learned at the first IOMMU_IOAS_MAP_FILE: false on kernels before 6.13.
     std::optional<bool> kernel_maps_files_;
 };
@@ -252,6 +273,10 @@ Result<Fd> CdevContainer::open_node(const DeviceRequest& req) {
                    " does not exist: is devtmpfs mounted on /dev?");
         else if (e.err() == EACCES)
             e.hint("run as root, or give this user read-write access to " + node);
+        else if (e.err() == EPERM && noiommu_)
+            // device_cdev.c vfio_device_fops_cdev_open
+            e.hint("a no-IOMMU device's cdev opens only for a process with CAP_SYS_RAWIO: run "
+                   "as root");
         else if (e.err() == ENODEV)
             e.hint("the device is being unbound from vfio-pci");
         return fail(std::move(e));
@@ -322,14 +347,16 @@ Result<void> CdevContainer::bind(CdevDevice& dev, const DeviceRequest& req,
 
     Error& e = r.error();
     const std::string group = group_text(req);
+    const std::string group_node = noiommu_ ? "/dev/vfio/noiommu-" : "/dev/vfio/";
     const std::string node =
-        req.group ? "/dev/vfio/" + std::to_string(*req.group) : "/dev/vfio/<group>";
+        group_node + (req.group ? std::to_string(*req.group) : std::string("<group>"));
     switch (e.err()) {
     case EBUSY:
         e.hint(group + " is open in group mode (" + node +
                ") by this or another process, which keeps its devices from being bound "
                "through their cdevs: close it (find the holder: ls -l /proc/*/fd | grep '" +
-               node + "$'), or use group mode (--vfio-mode=group) for this device");
+               node + "$'), or use " + (noiommu_ ? "--vfio-mode=noiommu" : "--vfio-mode=group") +
+               " for this device");
         break;
     case EINVAL:
         e.hint("the device is already bound to an iommufd: opened through /dev/vfio/devices/" +
@@ -523,9 +550,60 @@ Result<RangesReply> CdevContainer::query_ranges() const {
                               .hint("the ranges kept changing while being read")));
 }
 
-}  // namespace
+// One lookup (iommufd/ioas.c iommufd_ioas_noiommu_get_pa, io_pagetable.c
+// iopt_get_phys). The answer covers at most one CPU page past the first
+// physically discontiguous step, and never crosses the end of the mapping
+// that holds `iova`; the caller asks again from where it stopped.
+Result<PhysicalRange> CdevContainer::physical_address(std::uint64_t iova, std::uint64_t max_len) {
+    if (!noiommu_)
+        return fail(ENOTSUP, "physical address lookup: not in cdev mode (an IOMMU translates: "
+                             "devices use IOVAs)");
+    if (max_len == 0)
+        return fail(EINVAL, "physical address lookup: length 0");
+    uapi::iommu_ioas_noiommu_get_pa q{};
+    q.size = sizeof q;
+    q.ioas_id = ioas_->id();
+    q.iova = iova;
+    q.length = max_len;
+    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasNoiommuGetPa, &q,
+                      "IOMMU_IOAS_NOIOMMU_GET_PA");
+    if (r) {
+        if (q.length == 0 || q.length > max_len)
+            return fail(Error(EIO, "ioctl IOMMU_IOAS_NOIOMMU_GET_PA: the kernel answered " +
+                                       hex(q.length) + " bytes for at most " + hex(max_len))
+                            .context(where()));
+        return PhysicalRange{q.out_phys, q.length};
+    }
+    Error& e = r.error();
+    e.context(where() + ": physical address of IOVA " + hex(iova));
+    switch (e.err()) {
+    case EOPNOTSUPP:
+        // No no-IOMMU page table holds the mapping: no device is attached
+        // (or the mapping is a revoked dma-buf's).
+        return fail(std::move(Error(EAGAIN, "ioctl IOMMU_IOAS_NOIOMMU_GET_PA: no no-IOMMU page "
+                                            "table holds the mapping (the kernel said "
+                                            "EOPNOTSUPP)")
+                                  .context(where() + ": physical address of IOVA " + hex(iova))
+                                  .hint("the kernel pins the memory of a cdev no-IOMMU container "
+                                        "and knows its physical addresses only while a device is "
+                                        "attached: assign a device first")));
+    case EPERM:
+        e.hint("IOMMU_IOAS_NOIOMMU_GET_PA needs CAP_SYS_RAWIO: run as root");
+        break;
+    case ENOENT:
+        e.hint("nothing is mapped at this IOVA");
+        break;
+    case ENOTTY:
+        e.hint("the kernel has no IOMMU_IOAS_NOIOMMU_GET_PA (Linux 7.3+, "
+               "CONFIG_IOMMUFD_NOIOMMU)");
+        break;
+    default:
+        break;
+    }
+    return fail(std::move(e));
+}
 
-Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig& c) {
+Result<std::unique_ptr<ContainerBackend>> make(const BackendConfig& c, bool noiommu) {
     if (c.iommufd < 0)
         return fail(std::move(Error(EBADF, "create an IOAS")
                                   .hint("cdev mode needs the process's iommufd: open /dev/iommu "
@@ -536,20 +614,37 @@ Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig&
     if (!r)
         return fail(std::move(r.error().context("iommufd fd " + std::to_string(c.iommufd))));
     auto ioas = std::make_shared<const Ioas>(c.iommufd, a.out_ioas_id);
-    return std::unique_ptr<ContainerBackend>(std::make_unique<CdevContainer>(std::move(ioas)));
+    return std::unique_ptr<ContainerBackend>(
+        std::make_unique<CdevContainer>(std::move(ioas), noiommu));
 }
 
-Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(const BackendConfig& cfg) {
+Result<std::unique_ptr<ContainerBackend>> adopt(const BackendConfig& cfg, bool noiommu) {
     const int iommufd = cfg.iommufd;
     const std::uint32_t ioas_id = cfg.ioas_id;
     if (iommufd < 0)
         return fail(EPROTO, "adopt IOAS " + std::to_string(ioas_id) + ": no iommufd given");
-    auto c = std::make_unique<CdevContainer>(std::make_shared<const Ioas>(iommufd, ioas_id, true));
+    auto c = std::make_unique<CdevContainer>(std::make_shared<const Ioas>(iommufd, ioas_id, true),
+                                             noiommu);
     // Proves the fd is an iommufd holding that IOAS (ENOENT otherwise).
     if (auto r = c->iova_ranges(); !r)
         return fail(Error(EPROTO, "adopt IOAS " + std::to_string(ioas_id) + " of iommufd fd " +
                                       std::to_string(iommufd) + ": " + r.error().message()));
     return std::unique_ptr<ContainerBackend>(std::move(c));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ContainerBackend>> make_cdev_backend(const BackendConfig& c) {
+    return make(c, false);
+}
+Result<std::unique_ptr<ContainerBackend>> adopt_cdev_backend(const BackendConfig& c) {
+    return adopt(c, false);
+}
+Result<std::unique_ptr<ContainerBackend>> make_cdev_noiommu_backend(const BackendConfig& c) {
+    return make(c, true);
+}
+Result<std::unique_ptr<ContainerBackend>> adopt_cdev_noiommu_backend(const BackendConfig& c) {
+    return adopt(c, true);
 }
 
 }  // namespace vfiokit::vfio

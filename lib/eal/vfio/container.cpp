@@ -19,12 +19,14 @@ std::string ranges_text(const std::vector<IovaRange>& rs) {
     return s.empty() ? "none" : s;
 }
 
-// No-IOMMU refuses what needs translation, with one message.
+// Group no-IOMMU refuses what needs mappings, with one message.
 Error untranslated(std::string op) {
     Error e(ENOTSUP, std::move(op));
-    e.hint("no-IOMMU mode has no DMA translation: the device sees physical addresses, so "
-           "give it the memory's physical address (IOVA = PA, from /proc/self/pagemap of "
-           "pinned memory) instead of mapping");
+    e.hint("no-IOMMU mode has no DMA translation and maps nothing: the device sees physical "
+           "addresses, so give it the memory's physical address (IOVA = PA, from "
+           "/proc/self/pagemap of pinned memory) instead of mapping; or use cdev-noiommu mode "
+           "(Linux 7.3+), where mapping pins memory and the kernel reports its physical "
+           "addresses");
     return e;
 }
 
@@ -70,6 +72,49 @@ std::vector<DmaMapping> Container::mappings() const {
     return table_.all();
 }
 bool Container::translates() const { return backend_->translates(); }
+bool Container::maps_memory() const { return backend_->maps_memory(); }
+bool Container::reports_physical() const {
+    return backend_->maps_memory() && !backend_->translates();
+}
+
+Result<PhysicalRange> Container::physical_address(std::uint64_t iova, std::uint64_t max_len) const {
+    std::lock_guard g(vfio_->control_lock());
+    const std::string what = "physical address of IOVA " + hex(iova);
+    if (!reports_physical())
+        return fail(Error(ENOTSUP, what)
+                        .context(name())
+                        .hint(translates() ? "an IOMMU translates: devices use IOVAs, not "
+                                             "physical addresses"
+                                           : "group no-IOMMU mode maps nothing: read physical "
+                                             "addresses from /proc/self/pagemap (virt_to_phys)"));
+    const auto m = table_.lookup(iova);
+    if (!m)
+        return fail(Error(ENOENT, what + ": not mapped in this container")
+                        .context(name())
+                        .hint("map the memory first; its IOVA is the key the lookup goes by"));
+    auto r = backend_->physical_address(iova, std::min(max_len, m->end() - iova));
+    if (!r)
+        return fail(std::move(r.error()).context(name()));
+    return *r;
+}
+
+Result<std::vector<PhysicalRange>> Container::physical_ranges(std::uint64_t iova,
+                                                              std::uint64_t len) const {
+    std::lock_guard g(vfio_->control_lock());
+    std::vector<PhysicalRange> out;
+    for (std::uint64_t done = 0; done < len;) {
+        auto r = physical_address(iova + done, len - done);
+        if (!r)
+            return fail(std::move(r.error()));
+        // Adjacent answers that continue each other are one range.
+        if (!out.empty() && out.back().pa + out.back().len == r->pa)
+            out.back().len += r->len;
+        else
+            out.push_back(*r);
+        done += r->len;
+    }
+    return out;
+}
 
 std::string Container::name() const {
     return std::string(default_ ? "default container" : "container " + std::to_string(id_)) + " (" +
@@ -90,7 +135,7 @@ void Container::forget_limits() {
 
 Result<std::vector<IovaRange>> Container::iova_ranges() {
     std::lock_guard g(vfio_->control_lock());
-    if (!translates())
+    if (!maps_memory())
         return fail(untranslated("IOVA ranges").context(name()));
     if (!backend_->dma_ready())
         return fail(Error(EAGAIN, "IOVA ranges")
@@ -150,7 +195,7 @@ Result<void> Container::map_file(std::uint64_t vaddr, int fd, std::uint64_t offs
 Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
                                  const FileRef* file) {
     const std::string what = "map " + range_text(iova, len) + " from vaddr " + hex(vaddr);
-    if (!translates())
+    if (!maps_memory())
         return fail(untranslated(what).context(name()));
     const std::uint64_t pg = backend_->page_size();
     if (len == 0 || (vaddr | iova | len) % pg != 0)
@@ -195,7 +240,7 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
 
 Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
     std::lock_guard g(vfio_->control_lock());
-    if (!translates())
+    if (!maps_memory())
         return fail(untranslated("unmap " + range_text(iova, len)).context(name()));
     if (len == 0 || iova + len < iova)
         return fail(Error(EINVAL, "unmap " + range_text(iova, len) + ": bad length").context(name()));
@@ -230,7 +275,7 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
 
 Result<void> Container::unmap_all() {
     std::lock_guard g(vfio_->control_lock());
-    if (!translates())
+    if (!maps_memory())
         return fail(untranslated("unmap all").context(name()));
     if (imported_)  // the kernel's unmap-all would take the owner's too
         return unmap_own();
@@ -257,7 +302,7 @@ Result<std::vector<IovaRange>> Container::placement_ranges() {
 Result<std::uint64_t> Container::alloc_iova(std::uint64_t len, std::uint64_t dma_mask,
                                             std::uint64_t align) {
     std::lock_guard g(vfio_->control_lock());
-    if (!translates())
+    if (!maps_memory())
         return fail(untranslated("allocate IOVA").context(name()));
     const std::uint64_t pg = backend_->page_size();
     len = (len + pg - 1) / pg * pg;
@@ -272,7 +317,7 @@ Result<std::uint64_t> Container::alloc_iova(std::uint64_t len, std::uint64_t dma
 }
 
 Result<void> Container::unmap_own() {
-    if (!translates())
+    if (!maps_memory())
         return {};
     for (const auto& m : table_.all())
         if (!inherited(m.iova))
@@ -313,8 +358,11 @@ Result<void> Container::replay() {
 Result<std::uint64_t> Container::choose_iova(std::uint64_t vaddr, std::uint64_t len,
                                              std::uint64_t align) {
     std::lock_guard g(vfio_->control_lock());
-    if (!translates())
+    if (!maps_memory())
         return fail(untranslated("choose an IOVA").context(name()));
+    // cdev no-IOMMU: the IOVA is only the key of the physical address
+    // lookup; a device never sees it, so its mask does not apply.
+    const std::uint64_t mask = translates() ? dma_mask_ : ~0ULL;
     const std::uint64_t pg = backend_->page_size();
     len = (len + pg - 1) / pg * pg;
     if (len == 0 || vaddr + len < vaddr)
@@ -328,10 +376,10 @@ Result<std::uint64_t> Container::choose_iova(std::uint64_t vaddr, std::uint64_t 
     });
     // IOVA = VA: the cheapest translation to reason about, and what a
     // secondary process or a debugger expects.
-    if (vaddr % pg == 0 && vaddr >= kAllocFloor && last <= dma_mask_ && in_range &&
+    if (vaddr % pg == 0 && vaddr >= kAllocFloor && last <= mask && in_range &&
         table_.check_free(vaddr, len))
         return vaddr;
-    return alloc_iova(len, dma_mask_, align);
+    return alloc_iova(len, mask, align);
 }
 
 std::uint64_t Container::dma_mask() const {
@@ -362,14 +410,39 @@ Result<void> Container::require_dma_mask(std::uint64_t mask, std::string_view wh
     for (IovaUser* u : iova_users_)
         if (auto ok = u->meet_dma_mask(*this, mask, who); !ok)
             return fail(std::move(ok.error()).context(name()));
-    for (const auto& m : table_.all())
-        if (m.iova + m.len - 1 > mask)
-            return fail(Error(ERANGE, what + " cannot reach mapping " +
-                                          range_text(m.iova, m.len) + " (vaddr " +
-                                          hex(m.vaddr) + ")")
-                            .context(name())
-                            .hint("map memory for this device at IOVAs from alloc_iova(len, " +
-                                  hex(mask) + "), or put the device in a container of its own"));
+    for (const auto& m : table_.all()) {
+        if (translates()) {
+            if (m.iova + m.len - 1 > mask)
+                return fail(Error(ERANGE, what + " cannot reach mapping " +
+                                              range_text(m.iova, m.len) + " (vaddr " +
+                                              hex(m.vaddr) + ")")
+                                .context(name())
+                                .hint("map memory for this device at IOVAs from alloc_iova(len, " +
+                                      hex(mask) + "), or put the device in a container of its "
+                                      "own"));
+            continue;
+        }
+        if (!reports_physical())
+            break;
+        // cdev no-IOMMU: the device is given physical addresses. Known only
+        // while a device is attached; without one there is nothing to check
+        // yet (the next assignment comes back here through the bus).
+        auto phys = physical_ranges(m.iova, m.len);
+        if (!phys && phys.error().err() == EAGAIN)
+            break;
+        if (!phys)
+            return fail(std::move(phys.error()).context(what));
+        for (const PhysicalRange& p : *phys)
+            if (p.pa + p.len - 1 > mask)
+                return fail(Error(ERANGE, what + " cannot reach mapping " +
+                                              range_text(m.iova, m.len) + " (vaddr " +
+                                              hex(m.vaddr) + "): its memory lies at physical " +
+                                              range_text(p.pa, p.len))
+                                .context(name())
+                                .hint("without an IOMMU the device sees physical addresses: give "
+                                      "the device a wider mask, or keep the machine's RAM below "
+                                      "the mask (mem= on the kernel command line)"));
+    }
     dma_mask_ = std::min(dma_mask_, mask);
     return {};
 }

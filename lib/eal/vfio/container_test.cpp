@@ -229,5 +229,151 @@ TEST_F(FrontEnd, UnmapsBeforeTheFirstDeviceNeverReachTheKernel) {
     EXPECT_TRUE(k->mapped.empty());
 }
 
+// --- cdev no-IOMMU: mappings pin, the kernel reports physical addresses ------------
+
+// The noiommu shape on Linux 7.3: no IOMMU, unsafe no-IOMMU mode on, the edu
+// in a no-IOMMU group with its cdev noiommu-vfio0; this process has
+// CAP_SYS_RAWIO (bit 17 of CapEff).
+void noiommu_shape(FakeSysfs& fs) {
+    fs.file("/dev/vfio/vfio");
+    fs.file("/dev/iommu");
+    fs.file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "Y\n");
+    fs.dir("/sys/bus/pci/drivers/vfio-pci");
+    fs.file("/proc/self/status", "Name:\tt\nCapEff:\t000001ffffffffff\n");
+    fs.file("/proc/sys/kernel/osrelease", "7.3.4-amd64\n");
+    fs.pci_device(kEdu, "0x1234", "0x11e8", "0x00ff00", 0, "vfio-pci");
+    fs.file("/sys/kernel/iommu_groups/0/name", "vfio-noiommu\n");
+    fs.dir(std::string("/sys/bus/pci/devices/") + kEdu + "/vfio-dev/noiommu-vfio0");
+    fs.file("/dev/vfio/devices/noiommu-vfio0");
+    fs.file("/dev/vfio/noiommu-0");
+}
+
+// An IovaUser that records what the container told it, and may refuse.
+struct Recorder final : IovaUser {
+    [[nodiscard]] Result<void> meet_dma_mask(Container&, std::uint64_t, std::string_view) override {
+        return {};
+    }
+    [[nodiscard]] Result<void> physical_addresses(Container& c, bool known) override {
+        if (!known) {
+            ++forgot;
+            return {};
+        }
+        ++told;
+        if (refuse)
+            return fail(EIO, "recorder refuses");
+        auto p = c.physical_address(1 << 20);
+        seen = p ? p->pa : 0;
+        return {};
+    }
+    unsigned told = 0, forgot = 0;
+    bool refuse = false;
+    std::uint64_t seen = 0;
+};
+
+class NoiommuFrontEnd : public ::testing::Test {
+protected:
+    void SetUp() override {
+        noiommu_shape(fs);
+        k = std::make_shared<FakeIommu>();
+        k->group_style = false;
+        k->noiommu = true;
+        k->ranges = {{0, ~0ULL}};  // a no-IOMMU IOAS reserves nothing
+        vfio = VfioTesting::make(fs.root(), Mode::cdev_noiommu,
+                                 std::make_unique<FakeBackend>(k, Mode::cdev_noiommu));
+    }
+    Container& c() { return vfio->default_container(); }
+    FakeSysfs fs;
+    std::shared_ptr<FakeIommu> k;
+    std::unique_ptr<Vfio> vfio;
+};
+
+// Mapping works although nothing translates: it pins, and the IOVA is the
+// key. The physical address is known only while a device is attached.
+TEST_F(NoiommuFrontEnd, MapsWithoutTranslatingAndLooksUpOnceADeviceIsAttached) {
+    EXPECT_FALSE(c().translates());
+    EXPECT_TRUE(c().maps_memory());
+    EXPECT_TRUE(c().reports_physical());
+    ASSERT_TRUE(c().map(kVa, 1 << 20, 16 * K));
+    EXPECT_EQ(k->map_calls, 1u);
+    auto early = c().physical_address(1 << 20);
+    ASSERT_FALSE(early);
+    EXPECT_EQ(early.error().err(), EAGAIN) << early.error().message();
+
+    auto d = vfio->assign_device(c(), kEdu);
+    ASSERT_TRUE(d) << d.error().message();
+    auto pa = c().physical_address((1 << 20) + 5);
+    ASSERT_TRUE(pa) << pa.error().message();
+    EXPECT_EQ(pa->pa, k->pa_base + 5);
+    EXPECT_EQ(pa->len, K - 5) << "the fake answers one page at a time";
+    // Not mapped there: the front end says so without asking the kernel.
+    const unsigned calls = k->pa_calls;
+    auto none = c().physical_address(8 << 20);
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().err(), ENOENT);
+    EXPECT_EQ(k->pa_calls, calls);
+    // The kernel's answers in pieces are put together where they continue
+    // each other, and kept apart where the memory jumps.
+    auto whole = c().physical_ranges(1 << 20, 16 * K);
+    ASSERT_TRUE(whole) << whole.error().message();
+    EXPECT_EQ(*whole, (std::vector<PhysicalRange>{{k->pa_base, 16 * K}}));
+    k->pa_gap = 0x100000;
+    auto pieces = c().physical_ranges(1 << 20, 2 * K);
+    ASSERT_TRUE(pieces) << pieces.error().message();
+    EXPECT_EQ(*pieces, (std::vector<PhysicalRange>{{k->pa_base, K},
+                                                   {k->pa_base + K + 0x100000, K}}));
+    // Unmap works as in the translated modes.
+    ASSERT_TRUE(c().unmap(1 << 20, 16 * K));
+    EXPECT_TRUE(k->mapped.empty());
+}
+
+// The first device tells the IovaUsers that physical addresses are known,
+// the last release that they are not; a user that fails undoes the
+// assignment.
+TEST_F(NoiommuFrontEnd, TheFirstDeviceTellsTheIovaUsers) {
+    Recorder r;
+    c().add_iova_user(&r);
+    ASSERT_TRUE(c().map(kVa, 1 << 20, 16 * K));
+    r.refuse = true;
+    auto bad = vfio->assign_device(c(), kEdu);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().err(), EIO);
+    EXPECT_NE(bad.error().message().find(kEdu), std::string::npos) << bad.error().message();
+    EXPECT_EQ(k->devices, 0u) << "the device stayed attached";
+    EXPECT_EQ(vfio->find_device(*PciAddress::parse(kEdu)), nullptr);
+    EXPECT_EQ(r.forgot, 1u) << "told to forget what it may have read";
+    r.refuse = false;
+    auto d = vfio->assign_device(c(), kEdu);
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(r.told, 2u);
+    EXPECT_EQ(r.seen, k->pa_base) << "asked while the device was attached";
+    // Released: the kernel unpinned, users forget. Assigned again: the
+    // kernel pinned anew, users are told.
+    ASSERT_TRUE(vfio->release_device(**d));
+    EXPECT_EQ(r.forgot, 2u);
+    ASSERT_TRUE(vfio->assign_device(c(), kEdu));
+    EXPECT_EQ(r.told, 3u);
+    c().remove_iova_user(&r);
+}
+
+// The IOVA is only a key: the placement policy ignores the DMA mask, and a
+// mask is checked against the physical addresses instead.
+TEST_F(NoiommuFrontEnd, DmaMasksApplyToPhysicalAddressesNotKeys) {
+    auto d = vfio->assign_device(c(), kEdu);
+    ASSERT_TRUE(d) << d.error().message();
+    ASSERT_TRUE(c().require_dma_mask(0xffffffffULL, "edu"));
+    auto key = c().choose_iova(kVa, 16 * K);
+    ASSERT_TRUE(key) << key.error().message();
+    EXPECT_EQ(*key, kVa) << "IOVA = VA although VA is above the mask";
+    ASSERT_TRUE(c().map(kVa, *key, 16 * K));
+    // Its memory lies at pa_base (1 GiB): under a 32-bit mask, not under a
+    // 28-bit one.
+    EXPECT_TRUE(c().require_dma_mask(0xffffffffULL, "edu"));
+    auto narrow = c().require_dma_mask(0x0fffffffULL, "edu");
+    ASSERT_FALSE(narrow);
+    EXPECT_EQ(narrow.error().err(), ERANGE);
+    EXPECT_NE(narrow.error().message().find("physical"), std::string::npos)
+        << narrow.error().message();
+}
+
 }  // namespace
 }  // namespace vfiokit::vfio

@@ -9,6 +9,7 @@
 // tested against the real kernel there. Header-only; tests only.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
 #include <memory>
@@ -40,6 +41,18 @@ struct FakeIommu {
              avail_calls = 0;
     unsigned fail_map_call = 0;         // map call number (1-based) that fails with EIO; 0: none
     std::uint64_t unmap_bytes_skew = 0;  // added to the byte counts unmap reports
+
+    // cdev no-IOMMU: nothing translates, mappings only pin, and the
+    // physical address of a mapped byte is known while a device is
+    // attached. Mapping i's memory lies at pa_base + i * pa_stride; the
+    // fake answers a lookup `pa_step` bytes at a time at most (the kernel
+    // answers in pieces too), and the memory jumps by `pa_gap` bytes every
+    // pa_step bytes (0: contiguous).
+    bool noiommu = false;
+    std::uint64_t pa_base = 0x40000000ULL, pa_stride = 0x10000000ULL;
+    std::uint64_t pa_step = 4096, pa_gap = 0;
+    unsigned pa_calls = 0;
+    std::map<std::uint64_t, std::uint64_t> pa_of_mapping;  // by IOVA: where its memory lies
 
     [[nodiscard]] bool ready() const { return !group_style || devices > 0; }
 };
@@ -94,7 +107,25 @@ public:
         return std::make_unique<FakeDevice>(k_);
     }
     [[nodiscard]] bool dma_ready() const override { return k_->ready(); }
-    [[nodiscard]] bool translates() const override { return true; }
+    [[nodiscard]] bool translates() const override { return !k_->noiommu; }
+    [[nodiscard]] bool maps_memory() const override { return true; }
+    [[nodiscard]] Result<PhysicalRange> physical_address(std::uint64_t iova,
+                                                         std::uint64_t max_len) override {
+        ++k_->pa_calls;
+        if (!k_->noiommu)
+            return fail(ENOTSUP, "fake: translates");
+        if (k_->devices == 0)
+            return fail(EAGAIN, "fake: no device attached, nothing pinned");
+        for (const auto& [at, m] : k_->mapped) {
+            if (iova < at || iova >= m.end())
+                continue;
+            const std::uint64_t off = iova - at;
+            const std::uint64_t step_left = k_->pa_step - off % k_->pa_step;
+            const std::uint64_t len = std::min({max_len, step_left, m.end() - iova});
+            return PhysicalRange{k_->pa_of_mapping[at] + off + off / k_->pa_step * k_->pa_gap, len};
+        }
+        return fail(ENOENT, "fake: nothing mapped there");
+    }
 
     [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova,
                                    std::uint64_t len) override {
@@ -108,6 +139,7 @@ public:
         for (const auto& [at, m] : k_->mapped)
             if (iova < m.end() && at < iova + len)
                 return fail(EEXIST, "fake map: overlap");
+        k_->pa_of_mapping[iova] = k_->pa_base + k_->pa_stride * k_->mapped.size();
         k_->mapped[iova] = DmaMapping{iova, vaddr, len};
         return {};
     }

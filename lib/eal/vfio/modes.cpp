@@ -145,9 +145,10 @@ ModeStatus cdev_device(const DeviceFacts& f) {
     else if (f.dev.noiommu_group)
         s.reason = noiommu_cdev(f)
                        ? "no IOMMU translates this device: its cdev /dev/vfio/devices/" +
-                             *f.dev.vfio_dev + " belongs to cdev-noiommu mode; use noiommu mode"
-                       : "the kernel creates no device cdev for no-IOMMU devices (that needs "
-                         "CONFIG_IOMMUFD_NOIOMMU, Linux 7.3+); use noiommu mode";
+                             *f.dev.vfio_dev + " belongs to cdev-noiommu mode; use cdev-noiommu "
+                             "or noiommu mode"
+                       : "no IOMMU translates this device, and no-IOMMU devices get no cdev "
+                         "before Linux 7.3 (CONFIG_IOMMUFD_NOIOMMU); use noiommu mode";
     else if (translated_device(f, s)) {
         if (!f.dev.vfio_dev)
             s.reason = "no vfio-dev entry in /sys/bus/pci/devices/" + f.dev.addr.str();
@@ -211,14 +212,13 @@ bool noiommu_model_fits(Type1, std::uint32_t model) {
 // --- cdev no-IOMMU ---------------------------------------------------------------
 // Linux 7.3 (CONFIG_IOMMUFD_NOIOMMU): a no-IOMMU device's cdev
 // /dev/vfio/devices/noiommu-vfioN bound to an iommufd IOAS that does not
-// translate (physical addresses from IOMMU_IOAS_NOIOMMU_GET_PA; opening
-// needs CAP_SYS_RAWIO). The table lists it so that the inventory and the
-// lab say where the kernel offers it; vfiokit has no backend for it yet,
-// so it is never usable: forced, it fails; per device, it says so; auto
-// never takes it.
+// translate; physical addresses from IOMMU_IOAS_NOIOMMU_GET_PA. Opening the
+// cdev and the lookup need CAP_SYS_RAWIO (device_cdev.c, iommufd/ioas.c).
 
-constexpr std::string_view kCdevNoiommuMissing =
-    "is offered by this kernel but not implemented by vfiokit yet";
+constexpr std::string_view kNoCdevBefore73 = "no-IOMMU devices get no cdev before Linux 7.3";
+constexpr std::string_view kRawioWhy =
+    "this process lacks CAP_SYS_RAWIO, which opening a no-IOMMU device's cdev and "
+    "IOMMU_IOAS_NOIOMMU_GET_PA need";
 
 Result<void> cdev_noiommu_kernel(const KernelSupport& k) {
     if (!k.iommufd)
@@ -228,11 +228,20 @@ Result<void> cdev_noiommu_kernel(const KernelSupport& k) {
     if (!k.noiommu_built)
         return fail(missing(Mode::cdev_noiommu, "the kernel has no no-IOMMU support",
                             "build the kernel with CONFIG_VFIO_NOIOMMU, or use another mode"));
-    // Whether this kernel offers it is a per-device fact (the device's
-    // noiommu-vfioN cdev); either way vfiokit cannot use it.
-    return fail(Error(ENOTSUP, "VFIO mode cdev-noiommu unavailable: cdev no-IOMMU (iommufd "
-                               "noiommu) is not implemented by vfiokit yet")
-                    .hint("use --vfio-mode=noiommu (the no-IOMMU group interface)"));
+    if (!k.noiommu_enabled)
+        return fail(missing(Mode::cdev_noiommu, "no-IOMMU mode is off",
+                            "boot with vfio.enable_unsafe_noiommu_mode=1 or write 1 to "
+                            "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode, then "
+                            "rebind the device"));
+    if (!k.noiommu_cdev)
+        return fail(missing(Mode::cdev_noiommu,
+                            std::string(kNoCdevBefore73) + " (" + k.noiommu_cdev_why + ")",
+                            "use --vfio-mode=noiommu, or Linux 7.3+ built with CONFIG_IOMMUFD, "
+                            "CONFIG_VFIO_NOIOMMU and CONFIG_VFIO_DEVICE_CDEV "
+                            "(CONFIG_IOMMUFD_NOIOMMU)"));
+    if (!k.raw_io)
+        return fail(missing(Mode::cdev_noiommu, std::string(kRawioWhy), "run as root"));
+    return {};
 }
 
 ModeStatus cdev_noiommu_device(const DeviceFacts& f) {
@@ -250,22 +259,17 @@ ModeStatus cdev_noiommu_device(const DeviceFacts& f) {
         s.reason = "device has no group: no-IOMMU mode is off (boot with "
                    "vfio.enable_unsafe_noiommu_mode=1, then rebind the device)";
     else if (!noiommu_cdev(f))
-        s.reason = "the kernel creates no device cdev for no-IOMMU devices (that needs "
-                   "CONFIG_IOMMUFD_NOIOMMU, Linux 7.3+)";
+        s.reason = std::string(kNoCdevBefore73) + " (CONFIG_IOMMUFD_NOIOMMU); use noiommu mode";
     else {
         const std::string node = "/dev/vfio/devices/" + *f.dev.vfio_dev;
-        s.reason = f.root.exists(node)
-                       ? "cdev no-IOMMU (iommufd noiommu, " + node + ") " +
-                             std::string(kCdevNoiommuMissing) + "; use noiommu mode"
-                       : node + " missing although the device is bound";
+        needs_node(f, s, node, node + " on /dev/iommu (needs CAP_SYS_RAWIO)",
+                   "missing although the device is bound");
+        if (s.available && !f.kernel.raw_io) {
+            s.available = false;
+            s.reason = std::string(kRawioWhy) + " (" + node + "): run as root";
+        }
     }
     return s;
-}
-
-Result<std::unique_ptr<ContainerBackend>> cdev_noiommu_backend(const BackendConfig&) {
-    return fail(Error(ENOTSUP, "VFIO mode cdev-noiommu: no backend (cdev no-IOMMU is not "
-                               "implemented by vfiokit yet)")
-                    .hint("use --vfio-mode=noiommu"));
 }
 
 // --- adoption of group-style containers ------------------------------------------
@@ -281,8 +285,8 @@ Result<std::unique_ptr<ContainerBackend>> adopt_given(const BackendConfig& c) {
 
 // --- the table -------------------------------------------------------------------
 
-// The inventory's order. auto_rank: cdev, else group, else noiommu; compat
-// and cdev-noiommu only when asked for.
+// The inventory's order. auto_rank: cdev, else group, else cdev-noiommu,
+// else noiommu; compat only when asked for.
 constexpr ModeRow kRows[] = {
     {
         .mode = Mode::cdev,
@@ -296,6 +300,7 @@ constexpr ModeRow kRows[] = {
         .auto_rank = 1,
         .auto_reason = "device cdev and /dev/iommu present",
         .translates = true,
+        .maps_memory = true,
         .process_iommufd = true,
         .share = ShareStyle::ioas_in_iommufd,
         .flavours = {},
@@ -317,6 +322,7 @@ constexpr ModeRow kRows[] = {
         .auto_rank = 2,
         .auto_reason = "legacy group container present",
         .translates = true,
+        .maps_memory = true,
         .process_iommufd = false,
         .share = ShareStyle::container_and_groups,
         .flavours = kType1Flavours,
@@ -338,6 +344,7 @@ constexpr ModeRow kRows[] = {
         .auto_rank = 0,
         .auto_reason = "",
         .translates = true,
+        .maps_memory = true,
         .process_iommufd = false,
         .share = ShareStyle::container_and_groups,
         .flavours = {},
@@ -356,9 +363,10 @@ constexpr ModeRow kRows[] = {
         .device_node_prefix = "/dev/vfio/noiommu-",
         .per_device_cdev = false,
         .wire_id = 4,
-        .auto_rank = 3,
+        .auto_rank = 4,
         .auto_reason = "no IOMMU translates the device; unsafe no-IOMMU mode enabled",
         .translates = false,
+        .maps_memory = false,
         .process_iommufd = false,
         .share = ShareStyle::container_and_groups,
         .flavours = {},
@@ -372,23 +380,25 @@ constexpr ModeRow kRows[] = {
         .mode = Mode::cdev_noiommu,
         .name = "cdev-noiommu",
         .objects = "/dev/vfio/devices/noiommu-vfioN bound to a no-translation IOAS of the "
-                   "process's /dev/iommu (not implemented yet)",
+                   "process's /dev/iommu; physical addresses from IOMMU_IOAS_NOIOMMU_GET_PA",
         .first_node = "/dev/iommu",
         .first_node_option = "CONFIG_IOMMUFD_NOIOMMU (CONFIG_IOMMUFD, CONFIG_VFIO_NOIOMMU and "
                              "CONFIG_VFIO_DEVICE_CDEV)",
         .device_node_prefix = "/dev/vfio/devices/",
         .per_device_cdev = true,
         .wire_id = 5,
-        .auto_rank = 0,
-        .auto_reason = "",
+        .auto_rank = 3,
+        .auto_reason = "no IOMMU translates the device; its no-IOMMU cdev and /dev/iommu present "
+                       "(Linux 7.3+), CAP_SYS_RAWIO held",
         .translates = false,
+        .maps_memory = true,
         .process_iommufd = true,
         .share = ShareStyle::ioas_in_iommufd,
         .flavours = {},
         .check_kernel = cdev_noiommu_kernel,
         .check_device = cdev_noiommu_device,
-        .make = cdev_noiommu_backend,
-        .adopt = cdev_noiommu_backend,
+        .make = make_cdev_noiommu_backend,
+        .adopt = adopt_cdev_noiommu_backend,
         .model_fits = no_model,
     },
 };

@@ -91,6 +91,10 @@ struct ModeRow {
     // translating mode only when an IOMMU is active, and the others only
     // when none is.
     bool translates;
+    // Memory is mapped into the mode's containers: where an IOMMU
+    // translates, and in cdev-noiommu (a mapping pins, and its IOVA is the
+    // key of the physical address lookup). Only group no-IOMMU maps nothing.
+    bool maps_memory;
     // The process opens /dev/iommu once and every container is an IOAS in
     // it (Vfio owns the fd; BackendConfig::iommufd).
     bool process_iommufd;

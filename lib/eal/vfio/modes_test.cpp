@@ -44,6 +44,8 @@ TEST(Modes, EveryModeHasExactlyOneCompleteRow) {
             EXPECT_TRUE(ranks.insert(r.auto_rank).second) << "two modes share an automatic rank";
             EXPECT_FALSE(r.auto_reason.empty());
         }
+        // A translating mode maps; of the others only cdev-noiommu (it pins).
+        EXPECT_EQ(r.maps_memory, r.translates || r.mode == Mode::cdev_noiommu);
         // Containers in an iommufd are shared as IOAS ids with the iommufd.
         EXPECT_EQ(r.process_iommufd, r.share == detail::ShareStyle::ioas_in_iommufd);
         EXPECT_EQ(&detail::mode_row(r.mode), &r);
@@ -206,30 +208,129 @@ TEST(ModeChoice, ForcedModeNamesWhatTheKernelLacks) {
     EXPECT_NE(c->reason.find("forced"), std::string::npos);
 }
 
-// cdev no-IOMMU has a row but no backend: forced on a kernel that offers
-// everything it needs, it still fails, saying so and what to use; auto
-// never takes it, and its factories refuse.
-TEST(ModeChoice, CdevNoiommuIsListedButNotImplemented) {
-    FakeSysfs fs;
+// The noiommu shape: no IOMMU, unsafe no-IOMMU mode on, the edu in a
+// no-IOMMU group. `cdev`: the kernel has cdev no-IOMMU (Linux 7.3: the
+// edu's VFIO device is noiommu-vfio0 with a node) or not (6.12: vfio0, no
+// node). `rawio`: this process has CAP_SYS_RAWIO.
+void noiommu_kernel(FakeSysfs& fs, bool cdev, bool rawio, bool bound = true) {
     fs.file("/dev/vfio/vfio");
     fs.file("/dev/iommu");
     fs.file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "Y\n");
+    fs.dir("/sys/bus/pci/drivers/vfio-pci");
+    fs.file("/proc/sys/kernel/osrelease", cdev ? "7.3.4-amd64\n" : "6.12.57\n");
+    fs.file("/proc/self/status",
+            std::string("Name:\tx\nCapEff:\t") + (rawio ? "000001ffffffffff" : "0000000000000000") +
+                "\n");
+    if (!bound)
+        return;
+    fs.pci_device("0000:00:03.0", "0x1234", "0x11e8", "0x00ff00", 0, "vfio-pci");
+    fs.link("/sys/bus/pci/drivers/vfio-pci/0000:00:03.0", "../../../../devices/pci0000:00/0000:00:03.0");
+    fs.file("/sys/kernel/iommu_groups/0/name", "vfio-noiommu\n");
+    fs.file("/dev/vfio/noiommu-0");
+    if (cdev) {
+        fs.dir("/sys/bus/pci/devices/0000:00:03.0/vfio-dev/noiommu-vfio0");
+        fs.file("/dev/vfio/devices/noiommu-vfio0");
+    } else {
+        fs.dir("/sys/bus/pci/devices/0000:00:03.0/vfio-dev/vfio0");
+    }
+}
+
+// Auto prefers cdev no-IOMMU to the no-IOMMU group where the device has a
+// no-IOMMU cdev and the process CAP_SYS_RAWIO, and says why when not.
+TEST(ModeChoice, AutoPrefersCdevNoiommuToTheNoiommuGroup) {
+    FakeSysfs fs;
+    noiommu_kernel(fs, true, true);
+    auto c = choose_mode(fs.root(), Options{});
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->mode, Mode::cdev_noiommu) << c->reason;
+    EXPECT_NE(c->reason.find("offers cdev-noiommu"), std::string::npos) << c->reason;
+
+    FakeSysfs no_rawio;
+    noiommu_kernel(no_rawio, true, false);
+    c = choose_mode(no_rawio.root(), Options{});
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->mode, Mode::noiommu);
+    EXPECT_NE(c->reason.find("cdev-noiommu unavailable (this process lacks CAP_SYS_RAWIO"),
+              std::string::npos)
+        << c->reason;
+
+    FakeSysfs old;
+    noiommu_kernel(old, false, true);
+    c = choose_mode(old.root(), Options{});
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->mode, Mode::noiommu);
+    EXPECT_NE(c->reason.find("cdev-noiommu unavailable (no-IOMMU devices get no cdev before "
+                             "Linux 7.3"),
+              std::string::npos)
+        << c->reason;
+}
+
+// Without a device on vfio-pci, the kernel's release decides.
+TEST(ModeChoice, AutoWithoutDevicesTakesCdevNoiommuFromLinux73) {
+    FakeSysfs fs;
+    noiommu_kernel(fs, true, true, false);
+    auto c = choose_mode(fs.root(), Options{});
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->mode, Mode::cdev_noiommu) << c->reason;
+    FakeSysfs old;
+    noiommu_kernel(old, false, true, false);
+    c = choose_mode(old.root(), Options{});
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->mode, Mode::noiommu) << c->reason;
+}
+
+// Forced: what the kernel or the process lacks, by name.
+TEST(ModeChoice, ForcedCdevNoiommuNamesWhatIsMissing) {
     Options o;
     o.mode = Mode::cdev_noiommu;
+    FakeSysfs fs;
+    noiommu_kernel(fs, true, true);
     auto c = choose_mode(fs.root(), o);
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->mode, Mode::cdev_noiommu);
+
+    FakeSysfs old;
+    noiommu_kernel(old, false, true);
+    c = choose_mode(old.root(), o);
     ASSERT_FALSE(c);
-    EXPECT_EQ(c.error().err(), ENOTSUP);
-    EXPECT_NE(c.error().message().find("not implemented by vfiokit yet"), std::string::npos)
+    EXPECT_EQ(c.error().err(), ENODEV);
+    EXPECT_NE(c.error().message().find("no-IOMMU devices get no cdev before Linux 7.3 "
+                                       "(no-IOMMU device 0000:00:03.0 is VFIO device vfio0, "
+                                       "without a cdev)"),
+              std::string::npos)
         << c.error().message();
     EXPECT_NE(c.error().message().find("--vfio-mode=noiommu"), std::string::npos)
         << c.error().message();
-    for (const auto* row : detail::automatic_rows())
-        EXPECT_NE(row->mode, Mode::cdev_noiommu);
+
+    FakeSysfs no_rawio;
+    noiommu_kernel(no_rawio, true, false);
+    c = choose_mode(no_rawio.root(), o);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message().find("CAP_SYS_RAWIO"), std::string::npos) << c.error().message();
+
+    FakeSysfs off;
+    noiommu_kernel(off, true, true);
+    off.file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "N\n");
+    c = choose_mode(off.root(), o);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message().find("enable_unsafe_noiommu_mode"), std::string::npos)
+        << c.error().message();
+}
+
+TEST(Modes, CdevNoiommuRankedBetweenGroupAndNoiommu) {
+    std::vector<Mode> order;
+    for (const auto* r : detail::automatic_rows())
+        order.push_back(r->mode);
+    EXPECT_EQ(order, (std::vector<Mode>{Mode::cdev, Mode::group, Mode::cdev_noiommu,
+                                        Mode::noiommu}));
     const auto& row = detail::mode_row(Mode::cdev_noiommu);
     EXPECT_FALSE(row.translates);
+    EXPECT_TRUE(row.process_iommufd);
+    EXPECT_TRUE(row.model_fits(Type1::automatic, 0));
+    // The factory needs the process's iommufd, like cdev's.
     auto b = row.make(BackendConfig{});
     ASSERT_FALSE(b);
-    EXPECT_EQ(b.error().err(), ENOTSUP);
+    EXPECT_EQ(b.error().err(), EBADF);
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 #include "vfiokit/eal/vfio/probe.hpp"
 
 #include <cerrno>
+#include <cstdio>
+#include <exception>
+#include <string>
 
 #include "modes.hpp"
 
@@ -9,6 +12,62 @@ namespace vfiokit::vfio {
 namespace {
 
 std::string device_dir(PciAddress a) { return "/sys/bus/pci/devices/" + a.str(); }
+
+constexpr unsigned kCapSysRawio = 17;  // include/uapi/linux/capability.h
+
+// Whether capability `cap` is in the process's effective set: the CapEff
+// line of /proc/self/status, a hexadecimal mask (proc(5)).
+bool has_capability(const sysfs::Root& root, unsigned cap) {
+    auto status = root.read("/proc/self/status");
+    if (!status)
+        return false;
+    const auto at = status->find("CapEff:");
+    if (at == std::string::npos)
+        return false;
+    try {
+        const unsigned long long eff = std::stoull(status->substr(at + 7), nullptr, 16);
+        return (eff >> cap) & 1;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+// Linux 7.3 or later, from a release string ("7.3.4-amd64"); false when
+// it cannot be read.
+bool release_at_least_7_3(const std::string& release) {
+    unsigned major = 0, minor = 0;
+    if (std::sscanf(release.c_str(), "%u.%u", &major, &minor) != 2)
+        return false;
+    return major > 7 || (major == 7 && minor >= 3);
+}
+
+// KernelSupport::noiommu_cdev: the VFIO devices registered for PCI devices
+// (vfio_main.c names a no-IOMMU device's "noiommu-vfioN" when it gets a
+// cdev, vfio_device_set_noiommu_and_name; before 7.3 it is "vfioN" with no
+// node under /dev/vfio/devices), else the release.
+void noiommu_cdev_facts(const sysfs::Root& root, KernelSupport& k) {
+    for (const auto& name : root.list("/sys/bus/pci/devices")) {
+        const std::string dir = "/sys/bus/pci/devices/" + name;
+        for (const auto& v : root.list(dir + "/vfio-dev")) {
+            if (v.starts_with("noiommu-")) {
+                k.noiommu_cdev = true;
+                k.noiommu_cdev_why = name + " has the no-IOMMU cdev " + v;
+                return;
+            }
+            const auto g = root.link_name(dir + "/iommu_group");
+            if (g && root.read("/sys/kernel/iommu_groups/" + *g + "/name").value_or("") ==
+                         "vfio-noiommu") {
+                k.noiommu_cdev = false;
+                k.noiommu_cdev_why = "no-IOMMU device " + name + " is VFIO device " + v +
+                                     ", without a cdev";
+                return;
+            }
+        }
+    }
+    k.noiommu_cdev = release_at_least_7_3(k.release);
+    k.noiommu_cdev_why = "the kernel is " + (k.release.empty() ? std::string("of unknown release")
+                                                               : "Linux " + k.release);
+}
 
 }  // namespace
 
@@ -21,6 +80,9 @@ KernelSupport probe_kernel(const sysfs::Root& root) {
     if (auto v = root.read(param))
         k.noiommu_enabled = (*v == "Y" || *v == "1");
     k.vfio_pci = root.exists("/sys/bus/pci/drivers/vfio-pci");
+    k.release = root.read("/proc/sys/kernel/osrelease").value_or("");
+    k.raw_io = has_capability(root, kCapSysRawio);
+    noiommu_cdev_facts(root, k);
     return k;
 }
 

@@ -129,17 +129,29 @@ TEST(Probe, NoIommuGroup) {
     EXPECT_FALSE(d->status(Mode::group).available);
     EXPECT_NE(d->status(Mode::group).reason.find("no-IOMMU group"), std::string::npos);
     EXPECT_FALSE(d->status(Mode::cdev).available);
-    EXPECT_NE(d->status(Mode::cdev).reason.find("no device cdev"), std::string::npos);
+    EXPECT_NE(d->status(Mode::cdev).reason.find("no-IOMMU devices get no cdev before Linux 7.3"),
+              std::string::npos)
+        << d->status(Mode::cdev).reason;
     EXPECT_FALSE(d->status(Mode::cdev_noiommu).available);
-    EXPECT_NE(d->status(Mode::cdev_noiommu).reason.find("no device cdev for no-IOMMU devices"),
+    EXPECT_NE(d->status(Mode::cdev_noiommu).reason.find("no-IOMMU devices get no cdev before "
+                                                        "Linux 7.3"),
               std::string::npos)
         << d->status(Mode::cdev_noiommu).reason;
     EXPECT_EQ(d->automatic, Mode::noiommu);
+    EXPECT_NE(d->automatic_reason.find("cdev-noiommu unavailable (no-IOMMU devices get no cdev "
+                                       "before Linux 7.3"),
+              std::string::npos)
+        << d->automatic_reason;
+    // The kernel-wide fact, from the device's VFIO name.
+    const auto k = probe_kernel(fs.root());
+    EXPECT_FALSE(k.noiommu_cdev);
+    EXPECT_EQ(k.noiommu_cdev_why, "no-IOMMU device 0000:00:03.0 is VFIO device vfio0, without a cdev");
 }
 
 // Linux 7.3 with CONFIG_IOMMUFD_NOIOMMU: the same device also gets a cdev,
-// named noiommu-vfioN. The table says the kernel offers cdev no-IOMMU and
-// that vfiokit cannot use it yet; auto stays with the group interface.
+// named noiommu-vfioN. cdev no-IOMMU is available to a process with
+// CAP_SYS_RAWIO, and auto prefers it to the group interface; without the
+// capability it is not, and the reason says so.
 TEST(Probe, NoIommuGroupWithNoiommuCdev) {
     FakeSysfs fs;
     fs.file("/dev/vfio/vfio");
@@ -150,22 +162,49 @@ TEST(Probe, NoIommuGroupWithNoiommuCdev) {
     fs.dir("/sys/bus/pci/devices/0000:00:03.0/vfio-dev/noiommu-vfio0");
     fs.file("/dev/vfio/devices/noiommu-vfio0");
     fs.file("/dev/vfio/noiommu-0");
+    fs.file("/proc/self/status", "Name:\tt\nCapEff:\t0000000000000000\n");
     auto d = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:03.0"));
     ASSERT_TRUE(d);
     EXPECT_TRUE(d->status(Mode::noiommu).available) << d->status(Mode::noiommu).reason;
     const ModeStatus& cn = d->status(Mode::cdev_noiommu);
     EXPECT_FALSE(cn.available);
-    EXPECT_NE(cn.reason.find("/dev/vfio/devices/noiommu-vfio0) is offered by this kernel but not "
-                             "implemented by vfiokit yet"),
-              std::string::npos)
-        << cn.reason;
+    EXPECT_NE(cn.reason.find("this process lacks CAP_SYS_RAWIO"), std::string::npos) << cn.reason;
+    EXPECT_EQ(d->automatic, Mode::noiommu);
     EXPECT_FALSE(d->status(Mode::cdev).available);
     EXPECT_NE(d->status(Mode::cdev).reason.find("belongs to cdev-noiommu mode"), std::string::npos)
         << d->status(Mode::cdev).reason;
-    EXPECT_EQ(d->automatic, Mode::noiommu);
+
+    // CAP_SYS_RAWIO is bit 17 of the effective set.
+    fs.file("/proc/self/status", "Name:\tt\nCapEff:\t0000000000020000\n");
+    const auto k = probe_kernel(fs.root());
+    EXPECT_TRUE(k.raw_io);
+    EXPECT_TRUE(k.noiommu_cdev);
+    EXPECT_EQ(k.noiommu_cdev_why, "0000:00:03.0 has the no-IOMMU cdev noiommu-vfio0");
+    d = probe_device(fs.root(), k, A("0000:00:03.0"));
+    ASSERT_TRUE(d);
+    EXPECT_TRUE(d->status(Mode::cdev_noiommu).available) << d->status(Mode::cdev_noiommu).reason;
+    EXPECT_EQ(d->status(Mode::cdev_noiommu).reason,
+              "/dev/vfio/devices/noiommu-vfio0 on /dev/iommu (needs CAP_SYS_RAWIO)");
+    EXPECT_EQ(d->automatic, Mode::cdev_noiommu);
+    EXPECT_NE(d->automatic_reason.find("no-IOMMU cdev"), std::string::npos) << d->automatic_reason;
     auto node = mode_device_node(Mode::cdev_noiommu, *d);
     ASSERT_TRUE(node) << node.error().message();
     EXPECT_EQ(*node, "/dev/vfio/devices/noiommu-vfio0");
+    fs.file("/proc/self/status", "Name:\tt\nCapEff:\t000001fffffdffff\n");  // all but 17
+    EXPECT_FALSE(probe_kernel(fs.root()).raw_io);
+}
+
+// Without a device that tells, the release does.
+TEST(Probe, NoiommuCdevFromTheRelease) {
+    for (const auto& [release, want] : std::vector<std::pair<std::string, bool>>{
+             {"7.3.4-amd64", true}, {"7.10.0", true}, {"8.0.1", true}, {"7.2.9", false},
+             {"6.12.57+deb13", false}, {"", false}, {"garbage", false}}) {
+        FakeSysfs fs;
+        fs.file("/proc/sys/kernel/osrelease", release + "\n");
+        const auto k = probe_kernel(fs.root());
+        EXPECT_EQ(k.noiommu_cdev, want) << release;
+        EXPECT_NE(k.noiommu_cdev_why.find("the kernel is"), std::string::npos) << k.noiommu_cdev_why;
+    }
 }
 
 TEST(Probe, NoIommuOffAndNotBuilt) {

@@ -271,8 +271,8 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
         if (groups_with_devices.size() != c.groups.size())
             return bad(who + ": a group without a device");
 
-        if (nmappings != 0 && !row->translates)
-            return bad(who + ": DMA mappings in " + mode_name + " mode, which does not translate");
+        if (nmappings != 0 && !row->maps_memory)
+            return bad(who + ": DMA mappings in " + mode_name + " mode, which maps nothing");
         for (std::uint32_t i = 0; i < nmappings; ++i) {
             DmaMapping m{r.u64("mapping iova"), r.u64("mapping vaddr"), r.u64("mapping length")};
             const std::string mw = who + " mapping " + range_text(m.iova, m.len);

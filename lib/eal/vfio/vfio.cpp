@@ -214,7 +214,21 @@ Result<Device*> Vfio::assign(Container& c, std::string_view spec_text, Fd* given
             return fail(std::move(ok.error()).context("assign " + who + " to " + c.name()));
         }
     }
+    // cdev no-IOMMU: attaching the first device pinned the container's
+    // mappings; their physical addresses are known from now on.
+    const bool first_physical = c.reports_physical() && c.devices_.empty();
     c.devices_.push_back(std::move(dev));
+    if (first_physical) {
+        for (IovaUser* u : c.iova_users_) {
+            if (auto ok = u->physical_addresses(c, true); !ok) {
+                c.devices_.pop_back();  // detaches; the kernel unpins again
+                c.forget_limits();
+                for (IovaUser* v : c.iova_users_)
+                    (void)v->physical_addresses(c, false);
+                return fail(std::move(ok.error()).context("assign " + who + " to " + c.name()));
+            }
+        }
+    }
     return c.devices_.back().get();
 }
 
@@ -227,6 +241,10 @@ Result<void> Vfio::release_device(Device& d) {
         return fail(EINVAL, "release device " + d.address().str() + ": not assigned");
     c.devices_.erase(it);
     c.forget_limits();
+    // cdev no-IOMMU: the last detach unpinned the container's memory.
+    if (c.reports_physical() && c.devices_.empty())
+        for (IovaUser* u : c.iova_users_)
+            (void)u->physical_addresses(c, false);
     return {};
 }
 

@@ -9,9 +9,11 @@
 // e1000 stays on its kernel driver for the "not bound" case.
 //
 // DMA memory: in the IOMMU modes, anonymous pages mapped at IOVAs under
-// edu's 28-bit mask; in no-IOMMU mode, a 2 MiB hugetlbfs page (pinned by
-// nature) whose physical address is the IOVA, under the noiommu shape's
-// 32-bit edu mask.
+// edu's 28-bit mask; in the no-IOMMU modes, a 2 MiB hugetlbfs page whose
+// physical address is the IOVA, under the noiommu shape's 32-bit edu mask:
+// from pagemap (noiommu), or (cdev-noiommu) mapped into the container,
+// which pins it, with the address the kernel reports, checked against
+// pagemap's.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -224,6 +226,25 @@ protected:
         if (!pa) {
             ADD_FAILURE() << pa.error().message();
             return {};
+        }
+        if (dc().reports_physical()) {
+            // cdev no-IOMMU: the kernel pins the page (a mapping, whose IOVA
+            // is only the key) and says where it lies; pagemap must agree.
+            const auto page = reinterpret_cast<std::uint64_t>(huge_);
+            if (!dc().lookup(page)) {
+                if (auto m = dc().map(page, page, kHuge); !m) {
+                    ADD_FAILURE() << m.error().message();
+                    return {};
+                }
+            }
+            auto kernel = dc().physical_address(reinterpret_cast<std::uint64_t>(va), len);
+            if (!kernel) {
+                ADD_FAILURE() << kernel.error().message();
+                return {};
+            }
+            EXPECT_EQ(kernel->pa, *pa) << "IOMMU_IOAS_NOIOMMU_GET_PA and pagemap disagree";
+            EXPECT_EQ(kernel->len, len) << "a hugetlb page is physically contiguous";
+            pa = kernel->pa;
         }
         // A hugetlbfs page is physically contiguous: [pa, pa+len) is ours.
         EXPECT_LE(*pa + len - 1, shape_dma_mask()) << "physical address above edu's DMA mask";

@@ -27,6 +27,7 @@
 #include "vfiokit/uapi/iommufd.hpp"
 #include "vfiokit/uapi/vfio.hpp"
 #include "vfiokit/eal/format.hpp"
+#include "vfiokit/eal/pagemap.hpp"
 
 namespace vfiokit::eal {
 namespace {
@@ -34,6 +35,7 @@ namespace {
 using testing::env;
 using testing::iommu_shape;
 using testing::mode_label;
+using testing::drop_capability;
 using testing::open_fds;
 
 constexpr const char* kEdu = "0000:00:03.0";
@@ -73,6 +75,32 @@ TEST_P(Mem, MapIoctlsGrowWithRegionsNotPages) {
     if (testing::shape() == "numa")
         GTEST_SKIP() << "counted in the iommu shape";
     vfio::FaultInjector counter;
+    if (mode_label() == "cdev_noiommu") {
+        // cdev no-IOMMU maps (pins) too: one map by file per segment, and
+        // the kernel's physical addresses come with the first device.
+        vfio::ScopedSyscalls g(counter);
+        Options o = options();
+        o.memory_mb = 256;
+        auto e = Eal::init(o);
+        ASSERT_TRUE(e) << e.error().message();
+        const unsigned by_file = counter.count(vfio::Call::ioctl, uapi::kIommuIoasMapFile);
+        const unsigned by_addr = counter.count(vfio::Call::ioctl, uapi::kIommuIoasMap);
+        const unsigned lookups_before = counter.count(vfio::Call::ioctl, uapi::kIommuIoasNoiommuGetPa);
+        auto d = (*e)->vfio().assign_device((*e)->vfio().default_container(), kEdu);
+        ASSERT_TRUE(d) << d.error().message();
+        const unsigned lookups = counter.count(vfio::Call::ioctl, uapi::kIommuIoasNoiommuGetPa) -
+                                 lookups_before;
+        std::printf("map ioctls (cdev_noiommu): 256 MiB = %u by file, %u by address; %u "
+                    "IOMMU_IOAS_NOIOMMU_GET_PA before the device (refused: nothing pinned), %u "
+                    "at its assignment for %u hugepages\n",
+                    by_file, by_addr, lookups_before, lookups, 256u / 2);
+        EXPECT_EQ(by_file, 1u);
+        EXPECT_EQ(by_addr, 0u);
+        EXPECT_EQ((*e)->vfio().default_container().mapping_count(), 1u);
+        EXPECT_GE(lookups, 1u);
+        EXPECT_LE(lookups, 128u) << "at most one lookup per hugepage";
+        return;
+    }
     if (!iommu_shape()) {
         // No-IOMMU: nothing is mapped at all; 256 MiB is what the shape holds.
         vfio::ScopedSyscalls g(counter);
@@ -221,9 +249,14 @@ TEST_P(Mem, DefaultOptionsMeetTheEduMask) {
     auto a = x.eal->heap(-1).alloc(2048), b = x.eal->heap(-1).alloc(2048);
     ASSERT_TRUE(a && b);
     const auto va = reinterpret_cast<std::uint64_t>(*a);
-    const auto before = x.eal->virt2iova(*a);
-    ASSERT_TRUE(before);
     vfio::Container& dc = x.eal->vfio().default_container();
+    auto before = x.eal->virt2iova(*a);
+    if (dc.reports_physical()) {
+        // cdev no-IOMMU: nothing is pinned before a device, so no address.
+        EXPECT_FALSE(before) << "a physical address before the kernel pinned the memory";
+        before = 0;
+    }
+    ASSERT_TRUE(before);
     if (iommu_shape()) {
         // cdev knows the ranges before a device; group-style containers
         // learn them with the first one, so compare after the probe.
@@ -245,6 +278,10 @@ TEST_P(Mem, DefaultOptionsMeetTheEduMask) {
             EXPECT_FALSE(dc.lookup(*before)) << "the old IOVAs stay mapped";
         }
         EXPECT_EQ(dc.mapping_count(), x.eal->memory().segments().size());
+    } else if (dc.reports_physical()) {
+        auto pm = virt_to_phys(*a);
+        ASSERT_TRUE(pm) << pm.error().message();
+        EXPECT_EQ(*after, *pm) << "the kernel's address and pagemap's differ";
     } else {
         EXPECT_EQ(*after, *before);  // physical addresses do not move
     }
@@ -317,18 +354,6 @@ TEST_P(Mem, AbsentHugepageSizeIsExplained) {
     EXPECT_NE(e.error().message().find("1024 MiB"), std::string::npos);
 }
 
-// Drops a capability from this process (a forked child).
-void drop_capability(int cap) {
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[2]{};
-    if (syscall(SYS_capget, &hdr, data) != 0)
-        std::_Exit(90);
-    data[cap / 32].effective &= ~(1u << (cap % 32));
-    data[cap / 32].permitted &= ~(1u << (cap % 32));
-    if (syscall(SYS_capset, &hdr, data) != 0)
-        std::_Exit(91);
-}
-
 // Runs `body` in a child; its exit status is the test's verdict there.
 int in_child(const std::function<int()>& body) {
     std::fflush(stdout);
@@ -341,8 +366,8 @@ int in_child(const std::function<int()>& body) {
 }
 
 TEST_P(Mem, LowMemlockLimitIsExplained) {
-    if (!iommu_shape())
-        GTEST_SKIP() << "no-IOMMU mode pins nothing: RLIMIT_MEMLOCK does not apply";
+    if (!iommu_shape() && mode_label() != "cdev_noiommu")
+        GTEST_SKIP() << "group no-IOMMU mode pins nothing: RLIMIT_MEMLOCK does not apply";
     int rc = in_child([] {
         drop_capability(CAP_IPC_LOCK);  // root ignores RLIMIT_MEMLOCK otherwise
         rlimit rl{64 << 10, 64 << 10};
@@ -351,7 +376,8 @@ TEST_P(Mem, LowMemlockLimitIsExplained) {
         o.memory_mb = 16;
         auto e = Eal::init(o);
         if (e) {
-            // Group-style containers pin at the first device's replay.
+            // Group-style containers pin at the first device's replay,
+            // iommufd (cdev, cdev-noiommu) when the first device attaches.
             auto d = (*e)->vfio().assign_device((*e)->vfio().default_container(), kEdu);
             if (d)
                 return 1;
@@ -368,6 +394,30 @@ TEST_P(Mem, LowMemlockLimitIsExplained) {
 TEST_P(Mem, PaModeWithoutPrivilegeIsExplained) {
     if (iommu_shape())
         GTEST_SKIP() << "pa mode is the no-IOMMU shape's";
+    if (mode_label() == "cdev_noiommu") {
+        // The kernel reports physical addresses to CAP_SYS_RAWIO: pagemap,
+        // which hides them without CAP_SYS_ADMIN, is not asked.
+        int rc = in_child([] {
+            drop_capability(CAP_SYS_ADMIN);
+            Options o = options();
+            o.memory_mb = 4;
+            auto e = Eal::init(o);
+            if (!e) {
+                std::printf("cdev_noiommu without CAP_SYS_ADMIN: %s\n", e.error().message().c_str());
+                return 1;
+            }
+            auto d = (*e)->vfio().assign_device((*e)->vfio().default_container(), kEdu);
+            if (!d)
+                return 2;
+            const auto* seg = (*e)->memory().segments().front();
+            const auto pa = (*e)->virt2iova(reinterpret_cast<const void*>(seg->va));
+            std::printf("cdev_noiommu without CAP_SYS_ADMIN: physical address %s from the kernel\n",
+                        pa ? hex(*pa).c_str() : "none");
+            return pa ? 0 : 3;
+        });
+        EXPECT_EQ(rc, 0) << "1: EAL init failed; 2: assign failed; 3: no physical address";
+        return;
+    }
     int rc = in_child([] {
         drop_capability(CAP_SYS_ADMIN);  // /proc/self/pagemap then hides PFNs
         Options o = options();
@@ -379,6 +429,46 @@ TEST_P(Mem, PaModeWithoutPrivilegeIsExplained) {
         return e.error().message().find("CAP_SYS_ADMIN") != std::string::npos ? 0 : 2;
     });
     EXPECT_EQ(rc, 0);
+}
+
+// cdev no-IOMMU: EAL memory's physical addresses come from the kernel
+// (IOMMU_IOAS_NOIOMMU_GET_PA), not from /proc/self/pagemap; both must name
+// the same page for every page of every segment. Memory reserved before
+// the first device has none until it is assigned, and none again once it
+// is released (the kernel pinned it only in between).
+TEST_P(Mem, CdevNoiommuPhysicalAddressesMatchPagemap) {
+    if (mode_label() != "cdev_noiommu")
+        GTEST_SKIP() << "only cdev no-IOMMU gets physical addresses from the kernel";
+    Options o = options();
+    o.memory_mb = 16;
+    auto e = Eal::init(o);
+    ASSERT_TRUE(e) << e.error().message();
+    Memory& m = (*e)->memory();
+    auto each_page = [&](const std::function<void(const std::uint8_t*)>& f) {
+        for (const Segment* s : m.segments())
+            for (std::uint64_t off = 0; off < s->len; off += s->page_size)
+                f(reinterpret_cast<const std::uint8_t*>(s->va + off));
+    };
+    each_page([&](const std::uint8_t* p) { EXPECT_FALSE(m.virt2iova(p)) << "before a device"; });
+    auto d = (*e)->vfio().assign_device((*e)->vfio().default_container(), kEdu);
+    ASSERT_TRUE(d) << d.error().message();
+    // Memory added with the device there gets its addresses at once.
+    ASSERT_TRUE(m.add(4ULL << 20));
+    unsigned pages = 0;
+    each_page([&](const std::uint8_t* p) {
+        const auto kernel = m.virt2iova(p + 100);
+        const auto pm = virt_to_phys(p + 100);
+        ASSERT_TRUE(kernel) << "no address for page " << static_cast<const void*>(p);
+        ASSERT_TRUE(pm) << pm.error().message();
+        EXPECT_EQ(*kernel, *pm) << "page " << static_cast<const void*>(p);
+        ++pages;
+    });
+    std::printf("EAL memory (cdev_noiommu): %u hugepages, IOMMU_IOAS_NOIOMMU_GET_PA = "
+                "/proc/self/pagemap for each\n",
+                pages);
+    EXPECT_EQ(pages, (16u + 4u) / 2);
+    ASSERT_TRUE((*e)->vfio().release_device(**d));
+    each_page([&](const std::uint8_t* p) { EXPECT_FALSE(m.virt2iova(p)) << "after the release"; });
 }
 
 // The node a page of ours lives on.

@@ -71,6 +71,13 @@ Result<std::unique_ptr<Primary>> start_primary(const std::string& prefix) {
     if (!e)
         return fail(std::move(e.error()));
     p->eal = std::move(*e);
+    // cdev no-IOMMU: the kernel pins memory, and reports where it lies,
+    // only while a device is attached: the primary takes the edu (the job
+    // binds it), so its pages have physical addresses for the secondaries
+    // (whose own pagemap must agree) to compare with.
+    if (vfio::Container& dc = p->eal->vfio().default_container(); dc.reports_physical())
+        if (auto a = p->eal->vfio().assign_device(dc, "0000:00:03.0"); !a)
+            return fail(std::move(a.error()));
     p->server = p->eal->server();
     if (p->server == nullptr)
         return fail(EINVAL, "Eal::init with --proc-type=primary started no server");

@@ -38,7 +38,7 @@
 #include <thread>
 #include <vector>
 
-#include "../igb/peer.hpp"
+#include "peer.hpp"
 #include "lab_env.hpp"
 #include "rss.hpp"
 #include "vfiokit/eal/eal.hpp"

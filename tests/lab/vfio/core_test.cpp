@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "lab_env.hpp"
+#include "vfiokit/eal/pagemap.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 #include "vfiokit/uapi/vfio.hpp"
@@ -107,6 +108,12 @@ protected:
 #define SKIP_UNLESS_TRANSLATED()                                                  \
     if (!dc().translates())                                                       \
         GTEST_SKIP() << "no-IOMMU mode: nothing translates (tested in NoIommu.*)"
+// Mapping works where an IOMMU translates and in cdev no-IOMMU (where it
+// pins); group no-IOMMU maps nothing.
+#define SKIP_UNLESS_MAPPING()                                                     \
+    if (!dc().maps_memory())                                                      \
+        GTEST_SKIP() << "group no-IOMMU mode maps nothing (tested in "            \
+                        "NoIommuRefusesWhatNeedsTranslation)"
 
 // --- the mode, from the shape's own facts -------------------------------------
 
@@ -159,8 +166,9 @@ std::string cdev_name(const std::string& bdf) {
 // read from /dev and sysfs directly (not through probe.cpp, which is under
 // test): cdev needs the device's cdev (/dev/vfio/devices/vfioN) and
 // /dev/iommu; group its group's node /dev/vfio/N; noiommu the no-IOMMU
-// group node /dev/vfio/noiommu-N; cdev-noiommu (offered, not usable by
-// vfiokit yet) the no-IOMMU cdev /dev/vfio/devices/noiommu-vfioN.
+// group node /dev/vfio/noiommu-N; cdev-noiommu the no-IOMMU cdev
+// /dev/vfio/devices/noiommu-vfioN (with /dev/iommu; this test runs as root,
+// so with CAP_SYS_RAWIO).
 std::map<Mode, std::vector<std::string>> shape_offers() {
     std::map<Mode, std::vector<std::string>> out;
     for (const auto& bdf : dir_entries("/sys/bus/pci/drivers/vfio-pci")) {
@@ -196,12 +204,10 @@ std::vector<std::string> nodes_of(Mode m, const std::string& bdf) {
 }
 
 // Forced: the mode asked for. Auto: the first mode in preference order
-// (cdev, group, noiommu) that a device on vfio-pci offers, by the shape's
-// facts above; the reason names such a device. cdev-noiommu is not in
-// that order: vfiokit cannot use it yet, so where the kernel offers it
-// (a device with a noiommu-vfioN cdev), auto must pass it by and still
-// take a mode that works. Either way the mode is real: an assigned edu is
-// held through that mode's kernel nodes.
+// (cdev, group, cdev-noiommu, noiommu) that a device on vfio-pci offers,
+// by the shape's facts above; the reason names such a device. Either way
+// the mode is real: an assigned edu is held through that mode's kernel
+// nodes.
 TEST_P(Core, ModeIsTheOneAskedFor) {
     const std::string want = env("VFIOKIT_VFIO_MODE", "auto");
     std::printf("mode %s: %s; %s\n", std::string(to_string(vfio->mode())).c_str(),
@@ -212,13 +218,10 @@ TEST_P(Core, ModeIsTheOneAskedFor) {
     } else {
         const auto offers = shape_offers();
         std::optional<Mode> expect;
-        for (Mode m : {Mode::cdev, Mode::group, Mode::noiommu})
+        for (Mode m : {Mode::cdev, Mode::group, Mode::cdev_noiommu, Mode::noiommu})
             if (!expect && offers.contains(m))
                 expect = m;
         ASSERT_TRUE(expect) << "no device on vfio-pci offers any mode: the job binds the edu";
-        if (offers.contains(Mode::cdev_noiommu))
-            std::printf("the kernel also offers cdev-noiommu (not implemented), for %s\n",
-                        offers.at(Mode::cdev_noiommu).front().c_str());
         std::printf("the shape offers %s first, for", std::string(to_string(*expect)).c_str());
         for (const auto& bdf : offers.at(*expect))
             std::printf(" %s", bdf.c_str());
@@ -238,7 +241,7 @@ TEST_P(Core, ModeIsTheOneAskedFor) {
         EXPECT_TRUE(holds(node)) << "in " << to_string(vfio->mode()) << " mode the process holds "
                                  << node;
     }
-    if (vfio->mode() != Mode::cdev) {
+    if (vfio->mode() != Mode::cdev && vfio->mode() != Mode::cdev_noiommu) {
         for (const auto& n : dir_entries(std::string("/sys/bus/pci/devices/") + kEdu + "/vfio-dev")) {
             EXPECT_FALSE(holds("/dev/vfio/devices/" + n)) << "the cdev is not used outside cdev";
         }
@@ -320,7 +323,7 @@ TEST_P(Core, SharedGroupSplitAcrossContainersIsRefused) {
 }
 
 TEST_P(Core, MapUnmapUnmapAll) {
-    SKIP_UNLESS_TRANSLATED();
+    SKIP_UNLESS_MAPPING();
     ASSERT_NE(assign(dc(), kEdu), nullptr);
     Buffer buf(64 * K);
     auto iova = dc().alloc_iova(32 * K, kMask28);
@@ -344,7 +347,7 @@ TEST_P(Core, MapUnmapUnmapAll) {
 }
 
 TEST_P(Core, OverlapIsRefusedAndChangesNothing) {
-    SKIP_UNLESS_TRANSLATED();
+    SKIP_UNLESS_MAPPING();
     ASSERT_NE(assign(dc(), kEdu), nullptr);
     Buffer buf(16 * K);
     auto iova = dc().alloc_iova(16 * K, kMask28);
@@ -358,7 +361,7 @@ TEST_P(Core, OverlapIsRefusedAndChangesNothing) {
 }
 
 TEST_P(Core, PartialUnmapIsRefusedOnEveryBackend) {
-    SKIP_UNLESS_TRANSLATED();
+    SKIP_UNLESS_MAPPING();
     ASSERT_NE(assign(dc(), kEdu), nullptr);
     Buffer buf(16 * K);
     auto iova = dc().alloc_iova(16 * K, kMask28);
@@ -427,7 +430,7 @@ TEST_P(Core, MapBeforeTheFirstDevice) {
 }
 
 TEST_P(Core, TenThousandSmallMappings) {
-    SKIP_UNLESS_TRANSLATED();
+    SKIP_UNLESS_MAPPING();
     ASSERT_NE(assign(dc(), kEdu), nullptr);
     Buffer buf(4 * K);
     auto base = dc().alloc_iova(10000 * K, kMask28);
@@ -480,7 +483,8 @@ TEST_P(Core, VfTokenIsPassedOrExplained) {
     ASSERT_FALSE(d);
     std::printf("vf_token (kernel %s): %s\n", testing::kernel_version().str().c_str(),
                 d.error().message().c_str());
-    if (vfio->mode() == Mode::cdev && !testing::kernel_version().at_least(6, 17)) {
+    if ((vfio->mode() == Mode::cdev || vfio->mode() == Mode::cdev_noiommu) &&
+        !testing::kernel_version().at_least(6, 17)) {
         EXPECT_EQ(d.error().err(), EOPNOTSUPP);
         EXPECT_NE(d.error().message().find("6.17"), std::string::npos);
     } else {
@@ -521,7 +525,7 @@ TEST_P(Core, AssignRollsBackAfterEachFailingCall) {
             EXPECT_EQ(dc().devices().size(), 0u);
             Device* ok = assign(dc(), kEdu);
             ASSERT_NE(ok, nullptr) << "after failing " << to_string(kind) << " #" << n;
-            if (dc().translates()) {  // the IOMMU model came back with the group
+            if (dc().maps_memory()) {  // the IOMMU model came back with the group
                 Buffer buf(4 * K);
                 auto iova = dc().alloc_iova(4 * K, kMask28);
                 ASSERT_TRUE(iova);
@@ -534,7 +538,7 @@ TEST_P(Core, AssignRollsBackAfterEachFailingCall) {
 }
 
 TEST_P(Core, MapRollsBackAfterEachFailingIoctl) {
-    SKIP_UNLESS_TRANSLATED();
+    SKIP_UNLESS_MAPPING();
     ASSERT_NE(assign(dc(), kEdu), nullptr);
     Buffer buf(8 * K);
     auto iova = dc().alloc_iova(8 * K, kMask28);
@@ -566,8 +570,8 @@ TEST_P(Core, MapRollsBackAfterEachFailingIoctl) {
 }
 
 TEST_P(Core, NoIommuRefusesWhatNeedsTranslation) {
-    if (dc().translates())
-        GTEST_SKIP() << "translated mode: covered by the Map* tests";
+    if (dc().maps_memory())
+        GTEST_SKIP() << "this mode maps: covered by the Map* tests";
     ASSERT_NE(assign(dc(), kEdu), nullptr);
     Buffer buf(4 * K);
     auto m = dc().map(buf.va(), 0x100000, 4 * K);
@@ -576,6 +580,77 @@ TEST_P(Core, NoIommuRefusesWhatNeedsTranslation) {
     EXPECT_NE(m.error().message().find("physical address"), std::string::npos);
     EXPECT_FALSE(dc().alloc_iova(4 * K, kMask28));
     EXPECT_FALSE(dc().iova_ranges());
+}
+
+// cdev no-IOMMU: a mapping pins memory, and the kernel reports where it
+// lies (IOMMU_IOAS_NOIOMMU_GET_PA) while a device is attached. What it
+// reports is checked, page by page, against /proc/self/pagemap for the same
+// pages: a 2 MiB hugetlb page (one physical run) and 4 KiB anonymous pages
+// (one run each, at most). Before the device, and after its release, the
+// kernel has pinned nothing and the lookup says so (EAGAIN).
+TEST_P(Core, CdevNoiommuPhysicalAddressesMatchPagemap) {
+    if (!dc().reports_physical())
+        GTEST_SKIP() << "only cdev no-IOMMU reports physical addresses";
+    constexpr std::size_t kHuge = 2 << 20;
+    constexpr std::uint64_t kPg = 4096;  // the CPU page, which pagemap describes
+    const int fd = ::memfd_create("core-huge", MFD_HUGETLB | MFD_CLOEXEC);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_EQ(::ftruncate(fd, kHuge), 0) << std::strerror(errno);
+    void* hp = ::mmap(nullptr, kHuge, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    ::close(fd);
+    ASSERT_NE(hp, MAP_FAILED) << std::strerror(errno);
+    Buffer small(16 * K);
+    const auto huge_va = reinterpret_cast<std::uint64_t>(hp);
+    const std::uint64_t huge_key = 1ULL << 30, small_key = 2ULL << 30;
+    ASSERT_TRUE(dc().map(huge_va, huge_key, kHuge));
+    ASSERT_TRUE(dc().map(small.va(), small_key, 16 * K));
+    auto early = dc().physical_address(huge_key);
+    ASSERT_FALSE(early);
+    EXPECT_EQ(early.error().err(), EAGAIN) << early.error().message();
+    std::printf("before a device: %s\n", early.error().message().c_str());
+
+    Device* d = assign(dc(), kEdu);
+    ASSERT_NE(d, nullptr);
+    // The hugepage: one physically contiguous run, every 4 KiB of it where
+    // pagemap says.
+    auto run = dc().physical_ranges(huge_key, kHuge);
+    ASSERT_TRUE(run) << run.error().message();
+    ASSERT_EQ(run->size(), 1u) << "a hugetlb page is physically contiguous";
+    EXPECT_EQ(run->front().len, kHuge);
+    EXPECT_EQ(run->front().pa % kHuge, 0u);
+    unsigned checked = 0;
+    for (std::uint64_t off = 0; off < kHuge; off += kPg) {
+        auto pm = eal::virt_to_phys(static_cast<std::uint8_t*>(hp) + off);
+        ASSERT_TRUE(pm) << pm.error().message();
+        ASSERT_EQ(run->front().pa + off, *pm) << "offset " << off;
+        ++checked;
+    }
+    auto mid = dc().physical_address(huge_key + 0x1234, 16);
+    ASSERT_TRUE(mid) << mid.error().message();
+    EXPECT_EQ(mid->pa, run->front().pa + 0x1234);
+    EXPECT_EQ(mid->len, 16u) << "capped at the length asked for";
+    // 4 KiB pages, each where pagemap says.
+    for (std::uint64_t off = 0; off < 16 * K; off += kPg) {
+        auto p = dc().physical_address(small_key + off, kPg);
+        ASSERT_TRUE(p) << p.error().message();
+        auto pm = eal::virt_to_phys(static_cast<std::uint8_t*>(small.p) + off);
+        ASSERT_TRUE(pm) << pm.error().message();
+        EXPECT_EQ(p->pa, *pm) << "page " << off / kPg;
+        EXPECT_EQ(p->len, kPg);
+        ++checked;
+    }
+    std::printf("IOMMU_IOAS_NOIOMMU_GET_PA = /proc/self/pagemap for %u pages (hugepage at "
+                "physical 0x%llx)\n",
+                checked, static_cast<unsigned long long>(run->front().pa));
+    // Outside every mapping: the front end says so; the kernel agrees.
+    EXPECT_EQ(dc().physical_address(3ULL << 30).error().err(), ENOENT);
+
+    ASSERT_TRUE(vfio->release_device(*d));
+    auto late = dc().physical_address(huge_key);
+    ASSERT_FALSE(late);
+    EXPECT_EQ(late.error().err(), EAGAIN) << "the last detach unpins";
+    ASSERT_TRUE(dc().unmap_all());
+    ::munmap(hp, kHuge);
 }
 
 INSTANTIATE_TEST_SUITE_P(Lab, Core, ::testing::Values(mode_label()),
@@ -605,7 +680,8 @@ TEST(ForcedMode, UnavailableModeNamesTheMissingPiece) {
         auto d = (*v)->assign_device((*v)->default_container(), kEdu);
         ASSERT_FALSE(d);
         EXPECT_NE(d.error().message().find(noiommu_cdev ? "belongs to cdev-noiommu mode"
-                                                        : "no device cdev for no-IOMMU devices"),
+                                                        : "no-IOMMU devices get no cdev before "
+                                                          "Linux 7.3"),
                   std::string::npos)
             << d.error().message();
         o.mode = Mode::group;
@@ -615,19 +691,62 @@ TEST(ForcedMode, UnavailableModeNamesTheMissingPiece) {
         ASSERT_FALSE(gd);
         EXPECT_NE(gd.error().message().find("no-IOMMU group"), std::string::npos)
             << gd.error().message();
+        // cdev-noiommu: where the kernel gives no-IOMMU devices a cdev it
+        // works (each_mode runs it); before 7.3, forcing it fails up front
+        // with the reason.
+        if (!noiommu_cdev) {
+            o.mode = Mode::cdev_noiommu;
+            auto cn = Vfio::create(o);
+            ASSERT_FALSE(cn);
+            EXPECT_EQ(cn.error().err(), ENODEV) << cn.error().message();
+            EXPECT_NE(cn.error().message().find("no-IOMMU devices get no cdev before Linux 7.3"),
+                      std::string::npos)
+                << cn.error().message();
+            std::printf("forced cdev-noiommu: %s\n", cn.error().message().c_str());
+        }
     }
-    // cdev-noiommu has no backend yet: forcing it fails up front on every
-    // kernel, saying so and what to use instead.
-    o.mode = Mode::cdev_noiommu;
-    auto cn = Vfio::create(o);
-    ASSERT_FALSE(cn);
-    EXPECT_EQ(cn.error().err(), ENOTSUP) << cn.error().message();
-    EXPECT_NE(cn.error().message().find("not implemented by vfiokit yet"), std::string::npos)
-        << cn.error().message();
+    if (iommu_shape()) {
+        o.mode = Mode::cdev_noiommu;
+        auto cn = Vfio::create(o);
+        ASSERT_FALSE(cn);
+        EXPECT_NE(cn.error().message().find("no-IOMMU mode is off"), std::string::npos)
+            << cn.error().message();
+    }
     auto bad = parse_mode("fast");
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.error().message().find("auto, cdev, group, compat, noiommu, cdev-noiommu"),
               std::string::npos);
+}
+
+// cdev no-IOMMU needs CAP_SYS_RAWIO: a process without it (a child that
+// dropped it) is not offered the mode, is refused it when forced, naming
+// the capability, and the kernel itself refuses to open the device's cdev.
+TEST(ForcedMode, CdevNoiommuNeedsRawio) {
+    const std::string cdev = cdev_name(kEdu);
+    if (iommu_shape() || !cdev.starts_with("noiommu-"))
+        GTEST_SKIP() << "the kernel gives the edu no no-IOMMU cdev (" << testing::shape()
+                     << " shape, Linux " << testing::kernel_version().str() << ")";
+    EXPECT_EXIT(
+        {
+            testing::drop_capability(CAP_SYS_RAWIO);
+            const sysfs::Root root;
+            const auto k = probe_kernel(root);
+            auto d = probe_device(root, k, *PciAddress::parse(kEdu));
+            Options o;
+            o.mode = Mode::cdev_noiommu;
+            auto v = Vfio::create(o);
+            const int fd = ::open(("/dev/vfio/devices/" + cdev).c_str(), O_RDWR);
+            const int open_errno = errno;
+            std::fprintf(stderr, "raw_io %d; %s; forced: %s; open: %s\n", k.raw_io,
+                         d ? d->status(Mode::cdev_noiommu).reason.c_str() : "?",
+                         v ? "created" : v.error().message().c_str(), std::strerror(open_errno));
+            const bool ok = !k.raw_io && d && !d->status(Mode::cdev_noiommu).available &&
+                            d->automatic == Mode::noiommu && !v &&
+                            v.error().message().find("CAP_SYS_RAWIO") != std::string::npos &&
+                            fd < 0 && open_errno == EPERM;
+            std::_Exit(ok ? 0 : 1);
+        },
+        ::testing::ExitedWithCode(0), "forced: .*this process lacks CAP_SYS_RAWIO.*open: Operation not permitted");
 }
 
 // A device held in one mode is refused, clearly, in another (the kernel

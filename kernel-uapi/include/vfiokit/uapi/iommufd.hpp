@@ -42,6 +42,10 @@ inline constexpr unsigned kIommufdCmdGetHwInfo = 0x8a;
 // Kernel 6.13+ only (not in the 6.12 reference headers, so abi_check can
 // compare it only when built against newer ones). ENOTTY on older kernels.
 inline constexpr unsigned kIommufdCmdIoasMapFile = 0x8f;
+// Kernel 7.3+ with CONFIG_IOMMUFD_NOIOMMU only (compared by abi_check when
+// built against headers that have it). Older kernels: ENOTTY; a 7.3 kernel
+// built without CONFIG_IOMMUFD_NOIOMMU: EOPNOTSUPP.
+inline constexpr unsigned kIommufdCmdIoasNoiommuGetPa = 0x95;
 
 [[nodiscard]] constexpr unsigned long iommufd_ioctl(unsigned cmd) {
     return io(kIommufdType, cmd);
@@ -155,6 +159,29 @@ struct iommu_ioas_unmap {
     alignas(8) std::uint64_t length;
 };
 inline constexpr unsigned long kIommuIoasUnmap = iommufd_ioctl(kIommufdCmdIoasUnmap);
+
+// Kernel 7.3+ (CONFIG_IOMMUFD_NOIOMMU): where the memory mapped at `iova`
+// lies in physical memory, for a device without an IOMMU (cdev no-IOMMU:
+// /dev/vfio/devices/noiommu-vfioN attached to this IOAS). There the IOVA is
+// only the key the lookup goes by; the device is given the physical address.
+// In: `length` > 0, the most bytes to describe from `iova` on. Out:
+// `out_phys`, the physical address of the byte at `iova`, and `length`, how
+// many bytes from there are physically contiguous (at most the length
+// asked for, and never past the end of the mapping that holds `iova`).
+// The caller needs CAP_SYS_RAWIO (EPERM). ENOENT: nothing is mapped at
+// `iova`; EOPNOTSUPP: the mapping has no no-IOMMU page table behind it
+// (no no-IOMMU device is attached to the IOAS, so nothing is pinned yet),
+// or flags/__reserved are not 0; EINVAL: `length` is 0.
+struct iommu_ioas_noiommu_get_pa {
+    std::uint32_t size;
+    std::uint32_t flags;  // must be 0
+    std::uint32_t ioas_id;
+    std::uint32_t __reserved;
+    alignas(8) std::uint64_t iova;
+    alignas(8) std::uint64_t length;    // in: the most to describe; out: contiguous bytes
+    alignas(8) std::uint64_t out_phys;
+};
+inline constexpr unsigned long kIommuIoasNoiommuGetPa = iommufd_ioctl(kIommufdCmdIoasNoiommuGetPa);
 
 // ---- Options ---------------------------------------------------------------
 

@@ -50,6 +50,7 @@
 #include "vfiokit/eal/memory_dma.hpp"
 #include "vfiokit/eal/mp.hpp"
 #include "vfiokit/eal/options.hpp"
+#include "vfiokit/eal/service.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace vfiokit::eal {
@@ -79,6 +80,8 @@ public:
     [[nodiscard]] IovaMode iova_mode() const { return memory_->iova_mode(); }
     // The heap of a NUMA node (-1: no placement), created on first use.
     [[nodiscard]] Heap& heap(int node = -1);
+    // The heaps created so far, by node (for tools: telemetry's /heap/info).
+    [[nodiscard]] std::vector<const Heap*> heaps() const;
     [[nodiscard]] std::optional<std::uint64_t> virt2iova(const void* p) const {
         return memory_->virt2iova(p);
     }
@@ -123,6 +126,8 @@ private:
     [[nodiscard]] Result<void> init_secondary(const mp::RuntimeDir& dir);
     [[nodiscard]] Result<void> serve(const mp::RuntimeDir& dir);
     [[nodiscard]] Result<void> make_current();
+    // Starts every registered service (service.hpp).
+    [[nodiscard]] Result<void> start_services();
     Options opts_;
     // Started first (the main thread is pinned before memory is touched),
     // stopped first: worker functions may use everything below.
@@ -142,6 +147,9 @@ private:
     // Destroyed first: the server's handlers read memory_ and vfio_.
     std::unique_ptr<mp::Server> server_;
     std::unique_ptr<mp::Client> client_;
+    // Destroyed before anything else (~Eal stops them first): services
+    // read everything above.
+    std::vector<std::unique_ptr<Service>> services_;
 };
 
 }  // namespace vfiokit::eal

@@ -17,9 +17,16 @@
 //        IOVA allocated inside them otherwise. The listener decides
 //        (MemoryListener::on_add) and may move a segment later, when a
 //        device with a narrower mask arrives (set_iova).
-//   pa   IOVA = physical address (no-IOMMU, where it is the only choice):
-//        from /proc/self/pagemap; needs root; hugepages are pinned by
-//        nature, so their PAs do not move.
+//   pa   IOVA = physical address (no-IOMMU, where it is the only choice).
+//        Group no-IOMMU: from /proc/self/pagemap; needs root; hugepages
+//        stay where they are. cdev no-IOMMU: from the kernel that pins the
+//        memory (the listener maps each segment into the container and asks
+//        IOMMU_IOAS_NOIOMMU_GET_PA: MemoryListener::gives_physical()); the
+//        kernel pins, and so knows the addresses, only once a device is
+//        attached: until then, and again after the last device is
+//        released, the segment's pages have no IOVA (virt2iova() gives
+//        nullopt); the listener fills them in at the first assignment
+//        (set_physical()).
 //
 // Thread-safety: add(), remove(), set_iova() and segments() take the
 // control lock given to set_control_lock() (the EAL lock, Vfio's), so the
@@ -33,9 +40,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -97,7 +106,25 @@ public:
     virtual ~MemoryListener() = default;
     [[nodiscard]] virtual Result<void> on_add(Segment& s) = 0;
     virtual void on_remove(const Segment& s) = 0;
+    // pa mode: whether the physical addresses of the segments come from
+    // this listener (physical_pages(), Memory::set_physical()) rather than
+    // from /proc/self/pagemap. Asked before on_add.
+    [[nodiscard]] virtual bool gives_physical() const { return false; }
+    // pa mode, when gives_physical(), right after a successful on_add: one
+    // physical address per page of `s`, or an empty vector while they are
+    // not known yet (the listener then calls Memory::set_physical() once
+    // they are). A failure makes the add fail (on_remove is called).
+    [[nodiscard]] virtual Result<std::vector<std::uint64_t>> physical_pages(const Segment& s) {
+        (void)s;
+        return std::vector<std::uint64_t>{};
+    }
 };
+
+// Where a secondary's pa-mode memory reads its physical addresses
+// (Memory::attach): one per page of the segment, or none while they are
+// not known (the pages then have no IOVA). Empty function:
+// /proc/self/pagemap.
+using PhysicalLookup = std::function<Result<std::vector<std::uint64_t>>(const Segment&)>;
 
 class Memory {
 public:
@@ -110,11 +137,13 @@ public:
     // with EEXIST "segment [va, va+len) is taken in this process" and
     // nothing stays mapped. IOVAs: segs[i].iova (va mode), or each page's
     // physical address read here (pa mode: the same hugepages as the
-    // primary's). Such a Memory cannot add() (the primary owns the window)
-    // and never unlinks the primary's --huge-dir files.
+    // primary's; from `physical` where given, the cdev no-IOMMU
+    // container's kernel). Such a Memory cannot add() (the primary owns the
+    // window) and never unlinks the primary's --huge-dir files.
     [[nodiscard]] static Result<std::unique_ptr<Memory>> attach(const MemoryOptions& o,
                                                                 std::vector<Segment> segs,
-                                                                std::vector<vfio::Fd> fds);
+                                                                std::vector<vfio::Fd> fds,
+                                                                const PhysicalLookup& physical = {});
     ~Memory();
     Memory(const Memory&) = delete;
     Memory& operator=(const Memory&) = delete;
@@ -143,6 +172,12 @@ public:
     // listener mapped it there, and unmaps the old IOVAs after this).
     // EINVAL in pa mode, for a segment not ours, or an unaligned IOVA.
     [[nodiscard]] Result<void> set_iova(const Segment* s, std::uint64_t iova);
+    // pa mode: the physical address of each page of the segment (one per
+    // page), from the listener that gives them (MemoryListener::
+    // gives_physical); none: they are not known any more (the pages have no
+    // IOVA until they are set again). EINVAL in va mode, for a segment not
+    // ours, a wrong count or an address not aligned to the page size.
+    [[nodiscard]] Result<void> set_physical(const Segment* s, std::span<const std::uint64_t> pas);
 
     // O(1), lock-free, no syscall. nullopt for addresses outside every
     // segment.

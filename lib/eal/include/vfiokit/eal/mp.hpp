@@ -313,8 +313,13 @@ void serve_runtime(Server& s, const Memory& m, RuntimeFacts facts,
 // Secondary: asks for the primary's memory and maps every segment from its
 // fd at the primary's virtual address (Memory::attach). Fails naming the
 // range when an address is taken in this process; leaves nothing mapped on
-// failure.
-[[nodiscard]] Result<std::unique_ptr<Memory>> attach_memory(Client& c);
+// failure. `physical`: where pa-mode physical addresses come from instead
+// of /proc/self/pagemap (the EAL's secondary, in cdev no-IOMMU: the
+// imported container, which asks the kernel; a page the primary has no
+// IOVA for yet, cdev no-IOMMU before its first device, has none here
+// either).
+[[nodiscard]] Result<std::unique_ptr<Memory>> attach_memory(Client& c,
+                                                            const PhysicalLookup& physical = {});
 
 // A segment as "eal.info" reports it.
 struct SegmentInfo {

@@ -70,6 +70,15 @@ struct Options {
     std::vector<LcoreCpus> lcores;
     // --main-lcore; unset: the lowest id of `lcores` (0 when empty).
     std::optional<unsigned> main_lcore;
+    // --telemetry / --no-telemetry (DPDK's): whether the telemetry service
+    // serves this process, when the program links it (lib/telemetry,
+    // doc/telemetry.md). On by default, as in DPDK.
+    bool telemetry = true;
+    // The command line parse_options() read: argv[0] and the EAL options up
+    // to "--", and the application's arguments after it (what telemetry's
+    // /eal/params and /eal/app_params report).
+    std::vector<std::string> eal_args;
+    std::vector<std::string> app_args;
     // The main lcore these options give.
     [[nodiscard]] unsigned main_lcore_id() const {
         return main_lcore ? *main_lcore : lcores.empty() ? 0 : lcores.front().id;

@@ -51,6 +51,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/heap.hpp"
@@ -216,6 +217,15 @@ public:
     // snapshot: exact only while no other thread allocates or frees.
     [[nodiscard]] unsigned avail_count() const;
     [[nodiscard]] unsigned in_use_count() const { return size() - avail_count(); }
+    // avail_count()'s two parts, as DPDK's mempool telemetry reports them:
+    // the mbufs in the shared ring, and those in the lcores' caches.
+    [[nodiscard]] unsigned common_count() const;
+    [[nodiscard]] unsigned cache_count() const;
+    // Bytes each mbuf takes in the pool (header, priv_size, data room, padding).
+    [[nodiscard]] std::uint32_t element_size() const { return obj_stride_; }
+    // The names of the pools this process created, sorted (telemetry's
+    // /mempool/list).
+    [[nodiscard]] static std::vector<std::string> names();
     [[nodiscard]] bool owns(const Mbuf* m) const;
     // The creator's heap (not usable in another process).
     [[nodiscard]] eal::Heap& heap() const { return *heap_; }

@@ -14,10 +14,11 @@
 //   cdev     device node /dev/vfio/devices/vfioN bound to an iommufd
 //   noiommu  /dev/vfio/noiommu-<group>: no translation, physical addresses;
 //            needs vfio.enable_unsafe_noiommu_mode=1 and CAP_SYS_RAWIO
-//   cdev-noiommu  /dev/vfio/devices/noiommu-vfioN bound to an iommufd that
-//            does not translate (Linux 7.3, CONFIG_IOMMUFD_NOIOMMU). Listed
-//            where the kernel offers it, but not implemented yet: never
-//            available, never automatic, and forcing it fails (ENOTSUP).
+//   cdev-noiommu  /dev/vfio/devices/noiommu-vfioN bound to an iommufd whose
+//            IOAS does not translate (Linux 7.3, CONFIG_IOMMUFD_NOIOMMU):
+//            physical addresses from IOMMU_IOAS_NOIOMMU_GET_PA; needs
+//            no-IOMMU mode enabled and CAP_SYS_RAWIO. Automatic choice
+//            prefers it to noiommu where the device has such a cdev.
 #pragma once
 
 #include <optional>
@@ -47,6 +48,19 @@ struct KernelSupport {
     bool noiommu_built = false;     // module parameter exists: CONFIG_VFIO_NOIOMMU
     bool noiommu_enabled = false;   // enable_unsafe_noiommu_mode is Y
     bool vfio_pci = false;          // the vfio-pci driver is registered
+    // Whether no-IOMMU devices get a device cdev, /dev/vfio/devices/
+    // noiommu-vfioN (CONFIG_IOMMUFD_NOIOMMU, Linux 7.3+): what the devices
+    // on vfio-pci show (a VFIO device named noiommu-vfioN says yes; a
+    // no-IOMMU device registered as plain vfioN, which gets no node, says
+    // no), else the kernel release (7.3 or later). `noiommu_cdev_why` says
+    // which, for messages.
+    bool noiommu_cdev = false;
+    std::string noiommu_cdev_why;
+    std::string release;            // /proc/sys/kernel/osrelease
+    // The process (not the kernel): CAP_SYS_RAWIO in its effective set
+    // (/proc/self/status CapEff), which opening a no-IOMMU device and
+    // IOMMU_IOAS_NOIOMMU_GET_PA need.
+    bool raw_io = false;
 };
 
 [[nodiscard]] KernelSupport probe_kernel(const sysfs::Root& root);

@@ -47,4 +47,12 @@ struct DmaMapping {
     [[nodiscard]] std::uint64_t end() const { return iova + len; }
 };
 
+// Physically contiguous memory: `len` bytes from physical address `pa`
+// (cdev no-IOMMU, where the kernel reports what a mapping pinned).
+struct PhysicalRange {
+    std::uint64_t pa = 0;
+    std::uint64_t len = 0;
+    bool operator==(const PhysicalRange&) const = default;
+};
+
 }  // namespace vfiokit::vfio

@@ -37,8 +37,17 @@
 // container's memory cannot meet is refused at probe time, naming the mask
 // and the range; memory placed by the policy (the EAL's segments, through
 // IovaUser) is moved under the mask instead.
-// In no-IOMMU mode nothing translates: the device sees physical addresses,
-// map/unmap/alloc_iova fail with ENOTSUP and say so.
+// In the no-IOMMU modes nothing translates: the device sees physical
+// addresses. Group no-IOMMU (noiommu) maps nothing: map/unmap/alloc_iova
+// fail with ENOTSUP and say so, and physical addresses come from
+// /proc/self/pagemap. cdev no-IOMMU (cdev-noiommu, Linux 7.3) maps as the
+// translated modes do, but a mapping only pins the memory, and its IOVA
+// is the key physical_address() asks the kernel with
+// (IOMMU_IOAS_NOIOMMU_GET_PA); the device is given the physical address.
+// The kernel pins a container's mappings, and so knows their physical
+// addresses, only while a device is attached to it: from the first
+// assignment to the last release, which tell the IovaUsers
+// (physical_addresses()).
 //
 // Errors name the device, group, mode and IOVA concerned, and what to do.
 // A failed assign_device or map leaves nothing behind: no fd, group
@@ -128,6 +137,18 @@ public:
     // mode (nothing translates) it checks the physical addresses instead.
     [[nodiscard]] virtual Result<void> meet_dma_mask(Container& c, std::uint64_t mask,
                                                      std::string_view who) = 0;
+    // cdev no-IOMMU: `c` has just been given its first device (`known`),
+    // so the kernel now pins its mappings and reports their physical
+    // addresses (Container::physical_address): a user that keeps physical
+    // addresses reads them now; a failure makes the assignment fail (the
+    // device is released again, and the user is told !known). Or `c` has
+    // lost its last device (release_device; !known): the kernel has
+    // unpinned the memory, so its physical addresses are no longer
+    // guaranteed, and a user forgets them until the next device.
+    [[nodiscard]] virtual Result<void> physical_addresses(Container& c, bool known) {
+        (void)c, (void)known;
+        return {};
+    }
 };
 
 // A device assigned to a container. Owned by its container; valid until
@@ -177,8 +198,27 @@ public:
     [[nodiscard]] Mode mode() const;
     [[nodiscard]] bool is_default() const { return default_; }
     [[nodiscard]] std::string describe() const;
-    // False in no-IOMMU mode: IOVA = physical address, map() refused.
+    // False in the no-IOMMU modes: devices are given physical addresses.
     [[nodiscard]] bool translates() const;
+    // Whether memory is mapped into the container: true where an IOMMU
+    // translates and in cdev no-IOMMU (mapping pins the memory there);
+    // false in group no-IOMMU, where map() and the IOVA calls are refused.
+    [[nodiscard]] bool maps_memory() const;
+    // cdev no-IOMMU: the kernel reports the physical addresses of what is
+    // mapped (maps_memory() and not translates()).
+    [[nodiscard]] bool reports_physical() const;
+    // cdev no-IOMMU: the physical address of the byte mapped at `iova` and
+    // how many bytes from there (at most `max_len`, never past the end of
+    // its mapping) are physically contiguous, from the kernel
+    // (IOMMU_IOAS_NOIOMMU_GET_PA). ENOTSUP in other modes, ENOENT when
+    // nothing is mapped at `iova`, EAGAIN while no device is attached (the
+    // kernel pins the memory, and knows where it lies, only then).
+    [[nodiscard]] Result<PhysicalRange> physical_address(std::uint64_t iova,
+                                                         std::uint64_t max_len = ~0ULL) const;
+    // The same for every byte of [iova, iova+len), which must lie inside
+    // one mapping: its physically contiguous pieces, in order.
+    [[nodiscard]] Result<std::vector<PhysicalRange>> physical_ranges(std::uint64_t iova,
+                                                                     std::uint64_t len) const;
 
     [[nodiscard]] Result<void> map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len);
     // Like map(), for memory backed by a file: where the kernel has
@@ -217,7 +257,8 @@ public:
     // above 1 MiB, inside the kernel's IOVA ranges (group-style before the
     // first device: the x86 layout below and above the MSI window) and
     // under dma_mask(); otherwise alloc_iova(len, dma_mask(), align).
-    // Does not map. ENOTSUP in no-IOMMU mode.
+    // Does not map. ENOTSUP in group no-IOMMU mode. In cdev no-IOMMU the
+    // IOVA is only a lookup key, so the DMA mask does not apply to it.
     [[nodiscard]] Result<std::uint64_t> choose_iova(std::uint64_t vaddr, std::uint64_t len,
                                                     std::uint64_t align = 4096);
     // The narrowest DMA mask required so far (~0: none).
@@ -227,7 +268,8 @@ public:
     // IovaUser to move its mappings under the mask, then checks every
     // mapping of the container: one still above it fails with ERANGE
     // naming `who`, the mask and the mapping's range, and the mask is not
-    // kept. On success the mask stays in force for choose_iova() until the
+    // kept (cdev no-IOMMU: the mapping's physical addresses are checked,
+    // once a device is attached). On success the mask stays in force for choose_iova() until the
     // container is destroyed. No-IOMMU: the IovaUsers check physical
     // addresses (nothing is mapped). EINVAL for a mask below 0x1fffff
     // (IOVAs are handed out from 1 MiB up). Idempotent: calling it again

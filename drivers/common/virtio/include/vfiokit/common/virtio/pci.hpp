@@ -49,6 +49,7 @@ inline constexpr unsigned kFInOrder = 35;
 inline constexpr unsigned kFOrderPlatform = 36;
 inline constexpr unsigned kFSrIov = 37;
 inline constexpr unsigned kFNotificationData = 38;
+inline constexpr unsigned kFRingReset = 40;  // per-queue reset (virtio 1.2)
 [[nodiscard]] constexpr std::uint64_t feature(unsigned bit) { return std::uint64_t{1} << bit; }
 // "VERSION_1|ACCESS_PLATFORM|bit 40" for messages.
 [[nodiscard]] std::string feature_names(std::uint64_t features);

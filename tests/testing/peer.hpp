@@ -1,8 +1,8 @@
-// The kernel-driven peer of the igb lab test: a NIC on the same QEMU hub
-// left on the guest kernel's own driver, reached through sysfs (its name,
-// MAC, counters) and an AF_PACKET socket (frames in and out, with the VLAN
-// tag the kernel reports beside the frame). Plus the frames both sides
-// exchange. Tests only; header-only.
+// The kernel-driven peer of the NIC lab tests (igb, virtio-net, mp): a NIC
+// on the same QEMU hub left on the guest kernel's own driver, reached
+// through sysfs (its name, MAC, counters) and an AF_PACKET socket (frames
+// in and out, with the VLAN tag the kernel reports beside the frame). Plus
+// the frames both sides exchange. Tests only; header-only.
 #pragma once
 
 #include <arpa/inet.h>
