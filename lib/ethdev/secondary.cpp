@@ -140,23 +140,7 @@ void serve_secondaries() {
                 w.txq[q] = reinterpret_cast<std::uintptr_t>(p.txq[q]);
             }
             w.driver_data = p.ops->secondary_data();
-            const DevInfo& i = p.info;
-            w.rx_offload_capa = i.rx_offload_capa;
-            w.tx_offload_capa = i.tx_offload_capa;
-            w.rss_offload_capa = i.rss_offload_capa;
-            w.min_mtu = i.min_mtu;
-            w.max_mtu = i.max_mtu;
-            w.max_rx_pktlen = i.max_rx_pktlen;
-            w.max_rx_queues = i.max_rx_queues;
-            w.max_tx_queues = i.max_tx_queues;
-            w.rx_desc = {i.rx_desc.min, i.rx_desc.max, i.rx_desc.align};
-            w.tx_desc = {i.tx_desc.min, i.tx_desc.max, i.tx_desc.align};
-            const MacAddr m = p.ops->mac();
-            std::memcpy(w.mac, m.bytes.data(), 6);
-            w.rxq_interrupt = i.rxq_interrupt;
-            w.lsc_interrupt = i.lsc_interrupt;
-            copy_name(w.driver_name, i.driver_name);
-            copy_name(w.device_name, i.device_name);
+            encode_dev_info(w.dev, p.info, p.ops->mac());
             Reply rep;
             rep.payload = bytes_of(w);
             return rep;
@@ -328,8 +312,7 @@ Result<PrimaryPort> primary_port(std::string_view device) {
                                       std::to_string(kPortVersion) + ")")
                         .hint("run the secondary from the same vfiokit build as the primary"));
     if (w.id >= kMaxPorts || w.nb_rxq > kMaxQueues || w.nb_txq > kMaxQueues ||
-        w.driver_name[sizeof w.driver_name - 1] != '\0' ||
-        w.device_name[sizeof w.device_name - 1] != '\0')
+        !names_terminated(w.dev))
         return fail(Error(EPROTO, who + ": the port record does not check (id " +
                                       std::to_string(w.id) + ", queues " +
                                       std::to_string(w.nb_rxq) + "/" + std::to_string(w.nb_txq) +
@@ -353,22 +336,7 @@ Result<PrimaryPort> primary_port(std::string_view device) {
                             .hint("the primary's driver must keep its queues in shared memory "
                                   "(ethdev::SharedObject)"));
     }
-    DevInfo& i = p.info;
-    i.driver_name = w.driver_name;
-    i.device_name = w.device_name;
-    i.max_rx_queues = w.max_rx_queues;
-    i.max_tx_queues = w.max_tx_queues;
-    i.rx_desc = {w.rx_desc.min, w.rx_desc.max, w.rx_desc.align};
-    i.tx_desc = {w.tx_desc.min, w.tx_desc.max, w.tx_desc.align};
-    i.rx_offload_capa = w.rx_offload_capa;
-    i.tx_offload_capa = w.tx_offload_capa;
-    i.rss_offload_capa = w.rss_offload_capa;
-    i.min_mtu = w.min_mtu;
-    i.max_mtu = w.max_mtu;
-    i.max_rx_pktlen = w.max_rx_pktlen;
-    i.rxq_interrupt = w.rxq_interrupt != 0;
-    i.lsc_interrupt = w.lsc_interrupt != 0;
-    std::memcpy(p.mac.bytes.data(), w.mac, 6);
+    decode_dev_info(w.dev, p.info, p.mac);
     return p;
 }
 

@@ -54,26 +54,11 @@ WireStatus encode(const PortStatus& s, State state) {
     w.rx_offloads = s.rx_offloads;
     w.tx_offloads = s.tx_offloads;
     w.rss_hf = s.rss_hf;
-    const DevInfo& i = s.info;
-    w.rx_offload_capa = i.rx_offload_capa;
-    w.tx_offload_capa = i.tx_offload_capa;
-    w.rss_offload_capa = i.rss_offload_capa;
-    w.min_mtu = i.min_mtu;
-    w.max_mtu = i.max_mtu;
-    w.max_rx_pktlen = i.max_rx_pktlen;
-    w.max_rx_queues = i.max_rx_queues;
-    w.max_tx_queues = i.max_tx_queues;
-    w.rx_desc = {i.rx_desc.min, i.rx_desc.max, i.rx_desc.align};
-    w.tx_desc = {i.tx_desc.min, i.tx_desc.max, i.tx_desc.align};
-    std::memcpy(w.mac, s.mac.bytes.data(), 6);
-    w.rxq_interrupt = i.rxq_interrupt;
-    w.lsc_interrupt = i.lsc_interrupt;
+    encode_dev_info(w.dev, s.info, s.mac);
     if (s.link) {
         w.has_link = 1;
         w.link = {s.link->up, s.link->full_duplex, s.link->autoneg, 0, s.link->speed_mbps};
     }
-    copy_name(w.driver_name, i.driver_name);
-    copy_name(w.device_name, i.device_name);
     return w;
 }
 
@@ -85,8 +70,7 @@ Result<PortStatus> decode(const WireStatus& w) {
                         .hint("read the primary with the vfiokit build it runs"));
     if (w.id >= kMaxPorts || w.nb_rxq > kMaxQueues || w.nb_txq > kMaxQueues ||
         w.state > static_cast<std::uint8_t>(State::stopped) ||
-        w.driver_name[sizeof w.driver_name - 1] != '\0' ||
-        w.device_name[sizeof w.device_name - 1] != '\0')
+        !names_terminated(w.dev))
         return fail(Error(EPROTO, strformat("ethdev.ports: a record that does not check (port "
                                             "{}, state {}, queues {}/{})",
                                             w.id, w.state, w.nb_rxq, w.nb_txq)));
@@ -102,22 +86,7 @@ Result<PortStatus> decode(const WireStatus& w) {
     s.rx_offloads = w.rx_offloads;
     s.tx_offloads = w.tx_offloads;
     s.rss_hf = w.rss_hf;
-    DevInfo& i = s.info;
-    i.driver_name = w.driver_name;
-    i.device_name = w.device_name;
-    i.rx_offload_capa = w.rx_offload_capa;
-    i.tx_offload_capa = w.tx_offload_capa;
-    i.rss_offload_capa = w.rss_offload_capa;
-    i.min_mtu = w.min_mtu;
-    i.max_mtu = w.max_mtu;
-    i.max_rx_pktlen = w.max_rx_pktlen;
-    i.max_rx_queues = w.max_rx_queues;
-    i.max_tx_queues = w.max_tx_queues;
-    i.rx_desc = {w.rx_desc.min, w.rx_desc.max, w.rx_desc.align};
-    i.tx_desc = {w.tx_desc.min, w.tx_desc.max, w.tx_desc.align};
-    i.rxq_interrupt = w.rxq_interrupt != 0;
-    i.lsc_interrupt = w.lsc_interrupt != 0;
-    std::memcpy(s.mac.bytes.data(), w.mac, 6);
+    decode_dev_info(w.dev, s.info, s.mac);
     if (w.has_link)
         s.link = Link{w.link.up != 0, w.link.speed_mbps, w.link.full_duplex != 0,
                       w.link.autoneg != 0};

@@ -35,13 +35,13 @@ WireStatus good(std::uint16_t id) {
     w.state = 2;  // started
     w.nb_rxq = w.nb_txq = 1;
     w.mtu = 1500;
-    w.max_rx_queues = w.max_tx_queues = 1;
-    w.rx_desc = {32, 4096, 8};
+    w.dev.max_rx_queues = w.dev.max_tx_queues = 1;
+    w.dev.rx_desc = {32, 4096, 8};
     w.has_link = 1;
     w.link = {1, 1, 1, 0, 1000};
-    std::memcpy(w.mac, "\x52\x54\x00\x12\x34\x59", 6);
-    std::strcpy(w.driver_name, "net_e1000_em");
-    std::strcpy(w.device_name, "0000:00:08.0");
+    std::memcpy(w.dev.mac, "\x52\x54\x00\x12\x34\x59", 6);
+    std::strcpy(w.dev.driver_name, "net_e1000_em");
+    std::strcpy(w.dev.device_name, "0000:00:08.0");
     return w;
 }
 
@@ -131,7 +131,9 @@ TEST_F(RemotePorts, MalformedRepliesAreRefused) {
     bad.emplace_back("too many queues", with([](WireStatus& w) { w.nb_rxq = kMaxQueues + 1; }));
     bad.emplace_back("unknown state", with([](WireStatus& w) { w.state = 9; }));
     bad.emplace_back("unterminated name",
-                     with([](WireStatus& w) { std::memset(w.device_name, 'x', sizeof w.device_name); }));
+                     with([](WireStatus& w) {
+                         std::memset(w.dev.device_name, 'x', sizeof w.dev.device_name);
+                     }));
     for (const auto& [what, p] : bad) {
         answer(p);
         auto ps = remote_ports(*client_);

@@ -30,14 +30,8 @@ constexpr std::uint16_t kPortVersion = 1;
 struct WireLimits {
     std::uint16_t min, max, align;
 };
-struct WirePort {
-    std::uint32_t magic;
-    std::uint16_t version;
-    std::uint16_t id;
-    std::uint16_t nb_rxq, nb_txq;
-    std::int32_t pid;
-    std::uint64_t rxq[kMaxQueues], txq[kMaxQueues];
-    std::uint64_t driver_data;
+// A port's DevInfo and MAC, as both replies below carry them.
+struct WireDevInfo {
     std::uint64_t rx_offload_capa, tx_offload_capa, rss_offload_capa;
     std::uint32_t min_mtu, max_mtu, max_rx_pktlen;
     std::uint16_t max_rx_queues, max_tx_queues;
@@ -46,6 +40,18 @@ struct WirePort {
     std::uint8_t rxq_interrupt, lsc_interrupt;
     char driver_name[48];
     char device_name[48];
+};
+static_assert(std::is_trivially_copyable_v<WireDevInfo>);
+
+struct WirePort {
+    std::uint32_t magic;
+    std::uint16_t version;
+    std::uint16_t id;
+    std::uint16_t nb_rxq, nb_txq;
+    std::int32_t pid;
+    std::uint64_t rxq[kMaxQueues], txq[kMaxQueues];
+    std::uint64_t driver_data;
+    WireDevInfo dev;
 };
 static_assert(std::is_trivially_copyable_v<WirePort>);
 static_assert(std::is_trivially_copyable_v<Stats>);
@@ -69,15 +75,8 @@ struct WireStatus {
     std::uint16_t nb_rxq, nb_txq;
     std::uint32_t mtu;
     std::uint64_t rx_offloads, tx_offloads, rss_hf;
-    std::uint64_t rx_offload_capa, tx_offload_capa, rss_offload_capa;
-    std::uint32_t min_mtu, max_mtu, max_rx_pktlen;
-    std::uint16_t max_rx_queues, max_tx_queues;
-    WireLimits rx_desc, tx_desc;
-    std::uint8_t mac[6];
-    std::uint8_t rxq_interrupt, lsc_interrupt;
+    WireDevInfo dev;
     WireLink link;
-    char driver_name[48];
-    char device_name[48];
 };
 static_assert(std::is_trivially_copyable_v<WireStatus>);
 
@@ -96,6 +95,47 @@ bool from_bytes(std::string_view s, T& out) {
 inline void copy_name(char (&dst)[48], const std::string& s) {
     std::memset(dst, 0, sizeof dst);
     std::memcpy(dst, s.data(), std::min(s.size(), sizeof dst - 1));
+}
+
+// `w` filled from `i` and `mac` (the record already zeroed by the caller).
+inline void encode_dev_info(WireDevInfo& w, const DevInfo& i, const MacAddr& mac) {
+    w.rx_offload_capa = i.rx_offload_capa;
+    w.tx_offload_capa = i.tx_offload_capa;
+    w.rss_offload_capa = i.rss_offload_capa;
+    w.min_mtu = i.min_mtu;
+    w.max_mtu = i.max_mtu;
+    w.max_rx_pktlen = i.max_rx_pktlen;
+    w.max_rx_queues = i.max_rx_queues;
+    w.max_tx_queues = i.max_tx_queues;
+    w.rx_desc = {i.rx_desc.min, i.rx_desc.max, i.rx_desc.align};
+    w.tx_desc = {i.tx_desc.min, i.tx_desc.max, i.tx_desc.align};
+    std::memcpy(w.mac, mac.bytes.data(), 6);
+    w.rxq_interrupt = i.rxq_interrupt;
+    w.lsc_interrupt = i.lsc_interrupt;
+    copy_name(w.driver_name, i.driver_name);
+    copy_name(w.device_name, i.device_name);
+}
+// Whether both names end inside their fields (a reader checks before decoding).
+inline bool names_terminated(const WireDevInfo& w) {
+    return w.driver_name[sizeof w.driver_name - 1] == '\0' &&
+           w.device_name[sizeof w.device_name - 1] == '\0';
+}
+inline void decode_dev_info(const WireDevInfo& w, DevInfo& i, MacAddr& mac) {
+    i.driver_name = w.driver_name;
+    i.device_name = w.device_name;
+    i.rx_offload_capa = w.rx_offload_capa;
+    i.tx_offload_capa = w.tx_offload_capa;
+    i.rss_offload_capa = w.rss_offload_capa;
+    i.min_mtu = w.min_mtu;
+    i.max_mtu = w.max_mtu;
+    i.max_rx_pktlen = w.max_rx_pktlen;
+    i.max_rx_queues = w.max_rx_queues;
+    i.max_tx_queues = w.max_tx_queues;
+    i.rx_desc = {w.rx_desc.min, w.rx_desc.max, w.rx_desc.align};
+    i.tx_desc = {w.tx_desc.min, w.tx_desc.max, w.tx_desc.align};
+    i.rxq_interrupt = w.rxq_interrupt != 0;
+    i.lsc_interrupt = w.lsc_interrupt != 0;
+    std::memcpy(mac.bytes.data(), w.mac, 6);
 }
 
 // xstats as "name\tvalue\n" lines.
