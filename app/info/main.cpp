@@ -25,7 +25,8 @@ void usage(FILE* out) {
                  "usage: vfiokit-info [--json] [--regions] [--sysroot DIR] [--vfio-mode=MODE] [ADDRESS...]\n"
                  "       vfiokit-info [--sysroot DIR] --modes ADDRESS\n"
                  "  Lists PCI devices (or only ADDRESS...) with ids, class, NUMA node,\n"
-                 "  IOMMU group and its members, driver, vfio cdev node, and which VFIO\n"
+                 "  IOMMU group and its members, driver, vfio cdev node, SR-IOV relations\n"
+                 "  (a PF's VFs, a VF's PF) and whether a VF token is needed, and which VFIO\n"
                  "  modes (cdev, group, compat, noiommu, cdev-noiommu) the kernel offers\n"
                  "  each, with the reason when a mode is unavailable and the mode 'auto'\n"
                  "  would choose.\n"
@@ -205,6 +206,62 @@ std::string members_text(const Entry& e) {
     return s;
 }
 
+std::string addr_list(const std::vector<PciAddress>& as) {
+    std::string s;
+    for (PciAddress a : as)
+        s += (s.empty() ? "" : ", ") + a.str();
+    return s;
+}
+
+// The SR-IOV line: the PF's VFs or the VF's PF, and what vfio-pci's VF
+// token rules ask of whoever opens the device (probe.hpp, VfToken). Empty
+// for a device that is neither.
+std::string sriov_text(const vfio::Sriov& s, const vfio::KernelSupport& k, bool bound) {
+    std::string t;
+    if (s.vf()) {
+        t = "VF of PF " + s.physfn->str() + " (" +
+            (s.pf_driver.empty() ? std::string("no driver") : s.pf_driver) + ")";
+    } else if (s.pf) {
+        t = "PF, " + std::to_string(s.num_vfs) + " of " + std::to_string(s.total_vfs) + " VFs";
+        if (!s.vfs.empty())
+            t += ": " + addr_list(s.vfs);
+        if (bound && k.vfio_pci_sriov == false)
+            t += "; vfio-pci makes no VFs (boot with vfio_pci.enable_sriov=1)";
+    } else {
+        return "";
+    }
+    switch (s.token) {
+    case vfio::VfToken::none: t += "; VF token: none"; break;
+    case vfio::VfToken::required:
+        t += "; VF token: required (the PF's owner sets it; -a BDF,vf_token=UUID)";
+        break;
+    case vfio::VfToken::while_vfs_open:
+        t += "; VF token: its VFs need it, and so does the PF while a VF is open";
+        break;
+    case vfio::VfToken::settable:
+        t += "; VF token: none yet asked (a token given at open, or set_vf_token, sets it)";
+        break;
+    }
+    return t;
+}
+
+std::string sriov_json(const vfio::Sriov& s) {
+    if (!s.pf && !s.vf())
+        return "null";
+    std::string o = "{\"role\":" + json_str(s.pf ? "pf" : "vf");
+    if (s.pf) {
+        o += ",\"total_vfs\":" + std::to_string(s.total_vfs) +
+             ",\"num_vfs\":" + std::to_string(s.num_vfs) + ",\"vfs\":[";
+        for (std::size_t i = 0; i < s.vfs.size(); ++i)
+            o += std::string(i ? "," : "") + json_str(s.vfs[i].str());
+        o += "]";
+    } else {
+        o += ",\"pf\":" + json_str(s.physfn->str()) + ",\"pf_driver\":" +
+             (s.pf_driver.empty() ? std::string("null") : json_str(s.pf_driver));
+    }
+    return o + ",\"vf_token\":" + json_str(vfio::to_string(s.token)) + "}";
+}
+
 std::string choice_text(const vfiokit::Result<vfio::ModeChoice>& c) {
     if (!c)
         return "unavailable: " + c.error().message();
@@ -220,6 +277,8 @@ void print_text(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
                 yn(k.vfio_pci));
     std::printf("no-IOMMU cdevs: %s (%s); this process has CAP_SYS_RAWIO: %s\n",
                 yn(k.noiommu_cdev), k.noiommu_cdev_why.c_str(), yn(k.raw_io));
+    std::printf("vfio-pci SR-IOV (enable_sriov): %s\n",
+                !k.vfio_pci_sriov ? "unknown" : yn(*k.vfio_pci_sriov));
     std::printf("process mode: %s\n", choice_text(choice).c_str());
     std::printf("%zu PCI device(s)\n", entries.size());
     for (const auto& e : entries) {
@@ -236,6 +295,8 @@ void print_text(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
             std::printf("  iommu group  none\n");
         std::printf("  vfio cdev    %s\n",
                     s.vfio_dev ? ("/dev/vfio/devices/" + *s.vfio_dev).c_str() : "none");
+        if (const std::string sr = sriov_text(s.sriov, k, s.bound); !sr.empty())
+            std::printf("  sr-iov       %s\n", sr.c_str());
         bool first = true;
         for (const auto& m : s.modes) {
             std::printf("  %-12s %-8s %s: %s\n", first ? "modes" : "", 
@@ -258,10 +319,12 @@ void print_json(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
     auto b = [](bool v) { return v ? "true" : "false"; };
     std::printf("{\"kernel\":{\"vfio_container\":%s,\"iommufd\":%s,\"noiommu_built\":%s,"
                 "\"noiommu_enabled\":%s,\"vfio_pci\":%s,\"noiommu_cdev\":%s,"
-                "\"noiommu_cdev_why\":%s,\"release\":%s},\"process\":{\"cap_sys_rawio\":%s},",
+                "\"noiommu_cdev_why\":%s,\"release\":%s,\"vfio_pci_sriov\":%s},"
+                "\"process\":{\"cap_sys_rawio\":%s},",
                 b(k.vfio_container), b(k.iommufd), b(k.noiommu_built), b(k.noiommu_enabled),
                 b(k.vfio_pci), b(k.noiommu_cdev), json_str(k.noiommu_cdev_why).c_str(),
-                json_str(k.release).c_str(), b(k.raw_io));
+                json_str(k.release).c_str(), !k.vfio_pci_sriov ? "null" : b(*k.vfio_pci_sriov),
+                b(k.raw_io));
     if (choice)
         std::printf("\"process_mode\":{\"mode\":%s,\"reason\":%s},\"devices\":[",
                     json_str(vfio::to_string(choice->mode)).c_str(), json_str(choice->reason).c_str());
@@ -287,7 +350,7 @@ void print_json(const vfio::KernelSupport& k, const vfiokit::Result<vfio::ModeCh
         }
         o += "],\"vfio_cdev\":" +
              (s.vfio_dev ? json_str("/dev/vfio/devices/" + *s.vfio_dev) : std::string("null")) +
-             ",\"modes\":{";
+             ",\"sriov\":" + sriov_json(s.sriov) + ",\"modes\":{";
         for (std::size_t j = 0; j < s.modes.size(); ++j) {
             const auto& m = s.modes[j];
             o += std::string(j ? "," : "") + json_str(vfio::to_string(m.mode)) +

@@ -1,9 +1,12 @@
 #include "vfiokit/eal/vfio/probe.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "modes.hpp"
 
@@ -82,6 +85,8 @@ KernelSupport probe_kernel(const sysfs::Root& root) {
     k.vfio_pci = root.exists("/sys/bus/pci/drivers/vfio-pci");
     k.release = root.read("/proc/sys/kernel/osrelease").value_or("");
     k.raw_io = has_capability(root, kCapSysRawio);
+    if (auto v = root.read("/sys/module/vfio_pci/parameters/enable_sriov"))
+        k.vfio_pci_sriov = (*v == "Y" || *v == "1");
     noiommu_cdev_facts(root, k);
     return k;
 }
@@ -110,6 +115,57 @@ std::string bind_hint(PciAddress a) {
     return "bind it to vfio-pci: echo vfio-pci > " + d + "/driver_override; "
            "[ -e " + d + "/driver ] && echo " + a.str() + " > " + d + "/driver/unbind; "
            "echo " + a.str() + " > /sys/bus/pci/drivers_probe";
+}
+
+std::string_view to_string(VfToken t) {
+    switch (t) {
+    case VfToken::none: return "none";
+    case VfToken::required: return "required";
+    case VfToken::while_vfs_open: return "while_vfs_open";
+    case VfToken::settable: return "settable";
+    }
+    return "none";
+}
+
+Sriov probe_sriov(const sysfs::Root& root, PciAddress addr) {
+    const std::string dir = device_dir(addr);
+    Sriov s;
+    if (auto pf = root.link_name(dir + "/physfn")) {
+        s.physfn = PciAddress::parse(*pf);
+        if (s.physfn) {
+            s.pf_driver = root.link_name(device_dir(*s.physfn) + "/driver").value_or("");
+            // The VF knows its PF's token only when vfio-pci made it
+            // (vfio_pci_vf_init finds the PF in vfio-pci's SR-IOV list);
+            // a PF on vfio-pci cannot have VFs made by another driver.
+            if (bound_to_vfio_pci(root, *s.physfn))
+                s.token = VfToken::required;
+        }
+        return s;
+    }
+    auto total = root.read_uint(dir + "/sriov_totalvfs");
+    if (!total)
+        return s;
+    s.pf = true;
+    s.total_vfs = static_cast<unsigned>(*total);
+    s.num_vfs = static_cast<unsigned>(root.read_uint(dir + "/sriov_numvfs").value_or(0));
+    // virtfn0, virtfn1, ... in VF order (list() sorts by name: 10 < 2).
+    std::vector<std::pair<unsigned long, PciAddress>> vfs;
+    for (const auto& name : root.list(dir)) {
+        if (!name.starts_with("virtfn") || name.size() == 6)
+            continue;
+        const std::string n = name.substr(6);
+        if (n.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        if (auto target = root.link_name(dir + "/" + name))
+            if (auto a = PciAddress::parse(*target))
+                vfs.emplace_back(std::stoul(n), *a);
+    }
+    std::sort(vfs.begin(), vfs.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (const auto& [n, a] : vfs)
+        s.vfs.push_back(a);
+    if (bound_to_vfio_pci(root, addr))
+        s.token = s.vfs.empty() && s.num_vfs == 0 ? VfToken::settable : VfToken::while_vfs_open;
+    return s;
 }
 
 const ModeStatus& DeviceSupport::status(Mode m) const {
@@ -147,6 +203,7 @@ Result<DeviceSupport> probe_device(const sysfs::Root& root, const KernelSupport&
         d.vfio_dev = v.front();
 
     d.bound = bound_to_vfio_pci(root, addr);
+    d.sriov = probe_sriov(root, addr);
     const bool bound = d.bound;
     std::string blockers;
     for (const auto& m : d.group_members)

@@ -278,5 +278,71 @@ TEST(Probe, ModeNamesRoundTrip) {
     EXPECT_FALSE(mode_from_string("auto"));
 }
 
+// SR-IOV as the modern shape shows it: an igb PF at 00:04.0 with two VFs
+// (virtfn links; physfn back), and vfio-pci's VF token rules from it.
+void sriov_pf(FakeSysfs& fs, const std::string& pf_driver, unsigned numvfs) {
+    const std::string pf = "/sys/bus/pci/devices/0000:00:04.0";
+    fs.pci_device("0000:00:04.0", "0x8086", "0x10c9", "0x020000", 4, pf_driver);
+    fs.file(pf + "/sriov_totalvfs", "8\n");
+    fs.file(pf + "/sriov_numvfs", std::to_string(numvfs) + "\n");
+    const char* vfs[] = {"0000:00:14.0", "0000:00:14.2"};
+    for (unsigned i = 0; i < numvfs; ++i) {
+        fs.pci_device(vfs[i], "0x8086", "0x10ca", "0x020000", 20 + static_cast<int>(i),
+                      "vfio-pci");
+        fs.link(pf + "/virtfn" + std::to_string(i), std::string("../") + vfs[i]);
+        fs.link(std::string("/sys/bus/pci/devices/") + vfs[i] + "/physfn", "../0000:00:04.0");
+    }
+}
+
+TEST(Probe, SriovPfOnVfioPciWithVfs) {
+    FakeSysfs fs;
+    iommu_kernel(fs);
+    fs.file("/sys/module/vfio_pci/parameters/enable_sriov", "Y\n");
+    sriov_pf(fs, "vfio-pci", 2);
+    EXPECT_EQ(probe_kernel(fs.root()).vfio_pci_sriov, true);
+    auto pf = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:04.0"));
+    ASSERT_TRUE(pf) << pf.error().message();
+    EXPECT_TRUE(pf->sriov.pf);
+    EXPECT_FALSE(pf->sriov.vf());
+    EXPECT_EQ(pf->sriov.total_vfs, 8u);
+    EXPECT_EQ(pf->sriov.num_vfs, 2u);
+    ASSERT_EQ(pf->sriov.vfs.size(), 2u);
+    EXPECT_EQ(pf->sriov.vfs[0], A("0000:00:14.0"));
+    EXPECT_EQ(pf->sriov.vfs[1], A("0000:00:14.2"));
+    EXPECT_EQ(pf->sriov.token, VfToken::while_vfs_open);
+
+    auto vf = probe_device(fs.root(), probe_kernel(fs.root()), A("0000:00:14.2"));
+    ASSERT_TRUE(vf) << vf.error().message();
+    EXPECT_FALSE(vf->sriov.pf);
+    ASSERT_TRUE(vf->sriov.vf());
+    EXPECT_EQ(*vf->sriov.physfn, A("0000:00:04.0"));
+    EXPECT_EQ(vf->sriov.pf_driver, "vfio-pci");
+    EXPECT_EQ(vf->sriov.token, VfToken::required);
+    EXPECT_EQ(to_string(vf->sriov.token), "required");
+}
+
+TEST(Probe, SriovPfWithoutVfsSetsTheTokenAndAKernelDriverPfNeedsNone) {
+    FakeSysfs fs;
+    iommu_kernel(fs);
+    sriov_pf(fs, "vfio-pci", 0);
+    EXPECT_EQ(probe_sriov(fs.root(), A("0000:00:04.0")).token, VfToken::settable);
+    EXPECT_FALSE(probe_kernel(fs.root()).vfio_pci_sriov.has_value());
+
+    FakeSysfs igb;
+    iommu_kernel(igb);
+    sriov_pf(igb, "igb", 2);
+    EXPECT_EQ(probe_sriov(igb.root(), A("0000:00:04.0")).token, VfToken::none);
+    const Sriov vf = probe_sriov(igb.root(), A("0000:00:14.0"));
+    EXPECT_TRUE(vf.vf());
+    EXPECT_EQ(vf.pf_driver, "igb");
+    EXPECT_EQ(vf.token, VfToken::none);
+
+    // Neither PF nor VF.
+    bound_cdev_device(fs, "0000:00:03.0", 3, 0);
+    const Sriov edu = probe_sriov(fs.root(), A("0000:00:03.0"));
+    EXPECT_FALSE(edu.pf || edu.vf());
+    EXPECT_EQ(edu.token, VfToken::none);
+}
+
 }  // namespace
 }  // namespace vfiokit::vfio

@@ -61,6 +61,11 @@ struct KernelSupport {
     // (/proc/self/status CapEff), which opening a no-IOMMU device and
     // IOMMU_IOAS_NOIOMMU_GET_PA need.
     bool raw_io = false;
+    // vfio-pci's enable_sriov module parameter (vfio_pci.enable_sriov=1 on
+    // the command line): without it, a PF bound to vfio-pci refuses
+    // sriov_numvfs (vfio_pci.c vfio_pci_sriov_configure). nullopt when the
+    // parameter is not there (no vfio-pci).
+    std::optional<bool> vfio_pci_sriov;
 };
 
 [[nodiscard]] KernelSupport probe_kernel(const sysfs::Root& root);
@@ -81,6 +86,42 @@ struct GroupMember {
     bool blocks = false;
 };
 
+// SR-IOV relations from sysfs (Documentation/ABI/testing/sysfs-bus-pci):
+// a physical function has sriov_totalvfs, sriov_numvfs and a virtfnN link
+// per enabled VF; a virtual function has a physfn link to its PF.
+//
+// vfio-pci's VF token (drivers/vfio/pci/vfio_pci_core.c,
+// vfio_pci_validate_vf_token): a PF bound to vfio-pci has a token, a UUID
+// that its owner sets (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, or by opening the
+// PF with a token while none of its VFs is open). Then
+//   - its VFs open only with that token (vfio-pci made them, so they know
+//     their PF): EACCES without it or with another;
+//   - the PF itself opens only with it while any of its VFs is open;
+//   - a token given to a device that is neither, or to a VF whose PF is not
+//     on vfio-pci, is refused (EINVAL).
+enum class VfToken {
+    none,            // not an SR-IOV function, or its PF is not on vfio-pci
+    required,        // a VF whose PF is on vfio-pci: always
+    while_vfs_open,  // a PF on vfio-pci with VFs: while any VF is open
+    settable,        // a PF on vfio-pci without VFs: a token given sets it
+};
+[[nodiscard]] std::string_view to_string(VfToken t);
+
+struct Sriov {
+    bool pf = false;                  // has the SR-IOV capability
+    unsigned total_vfs = 0;           // PF: sriov_totalvfs
+    unsigned num_vfs = 0;             // PF: sriov_numvfs
+    std::vector<PciAddress> vfs;      // PF: its enabled VFs, virtfn0 first
+    std::optional<PciAddress> physfn; // VF: its PF
+    std::string pf_driver;            // VF: the PF's driver (empty: none)
+    VfToken token = VfToken::none;
+    [[nodiscard]] bool vf() const { return physfn.has_value(); }
+};
+
+// The device's SR-IOV facts; a device that is neither PF nor VF gives a
+// default Sriov.
+[[nodiscard]] Sriov probe_sriov(const sysfs::Root& root, PciAddress addr);
+
 struct DeviceSupport {
     PciAddress addr;
     std::string driver;                  // empty when unbound
@@ -96,6 +137,7 @@ struct DeviceSupport {
     // What to do to make the device usable, when it is not (bind commands,
     // blocking group-mates); empty otherwise.
     std::string action;
+    Sriov sriov;  // PF/VF relations and whether a VF token is needed
 
     [[nodiscard]] const ModeStatus& status(Mode m) const;
 };
