@@ -45,6 +45,7 @@
 
 #include "backend.hpp"
 #include "kernel_device.hpp"
+#include "vf_token.hpp"
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/uuid.hpp"
 
@@ -299,6 +300,12 @@ Result<Fd> CdevContainer::open_node(const DeviceRequest& req) {
 //            isolated and iommufd.allow_unsafe_interrupts is off
 //   EBADF    not an fd; EBADFD an fd that is not /dev/iommu
 //            (iommufd/main.c iommufd_ctx_from_fd)
+// Linux 6.17+ (VFIO_DEVICE_BIND_FLAG_TOKEN) checks the VF token here too,
+// as the group path does (device_cdev.c vfio_df_check_token, vfio-pci's
+// match_token_uuid): EACCES for a VF of a PF on vfio-pci without the
+// token or with another, and for such a PF while one of its VFs is open;
+// EINVAL for a token the device takes none of; EFAULT for a token pointer
+// it cannot read. 6.12 checks no token on this path at all.
 Result<void> CdevContainer::bind(CdevDevice& dev, const DeviceRequest& req,
                                  const std::optional<Uuid>& token) {
     Result<int> r = 0;
@@ -327,11 +334,10 @@ Result<void> CdevContainer::bind(CdevDevice& dev, const DeviceRequest& req,
             if (!knows && knows.error().err() == EINVAL)
                 return fail(std::move(
                     Error(EOPNOTSUPP, "ioctl VFIO_DEVICE_BIND_IOMMUFD with a VF token")
-                        .hint("VF token in cdev mode needs Linux 6.17+ "
-                              "(VFIO_DEVICE_BIND_FLAG_TOKEN); use group mode "
-                              "(--vfio-mode=group) on this kernel")));
-            r.error().hint("vf_token is only for SR-IOV PFs and VFs bound to vfio-pci; or the "
-                           "device is already bound to an iommufd");
+                        .hint(detail::cdev_token_unsupported_hint(req))));
+            if (!detail::explain_vf_token(r.error(), req))
+                r.error().hint("vf_token is only for SR-IOV PFs and VFs bound to vfio-pci; or "
+                               "the device is already bound to an iommufd");
             return fail(std::move(r.error()));
         }
     } else {
@@ -373,8 +379,8 @@ Result<void> CdevContainer::bind(CdevDevice& dev, const DeviceRequest& req,
     case EBADFD:
         e.hint("fd " + std::to_string(ioas_->iommufd()) + " is not an open /dev/iommu");
         break;
-    case EACCES:
-        if (token)
+    case EACCES:  // vfio_pci_core.c vfio_pci_validate_vf_token, via match_token_uuid
+        if (!detail::explain_vf_token(e, req) && token)
             e.hint("the VF token does not match the one set on the PF");
         break;
     default:

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <utility>
 
+#include "vfiokit/uapi/vfio.hpp"
+
 namespace vfiokit::vfio {
 
 Error not_supported(std::string_view what, std::string_view where) {
@@ -87,6 +89,19 @@ Result<void> DeviceHandle::ioeventfd(std::uint32_t index, std::uint64_t offset, 
 
 Result<void> DeviceOps::ioeventfd(std::uint32_t, std::uint64_t, unsigned, std::uint64_t, int) {
     return fail(not_supported("ioeventfd", "this backend"));
+}
+
+Result<void> DeviceHandle::set_vf_token(const Uuid& token) {
+    Uuid bytes = token;  // the payload buffer is writable (GET shares it)
+    auto r = feature(uapi::kVfioDeviceFeaturePciVfToken, FeatureOp::set, bytes);
+    if (r)
+        return {};
+    Error e = std::move(r.error());
+    // vfio_pci_core.c vfio_pci_core_feature_token: only a PF has a token.
+    if (e.err() == ENOTTY)
+        e.hint(addr_.str() + " has no VF token: only an SR-IOV physical function bound to "
+                             "vfio-pci has one");
+    return fail(std::move(e.context("set the VF token of " + addr_.str())));
 }
 
 }  // namespace vfiokit::vfio

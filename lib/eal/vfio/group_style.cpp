@@ -9,6 +9,7 @@
 #include "group_style.hpp"
 #include "vfiokit/eal/format.hpp"
 #include "kernel_device.hpp"
+#include "vf_token.hpp"
 
 #include <fcntl.h>
 
@@ -99,11 +100,13 @@ Error explain_get_device_fd(Error e, const DeviceRequest& req, const GroupStyleT
                bind_hint(req.addr));
         break;
     case EACCES:  // vfio_pci_core.c vfio_pci_validate_vf_token
-        e.hint(token ? "the VF token does not match the one set on the PF"
-                     : "the PF's vfio-pci user set a VF token: pass vf_token=<UUID>");
+        if (!explain_vf_token(e, req))
+            e.hint(token ? "the VF token does not match the one set on the PF"
+                         : "the device's PF is on vfio-pci and its owner set a VF token: "
+                           "pass vf_token=<UUID>");
         break;
     case EINVAL:
-        if (token)
+        if (token && !explain_vf_token(e, req))
             e.hint("vf_token is only for SR-IOV PFs and VFs bound to vfio-pci (and must be a "
                    "UUID)");
         break;

@@ -207,6 +207,19 @@ Result<Device*> Vfio::assign(Container& c, std::string_view spec_text, Fd* given
     }
     auto dev = std::unique_ptr<Device>(new Device(addr, sup->iommu_group, &c, std::move(*bd)));
     c.forget_limits();
+    // An SR-IOV PF opened with a token: vfio-pci took it at the open (set
+    // it with no VF open, or checked it against the open VFs); setting it
+    // through the feature meant for the PF's owner makes it the PF's token
+    // in every mode and on every kernel path, and says so in one place.
+    if (!spec->vf_token.empty() && sup->sriov.pf && sup->bound) {
+        auto token = parse_uuid(spec->vf_token);  // checked by parse_spec
+        Result<void> set = token ? dev->set_vf_token(*token) : fail(std::move(token.error()));
+        if (!set) {
+            dev.reset();  // releases the device again
+            c.forget_limits();
+            return fail(std::move(set.error()).context("assign " + who + " to " + c.name()));
+        }
+    }
     if (!was_ready && c.backend_->dma_ready() && c.table_.size() != 0) {
         if (auto ok = c.replay(); !ok) {
             dev.reset();  // detaches; the container drops its IOMMU model again

@@ -43,6 +43,7 @@
 
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/pci_address.hpp"
+#include "vfiokit/eal/uuid.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 
 namespace vfiokit::vfio {
@@ -179,6 +180,16 @@ public:
                                        std::span<std::uint8_t> payload) override;
     [[nodiscard]] Result<void> ioeventfd(std::uint32_t index, std::uint64_t offset, unsigned size,
                                          std::uint64_t data, int fd) override;
+
+    // SR-IOV: sets this PF's VF token (VFIO_DEVICE_FEATURE_SET with
+    // VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, the 16 bytes of the UUID), which
+    // vfio-pci then asks of every open of its VFs, and of the PF itself
+    // while a VF is open (probe.hpp, VfToken). Allowed at any time, VFs
+    // open or not; VFs already open stay open. The kernel keeps the token
+    // after the PF is closed, until vfio-pci lets go of the PF; it never
+    // reads it back. ENOTTY, naming the device, for anything but an SR-IOV
+    // PF bound to vfio-pci.
+    [[nodiscard]] Result<void> set_vf_token(const Uuid& token);
 
 private:
     // ENODEV "device <BDF> was released", with `what` as context.

@@ -80,6 +80,7 @@
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/pci_address.hpp"
 #include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/uuid.hpp"
 #include "vfiokit/eal/vfio/device_ops.hpp"
 #include "vfiokit/eal/vfio/dma_table.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
@@ -174,6 +175,11 @@ public:
     [[nodiscard]] std::shared_ptr<DeviceHandle> handle() const { return handle_; }
     [[nodiscard]] std::optional<unsigned> iommu_group() const { return group_; }
     [[nodiscard]] Container& container() const { return *container_; }
+    // SR-IOV PF: sets the VF token its VFs open with (DeviceHandle::
+    // set_vf_token; doc/vfio.md "VF tokens").
+    [[nodiscard]] Result<void> set_vf_token(const Uuid& token) const {
+        return handle_->set_vf_token(token);
+    }
     // Marks the handle released and releases the device in the backend.
     ~Device();
     Device(const Device&) = delete;
@@ -363,7 +369,15 @@ public:
         return containers_;
     }
 
-    // `spec` is "0000:00:03.0" or "0000:00:03.0 vf_token=<UUID>".
+    // `spec` is "0000:00:03.0" or "0000:00:03.0 vf_token=<UUID>". The
+    // token goes to vfio-pci with the open, in every mode (group-style: in
+    // the device name; cdev: VFIO_DEVICE_BIND_FLAG_TOKEN, Linux 6.17+,
+    // EOPNOTSUPP naming the kernel before that), which checks it against
+    // the PF's (probe.hpp, VfToken). On an SR-IOV PF bound to vfio-pci the
+    // token is then set as the PF's VF token (Device::set_vf_token), so
+    // that the PF's VFs open with exactly that UUID from then on. EACCES
+    // when vfio-pci refuses a missing or wrong token, naming the PF and
+    // what to give.
     [[nodiscard]] Result<Device*> assign_device(Container& c, std::string_view spec);
     [[nodiscard]] Result<void> release_device(Device& d);
     [[nodiscard]] Device* find_device(PciAddress a) const;

@@ -117,6 +117,11 @@ public:
     [[nodiscard]] Result<void> disable_bus_master() const;
     // Function reset; ENOTSUP when the device has no reset method.
     [[nodiscard]] Result<void> reset() const;
+    // SR-IOV PF driver: sets the token the PF's VFs open with
+    // (vfio::DeviceHandle::set_vf_token).
+    [[nodiscard]] Result<void> set_vf_token(const Uuid& token) const {
+        return dev_->set_vf_token(token);
+    }
 
     [[nodiscard]] Result<IrqInfo> irq_info(IrqType t) const;
     // Enables `count` vectors of `t` (INTx: 1), each signalling its own
