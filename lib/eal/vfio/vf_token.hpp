@@ -1,7 +1,8 @@
 // Why vfio-pci refused to open a device for its VF token (private to
 // lib/eal/vfio): the rules of drivers/vfio/pci/vfio_pci_core.c
-// vfio_pci_validate_vf_token (probe.hpp, VfToken), applied to the device's
-// SR-IOV facts in sysfs so the message names the PF and the option to give.
+// (vfio_pci_validate_vf_token; vfio_pci_core_match_token_uuid since Linux
+// 6.17; probe.hpp, VfToken), applied to the device's SR-IOV facts in
+// sysfs so the message names the PF and the option to give.
 // Every mode reaches the same check: group-style modes through
 // VFIO_GROUP_GET_DEVICE_FD "BDF vf_token=UUID", cdev through
 // VFIO_DEVICE_BIND_IOMMUFD with VFIO_DEVICE_BIND_FLAG_TOKEN (Linux 6.17+).

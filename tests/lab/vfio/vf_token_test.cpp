@@ -2,7 +2,7 @@
 // igb (82576) PF at 0000:00:04.0 on vfio-pci, with VFs that vfio-pci made
 // (vfio_pci.enable_sriov=1; devtools/lab/jobs/vftoken-modern.sh makes them
 // before and removes them after). The expectations are vfio-pci's rules
-// (drivers/vfio/pci/vfio_pci_core.c vfio_pci_validate_vf_token):
+// (drivers/vfio/pci/vfio_pci_core.c vfio_pci_core_match_token_uuid in 7.3):
 //   - a VF opens only with the token its PF's owner set: EACCES without it
 //     or with another; the PF's owner may change it at any time;
 //   - the PF opens only with that token while one of its VFs is open;

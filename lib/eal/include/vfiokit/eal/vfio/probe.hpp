@@ -91,7 +91,8 @@ struct GroupMember {
 // per enabled VF; a virtual function has a physfn link to its PF.
 //
 // vfio-pci's VF token (drivers/vfio/pci/vfio_pci_core.c,
-// vfio_pci_validate_vf_token): a PF bound to vfio-pci has a token, a UUID
+// vfio_pci_validate_vf_token; vfio_pci_core_match_token_uuid in Linux
+// 6.17+, the same rules): a PF bound to vfio-pci has a token, a UUID
 // that its owner sets (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, or by opening the
 // PF with a token while none of its VFs is open). Then
 //   - its VFs open only with that token (vfio-pci made them, so they know
