@@ -35,7 +35,9 @@
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/eal/uuid.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
+#include "vfiokit/eal/vfio/syscalls.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
+#include "vfiokit/uapi/vfio.hpp"
 
 namespace vfiokit::vfio {
 namespace {
@@ -96,8 +98,11 @@ std::uint32_t config_ids(const Device& d) {
 }
 
 // Something real done with an opened VF: its ids from config space, and a
-// register of its BAR 0 (the 82576 VF's STATUS, datasheet 8.28.2, offset
-// 0x8: BAR 0 decodes, so the read is not the all-ones of nothing there).
+// register of its BAR 0 (the 82576 VF's STATUS, offset 0x8: BAR 0
+// decodes, so the read is not the all-ones of nothing there). Its value
+// is the emulated VF's state: seen as 0x800c8481 right after the VF was
+// opened, and as 0 once the PF had been closed and opened again (vfio-pci
+// resets the PF then) while the VF stayed open.
 void use_vf(const Device& d) {
     EXPECT_EQ(config_ids(d), (std::uint32_t{kVfId} << 16) | kIntel) << d.address().str();
     std::uint32_t status = ~0u;
@@ -213,6 +218,53 @@ TEST_P(VfToken, PfNeedsTheTokenWhileAVfIsOpen) {
                 not_pf.error().message().c_str());
     EXPECT_EQ(not_pf.error().err(), ENOTTY);
     EXPECT_NE(not_pf.error().message().find("only an SR-IOV physical function"), std::string::npos);
+    for (Device* d : {vf0, pf})
+        ASSERT_TRUE(vfio_->release_device(*d));
+}
+
+// assign_device("PF vf_token=T") opens the PF with T (no VF is open: the
+// open sets it) and then sets T through the PF's feature: exactly one
+// VFIO_DEVICE_FEATURE more than a plain assignment, and a VF opens with T.
+// When that set fails (injected), the assignment fails naming it and
+// leaves nothing open.
+TEST_P(VfToken, PfAssignedWithATokenSetsIt) {
+    FaultInjector plain;
+    {
+        ScopedSyscalls g(plain);
+        Device* pf = assign(kPf);
+        ASSERT_NE(pf, nullptr);
+        ASSERT_TRUE(vfio_->release_device(*pf));
+    }
+    const unsigned features = plain.count(Call::ioctl, uapi::kVfioDeviceFeature);
+    const Uuid t = fresh_token();
+    {
+        const int before = open_fds();
+        FaultInjector fi;
+        ScopedSyscalls g(fi);
+        fi.fail_nth(Call::ioctl, features + 1, EIO, uapi::kVfioDeviceFeature);
+        auto d = vfio_->assign_device(vfio_->default_container(), with_token(kPf, t));
+        ASSERT_FALSE(d);
+        EXPECT_TRUE(fi.fired());
+        const std::string m = d.error().message();
+        std::printf("set fails (%s): %s\n", mode_label().c_str(), m.c_str());
+        EXPECT_EQ(d.error().err(), EIO) << m;
+        EXPECT_NE(m.find("set the VF token of " + std::string(kPf)), std::string::npos) << m;
+        EXPECT_EQ(open_fds(), before) << "a failed set left fds behind";
+    }
+    FaultInjector counter;
+    Device* pf = nullptr;
+    {
+        ScopedSyscalls g(counter);
+        pf = assign(with_token(kPf, t));
+    }
+    ASSERT_NE(pf, nullptr);
+    EXPECT_EQ(counter.count(Call::ioctl, uapi::kVfioDeviceFeature), features + 1);
+    std::printf("PF assigned with a token (%s): %u VFIO_DEVICE_FEATURE ioctl(s), %u without\n",
+                mode_label().c_str(), counter.count(Call::ioctl, uapi::kVfioDeviceFeature),
+                features);
+    Device* vf0 = assign(with_token(vf_[0], t));
+    ASSERT_NE(vf0, nullptr);
+    use_vf(*vf0);
     for (Device* d : {vf0, pf})
         ASSERT_TRUE(vfio_->release_device(*d));
 }
