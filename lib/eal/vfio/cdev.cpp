@@ -9,6 +9,7 @@
 //              VFIO_DEVICE_ATTACH_IOMMUFD_PT with the IOAS id
 //   release    VFIO_DEVICE_DETACH_IOMMUFD_PT, close (which unbinds)
 //   DMA        IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP / IOMMU_IOAS_IOVA_RANGES
+//   P2P        IOMMU_IOAS_MAP_FILE given a BAR's dma-buf (Linux 6.19+)
 //
 // The IOAS exists from the container's creation, so maps work before any
 // device is attached; unlike type1 there is nothing to replay.
@@ -486,12 +487,13 @@ Result<void> CdevContainer::map_dma_buf(int fd, std::uint64_t iova, std::uint64_
     const std::string what = where() + ": map a dma-buf at " + range_text(iova, len);
     switch (e.err()) {
     case ENOTTY:
-    case EOPNOTSUPP:
+    case EOPNOTSUPP: {
+        const std::string said = e.err() == ENOTTY ? "ENOTTY" : "EOPNOTSUPP";
         return fail(std::move(Error(ENOTSUP, what + ": this kernel's iommufd does not map this "
-                                                    "dma-buf (it said " +
-                                                    std::string(e.err() == ENOTTY ? "ENOTTY" : "EOPNOTSUPP") + ")")
+                                                    "dma-buf (it said " + said + ")")
                                   .hint("iommufd maps dma-bufs of vfio-pci BARs, one range each, "
                                         "from Linux 6.19 (CONFIG_VFIO_PCI_DMABUF)")));
+    }
     case ENODEV:
         e.hint("the dma-buf is revoked: the exporting device's memory decoding is off "
                "(PCI_COMMAND_MEMORY), or it was reset or released since the export");
