@@ -368,7 +368,8 @@ struct vfio_region_dma_range {
     alignas(8) std::uint64_t length;
 };
 
-struct vfio_device_feature_dma_buf {
+// 8-aligned as the kernel's, whose trailer of u64 pairs makes it so.
+struct alignas(8) vfio_device_feature_dma_buf {
     std::uint32_t region_index;  // the BAR number for vfio-pci
     std::uint32_t open_flags;    // of the new fd: O_RDWR, O_CLOEXEC
     std::uint32_t flags;
