@@ -212,6 +212,18 @@ VK_FIELD(vfio_device_low_power_entry_with_wakeup, reserved);
 VK_STRUCT(vfio_device_feature_bus_master);
 VK_FIELD(vfio_device_feature_bus_master, op);
 
+#ifdef VFIO_DEVICE_FEATURE_DMA_BUF
+VK_STRUCT(vfio_region_dma_range);
+VK_FIELD(vfio_region_dma_range, offset);
+VK_FIELD(vfio_region_dma_range, length);
+VK_STRUCT(vfio_device_feature_dma_buf);
+VK_FIELD(vfio_device_feature_dma_buf, region_index);
+VK_FIELD(vfio_device_feature_dma_buf, open_flags);
+VK_FIELD(vfio_device_feature_dma_buf, flags);
+VK_FIELD(vfio_device_feature_dma_buf, nr_ranges);
+VK_TRAILER(vfio_device_feature_dma_buf, dma_ranges);
+#endif
+
 #ifdef VFIO_DEVICE_BIND_FLAG_TOKEN
 // 6.17+ headers: the kernel struct has grown the token pointer. It must match
 // our token layout, and our plain struct must be its 6.12 prefix.
@@ -492,6 +504,9 @@ VK_CONST(kVfioDeviceFeatureLowPowerExit, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
 VK_CONST(kVfioDeviceFeatureBusMaster, VFIO_DEVICE_FEATURE_BUS_MASTER);
 VK_CONST(kVfioDeviceFeatureClearMaster, VFIO_DEVICE_FEATURE_CLEAR_MASTER);
 VK_CONST(kVfioDeviceFeatureSetMaster, VFIO_DEVICE_FEATURE_SET_MASTER);
+#ifdef VFIO_DEVICE_FEATURE_DMA_BUF
+VK_CONST(kVfioDeviceFeatureDmaBuf, VFIO_DEVICE_FEATURE_DMA_BUF);
+#endif
 #ifdef VFIO_DEVICE_BIND_FLAG_TOKEN
 VK_CONST(kVfioDeviceBindFlagToken, VFIO_DEVICE_BIND_FLAG_TOKEN);
 #endif
@@ -617,6 +632,10 @@ int main() {
 #endif
 #ifndef IOMMU_IOAS_NOIOMMU_GET_PA
     std::printf("%sIOMMU_IOAS_NOIOMMU_GET_PA (7.3+)", sep);
+    sep = ", ";
+#endif
+#ifndef VFIO_DEVICE_FEATURE_DMA_BUF
+    std::printf("%sVFIO_DEVICE_FEATURE_DMA_BUF (6.19+)", sep);
     sep = ", ";
 #endif
     static_cast<void>(sep);

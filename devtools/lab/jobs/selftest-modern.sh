@@ -1,7 +1,7 @@
 # The modern shape (QEMU 11.1 pair) is what it claims: kernel options, a
 # 48-bit IOMMU, its devices where lab.py puts them, igb SR-IOV VFs that the
 # guest can create, hotplug slots on the three root ports, an ivshmem
-# memory BAR.
+# memory BAR; and, riding along, the peer-to-peer DMA test.
 
 # vendor:device of BDF, as 0xVVVV:0xDDDD.
 pci_id() {
@@ -74,3 +74,13 @@ run lab-devices devices_present
 run lab-hotplug-slots hotplug_slots
 run lab-ivshmem-bar ivshmem_bar
 run lab-sriov-vfs sriov_vfs
+
+# Peer-to-peer DMA into a BAR (tests/lab/edu/p2p_test.cpp): in cdev mode
+# the edu copies into and out of the ivshmem's BAR 2 through a BAR mapping
+# (Container::map_device_bar), then the ivshmem is released while mapped;
+# the other modes refuse. Not a self-test: it rides in this guest to spare
+# the suite a boot (about 10 s).
+export VFIOKIT_LAB_SHAPE=modern
+vfio_bind 0000:00:03.0
+vfio_bind 0000:00:07.0
+each_mode p2p 0000:00:07.0 p2p_lab_test --gtest_filter='Lab/*'

@@ -125,6 +125,24 @@ public:
         (void)fd, (void)offset, (void)iova, (void)len;
         return fail(ENOTSUP, "map by file: not in " + std::string(to_string(mode())) + " mode");
     }
+    // Peer-to-peer DMA (Container::map_device_bar): whether this container
+    // maps dma-bufs at all, asked before a BAR is exported. ENOTSUP with
+    // the reason and what to use instead where it does not: the default,
+    // for every backend but cdev's (translated) IOAS.
+    [[nodiscard]] virtual Result<void> maps_dma_bufs() const {
+        return fail(dma_bufs_unsupported());
+    }
+    // Maps the first `len` bytes of the dma-buf `fd` (a BAR slice from
+    // DeviceOps::export_dma_buf) at `iova`: IOMMU_IOAS_MAP_FILE, which
+    // takes VFIO dma-bufs from Linux 6.19. The IOAS holds its own
+    // reference to the dma-buf until the mapping goes (iommufd
+    // iopt_map_file_pages keeps dma_buf_get's), so the caller may close
+    // `fd` at once. The front end has checked alignment, overlap and IOVA
+    // ranges.
+    [[nodiscard]] virtual Result<void> map_dma_buf(int fd, std::uint64_t iova, std::uint64_t len) {
+        (void)fd, (void)iova, (void)len;
+        return fail(dma_bufs_unsupported());
+    }
     // Unmaps whole mappings inside [iova, iova+len); returns bytes unmapped.
     [[nodiscard]] virtual Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) = 0;
     // Unmaps everything; returns bytes unmapped.
@@ -148,6 +166,22 @@ public:
     [[nodiscard]] virtual SharedContainer share() const = 0;
     [[nodiscard]] virtual Result<std::unique_ptr<BackendDevice>> adopt_device(
         const DeviceRequest& req, Fd device, Fd group) = 0;
+
+protected:
+    // ENOTSUP for a BAR mapping in this mode, saying why and what works.
+    [[nodiscard]] Error dma_bufs_unsupported() const {
+        Error e(ENOTSUP, "map a device BAR for peer-to-peer DMA: not in " +
+                             std::string(to_string(mode())) + " mode");
+        if (!translates())
+            e.hint("nothing translates without an IOMMU: give the device the BAR's physical "
+                   "address (its line in /sys/bus/pci/devices/<BDF>/resource) instead");
+        else
+            e.hint("vfiokit maps a BAR from its dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF), which "
+                   "only an iommufd IOAS takes (IOMMU_IOAS_MAP_FILE): use cdev mode "
+                   "(--vfio-mode=cdev) on Linux 6.19+; the type1 interface of group and compat "
+                   "containers maps user addresses only");
+        return e;
+    }
 };
 
 // A group-style container fd from elsewhere.

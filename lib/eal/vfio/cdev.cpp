@@ -9,6 +9,7 @@
 //              VFIO_DEVICE_ATTACH_IOMMUFD_PT with the IOAS id
 //   release    VFIO_DEVICE_DETACH_IOMMUFD_PT, close (which unbinds)
 //   DMA        IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP / IOMMU_IOAS_IOVA_RANGES
+//   P2P        IOMMU_IOAS_MAP_FILE given a BAR's dma-buf (Linux 6.19+)
 //
 // The IOAS exists from the container's creation, so maps work before any
 // device is attached; unlike type1 there is nothing to replay.
@@ -160,6 +161,14 @@ public:
                                    std::uint64_t len) override;
     [[nodiscard]] Result<void> map_file(int fd, std::uint64_t offset, std::uint64_t iova,
                                         std::uint64_t len) override;
+    // A translated IOAS maps dma-bufs; one without translation has nothing
+    // to point at a BAR.
+    [[nodiscard]] Result<void> maps_dma_bufs() const override {
+        if (noiommu_)
+            return fail(dma_bufs_unsupported());
+        return {};
+    }
+    [[nodiscard]] Result<void> map_dma_buf(int fd, std::uint64_t iova, std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap_all() override;
 
@@ -445,6 +454,67 @@ Result<void> CdevContainer::map_file(int fd, std::uint64_t offset, std::uint64_t
         return fail(ENOTSUP, "IOMMU_IOAS_MAP_FILE: not in this kernel (Linux 6.13+)");
     }
     return fail(std::move(r.error().context(where())));
+}
+
+// IOMMU_IOAS_MAP_FILE given a dma-buf (Linux 6.19+): io_pagetable.c
+// iopt_map_file_pages tries dma_buf_get() on the fd first and keeps that
+// reference for the mapping's life; pages.c iopt_alloc_dmabuf_pages and
+// iopt_map_dmabuf attach to it. Its errnos:
+//   EOPNOTSUPP  the dma-buf is not vfio-pci's, or has more than one range
+//               (vfio_pci_dmabuf.c vfio_pci_dma_buf_iommufd_map)
+//   ENODEV      the dma-buf is revoked already
+//   EINVAL      the range runs past the dma-buf's end, or crosses a
+//               reserved region of an attached device
+//   ENOTTY      no IOMMU_IOAS_MAP_FILE at all (before 6.13)
+// Such a mapping pins and accounts nothing (IOPT_PAGES_ACCOUNT_NONE) and
+// cannot be split (io_pagetable.c iopt_area_split: EOPNOTSUPP), which the
+// front end never asks. When the exporter revokes the dma-buf (reset,
+// memory decoding off, device closed), iommufd unmaps the range from every
+// IOMMU domain but keeps the area: the IOVA stays taken, DMA to it faults,
+// and IOMMU_IOAS_UNMAP removes it like any other (pages.c
+// iopt_revoke_notify; the map/unmap paths check iopt_dmabuf_revoked).
+Result<void> CdevContainer::map_dma_buf(int fd, std::uint64_t iova, std::uint64_t len) {
+    if (auto ok = maps_dma_bufs(); !ok)
+        return ok;
+    uapi::iommu_ioas_map_file m{};
+    m.size = sizeof m;
+    m.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
+              uapi::kIommuIoasMapWriteable;
+    m.ioas_id = ioas_->id();
+    m.fd = fd;
+    m.start = 0;
+    m.length = len;
+    m.iova = iova;
+    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasMapFile, &m,
+                      "IOMMU_IOAS_MAP_FILE (dma-buf)");
+    if (r)
+        return {};
+    Error& e = r.error();
+    const std::string what = where() + ": map a dma-buf at " + range_text(iova, len);
+    switch (e.err()) {
+    case ENOTTY:
+    case EOPNOTSUPP: {
+        const std::string said = e.err() == ENOTTY ? "ENOTTY" : "EOPNOTSUPP";
+        return fail(std::move(Error(ENOTSUP, what + ": this kernel's iommufd does not map this "
+                                                    "dma-buf (it said " + said + ")")
+                                  .hint("iommufd maps dma-bufs of vfio-pci BARs, one range each, "
+                                        "from Linux 6.19 (CONFIG_VFIO_PCI_DMABUF)")));
+    }
+    case ENODEV:
+        e.hint("the dma-buf is revoked: the exporting device's memory decoding is off "
+               "(PCI_COMMAND_MEMORY), or it was reset or released since the export");
+        break;
+    case EINVAL:
+        e.hint("the IOVA range crosses a reserved region of an attached device (the MSI window "
+               "0xfee00000-0xfeefffff), or the length runs past the BAR slice");
+        break;
+    case EEXIST:
+        e.hint("the IOVA range overlaps an existing mapping");
+        break;
+    default:
+        break;
+    }
+    return fail(std::move(e.context(what)));
 }
 
 Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {

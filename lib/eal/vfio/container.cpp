@@ -238,6 +238,62 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
     return {};
 }
 
+Result<void> Container::map_device_bar(Device& exporter, unsigned bar, std::uint64_t offset,
+                                       std::uint64_t len, std::uint64_t iova) {
+    std::lock_guard g(vfio_->control_lock());
+    const std::string what = "map BAR " + std::to_string(bar) + " of " + exporter.address().str() +
+                             " (offset " + hex(offset) + ") at " + range_text(iova, len);
+    auto bad = [&](int err, const std::string& why) {
+        return fail(Error(err, what + ": " + why).context(name()));
+    };
+    // The mode first: where it cannot, nothing is exported.
+    if (auto ok = backend_->maps_dma_bufs(); !ok)
+        return fail(std::move(ok.error()).context(what).context(name()));
+    if (exporter.container().vfio_ != vfio_)
+        return bad(EINVAL, "the device belongs to another process's VFIO state");
+    const std::shared_ptr<DeviceHandle> handle = exporter.handle();
+    if (bar > 5)
+        return bad(EINVAL, "a PCI device has BARs 0-5");
+    const std::uint64_t pg = backend_->page_size();
+    if (len == 0 || (offset | iova | len) % pg != 0)
+        return bad(EINVAL, "offset, IOVA and length must be non-zero multiples of the page size " +
+                               hex(pg));
+    if (iova + len < iova || offset + len < offset)
+        return bad(EINVAL, "range wraps around");
+    auto info = handle->region_info(bar);
+    if (!info)
+        return fail(std::move(info.error()).context(what).context(name()));
+    if (info->size == 0)
+        return bad(ENODEV, "the device has no BAR " + std::to_string(bar));
+    if (offset + len > info->size)
+        return bad(EINVAL, "beyond the BAR's " + hex(info->size) + " bytes");
+    if (auto free = table_.check_free(iova, len); !free)
+        return fail(std::move(free.error()).context(name()));
+    if (auto ok = check_limits(iova, len); !ok)
+        return fail(std::move(ok.error()).context(name()));
+    // The dma-buf's fd is only needed until the IOAS holds the dma-buf:
+    // closed on every return below.
+    auto buf = handle->export_dma_buf(bar, offset, len);
+    if (!buf)
+        return fail(std::move(buf.error()).context(what).context(name()));
+    if (auto ok = backend_->map_dma_buf(buf->get(), iova, len); !ok)
+        return fail(std::move(ok.error()).context(what).context(name()));
+    table_.insert({iova, 0, len});
+    bars_[iova] = PeerBar{exporter.address(), bar, offset, handle, handle->resets()};
+    return {};
+}
+
+std::vector<BarMapping> Container::bar_mappings() const {
+    std::lock_guard g(vfio_->control_lock());
+    std::vector<BarMapping> out;
+    for (const auto& [iova, b] : bars_) {
+        const auto m = table_.lookup(iova);
+        const bool revoked = !b.exporter->alive() || b.exporter->resets() != b.resets;
+        out.push_back({iova, m ? m->len : 0, b.device, b.bar, b.offset, revoked});
+    }
+    return out;
+}
+
 Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
     std::lock_guard g(vfio_->control_lock());
     if (!maps_memory())
@@ -270,6 +326,8 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
             *entries_avail_ += static_cast<std::uint32_t>(whole->size());
     }
     table_.erase(*whole);
+    for (const auto& m : *whole)
+        bars_.erase(m.iova);
     return {};
 }
 
@@ -290,6 +348,7 @@ Result<void> Container::unmap_all() {
         entries_avail_.reset();
     }
     table_.clear();
+    bars_.clear();
     return {};
 }
 

@@ -12,6 +12,7 @@
 
 #include "fake_backend.hpp"
 #include "fake_sysfs.hpp"
+#include "lab_env.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace vfiokit::vfio {
@@ -373,6 +374,180 @@ TEST_F(NoiommuFrontEnd, DmaMasksApplyToPhysicalAddressesNotKeys) {
     EXPECT_EQ(narrow.error().err(), ERANGE);
     EXPECT_NE(narrow.error().message().find("physical"), std::string::npos)
         << narrow.error().message();
+}
+
+// ---------------------------------------------------------------------------
+// Peer-to-peer: map_device_bar. The fake exports real fds (memfds), so what
+// is left open can be counted; the same paths run on the real kernel in
+// the lab (tests/lab/edu/p2p_test.cpp, tests/lab/vfio/core_test.cpp).
+
+constexpr const char* kPeer = "0000:00:04.0";
+constexpr std::uint64_t kBarIova = 0x100000;
+
+class BarFrontEnd : public FrontEnd {
+protected:
+    // cdev: ready from the start, maps dma-bufs; the peer's BAR 2 is 1 MiB.
+    Container& start_cdev() {
+        k->group_style = false;
+        k->dma_bufs = true;
+        k->bar_sizes[2] = 1 << 20;
+        k->bar_sizes[0] = 0;  // absent
+        return start(Mode::cdev);
+    }
+};
+
+TEST_F(BarFrontEnd, MappedTrackedAndItsDmaBufFdClosed) {
+    Container& c = start_cdev();
+    Device* peer = assign(kPeer);
+    ASSERT_NE(peer, nullptr);
+    const int fds = vfiokit::testing::open_fds();
+    auto r = c.map_device_bar(*peer, 2, 4 * K, 16 * K, kBarIova);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(k->exports, 1u);
+    EXPECT_EQ(k->dma_buf_map_calls, 1u);
+    EXPECT_TRUE(k->dma_buf_fd_was_open) << "the backend got a closed fd";
+    EXPECT_EQ(vfiokit::testing::open_fds(), fds) << "the dma-buf fd stayed open";
+    ASSERT_EQ(k->mapped.size(), 1u);
+    auto m = c.lookup(kBarIova + K);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->iova, kBarIova);
+    EXPECT_EQ(m->len, 16 * K);
+    EXPECT_EQ(m->vaddr, 0u) << "a BAR mapping has no user address";
+    auto bars = c.bar_mappings();
+    ASSERT_EQ(bars.size(), 1u);
+    EXPECT_EQ(bars[0].iova, kBarIova);
+    EXPECT_EQ(bars[0].len, 16 * K);
+    EXPECT_EQ(bars[0].device.str(), kPeer);
+    EXPECT_EQ(bars[0].bar, 2u);
+    EXPECT_EQ(bars[0].offset, 4 * K);
+    EXPECT_FALSE(bars[0].revoked);
+    // It blocks its IOVAs like any mapping.
+    auto over = c.map(kVa, kBarIova + 8 * K, K * 4);
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().err(), EEXIST);
+    ASSERT_TRUE(c.unmap(kBarIova, 16 * K));
+    EXPECT_TRUE(c.bar_mappings().empty());
+    EXPECT_TRUE(k->mapped.empty());
+    EXPECT_EQ(c.mapping_count(), 0u);
+}
+
+// Releasing or resetting the exporter revokes its dma-buf in the kernel:
+// the mapping says so, keeps its IOVA, and unmap still removes it.
+TEST_F(BarFrontEnd, ReleaseAndResetOfTheExporterShowAsRevoked) {
+    Container& c = start_cdev();
+    k->reset_works = true;
+    Device* peer = assign(kPeer);
+    ASSERT_NE(peer, nullptr);
+    ASSERT_TRUE(c.map_device_bar(*peer, 2, 0, 16 * K, kBarIova));
+    ASSERT_TRUE(peer->ops().reset());
+    ASSERT_EQ(c.bar_mappings().size(), 1u);
+    EXPECT_TRUE(c.bar_mappings()[0].revoked) << "reset revokes";
+    ASSERT_TRUE(c.unmap(kBarIova, 16 * K));
+    // Mapped again after the reset: live; then the exporter goes.
+    ASSERT_TRUE(c.map_device_bar(*peer, 2, 0, 16 * K, kBarIova));
+    EXPECT_FALSE(c.bar_mappings()[0].revoked);
+    ASSERT_TRUE(vfio->release_device(*peer));
+    ASSERT_EQ(c.bar_mappings().size(), 1u);
+    EXPECT_TRUE(c.bar_mappings()[0].revoked) << "release revokes";
+    EXPECT_TRUE(c.lookup(kBarIova)) << "the IOVA stays taken until unmapped";
+    ASSERT_TRUE(c.unmap(kBarIova, 16 * K));
+    EXPECT_TRUE(c.bar_mappings().empty());
+    EXPECT_TRUE(k->mapped.empty());
+}
+
+TEST_F(BarFrontEnd, UnmapAllTakesBarMappingsToo) {
+    Container& c = start_cdev();
+    Device* peer = assign(kPeer);
+    ASSERT_NE(peer, nullptr);
+    ASSERT_TRUE(c.map(kVa, 1ULL << 30, 16 * K));
+    ASSERT_TRUE(c.map_device_bar(*peer, 2, 0, 16 * K, kBarIova));
+    ASSERT_TRUE(c.map_device_bar(*peer, 2, 16 * K, 16 * K, 2 * kBarIova));
+    EXPECT_EQ(c.bar_mappings().size(), 2u);
+    ASSERT_TRUE(c.unmap_all());
+    EXPECT_TRUE(c.bar_mappings().empty());
+    EXPECT_TRUE(k->mapped.empty());
+}
+
+// Group-style containers (and no-IOMMU) refuse before anything is
+// exported, saying which mode can.
+TEST_F(BarFrontEnd, RefusedOutsideCdevBeforeAnythingIsExported) {
+    k->bar_sizes[2] = 1 << 20;
+    Container& c = start(Mode::group);
+    Device* peer = assign(kPeer);
+    ASSERT_NE(peer, nullptr);
+    const int fds = vfiokit::testing::open_fds();
+    auto r = c.map_device_bar(*peer, 2, 0, 16 * K, kBarIova);
+    ASSERT_FALSE(r);
+    const std::string msg = r.error().message();
+    EXPECT_EQ(r.error().err(), ENOTSUP) << msg;
+    for (const char* want : {"not in group mode", "cdev", "6.19", kPeer})
+        EXPECT_NE(msg.find(want), std::string::npos) << want << " in: " << msg;
+    EXPECT_EQ(k->exports, 0u);
+    EXPECT_EQ(vfiokit::testing::open_fds(), fds);
+    EXPECT_EQ(c.mapping_count(), 0u);
+}
+
+TEST_F(BarFrontEnd, BadInputFailsBeforeExporting) {
+    Container& c = start_cdev();
+    Device* peer = assign(kPeer);
+    ASSERT_NE(peer, nullptr);
+    ASSERT_TRUE(c.map(kVa, 4 * kBarIova, 16 * K));
+    struct Case {
+        unsigned bar;
+        std::uint64_t offset, len, iova;
+        int err;
+        const char* says;
+    };
+    const Case cases[] = {
+        {6, 0, K, kBarIova, EINVAL, "BARs 0-5"},
+        {2, 100, K, kBarIova, EINVAL, "multiples of the page size"},
+        {2, 0, 0, kBarIova, EINVAL, "multiples of the page size"},
+        {2, 0, K, kBarIova + 1, EINVAL, "multiples of the page size"},
+        {2, 1 << 20, K, kBarIova, EINVAL, "beyond the BAR's 0x100000 bytes"},
+        {2, 0, 2 << 20, kBarIova, EINVAL, "beyond the BAR's"},
+        {0, 0, K, kBarIova, ENODEV, "no BAR 0"},
+        {2, 0, 16 * K, 4 * kBarIova + 4 * K, EEXIST, ""},
+    };
+    for (const Case& t : cases) {
+        auto r = c.map_device_bar(*peer, t.bar, t.offset, t.len, t.iova);
+        ASSERT_FALSE(r) << "BAR " << t.bar << " offset " << t.offset;
+        EXPECT_EQ(r.error().err(), t.err) << r.error().message();
+        EXPECT_NE(r.error().message().find(t.says), std::string::npos) << r.error().message();
+    }
+    EXPECT_EQ(k->exports, 0u);
+    EXPECT_EQ(c.mapping_count(), 1u);
+}
+
+// The kernel refuses the map: the exported dma-buf is closed, nothing kept.
+TEST_F(BarFrontEnd, AFailedMapLeavesNothing) {
+    Container& c = start_cdev();
+    k->fail_dma_buf_map_call = 1;
+    Device* peer = assign(kPeer);
+    ASSERT_NE(peer, nullptr);
+    const int fds = vfiokit::testing::open_fds();
+    auto r = c.map_device_bar(*peer, 2, 0, 16 * K, kBarIova);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err(), EIO);
+    EXPECT_EQ(k->exports, 1u);
+    EXPECT_EQ(vfiokit::testing::open_fds(), fds) << "the dma-buf fd leaked";
+    EXPECT_EQ(c.mapping_count(), 0u);
+    EXPECT_TRUE(c.bar_mappings().empty());
+    // And the same IOVA maps afterwards.
+    ASSERT_TRUE(c.map_device_bar(*peer, 2, 0, 16 * K, kBarIova));
+}
+
+TEST_F(BarFrontEnd, AnotherVfiosDeviceIsRefused) {
+    Container& c = start_cdev();
+    auto other = VfioTesting::make(fs.root(), Mode::cdev,
+                                   std::make_unique<FakeBackend>(k, Mode::cdev));
+    auto d = other->assign_device(other->default_container(), kPeer);
+    ASSERT_TRUE(d) << d.error().message();
+    auto r = c.map_device_bar(**d, 2, 0, 16 * K, kBarIova);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err(), EINVAL);
+    EXPECT_NE(r.error().message().find("another process's VFIO state"), std::string::npos)
+        << r.error().message();
+    EXPECT_EQ(k->exports, 0u);
 }
 
 }  // namespace

@@ -73,7 +73,15 @@ Result<IrqInfo> DeviceHandle::irq_info(std::uint32_t index) {
 
 Result<void> DeviceHandle::set_irqs(const IrqRequest& r) { VFIOKIT_FORWARD("set IRQs", set_irqs(r)); }
 
-Result<void> DeviceHandle::reset() { VFIOKIT_FORWARD("reset", reset()); }
+Result<void> DeviceHandle::reset() {
+    std::shared_lock lock(mu_);
+    if (!ops_)
+        return std::unexpected(released("reset"));
+    auto r = ops_->reset();
+    if (r)
+        ++resets_;
+    return r;
+}
 
 Result<void> DeviceHandle::feature(std::uint32_t feature, FeatureOp op,
                                    std::span<std::uint8_t> payload) {
@@ -85,10 +93,19 @@ Result<void> DeviceHandle::ioeventfd(std::uint32_t index, std::uint64_t offset, 
     VFIOKIT_FORWARD("ioeventfd", ioeventfd(index, offset, size, data, fd));
 }
 
+Result<Fd> DeviceHandle::export_dma_buf(std::uint32_t index, std::uint64_t offset,
+                                        std::uint64_t len) {
+    VFIOKIT_FORWARD("export a dma-buf", export_dma_buf(index, offset, len));
+}
+
 #undef VFIOKIT_FORWARD
 
 Result<void> DeviceOps::ioeventfd(std::uint32_t, std::uint64_t, unsigned, std::uint64_t, int) {
     return fail(not_supported("ioeventfd", "this backend"));
+}
+
+Result<Fd> DeviceOps::export_dma_buf(std::uint32_t, std::uint64_t, std::uint64_t) {
+    return fail(not_supported("dma-buf export", "this backend"));
 }
 
 Result<void> DeviceHandle::set_vf_token(const Uuid& token) {

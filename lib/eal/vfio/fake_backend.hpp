@@ -9,6 +9,9 @@
 // tested against the real kernel there. Header-only; tests only.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <map>
@@ -54,6 +57,18 @@ struct FakeIommu {
     unsigned pa_calls = 0;
     std::map<std::uint64_t, std::uint64_t> pa_of_mapping;  // by IOVA: where its memory lies
 
+    // Peer-to-peer (map_device_bar): whether the container maps dma-bufs
+    // (cdev's does); the size of each BAR its devices report (others:
+    // region info refused); devices' exports and the maps of their
+    // dma-bufs; and faults. An export gives a real fd (a memfd), so a test
+    // can count what is left open.
+    bool dma_bufs = false;
+    std::map<std::uint32_t, std::uint64_t> bar_sizes;
+    bool reset_works = false;
+    unsigned exports = 0, dma_buf_map_calls = 0;
+    unsigned fail_dma_buf_map_call = 0;  // map_dma_buf call number that fails with EIO
+    bool dma_buf_fd_was_open = false;    // at the last map_dma_buf
+
     [[nodiscard]] bool ready() const { return !group_style || devices > 0; }
 };
 
@@ -69,8 +84,15 @@ public:
     // The front end's DMA logic is what these tests are about: the device
     // operations are refused, as a backend without them would.
     [[nodiscard]] Result<DeviceInfo> info() override { return fail(no("info")); }
-    [[nodiscard]] Result<RegionInfo> region_info(std::uint32_t) override {
-        return fail(no("region info"));
+    [[nodiscard]] Result<RegionInfo> region_info(std::uint32_t index) override {
+        auto it = k_->bar_sizes.find(index);
+        if (it == k_->bar_sizes.end())
+            return fail(no("region info"));
+        RegionInfo r;
+        r.index = index;
+        r.size = it->second;
+        r.readable = r.writable = r.mappable = r.size != 0;
+        return r;
     }
     [[nodiscard]] Result<void> read_region(std::uint32_t, std::uint64_t, void*,
                                            std::size_t) override {
@@ -86,9 +108,20 @@ public:
     }
     [[nodiscard]] Result<IrqInfo> irq_info(std::uint32_t) override { return fail(no("IRQ info")); }
     [[nodiscard]] Result<void> set_irqs(const IrqRequest&) override { return fail(no("set IRQs")); }
-    [[nodiscard]] Result<void> reset() override { return fail(no("reset")); }
+    [[nodiscard]] Result<void> reset() override {
+        if (!k_->reset_works)
+            return fail(no("reset"));
+        return {};
+    }
     [[nodiscard]] Result<void> feature(std::uint32_t, FeatureOp, std::span<std::uint8_t>) override {
         return fail(no("device feature"));
+    }
+    [[nodiscard]] Result<Fd> export_dma_buf(std::uint32_t, std::uint64_t, std::uint64_t) override {
+        ++k_->exports;
+        const int fd = ::memfd_create("fake-dma-buf", MFD_CLOEXEC);
+        if (fd < 0)
+            return fail(errno, "fake export: memfd_create");
+        return Fd(fd);
     }
 
 private:
@@ -141,6 +174,22 @@ public:
                 return fail(EEXIST, "fake map: overlap");
         k_->pa_of_mapping[iova] = k_->pa_base + k_->pa_stride * k_->mapped.size();
         k_->mapped[iova] = DmaMapping{iova, vaddr, len};
+        return {};
+    }
+    [[nodiscard]] Result<void> maps_dma_bufs() const override {
+        if (!k_->dma_bufs)
+            return fail(dma_bufs_unsupported());
+        return {};
+    }
+    [[nodiscard]] Result<void> map_dma_buf(int fd, std::uint64_t iova, std::uint64_t len) override {
+        ++k_->dma_buf_map_calls;
+        k_->dma_buf_fd_was_open = ::fcntl(fd, F_GETFD) != -1;
+        if (k_->dma_buf_map_calls == k_->fail_dma_buf_map_call)
+            return fail(EIO, "fake map_dma_buf");
+        for (const auto& [at, m] : k_->mapped)
+            if (iova < m.end() && at < iova + len)
+                return fail(EEXIST, "fake map_dma_buf: overlap");
+        k_->mapped[iova] = DmaMapping{iova, 0, len};
         return {};
     }
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override {

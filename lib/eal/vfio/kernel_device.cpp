@@ -3,9 +3,11 @@
 // Kernel references (Linux 6.12): drivers/vfio/vfio_main.c (device fd
 // ioctls, VFIO_DEVICE_FEATURE), drivers/vfio/pci/vfio_pci_core.c
 // (GET_INFO, GET_REGION_INFO, GET_IRQ_INFO, SET_IRQS, RESET, mmap),
-// drivers/vfio/pci/vfio_pci_rdwr.c (pread/pwrite), vfio_pci_intrs.c.
+// drivers/vfio/pci/vfio_pci_rdwr.c (pread/pwrite), vfio_pci_intrs.c;
+// Linux 7.3 for the dma-buf export: drivers/vfio/pci/vfio_pci_dmabuf.c.
 #include "kernel_device.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -314,6 +316,69 @@ Result<void> KernelDevice::feature(std::uint32_t feature, FeatureOp op,
     if (op == FeatureOp::get && extra != 0)
         std::memcpy(payload.data(), body, extra);
     return {};
+}
+
+// VFIO_DEVICE_FEATURE, GET of DMA_BUF with one range
+// (vfio_pci_dmabuf.c vfio_pci_core_feature_dma_buf). Its errnos:
+//   ENOTTY      no such feature: a kernel before 6.19, or built without
+//               CONFIG_VFIO_PCI_DMABUF (vfio_pci_core_ioctl_feature's
+//               default case)
+//   EOPNOTSUPP  the device's driver cannot export (no get_dmabuf_phys: a
+//               vfio-pci variant driver)
+//   EINVAL      offset or length not page-aligned, the range not inside
+//               the BAR (vfio_pci_core_fill_phys_vec), or the BAR not
+//               memory (pcim_p2pdma_provider gives no provider)
+//   ENODEV      an index past the BARs (ROM and up), or the device is
+//               being unregistered
+// The new dma-buf is born revoked when the device's memory decoding is
+// off; importers then fail (iommufd: ENODEV at IOMMU_IOAS_MAP_FILE).
+Result<Fd> KernelDevice::export_dma_buf(std::uint32_t index, std::uint64_t offset,
+                                        std::uint64_t len) {
+    const std::string what = "export " + access_text(index, offset, len) + " as a dma-buf";
+    // The feature header, its payload, and the payload's one range: argsz
+    // covers them all (vfio_main.c vfio_ioctl_device_feature).
+    struct Request {
+        uapi::vfio_device_feature head;
+        uapi::vfio_device_feature_dma_buf body;
+        uapi::vfio_region_dma_range range;
+    };
+    static_assert(offsetof(Request, range) ==
+                      sizeof(uapi::vfio_device_feature) + sizeof(uapi::vfio_device_feature_dma_buf),
+                  "the range must follow the payload, where the kernel reads dma_ranges[]");
+    Request req{};
+    req.head.argsz = sizeof req;
+    req.head.flags = uapi::kVfioDeviceFeatureDmaBuf | uapi::kVfioDeviceFeatureGet;
+    req.body.region_index = index;
+    req.body.open_flags = O_RDWR | O_CLOEXEC;
+    req.body.nr_ranges = 1;
+    req.range.offset = offset;
+    req.range.length = len;
+    auto r = ioctl_fd(fd(), uapi::kVfioDeviceFeature, &req, "VFIO_DEVICE_FEATURE (DMA_BUF)");
+    if (r)
+        return r;
+    Error& e = r.error();
+    switch (e.err()) {
+    case ENOTTY:
+        return fail(std::move(Error(ENOTSUP, what + ": the kernel has no "
+                                                    "VFIO_DEVICE_FEATURE_DMA_BUF (it said ENOTTY)")
+                                  .hint("exporting a BAR as a dma-buf needs Linux 6.19+ built "
+                                        "with CONFIG_VFIO_PCI_DMABUF (which CONFIG_PCI_P2PDMA "
+                                        "and the dma-buf core bring)")));
+    case EOPNOTSUPP:
+        return fail(std::move(Error(ENOTSUP, what + ": the device's VFIO driver cannot export "
+                                                    "its BARs (it said EOPNOTSUPP)")
+                                  .hint("vfio-pci can; a vfio-pci variant driver may not")));
+    case EINVAL:
+        e.hint("the BAR must be a memory BAR (not I/O ports), the range page-aligned and inside "
+               "it");
+        break;
+    case ENODEV:
+        e.hint("BARs are regions 0-5; or the device is being removed from vfio-pci");
+        break;
+    default:
+        break;
+    }
+    return fail(std::move(e.context(what)));
 }
 
 Result<void> check_kernel_device_fd(int fd, PciAddress a) {

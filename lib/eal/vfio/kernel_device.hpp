@@ -38,6 +38,8 @@ public:
                                          std::uint64_t data, int fd) override;
     [[nodiscard]] Result<void> feature(std::uint32_t feature, FeatureOp op,
                                        std::span<std::uint8_t> payload) override;
+    [[nodiscard]] Result<Fd> export_dma_buf(std::uint32_t index, std::uint64_t offset,
+                                            std::uint64_t len) override;
 
 private:
     // What region access needs of a region: fixed for the device's

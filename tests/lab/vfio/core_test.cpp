@@ -675,6 +675,62 @@ TEST_P(Core, CdevNoiommuPhysicalAddressesMatchPagemap) {
     ::munmap(hp, kHuge);
 }
 
+// A device's BAR mapped for peer-to-peer DMA (map_device_bar): edu's BAR 0
+// (1 MiB of registers: a memory BAR) into the default container. It works
+// in cdev mode on a kernel with VFIO dma-bufs (Linux 6.19+; the lab's 7.3
+// builds CONFIG_VFIO_PCI_DMABUF): mapped, tracked, its dma-buf fd not
+// kept, and unmapped so that the kernel frees the IOVA (memory maps there
+// again). Everywhere else ENOTSUP names what is needed: cdev mode (group,
+// compat), Linux 6.19 (cdev on 6.12), an IOMMU (the no-IOMMU modes); and
+// nothing is left open or mapped. DMA through such a mapping is the edu
+// P2P test's (tests/lab/edu/p2p_test.cpp, modern shape).
+TEST_P(Core, DeviceBarMapsWhereTheKernelAndModeCan) {
+    Device* d = assign(dc(), kEdu);
+    ASSERT_NE(d, nullptr);
+    const int fds = open_fds();
+    const auto kv = testing::kernel_version();
+    const Mode m = dc().mode();
+    const bool can = m == Mode::cdev && kv.at_least(6, 19);
+    constexpr std::uint64_t iova = 0x40000000;  // inside every translated mode's ranges
+    auto r = dc().map_device_bar(*d, 0, 0, 16 * K, iova);
+    std::printf("map_device_bar %s on Linux %s: %s\n", GetParam().c_str(), kv.str().c_str(),
+                r ? "mapped" : r.error().message().c_str());
+    if (can) {
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_EQ(open_fds(), fds) << "the dma-buf's fd was kept";
+        const auto bars = dc().bar_mappings();
+        ASSERT_EQ(bars.size(), 1u);
+        EXPECT_EQ(bars[0].device.str(), kEdu);
+        EXPECT_EQ(bars[0].bar, 0u);
+        EXPECT_EQ(bars[0].len, 16 * K);
+        EXPECT_FALSE(bars[0].revoked);
+        auto look = dc().lookup(iova);
+        ASSERT_TRUE(look);
+        EXPECT_EQ(look->vaddr, 0u);
+        ASSERT_TRUE(dc().unmap(iova, 16 * K));
+        EXPECT_TRUE(dc().bar_mappings().empty());
+        Buffer buf(16 * K);
+        auto again = dc().map(buf.va(), iova, 16 * K);
+        EXPECT_TRUE(again) << "the kernel kept the IOVA: "
+                           << (again ? "" : again.error().message());
+        if (again) {
+            EXPECT_TRUE(dc().unmap(iova, 16 * K));
+        }
+        EXPECT_EQ(open_fds(), fds);
+        return;
+    }
+    ASSERT_FALSE(r);
+    const std::string msg = r.error().message();
+    EXPECT_EQ(r.error().err(), ENOTSUP) << msg;
+    const char* names = !dc().translates()      ? "physical address"
+                        : m == Mode::cdev       ? "Linux 6.19"
+                                                : "cdev mode";
+    EXPECT_NE(msg.find(names), std::string::npos) << "want '" << names << "' in: " << msg;
+    EXPECT_EQ(open_fds(), fds);
+    EXPECT_EQ(dc().mapping_count(), 0u);
+    EXPECT_TRUE(dc().bar_mappings().empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Lab, Core, ::testing::Values(mode_label()),
                          [](const auto& p) { return p.param; });
 

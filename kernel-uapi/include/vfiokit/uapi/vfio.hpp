@@ -354,6 +354,28 @@ struct vfio_device_feature_bus_master {
 inline constexpr std::uint32_t kVfioDeviceFeatureClearMaster = 0;
 inline constexpr std::uint32_t kVfioDeviceFeatureSetMaster = 1;
 
+// Kernel 6.19+ with CONFIG_VFIO_PCI_DMABUF only (compared by abi_check when
+// built against headers that have it; older kernels answer ENOTTY). GET
+// exports slices of one region (a memory BAR) as a dma-buf: the ioctl
+// returns the new fd. flags must be 0; each range's offset and length are
+// page-aligned and lie inside the region (vfio_pci_dmabuf.c
+// validate_dmabuf_input, vfio_pci_core_fill_phys_vec). Trailer:
+// nr_ranges vfio_region_dma_range entries.
+inline constexpr std::uint32_t kVfioDeviceFeatureDmaBuf = 11;
+
+struct vfio_region_dma_range {
+    alignas(8) std::uint64_t offset;  // in the region
+    alignas(8) std::uint64_t length;
+};
+
+// 8-aligned as the kernel's, whose trailer of u64 pairs makes it so.
+struct alignas(8) vfio_device_feature_dma_buf {
+    std::uint32_t region_index;  // the BAR number for vfio-pci
+    std::uint32_t open_flags;    // of the new fd: O_RDWR, O_CLOEXEC
+    std::uint32_t flags;
+    std::uint32_t nr_ranges;
+};
+
 // ---- Device cdev: /dev/vfio/devices/vfioN + iommufd -------------------------
 
 // Binds an opened device cdev to an iommufd; until this succeeds the device fd

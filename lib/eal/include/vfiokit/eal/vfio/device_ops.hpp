@@ -32,6 +32,7 @@
 // handle, so they may assume the device is alive.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -146,6 +147,17 @@ public:
     // ENOTSUP from a backend that cannot (the default).
     [[nodiscard]] virtual Result<void> ioeventfd(std::uint32_t index, std::uint64_t offset,
                                                  unsigned size, std::uint64_t data, int fd);
+    // VFIO_DEVICE_FEATURE_DMA_BUF (Linux 6.19+, CONFIG_VFIO_PCI_DMABUF):
+    // [offset, offset + len) of region `index` (a memory BAR) as a dma-buf,
+    // a new fd (close-on-exec) the caller owns; offset and len are
+    // page-aligned and inside the region. What it is for:
+    // Container::map_device_bar. The kernel revokes the dma-buf (its
+    // importers lose the memory) when the device is reset, its memory
+    // decoding is turned off, or its last fd is closed. ENOTSUP, naming the
+    // kernel it needs, where the kernel cannot; ENOTSUP from a backend that
+    // cannot (the default).
+    [[nodiscard]] virtual Result<Fd> export_dma_buf(std::uint32_t index, std::uint64_t offset,
+                                                    std::uint64_t len);
 };
 
 // The shared, release-aware reference to a device's operations. Made by
@@ -180,6 +192,12 @@ public:
                                        std::span<std::uint8_t> payload) override;
     [[nodiscard]] Result<void> ioeventfd(std::uint32_t index, std::uint64_t offset, unsigned size,
                                          std::uint64_t data, int fd) override;
+    [[nodiscard]] Result<Fd> export_dma_buf(std::uint32_t index, std::uint64_t offset,
+                                            std::uint64_t len) override;
+    // How many resets went through this handle and succeeded. A reset
+    // revokes the device's dma-bufs (vfio_pci_core.c vfio_pci_ioctl_reset
+    // calls vfio_pci_dma_buf_move), so a BAR mapping made before it is dead.
+    [[nodiscard]] std::uint64_t resets() const { return resets_.load(); }
 
     // SR-IOV: sets this PF's VF token (VFIO_DEVICE_FEATURE_SET with
     // VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, the 16 bytes of the UUID), which
@@ -196,6 +214,7 @@ private:
     [[nodiscard]] Error released(std::string_view what) const;
 
     PciAddress addr_;
+    std::atomic<std::uint64_t> resets_{0};
     mutable std::shared_mutex mu_;      // shared by calls, exclusive for release()
     std::unique_ptr<DeviceOps> ops_;    // null once released
 };

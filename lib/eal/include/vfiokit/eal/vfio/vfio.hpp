@@ -152,6 +152,21 @@ public:
     }
 };
 
+// A slice of a device's BAR mapped into a container for peer-to-peer DMA
+// (Container::map_device_bar).
+struct BarMapping {
+    std::uint64_t iova = 0;
+    std::uint64_t len = 0;
+    PciAddress device;         // the exporter
+    unsigned bar = 0;
+    std::uint64_t offset = 0;  // in the BAR
+    // The kernel has revoked the exporter's dma-buf since the mapping was
+    // made: the exporter was released, or reset through its handle. The
+    // IOVA stays taken; DMA there no longer reaches the BAR (the IOMMU
+    // blocks and reports it); unmap() removes the mapping.
+    bool revoked = false;
+};
+
 // A device assigned to a container. Owned by its container; valid until
 // released or the container is destroyed.
 //
@@ -237,6 +252,38 @@ public:
     // has learned that it cannot map by file (the kernel or mode lacks it).
     [[nodiscard]] std::size_t file_maps() const { return file_maps_; }
     [[nodiscard]] bool file_maps_unsupported() const { return file_maps_unsupported_; }
+    // Peer-to-peer DMA: maps [offset, offset+len) of BAR `bar` of device
+    // `exporter` at `iova`, so that this container's devices reach that
+    // device's memory by DMA (a NIC writing into a GPU's or an NVMe CMB's
+    // BAR). The exporter is any device of this process, in this container
+    // or another; the BAR must be a memory BAR; offset, len and iova are
+    // multiples of the page size, and the IOVA rules of map() apply. Named
+    // for what is mapped, as map_file() is: the memory is the device's,
+    // not the process's.
+    //
+    // How: the slice is exported as a dma-buf (VFIO_DEVICE_FEATURE_DMA_BUF
+    // on the exporter) and the dma-buf mapped with IOMMU_IOAS_MAP_FILE. The
+    // IOAS keeps its own reference to the dma-buf while mapped, so the fd
+    // is closed before this returns: nothing else is held. On failure
+    // nothing is left (no fd, no mapping).
+    //
+    // Where it cannot, ENOTSUP with the reason: every mode but cdev (the
+    // group and compat containers' type1 interface maps user addresses
+    // only; nothing translates in the no-IOMMU modes), and kernels before
+    // Linux 6.19 or without CONFIG_VFIO_PCI_DMABUF.
+    //
+    // The mapping is in the table like any other (lookup(), mappings():
+    // vaddr 0) and goes with unmap(), unmap_all() and the container; its
+    // device side is in bar_mappings(). The kernel revokes it when the
+    // exporter is released or reset (also when its memory decoding is
+    // turned off, which vfiokit does not track): from then on DMA to the
+    // IOVA faults in the IOMMU, the mapping shows `revoked`, and unmap()
+    // still removes it (the IOVA stays taken until then). Map it again
+    // after a reset.
+    [[nodiscard]] Result<void> map_device_bar(Device& exporter, unsigned bar, std::uint64_t offset,
+                                              std::uint64_t len, std::uint64_t iova);
+    // The BAR mappings of this container, by IOVA.
+    [[nodiscard]] std::vector<BarMapping> bar_mappings() const;
     [[nodiscard]] Result<void> unmap(std::uint64_t iova, std::uint64_t len);
     [[nodiscard]] Result<void> unmap_all();
 
@@ -343,6 +390,17 @@ private:
     std::set<std::uint64_t> inherited_;  // imported: IOVAs of the exporter's mappings
     std::uint64_t dma_mask_ = ~0ULL;     // narrowest required mask (require_dma_mask)
     std::vector<IovaUser*> iova_users_;
+    // map_device_bar's mappings, by IOVA (each also in table_): the
+    // exporter's handle tells whether it was released, and its reset count
+    // whether it was reset since.
+    struct PeerBar {
+        PciAddress device;
+        unsigned bar = 0;
+        std::uint64_t offset = 0;
+        std::shared_ptr<DeviceHandle> exporter;
+        std::uint64_t resets = 0;  // exporter->resets() when mapped
+    };
+    std::map<std::uint64_t, PeerBar> bars_;
 };
 
 // Thread-safety: every public method takes control_lock() (see the top).
