@@ -9,7 +9,14 @@
 #include <iterator>
 #include <mutex>
 
+#include "vfiokit/eal/log.hpp"
+
 namespace vfiokit::eal {
+
+namespace {
+// Events of the EAL itself: removal requests.
+log::Component kLog("eal");
+}  // namespace
 
 Result<std::unique_ptr<Eal>> Eal::init(int argc, const char* const* argv, int* first_app_arg) {
     Options o;
@@ -34,6 +41,14 @@ Result<std::unique_ptr<Eal>> Eal::init(const Options& o) {
     if (current() != nullptr)
         return fail(Error(EBUSY, "EAL init: this process already has an EAL")
                         .hint("destroy the first Eal before initialising another"));
+    // Logging first, so that everything after reports as asked. Levels
+    // and sinks are the process's (as DPDK's): set only when given.
+    for (const auto& spec : o.log_levels)
+        log::apply(spec);
+    if (o.log_timestamp != log::Timestamp::none)
+        log::set_timestamp(o.log_timestamp);
+    if (o.syslog_facility)
+        log::use_syslog(*o.syslog_facility);
     std::unique_ptr<Eal> e(new Eal());
     e->opts_ = o;
     auto lc = Lcores::start(o.lcores, o.main_lcore_id());
@@ -261,11 +276,9 @@ std::vector<RemovalRequest> Eal::removal_requests() {
             removal_reported_.end())
             continue;
         removal_reported_.push_back(r.addr);
-        std::fprintf(stderr,
-                     "vfiokit: device %s (%s, driver %s): the kernel requests its removal "
-                     "(hot-unplug or unbind from vfio-pci); stop its ports and remove it "
-                     "(Eal::remove_device)\n",
-                     r.addr.str().c_str(), r.bus.c_str(), r.driver.c_str());
+        kLog.notice("device {} ({}, driver {}): the kernel requests its removal (hot-unplug or "
+                    "unbind from vfio-pci); stop its ports and remove it (Eal::remove_device)",
+                    r.addr.str(), r.bus, r.driver);
     }
     return out;
 }

@@ -211,6 +211,30 @@ Result<void> opt_no_telemetry(std::string_view, std::string_view, Options& o) {
     return {};
 }
 
+Result<void> opt_log_level(std::string_view, std::string_view v, Options& o) {
+    auto s = log::parse_level_spec(v);
+    if (!s)
+        return fail(std::move(s.error()));
+    o.log_levels.push_back(std::move(*s));
+    return {};
+}
+
+Result<void> opt_log_timestamp(std::string_view, std::string_view v, Options& o) {
+    auto t = log::parse_timestamp(v);
+    if (!t)
+        return fail(std::move(t.error()));
+    o.log_timestamp = *t;
+    return {};
+}
+
+Result<void> opt_syslog(std::string_view, std::string_view v, Options& o) {
+    auto f = log::parse_syslog_facility(v);
+    if (!f)
+        return fail(std::move(f.error()));
+    o.syslog_facility = *f;
+    return {};
+}
+
 // Every EAL option, once. Usage text, parsing and the header all come from
 // here.
 constexpr OptionSpec kOptions[] = {
@@ -250,6 +274,14 @@ constexpr OptionSpec kOptions[] = {
     {"telemetry", 0, "", "serve DPDK's telemetry socket (the default; doc/telemetry.md)",
      opt_telemetry},
     {"no-telemetry", 0, "", "no telemetry socket", opt_no_telemetry},
+    {"log-level", 0, "LEVEL|PATTERN:LEVEL",
+     "log level of every component, or of those matching a shell PATTERN (pci.*:debug) or, "
+     "as REGEX,LEVEL, a regex; repeatable, applied in order; LEVEL: emergency ... debug or 1-8",
+     opt_log_level},
+    {"log-timestamp", 0, "[=reltime|iso]", "prefix log lines with a timestamp (default reltime)",
+     opt_log_timestamp},
+    {"syslog", 0, "[=FACILITY]", "log to syslog (default facility daemon), and to a terminal stderr",
+     opt_syslog},
 };
 
 const OptionSpec* find_option(std::string_view name) {
@@ -273,7 +305,9 @@ std::string options_usage() {
         std::string left = o.short_name ? std::string("-") + o.short_name : std::string();
         if (!o.name.empty())
             left += (left.empty() ? "--" : ", --") + std::string(o.name);
-        if (!o.arg.empty())
+        if (o.arg.starts_with('['))
+            left += std::string(o.arg);
+        else if (!o.arg.empty())
             left += (o.arg.find('|') != std::string_view::npos ? "=" : " ") + std::string(o.arg);
         width = std::max(width, left.size());
         rows.emplace_back(std::move(left), o.help);
@@ -370,6 +404,10 @@ Result<int> parse_options(int argc, const char* const* argv, Options& out) {
         if (spec->arg.empty()) {
             if (has_value)
                 return fail(bad(name, "takes no value"));
+        } else if (spec->arg.starts_with('[')) {
+            // An optional value: only --name=value gives one.
+            if (has_value && !a.starts_with("--"))
+                return fail(bad(name, "takes its value as --" + std::string(spec->name) + "=..."));
         } else if (!has_value) {
             if (i + 1 >= argc)
                 return fail(bad(name, "needs a value (" + std::string(spec->arg) + ")"));

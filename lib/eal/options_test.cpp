@@ -136,7 +136,8 @@ TEST(Options, UsageIsGeneratedFromTheTable) {
         if (!o.name.empty())
             head += "--" + std::string(o.name);
         const auto line = std::find_if(lines.begin(), lines.end(), [&](const std::string& l) {
-            return l.starts_with(head + " ") || l.starts_with(head + "=");
+            return l.starts_with(head + " ") || l.starts_with(head + "=") ||
+                   l.starts_with(head + "[");  // an optional value
         });
         ASSERT_NE(line, lines.end()) << head << " in\n" << u;
         EXPECT_NE(line->find(o.help), std::string::npos) << *line;

@@ -1,5 +1,6 @@
 #include "vfiokit/bus/pci/bar.hpp"
 #include "vfiokit/eal/format.hpp"
+#include "vfiokit/eal/log.hpp"
 
 #include <atomic>
 #include <bit>
@@ -17,6 +18,9 @@ static_assert(std::endian::native == std::endian::little,
               "Bar accesses assume a little-endian host");
 
 namespace {
+
+// Reads and writes the unchecked accessors could not do.
+const log::Component kLog("pci.bar");
 
 template <class T>
 std::string width() {
@@ -113,13 +117,13 @@ Result<void> Bar::try_write(std::uint64_t off, T v) {
 // The unchecked forms behave like a PCI master abort: a read that cannot be
 // done returns all-ones, a write is dropped. Either is a bug in the driver
 // (or a dead device), never a reason to take the process down; it is
-// reported on stderr so it does not go unnoticed.
+// logged (component pci.bar, warning) so it does not go unnoticed.
 template <RegisterWord T>
 T Bar::slow_read(std::uint64_t off) const {
     auto r = try_read<T>(off);
     if (r)
         return *r;
-    std::fprintf(stderr, "vfiokit: %s (read returns all-ones)\n", r.error().message().c_str());
+    kLog.warning("{} (read returns all-ones)", r.error().message());
     return static_cast<T>(~T{0});
 }
 
@@ -127,7 +131,7 @@ template <RegisterWord T>
 void Bar::slow_write(std::uint64_t off, T v) {
     auto r = try_write<T>(off, v);
     if (!r)
-        std::fprintf(stderr, "vfiokit: %s (write dropped)\n", r.error().message().c_str());
+        kLog.warning("{} (write dropped)", r.error().message());
 }
 
 // The register widths (RegisterWord rejects others at compile time).

@@ -7,10 +7,14 @@
 
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
+#include "vfiokit/eal/log.hpp"
 
 namespace vfiokit::pci {
 
 namespace {
+
+// Probe-time events of the PCI bus.
+const log::Component kLog("pci");
 
 bool contains(const std::vector<PciAddress>& v, PciAddress a) {
     return std::find(v.begin(), v.end(), a) != v.end();
@@ -75,8 +79,7 @@ std::optional<IrqSet> enable_request(const PciDevice& pci) {
         return std::nullopt;
     auto set = pci.enable_irqs(IrqType::req, 1);
     if (!set) {
-        std::fprintf(stderr, "vfiokit: %s: no removal notification (%s)\n",
-                     pci.address().str().c_str(), set.error().message().c_str());
+        kLog.warning("{}: no removal notification ({})", pci.address().str(), set.error().message());
         return std::nullopt;
     }
     return std::move(*set);

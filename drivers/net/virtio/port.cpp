@@ -1,4 +1,5 @@
 #include "port.hpp"
+#include "vfiokit/eal/log.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -11,6 +12,9 @@
 namespace vfiokit::virtio::net {
 
 namespace {
+
+// Events of the virtio-net ports.
+const log::Component kLog("net.virtio");
 
 namespace off = ethdev::offload;
 constexpr std::uint64_t kRxCksum = off::kRxUdpCksum | off::kRxTcpCksum;
@@ -338,8 +342,7 @@ void VirtioPort::stop() {
     // 2.4); one that does not finish loses bus mastering instead, so that
     // it cannot reach rings about to be freed.
     if (auto r = t_.reset(); !r) {
-        std::fprintf(stderr, "%s: stop: %s; bus mastering turned off\n", who().c_str(),
-                     r.error().message().c_str());
+        kLog.warning("{}: stop: {}; bus mastering turned off", who(), r.error().message());
         (void)dev_->disable_bus_master();
     }
     irqs_.reset();

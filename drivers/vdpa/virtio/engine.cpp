@@ -7,10 +7,14 @@
 #include <cstdio>
 
 #include "vfiokit/eal/format.hpp"
+#include "vfiokit/eal/log.hpp"
 
 namespace vfiokit::vdpa {
 
 namespace {
+
+// The engine's life: memory tables, starts, stops, front ends gone.
+const log::Component kLog("vdpa.virtio");
 
 namespace vu = vhost_user;
 using virtio::feature;
@@ -98,7 +102,7 @@ EngineStats Engine::stats() const {
 }
 
 void Engine::log(const std::string& msg) const {
-    std::fprintf(stderr, "vdpa %s: %s\n", name_.c_str(), msg.c_str());
+    kLog.info("{}: {}", name_, msg);
 }
 
 std::uint16_t Engine::used_index(const vu::VringInfo& v) {

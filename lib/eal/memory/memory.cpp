@@ -13,10 +13,14 @@
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/memory.hpp"
 #include "vfiokit/eal/pagemap.hpp"
+#include "vfiokit/eal/log.hpp"
 
 namespace vfiokit::eal {
 
 namespace {
+
+// Choices the memory set-up made that the caller did not ask for.
+const log::Component kLog("memory");
 
 constexpr std::uint64_t kUnused = ~0ULL;
 // A page of a segment whose physical address is not known yet (pa mode,
@@ -34,9 +38,8 @@ Result<std::unique_ptr<Memory>> Memory::create(const MemoryOptions& o) {
     const sysfs::Root root(o.sysroot);
     if (o.no_huge) {
         m->page_size_ = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-        std::fprintf(stderr,
-                     "vfiokit: warning: --no-huge: memory uses 4 KiB pages: one IOTLB entry "
-                     "per 4 KiB instead of per 2 MiB, and no physical contiguity\n");
+        kLog.warning("--no-huge: memory uses 4 KiB pages: one IOTLB entry per 4 KiB instead of "
+                     "per 2 MiB, and no physical contiguity");
         if (o.iova_mode == IovaMode::pa)
             return fail(Error(EINVAL, "memory: --iova-mode=pa with --no-huge")
                             .hint("physical addresses need hugepages (4 KiB pages can be "

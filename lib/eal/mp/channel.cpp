@@ -19,10 +19,14 @@
 
 #include "vfiokit/eal/mp.hpp"
 #include "wire.hpp"
+#include "vfiokit/eal/log.hpp"
 
 namespace vfiokit::eal::mp {
 
 namespace {
+
+// The server's events (peers admitted, refused, gone) when no log callback is set.
+const log::Component kLog("mp");
 
 std::string describe(const Peer& p) {
     return "pid " + std::to_string(p.pid) + " (uid " + std::to_string(p.uid) + ")";
@@ -77,7 +81,7 @@ struct Server::Impl {
         if (l)
             l(m);
         else
-            std::fprintf(stderr, "vfiokit: mp: %s\n", m.c_str());
+            kLog.notice("{}", m);
     }
     void kick() {
         std::uint64_t one = 1;

@@ -98,8 +98,8 @@ public:
     //
     // removal_requests() lists the devices the kernel asked for, until they
     // are removed; it polls each device's request eventfd without blocking
-    // (one read per probed device), and prints each new request once to
-    // stderr, naming the device and its driver. Call it from the control
+    // (one read per probed device), and logs each new request once
+    // (component eal), naming the device and its driver. Call it from the control
     // loop (testpmd does, with its stats).
     [[nodiscard]] std::vector<RemovalRequest> removal_requests();
     // Gives a device back: the driver's remove (an ethdev port is stopped,

@@ -199,8 +199,8 @@ public:
     // fills it). Called on the server thread.
     void set_info_provider(std::function<std::string()> p);
     [[nodiscard]] std::string info() const;
-    // Where rejections and dropped connections are reported (default:
-    // stderr, "vfiokit: mp: ..."). Called on the server thread.
+    // Where rejections and dropped connections are reported (default: the
+    // log, component mp, vfiokit/eal/log.hpp). Called on the server thread.
     void set_logger(std::function<void(std::string_view)> log);
 
     // Serves an already connected socket (its peer is checked like an

@@ -21,6 +21,7 @@
 
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/lcore.hpp"
+#include "vfiokit/eal/log.hpp"
 #include "vfiokit/eal/memory.hpp"
 #include "vfiokit/eal/pci_address.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
@@ -74,6 +75,11 @@ struct Options {
     // serves this process, when the program links it (lib/telemetry,
     // doc/telemetry.md). On by default, as in DPDK.
     bool telemetry = true;
+    // --log-level (repeatable, applied in order), --log-timestamp, --syslog
+    // (vfiokit/eal/log.hpp): Eal::init applies them before anything else.
+    std::vector<log::LevelSpec> log_levels;
+    log::Timestamp log_timestamp = log::Timestamp::none;
+    std::optional<int> syslog_facility;
     // The command line parse_options() read: argv[0] and the EAL options up
     // to "--", and the application's arguments after it (what telemetry's
     // /eal/params and /eal/app_params report).
@@ -104,7 +110,8 @@ inline constexpr std::uint64_t kMinBaseVirtaddr = 0x10000;
 struct OptionSpec {
     std::string_view name;     // long name without "--": "allow"; empty for -m
     char short_name;           // 'a', or 0 when there is none
-    std::string_view arg;      // "ADDRESS[,KEY=VALUE...]"; empty for a flag
+    std::string_view arg;      // "ADDRESS[,KEY=VALUE...]"; empty for a flag; "[=...]" for an
+                               // optional value, given only as --name=value
     std::string_view help;
     Result<void> (*parse)(std::string_view opt, std::string_view value, Options& out);
 };

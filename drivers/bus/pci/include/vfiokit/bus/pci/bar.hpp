@@ -71,7 +71,8 @@ public:
     // after the device's release, else the backend's errno), with the
     // device, BAR and offset. The unchecked
     // forms act like a PCI master abort: read returns all-ones, write is
-    // dropped, and the error is printed on stderr; they never abort.
+    // dropped, and the error is logged (component pci.bar, warning); they
+    // never abort.
     //
     // read/write are inline for the data path: an aligned access inside the
     // BAR's largest mapped part is one volatile load or store and a fence;
