@@ -151,8 +151,9 @@ TEST_P(Mem, MapIoctlsGrowWithRegionsNotPages) {
                 mode_label().c_str(), k.str().c_str(), file_tries, by_addr_ioctls, dc.file_maps(),
                 dc.file_maps_unsupported() ? "fell back to mapping by address" : "supported");
     EXPECT_EQ(file_tries, by_file ? 2u : cdev ? 1u : 0u);
-    if (cdev)
+    if (cdev) {
         EXPECT_EQ(by_addr_ioctls, by_file ? 0u : 2u) << "no segment by address where by file works";
+    }
     EXPECT_EQ(dc.file_maps_unsupported(), !by_file);
     EXPECT_EQ(dc.file_maps(), by_file ? 2u : 0u);
     EXPECT_EQ((*e)->vfio().default_container().mapping_count(), 2u);
