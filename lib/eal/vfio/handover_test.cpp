@@ -4,9 +4,15 @@
 // (tests/lab/vfio/handover_test.cpp).
 #include "handover_codec.hpp"
 
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 
 #include <cerrno>
+
+#include "fake_backend.hpp"
+#include "fake_sysfs.hpp"
+#include "vfiokit/eal/vfio/handover.hpp"
 
 namespace vfiokit::vfio::handover {
 namespace {
@@ -100,3 +106,67 @@ TEST(HandoverCodec, EveryBitFlip) {
 
 }  // namespace
 }  // namespace vfiokit::vfio::handover
+
+// The refusals that come before anything is sent, on a fake backend.
+namespace vfiokit::vfio {
+namespace {
+
+using fake::FakeBackend;
+using fake::FakeIommu;
+
+constexpr std::uint64_t kVa = 0x7f0000000000ULL;
+
+std::unique_ptr<Vfio> make_fake(Mode m, const std::shared_ptr<FakeIommu>& k, testing::FakeSysfs& fs) {
+    k->group_style = m != Mode::cdev;  // cdev: maps go to the fake kernel at once
+    return VfioTesting::make(fs.root(), m, std::make_unique<FakeBackend>(k, m));
+}
+
+TEST(Handover, RefusedOutsideCdevNamingWhatItNeeds) {
+    testing::FakeSysfs fs;
+    auto k = std::make_shared<FakeIommu>();
+    auto v = make_fake(Mode::group, k, fs);
+    auto r = can_hand_over(*v);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err(), ENOTSUP);
+    EXPECT_NE(r.error().message().find("cdev"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("6.13"), std::string::npos) << r.error().message();
+}
+
+TEST(Handover, RefusesAMappingByAddressAndSendsNothing) {
+    testing::FakeSysfs fs;
+    auto k = std::make_shared<FakeIommu>();
+    auto v = make_fake(Mode::cdev, k, fs);
+    // The fake has no map by file: map_file falls back to an address.
+    ASSERT_TRUE(v->default_container().map_file(kVa, 0, 0, 1 << 20, 64 << 10));
+    EXPECT_FALSE(v->default_container().mappings().front().by_file);
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    Fd a(sv[0]), b(sv[1]);
+    bool quiesced = false;
+    const FileRegion region{kVa, 64 << 10, 0, 0};
+    auto r = hand_over(*v, a.get(), std::span(&region, 1), [&] { quiesced = true; });
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err(), ENOTSUP);
+    EXPECT_NE(r.error().message().find("by address"), std::string::npos) << r.error().message();
+    EXPECT_FALSE(quiesced);
+    char byte;
+    EXPECT_EQ(::recv(b.get(), &byte, 1, MSG_DONTWAIT), -1) << "nothing sent";
+}
+
+TEST(Handover, NeedsASeqpacketSocket) {
+    testing::FakeSysfs fs;
+    auto k = std::make_shared<FakeIommu>();
+    auto v = make_fake(Mode::cdev, k, fs);
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    Fd a(sv[0]), b(sv[1]);
+    auto r = hand_over(*v, a.get(), {}, {});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err(), EINVAL);
+    auto t = take_over(b.get(), std::chrono::milliseconds(10));
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.error().err(), EINVAL) << t.error().message();
+}
+
+}  // namespace
+}  // namespace vfiokit::vfio
