@@ -207,13 +207,18 @@ Result<HandoverTimes> hand_over(Vfio& v, int sock, std::span<const FileRegion> m
     auto note = receive_note(sock, timeout, "READY");
     if (!note)
         return fail(reclaimed(v, std::move(note.error()).hint("this process is still in charge")));
-    if (note->kind != hc::Kind::ready)
-        return fail(reclaimed(
-            v, Error(ECANCELED, "handover refused by the new process: " +
-                                    (note->kind == hc::Kind::refused
-                                         ? note->text
-                                         : "it sent kind " + std::to_string(static_cast<int>(note->kind))))
-                   .hint("this process is still in charge")));
+    if (note->kind != hc::Kind::ready) {
+        // The new process's own error, hint included, on one line.
+        std::string why = note->kind == hc::Kind::refused
+                              ? note->text
+                              : "it sent kind " + std::to_string(static_cast<int>(note->kind));
+        for (auto at = why.find("\n  hint: "); at != std::string::npos; at = why.find("\n  hint: "))
+            why.replace(at, 9, " (hint: ");
+        if (why.find(" (hint: ") != std::string::npos)
+            why += ")";
+        return fail(reclaimed(v, Error(ECANCELED, "handover refused by the new process: " + why)
+                                     .hint("this process is still in charge")));
+    }
     t.ready_ns = now_ns();
     if (quiesce)
         quiesce();
