@@ -363,6 +363,12 @@ VK_FIELD(iommu_ioas_map_file, length);
 VK_FIELD(iommu_ioas_map_file, iova);
 #endif
 
+#ifdef IOMMU_IOAS_CHANGE_PROCESS
+VK_STRUCT(iommu_ioas_change_process);
+VK_FIELD(iommu_ioas_change_process, size);
+VK_FIELD(iommu_ioas_change_process, __reserved);
+#endif
+
 #ifdef IOMMU_IOAS_NOIOMMU_GET_PA
 VK_STRUCT(iommu_ioas_noiommu_get_pa);
 VK_FIELD(iommu_ioas_noiommu_get_pa, size);
@@ -540,6 +546,9 @@ VK_CONST(kIommufdCmdGetHwInfo, IOMMUFD_CMD_GET_HW_INFO);
 #ifdef IOMMU_IOAS_MAP_FILE
 VK_CONST(kIommufdCmdIoasMapFile, IOMMUFD_CMD_IOAS_MAP_FILE);
 #endif
+#ifdef IOMMU_IOAS_CHANGE_PROCESS
+VK_CONST(kIommufdCmdIoasChangeProcess, IOMMUFD_CMD_IOAS_CHANGE_PROCESS);
+#endif
 #ifdef IOMMU_IOAS_NOIOMMU_GET_PA
 VK_CONST(kIommufdCmdIoasNoiommuGetPa, IOMMUFD_CMD_IOAS_NOIOMMU_GET_PA);
 #endif
@@ -603,6 +612,9 @@ VK_CONST(kIommuVfioIoas, IOMMU_VFIO_IOAS);
 VK_CONST(kIommuGetHwInfo, IOMMU_GET_HW_INFO);
 #ifdef IOMMU_IOAS_MAP_FILE
 VK_CONST(kIommuIoasMapFile, IOMMU_IOAS_MAP_FILE);
+#endif
+#ifdef IOMMU_IOAS_CHANGE_PROCESS
+VK_CONST(kIommuIoasChangeProcess, IOMMU_IOAS_CHANGE_PROCESS);
 #endif
 #ifdef IOMMU_IOAS_NOIOMMU_GET_PA
 VK_CONST(kIommuIoasNoiommuGetPa, IOMMU_IOAS_NOIOMMU_GET_PA);

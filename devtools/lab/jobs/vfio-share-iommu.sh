@@ -4,7 +4,7 @@
 # from outside (from_external_fds, the broker's socket mode, in each mode).
 # Then vfiokit-broker starts the test as uid 65534, which cannot open /dev
 # itself and drives edu with the fds it inherited: in the mode auto picks
-# (cdev), and in each mode the shape offers.
+# (cdev), and in each mode the shape offers. Last, the handover.
 export VFIOKIT_LAB_SHAPE=iommu
 for bdf in 0000:00:03.0 0000:00:04.0; do
     vfio_bind $bdf
@@ -17,3 +17,8 @@ run vfio-share-broker $b -- $t --role=unprivileged
 # by each_mode) like every vfiokit program; noiommu refuses unprivileged
 # drivers and is proven on its own shape.
 each_mode vfio-share-broker 0000:00:03.0 $b -- $t --role=unprivileged
+# The whole state handed to a new process while a DMA runs (cdev on 6.13+:
+# IOMMU_IOAS_CHANGE_PROCESS; elsewhere the refusal naming what it needs),
+# a re-init to compare, the failure cases, and 1 GiB mapped by address vs
+# by file (time, pinned-page accounting).
+each_mode vfio-handover 0000:00:03.0 vfio_handover_lab_test

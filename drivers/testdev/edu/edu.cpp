@@ -79,7 +79,10 @@ Result<std::unique_ptr<EduDevice>> EduDevice::open(pci::PciDevice& dev, std::uin
 EduDevice::~EduDevice() {
     // Stop the device from writing into memory that is about to go away:
     // let a running transfer finish (in no-IOMMU mode nothing else would
-    // stop it), then take bus mastering away.
+    // stop it), then take bus mastering away. Not when another process
+    // drives it now (let_go).
+    if (!owner_)
+        return;
     if (dma_busy())
         (void)poll_until([&] { return !dma_busy(); }, kDmaTimeout);
     (void)dev_->disable_bus_master();

@@ -189,12 +189,18 @@ public:
     // and bus mastering again and acknowledges every pending interrupt.
     [[nodiscard]] Result<void> reinit();
 
+    // The device now belongs to another process (vfio::hand_over): the
+    // destructor leaves it as it is (a transfer may run on, bus mastering
+    // stays on) instead of waiting for the transfer and stopping it.
+    void let_go() { owner_ = false; }
+
 private:
     EduDevice(pci::PciDevice& dev, pci::Bar bar, std::uint64_t dma_mask)
         : dev_(&dev), bar_(std::move(bar)), mask_(dma_mask) {}
     pci::PciDevice* dev_;
     pci::Bar bar_;
     std::uint64_t mask_;
+    bool owner_ = true;
 };
 
 class EduDriver final : public pci::DriverFor<EduDevice> {

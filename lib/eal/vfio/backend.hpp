@@ -72,6 +72,12 @@ public:
     // by the device; -1 when the backend has none to give (exporting the
     // device then fails with ENOTSUP).
     [[nodiscard]] virtual int fd() const = 0;
+    // Handover (handover.hpp): whether this process releases the device
+    // in the kernel when it goes (cdev: DETACH before the close), or only
+    // closes its fd. The old process of a handover lets go (false) and the
+    // new one takes charge (true) of a device it adopted. Backends without
+    // a handover ignore it.
+    virtual void set_owner(bool owner) { (void)owner; }
 };
 
 // One IO address space and its devices, in one mode.
@@ -164,6 +170,20 @@ public:
     // backends (below); releasing an adopted device closes its fds and
     // nothing else.
     [[nodiscard]] virtual SharedContainer share() const = 0;
+
+    // Handover (handover.hpp). change_process(): moves the pinned-page
+    // accounting of every mapping in the process's iommufd to the calling
+    // process (IOMMU_IOAS_CHANGE_PROCESS); ENOTSUP with what it needs where
+    // the mode or kernel has no such thing. set_owner(): whether this
+    // process destroys the container's kernel object when it goes (false:
+    // the process let go of it; true: it took charge of an adopted one).
+    [[nodiscard]] virtual Result<void> change_process() {
+        return fail(Error(ENOTSUP, "move pinned-page accounting to this process: not in " +
+                                       std::string(to_string(mode())) + " mode")
+                        .hint("a handover needs cdev mode (--vfio-mode=cdev) and a kernel "
+                              "with IOMMU_IOAS_CHANGE_PROCESS (Linux 6.13+)"));
+    }
+    virtual void set_owner(bool owner) { (void)owner; }
     [[nodiscard]] virtual Result<std::unique_ptr<BackendDevice>> adopt_device(
         const DeviceRequest& req, Fd device, Fd group) = 0;
 

@@ -58,7 +58,8 @@ namespace {
 // its devices, so the IOMMU_DESTROY comes after the last device has gone
 // even if the front end destroyed the container first: the kernel refuses
 // (EBUSY) to destroy an IOAS that an attached device's HWPT still uses.
-// An adopted IOAS (import_shared) is another process's: never destroyed.
+// An adopted IOAS (import_shared) is another process's: never destroyed;
+// a handover moves that ownership (set_adopted).
 class Ioas {
 public:
     Ioas(int iommufd, std::uint32_t id, bool adopted = false)
@@ -78,6 +79,7 @@ public:
 
     [[nodiscard]] int iommufd() const { return iommufd_; }
     [[nodiscard]] std::uint32_t id() const { return id_; }
+    void set_adopted(bool adopted) { adopted_ = adopted; }
 
 private:
     int iommufd_;
@@ -90,7 +92,7 @@ private:
 // attach() unwinds through this destructor.
 class CdevDevice final : public detail::KernelDevice {
 public:
-    CdevDevice(Fd fd, std::shared_ptr<const Ioas> ioas)
+    CdevDevice(Fd fd, std::shared_ptr<Ioas> ioas)
         : ioas_(std::move(ioas)), fd_(std::move(fd)) {}
     CdevDevice(const CdevDevice&) = delete;
     CdevDevice& operator=(const CdevDevice&) = delete;
@@ -115,11 +117,14 @@ public:
 
     [[nodiscard]] int fd() const override { return fd_.get(); }
     void set_attached() { attached_ = true; }
+    // The device stays attached in the kernel either way; this says
+    // whether our release detaches it.
+    void set_owner(bool owner) override { attached_ = owner; }
 
 private:
     // Members die in reverse order: fd_ closes (unbinds) before this
     // device's share of the IOAS is dropped.
-    std::shared_ptr<const Ioas> ioas_;
+    std::shared_ptr<Ioas> ioas_;
     Fd fd_;
     bool attached_ = false;
 };
@@ -132,7 +137,7 @@ struct RangesReply {
 class CdevContainer final : public ContainerBackend {
 public:
     // `noiommu`: cdev no-IOMMU (the IOAS's devices are no-IOMMU devices).
-    CdevContainer(std::shared_ptr<const Ioas> ioas, bool noiommu)
+    CdevContainer(std::shared_ptr<Ioas> ioas, bool noiommu)
         : ioas_(std::move(ioas)), noiommu_(noiommu) {}
 
     [[nodiscard]] Mode mode() const override { return noiommu_ ? Mode::cdev_noiommu : Mode::cdev; }
@@ -205,6 +210,9 @@ public:
             std::make_unique<CdevDevice>(std::move(device), ioas_));
     }
 
+    [[nodiscard]] Result<void> change_process() override;
+    void set_owner(bool owner) override { ioas_->set_adopted(!owner); }
+
 private:
     [[nodiscard]] std::string where() const { return "IOAS " + std::to_string(ioas_->id()); }
     [[nodiscard]] Result<std::unique_ptr<BackendDevice>> attach_device(const DeviceRequest& req);
@@ -216,7 +224,7 @@ private:
     [[nodiscard]] Result<std::uint64_t> do_unmap(std::uint64_t iova, std::uint64_t len,
                                                  const std::string& what);
 
-    std::shared_ptr<const Ioas> ioas_;
+    std::shared_ptr<Ioas> ioas_;
     bool noiommu_;
     // Learned at the first IOMMU_IOAS_MAP_FILE: false on kernels before 6.13.
     std::optional<bool> kernel_maps_files_;
@@ -517,6 +525,46 @@ Result<void> CdevContainer::map_dma_buf(int fd, std::uint64_t iova, std::uint64_
     return fail(std::move(e.context(what)));
 }
 
+// IOMMU_IOAS_CHANGE_PROCESS (iommufd/ioas.c iommufd_ioas_change_process):
+// every IOAS of the iommufd, not only this one. It refuses (EINVAL) if any
+// mapping was made by address, since those pages belong to the mapper's
+// address space; charges the caller first (ENOMEM when its RLIMIT_MEMLOCK
+// cannot take them, for pages accounted per user) and only then uncharges
+// the old owner, so a failure changes nothing. Pages mapped by a process
+// with CAP_IPC_LOCK (iommufd/pages.c iopt_alloc_pages:
+// IOPT_PAGES_ACCOUNT_NONE) are charged to nobody, yet change owner too.
+Result<void> CdevContainer::change_process() {
+    uapi::iommu_ioas_change_process c{};
+    c.size = sizeof c;
+    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasChangeProcess, &c,
+                      "IOMMU_IOAS_CHANGE_PROCESS");
+    if (r)
+        return {};
+    Error& e = r.error();
+    e.context("iommufd fd " + std::to_string(ioas_->iommufd()));
+    switch (e.err()) {
+    case ENOTTY:  // passed on to the vfio-compat handler, which knows nothing of it
+        return fail(std::move(Error(ENOTSUP, "ioctl IOMMU_IOAS_CHANGE_PROCESS: not in this "
+                                             "kernel (the kernel said ENOTTY)")
+                                  .context("iommufd fd " + std::to_string(ioas_->iommufd()))
+                                  .hint("moving pinned memory to another process needs "
+                                        "IOMMU_IOAS_CHANGE_PROCESS (Linux 6.13+)")));
+    case EINVAL:
+        e.hint("a mapping of this iommufd (in any of its IOASes, perhaps a secondary's) was "
+               "made by address (IOMMU_IOAS_MAP), whose pages cannot change process: only "
+               "memory mapped by file (IOMMU_IOAS_MAP_FILE) can");
+        break;
+    case ENOMEM:
+        e.hint("this process's RLIMIT_MEMLOCK (ulimit -l) cannot take the pinned pages; the "
+               "kernel charges them here before it uncharges the old owner, so the user's "
+               "locked memory counts twice for a moment");
+        break;
+    default:
+        break;
+    }
+    return fail(std::move(e));
+}
+
 Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
     uapi::iommu_ioas_map m{};
     m.size = sizeof m;
@@ -689,7 +737,7 @@ Result<std::unique_ptr<ContainerBackend>> make(const BackendConfig& c, bool noio
     auto r = do_ioctl(c.iommufd, uapi::kIommuIoasAlloc, &a, "IOMMU_IOAS_ALLOC");
     if (!r)
         return fail(std::move(r.error().context("iommufd fd " + std::to_string(c.iommufd))));
-    auto ioas = std::make_shared<const Ioas>(c.iommufd, a.out_ioas_id);
+    auto ioas = std::make_shared<Ioas>(c.iommufd, a.out_ioas_id);
     return std::unique_ptr<ContainerBackend>(
         std::make_unique<CdevContainer>(std::move(ioas), noiommu));
 }
@@ -699,7 +747,7 @@ Result<std::unique_ptr<ContainerBackend>> adopt(const BackendConfig& cfg, bool n
     const std::uint32_t ioas_id = cfg.ioas_id;
     if (iommufd < 0)
         return fail(EPROTO, "adopt IOAS " + std::to_string(ioas_id) + ": no iommufd given");
-    auto c = std::make_unique<CdevContainer>(std::make_shared<const Ioas>(iommufd, ioas_id, true),
+    auto c = std::make_unique<CdevContainer>(std::make_shared<Ioas>(iommufd, ioas_id, true),
                                              noiommu);
     // Proves the fd is an iommufd holding that IOAS (ENOENT otherwise).
     if (auto r = c->iova_ranges(); !r)

@@ -55,6 +55,32 @@ Container::~Container() {
     devices_.clear();
 }
 
+void Container::let_go() {
+    std::lock_guard g(vfio_->control_lock());
+    imported_ = true;
+    inherited_.clear();
+    for (const auto& m : table_.all())
+        inherited_.insert(m.iova);
+    backend_->set_owner(false);
+    for (const auto& d : devices_)
+        d->backend_->set_owner(false);
+}
+
+void Container::take_charge() {
+    std::lock_guard g(vfio_->control_lock());
+    imported_ = false;
+    inherited_.clear();
+    auto all = table_.all();
+    table_.clear();
+    for (auto m : all) {
+        m.by_file = true;  // IOMMU_IOAS_CHANGE_PROCESS took them: all by file
+        table_.insert(m);
+    }
+    backend_->set_owner(true);
+    for (const auto& d : devices_)
+        d->backend_->set_owner(true);
+}
+
 Mode Container::mode() const { return backend_->mode(); }
 
 std::optional<DmaMapping> Container::lookup(std::uint64_t iova) const {
@@ -211,6 +237,7 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
                         .context(name())
                         .hint("map once the exporting process has assigned a device to it (it "
                               "replays only its own table)"));
+    bool by_file = false;
     if (backend_->dma_ready()) {
         if (auto ok = check_limits(iova, len); !ok)
             return fail(std::move(ok.error()).context(name()));
@@ -220,8 +247,10 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
         Result<void> ok = fail(ENOTSUP, "map by file");
         if (file != nullptr && !file_maps_unsupported_) {
             ok = backend_->map_file(file->fd, file->offset, iova, len);
-            if (ok)
+            if (ok) {
                 ++file_maps_;
+                by_file = true;
+            }
             else if (ok.error().err() == ENOTSUP)
                 file_maps_unsupported_ = true;
         }
@@ -234,7 +263,10 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
     }
     // Not ready (group container without a group yet): recorded, and mapped
     // by replay() when the first device is assigned.
-    table_.insert({iova, vaddr, len});
+    // by_file: mapped by the kernel from the file; a mapping recorded
+    // before the backend was ready is replayed by address (group-style
+    // backends have no map by file).
+    table_.insert({iova, vaddr, len, by_file});
     return {};
 }
 

@@ -96,6 +96,8 @@ TEST_P(Mem, MapIoctlsGrowWithRegionsNotPages) {
                     by_file, by_addr, lookups_before, lookups, 256u / 2);
         EXPECT_EQ(by_file, 1u);
         EXPECT_EQ(by_addr, 0u);
+        for (const auto& m : (*e)->vfio().default_container().mappings())
+            EXPECT_TRUE(m.by_file) << "segment at IOVA " << hex(m.iova);
         EXPECT_EQ((*e)->vfio().default_container().mapping_count(), 1u);
         EXPECT_GE(lookups, 1u);
         EXPECT_LE(lookups, 128u) << "at most one lookup per hugepage";
@@ -143,14 +145,21 @@ TEST_P(Mem, MapIoctlsGrowWithRegionsNotPages) {
     const testing::KernelVersion k = testing::kernel_version();
     const bool cdev = mode == vfio::Mode::cdev;
     const bool by_file = cdev && kernel_maps_files();
-    std::printf("map by file (%s, kernel %s): %u IOMMU_IOAS_MAP_FILE attempt(s), %zu mapping(s) "
-                "by file, %s\n",
-                mode_label().c_str(), k.str().c_str(), file_tries, dc.file_maps(),
+    const unsigned by_addr_ioctls = counter.count(vfio::Call::ioctl, uapi::kIommuIoasMap);
+    std::printf("map by file (%s, kernel %s): %u IOMMU_IOAS_MAP_FILE attempt(s), %u "
+                "IOMMU_IOAS_MAP, %zu mapping(s) by file, %s\n",
+                mode_label().c_str(), k.str().c_str(), file_tries, by_addr_ioctls, dc.file_maps(),
                 dc.file_maps_unsupported() ? "fell back to mapping by address" : "supported");
     EXPECT_EQ(file_tries, by_file ? 2u : cdev ? 1u : 0u);
+    if (cdev) {
+        EXPECT_EQ(by_addr_ioctls, by_file ? 0u : 2u) << "no segment by address where by file works";
+    }
     EXPECT_EQ(dc.file_maps_unsupported(), !by_file);
     EXPECT_EQ(dc.file_maps(), by_file ? 2u : 0u);
     EXPECT_EQ((*e)->vfio().default_container().mapping_count(), 2u);
+    // Every segment (all are memfds) is in the table as the kernel took it.
+    for (const auto& m : dc.mappings())
+        EXPECT_EQ(m.by_file, by_file) << "segment at IOVA " << hex(m.iova);
 }
 
 struct EduOnEal {

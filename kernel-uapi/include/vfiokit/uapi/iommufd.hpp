@@ -42,6 +42,9 @@ inline constexpr unsigned kIommufdCmdGetHwInfo = 0x8a;
 // Kernel 6.13+ only (not in the 6.12 reference headers, so abi_check can
 // compare it only when built against newer ones). ENOTTY on older kernels.
 inline constexpr unsigned kIommufdCmdIoasMapFile = 0x8f;
+// Kernel 6.13+ only, like MAP_FILE (compared by abi_check when built
+// against headers that have it). ENOTTY on older kernels.
+inline constexpr unsigned kIommufdCmdIoasChangeProcess = 0x92;
 // Kernel 7.3+ with CONFIG_IOMMUFD_NOIOMMU only (compared by abi_check when
 // built against headers that have it). Older kernels: ENOTTY; a 7.3 kernel
 // built without CONFIG_IOMMUFD_NOIOMMU: EOPNOTSUPP.
@@ -182,6 +185,22 @@ struct iommu_ioas_noiommu_get_pa {
     alignas(8) std::uint64_t out_phys;
 };
 inline constexpr unsigned long kIommuIoasNoiommuGetPa = iommufd_ioctl(kIommufdCmdIoasNoiommuGetPa);
+
+// Kernel 6.13+ only. Moves the pinned-page accounting of every mapping in
+// every IOAS of this iommufd to the calling process (its mm's pinned_vm,
+// and, for a caller without CAP_IPC_LOCK, its user's locked_vm checked
+// against its RLIMIT_MEMLOCK): for a process that took over another's
+// iommufd. Only mappings made by IOMMU_IOAS_MAP_FILE can move: one made by
+// user address fails the whole call with EINVAL. ENOMEM: the caller's
+// RLIMIT_MEMLOCK cannot take the pages. On failure nothing changed
+// (iommufd/ioas.c iommufd_ioas_change_process). EOPNOTSUPP: __reserved
+// is not 0.
+struct iommu_ioas_change_process {
+    std::uint32_t size;
+    std::uint32_t __reserved;  // must be 0
+};
+inline constexpr unsigned long kIommuIoasChangeProcess =
+    iommufd_ioctl(kIommufdCmdIoasChangeProcess);
 
 // ---- Options ---------------------------------------------------------------
 

@@ -44,6 +44,11 @@ struct DmaMapping {
     std::uint64_t iova = 0;
     std::uint64_t vaddr = 0;
     std::uint64_t len = 0;
+    // Mapped from a file (IOMMU_IOAS_MAP_FILE) rather than by address: the
+    // kernel pins the file's pages and can move their accounting to
+    // another process (IOMMU_IOAS_CHANGE_PROCESS, handover.hpp). Not
+    // carried to secondaries (share.hpp): false in an imported table.
+    bool by_file = false;
     [[nodiscard]] std::uint64_t end() const { return iova + len; }
 };
 

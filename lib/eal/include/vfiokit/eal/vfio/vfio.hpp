@@ -97,6 +97,9 @@ class Vfio;
 // Host unit tests of the front end (container_test.cpp): builds a Vfio
 // around a fake ContainerBackend. Not part of the API.
 struct VfioTesting;
+// The handover (handover.cpp) changes who owns the kernel objects. Not
+// part of the API.
+struct HandoverAccess;
 
 struct Options {
     // nullopt: automatic (cdev where the kernel offers it, else group, else
@@ -352,7 +355,15 @@ public:
 private:
     friend class Vfio;
     friend struct VfioTesting;
+    friend struct HandoverAccess;
     Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_default);
+    // Handover, the old process: another process now owns the IOAS, its
+    // mappings and devices; this one only closes its fds when it goes
+    // (no unmap, DETACH or IOMMU_DESTROY).
+    void let_go();
+    // Handover, the new process: the adopted container becomes this
+    // process's, as if it had made it (every mapping by file).
+    void take_charge();
     struct FileRef {
         int fd;
         std::uint64_t offset;
@@ -476,6 +487,7 @@ public:
 
 private:
     friend struct VfioTesting;
+    friend struct HandoverAccess;
     Vfio() = default;
     Result<std::unique_ptr<ContainerBackend>> make_backend();
     // assign_device(), with the node already open (from_external_fds).
