@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <optional>
+#include <thread>
 
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
@@ -98,8 +100,17 @@ Result<void> bind_to_vfio_pci(const sysfs::Root& root, const ScannedDevice& d) {
             return hint(std::move(r.error())
                             .context("bind " + d.addr.str() + " to vfio-pci: unbind from " +
                                      d.driver));
-    if (auto r = root.write("/sys/bus/pci/drivers_probe", d.addr.str()); !r)
-        return hint(std::move(r.error()).context("bind " + d.addr.str() + " to vfio-pci"));
+    // A device read right after its "add" uevent may not be matchable yet:
+    // pci_bus_add_device() (drivers/pci/bus.c) sets match_driver and
+    // attaches drivers after device_add() sent the uevent, and until then
+    // drivers_probe binds nothing. Ask again for up to 2 s (the override
+    // makes the kernel's own attach pick vfio-pci meanwhile too).
+    for (int i = 0; i < 100 && !vfio::bound_to_vfio_pci(root, d.addr); ++i) {
+        if (i != 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (auto r = root.write("/sys/bus/pci/drivers_probe", d.addr.str()); !r)
+            return hint(std::move(r.error()).context("bind " + d.addr.str() + " to vfio-pci"));
+    }
     if (!vfio::bound_to_vfio_pci(root, d.addr)) {
         auto now = root.link_name(dev + "/driver");
         return hint(Error(ENODEV, "bind " + d.addr.str() + " to vfio-pci: the device is on " +

@@ -287,7 +287,7 @@ TEST_F(BusTest, BindToVfioPciSaysWhatFailed) {
         << "the hint says how to bind by hand: " << r.error().message();
     EXPECT_EQ(*fs.root().read("/sys/bus/pci/devices/0000:00:05.0/driver_override"), "vfio-pci");
     // Every write taken, but no kernel to move the device: it is still on
-    // e1000, and the error says so.
+    // e1000 after the retries (2 s), and the error says so.
     fs.file("/sys/bus/pci/drivers/e1000/unbind", "");
     fs.file("/sys/bus/pci/drivers_probe", "");
     r = bus.probe({nic_addr, {}, {}}, nullptr, true);
