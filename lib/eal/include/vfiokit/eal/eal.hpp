@@ -153,7 +153,9 @@ public:
     bool remove_device_event_callback(int id);
     // DPDK's rte_dev_event_monitor_start/stop: opens (closes) the uevent
     // socket. In a secondary, also subscribes to the primary's removals
-    // (hotplug.hpp). Starting twice is a no-op.
+    // (hotplug.hpp); that subscription lasts until the process exits (the
+    // primary keeps asking it first, and waits for its answer). Starting
+    // twice is a no-op.
     [[nodiscard]] Result<void> start_device_monitor();
     void stop_device_monitor();
     [[nodiscard]] bool device_monitor_running() const { return monitor_.has_value(); }
