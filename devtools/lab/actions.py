@@ -96,6 +96,7 @@ def perform(qmp, verb, args):
         return "error", f"verb '{verb}' is not one the lab allows ({', '.join(VERBS)})"
     if not isinstance(args, dict):
         return "error", "arguments must be a JSON object"
+    t0 = time.monotonic()
     try:
         result = qmp.execute(verb, args)
     except RuntimeError as e:
@@ -106,6 +107,9 @@ def perform(qmp, verb, args):
         if ev is None:
             return "error", f"no DEVICE_DELETED for {dev} within {UNPLUG_SECONDS} s " \
                             "(the guest did not release it)"
+        # The unplug's length on the host's clock, for the guest's
+        # timeline: from the command to the event.
+        return "ok", {"deleted_after_s": round(time.monotonic() - t0, 3)}
     return "ok", result
 
 

@@ -182,6 +182,25 @@ each_mode() {
     return $em_rc
 }
 
+# skip_each_mode AREA BDF REASON: each_mode's steps for BDF, all reported
+# skipped: the modes BDF offers with REASON (a feature the running kernel
+# lacks in every mode), the others with the mode table's reason.
+skip_each_mode() {
+    vfiokit-info --modes "$2" 2>/dev/null |
+        while read -r sm_tag sm_label _ _ sm_ok sm_reason; do
+            [ "$sm_tag" = mode ] || continue
+            if [ "$sm_ok" = yes ]; then skip "$1-$sm_label" "$3"; else skip "$1-$sm_label" "$sm_reason"; fi
+        done
+    return 0
+}
+
+# has_native_hotplug: the running kernel has pciehp (CONFIG_HOTPLUG_PCI_PCIE),
+# which the hotplug steps need; the 6.12 lab kernel is built without it.
+has_native_hotplug() {
+    zcat /proc/config.gz 2>/dev/null | grep -qx CONFIG_HOTPLUG_PCI_PCIE=y
+}
+NO_HOTPLUG_REASON="this kernel has no native PCIe hotplug (CONFIG_HOTPLUG_PCI_PCIE is not in the 6.12 lab kernel's kernel.config; the 7.3 kernel has it)"
+
 # in_vfio_mode MODE TYPE1 CMD...: CMD (a program or a function of the job)
 # in a subshell with VFIOKIT_VFIO_MODE and VFIOKIT_VFIO_TYPE1 exported.
 in_vfio_mode() {
@@ -383,3 +402,83 @@ dpdk_peer_step() {
     dpdk_forward "$dps_v" "$dps_mode" 3 "$@"
 }
 
+
+# file_or_ended FILE PID: FILE exists, or PID ended (a zombie until waited
+# for) without making it.
+file_or_ended() {
+    test -e "$1" || ! test -e "/proc/$2" || grep -q ') Z' "/proc/$2/stat"
+}
+
+# hotplug_timeline LOG T0 T1 REPLY: the removal's timeline on the guest's
+# clock (/proc/uptime, the test's CLOCK_MONOTONIC), from the job's
+# device_del (T0) to its answer (T1, after QEMU's DEVICE_DELETED): the
+# test's "hotplug-timeline STEP SECONDS" lines, in order, and the host's
+# own measure of device_del to DEVICE_DELETED from REPLY.
+hotplug_timeline() {
+    echo "hot-unplug timeline (s after device_del was sent):"
+    {
+        echo "device_del-sent $2"
+        grep '^hotplug-timeline ' "$1" | cut -d' ' -f2-
+        echo "device_del-answered $3"
+    } | sort -n -k2 | awk -v t0="$2" '{ printf "  %+8.3f  %s\n", $2 - t0, $1 }'
+    ht_host=$(echo "$4" | sed -n 's/.*"deleted_after_s": *\([0-9.]*\).*/\1/p')
+    [ -n "$ht_host" ] && echo "  host: DEVICE_DELETED $ht_host s after it sent device_del"
+}
+
+# hotplug_edu ROOTPORT BUS KEEP [PROPS]: one mode of the edu hotplug test
+# (tests/lab/edu/hotplug_test.cpp). The hotplug root port ROOTPORT (QEMU
+# id BUS) is empty; edu_hotplug_lab_test keeps the edu KEEP (put on
+# vfio-pci here), asks for an edu on BUS (the host's device_add, with the
+# JSON properties PROPS, ", \"key\": value"), probes and uses it, then asks
+# for its removal (the host's device_del, answered once QEMU reports
+# DEVICE_DELETED). Checks the kernel's side (dmesg) and prints the
+# timeline. The root port is empty again afterwards.
+hotplug_edu() {
+    he_edu=$(printf '0000:%02x:00.0' "$(cat "/sys/bus/pci/devices/$1/secondary_bus_number")")
+    he_dir=/tmp/hotplug-edu
+    rm -rf $he_dir
+    mkdir -p $he_dir
+    check "root port $1 is empty ($he_edu absent)" test ! -e "/sys/bus/pci/devices/$he_edu"
+    vfio_bind "$3" || return 1
+    dmesg -c > /dev/null 2>&1
+    VFIOKIT_HOTPLUG_EDU=$he_edu VFIOKIT_HOTPLUG_KEEP=$3 VFIOKIT_HOTPLUG_DIR=$he_dir \
+        edu_hotplug_lab_test --gtest_filter='Hotplug/*' > $he_dir/log 2>&1 &
+    he_pid=$!
+    # The bound for a test that never gets its events.
+    (sleep 150; kill -9 $he_pid 2>/dev/null) &
+    he_killer=$!
+    he_t1= he_reply=
+    wait_for 60 file_or_ended $he_dir/add $he_pid
+    if [ -e $he_dir/add ]; then
+        check "host adds an edu on $2 (device_add hotedu)" \
+            host_action device_add "{\"driver\": \"edu\", \"id\": \"hotedu\", \"bus\": \"$2\"$4}"
+        wait_for 60 file_or_ended $he_dir/del $he_pid
+    fi
+    if [ -e $he_dir/del ]; then
+        read -r he_t0 _ < /proc/uptime
+        he_reply=$(host_action device_del '{"id": "hotedu"}')
+        he_ok=$?
+        read -r he_t1 _ < /proc/uptime
+        echo "$he_reply"
+        check "host removed it (device_del hotedu answered after DEVICE_DELETED)" test $he_ok -eq 0
+    fi
+    wait $he_pid
+    he_rc=$?
+    kill $he_killer 2>/dev/null
+    cat $he_dir/log
+    check "edu_hotplug_lab_test passed" test $he_rc -eq 0
+    check "the guest saw $he_edu go" wait_for 10 test ! -e "/sys/bus/pci/devices/$he_edu"
+    dmesg | grep -i "$he_edu" | grep -i "vfio\|request\|pciehp"
+    check "vfio-pci relayed the request to the processes" \
+        sh -c "dmesg | grep -q '$he_edu: Relaying device request to user (#0)'"
+    check "no repeated request (the first was answered)" \
+        sh -c "! dmesg | grep -q '$he_edu: Relaying device request to user (#[1-9]'"
+    check "no 'still in use' warning" sh -c "! dmesg | grep -q 'currently in use\|blocked until'"
+    [ -n "$he_t1" ] && hotplug_timeline $he_dir/log "$he_t0" "$he_t1" "$he_reply"
+    # A failed run may leave the edu in: take it out for the next mode.
+    if [ -e "/sys/bus/pci/devices/$he_edu" ]; then
+        host_action device_del '{"id": "hotedu"}'
+        wait_for 10 test ! -e "/sys/bus/pci/devices/$he_edu"
+    fi
+    checks_done
+}

@@ -79,7 +79,14 @@ SHAPES = {
                  # refusal of a width too narrow for user addresses.
                  ["-netdev", "hubport,id=hp6,hubid=1",
                   "-device", "virtio-net-pci,netdev=hp6,addr=0c.0,disable-legacy=on,"
-                             "iommu_platform=on,romfile="]),
+                             "iommu_platform=on,romfile="] +
+                 # An empty PCIe root port with native hotplug (pciehp, not
+                 # QEMU's ACPI hotplug) on a free slot, where the host adds
+                 # and removes an edu (id hotedu; jobs/hotplug-iommu.sh).
+                 # Its bus (02) comes after the bridge's: no address above
+                 # changes.
+                 ["-device", "pcie-root-port,id=rp1,chassis=2,slot=1,addr=0d.0",
+                  "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]),
         "cmdline": "intel_iommu=on iommu=nopt",
         # 1.25 GiB of hugepages: the memory tests map 256 MiB and 1 GiB.
         "memory": "3G",
@@ -97,7 +104,11 @@ SHAPES = {
                  # virtio-net on vfio-pci no-IOMMU); without an IOMMU it
                  # DMAs to physical addresses.
                  ["-netdev", "hubport,id=hp4,hubid=0",
-                  "-device", "virtio-net-pci,netdev=hp4,addr=08.0,disable-legacy=on,romfile="]),
+                  "-device", "virtio-net-pci,netdev=hp4,addr=08.0,disable-legacy=on,romfile="] +
+                 # An empty hotplug root port (pciehp), where the host adds
+                 # and removes an edu (jobs/edu-noiommu.sh).
+                 ["-device", "pcie-root-port,id=rp1,chassis=2,slot=1,addr=09.0",
+                  "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]),
         "cmdline": "vfio.enable_unsafe_noiommu_mode=1",
         # 2 GiB keeps all RAM below 4 GiB (q35), inside edu's 32-bit mask.
         "memory": "2G",

@@ -202,7 +202,11 @@ class Actions(unittest.TestCase):
         self.assertEqual((status, why), ("error", "DeviceNotFound: no d9"))
 
     def test_device_del_waits_for_the_guest(self):
-        self.assertEqual(actions.perform(FakeQmp(), "device_del", {"id": "d1"}), ("ok", {}))
+        status, result = actions.perform(FakeQmp(), "device_del", {"id": "d1"})
+        self.assertEqual(status, "ok")
+        # The host's measure of the unplug, for the guest's timeline.
+        self.assertEqual(list(result), ["deleted_after_s"])
+        self.assertGreaterEqual(result["deleted_after_s"], 0)
         status, why = actions.perform(FakeQmp(deleted=False), "device_del", {"id": "d1"})
         self.assertEqual(status, "error")
         self.assertIn("did not release it", why)

@@ -32,4 +32,8 @@ Result<void> ProbedBus::remove(PciAddress a) {
     return fail(ENODEV, "remove device " + a.str() + ": not on this bus");
 }
 
+Result<DeviceReport> ProbedBus::probe(const AllowedDevice& device, vfio::Container*, bool) {
+    return fail(ENOTSUP, "probe device " + device.addr.str() + ": this bus probes only at init");
+}
+
 }  // namespace vfiokit::eal

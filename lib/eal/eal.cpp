@@ -1,6 +1,7 @@
 #include "vfiokit/eal/eal.hpp"
 
 #include <fcntl.h>
+#include <sys/types.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,14 +10,13 @@
 #include <iterator>
 #include <mutex>
 
-#include "vfiokit/eal/log.hpp"
+#include "eal_log.hpp"
+#include "hotplug.hpp"
 
 namespace vfiokit::eal {
 
-namespace {
-// Events of the EAL itself: removal requests.
-log::Component kLog("eal");
-}  // namespace
+const log::Component eal_log("eal");
+
 
 Result<std::unique_ptr<Eal>> Eal::init(int argc, const char* const* argv, int* first_app_arg) {
     Options o;
@@ -158,6 +158,8 @@ Result<void> Eal::serve(const mp::RuntimeDir& dir) {
     if (!s)
         return fail(std::move(s.error()));
     server_ = std::move(*s);
+    board_ = std::make_unique<hotplug::Board>();
+    board_->serve(*server_);
     std::recursive_mutex& lock = vfio_->control_lock();
     mp::serve_runtime(*server_, *memory_,
                       {opts_.file_prefix, std::string(vfio::to_string(vfio_->mode())),
@@ -271,32 +273,49 @@ std::vector<RemovalRequest> Eal::removal_requests() {
         auto r = b->removal_requests();
         out.insert(out.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
     }
-    for (const auto& r : out) {
-        if (std::find(removal_reported_.begin(), removal_reported_.end(), r.addr) !=
-            removal_reported_.end())
-            continue;
-        removal_reported_.push_back(r.addr);
-        kLog.notice("device {} ({}, driver {}): the kernel requests its removal (hot-unplug or "
-                    "unbind from vfio-pci); stop its ports and remove it (Eal::remove_device)",
-                    r.addr.str(), r.bus, r.driver);
-    }
+    for (const auto& r : out)
+        note_removal_request(r);
     return out;
 }
 
 Result<void> Eal::remove_device(PciAddress a) {
     std::lock_guard g(vfio_->control_lock());
+    // Secondaries that monitor events let go of their copies first
+    // (hotplug.hpp): the kernel waits for every open of the device.
+    if (board_ && holds(a))
+        for (pid_t pid : board_->ask_secondaries(a))
+            eal_log.warning("device {}: secondary process {} did not release it within {} ms; "
+                            "the kernel waits until it does or exits",
+                            a.str(), static_cast<int>(pid),
+                            static_cast<long long>(hotplug::kSecondaryWait.count()));
+    std::optional<Result<void>> done;
     for (const auto& b : buses_) {
         auto r = b->remove(a);
         if (!r && r.error().err() == ENODEV)
             continue;  // another bus's
-        // Forget it: a device plugged in again at the address is reported
-        // again.
-        if (r)
-            std::erase(removal_reported_, a);
-        return r;
+        done = std::move(r);
+        break;
     }
-    return fail(Error(ENODEV, "remove device " + a.str() + ": no bus of this EAL probed it")
-                    .hint("list the probed devices with Eal::device_report()"));
+    // A secondary may hold a device no driver of its own took: its copies
+    // of the primary's fds, which it gives back the same way.
+    if (!done && client_)
+        if (vfio::Device* d = vfio_->find_device(a))
+            done = vfio_->release_device(*d);
+    if (!done)
+        return fail(Error(ENODEV, "remove device " + a.str() + ": no bus of this EAL probed it")
+                        .hint("list the probed devices with Eal::device_report()"));
+    if (!*done)
+        return fail(std::move(done->error()).context("remove device " + a.str()));
+    // Forget it: a device plugged in again at the address is reported
+    // again.
+    std::erase(removal_reported_, a);
+    std::erase(remove_delivered_, a);
+    if (board_)
+        board_->done(a);
+    if (subscription_ && client_)
+        if (auto ok = subscription_->released(*client_, a); !ok)
+            return fail(std::move(ok.error()).context("remove device " + a.str()));
+    return {};
 }
 
 std::vector<const Heap*> Eal::heaps() const {

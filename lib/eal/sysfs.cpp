@@ -1,5 +1,8 @@
 #include "vfiokit/eal/sysfs.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -65,6 +68,20 @@ std::optional<std::string> Root::link_name(std::string_view sys_path) const {
     if (ec)
         return std::nullopt;
     return target.filename().string();
+}
+
+Result<void> Root::write(std::string_view sys_path, std::string_view value) const {
+    const int fd = ::open(path(sys_path).c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(errno, "open " + std::string(sys_path) + " for writing");
+    const ssize_t n = ::write(fd, value.data(), value.size());
+    const int err = errno;
+    ::close(fd);
+    if (n < 0)
+        return fail(err, "write \"" + std::string(value) + "\" to " + std::string(sys_path));
+    if (static_cast<std::size_t>(n) != value.size())
+        return fail(EIO, "short write to " + std::string(sys_path));
+    return {};
 }
 
 bool Root::exists(std::string_view sys_path) const {

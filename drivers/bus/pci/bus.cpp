@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <optional>
+#include <thread>
 
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
@@ -87,6 +89,41 @@ std::optional<IrqSet> enable_request(const PciDevice& pci) {
 
 }  // namespace
 
+Result<void> bind_to_vfio_pci(const sysfs::Root& root, const ScannedDevice& d) {
+    const std::string dev = "/sys/bus/pci/devices/" + d.addr.str();
+    auto hint = [&](Error e) {
+        return fail(std::move(e.hint("as root: " + vfio::bind_hint(d.addr))));
+    };
+    // driver_override first, so that nothing but vfio-pci can take the
+    // device between the unbind and the probe.
+    if (auto r = root.write(dev + "/driver_override", "vfio-pci"); !r)
+        return hint(std::move(r.error()).context("bind " + d.addr.str() + " to vfio-pci"));
+    if (!d.driver.empty())
+        if (auto r = root.write(dev + "/driver/unbind", d.addr.str()); !r)
+            return hint(std::move(r.error())
+                            .context("bind " + d.addr.str() + " to vfio-pci: unbind from " +
+                                     d.driver));
+    // A device read right after its "add" uevent may not be matchable yet:
+    // pci_bus_add_device() (drivers/pci/bus.c) sets match_driver and
+    // attaches drivers after device_add() sent the uevent, and until then
+    // drivers_probe binds nothing. Ask again for up to 2 s (the override
+    // makes the kernel's own attach pick vfio-pci meanwhile too).
+    for (int i = 0; i < 100 && !vfio::bound_to_vfio_pci(root, d.addr); ++i) {
+        if (i != 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (auto r = root.write("/sys/bus/pci/drivers_probe", d.addr.str()); !r)
+            return hint(std::move(r.error()).context("bind " + d.addr.str() + " to vfio-pci"));
+    }
+    if (!vfio::bound_to_vfio_pci(root, d.addr)) {
+        auto now = root.link_name(dev + "/driver");
+        return hint(Error(ENODEV, "bind " + d.addr.str() + " to vfio-pci: the device is on " +
+                                      (now ? "driver " + *now : std::string("no driver")) +
+                                      " after drivers_probe")
+                        .hint("is vfio-pci built in (CONFIG_VFIO_PCI)?"));
+    }
+    return {};
+}
+
 Bus::Bus(vfio::Vfio& vfio, sysfs::Root root) : vfio_(&vfio), root_(std::move(root)) {}
 
 Bus::~Bus() {
@@ -132,106 +169,133 @@ Result<std::vector<ProbeOutcome>> Bus::probe_all() {
         Driver* drv = matching_driver(drivers_, d.ids, vdpa && *vdpa);
         if (!drv && al == nullptr)
             continue;  // not ours to report: no driver wants it, nobody asked for it
-
-        ProbeOutcome& out = report.emplace_back();
-        out.addr = d.addr;
-        out.requested = al != nullptr;
-        auto failed = [&out](Error e) {
-            out.reason = e.message();
-            out.err = e.err();
-            out.error = std::move(e);
-        };
-        if (!vdpa) {
-            failed(std::move(vdpa.error()));
-            continue;
-        }
-        if (!drv) {
-            failed(Error(ENODEV, std::string("no ") + (*vdpa ? "vDPA " : "") +
-                                     "driver linked in matches " + hex_digits(d.ids.vendor, 4) +
-                                     ":" + hex_digits(d.ids.device, 4))
-                       .hint(*vdpa ? "link a vDPA driver (vdpa_virtio) into the program, or drop "
-                                     "vdpa=1"
-                                   : "link the device's driver into the program, or leave it "
-                                     "out of -a"));
-            continue;
-        }
-        out.driver = std::string(drv->name());
-        if (contains(block_, d.addr)) {
-            failed(Error(EPERM, "blocked (-b " + d.addr.str() + ")"));
-            continue;
-        }
-        if (!d.vfio_bound) {
-            failed(Error(ENODEV, not_bound_reason(root_, d)));
-            continue;
-        }
-        // Bad arguments fail before anything is opened.
-        auto args = DriverArgs::parse(drv->info(), d.addr, driver_args);
-        if (!args) {
-            failed(std::move(args.error()));
-            continue;
-        }
-        auto mask = drv->dma_mask(*args);
-        if (!mask) {
-            failed(std::move(mask.error()));
-            continue;
-        }
-
-        // vfio-pci takes the token with the device name (vfio.hpp).
-        std::string spec = d.addr.str();
-        if (al && !al->vf_token.empty())
-            spec += " vf_token=" + al->vf_token;
-        // A vDPA device gets a container of its own (DriverClass::vdpa).
-        vfio::Container* own = nullptr;
-        if (drv->info().cls == DriverClass::vdpa) {
-            auto c = vfio_->create_container();
-            if (!c) {
-                failed(std::move(c.error()).context("a container for vDPA device " +
-                                                    d.addr.str()));
-                continue;
-            }
-            own = *c;
-        }
-        auto drop_own = [&](Error& e) {
-            if (own != nullptr)
-                if (auto r = vfio_->destroy_container(*own); !r)
-                    e.context("destroying its container failed too (" + r.error().message() + ")");
-        };
-        auto assigned = vfio_->assign_device(own ? *own : vfio_->default_container(), spec);
-        if (!assigned) {
-            Error e = std::move(assigned.error());
-            drop_own(e);
-            failed(std::move(e));
-            continue;
-        }
-        vfio::Device* vdev = *assigned;
-        auto release = [&](Error e) {
-            if (auto r = vfio_->release_device(*vdev); !r)
-                e.context("releasing the device failed too (" + r.error().message() + ")");
-            drop_own(e);
-            failed(std::move(e));
-        };
-        if (auto ok = require_dma_mask(*vdev, *mask); !ok) {
-            release(std::move(ok.error()));
-            continue;
-        }
-        auto pci = std::make_unique<PciDevice>(*vdev);
-        // Before the driver's probe, so that a removal requested while it
-        // runs is not missed.
-        std::optional<IrqSet> request = enable_request(*pci);
-        auto instance = drv->probe_instance(*pci, *args);
-        if (!instance) {
-            // The instance never existed; PciDevice holds nothing the
-            // kernel cares about, so only the VFIO release is left.
-            request.reset();
-            pci.reset();
-            release(std::move(instance.error()).context("probe by driver " + out.driver));
-            continue;
-        }
-        out.probed = true;
-        bound_.push_back(BoundDevice{drv, vdev, own, std::move(pci), std::move(*instance), *mask,
-                                     std::move(request), 0});
+        report.push_back(probe_scanned(d, al, nullptr));
     }
     return report;
+}
+
+Result<ProbeOutcome> Bus::probe(const eal::AllowedDevice& al, vfio::Container* into,
+                                bool bind_vfio) {
+    if (find(al.addr))
+        return fail(Error(EEXIST, "probe " + al.addr.str() + ": already probed on this bus"));
+    auto d = read_device(root_, al.addr);
+    if (!d)
+        return fail(std::move(d.error()).context("probe " + al.addr.str()));
+    if (bind_vfio && !d->vfio_bound && !contains(block_, d->addr)) {
+        if (auto b = bind_to_vfio_pci(root_, *d); !b)
+            return fail(std::move(b.error()).context("probe " + al.addr.str()));
+        d = read_device(root_, al.addr);
+        if (!d)
+            return fail(std::move(d.error()).context("probe " + al.addr.str()));
+    }
+    return probe_scanned(*d, &al, into);
+}
+
+ProbeOutcome Bus::probe_scanned(const ScannedDevice& d, const eal::AllowedDevice* al,
+                                vfio::Container* into) {
+    std::vector<eal::DeviceArg> driver_args = al ? al->args : std::vector<eal::DeviceArg>{};
+    auto vdpa = take_vdpa_arg(d.addr, driver_args);
+    Driver* drv = matching_driver(drivers_, d.ids, vdpa && *vdpa);
+    ProbeOutcome out;
+    out.addr = d.addr;
+    out.requested = al != nullptr;
+    auto failed = [&out](Error e) {
+        out.reason = e.message();
+        out.err = e.err();
+        out.error = std::move(e);
+    };
+    if (!vdpa) {
+        failed(std::move(vdpa.error()));
+        return out;
+    }
+    if (!drv) {
+        failed(Error(ENODEV, std::string("no ") + (*vdpa ? "vDPA " : "") +
+                                 "driver linked in matches " + hex_digits(d.ids.vendor, 4) +
+                                 ":" + hex_digits(d.ids.device, 4))
+                   .hint(*vdpa ? "link a vDPA driver (vdpa_virtio) into the program, or drop "
+                                 "vdpa=1"
+                               : "link the device's driver into the program, or leave it "
+                                 "out of -a"));
+        return out;
+    }
+    out.driver = std::string(drv->name());
+    if (contains(block_, d.addr)) {
+        failed(Error(EPERM, "blocked (-b " + d.addr.str() + ")"));
+        return out;
+    }
+    if (!d.vfio_bound) {
+        failed(Error(ENODEV, not_bound_reason(root_, d)));
+        return out;
+    }
+    // Bad arguments fail before anything is opened.
+    auto args = DriverArgs::parse(drv->info(), d.addr, driver_args);
+    if (!args) {
+        failed(std::move(args.error()));
+        return out;
+    }
+    auto mask = drv->dma_mask(*args);
+    if (!mask) {
+        failed(std::move(mask.error()));
+        return out;
+    }
+
+    // vfio-pci takes the token with the device name (vfio.hpp).
+    std::string spec = d.addr.str();
+    if (al && !al->vf_token.empty())
+        spec += " vf_token=" + al->vf_token;
+    // A vDPA device gets a container of its own (DriverClass::vdpa); a
+    // device probed into a container the caller gave goes there.
+    vfio::Container* own = nullptr;
+    if (drv->info().cls == DriverClass::vdpa && into == nullptr) {
+        auto c = vfio_->create_container();
+        if (!c) {
+            failed(std::move(c.error()).context("a container for vDPA device " +
+                                                d.addr.str()));
+            return out;
+        }
+        own = *c;
+    }
+    auto drop_own = [&](Error& e) {
+        if (own != nullptr)
+            if (auto r = vfio_->destroy_container(*own); !r)
+                e.context("destroying its container failed too (" + r.error().message() + ")");
+    };
+    vfio::Container& target = own ? *own : into ? *into : vfio_->default_container();
+    auto assigned = vfio_->assign_device(target, spec);
+    if (!assigned) {
+        Error e = std::move(assigned.error());
+        drop_own(e);
+        failed(std::move(e));
+        return out;
+    }
+    vfio::Device* vdev = *assigned;
+    auto release = [&](Error e) {
+        if (auto r = vfio_->release_device(*vdev); !r)
+            e.context("releasing the device failed too (" + r.error().message() + ")");
+        drop_own(e);
+        failed(std::move(e));
+    };
+    if (auto ok = require_dma_mask(*vdev, *mask); !ok) {
+        release(std::move(ok.error()));
+        return out;
+    }
+    auto pci = std::make_unique<PciDevice>(*vdev);
+    // Before the driver's probe, so that a removal requested while it
+    // runs is not missed.
+    std::optional<IrqSet> request = enable_request(*pci);
+    auto instance = drv->probe_instance(*pci, *args);
+    if (!instance) {
+        // The instance never existed; PciDevice holds nothing the
+        // kernel cares about, so only the VFIO release is left.
+        request.reset();
+        pci.reset();
+        release(std::move(instance.error()).context("probe by driver " + out.driver));
+        return out;
+    }
+    out.probed = true;
+    bound_.push_back(BoundDevice{drv, vdev, own, std::move(pci), std::move(*instance), *mask,
+                                 std::move(request), 0});
+    return out;
 }
 
 Result<void> Bus::remove(PciAddress a) {

@@ -253,6 +253,52 @@ TEST_F(BusTest, VdpaArgumentPicksTheVdpaDriverAndItsOwnContainer) {
     EXPECT_EQ(vdpa.probes, 0);
 }
 
+// Bus::probe, one device after probe_all (a hot-added one): the same
+// outcomes, and the errors of a device that is not there or already probed.
+TEST_F(BusTest, ProbeOneDeviceAfterInit) {
+    Bus bus(*vfio_, fs.root());
+    bus.register_driver(edu);
+    auto missing = bus.probe({*PciAddress::parse("0000:00:1f.0"), {}, {}});
+    ASSERT_FALSE(missing);
+    EXPECT_NE(missing.error().message().find("probe 0000:00:1f.0"), std::string::npos)
+        << missing.error().message();
+    auto unbound = bus.probe({*PciAddress::parse("0000:00:04.0"), {}, {}});
+    ASSERT_TRUE(unbound) << unbound.error().message();
+    EXPECT_FALSE(unbound->probed);
+    EXPECT_TRUE(unbound->requested);
+    EXPECT_EQ(unbound->driver, "edu");
+    EXPECT_NE(unbound->reason.find("not bound to any driver"), std::string::npos)
+        << unbound->reason;
+    EXPECT_EQ(edu.probes, 0);
+}
+
+// bind_vfio goes the kernel's way (driver_override, unbind, drivers_probe)
+// and says which file the kernel refused, or where the device ended up.
+TEST_F(BusTest, BindToVfioPciSaysWhatFailed) {
+    Bus bus(*vfio_, fs.root());
+    bus.register_driver(nic);
+    const auto nic_addr = *PciAddress::parse("0000:00:05.0");
+    // No unbind file in the fake driver directory: the write fails.
+    auto r = bus.probe({nic_addr, {}, {}}, nullptr, true);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("unbind from e1000"), std::string::npos)
+        << r.error().message();
+    EXPECT_NE(r.error().message().find("driver_override"), std::string::npos)
+        << "the hint says how to bind by hand: " << r.error().message();
+    EXPECT_EQ(*fs.root().read("/sys/bus/pci/devices/0000:00:05.0/driver_override"), "vfio-pci");
+    // Every write taken, but no kernel to move the device: it is still on
+    // e1000 after the retries (2 s), and the error says so.
+    fs.file("/sys/bus/pci/drivers/e1000/unbind", "");
+    fs.file("/sys/bus/pci/drivers_probe", "");
+    r = bus.probe({nic_addr, {}, {}}, nullptr, true);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("on driver e1000 after drivers_probe"), std::string::npos)
+        << r.error().message();
+    EXPECT_EQ(*fs.root().read("/sys/bus/pci/drivers/e1000/unbind"), "0000:00:05.0");
+    EXPECT_EQ(*fs.root().read("/sys/bus/pci/drivers_probe"), "0000:00:05.0");
+    EXPECT_EQ(nic.probes, 0);
+}
+
 TEST_F(BusTest, NoDriversNoReport) {
     Bus bus(*vfio_, fs.root());
     auto r = bus.probe_all();

@@ -27,7 +27,26 @@ public:
     [[nodiscard]] Result<void> remove(PciAddress a) override {
         if (!bus.find(a))
             return eal::ProbedBus::remove(a);
+        // Gone from the report too, whether the release went well or not:
+        // the device is no longer probed.
+        std::erase_if(report_, [&](const eal::DeviceReport& r) { return r.addr == a; });
         return bus.remove(a);
+    }
+    [[nodiscard]] Result<eal::DeviceReport> probe(const eal::AllowedDevice& device,
+                                                  vfio::Container* into,
+                                                  bool bind_vfio) override {
+        auto o = bus.probe(device, into, bind_vfio);
+        if (!o)
+            return fail(std::move(o.error()));
+        eal::DeviceReport r{"pci", o->addr, o->driver, o->probed, true, o->reason};
+        // The report keeps one entry per device: the newest outcome.
+        std::erase_if(report_, [&](const eal::DeviceReport& x) { return x.addr == r.addr; });
+        report_.push_back(r);
+        return r;
+    }
+    [[nodiscard]] bool has(PciAddress a) const override {
+        return std::any_of(bus.devices().begin(), bus.devices().end(),
+                           [&](const BoundDevice& b) { return b.pci->address() == a; });
     }
 
     Bus bus;
@@ -43,6 +62,7 @@ public:
         std::unique_ptr<PciDevice> pci;
         std::unique_ptr<DriverInstance> instance;
     };
+    explicit SecondaryPci(vfio::Vfio& v) : vfio(&v) {}
     ~SecondaryPci() override {
         while (!entries.empty()) {
             entries.back().instance.reset();
@@ -50,7 +70,30 @@ public:
         }
     }
     [[nodiscard]] const std::vector<eal::DeviceReport>& report() const override { return report_; }
+    // The driver's secondary instance, then the PciDevice, then this
+    // process's copies of the device's fds (share.hpp: never the
+    // primary's objects). The kernel's unplug waits for those copies too.
+    [[nodiscard]] Result<void> remove(PciAddress a) override {
+        auto it = std::find_if(entries.begin(), entries.end(),
+                               [&](const Entry& e) { return e.pci->address() == a; });
+        if (it == entries.end())
+            return eal::ProbedBus::remove(a);
+        vfio::Device* dev = vfio->find_device(a);
+        it->instance.reset();
+        entries.erase(it);
+        std::erase_if(report_, [&](const eal::DeviceReport& r) { return r.addr == a; });
+        if (dev != nullptr)
+            if (auto r = vfio->release_device(*dev); !r)
+                return fail(std::move(r.error()).context("remove device " + a.str() +
+                                                         " (secondary)"));
+        return {};
+    }
+    [[nodiscard]] bool has(PciAddress a) const override {
+        return std::any_of(entries.begin(), entries.end(),
+                           [&](const Entry& e) { return e.pci->address() == a; });
+    }
 
+    vfio::Vfio* vfio;
     std::vector<Entry> entries;
     std::vector<eal::DeviceReport> report_;
 };
@@ -79,7 +122,7 @@ Result<DeviceIds> read_ids(const PciDevice& d) {
 }
 
 Result<std::unique_ptr<eal::ProbedBus>> EalPciBus::probe_secondary(const eal::BusContext& ctx) {
-    auto p = std::make_unique<SecondaryPci>();
+    auto p = std::make_unique<SecondaryPci>(ctx.vfio);
     const auto& opts = ctx.options;
     std::optional<Error> first;
     for (const auto& c : ctx.vfio.containers()) {

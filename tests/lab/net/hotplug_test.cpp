@@ -6,6 +6,9 @@
 //   VFIOKIT_HOTPLUG_READY=FILE         created once traffic flows both
 //                                      ways: the job then asks the host
 //                                      to device_del the NIC
+//   VFIOKIT_HOTPLUG_PLUG=FILE          created once the NIC is removed:
+//                                      the job then asks the host to
+//                                      device_add it again
 //   hotplug_lab_test --gtest_filter='Lab/*'
 //
 // The peer sends to the NIC, the NIC echoes every frame back, the peer
@@ -17,6 +20,13 @@
 // gone and bursts on its id are idle, and the peer port still sends. The
 // job checks the other half: the host's device_del returned (QEMU's
 // DEVICE_DELETED, i.e. the kernel could finish the removal).
+//
+// The test sees the request as a remove event and the end of the removal as
+// a removed event (the kernel's uevent; Eal::start_device_monitor), and
+// prints their times on the guest's clock for the job's timeline. Then the
+// host plugs the NIC back: the add event comes, probe_device() gives it to
+// vfio-pci (the kernel's e1000e took it first) and probes it with the
+// registered driver, and the new port starts and echoes the peer's frames.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -159,14 +169,18 @@ TEST_P(HotplugLab, RemovedWhileForwarding) {
     const auto nic = PciAddress::parse(env("VFIOKIT_HOTPLUG_NIC"));
     const auto peer = PciAddress::parse(env("VFIOKIT_HOTPLUG_PEER"));
     const std::string ready = env("VFIOKIT_HOTPLUG_READY");
-    ASSERT_TRUE(nic && peer && !ready.empty())
-        << "the job sets VFIOKIT_HOTPLUG_NIC, VFIOKIT_HOTPLUG_PEER and VFIOKIT_HOTPLUG_READY";
+    const std::string plug = env("VFIOKIT_HOTPLUG_PLUG");
+    ASSERT_TRUE(nic && peer && !ready.empty() && !plug.empty())
+        << "the job sets VFIOKIT_HOTPLUG_NIC, VFIOKIT_HOTPLUG_PEER, VFIOKIT_HOTPLUG_READY and "
+           "VFIOKIT_HOTPLUG_PLUG";
     const int fds_at_start = open_fds();
     const std::vector<std::string> nodes = device_nodes(*nic);
     ASSERT_FALSE(nodes.empty()) << nic->str() << ": no IOMMU group or device cdev in sysfs";
 
     auto e = init(*nic, *peer);
     ASSERT_TRUE(e);
+    ASSERT_TRUE(e->start_device_monitor());
+    std::optional<eal::DeviceEvent> remove_ev;
     auto a_id = ethdev::find(*nic);
     auto b_id = ethdev::find(*peer);
     ASSERT_TRUE(a_id && b_id);
@@ -227,18 +241,28 @@ TEST_P(HotplugLab, RemovedWhileForwarding) {
                         static_cast<unsigned long long>(back));
             std::fflush(stdout);
         }
-        for (auto& rq : e->removal_requests())
-            if (rq.addr == *nic)
-                req = rq;
+        auto evs = e->poll_device_events();
+        ASSERT_TRUE(evs) << evs.error().message();
+        for (const auto& ev : *evs)
+            if (ev.type != eal::DeviceEventType::remove)
+                continue;
+            else if (ev.addr == *nic)
+                remove_ev = ev;
             else
-                ADD_FAILURE() << "removal requested for " << rq.addr.str() << ", which stays";
-        if (req)
+                ADD_FAILURE() << "removal requested for " << ev.addr.str() << ", which stays";
+        if (remove_ev) {
+            for (auto& rq : e->removal_requests())
+                if (rq.addr == *nic)
+                    req = rq;
             break;
+        }
         std::this_thread::sleep_for(1ms);
     }
     ASSERT_TRUE(signalled_ready) << "no traffic came back (" << back << " of " << sent << ")";
-    ASSERT_TRUE(req) << "no removal request for " << nic->str() << " within 150 s";
-    const auto noticed = Clock::now();
+    ASSERT_TRUE(remove_ev) << "no remove event for " << nic->str() << " within 150 s";
+    ASSERT_TRUE(req) << "a remove event but no removal request listed";
+    EXPECT_EQ(remove_ev->driver, "net_e1000_em");
+    const auto noticed = remove_ev->seen;
     std::printf("removal of %s requested %lld ms after the unplug was asked for; %llu echoed\n",
                 nic->str().c_str(),
                 static_cast<long long>(
@@ -307,6 +331,78 @@ TEST_P(HotplugLab, RemovedWhileForwarding) {
     EXPECT_EQ(opackets, 200u) << "the peer port stopped sending after the removal";
     std::printf("after the removal the peer %s sent %llu more\n", peer->str().c_str(),
                 static_cast<unsigned long long>(opackets));
+
+    // The kernel finishes the removal once the device is closed: its uevent.
+    std::optional<eal::DeviceEvent> removed;
+    for (auto until2 = Clock::now() + 30s; !removed && Clock::now() < until2;
+         std::this_thread::sleep_for(2ms)) {
+        auto evs = e->poll_device_events();
+        ASSERT_TRUE(evs) << evs.error().message();
+        for (const auto& ev : *evs)
+            if (ev.type == eal::DeviceEventType::removed && ev.addr == *nic)
+                removed = ev;
+    }
+    EXPECT_TRUE(removed) << "no removed event (uevent) for " << nic->str() << " within 30 s";
+    auto secs = [](Clock::time_point t) {
+        return std::chrono::duration<double>(t.time_since_epoch()).count();
+    };
+    std::printf("hotplug-timeline ready %.3f\n", secs(ready_at));
+    std::printf("hotplug-timeline remove-seen %.3f\n", secs(noticed));
+    std::printf("hotplug-timeline released %.3f\n", secs(released));
+    if (removed)
+        std::printf("hotplug-timeline removed-uevent %.3f\n", secs(removed->seen));
+    std::fflush(stdout);
+
+    // Plugged back: the add event, then the probe through the bus, then a
+    // port that starts and echoes.
+    std::ofstream(plug) << "plug\n";
+    std::optional<eal::DeviceEvent> added;
+    for (auto until2 = Clock::now() + 60s; !added && Clock::now() < until2;
+         std::this_thread::sleep_for(2ms)) {
+        auto evs = e->poll_device_events();
+        ASSERT_TRUE(evs) << evs.error().message();
+        for (const auto& ev : *evs)
+            if (ev.type == eal::DeviceEventType::add && ev.addr == *nic)
+                added = ev;
+    }
+    ASSERT_TRUE(added) << "no add event for " << nic->str() << " within 60 s of asking";
+    EXPECT_EQ(added->vendor, 0x8086);
+    EXPECT_EQ(added->device, 0x10d3);
+    auto rep = e->probe_device(nic->str(), {.bind_vfio = true});
+    ASSERT_TRUE(rep) << rep.error().message();
+    EXPECT_EQ(rep->driver, "net_e1000_em");
+    std::printf("%s added back (kernel driver '%s' at the add event), probed by %s\n",
+                nic->str().c_str(), added->driver.c_str(), rep->driver.c_str());
+    auto a2_id = ethdev::find(*nic);
+    ASSERT_TRUE(a2_id) << "no port for the added NIC";
+    const std::uint16_t a2 = *a2_id;
+    ASSERT_TRUE(setup_port(a2, ap));
+    bool up = false;
+    for (auto until2 = Clock::now() + 10s; !up && Clock::now() < until2;
+         std::this_thread::sleep_for(10ms)) {
+        auto l = ethdev::link_get(a2);
+        up = l && l->up;
+    }
+    ASSERT_TRUE(up) << "the added port's link stays down";
+    const auto a2_mac = *ethdev::macaddr_get(a2);
+    std::uint64_t sent2 = 0, back2 = 0;
+    for (auto until2 = Clock::now() + 20s; back2 < 200 && Clock::now() < until2;
+         std::this_thread::sleep_for(1ms)) {
+        sent2 += send_frames(b, bp, a2_mac, b_mac, seq, 4);
+        const std::uint16_t n = ethdev::rx_burst(a2, 0, pkts, 32);
+        const std::uint16_t t = ethdev::tx_burst(a2, 0, pkts, n);
+        for (std::uint16_t i = t; i < n; ++i)
+            pkts[i]->free();
+        const std::uint16_t r = ethdev::rx_burst(b, 0, pkts, 32);
+        for (std::uint16_t i = 0; i < r; ++i)
+            pkts[i]->free();
+        back2 += r;
+    }
+    EXPECT_GE(back2, 200u) << "the added port echoed too little (" << sent2 << " sent)";
+    std::printf("the added port %u echoed: %llu sent by the peer, %llu back\n", a2,
+                static_cast<unsigned long long>(sent2), static_cast<unsigned long long>(back2));
+    ASSERT_TRUE(ethdev::stop(a2));
+    ASSERT_TRUE(ethdev::close(a2));
 
     ASSERT_TRUE(ethdev::stop(b));
     ASSERT_TRUE(ethdev::close(b));

@@ -66,8 +66,19 @@ public:
     // without removal notification has none.
     [[nodiscard]] virtual std::vector<RemovalRequest> removal_requests() { return {}; }
     // Removes one of its devices (the driver's remove, then the release);
-    // ENODEV when the device is not this bus's.
+    // ENODEV when the device is not this bus's. In a secondary: the driver's
+    // secondary instance, then this process's copies of the device's fds.
     [[nodiscard]] virtual Result<void> remove(PciAddress a);
+    // Probes one more device (Eal::probe_device): `into` is the container
+    // (nullptr: the bus's choice), `bind_vfio` gives it to vfio-pci first
+    // when it is on another driver. The report of a device the bus looked
+    // at, probed or not (then with the reason); fails when the device is
+    // not this bus's (ENODEV), is probed already (EEXIST), or the bus
+    // cannot probe after init (ENOTSUP: a secondary's).
+    [[nodiscard]] virtual Result<DeviceReport> probe(const AllowedDevice& device,
+                                                     vfio::Container* into, bool bind_vfio);
+    // Whether it holds the device now.
+    [[nodiscard]] virtual bool has(PciAddress a) const = 0;
 };
 
 struct BusContext {

@@ -38,11 +38,16 @@
 // pinned worker thread per other lcore, in primaries and secondaries alike.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "vfiokit/eal/bus.hpp"
+#include "vfiokit/eal/device_event.hpp"
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/heap.hpp"
 #include "vfiokit/eal/lcore.hpp"
@@ -54,6 +59,11 @@
 #include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace vfiokit::eal {
+
+namespace hotplug {
+class Board;
+class Subscription;
+}  // namespace hotplug
 
 class Eal {
 public:
@@ -114,6 +124,62 @@ public:
     // lock.
     [[nodiscard]] Result<void> remove_device(PciAddress a);
 
+    // Device events in DPDK's style (vfiokit/eal/device_event.hpp says
+    // where each comes from and why they are polled). The order of a
+    // hot-unplug, each step's time in DeviceEvent::seen:
+    //   remove  (poll_device_events: the kernel's request)
+    //   -> the application stops the device's ports and calls
+    //      remove_device(): secondaries that monitor events release their
+    //      copies first, then the driver's remove, then the VFIO release
+    //   -> removed (a later poll: the kernel's "remove" uevent, with the
+    //      device monitor started).
+    //
+    // Reads every event source without blocking: the request eventfds of
+    // the probed devices (always) and, once start_device_monitor() ran, the
+    // kernel's uevents (add, removed); in a secondary that started its
+    // monitor, the primary's removals of devices it holds. Calls each
+    // registered callback with each new event, in order, on this thread,
+    // without the EAL lock held (a callback may call remove_device or
+    // probe_device), then returns the events. A remove is reported once per
+    // request; the stderr line of removal_requests() is printed for it too.
+    // Fails only when the uevent socket fails (the events read before are
+    // lost with it: the kernel dropped messages, ENOBUFS).
+    [[nodiscard]] Result<std::vector<DeviceEvent>> poll_device_events();
+    // DPDK's rte_dev_event_callback_register/unregister: ids are never
+    // reused; unregistering inside a callback is allowed (it takes effect
+    // at the next event).
+    using DeviceEventCallback = std::function<void(const DeviceEvent&)>;
+    int add_device_event_callback(DeviceEventCallback cb);
+    bool remove_device_event_callback(int id);
+    // DPDK's rte_dev_event_monitor_start/stop: opens (closes) the uevent
+    // socket. In a secondary, also subscribes to the primary's removals
+    // (hotplug.hpp); that subscription lasts until the process exits (the
+    // primary keeps asking it first, and waits for its answer). Starting
+    // twice is a no-op.
+    [[nodiscard]] Result<void> start_device_monitor();
+    void stop_device_monitor();
+    [[nodiscard]] bool device_monitor_running() const { return monitor_.has_value(); }
+
+    // DPDK's rte_dev_probe: probes one device after init (one that was
+    // hot-added, say) with the registered driver, through the bus's probe
+    // path. `devargs` is -a's syntax ("0000:02:00.0,dma_mask=0xffffffff").
+    // The EAL never binds a device to vfio-pci by itself (nor does DPDK):
+    // `bind_vfio` asks it to, through driver_override (the override stays
+    // on the device). `container`: assign it to this container instead of
+    // the default one (it must be this EAL's). Fails with the reason when
+    // the device is not probed (no driver, on a kernel driver, refused by
+    // its driver, probed already: EEXIST). Primary only (ENOTSUP in a
+    // secondary: it adopts what the primary probed). Under the EAL lock.
+    struct ProbeOptions {
+        vfio::Container* container = nullptr;
+        bool bind_vfio = false;
+    };
+    [[nodiscard]] Result<DeviceReport> probe_device(std::string_view devargs,
+                                                    const ProbeOptions& o);
+    [[nodiscard]] Result<DeviceReport> probe_device(std::string_view devargs) {
+        return probe_device(devargs, ProbeOptions{});
+    }
+
     // primary (also for a single process) or secondary.
     [[nodiscard]] ProcType proc_type() const { return role_.type; }
     // Secondary: the channel to the primary (primary_alive(), watch()).
@@ -143,6 +209,15 @@ private:
     std::vector<std::unique_ptr<ProbedBus>> buses_;
     // Devices whose removal request was already printed.
     std::vector<PciAddress> removal_reported_;
+    // Device events (eal_events.cpp).
+    [[nodiscard]] bool holds(PciAddress a) const;
+    void note_removal_request(const RemovalRequest& r);
+    std::optional<UeventMonitor> monitor_;
+    std::vector<std::pair<int, DeviceEventCallback>> callbacks_;
+    int next_callback_ = 1;
+    std::vector<PciAddress> remove_delivered_;  // remove events given, until removed
+    std::unique_ptr<hotplug::Board> board_;                // primary with multi-process
+    std::unique_ptr<hotplug::Subscription> subscription_;  // secondary with a monitor
     mp::Role role_;  // holds the primary's lock for the process's lifetime
     // Destroyed first: the server's handlers read memory_ and vfio_.
     std::unique_ptr<mp::Server> server_;

@@ -36,6 +36,11 @@ public:
 
     [[nodiscard]] bool exists(std::string_view sys_path) const;
 
+    // Writes `value` to an attribute in one write() (sysfs takes a store
+    // whole: driver_override, bind, drivers_probe); the kernel's errno when
+    // it refuses.
+    [[nodiscard]] Result<void> write(std::string_view sys_path, std::string_view value) const;
+
     // Entry names of a directory, sorted; empty when it does not exist.
     [[nodiscard]] std::vector<std::string> list(std::string_view sys_path) const;
 

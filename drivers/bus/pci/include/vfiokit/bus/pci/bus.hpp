@@ -48,6 +48,14 @@ struct ProbeOutcome {
                           // arguments, assign or probe error)
 };
 
+// Gives a device to vfio-pci the way the kernel documents it
+// (Documentation/driver-api/vfio.rst, "driver_override"): driver_override
+// set to vfio-pci, unbound from its driver if it has one, then
+// drivers_probe. The override stays, so a rescan or re-add of the same
+// device never goes back to its kernel driver. Needs root; fails naming the
+// file the kernel refused.
+[[nodiscard]] Result<void> bind_to_vfio_pci(const sysfs::Root& root, const ScannedDevice& d);
+
 class Bus {
 public:
     explicit Bus(vfio::Vfio& vfio, sysfs::Root root = sysfs::Root());
@@ -67,6 +75,17 @@ public:
     // cannot be scanned; per-device outcomes are in the report. An allowed
     // device no driver matches is reported too (driver empty).
     [[nodiscard]] Result<std::vector<ProbeOutcome>> probe_all();
+    // Probes one device (DPDK's rte_dev_probe), whether or not it is on the
+    // allow-list: a device added after probe_all (hotplug). `into`: the
+    // container it is assigned to (nullptr: the default one, or a vDPA
+    // driver's own). `bind_vfio`: a device on another driver (or none) is
+    // first given to vfio-pci (bind_to_vfio_pci). Fails (EEXIST) when the
+    // device is probed already, or when it cannot be read or bound; a
+    // device the driver refuses is an outcome with probed false, as in
+    // probe_all.
+    [[nodiscard]] Result<ProbeOutcome> probe(const eal::AllowedDevice& device,
+                                             vfio::Container* into = nullptr,
+                                             bool bind_vfio = false);
     // Removes one device: driver instance first (it stops the device and
     // gives back its queues, mbufs, BAR mappings and interrupts), then the
     // request interrupt, then the VFIO release (device fd; the group fd or
@@ -95,6 +114,8 @@ private:
     sysfs::Root root_;
     std::vector<Driver*> drivers_;
     [[nodiscard]] const eal::AllowedDevice* allowed(PciAddress a) const;
+    [[nodiscard]] ProbeOutcome probe_scanned(const ScannedDevice& d, const eal::AllowedDevice* al,
+                                             vfio::Container* into);
     std::vector<eal::AllowedDevice> allow_;
     std::vector<PciAddress> block_;
     std::vector<BoundDevice> bound_;
