@@ -174,6 +174,11 @@ public:
         return {};
     }
     [[nodiscard]] Result<void> map_dma_buf(int fd, std::uint64_t iova, std::uint64_t len) override;
+    // IOMMU_IOAS_MAP_FILE of [start, start + len) of `fd` (a memfd, a
+    // hugetlbfs file or a dma-buf) at `iova`, readable and writable: what
+    // map_file and map_dma_buf share.
+    [[nodiscard]] Result<int> ioas_map_file(int fd, std::uint64_t start, std::uint64_t iova,
+                                            std::uint64_t len, std::string_view what);
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap_all() override;
 
@@ -436,20 +441,25 @@ Result<void> CdevContainer::attach_pt(CdevDevice& dev, const DeviceRequest& req)
     return fail(std::move(e));
 }
 
-Result<void> CdevContainer::map_file(int fd, std::uint64_t offset, std::uint64_t iova,
-                                    std::uint64_t len) {
-    if (kernel_maps_files_ == false)
-        return fail(ENOTSUP, "IOMMU_IOAS_MAP_FILE: not in this kernel (Linux 6.13+)");
+Result<int> CdevContainer::ioas_map_file(int fd, std::uint64_t start, std::uint64_t iova,
+                                        std::uint64_t len, std::string_view what) {
     uapi::iommu_ioas_map_file m{};
     m.size = sizeof m;
     m.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
               uapi::kIommuIoasMapWriteable;
     m.ioas_id = ioas_->id();
     m.fd = fd;
-    m.start = offset;
+    m.start = start;
     m.length = len;
     m.iova = iova;
-    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasMapFile, &m, "IOMMU_IOAS_MAP_FILE");
+    return do_ioctl(ioas_->iommufd(), uapi::kIommuIoasMapFile, &m, what);
+}
+
+Result<void> CdevContainer::map_file(int fd, std::uint64_t offset, std::uint64_t iova,
+                                    std::uint64_t len) {
+    if (kernel_maps_files_ == false)
+        return fail(ENOTSUP, "IOMMU_IOAS_MAP_FILE: not in this kernel (Linux 6.13+)");
+    auto r = ioas_map_file(fd, offset, iova, len, "IOMMU_IOAS_MAP_FILE");
     if (r) {
         kernel_maps_files_ = true;
         return {};
@@ -484,17 +494,7 @@ Result<void> CdevContainer::map_file(int fd, std::uint64_t offset, std::uint64_t
 Result<void> CdevContainer::map_dma_buf(int fd, std::uint64_t iova, std::uint64_t len) {
     if (auto ok = maps_dma_bufs(); !ok)
         return ok;
-    uapi::iommu_ioas_map_file m{};
-    m.size = sizeof m;
-    m.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
-              uapi::kIommuIoasMapWriteable;
-    m.ioas_id = ioas_->id();
-    m.fd = fd;
-    m.start = 0;
-    m.length = len;
-    m.iova = iova;
-    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasMapFile, &m,
-                      "IOMMU_IOAS_MAP_FILE (dma-buf)");
+    auto r = ioas_map_file(fd, 0, iova, len, "IOMMU_IOAS_MAP_FILE (dma-buf)");
     if (r)
         return {};
     Error& e = r.error();
