@@ -182,25 +182,6 @@ each_mode() {
     return $em_rc
 }
 
-# skip_each_mode AREA BDF REASON: each_mode's steps for BDF, all reported
-# skipped: the modes BDF offers with REASON (a feature the running kernel
-# lacks in every mode), the others with the mode table's reason.
-skip_each_mode() {
-    vfiokit-info --modes "$2" 2>/dev/null |
-        while read -r sm_tag sm_label _ _ sm_ok sm_reason; do
-            [ "$sm_tag" = mode ] || continue
-            if [ "$sm_ok" = yes ]; then skip "$1-$sm_label" "$3"; else skip "$1-$sm_label" "$sm_reason"; fi
-        done
-    return 0
-}
-
-# has_native_hotplug: the running kernel has pciehp (CONFIG_HOTPLUG_PCI_PCIE),
-# which the hotplug steps need; the 6.12 lab kernel is built without it.
-has_native_hotplug() {
-    zcat /proc/config.gz 2>/dev/null | grep -qx CONFIG_HOTPLUG_PCI_PCIE=y
-}
-NO_HOTPLUG_REASON="this kernel has no native PCIe hotplug (CONFIG_HOTPLUG_PCI_PCIE is not in the 6.12 lab kernel's kernel.config; the 7.3 kernel has it)"
-
 # in_vfio_mode MODE TYPE1 CMD...: CMD (a program or a function of the job)
 # in a subshell with VFIOKIT_VFIO_MODE and VFIOKIT_VFIO_TYPE1 exported.
 in_vfio_mode() {

@@ -35,10 +35,17 @@ MARK = "@@VFIOKIT:"
 # Lab pairs: a kernel (build-kernel.sh VERSION) and the QEMU that boots it.
 # "host" is Debian 12's QEMU 7.2; "root" is QEMU 11.1 from the Debian 13 root
 # (build-root.sh), run chrooted in a private mount namespace. A shape that
-# needs a newer QEMU's devices names the QEMUs it runs on.
+# needs a newer QEMU's devices names the QEMUs it runs on. "cmdline" is added
+# to every shape's kernel command line on that pair.
+#
+# pcie_ports=native on 6.12: that kernel is built without PCI_MMCONFIG (which
+# only the 7.3 kernel needs, for igb's SR-IOV capability), and without
+# extended config space Linux does not ask the firmware (_OSC) for native
+# PCIe hotplug, so pciehp claims no slot. The option makes Linux use the
+# root ports' hotplug registers, which sit in ordinary config space, anyway.
 PAIRS = {
-    "6.12": {"kernel": "6.12", "qemu": "host"},
-    "7.3": {"kernel": "7.3", "qemu": "root"},
+    "6.12": {"kernel": "6.12", "qemu": "host", "cmdline": "pcie_ports=native"},
+    "7.3": {"kernel": "7.3", "qemu": "root", "cmdline": ""},
 }
 
 # Machine shapes. Device addresses are fixed so jobs can name them.
@@ -620,7 +627,7 @@ def main():
         cmd = (qemu_command(pair["qemu"], [tmp, kdir], root) + COMMON +
                ["-kernel", os.path.join(kdir, "bzImage"), "-initrd", initrd,
                 "-m", shape["memory"],
-               "-append", f"{BASE_CMDLINE} hugepages={shape['hugepages']} {shape['cmdline']}",
+               "-append", f"{BASE_CMDLINE} hugepages={shape['hugepages']} {shape['cmdline']} {pair['cmdline']}".rstrip(),
                 "-serial", f"file:{console}", "-serial", f"file:{results}",
                 # ttyS2 and QMP: the host action channel (actions.py).
                 "-serial", f"unix:{tmp}/actions.sock,server=on,wait=off",

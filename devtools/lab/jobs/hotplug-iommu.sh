@@ -19,10 +19,5 @@ setup() {
 
 run actions-link link_follows_host 0000:00:06.0 hp1
 run actions-refused host_refuses
-if has_native_hotplug; then
-    run hotplug-setup setup
-    each_mode hotplug 0000:00:03.0 hotplug_edu $rp rp1 0000:00:03.0
-else
-    vfio_bind 0000:00:03.0
-    skip_each_mode hotplug 0000:00:03.0 "$NO_HOTPLUG_REASON"
-fi
+run hotplug-setup setup
+each_mode hotplug 0000:00:03.0 hotplug_edu $rp rp1 0000:00:03.0
