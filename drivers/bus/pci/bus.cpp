@@ -121,6 +121,13 @@ Result<void> bind_to_vfio_pci(const sysfs::Root& root, const ScannedDevice& d) {
                                       " after drivers_probe")
                         .hint("is vfio-pci built in (CONFIG_VFIO_PCI)?"));
     }
+    // The driver link appears before vfio-pci's probe has run (really_probe
+    // in drivers/base/dd.c adds it first), so the kernel's own attach can
+    // still be registering the VFIO device when the loop above ends. The
+    // device's vfio-dev/ entry comes near the end of that registration
+    // (__vfio_register_dev); the open paths cover the last few steps.
+    for (int i = 0; i < 100 && root.list(dev + "/vfio-dev").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     return {};
 }
 

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/log.hpp"
@@ -108,6 +110,31 @@ void Engine::log(const std::string& msg) const {
 std::uint16_t Engine::used_index(const vu::VringInfo& v) {
     // struct virtq_used: le16 flags, le16 idx (virtio 1.2, 2.7.8).
     return *reinterpret_cast<const volatile std::uint16_t*>(static_cast<std::uint8_t*>(v.used.hva) + 2);
+}
+
+std::uint16_t Engine::avail_index(const vu::VringInfo& v) {
+    // struct virtq_avail: le16 flags, le16 idx (virtio 1.2, 2.7.6).
+    return *reinterpret_cast<const volatile std::uint16_t*>(static_cast<std::uint8_t*>(v.avail.hva) + 2);
+}
+
+std::string Engine::drain_transmit() {
+    // Packets the front end counted as sent are in its transmit rings
+    // (the odd vrings) until the device uses them; a reset would drop
+    // them. Give the device a moment to finish what it was handed, as a
+    // NIC's queue stop does; the receive rings only wait for packets.
+    using Clock = std::chrono::steady_clock;
+    const auto until = Clock::now() + std::chrono::milliseconds(kDrainMs);
+    std::string dropped;
+    for (unsigned i = 1; i < rings_.size(); i += 2) {
+        const Ring& r = rings_[i];
+        if (!r.in_device)
+            continue;
+        while (used_index(r.info) != avail_index(r.info) && Clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        if (const std::uint16_t left = avail_index(r.info) - used_index(r.info); left != 0)
+            dropped += " vring " + num(i) + ": " + num(left);
+    }
+    return dropped;
 }
 
 Result<void> Engine::features_set(std::uint64_t features) {
@@ -346,6 +373,7 @@ Result<void> Engine::start_relay() {
 void Engine::stop_device(std::string_view why) {
     if (!running_)
         return;
+    const std::string dropped = drain_transmit();
     relay_.stop();
     if (auto r = hw_->stop(); !r)
         log("reset failed (" + r.error().message() + "); unmapping keeps it from the memory");
@@ -362,6 +390,9 @@ void Engine::stop_device(std::string_view why) {
         where += " vring " + num(i) + " used " + num(r.start);
     }
     log("device stopped (" + std::string(why) + "):" + where);
+    if (!dropped.empty())
+        log("transmit buffers the device had not used within " + num(kDrainMs) +
+            " ms were dropped by the reset:" + dropped);
 }
 
 std::uint16_t Engine::vring_stopped(unsigned index, vu::StopReason why, std::uint16_t base) {

@@ -12,8 +12,10 @@
 //                   queues at the rings' guest-physical addresses, each
 //                   queue's MSI-X vector signalling the front end's call
 //                   eventfd, DRIVER_OK; the kick relay starts;
-//   vring stop      the device is reset (virtio 1.x PCI stops queues only
-//                   all at once) and GET_VRING_BASE answers the used index
+//   vring stop      the device is given up to kDrainMs to use what the
+//                   transmit rings hold (the front end counted it as
+//                   sent), then reset (virtio 1.x PCI stops queues only
+//                   all at once), and GET_VRING_BASE answers the used index
 //                   the device left in the front end's memory, which is
 //                   the next avail index to serve for a split ring whose
 //                   every popped buffer was returned;
@@ -97,6 +99,11 @@ private:
     // Hands queue i's kicks to the kernel when it can (kernel_kicks_).
     void attach_kick(unsigned i);
     [[nodiscard]] static std::uint16_t used_index(const vhost_user::VringInfo& v);
+    [[nodiscard]] static std::uint16_t avail_index(const vhost_user::VringInfo& v);
+    // Waits (up to kDrainMs) for the device to use what the transmit rings
+    // hold; returns the rings and counts it did not, for the log.
+    [[nodiscard]] std::string drain_transmit();
+    static constexpr unsigned kDrainMs = 200;
     void unmap_all();
     void log(const std::string& msg) const;
 

@@ -15,7 +15,9 @@
 
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
+#include <thread>
 #include <utility>
 
 #include "vfiokit/uapi/vfio.hpp"
@@ -374,6 +376,16 @@ Result<std::unique_ptr<BackendDevice>> GroupStyleBackend::attach(const DeviceReq
         what = "VFIO_GROUP_GET_DEVICE_FD \"" + req.addr.str() + " vf_token=...\"";
     }
     auto fd = ioctl_fd(group->fd(), uapi::kVfioGroupGetDeviceFd, name.data(), what);
+    // A device vfio-pci is still probing (bound a moment ago, by us or by
+    // the kernel after a hotplug) joins its group's device list last of all
+    // (__vfio_register_dev): ENODEV while sysfs already shows vfio-pci is
+    // that window, so ask again for up to a second.
+    for (int i = 0; !fd && fd.error().err() == ENODEV && req.root &&
+                    bound_to_vfio_pci(*req.root, req.addr) && i < 100;
+         ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        fd = ioctl_fd(group->fd(), uapi::kVfioGroupGetDeviceFd, name.data(), what);
+    }
     if (!fd)
         return fail(explain_get_device_fd(std::move(fd.error()), req, traits_, n)
                         .context("group " + std::to_string(n)));
