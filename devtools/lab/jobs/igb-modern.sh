@@ -46,11 +46,38 @@ vf_teardown() {
     checks_done
 }
 
+# vfiokit-devbind on the igb (info-iommu.sh does the e1000s): away from
+# the kernel's igb to vfio-pci and back, and refused while its interface
+# has a route.
+drv_of() { basename "$(readlink /sys/bus/pci/devices/$1/driver 2>/dev/null)" 2>/dev/null; }
+devbind_igb() {
+    vfiokit-devbind -b vfio-pci $igb > /tmp/b 2>&1; rc=$?
+    cat /tmp/b
+    check "$igb to vfio-pci, exit 0" test $rc -eq 0 -a "$(drv_of $igb)" = vfio-pci
+    check "says what it did" grep -q "^$igb: bound to vfio-pci (was igb)$" /tmp/b
+    vfiokit-devbind -b igb $igb > /tmp/b 2>&1; rc=$?
+    cat /tmp/b
+    check "back on the kernel's igb, exit 0" test $rc -eq 0 -a "$(drv_of $igb)" = igb
+    db_if=$(ls /sys/bus/pci/devices/$igb/net 2>/dev/null)
+    check "the kernel made its netdev again ($db_if, same MAC)" \
+        test -n "$db_if" -a "$(cat /sys/class/net/$db_if/address 2>/dev/null)" = "$VFIOKIT_IGB_KERNEL_MAC"
+    check "$db_if up with 10.78.0.1/24 (a connected route)" \
+        sh -c "ip addr add 10.78.0.1/24 dev $db_if && ip link set $db_if up"
+    vfiokit-devbind -b vfio-pci $igb > /tmp/b 2>&1; rc=$?
+    cat /tmp/b
+    check "refused: exit 1, names $db_if and --force" \
+        sh -c "test $rc -eq 1 && grep -q 'bind $igb: refused: its interface $db_if has [0-9]* active route(s).*give --force' /tmp/b"
+    check "still on igb" test "$(drv_of $igb)" = igb
+    check "route removed, $db_if down" sh -c "ip addr flush dev $db_if && ip link set $db_if down"
+    checks_done
+}
+
 run igb-setup peer_setup
 run igbvf-setup vf_setup
 vfio_bind "$VFIOKIT_IGBVF"
 each_mode igbvf "$VFIOKIT_IGBVF" igbvf_lab_test --gtest_filter='Lab/*'
 run igbvf-teardown vf_teardown
+run devbind-igb devbind_igb
 vfio_bind $igb
 each_mode igb $igb igb_lab_test --gtest_filter='Lab/*'
 # Multi-process (DPDK's symmetric_mp): two RSS queues, the primary polls
