@@ -1,6 +1,8 @@
 #include "vfiokit/eal/heap.hpp"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
 namespace vfiokit::eal {
 
@@ -33,6 +35,13 @@ Result<void*> Heap::alloc(std::uint64_t size, std::uint64_t align) {
         align = 64;
     if (size == 0 || (align & (align - 1)) != 0)
         return fail(EINVAL, "heap alloc: size must be non-zero and alignment a power of two");
+    // Checked before rounding up, which would wrap near 2^64 (SIZE_MAX
+    // became a 0-byte block).
+    if (size > chunk_ || align > chunk_)
+        return fail(Error(EINVAL, "heap alloc of " + std::to_string(size) + " bytes, aligned to " +
+                                      std::to_string(align) + ": larger than a segment (" +
+                                      std::to_string(chunk_) + " bytes)")
+                        .hint("create the heap with a larger chunk"));
     size = (size + 63) / 64 * 64;
     if (size > chunk_)
         return fail(Error(EINVAL, "heap alloc of " + std::to_string(size) + " bytes: larger than a "
@@ -101,17 +110,28 @@ Result<ObjectPool> ObjectPool::create(Heap& heap, std::uint64_t obj_size, std::s
         return fail(EINVAL, "object pool: object size and count must be non-zero");
     if (align < 64)
         align = 64;
-    const std::uint64_t stride = (obj_size + align - 1) / align * align;
-    auto base = heap.alloc(stride * count, align);
+    const std::string what = "object pool of " + std::to_string(count) + " x " +
+                             std::to_string(obj_size) + " bytes";
+    if ((align & (align - 1)) != 0)
+        return fail(EINVAL, what + ": alignment " + std::to_string(align) +
+                                " is not a power of two");
+    std::uint64_t stride = 0, total = 0;
+    if (__builtin_add_overflow(obj_size, align - 1, &stride) ||
+        __builtin_mul_overflow(stride / align * align, static_cast<std::uint64_t>(count), &total))
+        return fail(EOVERFLOW, what + ": the size does not fit in 64 bits");
+    stride = stride / align * align;
+    auto base = heap.alloc(total, align);
     if (!base)
-        return fail(std::move(base.error()).context("object pool of " + std::to_string(count) +
-                                                    " x " + std::to_string(obj_size) + " bytes"));
+        return fail(std::move(base.error()).context(what));
     return ObjectPool(heap, *base, stride, count);
 }
 
 ObjectPool::ObjectPool(Heap& h, void* base, std::uint64_t stride, std::size_t count)
     : heap_(&h), base_(base), stride_(stride), count_(count) {
     free_.reserve(count);
+#ifndef NDEBUG
+    in_pool_.assign(count, 1);
+#endif
     // Reverse, so get() hands out the lowest address first.
     for (std::size_t i = count; i-- > 0;)
         free_.push_back(static_cast<char*>(base) + i * stride);
@@ -119,7 +139,7 @@ ObjectPool::ObjectPool(Heap& h, void* base, std::uint64_t stride, std::size_t co
 
 ObjectPool::ObjectPool(ObjectPool&& o) noexcept
     : heap_(o.heap_), base_(std::exchange(o.base_, nullptr)), stride_(o.stride_), count_(o.count_),
-      free_(std::move(o.free_)) {}
+      free_(std::move(o.free_)), in_pool_(std::move(o.in_pool_)) {}
 
 ObjectPool::~ObjectPool() {
     if (base_)
@@ -131,10 +151,31 @@ void* ObjectPool::get() {
         return nullptr;
     void* p = free_.back();
     free_.pop_back();
+#ifndef NDEBUG
+    in_pool_[(static_cast<char*>(p) - static_cast<char*>(base_)) / stride_] = 0;
+#endif
     return p;
 }
 
-void ObjectPool::put(void* obj) { free_.push_back(obj); }
+void ObjectPool::put(void* obj) {
+#ifndef NDEBUG
+    if (!owns(obj)) {
+        std::fprintf(stderr, "vfiokit: object pool %p: put of %p, which is not one of its %zu "
+                             "objects\n", base_, obj, count_);
+        std::abort();
+    }
+    auto& in = in_pool_[(static_cast<char*>(obj) - static_cast<char*>(base_)) / stride_];
+    if (in) {
+        std::fprintf(stderr, "vfiokit: object pool %p: double put of object %zu (%p)\n", base_,
+                     static_cast<std::size_t>((static_cast<char*>(obj) - static_cast<char*>(base_)) /
+                                              stride_),
+                     obj);
+        std::abort();
+    }
+    in = 1;
+#endif
+    free_.push_back(obj);
+}
 
 bool ObjectPool::owns(const void* obj) const {
     const auto a = reinterpret_cast<std::uintptr_t>(obj);

@@ -104,5 +104,51 @@ TEST(ObjectPool, GetPutConstantTimeAndBounded) {
     EXPECT_FALSE(pool->owns(static_cast<char*>(*got.begin()) + 1));
 }
 
+// Sizes near 2^64 are refused, not wrapped into small blocks.
+TEST(Heap, SizesThatWouldWrapAreRefused) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 1 << 20);
+    for (std::uint64_t size : {std::uint64_t{UINT64_MAX}, UINT64_MAX - 62, UINT64_MAX / 2 + 1}) {
+        auto p = h.alloc(size);
+        ASSERT_FALSE(p) << size << " gave a block";
+        EXPECT_EQ(p.error().err(), EINVAL) << size;
+    }
+    auto aligned = h.alloc(64, std::uint64_t{1} << 63);
+    ASSERT_FALSE(aligned);
+    EXPECT_EQ(aligned.error().err(), EINVAL);
+    EXPECT_EQ(h.segments(), 0u);
+}
+
+TEST(ObjectPool, SizesThatWouldWrapAreRefused) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 1 << 20);
+    auto huge_count = ObjectPool::create(h, 64, SIZE_MAX / 32);
+    ASSERT_FALSE(huge_count);
+    EXPECT_EQ(huge_count.error().err(), EOVERFLOW);
+    auto huge_obj = ObjectPool::create(h, UINT64_MAX - 10, 2);
+    ASSERT_FALSE(huge_obj);
+    EXPECT_EQ(huge_obj.error().err(), EOVERFLOW);
+    auto bad_align = ObjectPool::create(h, 64, 2, 96);
+    ASSERT_FALSE(bad_align);
+    EXPECT_EQ(bad_align.error().err(), EINVAL);
+}
+
+#ifndef NDEBUG
+TEST(ObjectPoolDeathTest, DoublePutAborts) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 1 << 20);
+    auto pool = ObjectPool::create(h, 64, 4);
+    ASSERT_TRUE(pool);
+    void* o = pool->get();
+    pool->put(o);
+    EXPECT_DEATH(pool->put(o), "double put of object 0");
+    int not_ours = 0;
+    EXPECT_DEATH(pool->put(&not_ours), "which is not one of its 4 objects");
+}
+#endif
+
 }  // namespace
 }  // namespace vfiokit::eal

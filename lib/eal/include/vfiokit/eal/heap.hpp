@@ -74,6 +74,9 @@ public:
 
     // nullptr when empty.
     [[nodiscard]] void* get();
+    // Builds without NDEBUG check each put, as DPDK's mempool cookies do:
+    // an object that is not this pool's, or is already in it (a double
+    // put), aborts with a message naming it.
     void put(void* obj);
     [[nodiscard]] std::size_t available() const { return free_.size(); }
     [[nodiscard]] std::size_t capacity() const { return count_; }
@@ -87,6 +90,10 @@ private:
     std::uint64_t stride_;
     std::size_t count_;
     std::vector<void*> free_;
+    // Per object: 1 while it is in the pool. Kept up to date only in
+    // builds without NDEBUG; present in all, so the layout does not depend
+    // on how a user of the header is built.
+    std::vector<std::uint8_t> in_pool_;
 };
 
 }  // namespace vfiokit::eal
