@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "huge_dir.hpp"
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/memory.hpp"
 #include "vfiokit/eal/pagemap.hpp"
@@ -70,6 +71,13 @@ Result<std::unique_ptr<Memory>> Memory::create(const MemoryOptions& o) {
                                   "kB/nr_hugepages (or hugepages=N on the kernel command line), "
                                   "or run with --no-huge"));
         m->page_size_ = want;
+        if (!o.huge_dir.empty()) {
+            if (auto ok = detail::check_huge_dir(o.huge_dir, want); !ok)
+                return fail(std::move(ok.error()).context("memory"));
+            if (const unsigned n = detail::remove_stale_files(o.huge_dir); n != 0)
+                kLog.notice("removed {} hugepage file(s) of exited processes from {}", n,
+                            o.huge_dir);
+        }
     }
     if (o.no_huge && o.window == MemoryOptions{}.window)
         m->opts_.window = 2ULL << 30;  // keeps the 4 KiB page table at 4 MiB
@@ -311,6 +319,11 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
         if (!fd)
             return fail(std::move(fd.error()).context("memory").hint("--huge-dir must be a writable hugetlbfs mount"));
         owned->fd = std::move(*fd);
+        // The fd is all anyone needs (secondaries get it over the channel):
+        // no name is left behind for another user to open, or to outlive a
+        // crash and hold its huge pages.
+        ::unlink(s.backing.c_str());
+        s.backing += " (unlinked)";
     } else {
         unsigned flags = MFD_CLOEXEC;
         if (!opts_.no_huge)
@@ -322,13 +335,8 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
         s.backing = opts_.no_huge ? "memfd" : "memfd:hugetlb";
     }
     s.fd = owned->fd.get();
-    auto cleanup_file = [&] {
-        if (s.backing.front() == '/')
-            ::unlink(s.backing.c_str());
-    };
     if (::ftruncate(s.fd, static_cast<off_t>(len)) != 0) {
         int err = errno;
-        cleanup_file();
         return fail(Error(err, "ftruncate").context("memory: add " + mib(len)));
     }
     // MAP_FIXED over our own PROT_NONE reservation. Hugetlb mappings reserve
@@ -348,14 +356,12 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
                            ": reserve more in /sys/kernel/mm/hugepages/hugepages-" +
                            std::to_string(pg >> 10) + "kB/nr_hugepages");
         }
-        cleanup_file();
         return fail(std::move(e.context("memory")));
     }
     auto unmap_back = [&] {
         // Back to a reservation, not a hole: the window stays ours.
         vfio::sys().mmap(reinterpret_cast<void*>(s.va), len, PROT_NONE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-        cleanup_file();
     };
     if (node >= 0) {
         if (auto ok = bind_to_node(reinterpret_cast<void*>(s.va), len, node); !ok) {
@@ -426,8 +432,6 @@ Result<void> Memory::remove(const Segment* seg) {
         set_page(first + i, kUnused);
     vfio::sys().mmap(reinterpret_cast<void*>(s.va), s.len, PROT_NONE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    if (s.backing.front() == '/' && !attached_)
-        ::unlink(s.backing.c_str());
     segs_.erase(it);
     return {};
 }

@@ -15,7 +15,9 @@ namespace {
 
 class Kernel final : public Syscalls {
 public:
-    int open(const char* path, int flags) override { return ::open(path, flags | O_CLOEXEC); }
+    // 0600 for what O_CREAT makes (hugepage files): without a mode argument
+    // open(2) would use whatever the register held.
+    int open(const char* path, int flags) override { return ::open(path, flags | O_CLOEXEC, 0600); }
     int close(int fd) override { return ::close(fd); }
     int ioctl(int fd, unsigned long request, void* arg) override { return ::ioctl(fd, request, arg); }
     void* mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off) override {

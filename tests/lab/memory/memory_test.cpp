@@ -7,7 +7,9 @@
 //   VFIOKIT_VFIO_MODE=cdev VFIOKIT_LAB_SHAPE=iommu memory_lab_test
 #include <linux/capability.h>
 #include <numaif.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -361,6 +363,55 @@ TEST_P(Mem, AbsentHugepageSizeIsExplained) {
     ASSERT_FALSE(e);
     std::printf("absent: %s\n", e.error().message().c_str());
     EXPECT_NE(e.error().message().find("1024 MiB"), std::string::npos);
+}
+
+// --huge-dir: a tmpfs is refused by name before anything is created; a
+// hugetlbfs of the page size backs the segments with files that are 0600
+// and unlinked at once, so nothing is left in the directory, and the huge
+// pages come back when the EAL goes.
+TEST_P(Mem, HugeDirIsCheckedAndLeavesNoFiles) {
+    const std::string tmp = "/tmp/vfiokit-lab-tmpfs", huge = "/tmp/vfiokit-lab-hugetlbfs";
+    for (const auto& d : {tmp, huge}) {
+        (void)::umount(d.c_str());
+        ::mkdir(d.c_str(), 0700);
+    }
+    ASSERT_EQ(::mount("none", tmp.c_str(), "tmpfs", 0, nullptr), 0) << std::strerror(errno);
+    ASSERT_EQ(::mount("none", huge.c_str(), "hugetlbfs", 0, "pagesize=2M"), 0) << std::strerror(errno);
+    {
+        Options o = options();
+        o.memory.huge_dir = tmp;
+        auto e = Eal::init(o);
+        ASSERT_FALSE(e) << "a tmpfs --huge-dir was taken";
+        std::printf("tmpfs --huge-dir: %s\n", e.error().message().c_str());
+        EXPECT_EQ(e.error().err(), EINVAL);
+        EXPECT_NE(e.error().message().find("is on tmpfs, not hugetlbfs"), std::string::npos);
+    }
+    const unsigned free_before = free_hugepages();
+    {
+        Options o = options();
+        o.memory.huge_dir = huge;
+        auto e = Eal::init(o);
+        ASSERT_TRUE(e) << e.error().message();
+        auto s = (*e)->memory().add(4ULL << 20);
+        ASSERT_TRUE(s) << s.error().message();
+        std::printf("hugetlbfs --huge-dir: segment backing '%s'\n", (*s)->backing.c_str());
+        EXPECT_TRUE((*s)->backing.starts_with(huge + "/vfiokit-")) << (*s)->backing;
+        EXPECT_TRUE((*s)->backing.ends_with(" (unlinked)")) << (*s)->backing;
+        struct stat st {};
+        ASSERT_EQ(::fstat((*s)->fd, &st), 0);
+        EXPECT_EQ(st.st_mode & 07777, 0600u);
+        EXPECT_EQ(st.st_nlink, 0u) << "the file still has a name";
+        EXPECT_TRUE(sysfs::Root().list(huge).empty()) << "files left in " << huge;
+        EXPECT_LT(free_hugepages(), free_before) << "the segment took no huge pages";
+        auto* p = static_cast<volatile std::uint8_t*>(reinterpret_cast<void*>((*s)->va));
+        p[0] = 0x5a;
+        EXPECT_EQ(p[0], 0x5a);
+    }
+    EXPECT_EQ(free_hugepages(), free_before) << "huge pages not returned";
+    for (const auto& d : {tmp, huge}) {
+        EXPECT_EQ(::umount(d.c_str()), 0) << d << ": " << std::strerror(errno);
+        ::rmdir(d.c_str());
+    }
 }
 
 // Runs `body` in a child; its exit status is the test's verdict there.
