@@ -12,6 +12,7 @@
 // is taken in this process. Exit status: 0 printed, 1 the primary could
 // not be reached or answered with an error, 2 usage.
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -100,9 +101,15 @@ int main(int argc, char** argv) {
         } else if (name == "--runtime-dir" && take()) {
             base = value;
         } else if (name == "--timeout" && take()) {
-            timeout_ms = std::strtol(std::string(value).c_str(), nullptr, 10);
-            if (timeout_ms <= 0)
-                return usage(argv[0], stderr);
+            // 1 ms to an hour: more would overflow the deadline arithmetic
+            // (steady_clock::now() + timeout), and is no wait anyone means.
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), timeout_ms);
+            if (ec != std::errc() || end != value.data() + value.size() || timeout_ms <= 0 ||
+                timeout_ms > 3'600'000) {
+                std::fprintf(stderr, "%s: --timeout '%.*s': give milliseconds, 1 to 3600000\n",
+                             argv[0], static_cast<int>(value.size()), value.data());
+                return 2;
+            }
         } else {
             std::fprintf(stderr, "%s: unknown or incomplete option '%s'\n", argv[0], argv[i]);
             return usage(argv[0], stderr);

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <fstream>
+#include <string>
+
+#include "vfiokit/eal/sysfs.hpp"
 
 namespace vfiokit::eal::hotplug {
 
@@ -18,8 +20,8 @@ namespace {
 bool alive(pid_t pid) {
     if (::kill(pid, 0) != 0 && errno == ESRCH)
         return false;
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::string stat =
+        sysfs::Root().read("/proc/" + std::to_string(pid) + "/stat").value_or("");
     const auto paren = stat.rfind(')');
     return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
 }

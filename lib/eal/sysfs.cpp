@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 namespace vfiokit::sysfs {
@@ -20,15 +18,25 @@ std::string Root::path(std::string_view sys_path) const {
 }
 
 Result<std::string> Root::read(std::string_view sys_path) const {
-    const std::string p = path(sys_path);
-    std::ifstream in(p);
-    if (!in) {
-        int err = errno != 0 ? errno : ENOENT;
-        return fail(err, "read " + std::string(sys_path));
+    const int fd = ::open(path(sys_path).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(errno, "read " + std::string(sys_path));
+    std::string s;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            const int err = errno;
+            ::close(fd);
+            return fail(err, "read " + std::string(sys_path));
+        }
+        if (n == 0)
+            break;
+        s.append(buf, static_cast<std::size_t>(n));
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
+    ::close(fd);
     while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
         s.pop_back();
     return s;
@@ -68,6 +76,17 @@ std::optional<std::string> Root::link_name(std::string_view sys_path) const {
     if (ec)
         return std::nullopt;
     return target.filename().string();
+}
+
+std::optional<unsigned> Root::link_number(std::string_view sys_path) const {
+    auto name = link_name(sys_path);
+    if (!name)
+        return std::nullopt;
+    unsigned out = 0;
+    auto [end, ec] = std::from_chars(name->data(), name->data() + name->size(), out, 10);
+    if (ec != std::errc() || end != name->data() + name->size() || name->empty())
+        return std::nullopt;
+    return out;
 }
 
 Result<void> Root::write(std::string_view sys_path, std::string_view value) const {

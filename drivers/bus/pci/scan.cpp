@@ -44,8 +44,8 @@ Result<ScannedDevice> read_device(const sysfs::Root& root, PciAddress addr) {
     // numa_node is absent on kernels without NUMA; -1 then, as the kernel
     // itself reports for "unknown".
     d.numa_node = static_cast<int>(root.read_int(dir + "/numa_node").value_or(-1));
-    if (auto g = root.link_name(dir + "/iommu_group"))
-        d.iommu_group = static_cast<unsigned>(std::stoul(*g));
+    if (auto g = root.link_number(dir + "/iommu_group"))
+        d.iommu_group = *g;
     d.driver = root.link_name(dir + "/driver").value_or("");
     d.vfio_bound = vfio::bound_to_vfio_pci(root, addr);
     d.driver_override = root.read(dir + "/driver_override").value_or("");

@@ -10,11 +10,11 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <fstream>
 #include <thread>
 
 #include "vfiokit/eal/mp.hpp"
 #include "wire.hpp"
+#include "vfiokit/eal/sysfs.hpp"
 
 namespace vfiokit::eal::mp {
 
@@ -27,10 +27,10 @@ using Clock = std::chrono::steady_clock;
 bool process_alive(pid_t pid) {
     if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM))
         return false;
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(f, line))
+    auto stat = sysfs::Root().read("/proc/" + std::to_string(pid) + "/stat");
+    if (!stat)
         return false;
+    const std::string& line = *stat;
     auto paren = line.rfind(')');  // the command name may hold spaces and ')'
     if (paren == std::string::npos || paren + 2 >= line.size())
         return true;

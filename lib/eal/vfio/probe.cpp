@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
-#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,12 +27,14 @@ bool has_capability(const sysfs::Root& root, unsigned cap) {
     const auto at = status->find("CapEff:");
     if (at == std::string::npos)
         return false;
-    try {
-        const unsigned long long eff = std::stoull(status->substr(at + 7), nullptr, 16);
-        return (eff >> cap) & 1;
-    } catch (const std::exception&) {
+    std::string_view v = std::string_view(*status).substr(at + 7);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+        v.remove_prefix(1);
+    unsigned long long eff = 0;
+    if (auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), eff, 16);
+        ec != std::errc() || end == v.data() || cap >= 64)
         return false;
-    }
+    return (eff >> cap) & 1;
 }
 
 // Linux 7.3 or later, from a release string ("7.3.4-amd64"); false when
@@ -153,12 +155,14 @@ Sriov probe_sriov(const sysfs::Root& root, PciAddress addr) {
     for (const auto& name : root.list(dir)) {
         if (!name.starts_with("virtfn") || name.size() == 6)
             continue;
-        const std::string n = name.substr(6);
-        if (n.find_first_not_of("0123456789") != std::string::npos)
+        unsigned long n = 0;
+        const char* first = name.data() + 6;
+        const char* last = name.data() + name.size();
+        if (auto [end, ec] = std::from_chars(first, last, n, 10); ec != std::errc() || end != last)
             continue;
         if (auto target = root.link_name(dir + "/" + name))
             if (auto a = PciAddress::parse(*target))
-                vfs.emplace_back(std::stoul(n), *a);
+                vfs.emplace_back(n, *a);
     }
     std::sort(vfs.begin(), vfs.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
     for (const auto& [n, a] : vfs)
@@ -186,9 +190,9 @@ Result<DeviceSupport> probe_device(const sysfs::Root& root, const KernelSupport&
     DeviceSupport d;
     d.addr = addr;
     d.driver = root.link_name(dir + "/driver").value_or("");
-    if (auto g = root.link_name(dir + "/iommu_group")) {
-        d.iommu_group = static_cast<unsigned>(std::stoul(*g));
-        const std::string gdir = "/sys/kernel/iommu_groups/" + *g;
+    if (auto g = root.link_number(dir + "/iommu_group")) {
+        d.iommu_group = *g;
+        const std::string gdir = "/sys/kernel/iommu_groups/" + std::to_string(*g);
         d.noiommu_group = root.read(gdir + "/name").value_or("") == "vfio-noiommu";
         for (const auto& name : root.list(gdir + "/devices")) {
             auto ma = PciAddress::parse(name);

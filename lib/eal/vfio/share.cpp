@@ -285,6 +285,11 @@ Result<ExternalFds> parse_external_fds(std::string_view text) {
         auto [end, ec] = std::from_chars(val.data(), val.data() + val.size(), fd);
         if (ec != std::errc() || end != val.data() + val.size() || fd < 0)
             return bad("'" + std::string(val) + "' is not an fd number");
+        // The process owns what it is given and closes it on failure: fds
+        // 0-2 are its standard streams, never a VFIO node it was passed.
+        if (fd <= 2)
+            return bad(std::string(key) + "=" + std::to_string(fd) +
+                       " is a standard stream (fd 0-2), not a passed VFIO fd");
         if (key == "iommufd")
             x.iommufd = fd;
         else if (key == "container")

@@ -298,7 +298,10 @@ TEST(ExternalFds, BadTextIsRefused) {
     for (const char* bad : {"", "iommufd=3", "iommufd=x,0000:00:03.0=4", "iommufd=3,0000:00:03.0",
                             "iommufd=3,nonsense=4", "iommufd=3,iommufd=4,0000:00:03.0=5",
                             "mode=cdev,container=3,0000:00:03.0=4", "mode=fast,iommufd=3",
-                            "container=3,iommufd=4,0000:00:03.0=5", "iommufd=-1,0000:00:03.0=4"}) {
+                            "container=3,iommufd=4,0000:00:03.0=5", "iommufd=-1,0000:00:03.0=4",
+                            // The standard streams are never passed VFIO fds.
+                            "iommufd=0,0000:00:03.0=4", "iommufd=3,0000:00:03.0=2",
+                            "container=1,0000:00:03.0=4"}) {
         auto x = parse_external_fds(bad);
         ASSERT_FALSE(x) << bad;
         EXPECT_EQ(x.error().err(), EINVAL) << bad;

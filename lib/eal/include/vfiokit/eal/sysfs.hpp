@@ -23,7 +23,9 @@ public:
     // The host path for a system path: prefix + path.
     [[nodiscard]] std::string path(std::string_view sys_path) const;
 
-    // Whole contents of a (small) file, trailing newline removed.
+    // Whole contents of a (small) file, trailing newline removed. The file
+    // is opened close-on-exec: a child another thread starts meanwhile
+    // inherits nothing.
     [[nodiscard]] Result<std::string> read(std::string_view sys_path) const;
     // Unsigned integer in a file, decimal or 0x-prefixed hexadecimal.
     [[nodiscard]] Result<unsigned long> read_uint(std::string_view sys_path) const;
@@ -33,6 +35,10 @@ public:
     // Last component of a symlink's target ("vfio-pci" for .../driver),
     // or nullopt when the link does not exist.
     [[nodiscard]] std::optional<std::string> link_name(std::string_view sys_path) const;
+    // The same, read as a decimal number (iommu_group links end in the
+    // group's number); nullopt when the link is absent or its name is not
+    // a number.
+    [[nodiscard]] std::optional<unsigned> link_number(std::string_view sys_path) const;
 
     [[nodiscard]] bool exists(std::string_view sys_path) const;
 
