@@ -3,7 +3,8 @@
 
 The options come from the parser's source, read three ways:
   - comparisons in a hand-written loop: `a == "--json"`,
-    `a.starts_with("--vfio-mode=")`, `value("--status-dev")`;
+    `a.starts_with("--vfio-mode=")`, `value("--status-dev")`,
+    `strcmp(argv[i], "--writes")`;
   - rows of an option table: `{"file-prefix", 0, ...` (EAL, testpmd), the
     short letter too when it has one;
   - argparse: `add_argument("--json", ...` (Python tools).
@@ -20,7 +21,8 @@ import re
 import subprocess
 import sys
 
-COMPARE = re.compile(r'(?:==\s*|starts_with\(\s*|value\(\s*)"(-{1,2}[A-Za-z][\w-]*)=?"')
+COMPARE = re.compile(
+    r'(?:==\s*|starts_with\(\s*|value\(\s*|strcmp\([^,()]+,\s*)"(-{1,2}[A-Za-z][\w-]*)=?"')
 TABLE_ROW = re.compile(r'^\s*\{"([a-z][\w-]*)?",\s*(?:\'(.)\'|0)\s*,', re.M)
 ARGPARSE = re.compile(r'add_argument\(\s*((?:"-[^"]+"\s*,\s*)+)')
 
