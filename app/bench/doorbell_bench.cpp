@@ -80,6 +80,13 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--writes") == 0 && i + 1 < argc) {
             writes = std::strtoul(argv[++i], nullptr, 10);
+        } else if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0) {
+            std::printf("usage: %s [--writes N]\n"
+                        "  --writes N   tail-register writes each way: raw, bar-write,\n"
+                        "               doorbell (default 1000000)\n"
+                        "  -h, --help   this text\n",
+                        argv[0]);
+            return 0;
         } else {
             std::fprintf(stderr, "usage: %s [--writes N]\n", argv[0]);
             return 2;

@@ -468,7 +468,24 @@ bool parse_args(int argc, char** argv, Config& c) {
         if (a == "-h" || a == "--help") {
             std::printf("usage: vfiokit-bench-memory [--rounds N] [--device BDF] [--mb N]\n"
                         "         [--dpdk PATH|none] [--heap-iters N] [--pool-bursts N]\n"
-                        "         [--mbuf-bursts N] [--lookups N] [--reps N] [--seed N]\n");
+                        "         [--mbuf-bursts N] [--lookups N] [--reps N] [--seed N]\n"
+                        "  --rounds N        measured rounds, after one warm-up (default 7)\n"
+                        "  --device BDF      the device on vfio-pci to map memory for\n"
+                        "                    (default 0000:00:03.0)\n"
+                        "  --mb N            MiB of hugepage memory to map (default 512)\n"
+                        "  --dpdk PATH|none  DPDK's side (vfiokit-bench-dpdk), or none to skip\n"
+                        "                    it (default: the one next to this program)\n"
+                        "  --heap-iters N    heap test: batches of 256 allocations and frees\n"
+                        "                    (default 400)\n"
+                        "  --pool-bursts N   object pool test: bursts of 32 gets and puts\n"
+                        "                    (default 4000)\n"
+                        "  --mbuf-bursts N   mbuf pool test: bursts of 32 allocs and frees\n"
+                        "                    (default 20000)\n"
+                        "  --lookups N       address translation test: lookups (default 1000000)\n"
+                        "  --reps N          repetitions of each of those tests per round\n"
+                        "                    (default 3)\n"
+                        "  --seed N          seed of the allocation sizes and orders (default 42)\n"
+                        "  -h, --help        this text\n");
             std::exit(0);
         }
         if (i + 1 >= argc) {

@@ -81,13 +81,19 @@ void usage(FILE* out) {
                  "  mode M, then either starts CMD as an unprivileged user with the fds\n"
                  "  inherited and named in %s, or sends them over the unix\n"
                  "  SOCK_SEQPACKET socket PATH (SCM_RIGHTS).\n"
+                 "  --device BDF      a device bound to vfio-pci whose nodes to open\n"
+                 "                    (repeatable; at least one)\n"
+                 "  -- CMD [ARGS...]  the driver to run with the fds (exec mode)\n"
+                 "  --socket PATH     send the fds to the process listening on PATH\n"
+                 "                    instead of running CMD (socket mode)\n"
                  "  --vfio-mode M     auto (default), cdev (/dev/iommu + device cdevs), group\n"
                  "                    (/dev/vfio/vfio + groups), compat (/dev/iommu + groups),\n"
                  "                    noiommu (/dev/vfio/vfio + no-IOMMU groups; --socket only),\n"
                  "                    cdev-noiommu (/dev/iommu + no-IOMMU cdevs; --socket only)\n"
                  "  --uid N, --gid N  the user and group CMD runs as (default 65534; gid = uid)\n"
                  "  --memlock SIZE    RLIMIT_MEMLOCK for CMD, bytes with K/M/G or 'unlimited'\n"
-                 "                    (default 64M): the DMA memory it may pin\n",
+                 "                    (default 64M): the DMA memory it may pin\n"
+                 "  -h, --help        this text\n",
                  vfio::kExternalFdsEnv);
 }
 

@@ -39,7 +39,8 @@ void usage(FILE* out) {
                  "  --modes ADDRESS one line per mode variant (the names tests carry), for\n"
                  "                  scripts: 'mode LABEL MODE TYPE1 yes|no REASON', where\n"
                  "                  REASON is the node used, or why ADDRESS cannot use it\n"
-                 "  --sysroot DIR   read DIR/sys and DIR/dev instead of /sys and /dev\n");
+                 "  --sysroot DIR   read DIR/sys and DIR/dev instead of /sys and /dev\n"
+                 "  -h, --help      this text\n");
 }
 
 std::string json_str(std::string_view s) {

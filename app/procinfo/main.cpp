@@ -44,6 +44,7 @@ int usage(const char* argv0, FILE* to) {
                  "                      for root, $XDG_RUNTIME_DIR/vfiokit for others)\n"
                  "  --                  ignored, so that dpdk-proc-info's form\n"
                  "                      '--file-prefix X -- --stats' works\n"
+                 "  -h, --help          this text\n"
                  "Exit status: 0 printed; 1 no primary, or it answered with an error; 2 usage.\n",
                  argv0);
     return to == stdout ? 0 : 2;

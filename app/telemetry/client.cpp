@@ -46,6 +46,7 @@ int usage(const char* argv0, FILE* to) {
         "  --path SOCKET             connect to this socket instead\n"
         "  --timeout MS              how long to wait for each reply (default 5000)\n"
         "  --hello                   print the server's hello first\n"
+        "  -h, --help                this text\n"
         "The socket is <runtime dir>/dpdk/PREFIX/dpdk_telemetry.v2, the runtime dir\n"
         "being $RUNTIME_DIRECTORY, else /var/run for root, else $XDG_RUNTIME_DIR,\n"
         "else /tmp (DPDK's rules). Commands: '/' lists them, '/help,CMD' explains one.\n"

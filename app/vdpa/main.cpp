@@ -121,7 +121,7 @@ void print(std::vector<std::unique_ptr<Served>>& all, const char* when) {
 int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i)
         if (std::string_view(argv[i]) == "-h" || std::string_view(argv[i]) == "--help") {
-            std::printf("%s\nEAL options:\n%s", kUsage, eal::options_usage().c_str());
+            std::printf("%s\n%s", kUsage, eal::options_usage().c_str());
             return 0;
         }
     eal::Options o;

@@ -238,8 +238,9 @@ Result<void> opt_syslog(std::string_view, std::string_view v, Options& o) {
 // Every EAL option, once. Usage text, parsing and the header all come from
 // here.
 constexpr OptionSpec kOptions[] = {
-    {"vfio-mode", 0, "auto|cdev|group|compat|noiommu",
-     "VFIO mode (default auto: cdev, else group, else noiommu; env VFIOKIT_VFIO_MODE)",
+    {"vfio-mode", 0, "auto|cdev|group|compat|noiommu|cdev-noiommu",
+     "VFIO mode (default auto: cdev, else group, else cdev-noiommu, else noiommu; "
+     "env VFIOKIT_VFIO_MODE; doc/vfio-modes.md)",
      opt_vfio_mode},
     {"vfio-type1", 0, "auto|v2|v1", "type1 flavour in group/compat mode (env VFIOKIT_VFIO_TYPE1)",
      opt_vfio_type1},

@@ -111,7 +111,7 @@ struct Options {
     std::string sysroot;
 };
 
-// Parses a mode name: auto|cdev|group|compat|noiommu. "auto" gives nullopt.
+// Parses a mode name: auto|cdev|group|compat|noiommu|cdev-noiommu. "auto" gives nullopt.
 [[nodiscard]] Result<std::optional<Mode>> parse_mode(std::string_view s);
 [[nodiscard]] Result<Type1> parse_type1(std::string_view s);
 // Applies VFIOKIT_VFIO_MODE and VFIOKIT_VFIO_TYPE1 from the environment
@@ -125,7 +125,7 @@ struct ModeChoice {
 // The mode a process with these options gets, from sysfs and /dev alone:
 // forced modes are checked for what the kernel lacks (kernel option, node,
 // module parameter, permission); auto follows the devices bound to
-// vfio-pci (cdev, else group, else noiommu), else the kernel's facilities.
+// vfio-pci (cdev, else group, else cdev-noiommu, else noiommu), else the kernel's facilities.
 [[nodiscard]] Result<ModeChoice> choose_mode(const sysfs::Root& root, const Options& o);
 
 // A user of a container's IOVA policy that can move its mappings: EAL
