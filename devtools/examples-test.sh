@@ -21,10 +21,10 @@ bad() { echo "not ok - $*"; failed=$((failed + 1)); }
 check() {
     desc=$1
     shift
-    if "$@" > /tmp/examples-check.$$ 2>&1; then ok "$desc"; else bad "$desc"; cat /tmp/examples-check.$$; fi
+    if "$@" > "$tmp/check" 2>&1; then ok "$desc"; else bad "$desc"; cat "$tmp/check"; fi
 }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp" /tmp/examples-check.$$' EXIT
+trap 'rm -rf "$tmp"' EXIT
 dest=$out/destdir
 pc=$(find "$dest" -name vfiokit.pc -path '*/pkgconfig/*' | head -1)
 if [ -z "$pc" ]; then
@@ -32,8 +32,9 @@ if [ -z "$pc" ]; then
     exit 1
 fi
 libdir=$(dirname "$(dirname "$pc")")
-export PKG_CONFIG_PATH="$(dirname "$pc")" PKG_CONFIG_SYSROOT_DIR="$dest"
-echo "installed tree: $dest (libdir ${libdir#$dest})"
+PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR="$dest"
+echo "installed tree: $dest (libdir ${libdir#"$dest"})"
 echo "pkg-config --cflags --libs vfiokit: $(pkg-config --cflags --libs vfiokit)"
 echo "pkg-config --static --libs vfiokit: $(pkg-config --static --libs vfiokit)"
 
@@ -60,6 +61,7 @@ done
 # includes, at some 9 s each on the 2-core CI machine.)
 find "$inc" -name '*.hpp' | sort | sed "s|^$(dirname "$inc")/||; s|.*|#include \"&\"|" > "$tmp/all.cpp"
 t0=$(date +%s)
+# shellcheck disable=SC2046 # pkg-config's flags are words
 if c++ $(pkg-config --cflags vfiokit) -Wall -Wextra -Werror -fsyntax-only "$tmp/all.cpp" \
         > "$tmp/headers.log" 2>&1; then
     ok "all $nh installed headers compile together with pkg-config's flags ($(( $(date +%s) - t0 )) s)"
@@ -69,10 +71,12 @@ else
 fi
 
 # --- the examples, both linkages
+# words LINES: the lines on one line.
+words() { echo "$1" | tr '\n' ' ' | sed 's/ $//'; }
 want=$(python3 -c 'import json, sys
 for p in sys.argv[1:]:
     print(json.load(open(p))["name"])' "$@" | sort)
-echo "drivers the library must register: $(echo $want)"
+echo "drivers the library must register: $(words "$want")"
 for app in $apps; do
     shared=$out/$app-shared
     check "$app-shared built out of tree" test -x "$shared"
@@ -93,9 +97,9 @@ for kind in shared static; do
     [ $kind = static ] && bin=$tmp/edu-dma-static
     got=$("$bin" --drivers 2>&1 | sort)
     if [ "$got" = "$want" ]; then
-        ok "edu-dma-$kind registers every driver once: $(echo $got)"
+        ok "edu-dma-$kind registers every driver once: $(words "$got")"
     else
-        bad "edu-dma-$kind registers: $(echo $got); expected: $(echo $want)"
+        bad "edu-dma-$kind registers: $(words "$got"); expected: $(words "$want")"
     fi
 done
 if [ $failed -ne 0 ]; then
