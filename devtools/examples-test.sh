@@ -102,6 +102,23 @@ for kind in shared static; do
         bad "edu-dma-$kind registers: $(words "$got"); expected: $(words "$want")"
     fi
 done
+# The drivers read back from the installed (stripped) library by DPDK's
+# dpdk-pmdinfo.py (DPDK_PMDINFO, from the meson test), and from the shared
+# l2fwd by the installed vfiokit-pmdinfo, which follows the libraries a
+# program loads (here through its RUNPATH into the DESTDIR).
+names() { python3 -c 'import json, sys
+print(" ".join(sorted(d["name"] for d in json.load(sys.stdin))))'; }
+if [ -n "${DPDK_PMDINFO:-}" ]; then
+    got=$("$DPDK_PMDINFO" "$libdir/libvfiokit.so.0" | names)
+    check "dpdk-pmdinfo.py lists every driver from the installed libvfiokit.so.0 ($got)" \
+        test "$got" = "$(words "$want")"
+else
+    bad "dpdk-pmdinfo.py not found (Debian package dpdk): the installed library is not read"
+fi
+got=$("$(find "$dest" -path '*/bin/vfiokit-pmdinfo' | head -1)" --json "$out/l2fwd-shared" | names)
+check "vfiokit-pmdinfo finds every driver from l2fwd-shared through libvfiokit.so.0 ($got)" \
+    test "$got" = "$(words "$want")"
+
 if [ $failed -ne 0 ]; then
     echo "$failed check(s) failed"
     exit 1
