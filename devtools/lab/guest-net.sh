@@ -525,6 +525,61 @@ net_peers_vfiokit() {
     return $npv_rc
 }
 
+# net_l2fwd PROG: a step; PROG (examples/l2fwd, built out of tree against
+# the installed library) forwards between A and B in the mode 'auto' picks,
+# while one pktgen round from K0 to K1's MAC and one from K1 to K0's go
+# through it at once. Each peer's rx_packets grows by what the other sent,
+# and l2fwd's own counts, printed at SIGINT, agree: port 0 received what K0
+# sent and port 1 sent it on, and the reverse, nothing dropped.
+net_l2fwd() {
+    nl_log=/tmp/l2fwd.log
+    net_snap "$NP_K0" /tmp/k0.snap
+    net_snap "$NP_K1" /tmp/k1.snap
+    "$1" -l 0 -a "$NP_A" -a "$NP_B" > $nl_log 2>&1 &
+    nl_pid=$!
+    nl_sent0= nl_sent1= nl_got0= nl_got1= nl_maps=
+    if wait_for 60 grep -q '^l2fwd: forwarding' $nl_log; then
+        nl_maps=$(grep -o '[^ ]*libvfiokit[^ ]*' /proc/$nl_pid/maps | sort -u | xargs)
+        if np_pktgen "$NP_K0" "$NP_K1_MAC" 198.18.11.99 "$NP_K1" "$NP_K0_MAC" 198.18.10.99; then
+            nl_sent0=$(pktgen_sent "$NP_K0") nl_sent1=$(pktgen_sent "$NP_K1")
+            nl_got1=$(net_rx_settled "$NP_K1" /tmp/k1.snap "$nl_sent0")
+            nl_got0=$(net_rx_settled "$NP_K0" /tmp/k0.snap "$nl_sent1")
+        fi
+    else
+        echo "$1 did not start forwarding within 60 s"
+    fi
+    kill -INT $nl_pid 2>/dev/null
+    nl_n=150
+    while kill -0 $nl_pid 2>/dev/null && [ $nl_n -gt 0 ]; do
+        sleep 0.2
+        nl_n=$((nl_n - 1))
+    done
+    kill -0 $nl_pid 2>/dev/null && { echo "$1 did not stop within 30 s of SIGINT: killed"; kill -9 $nl_pid; }
+    wait $nl_pid
+    nl_rc=$?
+    cat $nl_log
+    # Port P's "Packets sent/received/dropped" in the statistics at exit.
+    nl_stat() {
+        awk -v p="$1" -v f="$2" '/^Statistics for port/ { cur = $4 }
+            cur == p && index($0, "Packets " f ":") == 1 { print $3 }' $nl_log
+    }
+    echo "---- $1: pktgen $NP_K0 sent ${nl_sent0:-?} via port 0 -> port 1 to $NP_K1 (+${nl_got1:-?}); $NP_K1 sent ${nl_sent1:-?} via port 1 -> port 0 to $NP_K0 (+${nl_got0:-?})"
+    check "$1 exited 0 after SIGINT (exit $nl_rc)" test $nl_rc -eq 0
+    check "$1 runs on the installed libvfiokit.so.0 (${nl_maps:-not mapped})" \
+        sh -c "echo '$nl_maps' | grep -q '/libvfiokit.so.0'"
+    check "pktgen on $NP_K0 and $NP_K1 sent a round each (${nl_sent0:-none}, ${nl_sent1:-none})" \
+        test "${nl_sent0:-0}" -eq $NP_ROUND -a "${nl_sent1:-0}" -eq $NP_ROUND
+    check "$NP_K1 rx_packets grew by what $NP_K0 sent (+${nl_got1:-none})" test "${nl_got1:--1}" -eq "${nl_sent0:-0}"
+    check "$NP_K0 rx_packets grew by what $NP_K1 sent (+${nl_got0:-none})" test "${nl_got0:--1}" -eq "${nl_sent1:-0}"
+    check "port 0 received what $NP_K0 sent ($(nl_stat 0 received))" test "$(nl_stat 0 received)" = "$nl_sent0"
+    check "port 1 sent it on ($(nl_stat 1 sent))" test "$(nl_stat 1 sent)" = "$nl_sent0"
+    check "port 1 received what $NP_K1 sent ($(nl_stat 1 received))" test "$(nl_stat 1 received)" = "$nl_sent1"
+    check "port 0 sent it on ($(nl_stat 0 sent))" test "$(nl_stat 0 sent)" = "$nl_sent1"
+    check "nothing dropped ($(nl_stat 0 dropped), $(nl_stat 1 dropped))" \
+        test "$(nl_stat 0 dropped)" = 0 -a "$(nl_stat 1 dropped)" = 0
+    checks_done
+}
+
 # --- The virtio-net PMD (tests/lab/virtio) ------------------------------------
 # A virtio-net's kernel netdev hangs under its virtio device
 # (/sys/bus/pci/devices/BDF/virtioN/net/DEV), not under the PCI device.

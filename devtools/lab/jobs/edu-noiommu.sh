@@ -16,3 +16,7 @@ hotplug_setup() {
 }
 run hotplug-setup hotplug_setup
 each_mode hotplug 0000:00:03.0 hotplug_edu 0000:00:09.0 rp1 0000:00:03.0 ', "dma_mask": 4294967295'
+# The edu DMA example as a user builds it (out of tree against the
+# installed libvfiokit.so.0, devtools/examples-build.sh), once per mode:
+# physical addresses, under the shape's 32-bit mask.
+each_mode example-edu-dma 0000:00:03.0 edu-dma-shared -a 0000:00:03.0,dma_mask=0xffffffff

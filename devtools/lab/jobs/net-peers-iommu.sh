@@ -95,3 +95,13 @@ run net-telemetry net_telemetry
 # iommu_platform at 00:0c.0 (hub 1) but refuses a front end whose memory
 # lies above 2^39, naming the width and the fix.
 run vdpa-width vd_refuses_width 0000:00:0c.0
+
+# The examples as a user builds them: out of tree against the installed
+# library (devtools/examples-build.sh), each loading libvfiokit.so.0. The
+# edu DMA example on the edu at 00:03.0 (its own IOMMU group) once per VFIO
+# mode, and once linked with libvfiokit.a (the mode auto picks); l2fwd
+# between A and B, counted by the kernel peers.
+vfio_bind 0000:00:03.0
+each_mode example-edu-dma 0000:00:03.0 edu-dma-shared -a 0000:00:03.0
+run example-edu-dma-static edu-dma-static -a 0000:00:03.0
+run example-l2fwd net_l2fwd l2fwd-shared

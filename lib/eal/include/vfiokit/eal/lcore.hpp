@@ -47,9 +47,9 @@ inline constexpr unsigned kLcoreIdAny = ~0u;
 
 namespace detail {
 // The calling thread's lcore id, set by Lcores. Constant-initialized (no
-// TLS wrapper call) and initial-exec (vfiokit's libraries are linked into
-// the executable, never dlopen'ed): reading it is one load, as the
-// per-lcore caches of the packet path need.
+// TLS wrapper call) and initial-exec (vfiokit is linked into the
+// executable, or libvfiokit.so.0 is loaded at start, never dlopen'ed):
+// reading it is one load, as the per-lcore caches of the packet path need.
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local unsigned t_lcore_id;
 }  // namespace detail
 
