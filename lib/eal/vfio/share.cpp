@@ -196,6 +196,19 @@ Result<std::unique_ptr<Vfio>> Vfio::import_shared(std::span<const std::uint8_t> 
 
 Result<std::unique_ptr<Vfio>> Vfio::from_external_fds(const ExternalFds& x, const Options& o) {
     const std::string what = "use external VFIO fds";
+    // Fds 0-2 are the standard streams, never a node a broker passed (the
+    // broker's socket mode numbers fds from 0, but its receiver puts them
+    // where they land): refused before any is taken, since what is taken
+    // is closed on failure.
+    auto stdio = [](int fd) { return fd >= 0 && fd <= 2; };
+    if (stdio(x.iommufd) || stdio(x.container) ||
+        std::any_of(x.devices.begin(), x.devices.end(),
+                    [&](const auto& d) { return stdio(d.second); }))
+        return fail(Error(EBADF, "an fd of 0-2 is named: those are the standard streams, "
+                                 "never a passed VFIO node")
+                        .hint("pass the nodes as fds 3 and up (" +
+                              std::string(kExternalFdsEnv) + "=" + format_external_fds(x) + ")")
+                        .context(what));
     // Every fd named is ours from here, closed on any early return. Devices
     // of one group name one group fd: it is taken once.
     std::map<int, Fd> owned;
@@ -285,11 +298,6 @@ Result<ExternalFds> parse_external_fds(std::string_view text) {
         auto [end, ec] = std::from_chars(val.data(), val.data() + val.size(), fd);
         if (ec != std::errc() || end != val.data() + val.size() || fd < 0)
             return bad("'" + std::string(val) + "' is not an fd number");
-        // The process owns what it is given and closes it on failure: fds
-        // 0-2 are its standard streams, never a VFIO node it was passed.
-        if (fd <= 2)
-            return bad(std::string(key) + "=" + std::to_string(fd) +
-                       " is a standard stream (fd 0-2), not a passed VFIO fd");
         if (key == "iommufd")
             x.iommufd = fd;
         else if (key == "container")

@@ -1,6 +1,8 @@
 // The shared-state encoding and the external-fds syntax, on the host: round
 // trips, every truncation and every single-byte corruption of a valid
 // encoding, and the malformed cases share.hpp promises to reject.
+#include <fcntl.h>
+
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -294,14 +296,28 @@ TEST(ExternalFds, ParsesAndFormats) {
     EXPECT_EQ(parse_external_fds("container=5,0000:00:03.0=6")->mode, Mode::group);
 }
 
+// Fds 0-2 are refused before any fd is taken: a failed call closes what it
+// took, and closing stdin or stdout would be the caller's loss.
+TEST(ExternalFds, StandardStreamsAreNeverTaken) {
+    for (const char* text : {"mode=group,container=1,0000:00:03.0=5", "iommufd=5,0000:00:03.0=2",
+                             "iommufd=0,0000:00:03.0=5"}) {
+        auto x = parse_external_fds(text);
+        ASSERT_TRUE(x) << text << ": " << x.error().message();
+        auto v = Vfio::from_external_fds(*x, Options{});
+        ASSERT_FALSE(v) << text;
+        EXPECT_EQ(v.error().err(), EBADF) << text;
+        EXPECT_NE(v.error().message().find("standard streams"), std::string::npos)
+            << v.error().message();
+        for (int fd = 0; fd <= 2; ++fd)
+            EXPECT_NE(::fcntl(fd, F_GETFD), -1) << "fd " << fd << " was closed by " << text;
+    }
+}
+
 TEST(ExternalFds, BadTextIsRefused) {
     for (const char* bad : {"", "iommufd=3", "iommufd=x,0000:00:03.0=4", "iommufd=3,0000:00:03.0",
                             "iommufd=3,nonsense=4", "iommufd=3,iommufd=4,0000:00:03.0=5",
                             "mode=cdev,container=3,0000:00:03.0=4", "mode=fast,iommufd=3",
-                            "container=3,iommufd=4,0000:00:03.0=5", "iommufd=-1,0000:00:03.0=4",
-                            // The standard streams are never passed VFIO fds.
-                            "iommufd=0,0000:00:03.0=4", "iommufd=3,0000:00:03.0=2",
-                            "container=1,0000:00:03.0=4"}) {
+                            "container=3,iommufd=4,0000:00:03.0=5", "iommufd=-1,0000:00:03.0=4"}) {
         auto x = parse_external_fds(bad);
         ASSERT_FALSE(x) << bad;
         EXPECT_EQ(x.error().err(), EINVAL) << bad;
