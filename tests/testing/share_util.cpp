@@ -464,8 +464,11 @@ BrokerAttempt broker_to_listener(const char* bdf, Mode mode, uid_t listener_uid,
         const int st = ::pclose(f);
         out.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
-    // A broker that refused never connected: wake the listener.
-    ::kill(listener, SIGTERM);
+    // The listener reports once it has what was sent (or saw the broker
+    // close); a broker that refused before connecting leaves it waiting.
+    pollfd rp{result[0], POLLIN, 0};
+    if (::poll(&rp, 1, 2000) != 1)
+        ::kill(listener, SIGTERM);
     int got = -1;
     if (::read(result[0], &got, sizeof got) == static_cast<ssize_t>(sizeof got))
         out.fds_received = got;
