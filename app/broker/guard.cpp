@@ -157,4 +157,24 @@ std::vector<std::string> driver_environment(const std::vector<std::string>& env,
     return out;
 }
 
+Result<std::string> resolve_command(const std::string& cmd, const std::string& path_env) {
+    if (cmd.find('/') != std::string::npos)
+        return cmd;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t end = path_env.find(':', start);
+        std::string dir = path_env.substr(start, end == std::string::npos ? end : end - start);
+        if (dir.empty())
+            dir = ".";
+        const std::string p = dir + "/" + cmd;
+        struct stat st {};
+        if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0)
+            return p;
+        if (end == std::string::npos)
+            break;
+        start = end + 1;
+    }
+    return fail(Error(ENOENT, "command " + cmd + " not found in PATH " + path_env));
+}
+
 }  // namespace vfiokit::broker

@@ -60,4 +60,11 @@ namespace vfiokit::broker {
                                                           const std::string& external_fds_env,
                                                           const std::string& external_fds);
 
+// Exec mode: the program `cmd` names, looked up (when it has no '/') in the
+// broker's own `path_env` (the caller's PATH, before the driver's
+// environment replaces it): the first regular, executable file. ENOENT
+// naming the command and the PATH searched.
+[[nodiscard]] Result<std::string> resolve_command(const std::string& cmd,
+                                                  const std::string& path_env);
+
 }  // namespace vfiokit::broker

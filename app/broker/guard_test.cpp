@@ -211,6 +211,23 @@ TEST(DriverEnvironment, KnownSetOnly) {
     EXPECT_EQ(env, want);
 }
 
+TEST(ResolveCommand, CallersPathFindsTheProgram) {
+    TempDir t;
+    const std::string exe = t.path() + "/drv", plain = t.path() + "/data";
+    std::ofstream(exe) << "#!/bin/sh\n";
+    std::ofstream(plain) << "x";
+    ASSERT_EQ(::chmod(exe.c_str(), 0755), 0);
+    auto r = resolve_command("drv", "/nonexistent:" + t.path());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(*r, exe);
+    EXPECT_FALSE(resolve_command("data", t.path())) << "not executable";
+    auto missing = resolve_command("nope", t.path());
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().err(), ENOENT);
+    EXPECT_TRUE(contains(missing.error().message(), "nope")) << missing.error().message();
+    EXPECT_EQ(resolve_command("/bin/true", "").value_or(""), "/bin/true");
+}
+
 // The binary refuses bad options before it opens anything.
 std::pair<int, std::string> run_broker(const std::string& args) {
     const char* b = std::getenv("VFIOKIT_BROKER");

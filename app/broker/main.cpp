@@ -299,7 +299,7 @@ Opened open_nodes(const Args& a) {
 }
 
 // Child side of exec mode: never returns.
-[[noreturn]] void become_driver(const Args& a, const Opened& o) {
+[[noreturn]] void become_driver(const Args& a, const Opened& o, const std::string& program) {
     auto child_die = [](const std::string& msg) {
         std::fprintf(stderr, "vfiokit-broker (child): %s: %s\n", msg.c_str(), std::strerror(errno));
         _exit(127);
@@ -337,12 +337,18 @@ Opened open_nodes(const Args& a) {
     // No setuid binary or file capability can give root back after exec.
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_die("PR_SET_NO_NEW_PRIVS");
-    ::execvp(a.command[0], a.command.data());
-    child_die(std::string("exec ") + a.command[0]);
+    // The program was looked up in the caller's PATH (run_child): the
+    // driver's own PATH is the fixed one.
+    ::execv(program.c_str(), a.command.data());
+    child_die("exec " + program);
     _exit(127);  // not reached
 }
 
 int run_child(const Args& a, Opened o) {
+    const char* path = std::getenv("PATH");
+    auto program = broker::resolve_command(a.command[0], path ? path : "/usr/bin:/bin");
+    if (!program)
+        die(program.error().message());
     std::printf("vfiokit-broker: starting %s as uid %u with %s=%s, RLIMIT_MEMLOCK %llu\n",
                 a.command[0], static_cast<unsigned>(a.uid), vfio::kExternalFdsEnv,
                 vfio::format_external_fds(o.external(a, 3)).c_str(),
@@ -352,7 +358,7 @@ int run_child(const Args& a, Opened o) {
     if (pid < 0)
         die(std::string("fork: ") + std::strerror(errno));
     if (pid == 0)
-        become_driver(a, o);
+        become_driver(a, o, *program);
     o.fds.clear();  // the child holds the only copies now
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0)
