@@ -2,7 +2,7 @@
 // a driver process, which never opens /dev itself.
 //
 //   vfiokit-broker [--vfio-mode M] [--uid N] [--gid N] [--memlock SIZE] --device BDF... -- CMD ARGS...
-//   vfiokit-broker [--vfio-mode M] --socket PATH --device BDF...
+//   vfiokit-broker [--vfio-mode M] --socket PATH [--expect-uid N] --device BDF...
 //
 // Which nodes, per mode (--vfio-mode, else VFIOKIT_VFIO_MODE; auto: the
 // mode the first device offers first, cdev before group before no-IOMMU;
@@ -21,18 +21,26 @@
 //            CAP_SYS_RAWIO in the driver process.
 // Devices of one IOMMU group share its group fd (a group node opens once).
 //
+// Every node is opened without following a symlink and checked against
+// sysfs (its st_rdev against the dev file of that group or cdev) before it
+// is handed out.
+//
 // Exec mode: forks; the child raises RLIMIT_MEMLOCK (it pins its DMA
 // memory, and iommufd charges the pages to its uid against this limit:
 // iommufd/pages.c incr_user_locked_vm), clears close-on-exec on the fds,
-// sets VFIOKIT_EXTERNAL_FDS="mode=cdev,iommufd=3,0000:00:03.0=4" (group
-// style: "mode=group,container=3,0000:00:03.0=4"), drops
+// moves the fds to 3, 4, ... and closes every other inherited fd
+// (close_range), replaces the environment with a known set (guard.hpp
+// driver_environment) and VFIOKIT_EXTERNAL_FDS="mode=cdev,iommufd=3,0000:00:03.0=4"
+// (group style: "mode=group,container=3,0000:00:03.0=4"), drops
 // privileges for good (setgroups, setgid, setuid; no_new_privs) and execs
 // CMD. The broker closes its copies, so the child is the fds' only holder
 // (its exit releases the devices), waits, and exits with the child's
 // status (128+signal when killed).
 //
-// Socket mode: connects to a unix SOCK_SEQPACKET socket at PATH and sends
-// one message: the same text with fd indexes into the message's SCM_RIGHTS
+// Socket mode: connects to a unix SOCK_SEQPACKET socket at PATH, which must
+// be a socket (not a symlink) owned by root or --expect-uid, and whose
+// listener (SO_PEERCRED) runs as root or --expect-uid: checked before
+// anything is sent (guard.hpp connect_receiver). Then it sends one message: the same text with fd indexes into the message's SCM_RIGHTS
 // array in place of numbers ("mode=cdev,iommufd=0,0000:00:03.0=1"). The
 // receiver replaces the indexes with the fds it got. Its RLIMIT_MEMLOCK is
 // its own business.
@@ -61,6 +69,7 @@
 #include <string_view>
 #include <vector>
 
+#include "guard.hpp"
 #include "vfiokit/eal/mp.hpp"
 #include "vfiokit/eal/vfio/probe.hpp"
 #include "vfiokit/eal/vfio/share.hpp"
@@ -76,7 +85,7 @@ void usage(FILE* out) {
     std::fprintf(out,
                  "usage: vfiokit-broker [--vfio-mode M] [--uid N] [--gid N] [--memlock SIZE] "
                  "--device BDF... -- CMD [ARGS...]\n"
-                 "       vfiokit-broker [--vfio-mode M] --socket PATH --device BDF...\n"
+                 "       vfiokit-broker [--vfio-mode M] --socket PATH [--expect-uid N] --device BDF...\n"
                  "  Runs as root. Opens the VFIO nodes of each device bound to vfio-pci for\n"
                  "  mode M, then either starts CMD as an unprivileged user with the fds\n"
                  "  inherited and named in %s, or sends them over the unix\n"
@@ -90,7 +99,10 @@ void usage(FILE* out) {
                  "                    (/dev/vfio/vfio + groups), compat (/dev/iommu + groups),\n"
                  "                    noiommu (/dev/vfio/vfio + no-IOMMU groups; --socket only),\n"
                  "                    cdev-noiommu (/dev/iommu + no-IOMMU cdevs; --socket only)\n"
-                 "  --uid N, --gid N  the user and group CMD runs as (default 65534; gid = uid)\n"
+                 "  --uid N, --gid N  the user and group CMD runs as (default 65534; gid = uid;\n"
+                 "                    neither may be 0)\n"
+                 "  --expect-uid N    --socket: the user the receiver runs as (default: root\n"
+                 "                    only); PATH must be its socket, its listener that user\n"
                  "  --memlock SIZE    RLIMIT_MEMLOCK for CMD, bytes with K/M/G or 'unlimited'\n"
                  "                    (default 64M): the DMA memory it may pin\n"
                  "  -h, --help        this text\n",
@@ -135,6 +147,7 @@ struct Args {
     rlim_t memlock = rlim_t{64} << 20;
     std::vector<PciAddress> devices;
     std::string socket;
+    std::optional<uid_t> expect_uid;  // --socket: who may receive besides root
     std::vector<char*> command;
 };
 
@@ -176,6 +189,11 @@ Args parse_args(int argc, char** argv) {
             a.mode = *m;
         } else if (arg == "--socket") {
             a.socket = value();
+        } else if (arg == "--expect-uid") {
+            uid_t u = 0;
+            if (!parse_num(value(), u))
+                die("--expect-uid: not a number");
+            a.expect_uid = u;
         } else {
             usage(stderr);
             die("unknown argument '" + std::string(arg) + "'");
@@ -188,6 +206,11 @@ Args parse_args(int argc, char** argv) {
                              : "--socket and a command exclude each other");
     if (a.uid == 0)
         die("--uid 0: the point is to run the driver without root");
+    if (a.gid && *a.gid == 0)
+        die("--gid 0: group root can open what the driver should not (disk and /dev nodes of "
+            "group root); give the driver's own group");
+    if (a.expect_uid && a.socket.empty())
+        die("--expect-uid is for --socket (exec mode takes --uid)");
     if (!a.mode) {
         // Like every vfiokit program: VFIOKIT_VFIO_MODE when no option says.
         vfio::Options vo;
@@ -205,11 +228,12 @@ struct Opened {
     std::vector<Fd> fds;
     vfio::Mode mode = vfio::Mode::cdev;
     std::vector<std::size_t> device_fd;  // per --device: its index in fds
-    // The text for the receiver: fd numbers (exec) or indexes (socket).
-    [[nodiscard]] vfio::ExternalFds external(const Args& a, bool indexes) const {
+    // The text for the receiver: fds[i] is number first + i (exec: the
+    // child moves them to 3, 4, ...; socket: indexes from 0).
+    [[nodiscard]] vfio::ExternalFds external(const Args& a, int first) const {
         vfio::ExternalFds x;
         x.mode = mode;
-        auto num = [&](std::size_t i) { return indexes ? static_cast<int>(i) : fds[i].get(); };
+        auto num = [&](std::size_t i) { return first + static_cast<int>(i); };
         (vfio::mode_nodes(mode).process_iommufd ? x.iommufd : x.container) = num(0);
         for (std::size_t i = 0; i < a.devices.size(); ++i)
             x.devices.emplace_back(a.devices[i], num(device_fd[i]));
@@ -217,10 +241,17 @@ struct Opened {
     }
 };
 
-Fd open_node(const std::string& path, const std::string& why) {
-    auto fd = vfio::open_fd(path, O_RDWR | O_CLOEXEC);
+// Opens a node (a symlink at its place is refused) and checks that it is
+// the kernel's device that sysfs names for it.
+Fd open_node(const std::string& path, const std::string& why, const std::string& bdf = {},
+             const std::string& vfio_dev = {}) {
+    auto fd = vfio::open_fd(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (!fd)
         die(fd.error().message() + (why.empty() ? "" : " (" + why + ")"));
+    if (auto ok = broker::verify_node(fd->get(), path,
+                                      broker::sysfs_dev_file("/sys", path, bdf, vfio_dev));
+        !ok)
+        die(ok.error().message());
     return std::move(*fd);
 }
 
@@ -266,7 +297,7 @@ Opened open_nodes(const Args& a) {
         }
         node_fd[node] = o.fds.size();
         o.device_fd.push_back(o.fds.size());
-        o.fds.push_back(open_node(node, ""));
+        o.fds.push_back(open_node(node, "", d.addr.str(), d.vfio_dev.value_or("")));
         std::printf("vfiokit-broker: %s: opened %s (%s mode)\n", d.addr.str().c_str(),
                     node.c_str(), std::string(vfio::to_string(o.mode)).c_str());
     }
@@ -274,17 +305,30 @@ Opened open_nodes(const Args& a) {
 }
 
 // Child side of exec mode: never returns.
-[[noreturn]] void become_driver(const Args& a, const Opened& o) {
+[[noreturn]] void become_driver(const Args& a, const Opened& o, const std::string& program) {
     auto child_die = [](const std::string& msg) {
         std::fprintf(stderr, "vfiokit-broker (child): %s: %s\n", msg.c_str(), std::strerror(errno));
         _exit(127);
     };
+    // Only the fds we opened reach the driver (as 3, 4, ...): whatever the
+    // broker inherited (a root-opened file, a socket) is closed here.
+    std::vector<int> keep;
     for (const Fd& fd : o.fds)
-        if (::fcntl(fd.get(), F_SETFD, 0) != 0)
-            child_die("clear close-on-exec");
-    if (::setenv(vfio::kExternalFdsEnv, vfio::format_external_fds(o.external(a, false)).c_str(),
-                 1) != 0)
-        child_die("setenv");
+        keep.push_back(fd.get());
+    if (auto ok = broker::keep_only_fds(keep); !ok)
+        child_die(ok.error().message());
+    // A known environment: nothing of root's (LD_PRELOAD, LD_LIBRARY_PATH,
+    // ...) steers the driver's start.
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e)
+        env.emplace_back(*e);
+    env = broker::driver_environment(env, vfio::kExternalFdsEnv,
+                                     vfio::format_external_fds(o.external(a, 3)));
+    std::vector<char*> envp;
+    for (std::string& e : env)
+        envp.push_back(e.data());
+    envp.push_back(nullptr);
+    environ = envp.data();
     // Raising the hard limit needs CAP_SYS_RESOURCE: before dropping root.
     const rlimit lim{a.memlock, a.memlock};
     if (::setrlimit(RLIMIT_MEMLOCK, &lim) != 0)
@@ -299,22 +343,28 @@ Opened open_nodes(const Args& a) {
     // No setuid binary or file capability can give root back after exec.
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_die("PR_SET_NO_NEW_PRIVS");
-    ::execvp(a.command[0], a.command.data());
-    child_die(std::string("exec ") + a.command[0]);
+    // The program was looked up in the caller's PATH (run_child): the
+    // driver's own PATH is the fixed one.
+    ::execv(program.c_str(), a.command.data());
+    child_die("exec " + program);
     _exit(127);  // not reached
 }
 
 int run_child(const Args& a, Opened o) {
+    const char* path = std::getenv("PATH");
+    auto program = broker::resolve_command(a.command[0], path ? path : "/usr/bin:/bin");
+    if (!program)
+        die(program.error().message());
     std::printf("vfiokit-broker: starting %s as uid %u with %s=%s, RLIMIT_MEMLOCK %llu\n",
                 a.command[0], static_cast<unsigned>(a.uid), vfio::kExternalFdsEnv,
-                vfio::format_external_fds(o.external(a, false)).c_str(),
+                vfio::format_external_fds(o.external(a, 3)).c_str(),
                 static_cast<unsigned long long>(a.memlock));
     std::fflush(stdout);
     const pid_t pid = ::fork();
     if (pid < 0)
         die(std::string("fork: ") + std::strerror(errno));
     if (pid == 0)
-        become_driver(a, o);
+        become_driver(a, o, *program);
     o.fds.clear();  // the child holds the only copies now
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0)
@@ -329,29 +379,21 @@ int run_child(const Args& a, Opened o) {
 }
 
 int send_over_socket(const Args& a, const Opened& o) {
-    const std::string text = vfio::format_external_fds(o.external(a, true));
-
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    if (a.socket.size() >= sizeof sa.sun_path)
-        die("--socket: path too long");
-    std::memcpy(sa.sun_path, a.socket.c_str(), a.socket.size() + 1);
-    Fd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    const std::string text = vfio::format_external_fds(o.external(a, 0));
+    auto sock = broker::connect_receiver(a.socket, a.expect_uid);
     if (!sock)
-        die(std::string("socket: ") + std::strerror(errno));
-    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
-        die("connect " + a.socket + ": " + std::strerror(errno));
+        die(sock.error().message());
 
     std::vector<int> nums;
     for (const Fd& fd : o.fds)
         nums.push_back(fd.get());
     const iovec iov{const_cast<char*>(text.data()), text.size()};
-    auto sent = vfiokit::eal::mp::send_with_fds(sock.get(), std::span(&iov, 1), nums);
+    auto sent = vfiokit::eal::mp::send_with_fds(sock->get(), std::span(&iov, 1), nums);
     if (!sent || *sent != text.size())
         die("sendmsg " + a.socket + ": " + (sent ? "short send" : sent.error().message()));
     ucred peer{};
     socklen_t len = sizeof peer;
-    if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0)
+    if (::getsockopt(sock->get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0)
         std::printf("vfiokit-broker: sent %zu fds (%s) to pid %d uid %u over %s\n", nums.size(),
                     text.c_str(), static_cast<int>(peer.pid), static_cast<unsigned>(peer.uid),
                     a.socket.c_str());

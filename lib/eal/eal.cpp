@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -169,8 +170,22 @@ Result<void> Eal::serve(const mp::RuntimeDir& dir) {
     // assigned or released while it is read, and the fds are dup'ed before
     // the lock goes, so a release after it cannot close (and a reuse
     // cannot replace) an fd before the reply is sent.
+    // The container and every device fd: to the primary's own uid only
+    // (mp::Policy's default; an application may open it to allow_uid()
+    // users with set_policy). In no-IOMMU mode a device fd is DMA to any
+    // physical address, root's power: never to another uid, whatever the
+    // policy says.
     server_->handle(std::string(mp::kVfioRequest),
-                    [this, &lock](const mp::Request&, const mp::Peer&) -> Result<mp::Reply> {
+                    [this, &lock](const mp::Request&, const mp::Peer& peer) -> Result<mp::Reply> {
+                        if (!vfio::mode_nodes(vfio_->mode()).translates && peer.uid != ::geteuid())
+                            return fail(
+                                Error(EACCES, "request '" + std::string(mp::kVfioRequest) +
+                                                  "' refused for pid " + std::to_string(peer.pid) +
+                                                  " (uid " + std::to_string(peer.uid) + "): in " +
+                                                  std::string(vfio::to_string(vfio_->mode())) +
+                                                  " mode a device fd can DMA anywhere; only the "
+                                                  "primary's own uid (" +
+                                                  std::to_string(::geteuid()) + ") gets it"));
                         std::lock_guard g(lock);
                         auto st = vfio_->export_shared();
                         if (!st)

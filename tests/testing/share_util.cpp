@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
@@ -399,6 +400,88 @@ Result<ExternalFds> receive_from_broker(const char* bdf, Mode mode) {
     return x;
 }
 
+BrokerAttempt broker_to_listener(const char* bdf, Mode mode, uid_t listener_uid,
+                                 bool via_symlink, bool root_owned_file, const std::vector<std::string>& extra_args) {
+    BrokerAttempt out;
+    const std::string path = "/tmp/vfiokit-share-untrusted.sock";
+    const std::string link = "/tmp/vfiokit-share-untrusted.link";
+    ::unlink(path.c_str());
+    ::unlink(link.c_str());
+    // The listener: its own process, as `listener_uid`; it reports how
+    // many fds it got (or -1) on a pipe.
+    int ready[2], result[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(result, O_CLOEXEC) != 0)
+        return out;
+    const pid_t listener = ::fork();
+    if (listener == 0) {
+        int got = -1;
+        if (::setgid(listener_uid) != 0 || ::setuid(listener_uid) != 0)
+            _exit(10);
+        Fd l(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+        if (::bind(l.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 ||
+            ::listen(l.get(), 1) != 0)
+            _exit(11);
+        (void)!::write(ready[1], "r", 1);
+        pollfd p{l.get(), POLLIN, 0};
+        if (::poll(&p, 1, 10000) == 1) {
+            Fd c(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+            auto m = recv_msg(c.get());
+            got = m ? static_cast<int>(m->fds.size()) : 0;
+        }
+        (void)!::write(result[1], &got, sizeof got);
+        _exit(0);
+    }
+    ::close(ready[1]);
+    ::close(result[1]);
+    char r = 0;
+    if (::read(ready[0], &r, 1) != 1) {
+        ::close(ready[0]);
+        ::close(result[0]);
+        ::waitpid(listener, nullptr, 0);
+        return out;
+    }
+    ::close(ready[0]);
+    if (root_owned_file && ::chown(path.c_str(), 0, 0) != 0)
+        std::perror("chown");
+    std::string target = path;
+    if (via_symlink) {
+        if (::symlink(path.c_str(), link.c_str()) != 0)
+            return out;
+        target = link;
+    }
+    std::string cmd = "vfiokit-broker --vfio-mode " + std::string(to_string(mode)) +
+                      " --socket " + target + " --device " + bdf;
+    for (const auto& a : extra_args)
+        cmd += " " + a;
+    FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
+    if (f) {
+        char buf[512];
+        while (std::fgets(buf, sizeof buf, f))
+            out.output += buf;
+        const int st = ::pclose(f);
+        out.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    // The listener reports once it has what was sent (or saw the broker
+    // close); a broker that refused before connecting leaves it waiting.
+    pollfd rp{result[0], POLLIN, 0};
+    if (::poll(&rp, 1, 2000) != 1)
+        ::kill(listener, SIGTERM);
+    int got = -1;
+    if (::read(result[0], &got, sizeof got) == static_cast<ssize_t>(sizeof got))
+        out.fds_received = got;
+    ::close(result[0]);
+    ::waitpid(listener, nullptr, 0);
+    ::unlink(path.c_str());
+    ::unlink(link.c_str());
+    std::printf("broker to a listener of uid %u%s: status %d, %d fds received: %s",
+                static_cast<unsigned>(listener_uid), via_symlink ? " via a symlink" : "",
+                out.status, out.fds_received, out.output.c_str());
+    return out;
+}
+
 // --- the unprivileged driver the broker starts ----------------------------------
 
 int unprivileged_main() {
@@ -414,6 +497,24 @@ int unprivileged_main() {
     if (!c(x.has_value(), std::string(kExternalFdsEnv) + ": " + (x ? "" : x.error().message())))
         return 1;
     std::printf("unprivileged: %s mode from the broker\n", std::string(to_string(x->mode)).c_str());
+    // Only the broker's fds came along (the job starts the broker with an
+    // extra fd open and LAB_SECRET set), and a known environment.
+    {
+        std::vector<int> named{mode_nodes(x->mode).process_iommufd ? x->iommufd : x->container};
+        for (const auto& [a, fd] : x->devices)
+            named.push_back(fd);
+        std::string extra;
+        for (int fd = 3; fd < 1024; ++fd)
+            if (::fcntl(fd, F_GETFD) >= 0 &&
+                std::find(named.begin(), named.end(), fd) == named.end())
+                extra += " " + std::to_string(fd);
+        c(extra.empty(), "only the broker's fds are open (also open:" + extra + ")");
+        c(std::getenv("LAB_SECRET") == nullptr, "the broker's environment is not passed on");
+        const char* path = std::getenv("PATH");
+        c(path && std::string(path).find("/tmp") == std::string::npos, "PATH is the broker's own");
+        std::printf("unprivileged: fds beyond 2: only the broker's; environment: LAB_SECRET %s\n",
+                    std::getenv("LAB_SECRET") ? "passed on?!" : "dropped");
+    }
     // It cannot open what the broker opened for it.
     std::vector<std::string> nodes;
     for (const auto& [a, fd] : x->devices)

@@ -101,4 +101,19 @@ int unprivileged_main();
 // and turns what it sends into ExternalFds (owned by the caller).
 [[nodiscard]] Result<ExternalFds> receive_from_broker(const char* bdf, Mode mode);
 
+// The broker's socket mode against a receiver it must not trust, or must
+// only with --expect-uid: a listener running as `listener_uid` (its socket
+// file its own, or root's when `root_owned_file`: the listener's
+// credentials must decide then), reached through a symlink when
+// `via_symlink`. What the
+// broker said and its exit status, and how many fds the listener got.
+struct BrokerAttempt {
+    int status = -1;      // the broker's exit status
+    std::string output;   // its stdout and stderr
+    int fds_received = -1;  // -1: the listener saw no connection
+};
+[[nodiscard]] BrokerAttempt broker_to_listener(const char* bdf, Mode mode, uid_t listener_uid,
+                                               bool via_symlink, bool root_owned_file,
+                                               const std::vector<std::string>& extra_args);
+
 }  // namespace vfiokit::vfio::share_lab

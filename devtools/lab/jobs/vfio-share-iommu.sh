@@ -12,7 +12,10 @@ done
 t=vfio_share_lab_test
 each_mode vfio-share 0000:00:03.0 $t --gtest_filter='Lab/*'
 b="vfiokit-broker --uid 65534 --memlock 32M --device 0000:00:03.0"
-run vfio-share-broker $b -- $t --role=unprivileged
+# With a stray fd (7) and variables the driver must not get (LAB_SECRET,
+# a PATH through /tmp): the driver checks it has only the broker's fds
+# and a known environment.
+run vfio-share-broker env LAB_SECRET=1 PATH=/tmp:$PATH $b -- $t --role=unprivileged 7</proc/version
 # The broker takes its mode from VFIOKIT_VFIO_MODE/VFIOKIT_VFIO_TYPE1 (set
 # by each_mode) like every vfiokit program; noiommu refuses unprivileged
 # drivers and is proven on its own shape.

@@ -2,8 +2,10 @@
 // and every connection, and runs the handlers one request at a time (as
 // DPDK's rte_mp handle thread does). Nothing a peer sends can stop it: bad
 // input closes that peer's connection only.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -45,6 +47,7 @@ Result<Peer> peer_of(int sock) {
 struct Server::Impl {
     vfio::Fd listen_fd;
     std::string path;
+    std::shared_ptr<const vfio::Fd> dir;  // the runtime directory the socket is in
     ino_t path_ino = 0;  // the socket file we bound: unlink only that one
     dev_t path_dev = 0;
     vfio::Fd wake;       // eventfd: stop() and add_connection() wake the thread
@@ -52,16 +55,24 @@ struct Server::Impl {
     std::atomic<bool> stopping{false};
 
     mutable std::mutex mu;  // guards the members up to `conns`
-    std::map<std::string, std::shared_ptr<Handler>, std::less<>> handlers;
+    struct Entry {
+        std::shared_ptr<Handler> handler;
+        Policy policy;
+    };
+    std::map<std::string, Entry, std::less<>> handlers;
+    Limits limits;
     std::vector<uid_t> allowed;
     std::vector<vfio::Fd> pending;
     std::function<std::string()> info;
     std::function<void(std::string_view)> log;
 
     // Server thread only.
+    using Clock = std::chrono::steady_clock;
     struct Conn {
         vfio::Fd fd;
         Peer peer;
+        Clock::time_point since;  // connected
+        bool asked = false;       // has sent a request
     };
     std::vector<Conn> conns;
     std::vector<std::byte> buf = std::vector<std::byte>(wire::kMaxMessage);
@@ -70,7 +81,8 @@ struct Server::Impl {
     std::chrono::steady_clock::time_point accept_paused_until{};
 
     std::atomic<std::uint64_t> accepted{0}, rejected_uid{0}, malformed{0}, requests{0}, unknown{0},
-        send_failed{0}, open{0};
+        send_failed{0}, open{0}, refused_policy{0}, refused_full{0}, refused_fds{0},
+        idle_closed{0};
 
     void say(const std::string& m) {
         std::function<void(std::string_view)> l;
@@ -91,6 +103,9 @@ struct Server::Impl {
 
     void run();
     void admit(vfio::Fd fd);
+    // Tells a peer why it is closed (sequence number 0: no request of its).
+    void refuse(int fd, int err, const std::string& text);
+    void close_idle(Clock::time_point now);
     void accept_all();
     // False: close the connection.
     bool serve(Conn& c);
@@ -109,20 +124,24 @@ Result<std::unique_ptr<Server>> Server::listen(const RuntimeDir& d, const Primar
     (void)lock;  // its existence is the proof that replacing the socket file is safe
     auto impl = std::make_unique<Impl>();
     impl->path = d.socket_path();
+    impl->dir = d.fd;
+    // Bound through the directory's fd when there is one (the path we
+    // checked, not whatever sits at its name now).
+    const std::string via = d.at("mp_socket");
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    if (impl->path.size() >= sizeof a.sun_path)
+    if (via.size() >= sizeof a.sun_path)
         return fail(Error(ENAMETOOLONG, "mp: socket path " + impl->path)
                         .hint("unix socket paths have " + std::to_string(sizeof a.sun_path - 1) +
                               " bytes at most: use a shorter --file-prefix or XDG_RUNTIME_DIR"));
-    std::memcpy(a.sun_path, impl->path.c_str(), impl->path.size());
+    std::memcpy(a.sun_path, via.c_str(), via.size());
     int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s < 0)
         return fail(Error(errno, "socket(AF_UNIX, SOCK_SEQPACKET)").context("mp"));
     impl->listen_fd = vfio::Fd(s);
     // A crashed primary leaves its socket file behind; we hold the lock,
     // so no live primary uses it.
-    if (::unlink(impl->path.c_str()) != 0 && errno != ENOENT)
+    if (::unlink(via.c_str()) != 0 && errno != ENOENT)
         return fail(Error(errno, "unlink stale " + impl->path).context("mp"));
     if (::bind(s, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
         return fail(Error(errno, "bind " + impl->path).context("mp"));
@@ -130,16 +149,16 @@ Result<std::unique_ptr<Server>> Server::listen(const RuntimeDir& d, const Primar
     // fd changes the socket's own inode, not the file. Nobody can connect
     // before listen(), so there is no window at a wider mode.
     struct stat st {};
-    if (::chmod(impl->path.c_str(), 0600) != 0 || ::stat(impl->path.c_str(), &st) != 0) {
+    if (::chmod(via.c_str(), 0600) != 0 || ::lstat(via.c_str(), &st) != 0) {
         Error e(errno, "chmod 0600 " + impl->path);
-        ::unlink(impl->path.c_str());
+        ::unlink(via.c_str());
         return fail(std::move(e.context("mp")));
     }
     impl->path_ino = st.st_ino;
     impl->path_dev = st.st_dev;
     if (::listen(s, 64) != 0) {
         Error e(errno, "listen " + impl->path);
-        ::unlink(impl->path.c_str());
+        ::unlink(via.c_str());
         return fail(std::move(e.context("mp")));
     }
     return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -147,9 +166,20 @@ Result<std::unique_ptr<Server>> Server::listen(const RuntimeDir& d, const Primar
 
 const std::string& Server::socket_path() const { return impl_->path; }
 
-void Server::handle(std::string name, Handler h) {
+void Server::handle(std::string name, Handler h, Policy p) {
     std::lock_guard g(impl_->mu);
-    impl_->handlers[std::move(name)] = std::make_shared<Handler>(std::move(h));
+    impl_->handlers[std::move(name)] = {std::make_shared<Handler>(std::move(h)), p};
+}
+
+void Server::set_policy(std::string_view name, Policy p) {
+    std::lock_guard g(impl_->mu);
+    if (auto it = impl_->handlers.find(name); it != impl_->handlers.end())
+        it->second.policy = p;
+}
+
+void Server::set_limits(Limits l) {
+    std::lock_guard g(impl_->mu);
+    impl_->limits = l;
 }
 
 void Server::allow_uid(uid_t uid) {
@@ -213,16 +243,21 @@ void Server::stop() {
         i.pending.clear();
     }
     if (i.listen_fd) {
+        const std::string via = i.dir && i.dir->valid()
+                                    ? "/proc/self/fd/" + std::to_string(i.dir->get()) + "/mp_socket"
+                                    : i.path;
         struct stat st {};
-        if (::stat(i.path.c_str(), &st) == 0 && st.st_ino == i.path_ino && st.st_dev == i.path_dev)
-            ::unlink(i.path.c_str());
+        if (::lstat(via.c_str(), &st) == 0 && st.st_ino == i.path_ino && st.st_dev == i.path_dev)
+            ::unlink(via.c_str());
         i.listen_fd.reset();
     }
 }
 
 Server::Stats Server::stats() const {
     const Impl& i = *impl_;
-    return {i.accepted, i.rejected_uid, i.malformed, i.requests, i.unknown, i.send_failed, i.open};
+    return {i.accepted,       i.rejected_uid, i.malformed,   i.requests,    i.unknown,
+            i.send_failed,    i.open,         i.refused_policy, i.refused_full, i.refused_fds,
+            i.idle_closed};
 }
 
 // The credentials are the peer's at connect() time (SO_PEERCRED), so a
@@ -234,9 +269,11 @@ void Server::Impl::admit(vfio::Fd fd) {
         return;
     }
     bool ok = peer->uid == ::geteuid();
+    Limits lim;
     {
         std::lock_guard g(mu);
         ok = ok || std::find(allowed.begin(), allowed.end(), peer->uid) != allowed.end();
+        lim = limits;
     }
     if (!ok) {
         ++rejected_uid;
@@ -244,9 +281,59 @@ void Server::Impl::admit(vfio::Fd fd) {
             std::to_string(::geteuid()) + " (Server::allow_uid admits other users)");
         return;
     }
+    if (conns.size() >= lim.max_connections) {
+        ++refused_full;
+        const std::string m = "the primary serves " + std::to_string(conns.size()) +
+                              " connections, its limit (Limits::max_connections)";
+        say("refused a connection from " + describe(*peer) + ": " + m);
+        refuse(fd.get(), EBUSY, m + "; try again when one has closed");
+        return;
+    }
+    // fds are numbered lowest-free first: this one's number is a floor for
+    // how many this process has open.
+    rlimit nofile{};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        static_cast<rlim_t>(fd.get()) + lim.fd_reserve >= nofile.rlim_cur) {
+        ++refused_fds;
+        const std::string m = "the primary has fd " + std::to_string(fd.get()) + " of " +
+                              std::to_string(nofile.rlim_cur) + " (RLIMIT_NOFILE) in use and "
+                              "keeps " + std::to_string(lim.fd_reserve) +
+                              " for itself (Limits::fd_reserve)";
+        say("refused a connection from " + describe(*peer) + ": " + m);
+        refuse(fd.get(), EMFILE, m);
+        return;
+    }
     ++accepted;
     ++open;
-    conns.push_back({std::move(fd), *peer});
+    conns.push_back({std::move(fd), *peer, Clock::now(), false});
+}
+
+void Server::Impl::refuse(int fd, int err, const std::string& text) {
+    auto h = wire::make_header(wire::Kind::error, 0, "");
+    h.err = err;
+    (void)wire::send(fd, h, text, {}, MSG_DONTWAIT);
+}
+
+void Server::Impl::close_idle(Clock::time_point now) {
+    std::chrono::milliseconds t;
+    {
+        std::lock_guard g(mu);
+        t = limits.first_request_timeout;
+    }
+    if (t.count() <= 0)
+        return;
+    for (std::size_t k = conns.size(); k-- > 0;) {
+        Conn& c = conns[k];
+        if (c.asked || now - c.since < t)
+            continue;
+        ++idle_closed;
+        say("closed the connection of " + describe(c.peer) + ": no request in " +
+            std::to_string(t.count()) + " ms (Limits::first_request_timeout)");
+        refuse(c.fd.get(), ETIMEDOUT,
+               "no request in " + std::to_string(t.count()) + " ms after connecting");
+        conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(k));
+        --open;
+    }
 }
 
 void Server::Impl::accept_all() {
@@ -283,7 +370,24 @@ void Server::Impl::run() {
         pfds.push_back({accepting ? listen_fd.get() : -1, POLLIN, 0});
         for (const auto& c : conns)
             pfds.push_back({c.fd.get(), POLLIN, 0});
-        const int timeout = listen_fd && !accepting ? 100 : -1;
+        // Wake for the first connection still owing its first request.
+        int timeout = listen_fd && !accepting ? 100 : -1;
+        {
+            std::chrono::milliseconds t;
+            {
+                std::lock_guard g(mu);
+                t = limits.first_request_timeout;
+            }
+            if (t.count() > 0)
+                for (const auto& c : conns)
+                    if (!c.asked) {
+                        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              c.since + t - Clock::now())
+                                              .count() + 1;
+                        const int l = static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
+                        timeout = timeout < 0 ? l : std::min(timeout, l);
+                    }
+        }
         if (::poll(pfds.data(), pfds.size(), timeout) < 0) {
             if (errno != EINTR)
                 say(std::string("poll: ") + std::strerror(errno));
@@ -310,6 +414,7 @@ void Server::Impl::run() {
                 conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(k));
                 --open;
             }
+        close_idle(Clock::now());
     }
 }
 
@@ -326,8 +431,31 @@ bool Server::Impl::reply_error(Conn& c, const wire::Header& req, int err, const 
     return true;
 }
 
+// How many fds a request may bring without eating into Limits::fd_reserve:
+// the lowest free fd number is a floor for how many are open.
+static std::size_t fds_allowed(std::size_t reserve) {
+    rlimit nofile{};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY)
+        return kMaxFds;
+    const int probe = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+    if (probe < 0)
+        return 0;
+    ::close(probe);
+    const rlim_t used = static_cast<rlim_t>(probe) + reserve;
+    return used >= nofile.rlim_cur
+               ? 0
+               : static_cast<std::size_t>(std::min<rlim_t>(nofile.rlim_cur - used, kMaxFds));
+}
+
 bool Server::Impl::serve(Conn& c) {
-    auto r = wire::receive(c.fd.get(), buf, MSG_DONTWAIT);
+    std::size_t reserve;
+    {
+        std::lock_guard g(mu);
+        reserve = limits.fd_reserve;
+    }
+    // Fds beyond what is allowed are dropped by the kernel (MSG_CTRUNC):
+    // the message is rejected as malformed, naming RLIMIT_NOFILE.
+    auto r = wire::receive(c.fd.get(), buf, MSG_DONTWAIT, fds_allowed(reserve));
     if (!r)
         return r.error().err() == EAGAIN;  // ECONNRESET and the like: the peer is gone
     switch (r->status) {
@@ -350,6 +478,7 @@ bool Server::Impl::serve(Conn& c) {
             "connection closed");
         return false;
     }
+    c.asked = true;
     dispatch(c, r->msg);
     return c.fd.valid();
 }
@@ -358,12 +487,14 @@ void Server::Impl::dispatch(Conn& c, wire::Message& m) {
     ++requests;
     const std::string name(m.h.name);
     std::shared_ptr<Handler> h;
+    Policy policy;
     std::string known;
     {
         std::lock_guard g(mu);
-        if (auto it = handlers.find(name); it != handlers.end())
-            h = it->second;
-        else
+        if (auto it = handlers.find(name); it != handlers.end()) {
+            h = it->second.handler;
+            policy = it->second.policy;
+        } else
             for (const auto& [n, _] : handlers)
                 known += (known.empty() ? "" : ", ") + n;
     }
@@ -372,6 +503,16 @@ void Server::Impl::dispatch(Conn& c, wire::Message& m) {
         say("unknown request '" + name + "' from " + describe(c.peer));
         if (!reply_error(c, m.h, ENOENT,
                          "unknown request '" + name + "' (this primary serves: " + known + ")"))
+            c.fd.reset();
+        return;
+    }
+    if (c.peer.uid != ::geteuid() && !policy.other_uids) {
+        ++refused_policy;
+        const std::string why = "request '" + name + "' refused for " + describe(c.peer) +
+                                ": the primary (uid " + std::to_string(::geteuid()) +
+                                ") serves it to its own uid only (mp::Policy::other_uids)";
+        say(why);
+        if (!reply_error(c, m.h, EACCES, why))
             c.fd.reset();
         return;
     }

@@ -34,13 +34,18 @@ bool contains(const std::string& s, std::string_view what) { return s.find(what)
 // The handlers every test server has: echo (payload and dup'd fds back),
 // write (writes the payload into the fd it got), pipe (answers with the read
 // end of a fresh pipe holding the payload).
+// echo is open to users admitted with allow_uid (Policy::other_uids), the
+// others keep the default policy (the primary's own uid only).
 void add_test_handlers(Server& s) {
-    s.handle("test.echo", [](const Request& q, const Peer&) -> Result<Reply> {
-        Reply r{q.payload, {}, {}};
-        for (const auto& f : q.fds)
-            r.owned_fds.emplace_back(::fcntl(f.get(), F_DUPFD_CLOEXEC, 0));
-        return r;
-    });
+    s.handle(
+        "test.echo",
+        [](const Request& q, const Peer&) -> Result<Reply> {
+            Reply r{q.payload, {}, {}};
+            for (const auto& f : q.fds)
+                r.owned_fds.emplace_back(::fcntl(f.get(), F_DUPFD_CLOEXEC, 0));
+            return r;
+        },
+        Policy{.other_uids = true});
     s.handle("test.write", [](const Request& q, const Peer&) -> Result<Reply> {
         if (q.fds.size() != 1)
             return fail(EINVAL, "test.write wants one fd");
@@ -354,9 +359,17 @@ TEST_F(SocketFixture, OtherUidsAreRejectedUnlessAllowed) {
         if (!c)
             return c.error().err() == EACCES ? 1 : 11;
         auto r = (*c)->request("test.echo", "hi", {}, 2000ms);
-        if (r)
-            return 0;
-        return contains(r.error().message(), "closed this connection") ? 2 : 12;
+        if (!r)
+            return contains(r.error().message(), "closed this connection") ? 2 : 12;
+        // Admitted, but only to what the policy opens to other uids.
+        auto p = (*c)->request("test.pipe", "x", {}, 2000ms);
+        if (p)
+            return 14;
+        if (p.error().err() != EACCES ||
+            !contains(p.error().message(), "request 'test.pipe' refused for pid") ||
+            !contains(p.error().message(), "(uid 65534)"))
+            return 15;
+        return 0;
     };
     // Fork before the server thread exists: the children are copies of a
     // single-threaded process.
@@ -380,6 +393,7 @@ TEST_F(SocketFixture, OtherUidsAreRejectedUnlessAllowed) {
     test::signal_ready(go2.w.get());
     EXPECT_EQ(test::wait_child(allowed), 0);
     EXPECT_EQ((*s)->stats().rejected_uid, 1u);
+    EXPECT_EQ((*s)->stats().refused_policy, 1u);
     (*s)->stop();  // before `log` goes
 }
 
@@ -496,6 +510,146 @@ TEST_F(SocketFixture, SecondaryKilledMidRequest) {
     EXPECT_TRUE((*c)->request("test.echo", "next one"));
     EXPECT_TRUE(test::wait_until([&] { return (*s)->stats().open == 1; }));
     (*s)->stop();  // before the handler's and logger's locals go
+}
+
+// A secondary maps the primary's memfds as its DMA heap and uses its fds as
+// devices: a "primary" of another user (a socket planted in a directory we
+// were pointed at) is refused before anything it sends is used.
+TEST(ServerIdentity, ClientRefusesAPrimaryOfAnotherUid) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to run a primary as uid 65534 (nobody)";
+    TempDir tmp;
+    ASSERT_EQ(::chmod(tmp.path().c_str(), 0711), 0);
+    const std::string base = tmp.path() + "/base";
+    ASSERT_EQ(::mkdir(base.c_str(), 0700), 0);
+    ASSERT_EQ(::chown(base.c_str(), 65534, 65534), 0);
+    Pipe ready;
+    pid_t primary = test::fork_child([&] {
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+            return 10;
+        auto d = open_runtime_dir("other", base);
+        if (!d)
+            return 11;
+        auto lock = PrimaryLock::acquire(*d);
+        if (!lock)
+            return 12;
+        auto s = Server::listen(*d, *lock);
+        if (!s)
+            return 13;
+        add_test_handlers(**s);
+        if (!(*s)->start())
+            return 14;
+        test::signal_ready(ready.w.get());
+        for (;;)
+            ::pause();
+    });
+    ready.w.reset();
+    ASSERT_TRUE(test::await_ready(ready.r.get()));
+    const RuntimeDir d{"other", base + "/other", nullptr};
+    auto c = Client::connect(d);
+    ASSERT_FALSE(c) << "connected to uid 65534's primary";
+    EXPECT_EQ(c.error().err(), EPERM);
+    EXPECT_TRUE(contains(c.error().message(), "pid " + std::to_string(primary) +
+                                                  " running as uid 65534"))
+        << c.error().message();
+    ClientOptions trust;
+    trust.trusted_uids = {65534};
+    auto trusted = Client::connect(d, trust);
+    EXPECT_TRUE(trusted) << trusted.error().message();
+    ::kill(primary, SIGKILL);
+    EXPECT_EQ(test::wait_child(primary), 128 + SIGKILL);
+}
+
+// One connection more than Limits::max_connections is told why and closed.
+TEST_F(PairFixture, ConnectionsAreCapped) {
+    const std::size_t cap = Limits{}.max_connections;
+    EXPECT_GE(cap, 8u) << "the default leaves room for a few secondaries";
+    server->set_limits({.max_connections = 3});
+    std::vector<std::unique_ptr<Client>> more;
+    for (int k = 0; k < 2; ++k) {
+        more.push_back(connect_pair());
+        ASSERT_TRUE(more.back());
+        ASSERT_TRUE(more.back()->request("test.echo", "in"));
+    }
+    auto over = connect_pair();
+    ASSERT_TRUE(over);  // adopt() sends nothing
+    auto r = over->request("test.echo", "one too many", {}, 2000ms);
+    ASSERT_FALSE(r) << "a fourth connection was served";
+    EXPECT_EQ(r.error().err(), EBUSY) << r.error().message();
+    EXPECT_TRUE(contains(r.error().message(), "Limits::max_connections")) << r.error().message();
+    EXPECT_EQ(server->stats().refused_full, 1u);
+    EXPECT_TRUE(client->request("test.echo", "still served"));
+    more.pop_back();  // one leaves: room for one again
+    EXPECT_TRUE(test::wait_until([&] { return server->stats().open == 2; }));
+    auto next = connect_pair();
+    ASSERT_TRUE(next);
+    EXPECT_TRUE(next->request("test.echo", "now"));
+}
+
+// A peer that connects and never asks is closed after
+// first_request_timeout; one that has asked may stay idle.
+TEST_F(PairFixture, SilentPeersTimeOut) {
+    server->set_limits({.first_request_timeout = 200ms});
+    ASSERT_TRUE(client->request("test.echo", "asked"));
+    auto [mine, theirs] = test::seqpacket_pair();
+    ASSERT_TRUE(server->add_connection(std::move(mine)));
+    pollfd p{theirs.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 3000), 1) << "the silent peer was not closed";
+    std::vector<std::byte> b(wire::kMaxMessage);
+    auto rr = wire::receive(theirs.get(), b, MSG_DONTWAIT);
+    ASSERT_TRUE(rr);
+    ASSERT_EQ(rr->status, wire::Received::Status::message);
+    EXPECT_EQ(rr->msg.h.seq, 0u);
+    EXPECT_EQ(rr->msg.h.err, ETIMEDOUT);
+    EXPECT_TRUE(contains(rr->msg.payload, "no request in 200 ms")) << rr->msg.payload;
+    EXPECT_TRUE(test::wait_until([&] { return server->stats().idle_closed == 1; }));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(client->request("test.echo", "idle but known"));
+    EXPECT_EQ(server->stats().idle_closed, 1u);
+    std::lock_guard g(log_mu);
+    EXPECT_TRUE(contains(log, "Limits::first_request_timeout")) << log;
+}
+
+// Peers may not take the fds the primary keeps for itself: near
+// RLIMIT_NOFILE minus the reserve, connections are refused, and the
+// primary can still open what it needs.
+TEST_F(PairFixture, FdReserveIsKeptFromPeers) {
+    rlimit old{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+    const int probe = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+    ASSERT_GE(probe, 0);
+    ::close(probe);
+    const rlim_t soft = static_cast<rlim_t>(probe) + 100;
+    ASSERT_LE(soft, old.rlim_max);
+    rlimit low{soft, old.rlim_max};
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    server->set_limits({.fd_reserve = 50});
+    std::vector<std::unique_ptr<Client>> clients;
+    std::size_t served = 0, refused = 0;
+    std::string why;
+    for (int k = 0; k < 40; ++k) {
+        auto c = connect_pair();
+        if (!c)
+            break;
+        auto r = c->request("test.echo", "x", {}, 2000ms);
+        if (r) {
+            ++served;
+        } else {
+            ++refused;
+            why = r.error().message();
+        }
+        clients.push_back(std::move(c));
+    }
+    // The primary's own open still works: the reserve is there.
+    vfio::Fd own(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    EXPECT_TRUE(own) << std::strerror(errno);
+    own.reset();
+    clients.clear();
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+    EXPECT_GT(served, 0u);
+    EXPECT_GT(refused, 0u) << "peers took fds up to the limit";
+    EXPECT_GT(server->stats().refused_fds, 0u);
+    EXPECT_TRUE(contains(why, "Limits::fd_reserve")) << why;
 }
 
 }  // namespace

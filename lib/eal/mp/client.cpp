@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -56,6 +57,25 @@ struct Client::Impl {
         return "primary (pid " + std::to_string(primary.pid) + ", prefix " + prefix + ")";
     }
     bool primary_running() const;
+    // The primary says why before it closes a connection it refuses (a
+    // limit): an error with sequence number 0 still queued after the
+    // reset (the kernel reports ECONNRESET once, then the queued data).
+    std::optional<Error> refusal() {
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            auto r = wire::receive(sock.get(), buf, MSG_DONTWAIT);
+            if (!r) {
+                if (r.error().err() == ECONNRESET)
+                    continue;
+                return std::nullopt;
+            }
+            if (r->status == wire::Received::Status::message && r->msg.h.seq == 0 &&
+                r->msg.h.kind == static_cast<std::uint16_t>(wire::Kind::error))
+                return Error(r->msg.h.err, "the " + who() + " closed this connection: " +
+                                               r->msg.payload);
+            return std::nullopt;
+        }
+        return std::nullopt;
+    }
 };
 
 bool Client::Impl::primary_running() const {
@@ -93,6 +113,17 @@ Result<std::unique_ptr<Client>> Client::adopt(vfio::Fd sock, std::string prefix,
     socklen_t len = sizeof c;
     if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &c, &len) != 0)
         return fail(Error(errno, "getsockopt SO_PEERCRED").context("mp: connect to the primary"));
+    // Before anything it sends is used: its memfds would become our DMA
+    // heap, its fds our devices.
+    if (c.uid != ::geteuid() && c.uid != 0 &&
+        std::find(o.trusted_uids.begin(), o.trusted_uids.end(), c.uid) == o.trusted_uids.end())
+        return fail(Error(EPERM, "the primary of prefix " + prefix + " is pid " +
+                                     std::to_string(c.pid) + " running as uid " +
+                                     std::to_string(c.uid) + ", neither this process's uid (" +
+                                     std::to_string(::geteuid()) + ") nor root")
+                        .context("mp: connect to the primary")
+                        .hint("nothing it sends is used; if that user's primary is meant, trust "
+                              "it with ClientOptions::trusted_uids"));
     impl->sock = std::move(sock);
     impl->prefix = std::move(prefix);
     impl->opts = o;
@@ -102,11 +133,13 @@ Result<std::unique_ptr<Client>> Client::adopt(vfio::Fd sock, std::string prefix,
 
 Result<std::unique_ptr<Client>> Client::connect(const RuntimeDir& d, ClientOptions o) {
     const std::string path = d.socket_path();
+    // Through the checked directory's fd when there is one.
+    const std::string via = d.at("mp_socket");
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    if (path.size() >= sizeof a.sun_path)
+    if (via.size() >= sizeof a.sun_path)
         return fail(Error(ENAMETOOLONG, "mp: socket path " + path));
-    std::memcpy(a.sun_path, path.c_str(), path.size());
+    std::memcpy(a.sun_path, via.c_str(), via.size());
     const auto deadline = Clock::now() + o.connect_wait;
     for (;;) {
         int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -180,13 +213,19 @@ Result<Response> Client::request(std::string_view name, std::string_view payload
         return fail(Error(EINVAL, what + ": names have 1 to " + std::to_string(kMaxNameLen) +
                                       " characters"));
     std::lock_guard g(i.mu);
-    const std::uint32_t seq = ++i.seq;
+    // 0 is the primary's, for messages that answer no request.
+    if (++i.seq == 0)
+        ++i.seq;
+    const std::uint32_t seq = i.seq;
     if (auto ok = wire::send(i.sock.get(), wire::make_header(wire::Kind::request, seq, name),
                              payload, fds);
         !ok) {
         const int e = ok.error().err();
-        if (e == EPIPE || e == ECONNRESET || e == ENOTCONN)
+        if (e == EPIPE || e == ECONNRESET || e == ENOTCONN) {
+            if (auto why = i.refusal())
+                return fail(std::move(why->context(what)));
             return fail(primary_gone().context(what));
+        }
         return fail(std::move(ok.error()).context(what + " to the " + i.who()));
     }
     const auto deadline = Clock::now() + timeout;
@@ -208,14 +247,23 @@ Result<Response> Client::request(std::string_view name, std::string_view payload
             const int e = r.error().err();
             if (e == EAGAIN)
                 continue;
-            if (e == ECONNRESET || e == ENOTCONN)
+            if (e == ECONNRESET || e == ENOTCONN) {
+                if (auto why = i.refusal())
+                    return fail(std::move(why->context(what)));
                 return fail(primary_gone().context(what));
+            }
             return fail(std::move(r.error()).context(what));
         }
         if (r->status == wire::Received::Status::closed)
             return fail(primary_gone().context(what));
         if (r->status == wire::Received::Status::malformed)
             return fail(Error(EPROTO, "malformed reply from the " + i.who() + ": " + r->why)
+                            .context(what));
+        // Sequence number 0 is no request's: the primary refused this
+        // connection (a limit of its Limits) and closes it.
+        if (r->msg.h.seq == 0 && r->msg.h.kind == static_cast<std::uint16_t>(wire::Kind::error))
+            return fail(Error(r->msg.h.err, "the " + i.who() + " closed this connection: " +
+                                                r->msg.payload)
                             .context(what));
         // A late reply to a request that timed out: drop it (and its fds).
         if (r->msg.h.seq != seq)

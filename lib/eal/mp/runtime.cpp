@@ -40,25 +40,36 @@ Result<void> make_dirs(const std::string& p, mode_t mode) {
     return make_dir(p, mode);
 }
 
-// The runtime directory is trusted: it must be a real directory (not a
-// symlink someone planted), ours, and closed to others.
-Result<void> check_private_dir(const std::string& p) {
+// Opens `name` in `at` (a directory fd, or AT_FDCWD for an absolute
+// path) as a directory without following a symlink, and checks what was
+// opened: a directory, ours, without the mode bits in `forbidden`. The
+// checks are on the opened fd, so nothing can be swapped between check and
+// use. `what` names it in errors ("runtime directory /run/x").
+Result<vfio::Fd> open_checked_dir(int at, const std::string& name, const std::string& p,
+                                  mode_t forbidden, const std::string& what,
+                                  const std::string& fix) {
     struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0)
-        return fail(Error(errno, "stat " + p));
+    if (::fstatat(at, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return fail(Error(errno, "lstat " + p));
+    if (S_ISLNK(st.st_mode))
+        return fail(Error(ENOTDIR, what + " is a symlink")
+                        .hint("remove it (someone may have planted it), or " + fix));
     if (!S_ISDIR(st.st_mode))
-        return fail(Error(ENOTDIR, "runtime directory " + p + " is not a directory")
-                        .hint("remove it, or choose another --file-prefix"));
+        return fail(Error(ENOTDIR, what + " is not a directory").hint("remove it, or " + fix));
+    vfio::Fd fd(::openat(at, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd)
+        return fail(Error(errno, "open " + p));
+    if (::fstat(fd.get(), &st) != 0)
+        return fail(Error(errno, "fstat " + p));
     if (st.st_uid != ::geteuid())
-        return fail(Error(EPERM, "runtime directory " + p + " belongs to uid " +
-                                     std::to_string(st.st_uid) + ", not " +
-                                     std::to_string(::geteuid()))
-                        .hint("run as the user who owns it, or choose another --file-prefix"));
-    if (st.st_mode & 077)
-        return fail(Error(EPERM, "runtime directory " + p + " has mode " + mode_str(st.st_mode) +
+        return fail(Error(EPERM, what + " belongs to uid " + std::to_string(st.st_uid) +
+                                     ", not " + std::to_string(::geteuid()))
+                        .hint("run as the user who owns it, or " + fix));
+    if (st.st_mode & forbidden)
+        return fail(Error(EPERM, what + " has mode " + mode_str(st.st_mode) +
                                      ": other users could reach the primary")
-                        .hint("chmod 0700 " + p));
-    return {};
+                        .hint("chmod 0700 " + p + ", or " + fix));
+    return fd;
 }
 
 // The pid the primary wrote into its lock file. The primary writes it right
@@ -102,28 +113,39 @@ Result<RuntimeDir> open_runtime_dir(std::string_view prefix, std::string base) {
             return fail(std::move(b.error()));
         base = *b;
     }
-    RuntimeDir d{std::string(prefix), base + "/" + std::string(prefix)};
+    RuntimeDir d{std::string(prefix), base + "/" + std::string(prefix), nullptr};
     if (auto ok = make_dirs(base, 0700); !ok)
         return fail(std::move(ok.error()).context("mp: runtime directory"));
-    // The base is ours too, or its owner could swap our directory for
-    // another between the check below and its use.
-    struct stat bst {};
-    const int err = ::stat(base.c_str(), &bst) != 0 ? errno : 0;
-    if (err != 0 || bst.st_uid != ::geteuid())
-        return fail(Error(err ? err : EPERM, base + " is not a directory of uid " +
-                                                 std::to_string(::geteuid()))
-                        .context("mp: runtime directory")
-                        .hint("remove it or set XDG_RUNTIME_DIR to a directory of yours"));
-    if (auto ok = make_dir(d.path, 0700); !ok)
-        return fail(std::move(ok.error()).context("mp: runtime directory"));
-    if (auto ok = check_private_dir(d.path); !ok)
-        return fail(std::move(ok.error()).context("mp"));
+    // The base is ours and only we write to it, or another user could
+    // swap our directory for theirs between its check and its use (a
+    // symlink is refused: /tmp's fallback is shared). Everything after is
+    // relative to the opened directories.
+    auto bfd = open_checked_dir(AT_FDCWD, base, base, 022, "runtime base directory " + base,
+                                "set XDG_RUNTIME_DIR to a directory of yours");
+    if (!bfd)
+        return fail(std::move(bfd.error()).context("mp: runtime directory"));
+    const std::string name(prefix);
+    if (::mkdirat(bfd->get(), name.c_str(), 0700) != 0 && errno != EEXIST)
+        return fail(Error(errno, "mkdir " + d.path).context("mp: runtime directory"));
+    auto dfd = open_checked_dir(bfd->get(), name, d.path, 077, "runtime directory " + d.path,
+                                "choose another --file-prefix");
+    if (!dfd)
+        return fail(std::move(dfd.error()).context("mp"));
+    d.fd = std::make_shared<const vfio::Fd>(std::move(*dfd));
     return d;
+}
+
+std::string RuntimeDir::at(std::string_view name) const {
+    if (fd && fd->valid())
+        return "/proc/self/fd/" + std::to_string(fd->get()) + "/" + std::string(name);
+    return path + "/" + std::string(name);
 }
 
 Result<PrimaryLock> PrimaryLock::acquire(const RuntimeDir& d) {
     const std::string p = d.lock_path();
-    int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = d.fd ? ::openat(d.fd->get(), "primary.lock",
+                             O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)
+                  : ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return fail(Error(errno, "open " + p).context("mp: take the primary lock"));
     vfio::Fd owner(fd);
@@ -154,7 +176,8 @@ Result<PrimaryLock> PrimaryLock::acquire(const RuntimeDir& d) {
 
 Result<std::optional<pid_t>> running_primary(const RuntimeDir& d) {
     const std::string p = d.lock_path();
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = d.fd ? ::openat(d.fd->get(), "primary.lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                  : ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT)
             return std::optional<pid_t>();

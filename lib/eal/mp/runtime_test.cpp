@@ -52,7 +52,75 @@ TEST(RuntimeDir, IsCreatedPrivateAndMustStayPrivate) {
     ASSERT_EQ(::symlink("/tmp", (base + "/p2").c_str()), 0);
     auto link = open_runtime_dir("p2", base);
     ASSERT_FALSE(link);
-    EXPECT_TRUE(contains(link.error().message(), "not a directory")) << link.error().message();
+    EXPECT_TRUE(contains(link.error().message(), "symlink")) << link.error().message();
+}
+
+// The base is checked without following a symlink: with the /tmp fallback
+// another user could plant one pointing to a directory of theirs.
+TEST(RuntimeDir, BaseSymlinkIsRefused) {
+    TempDir tmp;
+    const std::string real = tmp.path() + "/real", link = tmp.path() + "/link";
+    ASSERT_EQ(::mkdir(real.c_str(), 0700), 0);
+    ASSERT_EQ(::symlink(real.c_str(), link.c_str()), 0);
+    auto d = open_runtime_dir("p", link);
+    ASSERT_FALSE(d) << "a symlinked base was followed";
+    EXPECT_EQ(d.error().err(), ENOTDIR);
+    EXPECT_TRUE(contains(d.error().message(), "runtime base directory " + link + " is a symlink"))
+        << d.error().message();
+}
+
+// A base that others may write to lets them rename our directory away
+// and put theirs in its place.
+TEST(RuntimeDir, BaseWritableByOthersIsRefused) {
+    TempDir tmp;
+    const std::string base = tmp.path() + "/base";
+    ASSERT_EQ(::mkdir(base.c_str(), 0700), 0);
+    ASSERT_EQ(::chmod(base.c_str(), 0777), 0);
+    auto d = open_runtime_dir("p", base);
+    ASSERT_FALSE(d) << "a base of mode 0777 was used";
+    EXPECT_EQ(d.error().err(), EPERM);
+    EXPECT_TRUE(contains(d.error().message(), "has mode 0777")) << d.error().message();
+    ASSERT_EQ(::chmod(base.c_str(), 0755), 0);
+    EXPECT_TRUE(open_runtime_dir("p", base));
+}
+
+TEST(RuntimeDir, BaseOfAnotherUserIsRefused) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to give the base to uid 65534";
+    TempDir tmp;
+    const std::string base = tmp.path() + "/base";
+    ASSERT_EQ(::mkdir(base.c_str(), 0700), 0);
+    ASSERT_EQ(::chown(base.c_str(), 65534, 65534), 0);
+    auto d = open_runtime_dir("p", base);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().err(), EPERM);
+    EXPECT_TRUE(contains(d.error().message(), "belongs to uid 65534")) << d.error().message();
+}
+
+// Once checked, the directory is used through its fd: the lock and the
+// socket land in the directory that was checked, even after it was
+// renamed and another put at its path.
+TEST(RuntimeDir, SwappedDirectoryIsNotUsed) {
+    TempDir tmp;
+    auto d = open_runtime_dir("p", tmp.path());
+    ASSERT_TRUE(d) << d.error().message();
+    const std::string moved = tmp.path() + "/moved";
+    ASSERT_EQ(::rename(d->path.c_str(), moved.c_str()), 0);
+    ASSERT_EQ(::mkdir(d->path.c_str(), 0700), 0);  // the impostor
+    auto lock = PrimaryLock::acquire(*d);
+    ASSERT_TRUE(lock) << lock.error().message();
+    auto s = Server::listen(*d, *lock);
+    ASSERT_TRUE(s) << s.error().message();
+    struct stat st {};
+    EXPECT_EQ(::lstat((moved + "/primary.lock").c_str(), &st), 0) << "the lock went elsewhere";
+    EXPECT_EQ(::lstat((moved + "/mp_socket").c_str(), &st), 0) << "the socket went elsewhere";
+    EXPECT_NE(::lstat((d->path + "/primary.lock").c_str(), &st), 0);
+    EXPECT_NE(::lstat((d->path + "/mp_socket").c_str(), &st), 0);
+    auto who = running_primary(*d);
+    ASSERT_TRUE(who && *who);
+    EXPECT_EQ(**who, ::getpid());
+    (*s)->stop();
+    EXPECT_NE(::lstat((moved + "/mp_socket").c_str(), &st), 0) << "stop() unlinks its socket";
 }
 
 // flock belongs to the open file description, so two acquisitions in one

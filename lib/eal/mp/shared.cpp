@@ -152,12 +152,19 @@ Result<Reply> info_reply(const Server& s, const Memory& m, std::recursive_mutex*
 }  // namespace
 
 void serve_runtime(Server& s, const Memory& m, RuntimeFacts facts, std::recursive_mutex* memory_lock) {
-    s.handle(std::string(kMemoryRequest),
-             [&m, memory_lock](const Request& q, const Peer&) { return memory_reply(m, memory_lock, q); });
-    s.handle(std::string(kInfoRequest),
-             [&s, &m, memory_lock, f = std::move(facts)](const Request&, const Peer&) {
-                 return info_reply(s, m, memory_lock, f);
-             });
+    // Both for users admitted with allow_uid() too: the memory is what a
+    // secondary of another user is admitted for, the info is a summary.
+    // The VFIO fds (kVfioRequest) are not: their handler keeps the default.
+    s.handle(
+        std::string(kMemoryRequest),
+        [&m, memory_lock](const Request& q, const Peer&) { return memory_reply(m, memory_lock, q); },
+        Policy{.other_uids = true});
+    s.handle(
+        std::string(kInfoRequest),
+        [&s, &m, memory_lock, f = std::move(facts)](const Request&, const Peer&) {
+            return info_reply(s, m, memory_lock, f);
+        },
+        Policy{.other_uids = true});
 }
 
 Result<std::unique_ptr<Memory>> attach_memory(Client& c, const PhysicalLookup& physical) {

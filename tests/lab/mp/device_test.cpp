@@ -6,6 +6,7 @@
 //
 // The same binary, exec'd as "--secondary PREFIX DEVICE SRC DST LEN T0 BAR0",
 // is the secondary (a fresh process image, as a real secondary would be).
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "lab_env.hpp"
 #include "vfiokit/bus/pci/device.hpp"
 #include "vfiokit/eal/eal.hpp"
+#include "vfiokit/eal/mp.hpp"
 
 namespace vfiokit::eal {
 namespace {
@@ -185,6 +187,71 @@ TEST_P(MpDevice, SecondaryDmasThroughThePrimarysDevices) {
     // The primary's channel survived both secondaries.
     ASSERT_NE((*e)->server(), nullptr);
     EXPECT_GE((*e)->server()->stats().accepted, 2u);
+}
+
+// A user admitted with allow_uid gets the primary's info and memory but not
+// its container and device fds (eal.vfio keeps the default Policy); opened
+// to other uids by set_policy, it gets them with an IOMMU, and in
+// no-IOMMU modes still not: there a device fd is DMA anywhere.
+TEST_P(MpDevice, OtherUidsGetNoDeviceFdsUnlessAllowed) {
+    const std::string prefix = "uidtest-" + mode_label();
+    auto e = Eal::init(options(prefix, ProcType::primary));
+    ASSERT_TRUE(e) << e.error().message();
+    vfio::Vfio& v = (*e)->vfio();
+    ASSERT_TRUE(v.assign_device(v.default_container(), "0000:00:03.0"));
+    mp::Server* srv = (*e)->server();
+    ASSERT_NE(srv, nullptr);
+    srv->allow_uid(65534);
+    auto base = mp::default_runtime_base();
+    ASSERT_TRUE(base);
+    const mp::RuntimeDir dir{prefix, *base + "/" + prefix, nullptr};
+    // Open the way for uid 65534 (the directory is the first barrier).
+    ASSERT_EQ(::chmod(base->c_str(), 0711), 0);
+    ASSERT_EQ(::chmod(dir.path.c_str(), 0711), 0);
+    ASSERT_EQ(::chmod(dir.socket_path().c_str(), 0666), 0);
+    // As nobody: 0 eal.vfio served, 1 refused naming the request and uid,
+    // other: unexpected.
+    auto as_nobody = [&](const char* must_say) {
+        std::fflush(stdout);
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+                std::_Exit(10);
+            auto c = mp::Client::connect(dir);
+            if (!c) {
+                std::printf("nobody: %s\n", c.error().message().c_str());
+                std::_Exit(11);
+            }
+            auto info = (*c)->request(mp::kInfoRequest);
+            if (!info)
+                std::_Exit(12);
+            auto r = (*c)->request(mp::kVfioRequest);
+            if (r) {
+                std::printf("nobody: eal.vfio served: %zu fds\n", r->fds.size());
+                std::_Exit(r->fds.size() >= 2 ? 0 : 13);
+            }
+            const std::string m = r.error().message();
+            std::printf("nobody: %s\n", m.c_str());
+            std::fflush(stdout);
+            std::_Exit(r.error().err() == EACCES && m.find("uid 65534") != m.npos &&
+                               m.find("'eal.vfio'") != m.npos && m.find(must_say) != m.npos
+                           ? 1
+                           : 14);
+        }
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    };
+    EXPECT_EQ(as_nobody("own uid only"), 1) << "an allow_uid peer got the device fds";
+    srv->set_policy(mp::kVfioRequest, mp::Policy{.other_uids = true});
+    if (vfio::mode_nodes(v.mode()).translates)
+        EXPECT_EQ(as_nobody(""), 0) << "the policy opened eal.vfio to other uids";
+    else
+        EXPECT_EQ(as_nobody("can DMA anywhere"), 1)
+            << "no-IOMMU device fds went to another uid";
+    EXPECT_GE(srv->stats().refused_policy, 1u);
+    ASSERT_EQ(::chmod(dir.path.c_str(), 0700), 0);
+    ASSERT_EQ(::chmod(base->c_str(), 0700), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Lab, MpDevice, ::testing::Values(mode_label()),

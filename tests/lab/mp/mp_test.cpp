@@ -192,7 +192,7 @@ int nobody_main(const std::map<std::string, std::string>& a) {
     auto base = default_runtime_base();
     if (!base)
         return die(base.error(), 40);
-    const RuntimeDir dir{a.at("--file-prefix"), *base + "/" + a.at("--file-prefix")};
+    const RuntimeDir dir{a.at("--file-prefix"), *base + "/" + a.at("--file-prefix"), nullptr};
     if (::setgid(65534) != 0 || ::setuid(65534) != 0)
         return 41;
     auto c = Client::connect(dir);

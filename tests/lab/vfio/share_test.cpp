@@ -363,6 +363,34 @@ TEST_P(Share, BrokerSendsFdsOverASocket) {
     primary_still_drives(*d, (*v)->default_container(), mem);
 }
 
+// Root-opened fds go only to whom the broker is told to trust, checked
+// before anything is sent: a listener of another uid (its socket file its
+// own, or chowned to root so that only SO_PEERCRED tells), a symlink to
+// root's own listener; and, with --expect-uid, that user.
+TEST_P(Share, BrokerSendsOnlyToTheExpectedReceiver) {
+    const Mode mode = vfio->mode();
+    vfio.reset();
+    auto own_file = broker_to_listener(kEdu, mode, 65534, false, false, {});
+    EXPECT_EQ(own_file.status, 1) << own_file.output;
+    EXPECT_LE(own_file.fds_received, 0);
+    EXPECT_NE(own_file.output.find("belongs to uid 65534"), std::string::npos) << own_file.output;
+    auto root_file = broker_to_listener(kEdu, mode, 65534, false, true, {});
+    EXPECT_EQ(root_file.status, 1) << root_file.output;
+    EXPECT_LE(root_file.fds_received, 0);
+    EXPECT_NE(root_file.output.find("running as uid 65534"), std::string::npos)
+        << root_file.output;
+    auto link = broker_to_listener(kEdu, mode, 0, true, false, {});
+    EXPECT_EQ(link.status, 1) << link.output;
+    EXPECT_LE(link.fds_received, 0);
+    EXPECT_NE(link.output.find("is a symlink"), std::string::npos) << link.output;
+    auto other = broker_to_listener(kEdu, mode, 65534, false, false, {"--expect-uid", "1000"});
+    EXPECT_EQ(other.status, 1) << other.output;
+    EXPECT_LE(other.fds_received, 0);
+    auto expected = broker_to_listener(kEdu, mode, 65534, false, false, {"--expect-uid", "65534"});
+    EXPECT_EQ(expected.status, 0) << expected.output;
+    EXPECT_GE(expected.fds_received, 2) << "the container or iommufd and the device's node";
+}
+
 INSTANTIATE_TEST_SUITE_P(Lab, Share, ::testing::Values(mode_label()),
                          [](const auto& p) { return p.param; });
 

@@ -29,9 +29,14 @@
 // serving: a malformed message (bad magic or version, truncated, oversized,
 // fds not matching the header) closes that connection and every fd it
 // carried; an unknown name gets an error reply; a peer of another uid is
-// closed at accept unless allow_uid() was called for it; a peer dying
-// mid-request costs only its connection (replies use MSG_NOSIGNAL: EPIPE,
-// not SIGPIPE).
+// closed at accept unless allow_uid() was called for it, and then gets only
+// the requests whose Policy admits other uids (EACCES otherwise); a peer
+// dying mid-request costs only its connection (replies use MSG_NOSIGNAL:
+// EPIPE, not SIGPIPE). Limits cap the connections, close peers that never
+// send a request, and keep fds in reserve for the primary. A client uses
+// nothing from a primary whose uid is neither its own nor root
+// (ClientOptions::trusted_uids adds others). doc/multiprocess.md
+// "Security" states the model.
 //
 // Shared runtime. serve_runtime() registers "eal.memory" (the segments,
 // their backing fds and the window) and "eal.info" (a summary for
@@ -70,8 +75,16 @@ namespace vfiokit::eal::mp {
 struct RuntimeDir {
     std::string prefix;
     std::string path;  // <base>/<prefix>
+    // The directory itself, opened (O_PATH, O_NOFOLLOW) when it was checked:
+    // the lock and the socket are made and found through it, so a directory
+    // renamed or swapped after the check is not the one used. Null for a
+    // RuntimeDir built from a path only (then the paths are used).
+    std::shared_ptr<const vfio::Fd> fd;
     [[nodiscard]] std::string socket_path() const { return path + "/mp_socket"; }
     [[nodiscard]] std::string lock_path() const { return path + "/primary.lock"; }
+    // A path to `name` in this directory that goes through `fd`
+    // ("/proc/self/fd/N/name"), or path + "/" + name without one.
+    [[nodiscard]] std::string at(std::string_view name) const;
 };
 
 // The directory that holds every prefix's runtime directory for this user
@@ -79,9 +92,12 @@ struct RuntimeDir {
 // usable /tmp.
 [[nodiscard]] Result<std::string> default_runtime_base();
 
-// Creates <base>/<prefix> (and <base>) with mode 0700 if needed and checks
-// that it is ours and not open to others (EPERM naming the path and its
-// owner/mode otherwise). `base` empty: default_runtime_base().
+// Creates <base>/<prefix> (and <base>) with mode 0700 if needed and checks,
+// on what it opened and without following symlinks, that <base> is a
+// directory of ours that no other user can write to (no symlink, no group
+// or other write bit), and <prefix> one of ours with no group or other
+// bits at all (EPERM or ENOTDIR naming the path and its owner/mode
+// otherwise). `base` empty: default_runtime_base().
 [[nodiscard]] Result<RuntimeDir> open_runtime_dir(std::string_view prefix, std::string base = {});
 
 // The primary's exclusive flock on primary.lock. Move-only; dropping it (or
@@ -175,6 +191,31 @@ struct Response {
 // A failed Result becomes an error reply carrying the errno and message().
 using Handler = std::function<Result<Reply>(const Request&, const Peer&)>;
 
+// Who may make a request. The primary's own uid always may; a peer of
+// another uid (admitted with allow_uid()) only where the policy says so:
+// it gets EACCES naming the request and its uid otherwise.
+struct Policy {
+    bool other_uids = false;
+};
+
+// The channel's limits against peers that hold on to the primary's
+// resources (DPDK's telemetry caps its clients the same way). A peer over
+// a limit is told why (an error message with sequence number 0) and
+// closed; the primary's own work never waits for it.
+struct Limits {
+    // Connections served at once; one more is refused.
+    std::size_t max_connections = 64;
+    // A peer that sends no request this long after connecting is closed
+    // (zero: never). Peers that have made a request may stay idle: a
+    // secondary keeps its connection for its lifetime.
+    std::chrono::milliseconds first_request_timeout{std::chrono::seconds(10)};
+    // Fds kept free for the primary itself below RLIMIT_NOFILE's soft
+    // limit: a connection, or a request's fds, that would eat into them is
+    // refused, so the primary's own opens (devices, memory, eventfds) do
+    // not fail because of peers.
+    std::size_t fd_reserve = 256;
+};
+
 class Server {
 public:
     // Listens on d.socket_path() (mode 0600). Holding the lock proves no
@@ -190,8 +231,13 @@ public:
     Server& operator=(const Server&) = delete;
 
     // Registers (or replaces) the handler of `name` (at most kMaxNameLen
-    // characters).
-    void handle(std::string name, Handler h);
+    // characters) with its policy.
+    void handle(std::string name, Handler h, Policy p = {});
+    // Changes the policy of a registered handler (EINVAL-free: no effect
+    // when `name` has none).
+    void set_policy(std::string_view name, Policy p);
+    // Before start() or at any time; applies to connections accepted after.
+    void set_limits(Limits l);
     // Accepts connections from `uid` too (a broker running as another
     // user). By default only the primary's own effective uid is served.
     void allow_uid(uid_t uid);
@@ -222,6 +268,10 @@ public:
         std::uint64_t unknown = 0;       // requests with no handler
         std::uint64_t send_failed = 0;   // replies the peer was not there for
         std::uint64_t open = 0;          // connections open now
+        std::uint64_t refused_policy = 0;  // requests refused by their handler's Policy
+        std::uint64_t refused_full = 0;    // closed at accept: max_connections reached
+        std::uint64_t refused_fds = 0;     // closed at accept: fd_reserve reached
+        std::uint64_t idle_closed = 0;     // closed: no request in first_request_timeout
     };
     [[nodiscard]] Stats stats() const;
 
@@ -238,6 +288,11 @@ struct ClientOptions {
     // connect(): how long to retry while the primary holds its lock but is
     // not listening yet (two processes started together with auto).
     std::chrono::milliseconds connect_wait{2000};
+    // Besides root and this process's own uid, the uids whose primary this
+    // client trusts. The primary's memfds become this process's DMA heap
+    // and its fds its devices: a primary of any other uid is refused at
+    // connect (EPERM naming its pid and uid).
+    std::vector<uid_t> trusted_uids;
 };
 
 class Client {
