@@ -12,13 +12,13 @@
 /// init() picks the VFIO mode and opens the default container, reserves the
 /// memory window, connects memory events to the default container (every
 /// segment is mapped for DMA as it is added, unmapped before it goes), and
-/// reserves the start-up memory (-m or --socket-mem). The IOVA mode follows
+/// reserves the start-up memory (-m or `--socket-mem`). The IOVA mode follows
 /// the VFIO mode unless forced: va where an IOMMU translates, pa without one.
 /// Then it scans the buses linked into the program and probes their
 /// registered drivers on the devices -a/-b select (vfiokit/eal/bus.hpp).
 /// A failure at any step undoes the earlier ones.
 ///
-/// Multi-process (doc/multiprocess.md), with --proc-type / --file-prefix:
+/// Multi-process (doc/multiprocess.md), with `--proc-type` / `--file-prefix`:
 /// a primary also takes the prefix's runtime directory and lock and serves
 /// its memory and VFIO state to secondaries; a secondary maps the primary's
 /// memory at the same addresses and adopts its VFIO containers and devices
@@ -36,7 +36,7 @@
 /// virt2iova() (an atomic table read), BAR access, and ObjectPools (one per
 /// lcore, or locked by their user). Eal::init and the destructor run alone.
 ///
-/// Lcores (-l, -c, --lcores, --main-lcore; vfiokit/eal/lcore.hpp): init()
+/// Lcores (-l, -c, `--lcores`, `--main-lcore`; vfiokit/eal/lcore.hpp): init()
 /// pins the calling thread, which becomes the main lcore, and starts a
 /// pinned worker thread per other lcore, in primaries and secondaries alike.
 #pragma once
@@ -86,7 +86,7 @@ public:
     Eal& operator=(const Eal&) = delete;
 
     [[nodiscard]] const Options& options() const { return opts_; }
-    /// The lcores of -l/-c/--lcores: the thread that called init() is the
+    /// The lcores of -l/-c/`--lcores`: the thread that called init() is the
     /// main lcore; the workers wait for launch(). Stop what runs on them
     /// before destroying the Eal: its destructor waits for them first.
     [[nodiscard]] Lcores& lcores() const { return *lcores_; }

@@ -44,7 +44,7 @@ public:
     /// limit when Memory cannot grow; EINVAL when size exceeds the chunk.
     [[nodiscard]] Result<void*> alloc(std::uint64_t size, std::uint64_t align = 64);
     /// Adds one segment of `bytes` (rounded up to pages) now: start-up
-    /// memory (-m, --socket-mem), exactly as much as asked.
+    /// memory (-m, `--socket-mem`), exactly as much as asked.
     [[nodiscard]] Result<void> reserve(std::uint64_t bytes) { return grow(bytes, true); }
     /// nullptr is ignored; a pointer not from alloc() is an error.
     [[nodiscard]] Result<void> free(void* p);

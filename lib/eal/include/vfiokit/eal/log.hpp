@@ -19,7 +19,7 @@
 /// a disabled debug message costs nothing on the data path (its arguments
 /// are formatted only when enabled). Every component starts at info.
 ///
-/// Levels are set by specs, as DPDK's --log-level takes them:
+/// Levels are set by specs, as DPDK's `--log-level` takes them:
 ///   LEVEL             every component (a name below, or 1..8)
 ///   PATTERN:LEVEL     components whose name matches the shell pattern
 ///                     (fnmatch: "pci.*", "vfio")
@@ -30,7 +30,7 @@
 /// Output goes to stderr, one line per message:
 ///   [TIMESTAMP ]vfiokit: COMPONENT: LEVEL: MESSAGE       (warning and worse)
 ///   [TIMESTAMP ]vfiokit: COMPONENT: MESSAGE              (notice, info, debug)
-/// or to syslog (--syslog), with the level as the syslog priority; then a
+/// or to syslog (`--syslog`), with the level as the syslog priority; then a
 /// copy goes to stderr only when stderr is a terminal (as DPDK does).
 ///
 /// Thread-safety: every function may be called from any thread; a message
@@ -103,7 +103,7 @@ private:
     std::atomic<Level> level_;
 };
 
-/// One --log-level value, checked. `text` is what the user gave (for
+/// One `--log-level` value, checked. `text` is what the user gave (for
 /// messages); the rest is what it means.
 struct LevelSpec {
     enum class Match { all, glob, regex };
@@ -121,7 +121,7 @@ void apply(const LevelSpec& spec);
 void reset_levels();
 
 ///@{
-/// --log-timestamp[=FORMAT]: none, "reltime" (seconds since the first
+/// `--log-timestamp[=FORMAT]`: none, "reltime" (seconds since the first
 /// message or since set_timestamp, "[   12.345678]"), "iso" (local time,
 /// "2026-12-02T13:04:05.123456"). DPDK has more formats; these two are the
 /// ones a reader of a lab log or a journal needs.
@@ -131,7 +131,7 @@ void set_timestamp(Timestamp t);
 ///@}
 
 ///@{
-/// --syslog[=FACILITY]: DPDK's facility names (auth, cron, daemon, ftp,
+/// `--syslog[=FACILITY]`: DPDK's facility names (auth, cron, daemon, ftp,
 /// kern, lpr, mail, news, syslog, user, uucp, local0 ... local7). Opens the
 /// log with the program's name and pid.
 [[nodiscard]] Result<int> parse_syslog_facility(std::string_view s);
@@ -140,7 +140,7 @@ void use_syslog(int facility);
 /// Back to stderr only.
 void use_stderr();
 
-/// Every registered component and its level, by name (telemetry, --help).
+/// Every registered component and its level, by name (telemetry, `--help`).
 struct ComponentLevel {
     std::string name;
     Level level;

@@ -4,13 +4,13 @@
 /// Memory reserves one virtual address window at start-up and places every
 /// segment inside it, so virt2iova() is a table lookup: O(1), no search, for
 /// the data path. Each segment is backed by a file (a memfd, with
-/// MFD_HUGETLB unless --no-huge, or a file in --huge-dir) so that another
+/// MFD_HUGETLB unless `--no-huge`, or a file in `--huge-dir`) so that another
 /// process can map the same memory. When a segment is added or removed the
 /// listener is told first; the EAL's listener maps it into the default VFIO
 /// container (one map per segment: contiguous in VA and IOVA), so memory is
 /// DMA-able without any call from the user.
 ///
-/// IOVA modes (--iova-mode):
+/// IOVA modes (`--iova-mode`):
 ///   va   an IOMMU translates (the default where there is one). Each segment
 ///        is IOVA-contiguous; where its IOVA lies is the default container's
 ///        IOVA policy (vfio.hpp): IOVA = VA when that fits the kernel's IOVA
@@ -55,7 +55,7 @@
 
 namespace vfiokit::eal {
 
-/// --iova-mode: what a segment's IOVA is. va: the IOVA policy's address
+/// `--iova-mode`: what a segment's IOVA is. va: the IOVA policy's address
 /// (IOVA = VA where it fits); pa: physical addresses (no IOMMU
 /// translates); automatic: follows the VFIO mode.
 enum class IovaMode { automatic, va, pa };
@@ -84,7 +84,7 @@ struct MemoryOptions {
     /// default base (64 GiB) makes IOVA = VA fit the narrowest IOMMU the
     /// kernel offers on x86 (39 bits); devices with narrower DMA masks get
     /// their memory placed under the mask by the IOVA policy, so the base
-    /// (--base-virtaddr, DPDK's name) is only a choice of virtual address.
+    /// (`--base-virtaddr`, DPDK's name) is only a choice of virtual address.
     std::uint64_t base_virtaddr = 64ULL << 30;
     std::uint64_t window = 16ULL << 30;
     std::string sysroot;           ///< for discovery in tests
@@ -149,7 +149,7 @@ public:
     /// physical address read here (pa mode: the same hugepages as the
     /// primary's; from `physical` where given, the cdev no-IOMMU
     /// container's kernel). Such a Memory cannot add() (the primary owns the
-    /// window) and never unlinks the primary's --huge-dir files.
+    /// window) and never unlinks the primary's `--huge-dir` files.
     [[nodiscard]] static Result<std::unique_ptr<Memory>> attach(const MemoryOptions& o,
                                                                 std::vector<Segment> segs,
                                                                 std::vector<vfio::Fd> fds,

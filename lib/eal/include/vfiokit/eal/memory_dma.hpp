@@ -5,7 +5,7 @@
 /// where that fits, else allocated inside the kernel's ranges and under the
 /// devices' DMA masks); every segment removed is unmapped first. In a
 /// no-IOMMU container nothing is mapped (devices use physical addresses:
-/// --iova-mode=pa).
+/// `--iova-mode=pa`).
 ///
 /// It is also the container's IovaUser for EAL memory: when a device with a
 /// narrower DMA mask is probed (Container::require_dma_mask), segments above

@@ -1,6 +1,6 @@
 /// \file
 /// Multi-process: a primary process and the secondaries that attach to it, as
-/// in DPDK (--proc-type, --file-prefix). doc/multiprocess.md has the picture.
+/// in DPDK (`--proc-type`, `--file-prefix`). doc/multiprocess.md has the picture.
 ///
 /// \code
 ///   primary                                   secondary
@@ -111,7 +111,7 @@ private:
 /// The role this process gets. primary: takes the lock (fails if taken);
 /// secondary: needs a running primary (ENOENT "no primary with prefix X is
 /// running" otherwise); automatic: primary when the lock is free, else
-/// secondary (DPDK's --proc-type=auto).
+/// secondary (DPDK's `--proc-type=auto`).
 struct Role {
     ProcType type = ProcType::primary;   ///< primary or secondary, never automatic
     std::optional<PrimaryLock> lock;     ///< held when primary

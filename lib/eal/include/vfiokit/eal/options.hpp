@@ -1,6 +1,6 @@
 /// \file
 /// EAL command-line options. Names follow DPDK's EAL where the meaning is the
-/// same (-a/--allow, -b/--block, -m, --socket-mem, ...); the VFIO options are
+/// same (-a/`--allow`, -b/`--block`, -m, `--socket-mem`, ...); the VFIO options are
 /// vfiokit's own.
 ///
 /// \verbatim
@@ -31,7 +31,7 @@
 
 namespace vfiokit::eal {
 
-/// DPDK's --proc-type. See vfiokit/eal/mp.hpp for what each role does.
+/// DPDK's `--proc-type`. See vfiokit/eal/mp.hpp for what each role does.
 enum class ProcType { primary, secondary, automatic };
 /// "primary", "secondary" or "auto"; EINVAL naming the value otherwise.
 [[nodiscard]] Result<ProcType> parse_proc_type(std::string_view s);
@@ -65,23 +65,23 @@ struct Options {
     std::vector<std::uint64_t> socket_mem_mb;  ///< --socket-mem, index = node
     ProcType proc_type = ProcType::primary;  ///< --proc-type
     /// Whether this process takes part in multi-process (a runtime
-    /// directory, a primary's channel): set by --proc-type or --file-prefix.
+    /// directory, a primary's channel): set by `--proc-type` or `--file-prefix`.
     /// Without either, the EAL is a plain single process.
     bool multi_process = false;
-    /// --file-prefix: letters, digits, '.', '_', '-'; no leading '.'; at
+    /// `--file-prefix`: letters, digits, '.', '_', '-'; no leading '.'; at
     /// most 64 characters (it becomes a directory name).
     std::string file_prefix = "vfiokit";
-    /// -l, -c or --lcores (one of them): the lcores and their CPUs, by
+    /// -l, -c or `--lcores` (one of them): the lcores and their CPUs, by
     /// ascending id. Empty: the main lcore alone, on every CPU the process
     /// may use (Lcores::start).
     std::vector<LcoreCpus> lcores;
-    /// --main-lcore; unset: the lowest id of `lcores` (0 when empty).
+    /// `--main-lcore`; unset: the lowest id of `lcores` (0 when empty).
     std::optional<unsigned> main_lcore;
-    /// --telemetry / --no-telemetry (DPDK's): whether the telemetry service
+    /// `--telemetry` / `--no-telemetry` (DPDK's): whether the telemetry service
     /// serves this process, when the program links it (lib/telemetry,
     /// doc/telemetry.md). On by default, as in DPDK.
     bool telemetry = true;
-    /// --log-level (repeatable, applied in order), --log-timestamp, --syslog
+    /// `--log-level` (repeatable, applied in order), `--log-timestamp`, `--syslog`
     /// (vfiokit/eal/log.hpp): Eal::init applies them before anything else.
     std::vector<log::LevelSpec> log_levels;
     log::Timestamp log_timestamp = log::Timestamp::none;
@@ -98,11 +98,11 @@ struct Options {
     Options() { memory.iova_mode = IovaMode::automatic; }
 };
 
-/// The largest -m or --socket-mem value: 2^47 bytes (128 TiB), the user
+/// The largest -m or `--socket-mem` value: 2^47 bytes (128 TiB), the user
 /// address space of x86-64 with 4-level paging. Above it the byte count would
 /// mean nothing a process can map (and 2^44 MiB and up wrap around 64 bits).
 inline constexpr std::uint64_t kMaxMemoryMb = std::uint64_t{1} << 27;
-/// --base-virtaddr must be at least this: the kernel never maps the lowest
+/// `--base-virtaddr` must be at least this: the kernel never maps the lowest
 /// pages (vm.mmap_min_addr, 64 KiB by default).
 inline constexpr std::uint64_t kMinBaseVirtaddr = 0x10000;
 
@@ -117,7 +117,7 @@ struct OptionSpec {
     std::string_view name;     ///< long name without "--": "allow"; empty for -m
     char short_name;           ///< 'a', or 0 when there is none
     std::string_view arg;      ///< "ADDRESS[,KEY=VALUE...]"; empty for a flag; "[=...]" for an
-                               ///< optional value, given only as --name=value
+                               ///< optional value, given only as `--name=value`
     std::string_view help;
     Result<void> (*parse)(std::string_view opt, std::string_view value, Options& out);
 };

@@ -7,7 +7,7 @@
 ///   - a SOCK_SEQPACKET listening socket, `<runtime dir>/dpdk_telemetry.v2`
 ///     (":1", ":2", ... appended for the second, third process of a
 ///     prefix), where the runtime directory is DPDK's for the EAL's
-///     --file-prefix: dpdk_runtime_dir();
+///     `--file-prefix`: dpdk_runtime_dir();
 ///   - on connect, the server sends a hello:
 ///       {"version":"vfiokit 0.1.0","pid":1234,"max_output_len":65536}
 ///   - then each message the client sends is one command, "/path" or

@@ -26,7 +26,7 @@ enum class Type1 {
     v2,         ///< VFIO_TYPE1v2_IOMMU only
     v1,         ///< VFIO_TYPE1_IOMMU only (legacy unmap semantics)
 };
-/// "auto", "v2" or "v1", as --vfio-type1 writes them.
+/// "auto", "v2" or "v1", as `--vfio-type1` writes them.
 [[nodiscard]] std::string_view to_string(Type1 t);
 
 /// One way a test runs a mode, named as lab steps and test names carry it:

@@ -107,9 +107,9 @@ struct HandoverAccess;
 /// How the VFIO front end picks its mode.
 struct Options {
     /// nullopt: automatic (cdev where the kernel offers it, else group, else
-    /// no-IOMMU). Set by --vfio-mode or VFIOKIT_VFIO_MODE.
+    /// no-IOMMU). Set by `--vfio-mode` or VFIOKIT_VFIO_MODE.
     std::optional<Mode> mode;
-    /// group and compat: type1 flavour (--vfio-type1=auto|v2|v1).
+    /// group and compat: type1 flavour (`--vfio-type1=auto|v2|v1`).
     Type1 type1 = Type1::automatic;
     /// Where sysfs and /dev are read for device facts (tests; "" = /).
     std::string sysroot;
@@ -117,7 +117,7 @@ struct Options {
 
 /// Parses a mode name: auto|cdev|group|compat|noiommu. "auto" gives nullopt.
 [[nodiscard]] Result<std::optional<Mode>> parse_mode(std::string_view s);
-/// Parses a --vfio-type1 value: auto|v2|v1.
+/// Parses a `--vfio-type1` value: auto|v2|v1.
 [[nodiscard]] Result<Type1> parse_type1(std::string_view s);
 /// Applies VFIOKIT_VFIO_MODE and VFIOKIT_VFIO_TYPE1 from the environment
 /// (options given on the command line win: call this first).
@@ -222,6 +222,8 @@ private:
     std::shared_ptr<DeviceHandle> handle_;
 };
 
+/// One IO address space and its devices, with vfiokit's DMA semantics and
+/// IOVA policy (see the file's description).
 /// Thread-safety: every method takes Vfio::control_lock() (see the top).
 class Container {
 public:
@@ -420,6 +422,8 @@ private:
     std::map<std::uint64_t, PeerBar> bars_;
 };
 
+/// The VFIO subsystem of one process: its mode, containers and devices (see
+/// the file's description).
 /// Thread-safety: every public method takes control_lock() (see the top).
 class Vfio {
 public:
@@ -431,7 +435,7 @@ public:
 
     /// get_mode(): the mode every container of this process uses.
     [[nodiscard]] Mode mode() const { return mode_; }
-    /// Why this mode: "forced by --vfio-mode" or the automatic reasoning.
+    /// Why this mode: "forced by `--vfio-mode`" or the automatic reasoning.
     [[nodiscard]] const std::string& mode_reason() const { return mode_reason_; }
     [[nodiscard]] Type1 type1() const { return options_.type1; }
 
