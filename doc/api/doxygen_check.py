@@ -50,8 +50,12 @@ def main(argv):
     doxyfile = out / 'Doxyfile'
     doxyfile.write_text(text)
 
-    proc = subprocess.run([doxygen, str(doxyfile)], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    try:
+        proc = subprocess.run([doxygen, str(doxyfile)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    except OSError as e:
+        print('cannot run %s: %s; install Debian\'s doxygen (devtools/bootstrap.sh)' % (doxygen, e))
+        return 1
     fatal, tolerated, other = [], [], []
     last = other
     for line in proc.stdout.splitlines():
