@@ -1,41 +1,44 @@
-// The environment abstraction layer of one process: options, VFIO, memory.
-//
-//   int first_app_arg;
-//   auto eal = vfiokit::eal::Eal::init(argc, argv, &first_app_arg);
-//   if (!eal) { fprintf(stderr, "%s\n", eal.error().message().c_str()); return 1; }
-//   void* buf = *(*eal)->heap().alloc(4096);          // DMA-able, mapped
-//   uint64_t iova = *(*eal)->virt2iova(buf);
-//
-// init() picks the VFIO mode and opens the default container, reserves the
-// memory window, connects memory events to the default container (every
-// segment is mapped for DMA as it is added, unmapped before it goes), and
-// reserves the start-up memory (-m or --socket-mem). The IOVA mode follows
-// the VFIO mode unless forced: va where an IOMMU translates, pa without one.
-// Then it scans the buses linked into the program and probes their
-// registered drivers on the devices -a/-b select (vfiokit/eal/bus.hpp).
-// A failure at any step undoes the earlier ones.
-//
-// Multi-process (doc/multiprocess.md), with --proc-type / --file-prefix:
-// a primary also takes the prefix's runtime directory and lock and serves
-// its memory and VFIO state to secondaries; a secondary maps the primary's
-// memory at the same addresses and adopts its VFIO containers and devices
-// (fds over the channel), so it can DMA through the primary's devices. A
-// secondary cannot add memory (Heap::alloc beyond attached memory fails),
-// and probes no bus: it drives the primary's devices.
-//
-// Concurrency model (thread-safety). The control path is serialized by one EAL lock,
-// vfio().control_lock(), a recursive mutex: every Vfio and Container method
-// (assign/release, map/unmap, containers), memory growth (Memory::add and
-// remove, Heap alloc/free, heap()), and the multi-process server's handlers
-// (eal.memory, eal.vfio, eal.info) take it, and the fds sent to
-// secondaries are dup'ed under it. So any thread may grow the heap or
-// assign devices while secondaries attach. The data path takes no lock:
-// virt2iova() (an atomic table read), BAR access, and ObjectPools (one per
-// lcore, or locked by their user). Eal::init and the destructor run alone.
-//
-// Lcores (-l, -c, --lcores, --main-lcore; vfiokit/eal/lcore.hpp): init()
-// pins the calling thread, which becomes the main lcore, and starts a
-// pinned worker thread per other lcore, in primaries and secondaries alike.
+/// \file
+/// The environment abstraction layer of one process: options, VFIO, memory.
+///
+/// \code
+///   int first_app_arg;
+///   auto eal = vfiokit::eal::Eal::init(argc, argv, &first_app_arg);
+///   if (!eal) { fprintf(stderr, "%s\n", eal.error().message().c_str()); return 1; }
+///   void* buf = *(*eal)->heap().alloc(4096);          // DMA-able, mapped
+///   uint64_t iova = *(*eal)->virt2iova(buf);
+/// \endcode
+///
+/// init() picks the VFIO mode and opens the default container, reserves the
+/// memory window, connects memory events to the default container (every
+/// segment is mapped for DMA as it is added, unmapped before it goes), and
+/// reserves the start-up memory (-m or `--socket-mem`). The IOVA mode follows
+/// the VFIO mode unless forced: va where an IOMMU translates, pa without one.
+/// Then it scans the buses linked into the program and probes their
+/// registered drivers on the devices -a/-b select (vfiokit/eal/bus.hpp).
+/// A failure at any step undoes the earlier ones.
+///
+/// Multi-process (doc/multiprocess.md), with `--proc-type` / `--file-prefix`:
+/// a primary also takes the prefix's runtime directory and lock and serves
+/// its memory and VFIO state to secondaries; a secondary maps the primary's
+/// memory at the same addresses and adopts its VFIO containers and devices
+/// (fds over the channel), so it can DMA through the primary's devices. A
+/// secondary cannot add memory (Heap::alloc beyond attached memory fails),
+/// and probes no bus: it drives the primary's devices.
+///
+/// Concurrency model (thread-safety). The control path is serialized by one EAL lock,
+/// vfio().control_lock(), a recursive mutex: every Vfio and Container method
+/// (assign/release, map/unmap, containers), memory growth (Memory::add and
+/// remove, Heap alloc/free, heap()), and the multi-process server's handlers
+/// (eal.memory, eal.vfio, eal.info) take it, and the fds sent to
+/// secondaries are dup'ed under it. So any thread may grow the heap or
+/// assign devices while secondaries attach. The data path takes no lock:
+/// virt2iova() (an atomic table read), BAR access, and ObjectPools (one per
+/// lcore, or locked by their user). Eal::init and the destructor run alone.
+///
+/// Lcores (-l, -c, `--lcores`, `--main-lcore`; vfiokit/eal/lcore.hpp): init()
+/// pins the calling thread, which becomes the main lcore, and starts a
+/// pinned worker thread per other lcore, in primaries and secondaries alike.
 #pragma once
 
 #include <functional>
@@ -65,6 +68,8 @@ class Board;
 class Subscription;
 }  // namespace hotplug
 
+/// The EAL of one process: made by init(), it owns the VFIO front end, memory,
+/// heaps, lcores, probed buses and services, and undoes them all when destroyed.
 class Eal {
 public:
     [[nodiscard]] static Result<std::unique_ptr<Eal>> init(int argc, const char* const* argv,
@@ -72,104 +77,104 @@ public:
     [[nodiscard]] static Result<std::unique_ptr<Eal>> init(const Options& o);
     ~Eal();
     Eal(const Eal&) = delete;
-    // The process's EAL from the moment its drivers are probed until it is
-    // destroyed; nullptr otherwise. One EAL per process (as in DPDK):
-    // a second init() while one lives fails with EBUSY. For libraries that
-    // need EAL memory without being handed an Eal (mbuf pools by name,
-    // ethdev rings).
+    /// The process's EAL from the moment its drivers are probed until it is
+    /// destroyed; nullptr otherwise. One EAL per process (as in DPDK):
+    /// a second init() while one lives fails with EBUSY. For libraries that
+    /// need EAL memory without being handed an Eal (mbuf pools by name,
+    /// ethdev rings).
     [[nodiscard]] static Eal* current();
     Eal& operator=(const Eal&) = delete;
 
     [[nodiscard]] const Options& options() const { return opts_; }
-    // The lcores of -l/-c/--lcores: the thread that called init() is the
-    // main lcore; the workers wait for launch(). Stop what runs on them
-    // before destroying the Eal: its destructor waits for them first.
+    /// The lcores of -l/-c/`--lcores`: the thread that called init() is the
+    /// main lcore; the workers wait for launch(). Stop what runs on them
+    /// before destroying the Eal: its destructor waits for them first.
     [[nodiscard]] Lcores& lcores() const { return *lcores_; }
     [[nodiscard]] vfio::Vfio& vfio() const { return *vfio_; }
     [[nodiscard]] Memory& memory() const { return *memory_; }
     [[nodiscard]] IovaMode iova_mode() const { return memory_->iova_mode(); }
-    // The heap of a NUMA node (-1: no placement), created on first use.
+    /// The heap of a NUMA node (-1: no placement), created on first use.
     [[nodiscard]] Heap& heap(int node = -1);
-    // The heaps created so far, by node (for tools: telemetry's /heap/info).
+    /// The heaps created so far, by node (for tools: telemetry's /heap/info).
     [[nodiscard]] std::vector<const Heap*> heaps() const;
     [[nodiscard]] std::optional<std::uint64_t> virt2iova(const void* p) const {
         return memory_->virt2iova(p);
     }
-    // What the buses did with each device they looked at (probed, or why
-    // not). Find a driver's instance through the driver:
-    // my_driver().find(addr).
+    /// What the buses did with each device they looked at (probed, or why
+    /// not). Find a driver's instance through the driver:
+    /// my_driver().find(addr).
     [[nodiscard]] std::vector<DeviceReport> device_report() const;
 
-    // Hot-unplug (DPDK's RTE_ETH_EVENT_INTR_RMV and rte_dev_remove). When a
-    // device is unplugged or unbound from vfio-pci, the kernel asks for it
-    // back through the device's request interrupt and waits (repeating the
-    // request every 10 s) until the process closes the device; the
-    // device's BARs stay mapped meanwhile, so bursts still run safely.
-    //
-    // removal_requests() lists the devices the kernel asked for, until they
-    // are removed; it polls each device's request eventfd without blocking
-    // (one read per probed device), and logs each new request once
-    // (component eal), naming the device and its driver. Call it from the control
-    // loop (testpmd does, with its stats).
+    /// Hot-unplug (DPDK's RTE_ETH_EVENT_INTR_RMV and rte_dev_remove). When a
+    /// device is unplugged or unbound from vfio-pci, the kernel asks for it
+    /// back through the device's request interrupt and waits (repeating the
+    /// request every 10 s) until the process closes the device; the
+    /// device's BARs stay mapped meanwhile, so bursts still run safely.
+    ///
+    /// removal_requests() lists the devices the kernel asked for, until they
+    /// are removed; it polls each device's request eventfd without blocking
+    /// (one read per probed device), and logs each new request once
+    /// (component eal), naming the device and its driver. Call it from the control
+    /// loop (testpmd does, with its stats).
     [[nodiscard]] std::vector<RemovalRequest> removal_requests();
-    // Gives a device back: the driver's remove (an ethdev port is stopped,
-    // its queues released with every mbuf they held back to its pool, the
-    // port id freed, BARs unmapped, interrupts disabled), then the VFIO
-    // release (device fd closed; the group fd or cdev binding too with its
-    // last device), after which the kernel completes the unplug. Stop
-    // every lcore's bursts on the device's ports first: a burst running
-    // inside the driver while its queues are released is the caller's race
-    // (as in DPDK); bursts after remove_device() return 0 (idle functions).
-    // ENODEV when no bus probed the device. Control path: under the EAL
-    // lock.
+    /// Gives a device back: the driver's remove (an ethdev port is stopped,
+    /// its queues released with every mbuf they held back to its pool, the
+    /// port id freed, BARs unmapped, interrupts disabled), then the VFIO
+    /// release (device fd closed; the group fd or cdev binding too with its
+    /// last device), after which the kernel completes the unplug. Stop
+    /// every lcore's bursts on the device's ports first: a burst running
+    /// inside the driver while its queues are released is the caller's race
+    /// (as in DPDK); bursts after remove_device() return 0 (idle functions).
+    /// ENODEV when no bus probed the device. Control path: under the EAL
+    /// lock.
     [[nodiscard]] Result<void> remove_device(PciAddress a);
 
-    // Device events in DPDK's style (vfiokit/eal/device_event.hpp says
-    // where each comes from and why they are polled). The order of a
-    // hot-unplug, each step's time in DeviceEvent::seen:
-    //   remove  (poll_device_events: the kernel's request)
-    //   -> the application stops the device's ports and calls
-    //      remove_device(): secondaries that monitor events release their
-    //      copies first, then the driver's remove, then the VFIO release
-    //   -> removed (a later poll: the kernel's "remove" uevent, with the
-    //      device monitor started).
-    //
-    // Reads every event source without blocking: the request eventfds of
-    // the probed devices (always) and, once start_device_monitor() ran, the
-    // kernel's uevents (add, removed); in a secondary that started its
-    // monitor, the primary's removals of devices it holds. Calls each
-    // registered callback with each new event, in order, on this thread,
-    // without the EAL lock held (a callback may call remove_device or
-    // probe_device), then returns the events. A remove is reported once per
-    // request; the stderr line of removal_requests() is printed for it too.
-    // Fails only when the uevent socket fails (the events read before are
-    // lost with it: the kernel dropped messages, ENOBUFS).
+    /// Device events in DPDK's style (vfiokit/eal/device_event.hpp says
+    /// where each comes from and why they are polled). The order of a
+    /// hot-unplug, each step's time in DeviceEvent::seen:
+    ///   remove  (poll_device_events: the kernel's request)
+    ///   -> the application stops the device's ports and calls
+    ///      remove_device(): secondaries that monitor events release their
+    ///      copies first, then the driver's remove, then the VFIO release
+    ///   -> removed (a later poll: the kernel's "remove" uevent, with the
+    ///      device monitor started).
+    ///
+    /// Reads every event source without blocking: the request eventfds of
+    /// the probed devices (always) and, once start_device_monitor() ran, the
+    /// kernel's uevents (add, removed); in a secondary that started its
+    /// monitor, the primary's removals of devices it holds. Calls each
+    /// registered callback with each new event, in order, on this thread,
+    /// without the EAL lock held (a callback may call remove_device or
+    /// probe_device), then returns the events. A remove is reported once per
+    /// request; the stderr line of removal_requests() is printed for it too.
+    /// Fails only when the uevent socket fails (the events read before are
+    /// lost with it: the kernel dropped messages, ENOBUFS).
     [[nodiscard]] Result<std::vector<DeviceEvent>> poll_device_events();
-    // DPDK's rte_dev_event_callback_register/unregister: ids are never
-    // reused; unregistering inside a callback is allowed (it takes effect
-    // at the next event).
+    /// DPDK's rte_dev_event_callback_register/unregister: ids are never
+    /// reused; unregistering inside a callback is allowed (it takes effect
+    /// at the next event).
     using DeviceEventCallback = std::function<void(const DeviceEvent&)>;
     int add_device_event_callback(DeviceEventCallback cb);
     bool remove_device_event_callback(int id);
-    // DPDK's rte_dev_event_monitor_start/stop: opens (closes) the uevent
-    // socket. In a secondary, also subscribes to the primary's removals
-    // (hotplug.hpp); that subscription lasts until the process exits (the
-    // primary keeps asking it first, and waits for its answer). Starting
-    // twice is a no-op.
+    /// DPDK's rte_dev_event_monitor_start/stop: opens (closes) the uevent
+    /// socket. In a secondary, also subscribes to the primary's removals
+    /// (hotplug.hpp); that subscription lasts until the process exits (the
+    /// primary keeps asking it first, and waits for its answer). Starting
+    /// twice is a no-op.
     [[nodiscard]] Result<void> start_device_monitor();
     void stop_device_monitor();
     [[nodiscard]] bool device_monitor_running() const { return monitor_.has_value(); }
 
-    // DPDK's rte_dev_probe: probes one device after init (one that was
-    // hot-added, say) with the registered driver, through the bus's probe
-    // path. `devargs` is -a's syntax ("0000:02:00.0,dma_mask=0xffffffff").
-    // The EAL never binds a device to vfio-pci by itself (nor does DPDK):
-    // `bind_vfio` asks it to, through driver_override (the override stays
-    // on the device). `container`: assign it to this container instead of
-    // the default one (it must be this EAL's). Fails with the reason when
-    // the device is not probed (no driver, on a kernel driver, refused by
-    // its driver, probed already: EEXIST). Primary only (ENOTSUP in a
-    // secondary: it adopts what the primary probed). Under the EAL lock.
+    /// DPDK's rte_dev_probe: probes one device after init (one that was
+    /// hot-added, say) with the registered driver, through the bus's probe
+    /// path. `devargs` is -a's syntax ("0000:02:00.0,dma_mask=0xffffffff").
+    /// The EAL never binds a device to vfio-pci by itself (nor does DPDK):
+    /// `bind_vfio` asks it to, through driver_override (the override stays
+    /// on the device). `container`: assign it to this container instead of
+    /// the default one (it must be this EAL's). Fails with the reason when
+    /// the device is not probed (no driver, on a kernel driver, refused by
+    /// its driver, probed already: EEXIST). Primary only (ENOTSUP in a
+    /// secondary: it adopts what the primary probed). Under the EAL lock.
     struct ProbeOptions {
         vfio::Container* container = nullptr;
         bool bind_vfio = false;
@@ -180,11 +185,11 @@ public:
         return probe_device(devargs, ProbeOptions{});
     }
 
-    // primary (also for a single process) or secondary.
+    /// primary (also for a single process) or secondary.
     [[nodiscard]] ProcType proc_type() const { return role_.type; }
-    // Secondary: the channel to the primary (primary_alive(), watch()).
+    /// Secondary: the channel to the primary (primary_alive(), watch()).
     [[nodiscard]] mp::Client* primary() const { return client_.get(); }
-    // Primary with multi-process: the channel's server (stats).
+    /// Primary with multi-process: the channel's server (stats).
     [[nodiscard]] mp::Server* server() const { return server_.get(); }
 
 private:

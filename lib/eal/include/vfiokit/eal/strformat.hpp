@@ -1,17 +1,20 @@
-// strformat: the subset of std::format that messages and tool output use,
-// for compilers whose standard library has no <format> (GCC 12, Debian
-// 12's). Same pattern syntax, so a later move to std::format is a rename:
-//
-//   strformat("port {} ({}): ring {:<6}|{:>4}|{:#x}|{:02x}", 0, name, 512, 7, 255, 10)
-//
-// Replacement fields: {} or {:SPEC}, SPEC = [<|>][#][0][WIDTH][x]. Numbers
-// are right-aligned by default, text left-aligned; '#' adds 0x to hex; '0'
-// pads numbers with zeros. Arguments: integers (8-bit ones as numbers, as
-// std::format), bool, text (std::string, string_view, C strings),
-// pointers (hex). "{{" and "}}" are literal braces. A pattern with more
-// fields than arguments prints the extra fields as "{?}" (no exception:
-// this formats error messages).
-// Thread-safety: pure functions.
+/// \file
+/// strformat: the subset of std::format that messages and tool output use,
+/// for compilers whose standard library has no `<format>` (GCC 12, Debian
+/// 12's). Same pattern syntax, so a later move to std::format is a rename:
+///
+/// \verbatim
+///   strformat("port {} ({}): ring {:<6}|{:>4}|{:#x}|{:02x}", 0, name, 512, 7, 255, 10)
+/// \endverbatim
+///
+/// Replacement fields: {} or {:SPEC}, SPEC = `[<|>][#][0][WIDTH][x]`. Numbers
+/// are right-aligned by default, text left-aligned; '#' adds 0x to hex; '0'
+/// pads numbers with zeros. Arguments: integers (8-bit ones as numbers, as
+/// std::format), bool, text (std::string, string_view, C strings),
+/// pointers (hex). "{{" and "}}" are literal braces. A pattern with more
+/// fields than arguments prints the extra fields as "{?}" (no exception:
+/// this formats error messages).
+/// Thread-safety: pure functions.
 #pragma once
 
 #include <cstdint>
@@ -161,6 +164,8 @@ inline std::string vstrformat(std::string_view pat, const FmtArg* args, std::siz
 
 }  // namespace detail
 
+/// Formats `args` into `pattern`, whose syntax the file's description
+/// gives; fields beyond the arguments print as "{?}".
 template <class... A>
 [[nodiscard]] std::string strformat(std::string_view pattern, const A&... args) {
     if constexpr (sizeof...(A) == 0) {

@@ -1,23 +1,26 @@
-// The values telemetry replies carry, and their JSON text.
-//
-// What DPDK's telemetry library lets a command return (rte_tel_data:
-// strings, signed and unsigned integers, arrays, objects whose keys keep
-// their insertion order) plus null and booleans, written as compact JSON
-// the way DPDK's server writes it ({"ipackets":0,...}), so that DPDK's
-// clients read vfiokit's replies unchanged.
-//
-//   Json d = Json::object();
-//   d.set("ipackets", std::uint64_t{12}).set("mac_addr", "52:54:00:12:34:56");
-//   Json q = Json::array();
-//   q.push(1).push(2);
-//   d.set("q_ipackets", std::move(q));
-//   d.dump();  // {"ipackets":12,"mac_addr":"52:54:00:12:34:56","q_ipackets":[1,2]}
-//
-// Strings are bytes: '"', '\\' and control characters are escaped, and so
-// is every byte above 0x7e (as \u00XX), so the text is ASCII whatever a
-// string held and a client decoding it as UTF-8 never fails.
-//
-// Thread-safety: a value; distinct objects on distinct threads.
+/// \file
+/// The values telemetry replies carry, and their JSON text.
+///
+/// What DPDK's telemetry library lets a command return (rte_tel_data:
+/// strings, signed and unsigned integers, arrays, objects whose keys keep
+/// their insertion order) plus null and booleans, written as compact JSON
+/// the way DPDK's server writes it ({"ipackets":0,...}), so that DPDK's
+/// clients read vfiokit's replies unchanged.
+///
+/// \code
+///   Json d = Json::object();
+///   d.set("ipackets", std::uint64_t{12}).set("mac_addr", "52:54:00:12:34:56");
+///   Json q = Json::array();
+///   q.push(1).push(2);
+///   d.set("q_ipackets", std::move(q));
+///   d.dump();  // {"ipackets":12,"mac_addr":"52:54:00:12:34:56","q_ipackets":[1,2]}
+/// \endcode
+///
+/// Strings are bytes: '"', '\\' and control characters are escaped, and so
+/// is every byte above 0x7e (as `\u00XX`), so the text is ASCII whatever a
+/// string held and a client decoding it as UTF-8 never fails.
+///
+/// Thread-safety: a value; distinct objects on distinct threads.
 #pragma once
 
 #include <concepts>
@@ -30,13 +33,15 @@
 
 namespace vfiokit::telemetry {
 
+/// A JSON value: null, bool, integer, string, array or object (members in
+/// insertion order); see the file's description.
 class Json {
 public:
     struct Member;
     using Array = std::vector<Json>;
     using Object = std::vector<Member>;
 
-    Json() = default;  // null
+    Json() = default;  ///< null
     Json(bool b) : v_(b) {}
     template <std::signed_integral T>
         requires(!std::same_as<T, bool> && !std::same_as<T, char>)
@@ -51,19 +56,19 @@ public:
     [[nodiscard]] static Json array() { return Json(Array{}); }
     [[nodiscard]] static Json object() { return Json(Object{}); }
 
-    // Object: appends key (a key given twice appears twice: callers give
-    // each once). Array: appends. Calling either on another kind first
-    // makes the value that kind (an empty one).
+    /// Object: appends key (a key given twice appears twice: callers give
+    /// each once). Array: appends. Calling either on another kind first
+    /// makes the value that kind (an empty one).
     Json& set(std::string key, Json value);
     Json& push(Json value);
 
     [[nodiscard]] bool is_null() const { return std::holds_alternative<std::monostate>(v_); }
     [[nodiscard]] bool is_object() const { return std::holds_alternative<Object>(v_); }
     [[nodiscard]] bool is_array() const { return std::holds_alternative<Array>(v_); }
-    // Array elements or object members (0 for the other kinds).
+    /// Array elements or object members (0 for the other kinds).
     [[nodiscard]] std::size_t size() const;
 
-    // Compact JSON text.
+    /// Compact JSON text.
     [[nodiscard]] std::string dump() const;
     void dump_to(std::string& out) const;
 
@@ -73,17 +78,18 @@ private:
     std::variant<std::monostate, bool, std::int64_t, std::uint64_t, std::string, Array, Object> v_;
 };
 
+/// One member of a JSON object.
 struct Json::Member {
     std::string key;
     Json value;
 };
 
-// `s` as a JSON string literal, quotes included (see the escaping above).
+/// `s` as a JSON string literal, quotes included (see the escaping above).
 void append_json_string(std::string& out, std::string_view s);
 
-// "0x1f": how DPDK's telemetry writes flags and offload masks
-// (rte_tel_data_add_dict_uint_hex), and how vfiokit writes addresses
-// (numbers above 2^53 lose precision in JSON readers that use doubles).
+/// "0x1f": how DPDK's telemetry writes flags and offload masks
+/// (rte_tel_data_add_dict_uint_hex), and how vfiokit writes addresses
+/// (numbers above 2^53 lose precision in JSON readers that use doubles).
 [[nodiscard]] Json hex_json(std::uint64_t v);
 
 }  // namespace vfiokit::telemetry

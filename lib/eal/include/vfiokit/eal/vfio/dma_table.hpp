@@ -1,13 +1,14 @@
-// The DMA mapping table of one container, and its IOVA allocator.
-//
-// Pure bookkeeping, no kernel: the container consults it before asking the
-// backend, so every mode gets the same overlap, partial-unmap and lookup
-// semantics (see vfio.hpp). Ordered by IOVA: lookup, overlap check, insert
-// and erase are O(log n); there is no size limit. find_free() walks gaps and
-// is O(n) in the mappings it skips.
-//
-// Thread-safety: none of its own; its Container guards it with the EAL lock
-// (Vfio::control_lock()).
+/// \file
+/// The DMA mapping table of one container, and its IOVA allocator.
+///
+/// Pure bookkeeping, no kernel: the container consults it before asking the
+/// backend, so every mode gets the same overlap, partial-unmap and lookup
+/// semantics (see vfio.hpp). Ordered by IOVA: lookup, overlap check, insert
+/// and erase are O(log n); there is no size limit. find_free() walks gaps and
+/// is O(n) in the mappings it skips.
+///
+/// Thread-safety: none of its own; its Container guards it with the EAL lock
+/// (Vfio::control_lock()).
 #pragma once
 
 #include <cstdint>
@@ -20,31 +21,32 @@
 
 namespace vfiokit::vfio {
 
+/// The mappings of one container by IOVA, and a finder of free IOVA ranges.
 class DmaTable {
 public:
-    // EEXIST, naming the mapping, when [iova, iova+len) overlaps one.
+    /// EEXIST, naming the mapping, when [iova, iova+len) overlaps one.
     [[nodiscard]] Result<void> check_free(std::uint64_t iova, std::uint64_t len) const;
-    // Precondition: check_free() passed.
+    /// Precondition: check_free() passed.
     void insert(const DmaMapping& m);
 
-    // The whole mappings that make up the unmap request [iova, iova+len):
-    // EINVAL when the range cuts through a mapping (naming it), ENOENT when
-    // it holds none.
+    /// The whole mappings that make up the unmap request [iova, iova+len):
+    /// EINVAL when the range cuts through a mapping (naming it), ENOENT when
+    /// it holds none.
     [[nodiscard]] Result<std::vector<DmaMapping>> whole_mappings_in(std::uint64_t iova,
                                                                     std::uint64_t len) const;
     void erase(const std::vector<DmaMapping>& ms);
     void clear() { by_iova_.clear(); }
 
-    // The mapping containing `iova`.
+    /// The mapping containing `iova`.
     [[nodiscard]] std::optional<DmaMapping> lookup(std::uint64_t iova) const;
     [[nodiscard]] std::size_t size() const { return by_iova_.size(); }
     [[nodiscard]] std::vector<DmaMapping> all() const;
     [[nodiscard]] std::uint64_t bytes() const;
 
-    // Lowest IOVA where `len` bytes, aligned to `align` (a power of two),
-    // fit inside one of `ranges` without touching a mapping, ending at or
-    // below `limit` (inclusive) and starting at or above `floor`. ENOSPC
-    // when there is none.
+    /// Lowest IOVA where `len` bytes, aligned to `align` (a power of two),
+    /// fit inside one of `ranges` without touching a mapping, ending at or
+    /// below `limit` (inclusive) and starting at or above `floor`. ENOSPC
+    /// when there is none.
     [[nodiscard]] Result<std::uint64_t> find_free(const std::vector<IovaRange>& ranges,
                                                   std::uint64_t len, std::uint64_t align,
                                                   std::uint64_t limit,

@@ -1,15 +1,16 @@
-// The syscall seam of the VFIO control path, and owners built on it.
-//
-// Every open/close/ioctl/mmap/munmap/eventfd/pread/pwrite/readlink the VFIO
-// code issues goes through the process-wide Syscalls object (sys()). The
-// default forwards to the kernel. A test installs a FaultInjector, which
-// forwards too but can make the Nth call of a kind (optionally: of one ioctl
-// request) fail with a chosen errno. This works on the real kernel, so a
-// lab test can fail, say, the 3rd ioctl of assign_device and then check that
-// nothing was left behind.
-//
-// Thread-safety: set_syscalls() is for test setup, not for use while other
-// threads issue calls. The FaultInjector's counters are not thread-safe.
+/// \file
+/// The syscall seam of the VFIO control path, and owners built on it.
+///
+/// Every open/close/ioctl/mmap/munmap/eventfd/pread/pwrite/readlink the VFIO
+/// code issues goes through the process-wide Syscalls object (sys()). The
+/// default forwards to the kernel. A test installs a FaultInjector, which
+/// forwards too but can make the Nth call of a kind (optionally: of one ioctl
+/// request) fail with a chosen errno. This works on the real kernel, so a
+/// lab test can fail, say, the 3rd ioctl of assign_device and then check that
+/// nothing was left behind.
+///
+/// Thread-safety: set_syscalls() is for test setup, not for use while other
+/// threads issue calls. The FaultInjector's counters are not thread-safe.
 #pragma once
 
 #include <sys/types.h>
@@ -26,10 +27,12 @@
 
 namespace vfiokit::vfio {
 
+/// The calls the seam (Syscalls) makes, for fault injection and messages.
 enum class Call { open, close, ioctl, mmap, munmap, eventfd, pread, pwrite, readlink };
+/// The call's name: "open", "ioctl", ...
 [[nodiscard]] std::string_view to_string(Call c);
 
-// Raw calls with the kernel's conventions: -1 (MAP_FAILED for mmap) and errno.
+/// Raw calls with the kernel's conventions: -1 (MAP_FAILED for mmap) and errno.
 class Syscalls {
 public:
     virtual ~Syscalls() = default;
@@ -44,27 +47,27 @@ public:
     virtual ssize_t readlink(const char* path, char* buf, std::size_t len) = 0;
 };
 
-// The kernel.
+/// The kernel.
 Syscalls& real_syscalls();
-// The seam in use. Defaults to real_syscalls().
+/// The seam in use. Defaults to real_syscalls().
 Syscalls& sys();
-// Installs `s` (nullptr: back to the kernel). Returns the previous one.
+/// Installs `s` (nullptr: back to the kernel). Returns the previous one.
 Syscalls* set_syscalls(Syscalls* s);
 
-// Forwards to another Syscalls (the kernel by default) and injects faults.
+/// Forwards to another Syscalls (the kernel by default) and injects faults.
 class FaultInjector : public Syscalls {
 public:
     explicit FaultInjector(Syscalls& next = real_syscalls()) : next_(next) {}
 
-    // Make the nth (1-based, counted from now) call of `kind` fail with
-    // `err`. With `request`, only ioctls with that request number count.
-    // The failing call is not forwarded to the kernel.
+    /// Make the nth (1-based, counted from now) call of `kind` fail with
+    /// `err`. With `request`, only ioctls with that request number count.
+    /// The failing call is not forwarded to the kernel.
     void fail_nth(Call kind, unsigned n, int err, std::optional<unsigned long> request = {});
-    // Forget the planned fault and reset the counters.
+    /// Forget the planned fault and reset the counters.
     void reset();
-    // Calls of `kind` (and `request`) seen since the last reset, failed or not.
+    /// Calls of `kind` (and `request`) seen since the last reset, failed or not.
     [[nodiscard]] unsigned count(Call kind, std::optional<unsigned long> request = {}) const;
-    // Whether the planned fault has fired.
+    /// Whether the planned fault has fired.
     [[nodiscard]] bool fired() const { return fired_; }
 
     int open(const char* path, int flags) override;
@@ -94,7 +97,7 @@ private:
     bool fired_ = false;
 };
 
-// Installs a Syscalls for the lifetime of the guard.
+/// Installs a Syscalls for the lifetime of the guard.
 class ScopedSyscalls {
 public:
     explicit ScopedSyscalls(Syscalls& s) : prev_(set_syscalls(&s)) {}
@@ -106,7 +109,7 @@ private:
     Syscalls* prev_;
 };
 
-// Move-only owner of a file descriptor; closes it through the seam.
+/// Move-only owner of a file descriptor; closes it through the seam.
 class Fd {
 public:
     Fd() = default;
@@ -126,7 +129,7 @@ public:
     [[nodiscard]] int get() const { return fd_; }
     [[nodiscard]] bool valid() const { return fd_ >= 0; }
     explicit operator bool() const { return valid(); }
-    // Gives up ownership without closing.
+    /// Gives up ownership without closing.
     [[nodiscard]] int release() { return std::exchange(fd_, -1); }
     void reset();
 
@@ -134,14 +137,16 @@ private:
     int fd_ = -1;
 };
 
-// Result-returning wrappers: the one place where control-path errors are
-// made. `what` names the ioctl for messages ("VFIO_GROUP_GET_STATUS").
+///@{
+/// Result-returning wrappers: the one place where control-path errors are
+/// made. `what` names the ioctl for messages ("VFIO_GROUP_GET_STATUS").
 [[nodiscard]] Result<Fd> open_fd(const std::string& path, int flags);
 [[nodiscard]] Result<int> do_ioctl(int fd, unsigned long request, void* arg, std::string_view what);
 [[nodiscard]] Result<Fd> ioctl_fd(int fd, unsigned long request, void* arg, std::string_view what);
 [[nodiscard]] Result<std::string> read_link(const std::string& path);
+///@}
 
-// Move-only owner of an mmap()ed range; unmaps through the seam.
+/// Move-only owner of an mmap()ed range; unmaps through the seam.
 class Mapping {
 public:
     Mapping() = default;
@@ -169,6 +174,8 @@ private:
     std::size_t len_ = 0;
 };
 
+/// mmap() through the seam, as a Mapping; `what` names the mapping in the
+/// error.
 [[nodiscard]] Result<Mapping> map_memory(void* addr, std::size_t len, int prot, int flags, int fd,
                                          off_t off, std::string_view what);
 

@@ -1,24 +1,25 @@
-// A mapped BAR: owner of its mmap()ed parts, with typed register access.
-//
-// read<T>/write<T> (T = uint8/16/32/64_t) go straight to the mapping when
-// the offset lies in a mapped part, and through the device's region
-// read/write operation otherwise (unmapped parts, I/O port BARs). MMIO
-// accesses are single volatile loads/stores of exactly sizeof(T) bytes;
-// write<T> is ordered after earlier memory writes (a release fence before
-// the store), so a driver that fills a DMA buffer and then writes a
-// doorbell needs nothing more; read<T> is ordered before later memory
-// reads (an acquire fence after the load).
-//
-// Ownership: move-only; destroying it unmaps. It owns its mappings, which
-// stay valid until then, and holds a shared handle to the device's
-// operations (device_ops.hpp) for the rest. If the device is released
-// first, the mapped parts still work (the mapping keeps the kernel's device
-// open until the Bar goes), and everything else fails with ENODEV "device
-// <BDF> was released" without reaching the kernel.
-//
-// Thread-safety: accesses from several threads are as safe as the device's
-// registers make them; the Bar itself is not changed by them. Moving or
-// destroying a Bar while another thread uses it is not.
+/// \file
+/// A mapped BAR: owner of its mmap()ed parts, with typed register access.
+///
+/// `read<T>`/`write<T>` (T = uint8/16/32/64_t) go straight to the mapping when
+/// the offset lies in a mapped part, and through the device's region
+/// read/write operation otherwise (unmapped parts, I/O port BARs). MMIO
+/// accesses are single volatile loads/stores of exactly sizeof(T) bytes;
+/// `write<T>` is ordered after earlier memory writes (a release fence before
+/// the store), so a driver that fills a DMA buffer and then writes a
+/// doorbell needs nothing more; `read<T>` is ordered before later memory
+/// reads (an acquire fence after the load).
+///
+/// Ownership: move-only; destroying it unmaps. It owns its mappings, which
+/// stay valid until then, and holds a shared handle to the device's
+/// operations (device_ops.hpp) for the rest. If the device is released
+/// first, the mapped parts still work (the mapping keeps the kernel's device
+/// open until the Bar goes), and everything else fails with ENODEV "device
+/// `<BDF>` was released" without reaching the kernel.
+///
+/// Thread-safety: accesses from several threads are as safe as the device's
+/// registers make them; the Bar itself is not changed by them. Moving or
+/// destroying a Bar while another thread uses it is not.
 #pragma once
 
 #include <atomic>
@@ -35,21 +36,23 @@
 
 namespace vfiokit::pci {
 
-// The widths a PCI register access can have.
+/// The widths a PCI register access can have.
 template <class T>
 concept RegisterWord = std::is_same_v<T, std::uint8_t> || std::is_same_v<T, std::uint16_t> ||
                        std::is_same_v<T, std::uint32_t> || std::is_same_v<T, std::uint64_t>;
 
+/// A mapped BAR (see the file's description). Made by PciDevice::map_bar.
 class Bar {
 public:
+    /// One mmap()ed part of the BAR.
     struct Part {
-        std::uint64_t offset = 0;  // within the BAR
+        std::uint64_t offset = 0;  ///< within the BAR
         vfio::Mapping map;
     };
 
     Bar() = default;
-    // BAR `index` of `device` (its region index too), `size` bytes, with
-    // the `parts` already mapped.
+    /// BAR `index` of `device` (its region index too), `size` bytes, with
+    /// the `parts` already mapped.
     Bar(unsigned index, std::shared_ptr<vfio::DeviceOps> device, std::uint64_t size, bool io_port,
         std::vector<Part> parts);
     Bar(Bar&&) noexcept = default;
@@ -58,26 +61,26 @@ public:
     [[nodiscard]] unsigned index() const { return index_; }
     [[nodiscard]] std::uint64_t size() const { return size_; }
     [[nodiscard]] bool io_port() const { return io_port_; }
-    // Whether [off, off+len) is inside one mmap()ed part.
+    /// Whether [off, off+len) is inside one mmap()ed part.
     [[nodiscard]] bool mapped(std::uint64_t off, std::uint64_t len = 1) const;
     [[nodiscard]] const std::vector<Part>& parts() const { return parts_; }
-    // Pointer into the mapping for bulk access (e.g. a device buffer);
-    // nullptr when [off, off+len) is not mapped.
+    /// Pointer into the mapping for bulk access (e.g. a device buffer);
+    /// nullptr when [off, off+len) is not mapped.
     [[nodiscard]] volatile std::uint8_t* pointer(std::uint64_t off, std::uint64_t len) const;
 
-    // Register access. Out-of-range offsets and failed region accesses are
-    // programming or device errors: the checked forms report them (EINVAL
-    // for an offset outside the BAR or not a multiple of sizeof(T), ENODEV
-    // after the device's release, else the backend's errno), with the
-    // device, BAR and offset. The unchecked
-    // forms act like a PCI master abort: read returns all-ones, write is
-    // dropped, and the error is logged (component pci.bar, warning); they
-    // never abort.
-    //
-    // read/write are inline for the data path: an aligned access inside the
-    // BAR's largest mapped part is one volatile load or store and a fence;
-    // anything else (other parts, region read/write, errors) goes out of
-    // line. Neither path takes a lock or makes a virtual call when mapped.
+    /// Register access. Out-of-range offsets and failed region accesses are
+    /// programming or device errors: the checked forms report them (EINVAL
+    /// for an offset outside the BAR or not a multiple of sizeof(T), ENODEV
+    /// after the device's release, else the backend's errno), with the
+    /// device, BAR and offset. The unchecked
+    /// forms act like a PCI master abort: read returns all-ones, write is
+    /// dropped, and the error is logged (component pci.bar, warning); they
+    /// never abort.
+    ///
+    /// read/write are inline for the data path: an aligned access inside the
+    /// BAR's largest mapped part is one volatile load or store and a fence;
+    /// anything else (other parts, region read/write, errors) goes out of
+    /// line. Neither path takes a lock or makes a virtual call when mapped.
     template <RegisterWord T>
     [[nodiscard]] T read(std::uint64_t off) const {
         if (off - fast_lo_ < fast_len_ && fast_len_ - (off - fast_lo_) >= sizeof(T) &&
