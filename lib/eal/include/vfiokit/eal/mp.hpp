@@ -223,6 +223,8 @@ struct Limits {
     std::size_t fd_reserve = 256;
 };
 
+/// The primary's end of the channel: serves the requests of secondaries and
+/// tools with the Handler registered for each name.
 class Server {
 public:
     /// Listens on d.socket_path() (mode 0600). Holding the lock proves no
