@@ -164,15 +164,14 @@ void ObjectPool::put(void* obj) {
                              "objects\n", base_, obj, count_);
         std::abort();
     }
-    auto& in = in_pool_[(static_cast<char*>(obj) - static_cast<char*>(base_)) / stride_];
-    if (in) {
+    const auto idx =
+        static_cast<std::size_t>((static_cast<char*>(obj) - static_cast<char*>(base_)) / stride_);
+    if (in_pool_[idx]) {
         std::fprintf(stderr, "vfiokit: object pool %p: double put of object %zu (%p)\n", base_,
-                     static_cast<std::size_t>((static_cast<char*>(obj) - static_cast<char*>(base_)) /
-                                              stride_),
-                     obj);
+                     idx, obj);
         std::abort();
     }
-    in = 1;
+    in_pool_[idx] = 1;
 #endif
     free_.push_back(obj);
 }
