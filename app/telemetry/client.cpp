@@ -1,5 +1,5 @@
 // vfiokit-telemetry: a client of DPDK's v2 telemetry protocol, for places
-// without Python (the lab's guests): what DPDK's dpdk-telemetry.py does,
+// without Python (most lab guests): what DPDK's dpdk-telemetry.py does,
 // with its options, non-interactively. It reads a vfiokit process or a
 // DPDK one alike (doc/telemetry.md).
 //

@@ -1,4 +1,5 @@
-"""DPDK peers for the lab guest: a DPDK's testpmd with everything it loads.
+"""Peers for the lab guest: a DPDK's testpmd with everything it loads, and
+Python with DPDK's telemetry client (add_python, below).
 
 A bundle is one DPDK version, taken from the system that packages it:
 22.11 from this host (Debian 12's `dpdk`), 24.11 from the Debian 13 root
@@ -20,8 +21,13 @@ directory holds, and the whole directory is tens of megabytes.
 """
 
 import glob
+import json
 import os
+import socket
 import struct
+import subprocess
+import tempfile
+import threading
 
 MULTIARCH = "x86_64-linux-gnu"
 
@@ -270,3 +276,187 @@ def add_dpdk(cpio, version, root_dir):
     # initramfs root is 0777 unless the archive has a "." entry.
     cpio.dir(".")
     return len(files) + len(plugins) + 2, sum(os.path.getsize(h) for h in files.values())
+
+
+# --- Python and DPDK's telemetry client ---------------------------------------
+#
+# Debian's dpdk-telemetry.py, unchanged, needs a Python in the guest. The
+# host's own interpreter goes in (Debian 12's python3.11: the stdlib is not
+# in libpython, the binary carries it statically) with only the stdlib
+# modules the script imports: found by running it here, three ways (its
+# help, its list of prefixes, and a session with a stand-in server), and
+# reading sys.modules. Each .py module goes in as its compiled file from
+# __pycache__, in the module's own place (a sourceless module): the
+# initramfs keeps no mtimes (the lab kernel has no
+# INITRAMFS_PRESERVE_MTIME), so a .py beside its timestamped .pyc would
+# look newer and be compiled again under emulation at every start.
+# os.pyc is the landmark by which the interpreter finds its stdlib (os
+# itself is frozen in), lib-dynload the one for extension modules.
+
+PYTHON = "/usr/bin/python3"
+TELEMETRY_CLIENT = "/usr/bin/dpdk-telemetry.py"
+TELEMETRY_PREFIX = "bundle"
+
+# Runs in the interpreter being bundled, with -S -E -s: the script runs as
+# __main__ with the given arguments, then what sys.modules holds is written
+# as JSON. site runs first as in the guest, but without site-packages: the
+# guest has none, so no .pth file of this host adds to the list. exec, not
+# runpy, so that the collector imports nothing the script does not.
+COLLECT = r"""
+import sys
+out, script, *args = sys.argv[1:]
+import site
+site.ENABLE_USER_SITE = False
+site.getsitepackages = lambda prefixes=None: []
+site.main()
+sys.argv = [script] + args
+try:
+    exec(compile(open(script).read(), script, "exec"), {"__name__": "__main__", "__file__": script})
+except SystemExit as e:
+    if e.code not in (0, None):
+        raise
+finally:
+    origins = {n: getattr(getattr(m, "__spec__", None), "origin", None)
+               for n, m in list(sys.modules.items())}
+import json, sysconfig
+with open(out, "w") as f:
+    json.dump({"modules": origins, "stdlib": sysconfig.get_path("stdlib"),
+               "platstdlib": sysconfig.get_path("platstdlib"),
+               "cache_tag": sys.implementation.cache_tag,
+               "executable": sys.executable,
+               "version": "%d.%d" % sys.version_info[:2]}, f)
+"""
+
+
+def serve_telemetry(path, ready):
+    """A stand-in for a DPDK process's telemetry socket at `path`: the
+    hello, then a reply {command: [...]} per request, until the client
+    goes. One client; `ready` is set once the socket listens."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(30)
+    ready.set()
+    try:
+        conn, _ = srv.accept()
+    except OSError:
+        srv.close()
+        return
+    with conn, srv:
+        conn.settimeout(30)
+        conn.send(json.dumps({"version": "stand-in", "pid": os.getpid(),
+                              "max_output_len": 16384}).encode())
+        while True:
+            try:
+                req = conn.recv(1024).decode()
+            except OSError:
+                return
+            if not req:
+                return
+            conn.send(json.dumps({req.split(",")[0]: ["/", "/info"]}).encode())
+
+
+def collect_imports(python, script, runs):
+    """What `script` imports under `python`: (the interpreter's facts,
+    {module name: origin}) over every run in `runs`, each (arguments,
+    stdin text, serve, expect): serve says whether a stand-in telemetry
+    server listens for the script's -f TELEMETRY_PREFIX (in a private
+    runtime directory, RUNTIME_DIRECTORY, which DPDK's client honours), and
+    expect is text the run must print (proof it took the path meant). A
+    run that fails or prints something else raises BundleError with its
+    output."""
+    facts, modules = None, {}
+    with tempfile.TemporaryDirectory(prefix="vfiokit-pycollect-") as tmp:
+        sockdir = os.path.join(tmp, "dpdk", TELEMETRY_PREFIX)
+        os.makedirs(sockdir)
+        env = {"PATH": "/usr/bin:/bin", "RUNTIME_DIRECTORY": tmp}
+        for i, (args, stdin, serve, expect) in enumerate(runs):
+            out = os.path.join(tmp, f"run{i}.json")
+            server = None
+            if serve:
+                ready = threading.Event()
+                server = threading.Thread(target=serve_telemetry, daemon=True, args=(
+                    os.path.join(sockdir, "dpdk_telemetry.v2"), ready))
+                server.start()
+                ready.wait(10)
+            res = subprocess.run([python, "-S", "-E", "-s", "-c", COLLECT, out, script] + args,
+                                 input=stdin, capture_output=True, text=True, env=env,
+                                 timeout=120)
+            if server:
+                server.join(30)
+                os.unlink(os.path.join(sockdir, "dpdk_telemetry.v2"))
+            if res.returncode != 0 or not os.path.exists(out) or expect not in res.stdout:
+                raise BundleError(f"{python} {script} {' '.join(args)} failed (exit "
+                                  f"{res.returncode}, expected {expect!r} in its output): "
+                                  f"{(res.stderr + res.stdout).strip()[-800:]}")
+            with open(out) as f:
+                run = json.load(f)
+            facts = facts or run
+            modules.update(run["modules"])
+    return facts, modules
+
+
+def python_layout(facts, modules):
+    """{guest path: host path} for the stdlib part of `modules` (from
+    collect_imports), and the extension modules among them (their host
+    paths, for the DT_NEEDED walk). Modules outside the stdlib (a host's
+    site-packages), built in or frozen are left out; a .py module without
+    its compiled file is an error."""
+    dirs = tuple(d.rstrip("/") + "/" for d in {facts["stdlib"], facts["platstdlib"]})
+    tag = facts["cache_tag"]
+
+    def compiled(py):
+        pyc = os.path.join(os.path.dirname(py), "__pycache__",
+                           os.path.basename(py)[:-3] + f".{tag}.pyc")
+        if not os.path.isfile(pyc):
+            raise BundleError(f"{py} has no compiled {pyc} (Debian's python3 package compiles "
+                              f"its stdlib at install: reinstall it, or run py3compile)")
+        return pyc
+
+    files, extensions = {}, []
+    for name, origin in sorted(modules.items()):
+        if not origin or not origin.startswith(dirs):
+            continue
+        if origin.endswith(".py"):
+            files[origin[:-3] + ".pyc"] = compiled(origin)
+        else:
+            files[origin] = origin
+            if origin.endswith(".so"):
+                extensions.append(origin)
+    landmark = os.path.join(facts["stdlib"], "os.py")
+    files[landmark[:-3] + ".pyc"] = compiled(landmark)
+    return files, extensions
+
+
+def add_python(cpio, python=PYTHON, script=TELEMETRY_CLIENT):
+    """Put the host's Python and DPDK's telemetry client (Debian 12's
+    dpdk-telemetry.py) into `cpio`, with only the stdlib modules the client
+    imports. Returns (files, bytes) added. Raises BundleError saying what
+    to install."""
+    if not os.access(python, os.X_OK):
+        raise BundleError(f"{python} missing: Debian's python3 goes into the guest for "
+                          "dpdk-telemetry.py (devtools/bootstrap.sh installs it: apt-get install python3)")
+    if not os.path.isfile(script):
+        raise BundleError(f"{script} missing: Debian's dpdk-dev package ships it "
+                          "(devtools/bootstrap.sh installs it: apt-get install dpdk-dev)")
+    facts, modules = collect_imports(python, script, [
+        (["-h"], "", False, "usage:"),
+        (["-l"], "", False, "No DPDK apps with telemetry enabled"),
+        (["-f", TELEMETRY_PREFIX], "/\n/info\n", True, '{"/info": ["/", "/info"]}'),
+    ])
+    files, extensions = python_layout(facts, modules)
+    exe = os.path.realpath(python)  # /usr/bin/python3 -> python3.11
+    libs, (interp, interp_host) = closure("/", [exe] + extensions)
+    files[exe] = exe
+    files[script] = script
+    files[interp] = interp_host
+    # Where the loader looks without an ld.so.cache (the guest has none);
+    # the loader itself, which libc names too, is found loaded.
+    files.update((f"/lib/{MULTIARCH}/{name}", host) for name, host in libs.items()
+                 if name != os.path.basename(interp))
+    for dest, host in sorted(files.items()):
+        cpio.host_file(dest, host)
+    if os.path.realpath(python) != python:
+        cpio.symlink(python, os.path.basename(exe))
+    cpio.dir(os.path.join(facts["platstdlib"], "lib-dynload"))
+    return len(files), sum(os.path.getsize(h) for h in files.values())

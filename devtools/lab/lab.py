@@ -309,7 +309,7 @@ def named_binaries(binaries, texts, contents=None):
     return [b for b in binaries if b in packed]
 
 
-def build_initramfs(binaries, job, extra_files, dpdk=()):
+def build_initramfs(binaries, job, extra_files, dpdk=(), python=False):
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         die("busybox missing: run devtools/bootstrap.sh (apt-get install busybox-static)")
@@ -341,6 +341,11 @@ def build_initramfs(binaries, job, extra_files, dpdk=()):
     for version in dpdk:
         try:
             bundles.add_dpdk(c, version, root_dir)
+        except bundles.BundleError as e:
+            die(str(e))
+    if python:
+        try:
+            bundles.add_python(c)
         except bundles.BundleError as e:
             die(str(e))
     return c.bytes()
@@ -574,6 +579,9 @@ def main():
     ap.add_argument("--bin", action="append", default=[], help="binary to put in the guest PATH")
     ap.add_argument("--dpdk", action="append", default=[], choices=sorted(bundles.BUNDLES),
                     help="put this DPDK's testpmd into the guest (bundles.py)")
+    ap.add_argument("--python", action="store_true",
+                    help="put the host's python3 and DPDK's dpdk-telemetry.py into the guest, with "
+                    "only the stdlib modules that script imports (bundles.py)")
     ap.add_argument("--timeout", type=float, default=240, help="seconds before the guest is killed")
     ap.add_argument("--name", help="name for the report (default: job file name)")
     ap.add_argument("--quiet", action="store_true", help="print only the summary and failures")
@@ -621,7 +629,7 @@ def main():
         t0 = time.monotonic()
         initrd = os.path.join(tmp, "initrd.cpio")
         with open(initrd, "wb") as f:
-            f.write(build_initramfs(packed, job, extra, args.dpdk))
+            f.write(build_initramfs(packed, job, extra, args.dpdk, args.python))
         results = os.path.join(tmp, "results.txt")
         console = os.path.join(tmp, "console.txt")
         cmd = (qemu_command(pair["qemu"], [tmp, kdir], root) + COMMON +

@@ -12,11 +12,33 @@ net_peers_vfiokit
 # Telemetry and procinfo against vfiokit-testpmd on A and B, in group
 # mode forced through the environment (VFIOKIT_VFIO_MODE, which /vfio/mode
 # must report): one pktgen round from each peer while testpmd is in
-# rxonly, then DPDK's v2 telemetry protocol (vfiokit-telemetry: the guest
-# has no Python for DPDK's dpdk-telemetry.py, which the unit suite runs
-# against a vfiokit process on the host) and the multi-process channel
-# (vfiokit-procinfo, a secondary) must each report what pktgen sent, as
-# must testpmd's own `show port stats`.
+# rxonly, then DPDK's v2 telemetry protocol, through Debian's own
+# dpdk-telemetry.py 22.11, unchanged (lab.py --python puts the host's
+# python3 into this guest with the stdlib modules it imports), and through
+# vfiokit-telemetry, and the multi-process channel (vfiokit-procinfo, a
+# secondary) must each report what pktgen sent, as must testpmd's own
+# `show port stats`.
+NT_PY_CMDS="/ /info /eal/params /eal/lcore/list /ethdev/list /ethdev/stats,0 /ethdev/stats,1
+/ethdev/xstats,0 /ethdev/link_status,0 /ethdev/info,0 /mempool/list /mempool/info,mb_pool_0
+/vfio/mode /vfio/containers /vfio/devices /heap/info"
+
+# nt_py_replies FILE: dpdk-telemetry.py printed one reply per command of
+# NT_PY_CMDS, in order, each keyed by its command (without parameters)
+# and none a failure (null, DPDK's failure reply; vfiokit adds "error").
+nt_py_replies() {
+    i=0
+    for c in $NT_PY_CMDS; do
+        i=$((i + 1))
+        line=$(sed -n "${i}p" "$1")
+        case "$line" in
+            "{\"${c%%,*}\": null"*|*'"error"'*) echo "reply $i ($c) failed: $line"; return 1 ;;
+            "{\"${c%%,*}\": "*) ;;
+            *) echo "reply $i is not $c's: $line"; return 1 ;;
+        esac
+    done
+    test "$(wc -l < "$1")" -eq $i
+}
+
 net_telemetry() {
     nt_prefix=lab-telemetry
     NP_OK=yes
@@ -35,6 +57,12 @@ net_telemetry() {
         /ethdev/info,0 /ethdev/link_status,0 /ethdev/xstats,0,hide_zero=true /vfio/mode \
         /vfio/devices /vfio/containers /mempool/list /eal/lcore/list > /tmp/tel.out 2>&1
     nt_tel_rc=$?
+    # Commands on stdin, as a user pipes them: dpdk-telemetry.py prints
+    # each reply on a line (json.dumps), no prompt and no hello.
+    printf '%s\n' $NT_PY_CMDS | dpdk-telemetry.py -f $nt_prefix > /tmp/py.out 2> /tmp/py.err
+    nt_py_rc=$?
+    dpdk-telemetry.py -l > /tmp/pyl.out 2>&1
+    nt_pyl_rc=$?
     vfiokit-procinfo --file-prefix $nt_prefix --show-port --stats > /tmp/pi.out 2>&1
     nt_pi_rc=$?
     np_do tp_cmd stop
@@ -45,8 +73,15 @@ net_telemetry() {
     cat /tmp/tel.out
     echo "---- vfiokit-procinfo --file-prefix $nt_prefix --show-port --stats"
     cat /tmp/pi.out
-    command -v dpdk-telemetry.py > /dev/null ||
-        echo "(dpdk-telemetry.py is not in this guest: no Python; vfiokit-telemetry speaks its protocol)"
+    echo "---- dpdk-telemetry.py -f $nt_prefix, commands on stdin:" $NT_PY_CMDS "(exit $nt_py_rc)"
+    cat /tmp/py.out
+    if [ -s /tmp/py.err ]; then echo "---- its stderr"; cat /tmp/py.err; fi
+    echo "---- dpdk-telemetry.py -l (exit $nt_pyl_rc)"
+    cat /tmp/pyl.out
+    echo "---- python3 -c 'import sys; print(sys.version); print(sys.path)'"
+    python3 -c 'import sys; print(sys.version); print(sys.path)' > /tmp/pypath.out 2>&1
+    nt_path_rc=$?
+    cat /tmp/pypath.out
     nt_stats0=$(grep '^{"/ethdev/stats":' /tmp/tel.out | sed -n 1p)
     nt_stats1=$(grep '^{"/ethdev/stats":' /tmp/tel.out | sed -n 2p)
     nt_ip0=$(echo "$nt_stats0" | sed -n 's/.*"ipackets":\([0-9]*\).*/\1/p')
@@ -54,6 +89,8 @@ net_telemetry() {
     nt_pi0=$(awk '/NIC statistics for port 0 /{p=1} p && /RX-packets:/{print $2; exit}' /tmp/pi.out)
     nt_pi1=$(awk '/NIC statistics for port 1 /{p=1} p && /RX-packets:/{print $2; exit}' /tmp/pi.out)
     nt_tp0=$(tp_nic "$TP_LOG" 0 RX-packets) nt_tp1=$(tp_nic "$TP_LOG" 1 RX-packets)
+    nt_py0=$(grep '^{"/ethdev/stats": ' /tmp/py.out | sed -n '1s/.*"ipackets": \([0-9]*\).*/\1/p')
+    nt_py1=$(grep '^{"/ethdev/stats": ' /tmp/py.out | sed -n '2s/.*"ipackets": \([0-9]*\).*/\1/p')
     check "testpmd took every command and quit" test "$nt_cmds" = yes
     check "testpmd exited 0 (exit $TP_RC)" test "$TP_RC" -eq 0
     check "pktgen sent a round to each port ($nt_sent0, $nt_sent1)" \
@@ -77,6 +114,35 @@ net_telemetry() {
         grep -q '^{"/vfio/containers":\[{"id":0,"default":true,"mode":"group","translates":true,"imported":false,"mappings":[1-9][0-9]*,.*"devices":\["'"$NP_A"'","'"$NP_B"'"\]' /tmp/tel.out
     check "/mempool/list: testpmd's pool" grep -qx '{"/mempool/list":\["mb_pool_0"\]}' /tmp/tel.out
     check "/eal/lcore/list: -l 0-1" grep -qx '{"/eal/lcore/list":\[0,1\]}' /tmp/tel.out
+    check "dpdk-telemetry.py exited 0 ($nt_py_rc), nothing on its stderr" \
+        test $nt_py_rc -eq 0 -a ! -s /tmp/py.err
+    check "dpdk-telemetry.py: one reply per command, in order, none a failure" nt_py_replies /tmp/py.out
+    check "dpdk-telemetry.py /info: vfiokit, testpmd's pid" \
+        grep -qx '{"/info": {"version": "vfiokit [^"]*", "pid": '"$TP_PID"', "max_output_len": 65536}}' /tmp/py.out
+    check "dpdk-telemetry.py /ethdev/list: ports 0 and 1" grep -qx '{"/ethdev/list": \[0, 1\]}' /tmp/py.out
+    check "dpdk-telemetry.py /ethdev/stats,0 ipackets ($nt_py0) = what $NP_K0 sent" \
+        test "${nt_py0:--1}" -eq "$nt_sent0"
+    check "dpdk-telemetry.py /ethdev/stats,1 ipackets ($nt_py1) = what $NP_K1 sent" \
+        test "${nt_py1:--1}" -eq "$nt_sent1"
+    check "dpdk-telemetry.py /vfio/mode: group, type1 v2, forced" \
+        grep -q '^{"/vfio/mode": {"mode": "group", "reason": "forced[^"]*", "type1": "v2",' /tmp/py.out
+    check "dpdk-telemetry.py /eal/params: the file prefix" \
+        grep -q '^{"/eal/params": \[.*"--file-prefix", "'$nt_prefix'"' /tmp/py.out
+    check "dpdk-telemetry.py /ethdev/xstats,0: GPRC (rx_good_packets_hw) = $nt_sent0" \
+        grep -q '^{"/ethdev/xstats": {.*"rx_good_packets_hw": '"$nt_sent0"'[,}]' /tmp/py.out
+    check "dpdk-telemetry.py /ethdev/link_status,0 UP at 1000 full-duplex" \
+        grep -qx '{"/ethdev/link_status": {"status": "UP", "speed": 1000, "duplex": "full-duplex"}}' /tmp/py.out
+    check "dpdk-telemetry.py /vfio/devices: A and B" \
+        grep -q '^{"/vfio/devices": \[.*"'"$NP_A"'".*"'"$NP_B"'"' /tmp/py.out
+    check "dpdk-telemetry.py /mempool/list: testpmd's pool" \
+        grep -qx '{"/mempool/list": \["mb_pool_0"\]}' /tmp/py.out
+    check "dpdk-telemetry.py /heap/info: bytes in use" \
+        grep -q '^{"/heap/info": {.*"bytes_in_use": [1-9]' /tmp/py.out
+    check "dpdk-telemetry.py -l exited 0 ($nt_pyl_rc) and lists $nt_prefix" \
+        test $nt_pyl_rc -eq 0 -a "$(grep -cx "$nt_prefix" /tmp/pyl.out)" -eq 1
+    check "python3 finds its stdlib from the os.pyc landmark, says nothing on stderr" \
+        test $nt_path_rc -eq 0 -a "$(sed -n 3p /tmp/pypath.out)" = "" -a \
+        "$(sed -n 2p /tmp/pypath.out)" = "['', '/usr/lib/python311.zip', '/usr/lib/python3.11', '/usr/lib/python3.11/lib-dynload']"
     check "vfiokit-procinfo exited 0 ($nt_pi_rc)" test $nt_pi_rc -eq 0
     check "procinfo --show-port: port 0 is $NP_A, started" \
         grep -q "Port 0 ($NP_A, net_e1000_em): started" /tmp/pi.out
