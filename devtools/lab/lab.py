@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -28,6 +29,7 @@ import time
 
 import actions
 import bundles
+import watchdog
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MARK = "@@VFIOKIT:"
@@ -390,6 +392,42 @@ def qemu_command(qemu, dirs, root):
              root, str(len(dirs))] + list(dirs))
 
 
+def run_guest(cmd, tmp, timeout, silent_after, retrying):
+    """Runs QEMU (`cmd`, its serial files and sockets in `tmp`) until it
+    ends or `timeout` s pass, serving the action channel. A boot that
+    prints nothing at all for `silent_after` s is stuck, not slow
+    (watchdog.py): it is killed and booted once more, after retrying(report)
+    was called. Returns (proc, channel, outcome, first output s, the
+    reports of the silent boots)."""
+    files = [os.path.join(tmp, f) for f in ("console.txt", "results.txt")]
+    qemu_txt = os.path.join(tmp, "qemu.txt")
+    sockets = [f"{tmp}/actions.sock", f"{tmp}/qmp.sock"]
+    silences = []
+    for attempt in range(2):
+        for p in files + [qemu_txt] + sockets:
+            if os.path.exists(p):
+                os.unlink(p)
+        with open(qemu_txt, "w") as qlog:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
+            # The channel waits for QEMU's socket no longer than the watchdog
+            # waits for output, so that it is gone before a retry's QEMU
+            # makes the socket again.
+            channel = actions.Channel(*sockets, connect_seconds=min(60, silent_after or 60))
+            channel.start()
+            outcome, first = watchdog.watch(proc, files, timeout, silent_after)
+            if outcome == "silent":
+                with open(qemu_txt, errors="replace") as f:
+                    silences.append(watchdog.silence_report(silent_after, proc, sockets, f.read()))
+            if outcome != "exited":
+                proc.kill()
+                proc.wait()
+            # It ends when QEMU goes, or at its connect deadline.
+            channel.join(5 if outcome != "silent" else None)
+        if outcome != "silent" or attempt == 1:
+            return proc, channel, outcome, first, silences
+        retrying(silences[-1])
+
+
 def kernel_dir(version):
     res = subprocess.run([os.path.join(HERE, "build-kernel.sh"), version], stdout=subprocess.PIPE,
                          text=True)
@@ -538,9 +576,11 @@ def step_counts(lines, seconds=None):
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def judge(r, shape, quiet=False, timed_out=False, timeout=0, panicked=False, qemu_problem=None):
+def judge(r, shape, quiet=False, timed_out=False, timeout=0, panicked=False, qemu_problem=None,
+          silent=None):
     """The report lines for parsed results, and the problems that fail the
-    run (empty: it passed)."""
+    run (empty: it passed). `silent` is the watchdog's problem text when
+    the guest printed nothing at all (the last boot was silent)."""
     out = []
     for s in r.steps:
         if not quiet or not s.passed:
@@ -559,7 +599,9 @@ def judge(r, shape, quiet=False, timed_out=False, timeout=0, panicked=False, qem
         problems.append(f"guest timed out after {timeout:.0f} s")
     if panicked:
         problems.append("guest kernel panicked")
-    if not r.booted and not timed_out and not panicked:
+    if silent:
+        problems.append(silent)
+    if not r.booted and not timed_out and not panicked and not silent:
         problems.append("guest never reached the job (init failed?)")
     elif r.booted and not r.done and not timed_out and not panicked:
         problems.append("guest stopped before the job finished")
@@ -583,6 +625,9 @@ def main():
                     help="put the host's python3 and DPDK's dpdk-telemetry.py into the guest, with "
                     "only the stdlib modules that script imports (bundles.py)")
     ap.add_argument("--timeout", type=float, default=240, help="seconds before the guest is killed")
+    ap.add_argument("--silent-timeout", type=float, default=120,
+                    help="seconds without a byte on either serial port before a boot counts as "
+                    "stuck: QEMU is killed and the guest booted once more (0: never)")
     ap.add_argument("--name", help="name for the report (default: job file name)")
     ap.add_argument("--quiet", action="store_true", help="print only the summary and failures")
     ap.add_argument("--pair", default="6.12", choices=sorted(PAIRS),
@@ -630,6 +675,7 @@ def main():
         initrd = os.path.join(tmp, "initrd.cpio")
         with open(initrd, "wb") as f:
             f.write(build_initramfs(packed, job, extra, args.dpdk, args.python))
+        initrd_mb = os.path.getsize(initrd) / (1 << 20)
         results = os.path.join(tmp, "results.txt")
         console = os.path.join(tmp, "console.txt")
         cmd = (qemu_command(pair["qemu"], [tmp, kdir], root) + COMMON +
@@ -642,40 +688,41 @@ def main():
                 "-qmp", f"unix:{tmp}/qmp.sock,server=on,wait=off"] +
                shape["qemu"])
         t1 = time.monotonic()
-        timed_out = False
-        with open(os.path.join(tmp, "qemu.txt"), "w") as qlog:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
-            channel = actions.Channel(f"{tmp}/actions.sock", f"{tmp}/qmp.sock")
-            channel.start()
-            try:
-                proc.wait(timeout=args.timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                proc.kill()
-                proc.wait()
-            channel.join(5)
+        read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
+        qemu_txt = os.path.join(tmp, "qemu.txt")
+        proc, channel, outcome, first, silences = run_guest(
+            cmd, tmp, args.timeout, args.silent_timeout,
+            lambda s: print(f"lab[{label}] {name}: retried after silent boot: {s}", flush=True))
+        timed_out = outcome == "timeout"
         t2 = time.monotonic()
         if root:
             try:
                 os.rmdir(root + tmp)
             except OSError:
                 pass  # an empty directory left in the cached root
-        read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
-        out, cons, qemu_out = read(results), read(console), read(os.path.join(tmp, "qemu.txt"))
+        out, cons, qemu_out = read(results), read(console), read(qemu_txt)
 
     r = parse_results(out)
     qemu_problem = None
-    if proc.returncode not in (0, None) and not timed_out:
+    if proc.returncode not in (0, None) and outcome == "exited":
         qemu_problem = f"qemu exited with {proc.returncode}: {qemu_out.strip()[-500:]}"
+    silent = None
+    if outcome == "silent":
+        silent = (f"guest printed nothing for {args.silent_timeout:.0f} s"
+                  + (" (twice: retried after silent boot)" if len(silences) > 1 else "")
+                  + f": {silences[-1]}; QEMU command: {shlex.join(cmd)}")
     lines, problems = judge(r, label, quiet=args.quiet, timed_out=timed_out,
                             timeout=args.timeout, panicked="Kernel panic" in cons,
-                            qemu_problem=qemu_problem)
+                            qemu_problem=qemu_problem, silent=silent)
     lines.extend(f"lab[{label}] {a}" for a in channel.log)
     if channel.problem:
         problems.append(channel.problem)
     # The guest must run the kernel this pair names, not a stale cache entry.
     if r.release and not r.release.startswith(version + "."):
         problems.append(f"guest booted Linux {r.release}, not {version}")
+    if problems and silences and outcome != "silent":
+        # The failure was the second boot's: the first was silent.
+        problems.append(f"retried after silent boot: {silences[0]}")
     print("\n".join(lines))
     if problems:
         print("---- guest console (last 60 lines) ----")
@@ -683,8 +730,11 @@ def main():
         print(f"lab[{label}] {name}: FAILED: " + "; ".join(problems))
         return 1
     n = len(r.steps)
+    retried = f", retried after silent boot: {silences[0]}" if silences else ""
     print(f"lab[{label}] {name}: {n} step(s) passed, {len(r.skipped)} skipped "
-          f"(Linux {r.release}, initramfs {t1 - t0:.1f} s with {len(packed)} of {len(args.bin)} binaries, guest {t2 - t1:.1f} s)")
+          f"(Linux {r.release}, initramfs {initrd_mb:.1f} MB in {t1 - t0:.1f} s with {len(packed)} "
+          f"of {len(args.bin)} binaries, first output at {first or 0:.1f} s, guest {t2 - t1:.1f} s"
+          f"{retried})")
     return 0
 
 

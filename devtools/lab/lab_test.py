@@ -9,13 +9,17 @@ that matches nothing, and its output, framed as a guest step, must fail.
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import actions  # noqa: E402
 import lab  # noqa: E402
+import watchdog  # noqa: E402
 
 GTEST_BINARY = None
 M = lab.MARK
@@ -213,6 +217,100 @@ class Actions(unittest.TestCase):
         status, why = actions.perform(FakeQmp(deleted=False), "device_del", {"id": "d1"})
         self.assertEqual(status, "error")
         self.assertIn("did not release it", why)
+
+
+class Watchdog(unittest.TestCase):
+    """The silent-guest watchdog on real processes standing in for QEMU:
+    what they write to the serial files decides the outcome."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="lab-watchdog-")
+        self.console = os.path.join(self.tmp, "console.txt")
+        self.results = os.path.join(self.tmp, "results.txt")
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.tmp)
+
+    def starts(self):
+        with open(os.path.join(self.tmp, "starts")) as f:
+            return f.read().split()
+
+    def start(self, script):
+        p = subprocess.Popen(["sh", "-c", script, "sh", self.tmp])
+        self.procs.append(p)
+        return p
+
+    def watch(self, proc, timeout=30, silent_after=0.6):
+        return watchdog.watch(proc, [self.console, self.results], timeout, silent_after,
+                              poll=0.05)
+
+    def test_a_silent_guest_is_caught_early(self):
+        p = self.start("exec sleep 30")
+        t0 = time.monotonic()
+        self.assertEqual(self.watch(p), ("silent", None))
+        self.assertLess(time.monotonic() - t0, 10, "long before the timeout")
+        self.assertIsNone(p.poll(), "left running for the caller to kill")
+        report = watchdog.silence_report(0.6, p, [f"{self.tmp}/qmp.sock"], "")
+        self.assertIn(f"sleep (pid {p.pid}, state S", report)
+        self.assertIn("QEMU's sockets made: none; QEMU's own output: none", report)
+
+    def test_empty_files_are_silence(self):
+        # QEMU creates the serial files at once; only a byte counts.
+        p = self.start(': > "$1/console.txt"; : > "$1/results.txt"; exec sleep 30')
+        self.assertEqual(self.watch(p)[0], "silent")
+
+    def test_output_on_either_port_is_a_boot(self):
+        for port in ("console", "results"):
+            with self.subTest(port=port):
+                p = self.start(f'sleep 0.2; echo x > "$1/{port}.txt"; exec sleep 30')
+                outcome, first = self.watch(p, timeout=1.5)
+                self.assertEqual(outcome, "timeout")
+                self.assertTrue(0.1 < first < 1.5, first)
+                os.unlink(os.path.join(self.tmp, f"{port}.txt"))
+
+    def test_a_guest_that_ends_has_its_output_noted(self):
+        p = self.start('echo "@@VFIOKIT:BOOTED 6.12" > "$1/results.txt"')
+        outcome, first = self.watch(p)
+        self.assertEqual(outcome, "exited")
+        self.assertIsNotNone(first)
+
+    def test_zero_turns_the_watchdog_off(self):
+        p = self.start("exec sleep 30")
+        self.assertEqual(self.watch(p, timeout=0.5, silent_after=0), ("timeout", None))
+
+    def test_run_guest_retries_a_silent_boot_once_and_says_so(self):
+        # A "QEMU" that is silent on its first start and boots on its second.
+        script = ('n=$(cat "$1/starts" 2>/dev/null || echo 0); echo $((n + 1)) > "$1/starts"; '
+                  '[ "$n" -eq 0 ] && exec sleep 30; echo "@@VFIOKIT:BOOTED 6.12" > "$1/results.txt"')
+        said = []
+        proc, _, outcome, first, silences = lab.run_guest(
+            ["sh", "-c", script, "sh", self.tmp], self.tmp, 30, 0.6, said.append)
+        self.assertEqual((outcome, proc.returncode), ("exited", 0))
+        self.assertEqual(self.starts(), ["2"], "booted twice")
+        self.assertEqual(len(silences), 1)
+        self.assertEqual(said, silences)
+        self.assertIn("no byte on the guest console (ttyS0) or the results port (ttyS1)", said[0])
+
+    def test_run_guest_gives_up_after_two_silent_boots(self):
+        said = []
+        _, _, outcome, _, silences = lab.run_guest(
+            ["sh", "-c", 'echo $$ >> "$1/starts"; exec sleep 30', "sh", self.tmp], self.tmp, 30,
+            0.6, said.append)
+        self.assertEqual(outcome, "silent")
+        self.assertEqual(len(silences), 2)
+        self.assertEqual(len(said), 1, "one retry, announced")
+        self.assertEqual(len(self.starts()), 2)
+
+    def test_a_silent_boot_fails_the_run_with_the_watchdogs_words(self):
+        lines, problems = lab.judge(lab.parse_results(""), "iommu", silent="guest printed nothing")
+        self.assertIn("guest printed nothing", problems)
+        self.assertFalse(any("never reached the job" in p for p in problems), problems)
+        self.assertIn("the job ran no steps", problems)
 
 
 if __name__ == "__main__":
