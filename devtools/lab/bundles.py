@@ -288,8 +288,9 @@ def add_dpdk(cpio, version, root_dir):
 # reading sys.modules. Each .py module goes in as its compiled file from
 # __pycache__, in the module's own place (a sourceless module): the
 # initramfs keeps no mtimes (the lab kernel has no
-# INITRAMFS_PRESERVE_MTIME), so a .py beside its timestamped .pyc would
-# look newer and be compiled again under emulation at every start.
+# INITRAMFS_PRESERVE_MTIME), so a .py beside its .pyc would not have the
+# mtime the .pyc records, and would be compiled again under emulation at
+# every start.
 # os.pyc is the landmark by which the interpreter finds its stdlib (os
 # itself is frozen in), lib-dynload the one for extension modules.
 
