@@ -298,9 +298,10 @@ PYTHON = "/usr/bin/python3"
 TELEMETRY_CLIENT = "/usr/bin/dpdk-telemetry.py"
 TELEMETRY_PREFIX = "bundle"
 
-# Runs in the interpreter being bundled, with -S -E -s: the script runs as
-# __main__ with the given arguments, then what sys.modules holds is written
-# as JSON. site runs first as in the guest, but without site-packages: the
+# Runs in the interpreter being bundled, with -B -S -E -s (it writes no
+# .pyc of its own: a module without one is an error below): the script
+# runs as __main__ with the given arguments, then what sys.modules holds is
+# written as JSON. site runs first as in the guest, but without site-packages: the
 # guest has none, so no .pth file of this host adds to the list. exec, not
 # runpy, so that the collector imports nothing the script does not.
 COLLECT = r"""
@@ -380,8 +381,8 @@ def collect_imports(python, script, runs):
                     os.path.join(sockdir, "dpdk_telemetry.v2"), ready))
                 server.start()
                 ready.wait(10)
-            res = subprocess.run([python, "-S", "-E", "-s", "-c", COLLECT, out, script] + args,
-                                 input=stdin, capture_output=True, text=True, env=env,
+            res = subprocess.run([python, "-B", "-S", "-E", "-s", "-c", COLLECT, out, script]
+                                 + args, input=stdin, capture_output=True, text=True, env=env,
                                  timeout=120)
             if server:
                 server.join(30)
@@ -436,7 +437,8 @@ def add_python(cpio, python=PYTHON, script=TELEMETRY_CLIENT):
     to install."""
     if not os.access(python, os.X_OK):
         raise BundleError(f"{python} missing: Debian's python3 goes into the guest for "
-                          "dpdk-telemetry.py (devtools/bootstrap.sh installs it: apt-get install python3)")
+                          "dpdk-telemetry.py (devtools/bootstrap.sh installs it: "
+                          "apt-get install python3)")
     if not os.path.isfile(script):
         raise BundleError(f"{script} missing: Debian's dpdk-dev package ships it "
                           "(devtools/bootstrap.sh installs it: apt-get install dpdk-dev)")

@@ -251,6 +251,12 @@ class PythonLayout(unittest.TestCase):
             so: so})
         self.assertEqual(ext, [so])
 
+    def test_a_host_without_python_or_the_client_says_what_to_install(self):
+        with self.assertRaisesRegex(bundles.BundleError, "apt-get install python3"):
+            bundles.add_python(FakeCpio(), python="/nonexistent/python3")
+        with self.assertRaisesRegex(bundles.BundleError, "apt-get install dpdk-dev"):
+            bundles.add_python(FakeCpio(), script="/nonexistent/dpdk-telemetry.py")
+
     def test_a_module_without_its_compiled_file_is_an_error(self):
         write(f"{self.lib}/b.py", "")
         with self.assertRaisesRegex(bundles.BundleError, r"b\.py has no compiled .*py3compile"):
