@@ -12,7 +12,9 @@ guest finished; 1 when a step failed or never ended, a gtest step ran no
 test, a helper reported an error outside the steps (a failed vfio_bind), the
 job ran no step, or the guest panicked or timed out; 2 on bad usage or a
 host-side problem (missing kernel, QEMU, busybox). Output outside any step
-is shown, never counted as a pass.
+is shown, never counted as a pass. A boot that prints nothing at all is
+killed and booted once more (watchdog.py), which the report always says;
+a second such boot fails the run.
 """
 
 import argparse
