@@ -623,7 +623,7 @@ TEST_P(Mem, AFailedUnmapQuarantinesTheSegment) {
     ASSERT_TRUE(t) << t.error().message();
     EXPECT_TRUE((*t)->va >= va + len || (*t)->va + (*t)->len <= va);
     auto* p = reinterpret_cast<char*>((*t)->va);
-    ASSERT_NO_FATAL_FAILURE(round_trip(x, p, p + 8192, 4096));
+    ASSERT_NO_FATAL_FAILURE(round_trip(x, p, p + 8192, 2048));
     ASSERT_TRUE(mem.remove(*t));
     EXPECT_EQ(mem.quarantined().segments, 1u);
 }
@@ -648,9 +648,9 @@ TEST_P(Mem, WithoutAnIommuReleasedMemoryStopsBusMastering) {
     Options o = options();
     o.memory_mb = 4;
     ASSERT_NO_FATAL_FAILURE(open_edu(x, o));
-    auto a = x.eal->heap(-1).alloc(4096), b = x.eal->heap(-1).alloc(4096);
+    auto a = x.eal->heap(-1).alloc(2048), b = x.eal->heap(-1).alloc(2048);
     ASSERT_TRUE(a && b);
-    ASSERT_NO_FATAL_FAILURE(round_trip(x, *a, *b, 4096));  // the driver enabled DMA
+    ASSERT_NO_FATAL_FAILURE(round_trip(x, *a, *b, 2048));  // the driver enabled DMA
     auto before = command_register(kEdu);
     ASSERT_TRUE(before);
     ASSERT_TRUE(*before & 0x4) << "the edu driver left Bus Master Enable off: command "
