@@ -24,6 +24,7 @@ TEST(Process, AliveUntilExitedAndNotAsAZombie) {
     ASSERT_EQ(::pipe(go), 0);
     const pid_t child = ::fork();
     if (child == 0) {
+        ::close(go[1]);  // EOF once the parent closes its end
         char c;
         (void)!::read(go[0], &c, 1);
         ::_exit(0);
