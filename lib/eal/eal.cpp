@@ -218,6 +218,10 @@ Result<void> Eal::init_secondary(const mp::RuntimeDir& dir) {
     if (!c)
         return fail(std::move(c.error()));
     client_ = std::move(*c);
+    // From now on the primary's death is noticed when it happens, not at
+    // the next request (add_primary_exit_callback).
+    if (auto ok = client_->watch([this](const Error& e) { primary_exited(e); }); !ok)
+        return fail(std::move(ok.error()).context("EAL init: watch the primary"));
     // The VFIO state first: in cdev no-IOMMU the physical addresses of the
     // primary's memory come from its container (the kernel pinned them).
     auto r = client_->request(mp::kVfioRequest);
@@ -331,6 +335,43 @@ Result<void> Eal::remove_device(PciAddress a) {
         if (auto ok = subscription_->released(*client_, a); !ok)
             return fail(std::move(ok.error()).context("remove device " + a.str()));
     return {};
+}
+
+void Eal::primary_exited(const Error& e) {
+    std::vector<std::pair<int, PrimaryExitCallback>> now;
+    {
+        std::lock_guard g(exit_mu_);
+        primary_exit_ = e;
+        now = exit_callbacks_;
+    }
+    eal_log.notice("{}", e.message());
+    for (const auto& [id, cb] : now)
+        cb(e);
+}
+
+Result<int> Eal::add_primary_exit_callback(PrimaryExitCallback cb) {
+    if (!client_)
+        return fail(Error(ENOTSUP, "add a primary-exit callback: this process is the primary")
+                        .hint("only a secondary has a primary to watch"));
+    std::unique_lock g(exit_mu_);
+    const int id = next_exit_callback_++;
+    exit_callbacks_.emplace_back(id, cb);
+    if (primary_exit_) {
+        const Error e = *primary_exit_;
+        g.unlock();
+        cb(e);  // it went before this registration
+    }
+    return id;
+}
+
+bool Eal::remove_primary_exit_callback(int id) {
+    std::lock_guard g(exit_mu_);
+    return std::erase_if(exit_callbacks_, [id](const auto& p) { return p.first == id; }) != 0;
+}
+
+bool Eal::primary_exited() const {
+    std::lock_guard g(exit_mu_);
+    return primary_exit_.has_value();
 }
 
 std::vector<const Heap*> Eal::heaps() const {

@@ -1,4 +1,5 @@
 #include "hotplug.hpp"
+#include "process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -16,15 +17,8 @@ namespace vfiokit::eal::hotplug {
 
 namespace {
 
-// Alive and not a zombie: a secondary that exited is not waited for.
-bool alive(pid_t pid) {
-    if (::kill(pid, 0) != 0 && errno == ESRCH)
-        return false;
-    const std::string stat =
-        sysfs::Root().read("/proc/" + std::to_string(pid) + "/stat").value_or("");
-    const auto paren = stat.rfind(')');
-    return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
-}
+// A secondary that exited (or is a zombie) is not waited for.
+bool alive(pid_t pid) { return detail::process_alive(pid); }
 
 }  // namespace
 

@@ -137,6 +137,10 @@ Result<void> add_eal_commands(Commands& c, EalParts parts) {
             }
             d.set("total_bytes", total);
             d.set("segments", std::move(segs));
+            // Segments whose DMA unmap failed (Memory::remove): kept, never reused.
+            const eal::Memory::Quarantine q = m->quarantined();
+            d.set("quarantined_segments", static_cast<std::uint64_t>(q.segments));
+            d.set("quarantined_bytes", q.bytes);
             Json heaps = Json::array();
             std::uint64_t in_use = 0;
             if (shared->heaps)

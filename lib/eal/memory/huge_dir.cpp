@@ -1,4 +1,5 @@
 #include "huge_dir.hpp"
+#include "../process.hpp"
 
 #include <dirent.h>
 #include <linux/magic.h>
@@ -85,7 +86,7 @@ unsigned remove_stale_files(const std::string& dir) {
         auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
         if (ec != std::errc() || end == rest.data() || *end != '-' || pid <= 0)
             continue;
-        if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)
+        if (process_alive(static_cast<pid_t>(pid)))
             continue;
         if (::unlinkat(::dirfd(d), e->d_name, 0) == 0)
             ++removed;

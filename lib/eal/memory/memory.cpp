@@ -27,6 +27,8 @@ constexpr std::uint64_t kUnused = ~0ULL;
 // A page of a segment whose physical address is not known yet (pa mode,
 // cdev no-IOMMU before the first device): taken, but without an IOVA.
 constexpr std::uint64_t kPending = ~1ULL;
+// A page of a quarantined segment (Memory::remove): taken for good, no IOVA.
+constexpr std::uint64_t kQuarantined = ~2ULL;
 
 std::string mib(std::uint64_t n) { return std::to_string(n >> 20) + " MiB"; }
 
@@ -404,7 +406,7 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
                                         " physical addresses for " + std::to_string(need) +
                                         " pages"));
         if (!given) {
-            listener_->on_remove(s);
+            (void)listener_->on_remove(s);
             unmap_back();
             return fail(std::move(given.error()).context("memory: add " + mib(len) +
                                                          ": --iova-mode=pa"));
@@ -425,9 +427,22 @@ Result<void> Memory::remove(const Segment* seg) {
     if (it == segs_.end())
         return fail(EINVAL, "memory: remove a segment that is not ours");
     const Segment& s = (*it)->seg;
-    if (listener_)
-        listener_->on_remove(s);
     const std::size_t first = (s.va - base_) / page_size_;
+    if (listener_)
+        if (auto ok = listener_->on_remove(s); !ok) {
+            // A device may still reach these pages: nobody else gets them,
+            // nor their addresses. The range stays mapped to the same file,
+            // so the pages stay ours rather than going back to the kernel.
+            for (std::size_t i = 0; i < s.len / page_size_; ++i)
+                set_page(first + i, kQuarantined);
+            Error e = std::move(ok.error())
+                          .context("memory: remove segment " + range_text(s.va, s.len) +
+                                   ": quarantined, its addresses are never reused");
+            kLog.warning("{}", e.message());
+            quarantine_.push_back(std::move(*it));
+            segs_.erase(it);
+            return fail(std::move(e));
+        }
     for (std::size_t i = 0; i < s.len / page_size_; ++i)
         set_page(first + i, kUnused);
     vfio::sys().mmap(reinterpret_cast<void*>(s.va), s.len, PROT_NONE,
@@ -444,7 +459,7 @@ std::optional<std::uint64_t> Memory::virt2iova(const void* p) const {
     if (idx >= pages_)
         return std::nullopt;
     const std::uint64_t iova = page(idx);
-    if (iova == kUnused || iova == kPending)
+    if (iova == kUnused || iova == kPending || iova == kQuarantined)
         return std::nullopt;
     return iova + (va & (page_size_ - 1));
 }
@@ -491,6 +506,16 @@ void Memory::init_pages(std::size_t n) {
     page_iova_ = std::make_unique<std::atomic<std::uint64_t>[]>(n);
     for (std::size_t i = 0; i < n; ++i)
         set_page(i, kUnused);
+}
+
+Memory::Quarantine Memory::quarantined() const {
+    auto held = lock();
+    Quarantine q;
+    for (const auto& o : quarantine_) {
+        ++q.segments;
+        q.bytes += o->seg.len;
+    }
+    return q;
 }
 
 std::vector<const Segment*> Memory::segments() const {

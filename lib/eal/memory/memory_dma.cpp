@@ -41,14 +41,25 @@ Result<void> ContainerDmaListener::on_add(Segment& s) {
     return {};
 }
 
-void ContainerDmaListener::on_remove(const Segment& s) {
+Result<void> ContainerDmaListener::on_remove(const Segment& s) {
+    const std::string seg = "memory segment " + inclusive_range_text(s.va, s.va + s.len - 1);
+    if (!c_.translates() && !m_.attached()) {
+        // No IOMMU: a device that still masters the bus could write these
+        // pages after they go back to the kernel and belong to someone
+        // else. Stop them all first; a failure keeps the segment.
+        if (auto ok = c_.stop_bus_mastering(); !ok)
+            return fail(std::move(ok.error()).context("release " + seg));
+    }
     if (auto k = keys_.find(s.va); k != keys_.end()) {
-        (void)c_.unmap(k->second, s.len);
+        if (auto ok = c_.unmap(k->second, s.len); !ok)
+            return fail(std::move(ok.error()).context("release " + seg));
         keys_.erase(k);
-        return;
+        return {};
     }
     if (c_.translates() && s.iova)
-        (void)c_.unmap(*s.iova, s.len);
+        if (auto ok = c_.unmap(*s.iova, s.len); !ok)
+            return fail(std::move(ok.error()).context("release " + seg));
+    return {};
 }
 
 Result<std::vector<std::uint64_t>> physical_pages(const vfio::Container& c, std::uint64_t iova,

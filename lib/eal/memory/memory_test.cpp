@@ -91,7 +91,7 @@ TEST(Memory, WindowFull) {
 
 struct FailingListener : MemoryListener {
     Result<void> on_add(Segment&) override { return fail(ENOMEM, "map DMA"); }
-    void on_remove(const Segment&) override {}
+    Result<void> on_remove(const Segment&) override { return {}; }
 };
 
 TEST(Memory, ListenerFailureRollsBack) {
@@ -117,7 +117,7 @@ struct PlacingListener : MemoryListener {
         next += s.len;
         return {};
     }
-    void on_remove(const Segment&) override {}
+    Result<void> on_remove(const Segment&) override { return {}; }
 };
 
 TEST(Memory, TheListenerPlacesTheIovaAndSetIovaMovesIt) {

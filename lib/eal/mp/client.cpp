@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "vfiokit/eal/mp.hpp"
+#include "../process.hpp"
 #include "wire.hpp"
 #include "vfiokit/eal/sysfs.hpp"
 
@@ -23,21 +24,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Whether `pid` is a live process: not a zombie, which kill(pid, 0) would
-// still find until its parent reaps it.
-bool process_alive(pid_t pid) {
-    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM))
-        return false;
-    auto stat = sysfs::Root().read("/proc/" + std::to_string(pid) + "/stat");
-    if (!stat)
-        return false;
-    const std::string& line = *stat;
-    auto paren = line.rfind(')');  // the command name may hold spaces and ')'
-    if (paren == std::string::npos || paren + 2 >= line.size())
-        return true;
-    const char state = line[paren + 2];
-    return state != 'Z' && state != 'X';
-}
+using detail::process_alive;
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include "backend.hpp"
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
+#include "vfiokit/uapi/vfio.hpp"
 
 namespace vfiokit::vfio {
 
@@ -361,6 +362,27 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
     for (const auto& m : *whole)
         bars_.erase(m.iova);
     return {};
+}
+
+Result<void> Container::stop_bus_mastering() {
+    std::lock_guard g(vfio_->control_lock());
+    constexpr std::uint64_t kCommand = 0x04;  // PCI Local Bus spec 6.2.2
+    constexpr std::uint16_t kBusMaster = 1U << 2;
+    Result<void> first;
+    for (const auto& d : devices_) {
+        DeviceHandle& ops = d->ops();
+        std::uint16_t cmd = 0;
+        auto ok = ops.read_region(uapi::kVfioPciConfigRegionIndex, kCommand, &cmd, sizeof cmd);
+        if (ok && (cmd & kBusMaster) != 0) {
+            cmd = static_cast<std::uint16_t>(cmd & ~kBusMaster);
+            ok = ops.write_region(uapi::kVfioPciConfigRegionIndex, kCommand, &cmd, sizeof cmd);
+        }
+        if (!ok && first)
+            first = fail(std::move(ok.error())
+                             .context("device " + d->address().str() + ": clear Bus Master Enable")
+                             .context(name()));
+    }
+    return first;
 }
 
 Result<void> Container::unmap_all() {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +45,11 @@ struct FakeIommu {
              avail_calls = 0;
     unsigned fail_map_call = 0;         // map call number (1-based) that fails with EIO; 0: none
     std::uint64_t unmap_bytes_skew = 0;  // added to the byte counts unmap reports
+    unsigned fail_unmap_call = 0;       // unmap call number (1-based) that fails with EIO; 0: none
+    // The PCI command register (config offset 4) of every device, when set:
+    // config reads and writes of those 2 bytes are served, counted.
+    std::optional<std::uint16_t> command;
+    unsigned command_writes = 0;
 
     // cdev no-IOMMU: nothing translates, mappings only pin, and the
     // physical address of a mapped byte is known while a device is
@@ -94,19 +100,29 @@ public:
         r.readable = r.writable = r.mappable = r.size != 0;
         return r;
     }
-    [[nodiscard]] Result<void> read_region(std::uint32_t, std::uint64_t, void*,
-                                           std::size_t) override {
-        return fail(no("region read"));
+    [[nodiscard]] Result<void> read_region(std::uint32_t index, std::uint64_t offset, void* buf,
+                                           std::size_t len) override {
+        if (!is_command(index, offset, len))
+            return fail(no("region read"));
+        std::memcpy(buf, &*k_->command, len);
+        return {};
     }
-    [[nodiscard]] Result<void> write_region(std::uint32_t, std::uint64_t, const void*,
-                                            std::size_t) override {
-        return fail(no("region write"));
+    [[nodiscard]] Result<void> write_region(std::uint32_t index, std::uint64_t offset,
+                                            const void* buf, std::size_t len) override {
+        if (!is_command(index, offset, len))
+            return fail(no("region write"));
+        std::memcpy(&*k_->command, buf, len);
+        ++k_->command_writes;
+        return {};
     }
     [[nodiscard]] Result<Mapping> map_region(std::uint32_t, std::uint64_t, std::uint64_t, int,
                                              void*) override {
         return fail(no("region mmap"));
     }
     [[nodiscard]] Result<IrqInfo> irq_info(std::uint32_t) override { return fail(no("IRQ info")); }
+    [[nodiscard]] bool is_command(std::uint32_t index, std::uint64_t offset, std::size_t len) const {
+        return k_->command && index == 7 && offset == 4 && len == 2;  // VFIO_PCI_CONFIG_REGION_INDEX
+    }
     [[nodiscard]] Result<void> set_irqs(const IrqRequest&) override { return fail(no("set IRQs")); }
     [[nodiscard]] Result<void> reset() override {
         if (!k_->reset_works)
@@ -194,6 +210,8 @@ public:
     }
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override {
         ++k_->unmap_calls;
+        if (k_->unmap_calls == k_->fail_unmap_call)
+            return fail(EIO, "fake unmap");
         std::uint64_t bytes = 0;
         for (auto it = k_->mapped.begin(); it != k_->mapped.end();) {
             if (it->first >= iova && it->second.end() <= iova + len) {

@@ -9,11 +9,31 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "../process.hpp"
 #include "backend.hpp"
 #include "modes.hpp"
 #include "vfiokit/eal/uuid.hpp"
 
 namespace vfiokit::vfio {
+
+namespace {
+
+// The nodes through which a process can hold the device of `req`: its
+// group (group-style and no-IOMMU), and its cdev.
+std::vector<std::string> device_nodes(const DeviceRequest& req) {
+    std::vector<std::string> nodes;
+    if (req.group) {
+        nodes.push_back("/dev/vfio/" + std::to_string(*req.group));
+        nodes.push_back("/dev/vfio/noiommu-" + std::to_string(*req.group));
+    }
+    if (req.vfio_dev) {
+        nodes.push_back("/dev/vfio/devices/" + *req.vfio_dev);
+        nodes.push_back("/dev/vfio/devices/noiommu-" + *req.vfio_dev);
+    }
+    return nodes;
+}
+
+}  // namespace
 
 // --- Device -------------------------------------------------------------------
 
@@ -203,6 +223,22 @@ Result<Device*> Vfio::assign(Container& c, std::string_view spec_text, Fd* given
             e.hint("pinning this container's " + std::to_string(c.table_.bytes() >> 20) +
                    " MiB of mappings for the device exceeds RLIMIT_MEMLOCK (raise it: ulimit -l; "
                    "or run with CAP_IPC_LOCK), or memory is short");
+        // The kernel lets one set of openers have a device at a time; its
+        // refusals (group open EBUSY, cdev bind EINVAL, compat's claim of
+        // DMA ownership EPERM) do not say who. After a primary's crash it
+        // is its secondaries: name them, from their fds.
+        if (e.err() == EBUSY || e.err() == EINVAL || e.err() == EPERM)
+            if (const auto holders = eal::detail::processes_holding(device_nodes(req));
+                !holders.empty()) {
+                Error named(e.err(), e.op() + ": " + addr.str() + " is held by " +
+                                         eal::detail::pids_text(holders));
+                named.hint((e.hint().empty() ? "" : e.hint() + "; ") +
+                           "stop those processes (secondaries of a primary that exited), then "
+                           "assign again");
+                if (!e.context().empty())
+                    named.context(e.context());
+                e = std::move(named);
+            }
         return fail(std::move(e.context("assign " + who + " to " + c.name())));
     }
     auto dev = std::unique_ptr<Device>(new Device(addr, sup->iommu_group, &c, std::move(*bd)));

@@ -5,6 +5,7 @@
 // PA mode without privilege.
 //
 //   VFIOKIT_VFIO_MODE=cdev VFIOKIT_LAB_SHAPE=iommu memory_lab_test
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <numaif.h>
 #include <sys/mount.h>
@@ -20,11 +21,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "edu.hpp"
 #include "lab_env.hpp"
 #include "vfiokit/bus/pci/bus.hpp"
+#include "vfiokit/bus/pci/device.hpp"
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/uapi/iommufd.hpp"
 #include "vfiokit/uapi/vfio.hpp"
@@ -577,6 +580,101 @@ TEST_P(Mem, NumaPlacementFollowsTheDevice) {
     auto none = x.eal->memory().add(2 << 20, 5);
     ASSERT_FALSE(none);
     EXPECT_NE(none.error().message().find("nodes 0..1"), std::string::npos) << none.error().message();
+}
+
+// The kernel refuses the DMA unmap of a segment being removed (injected
+// through the syscall seam on the real unmap ioctl): remove() says so, the
+// segment is quarantined (still mapped for the device, its addresses never
+// given out again), and the next segment lands elsewhere and does DMA.
+TEST_P(Mem, AFailedUnmapQuarantinesTheSegment) {
+    if (testing::shape() == "numa")
+        GTEST_SKIP() << "checked in the iommu and noiommu shapes";
+    const std::string mode = mode_label();
+    if (mode == "noiommu")
+        GTEST_SKIP() << "group no-IOMMU maps nothing, so nothing is unmapped";
+    EduOnEal x;
+    Options o = options();
+    o.memory_mb = 4;
+    ASSERT_NO_FATAL_FAILURE(open_edu(x, o));
+    Memory& mem = x.eal->memory();
+    vfio::Container& dc = x.eal->vfio().default_container();
+    auto s = mem.add(2ULL << 20);
+    ASSERT_TRUE(s) << s.error().message();
+    const std::uint64_t va = (*s)->va, len = (*s)->len;
+    const std::size_t mappings = dc.mapping_count();
+    const unsigned long unmap = mode.starts_with("cdev") ? uapi::kIommuIoasUnmap
+                                                         : uapi::kVfioIommuUnmapDma;
+    vfio::FaultInjector fi;
+    Result<void> r;
+    {
+        vfio::ScopedSyscalls g(fi);
+        fi.fail_nth(vfio::Call::ioctl, 1, EIO, unmap);
+        r = mem.remove(*s);
+    }
+    ASSERT_TRUE(fi.fired()) << "no unmap ioctl was issued for the segment";
+    ASSERT_FALSE(r) << "the unmap failed but remove() succeeded";
+    EXPECT_EQ(r.error().err(), EIO);
+    std::printf("failed unmap (%s): %s\n", mode.c_str(), r.error().message().c_str());
+    EXPECT_EQ(mem.quarantined().segments, 1u);
+    EXPECT_EQ(mem.quarantined().bytes, len);
+    EXPECT_EQ(dc.mapping_count(), mappings) << "the container forgot a mapping the kernel kept";
+    EXPECT_FALSE(mem.virt2iova(reinterpret_cast<const void*>(va)));
+    // The next segment gets another range, and the edu reaches it.
+    auto t = mem.add(2ULL << 20);
+    ASSERT_TRUE(t) << t.error().message();
+    EXPECT_TRUE((*t)->va >= va + len || (*t)->va + (*t)->len <= va);
+    if (!dc.translates()) {
+        // No IOMMU: the removal stopped the edu's bus mastering before its
+        // unmap failed; a driver starting the device again turns it back on.
+        vfio::Device* d = x.eal->vfio().find_device(*PciAddress::parse(kEdu));
+        ASSERT_NE(d, nullptr);
+        ASSERT_TRUE(pci::PciDevice(*d).enable_memory_and_bus_master());
+    }
+    auto* p = reinterpret_cast<char*>((*t)->va);
+    ASSERT_NO_FATAL_FAILURE(round_trip(x, p, p + 8192, 2048));
+    ASSERT_TRUE(mem.remove(*t));
+    EXPECT_EQ(mem.quarantined().segments, 1u);
+}
+
+// The PCI command register as the device holds it (sysfs reads the real
+// config space, not VFIO's virtualized view).
+std::optional<std::uint16_t> command_register(const char* bdf) {
+    const std::string path = std::string("/sys/bus/pci/devices/") + bdf + "/config";
+    vfio::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    std::uint16_t cmd = 0;
+    if (!fd || ::pread(fd.get(), &cmd, sizeof cmd, 4) != static_cast<ssize_t>(sizeof cmd))
+        return std::nullopt;
+    return cmd;
+}
+
+// Without an IOMMU nothing keeps a device off memory that went back to the
+// kernel: the devices stop mastering the bus before a segment goes.
+TEST_P(Mem, WithoutAnIommuReleasedMemoryStopsBusMastering) {
+    if (iommu_shape() || testing::shape() == "numa")
+        GTEST_SKIP() << "an IOMMU shape: the unmap keeps the device off released memory";
+    EduOnEal x;
+    Options o = options();
+    o.memory_mb = 4;
+    ASSERT_NO_FATAL_FAILURE(open_edu(x, o));
+    auto a = x.eal->heap(-1).alloc(2048), b = x.eal->heap(-1).alloc(2048);
+    ASSERT_TRUE(a && b);
+    ASSERT_NO_FATAL_FAILURE(round_trip(x, *a, *b, 2048));  // the driver enabled DMA
+    auto before = command_register(kEdu);
+    ASSERT_TRUE(before);
+    ASSERT_TRUE(*before & 0x4) << "the edu driver left Bus Master Enable off: command "
+                               << hex(*before);
+    Memory& mem = x.eal->memory();
+    auto s = mem.add(2ULL << 20);
+    ASSERT_TRUE(s) << s.error().message();
+    EXPECT_EQ(command_register(kEdu).value_or(0), *before) << "adding memory touched the device";
+    ASSERT_TRUE(mem.remove(*s));
+    auto after = command_register(kEdu);
+    ASSERT_TRUE(after);
+    std::printf("release (%s): command register %s before, %s after the segment went\n",
+                mode_label().c_str(), hex(*before).c_str(), hex(*after).c_str());
+    EXPECT_EQ(*after & 0x4, 0) << "Bus Master Enable still set after the memory went back";
+    EXPECT_EQ(*after & 0x2, *before & 0x2) << "memory space decoding changed too";
+    EXPECT_EQ(mem.quarantined().segments, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Lab, Mem, ::testing::Values(mode_label()),

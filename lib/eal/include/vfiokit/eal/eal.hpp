@@ -44,6 +44,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -185,6 +186,25 @@ public:
         return probe_device(devargs, ProbeOptions{});
     }
 
+    /// Secondary: calls `cb` once when the primary exits or dies, with the
+    /// error that says so ("primary (pid N, prefix P) has exited"). The EAL
+    /// watches its channel from init on (a thread polling the socket for
+    /// the hang-up the kernel gives when the primary's last reference goes,
+    /// SIGKILL included), so callbacks fire within milliseconds, not at
+    /// the next request. They run on that watcher thread, in registration
+    /// order, without the EAL lock; a callback registered after the exit
+    /// runs at once, on the caller's thread. A callback must not destroy
+    /// the Eal. What to do next is the application's: stop using the
+    /// primary's devices (their DMA may still run into memory that is now
+    /// only the secondaries'), release them and exit, so that a new primary
+    /// can take them. Returns an id for remove_primary_exit_callback; ENOTSUP
+    /// in a primary.
+    using PrimaryExitCallback = std::function<void(const Error&)>;
+    [[nodiscard]] Result<int> add_primary_exit_callback(PrimaryExitCallback cb);
+    bool remove_primary_exit_callback(int id);
+    /// Secondary: whether the watcher has seen the primary go.
+    [[nodiscard]] bool primary_exited() const;
+
     /// primary (also for a single process) or secondary.
     [[nodiscard]] ProcType proc_type() const { return role_.type; }
     /// Secondary: the channel to the primary (primary_alive(), watch()).
@@ -219,6 +239,13 @@ private:
     void note_removal_request(const RemovalRequest& r);
     std::optional<UeventMonitor> monitor_;
     std::vector<std::pair<int, DeviceEventCallback>> callbacks_;
+    // Secondary: the primary's exit (add_primary_exit_callback). Its own
+    // lock: the watcher thread never waits for the EAL lock.
+    mutable std::mutex exit_mu_;
+    std::vector<std::pair<int, PrimaryExitCallback>> exit_callbacks_;
+    int next_exit_callback_ = 1;
+    std::optional<Error> primary_exit_;
+    void primary_exited(const Error& e);
     int next_callback_ = 1;
     std::vector<PciAddress> remove_delivered_;  // remove events given, until removed
     std::unique_ptr<hotplug::Board> board_;                // primary with multi-process

@@ -113,7 +113,11 @@ class MemoryListener {
 public:
     virtual ~MemoryListener() = default;
     [[nodiscard]] virtual Result<void> on_add(Segment& s) = 0;
-    virtual void on_remove(const Segment& s) = 0;
+    /// Before the segment's memory goes back. A failure means a device may
+    /// still reach the memory (its DMA mapping could not be removed): the
+    /// Memory then quarantines the segment (Memory::remove) rather than
+    /// give its pages or addresses to anyone else.
+    [[nodiscard]] virtual Result<void> on_remove(const Segment& s) = 0;
     /// pa mode: whether the physical addresses of the segments come from
     /// this listener (physical_pages(), Memory::set_physical()) rather than
     /// from /proc/self/pagemap. Asked before on_add.
@@ -176,7 +180,23 @@ public:
     /// listener, window full, root for pa mode); a failed add leaves nothing.
     /// `node`: NUMA node to place the pages on (-1: the caller's policy).
     [[nodiscard]] Result<const Segment*> add(std::uint64_t len, int node = -1);
+    /// Gives the segment's memory back: the listener first (it unmaps the
+    /// segment from the device's IOMMU), then the pages and the window
+    /// range. When the listener fails (a DMA unmap the kernel refused), a
+    /// device may still write the pages: the segment is quarantined, its
+    /// error returned (and logged, as callers in destructors cannot report
+    /// it). A quarantined segment keeps its pages, its file and its window
+    /// range until the Memory goes, its IOVAs stay taken in the container,
+    /// virt2iova() gives nullopt for it, and add() never reuses its range;
+    /// it no longer appears in segments() (quarantined() counts it).
     [[nodiscard]] Result<void> remove(const Segment* s);
+    /// Segments whose removal failed, kept apart (remove()).
+    struct Quarantine {
+        std::size_t segments = 0;
+        std::uint64_t bytes = 0;
+    };
+    /// What remove() has quarantined so far.
+    [[nodiscard]] Quarantine quarantined() const;
 
     /// The segment's memory now has its IOVAs from `iova` on (va mode: the
     /// listener mapped it there, and unmaps the old IOVAs after this).
@@ -223,6 +243,7 @@ private:
         vfio::Fd fd;
     };
     std::vector<std::unique_ptr<Owned>> segs_;
+    std::vector<std::unique_ptr<Owned>> quarantine_;  // remove() failed: never reused
 };
 
 }  // namespace vfiokit::eal

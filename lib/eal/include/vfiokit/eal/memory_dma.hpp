@@ -21,6 +21,13 @@
 /// it gets its first one; forgotten when it loses its last
 /// (physical_addresses).
 ///
+/// Removal: the unmap's error is returned (Memory quarantines the segment).
+/// Without an IOMMU nothing stands between a device and freed memory, so
+/// the primary's listener first stops every device of the container from
+/// mastering the bus (Container::stop_bus_mastering), and only then lets
+/// the segment go; in a secondary the memory stays the primary's and
+/// nothing is stopped.
+///
 /// Thread-safety: called by Memory and the container with the EAL lock held.
 #pragma once
 
@@ -44,7 +51,7 @@ public:
     ContainerDmaListener& operator=(const ContainerDmaListener&) = delete;
 
     [[nodiscard]] Result<void> on_add(Segment& s) override;
-    void on_remove(const Segment& s) override;
+    [[nodiscard]] Result<void> on_remove(const Segment& s) override;
     [[nodiscard]] Result<void> meet_dma_mask(vfio::Container& c, std::uint64_t mask,
                                              std::string_view who) override;
     [[nodiscard]] bool gives_physical() const override { return c_.reports_physical(); }

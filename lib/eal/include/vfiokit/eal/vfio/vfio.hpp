@@ -347,6 +347,14 @@ public:
 
     /// The list itself is only stable under control_lock().
     [[nodiscard]] const std::vector<std::unique_ptr<Device>>& devices() const { return devices_; }
+    /// Stops every device of the container from mastering the bus: clears
+    /// Bus Master Enable (bit 2 of the PCI command register, PCI Local Bus
+    /// spec 6.2.2) through each device's config region, so none can start
+    /// another DMA. For no-IOMMU memory about to go back to the kernel,
+    /// which no IOMMU mapping protects: a driver sets the bit again when it
+    /// starts its device. Every device is tried; the first error (naming
+    /// the device) is returned. Takes the control lock.
+    [[nodiscard]] Result<void> stop_bus_mastering();
 
     /// Another process's container, adopted by Vfio::import_shared(): see
     /// the ownership rules in share.hpp (assign refused; inherited mappings
