@@ -226,8 +226,9 @@ private:
                                     const std::optional<Uuid>& token);
     [[nodiscard]] Result<void> attach_pt(CdevDevice& dev, const DeviceRequest& req);
     [[nodiscard]] Result<RangesReply> query_ranges() const;
-    [[nodiscard]] Result<std::uint64_t> do_unmap(std::uint64_t iova, std::uint64_t len,
-                                                 const std::string& what);
+    // The range's words for an error are only made when one is returned:
+    // unmap is a per-call path.
+    [[nodiscard]] Result<std::uint64_t> do_unmap(std::uint64_t iova, std::uint64_t len);
 
     std::shared_ptr<Ioas> ioas_;
     bool noiommu_;
@@ -611,8 +612,7 @@ Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::ui
 // range are already gone when ENOENT comes for a later one, and the count
 // is not reported then (io_pagetable.c iopt_unmap_iova_range). The front
 // end only asks for ranges made of whole mappings, so neither happens.
-Result<std::uint64_t> CdevContainer::do_unmap(std::uint64_t iova, std::uint64_t len,
-                                              const std::string& what) {
+Result<std::uint64_t> CdevContainer::do_unmap(std::uint64_t iova, std::uint64_t len) {
     uapi::iommu_ioas_unmap u{};
     u.size = sizeof u;
     u.ioas_id = ioas_->id();
@@ -621,7 +621,8 @@ Result<std::uint64_t> CdevContainer::do_unmap(std::uint64_t iova, std::uint64_t 
     auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasUnmap, &u, "IOMMU_IOAS_UNMAP");
     if (!r) {
         Error& e = r.error();
-        e.context(where() + ": " + what);
+        e.context(where() + ": " +
+                  (iova == 0 && len == UINT64_MAX ? "unmap all" : "unmap " + range_text(iova, len)));
         if (e.err() == ENOENT)
             e.hint("the range holds no mapping, or cuts one: mappings can only be unmapped "
                    "whole");
@@ -631,25 +632,27 @@ Result<std::uint64_t> CdevContainer::do_unmap(std::uint64_t iova, std::uint64_t 
 }
 
 Result<std::uint64_t> CdevContainer::unmap(std::uint64_t iova, std::uint64_t len) {
-    return do_unmap(iova, len, "unmap " + range_text(iova, len));
+    return do_unmap(iova, len);
 }
 
 // iova 0 with length UINT64_MAX is the kernel's "unmap everything" (ioas.c
 // iommufd_ioas_unmap calls iopt_unmap_all for exactly that pair), which
 // also succeeds on an empty IOAS.
 Result<std::uint64_t> CdevContainer::unmap_all() {
-    return do_unmap(0, UINT64_MAX, "unmap all");
+    return do_unmap(0, UINT64_MAX);
 }
 
 // The allowed ranges are the holes between the reserved ranges, which every
 // attached device adds to (its reserved regions: the MSI window on x86; the
 // part outside its IOMMU's aperture) and a detach removes again
 // (iommufd/ioas.c iommufd_ioas_iova_ranges). So they are never cached.
-// Protocol: ask with num_iovas = 0; the kernel writes the count back and
-// fails with EMSGSIZE; ask again with room for that many. The count can
+// Protocol: ask with room for num_iovas ranges; when there are more, the
+// kernel writes the count back and fails with EMSGSIZE; ask again with room
+// for that many. The first ask has room for a few (x86: two or three, the
+// MSI window cutting the space), so one ioctl is the rule. The count can
 // grow in between (a concurrent attach), hence the loop.
 Result<RangesReply> CdevContainer::query_ranges() const {
-    std::vector<uapi::iommu_iova_range> buf;
+    std::vector<uapi::iommu_iova_range> buf(8);
     for (int attempt = 0; attempt < 4; ++attempt) {
         uapi::iommu_ioas_iova_ranges q{};
         q.size = sizeof q;

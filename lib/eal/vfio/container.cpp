@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 
 #include "backend.hpp"
 #include "vfiokit/eal/format.hpp"
@@ -178,17 +179,20 @@ Result<std::vector<IovaRange>> Container::iova_ranges() {
     return *ranges_;
 }
 
+// Per map call: from the ranges and entry count the container holds (asked
+// of the kernel once, until a device comes or goes), with no copy.
 Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
-    auto ranges = iova_ranges();
-    if (!ranges)
-        return fail(std::move(ranges.error()));
+    if (!ranges_)
+        if (auto r = iova_ranges(); !r)
+            return fail(std::move(r.error()));
+    const std::vector<IovaRange>& ranges = *ranges_;
     bool inside = false;
-    for (const auto& r : *ranges)
+    for (const auto& r : ranges)
         inside = inside || (iova >= r.start && iova + len - 1 <= r.last);
     if (!inside)
         return fail(Error(ERANGE, "map " + range_text(iova, len) +
                                       ": IOVA outside the ranges the kernel accepts (" +
-                                      ranges_text(*ranges) + ")")
+                                      ranges_text(ranges) + ")")
                         .hint("take IOVAs from alloc_iova(); IOVA == VA fails for typical user "
                               "addresses on IOMMUs with fewer address bits (39 on QEMU's "
                               "intel-iommu)"));
@@ -221,20 +225,22 @@ Result<void> Container::map_file(std::uint64_t vaddr, int fd, std::uint64_t offs
 
 Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
                                  const FileRef* file) {
-    const std::string what = "map " + range_text(iova, len) + " from vaddr " + hex(vaddr);
+    // The request in words, for errors: built only when one is returned
+    // (map is a per-call path; formatting would cost more than the checks).
+    const auto what = [&] { return "map " + range_text(iova, len) + " from vaddr " + hex(vaddr); };
     if (!maps_memory())
-        return fail(untranslated(what).context(name()));
+        return fail(untranslated(what()).context(name()));
     const std::uint64_t pg = backend_->page_size();
     if (len == 0 || (vaddr | iova | len) % pg != 0)
-        return fail(Error(EINVAL, what + ": address and length must be non-zero multiples of the "
+        return fail(Error(EINVAL, what() + ": address and length must be non-zero multiples of the "
                                          "IOMMU page size " + hex(pg))
                         .context(name()));
     if (iova + len < iova || vaddr + len < vaddr)
-        return fail(Error(EINVAL, what + ": range wraps around").context(name()));
+        return fail(Error(EINVAL, what() + ": range wraps around").context(name()));
     if (auto free = table_.check_free(iova, len); !free)
         return fail(std::move(free.error()).context(name()));
     if (imported_ && !backend_->dma_ready())
-        return fail(Error(EAGAIN, what + ": the imported container has no IOMMU model yet")
+        return fail(Error(EAGAIN, what() + ": the imported container has no IOMMU model yet")
                         .context(name())
                         .hint("map once the exporting process has assigned a device to it (it "
                               "replays only its own table)"));
@@ -245,20 +251,24 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
         // By file where the kernel can (the pages are pinned from the file,
         // no user address involved); by address otherwise, or when the
         // backend says it cannot.
-        Result<void> ok = fail(ENOTSUP, "map by file");
+        Result<void> ok;
+        bool by_address = true;
         if (file != nullptr && !file_maps_unsupported_) {
             ok = backend_->map_file(file->fd, file->offset, iova, len);
             if (ok) {
                 ++file_maps_;
                 by_file = true;
-            }
-            else if (ok.error().err() == ENOTSUP)
+                by_address = false;
+            } else if (ok.error().err() == ENOTSUP) {
                 file_maps_unsupported_ = true;
+            } else {
+                by_address = false;
+            }
         }
-        if (!ok && ok.error().err() == ENOTSUP)
+        if (by_address)
             ok = backend_->map(vaddr, iova, len);
         if (!ok)
-            return fail(std::move(ok.error()).context(what).context(name()));
+            return fail(std::move(ok.error()).context(what()).context(name()));
         if (entries_avail_ && *entries_avail_ != ~0u)
             --*entries_avail_;
     }
@@ -333,34 +343,40 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
         return fail(untranslated("unmap " + range_text(iova, len)).context(name()));
     if (len == 0 || iova + len < iova)
         return fail(Error(EINVAL, "unmap " + range_text(iova, len) + ": bad length").context(name()));
-    auto whole = table_.whole_mappings_in(iova, len);
+    // From the table alone: how many whole mappings the range holds and
+    // their bytes (errors for a range that cuts one or holds none), with no
+    // copy of them on this per-call path.
+    auto whole = table_.whole_extent(iova, len);
     if (!whole)
         return fail(std::move(whole.error()).context(name()));
-    for (const auto& m : *whole)
-        if (inherited(m.iova))
+    if (!inherited_.empty()) {
+        std::optional<DmaMapping> theirs;
+        table_.for_each_in(iova, len, [&](const DmaMapping& m) {
+            if (!theirs && inherited(m.iova))
+                theirs = m;
+        });
+        if (theirs)
             return fail(Error(EPERM, "unmap " + range_text(iova, len) + ": mapping " +
-                                         range_text(m.iova, m.len) +
+                                         range_text(theirs->iova, theirs->len) +
                                          " belongs to the process this container was imported from")
                             .context(name())
                             .hint("ask that process to unmap it; a process unmaps only what it "
                                   "mapped"));
+    }
     if (backend_->dma_ready()) {
-        std::uint64_t expect = 0;
-        for (const auto& m : *whole)
-            expect += m.len;
         auto done = backend_->unmap(iova, len);
         if (!done)
             return fail(std::move(done.error()).context(name()));
-        if (*done != expect)
+        if (*done != whole->bytes)
             return fail(Error(EIO, "unmap " + range_text(iova, len) + ": the kernel unmapped " +
-                                       hex(*done) + " bytes, the table holds " + hex(expect))
+                                       hex(*done) + " bytes, the table holds " + hex(whole->bytes))
                             .context(name()));
         if (entries_avail_ && *entries_avail_ != ~0u)
-            *entries_avail_ += static_cast<std::uint32_t>(whole->size());
+            *entries_avail_ += static_cast<std::uint32_t>(whole->count);
     }
-    table_.erase(*whole);
-    for (const auto& m : *whole)
-        bars_.erase(m.iova);
+    if (!bars_.empty())
+        table_.for_each_in(iova, len, [&](const DmaMapping& m) { bars_.erase(m.iova); });
+    table_.erase_range(iova, len);
     return {};
 }
 

@@ -8,6 +8,10 @@
 namespace vfiokit::vfio {
 
 Result<void> DmaTable::check_free(std::uint64_t iova, std::uint64_t len) const {
+    // Above every mapping (EAL memory, most workloads map upwards): nothing
+    // to search.
+    if (by_iova_.empty() || iova >= std::prev(by_iova_.end())->second.end())
+        return {};
     const std::uint64_t end = iova + len;
     // The first mapping starting at or after iova, and the one before it:
     // only these two can overlap, since mappings never overlap each other.
@@ -24,35 +28,73 @@ Result<void> DmaTable::check_free(std::uint64_t iova, std::uint64_t len) const {
     return {};
 }
 
-void DmaTable::insert(const DmaMapping& m) { by_iova_.emplace(m.iova, m); }
+void DmaTable::insert(const DmaMapping& m) {
+    // Hinted at the end: a mapping above all others (EAL memory, most
+    // workloads) goes in without a search; any other is placed by one.
+    const std::size_t before = by_iova_.size();
+    by_iova_.emplace_hint(by_iova_.end(), m.iova, m);
+    if (by_iova_.size() != before)
+        bytes_ += m.len;
+}
 
-Result<std::vector<DmaMapping>> DmaTable::whole_mappings_in(std::uint64_t iova,
-                                                            std::uint64_t len) const {
+namespace {
+
+// The messages of an unmap range that does not hold whole mappings; built
+// only on failure (unmap is a per-call path).
+Error cuts_through(std::uint64_t iova, std::uint64_t len, const DmaMapping& m) {
+    return Error(EINVAL, "unmap " + range_text(iova, len) + ": cuts through mapping " +
+                             range_text(m.iova, m.len) + " (only whole mappings can be unmapped)");
+}
+
+}  // namespace
+
+Result<DmaTable::Extent> DmaTable::whole_extent(std::uint64_t iova, std::uint64_t len) const {
     const std::uint64_t end = iova + len;
-    const std::string what = "unmap " + range_text(iova, len);
     auto it = by_iova_.lower_bound(iova);
     if (it != by_iova_.begin()) {
         const auto& prev = std::prev(it)->second;
         if (prev.end() > iova)
-            return fail(EINVAL, what + ": cuts through mapping " + range_text(prev.iova, prev.len) +
-                                    " (only whole mappings can be unmapped)");
+            return fail(cuts_through(iova, len, prev));
     }
-    std::vector<DmaMapping> out;
+    Extent x;
     for (; it != by_iova_.end() && it->second.iova < end; ++it) {
         if (it->second.end() > end)
-            return fail(EINVAL, what + ": cuts through mapping " +
-                                    range_text(it->second.iova, it->second.len) +
-                                    " (only whole mappings can be unmapped)");
-        out.push_back(it->second);
+            return fail(cuts_through(iova, len, it->second));
+        ++x.count;
+        x.bytes += it->second.len;
     }
-    if (out.empty())
-        return fail(ENOENT, what + ": no mapping in that range");
+    if (x.count == 0)
+        return fail(ENOENT, "unmap " + range_text(iova, len) + ": no mapping in that range");
+    return x;
+}
+
+Result<std::vector<DmaMapping>> DmaTable::whole_mappings_in(std::uint64_t iova,
+                                                            std::uint64_t len) const {
+    auto x = whole_extent(iova, len);
+    if (!x)
+        return fail(std::move(x.error()));
+    std::vector<DmaMapping> out;
+    out.reserve(x->count);
+    for_each_in(iova, len, [&](const DmaMapping& m) { out.push_back(m); });
     return out;
 }
 
 void DmaTable::erase(const std::vector<DmaMapping>& ms) {
-    for (const auto& m : ms)
-        by_iova_.erase(m.iova);
+    for (const auto& m : ms) {
+        auto it = by_iova_.find(m.iova);
+        if (it == by_iova_.end())
+            continue;
+        bytes_ -= it->second.len;
+        by_iova_.erase(it);
+    }
+}
+
+void DmaTable::erase_range(std::uint64_t iova, std::uint64_t len) {
+    auto it = by_iova_.lower_bound(iova);
+    while (it != by_iova_.end() && it->first - iova < len) {
+        bytes_ -= it->second.len;
+        it = by_iova_.erase(it);
+    }
 }
 
 std::optional<DmaMapping> DmaTable::lookup(std::uint64_t iova) const {
@@ -71,13 +113,6 @@ std::vector<DmaMapping> DmaTable::all() const {
     for (const auto& [k, m] : by_iova_)
         v.push_back(m);
     return v;
-}
-
-std::uint64_t DmaTable::bytes() const {
-    std::uint64_t n = 0;
-    for (const auto& [k, m] : by_iova_)
-        n += m.len;
-    return n;
 }
 
 Result<std::uint64_t> DmaTable::find_free(const std::vector<IovaRange>& ranges, std::uint64_t len,

@@ -308,6 +308,8 @@ void GroupStyleBackend::group_left(unsigned n) {
     // IOMMU model and with it every mapping (container.c
     // vfio_group_detach_container).
     page_size_ = kDefaultPageSize;
+    unmap_all_ext_.reset();
+    info_.reset();
     if (std::exchange(model_set_, false))
         last_group_left();
 }
@@ -322,9 +324,14 @@ void GroupStyleBackend::device_left() {
 Result<void> GroupStyleBackend::refresh_page_size() {
     if (!translates())
         return {};
-    auto info = query_iommu_info(container_.get(), false);
+    info_.reset();
+    // With the capabilities: the same one ioctl also gives the IOVA ranges
+    // and DMA-avail count the front end asks for next.
+    auto info = query_iommu_info(container_.get(), true);
     if (!info)
         return fail(std::move(info.error()).context("IOMMU page sizes"));
+    info_ = *info;
+    info_avail_fresh_ = true;
     page_size_ = info->iova_pgsizes == 0
                      ? kDefaultPageSize
                      : std::uint64_t{1} << std::countr_zero(info->iova_pgsizes);

@@ -86,7 +86,8 @@ struct IommuInfo {
     std::optional<std::vector<IovaRange>> ranges;   // IOVA-range capability
     std::optional<std::uint32_t> dma_avail;         // DMA-avail capability
 };
-// With `caps` false only the fixed part is read (one ioctl).
+// With `caps` false only the fixed part is read. One ioctl either way, unless
+// the capability chain is longer than the first buffer (kInfoGuess bytes).
 [[nodiscard]] Result<IommuInfo> query_iommu_info(int container_fd, bool caps);
 
 class GroupStyleBackend : public ContainerBackend {
@@ -156,6 +157,17 @@ private:
     Fd container_;
     IommuModel model_;
     bool model_set_ = false;  // VFIO_SET_IOMMU done and a group still in
+    // Whether the model has VFIO_UNMAP_ALL (VFIO_CHECK_EXTENSION): asked at
+    // the first unmap_all under a model, not at every one; forgotten with
+    // the model.
+    std::optional<bool> unmap_all_ext_;
+    // The last VFIO_IOMMU_GET_INFO (refresh_page_size(), at every attach
+    // and release): iova_ranges() and dma_entries_avail() answer from it
+    // rather than asking again. The ranges only change when a domain comes
+    // or goes, which refreshes it; the DMA-avail count changes with every
+    // map and unmap, which mark it stale (info_avail_fresh_).
+    std::optional<IommuInfo> info_;
+    bool info_avail_fresh_ = false;
     // Another process's container (import_shared): its model and groups are
     // that process's; groups here are only closed, the model never touched.
     bool adopted_ = false;

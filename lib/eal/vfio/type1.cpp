@@ -25,8 +25,12 @@ Result<IommuInfo> query_iommu_info(int container_fd, bool caps) {
     // A too-small argsz still succeeds, with argsz raised to what the chain
     // needs and cap_offset 0 (vfio_iommu_type1.c vfio_iommu_type1_get_info,
     // vfio_compat.c iommufd_vfio_iommu_get_info); read_info asks again.
+    // Room for the usual chain (IOVA ranges, migration, DMA-avail: well
+    // under 512 bytes with a few ranges) in the first call: a larger argsz
+    // is fine with the kernel, a smaller one costs a second ioctl.
+    constexpr std::uint32_t kInfoGuess = 512;
     auto buf = read_info(
-        sizeof(Head), caps ? uapi::kVfioIommuInfoCaps : 0,
+        caps ? kInfoGuess : sizeof(Head), caps ? uapi::kVfioIommuInfoCaps : 0,
         [&](void* p) -> Result<void> {
             if (auto r = do_ioctl(container_fd, uapi::kVfioIommuGetInfo, p, what); !r)
                 return fail(std::move(r.error()));
@@ -111,6 +115,7 @@ Result<void> GroupStyleBackend::map(std::uint64_t vaddr, std::uint64_t iova, std
         explain_map_error(e);
         return fail(std::move(e));
     }
+    info_avail_fresh_ = false;
     return {};
 }
 
@@ -129,15 +134,19 @@ Result<std::uint64_t> GroupStyleBackend::unmap(std::uint64_t iova, std::uint64_t
             e.hint("the range must cover whole mappings");
         return fail(std::move(e).context("unmap " + range_text(iova, len)));
     }
+    info_avail_fresh_ = false;
     return u.size;  // the kernel writes back the bytes it unmapped
 }
 
 Result<std::uint64_t> GroupStyleBackend::unmap_all() {
-    auto all = do_ioctl(container_.get(), uapi::kVfioCheckExtension, int_arg(uapi::kVfioUnmapAll),
-                        "VFIO_CHECK_EXTENSION(VFIO_UNMAP_ALL)");
-    if (!all)
-        return fail(std::move(all.error()).context("unmap all"));
-    if (*all > 0) {
+    if (!unmap_all_ext_) {
+        auto all = do_ioctl(container_.get(), uapi::kVfioCheckExtension,
+                            int_arg(uapi::kVfioUnmapAll), "VFIO_CHECK_EXTENSION(VFIO_UNMAP_ALL)");
+        if (!all)
+            return fail(std::move(all.error()).context("unmap all"));
+        unmap_all_ext_ = *all > 0;
+    }
+    if (*unmap_all_ext_) {
         uapi::vfio_iommu_type1_dma_unmap u{};
         u.argsz = sizeof u;
         u.flags = uapi::kVfioDmaUnmapFlagAll;  // iova and size must be 0
@@ -145,6 +154,7 @@ Result<std::uint64_t> GroupStyleBackend::unmap_all() {
                                "VFIO_IOMMU_UNMAP_DMA(ALL)");
             !ok)
             return fail(std::move(ok.error()).context("unmap all"));
+        info_avail_fresh_ = false;
         return u.size;
     }
     // Without VFIO_UNMAP_ALL, sweep [0, 2^64) in two ranges: type1 refuses a
@@ -168,22 +178,31 @@ Result<std::uint64_t> GroupStyleBackend::unmap_all() {
 Result<std::vector<IovaRange>> GroupStyleBackend::iova_ranges() {
     if (auto ok = require_ready("IOVA ranges"); !ok)
         return fail(std::move(ok.error()));
-    auto info = query_iommu_info(container_.get(), true);
-    if (!info)
-        return fail(std::move(info.error()).context("IOVA ranges"));
+    if (!info_) {
+        auto info = query_iommu_info(container_.get(), true);
+        if (!info)
+            return fail(std::move(info.error()).context("IOVA ranges"));
+        info_ = *info;
+        info_avail_fresh_ = true;
+    }
+    const auto& info = info_;
     // No range capability (kernels before 5.4): everything goes.
     if (!info->ranges)
         return std::vector<IovaRange>{{0, ~std::uint64_t{0}}};
-    return std::move(*info->ranges);
+    return *info->ranges;
 }
 
 Result<std::optional<std::uint32_t>> GroupStyleBackend::dma_entries_avail() {
     if (auto ok = require_ready("DMA entries available"); !ok)
         return fail(std::move(ok.error()));
-    auto info = query_iommu_info(container_.get(), true);
-    if (!info)
-        return fail(std::move(info.error()).context("DMA entries available"));
-    return info->dma_avail;
+    if (!info_ || !info_avail_fresh_) {
+        auto info = query_iommu_info(container_.get(), true);
+        if (!info)
+            return fail(std::move(info.error()).context("DMA entries available"));
+        info_ = *info;
+        info_avail_fresh_ = true;
+    }
+    return info_->dma_avail;
 }
 
 }  // namespace vfiokit::vfio::detail

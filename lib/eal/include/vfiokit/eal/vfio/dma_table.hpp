@@ -24,6 +24,7 @@ namespace vfiokit::vfio {
 /// The mappings of one container by IOVA, and a finder of free IOVA ranges.
 class DmaTable {
 public:
+
     /// EEXIST, naming the mapping, when [iova, iova+len) overlaps one.
     [[nodiscard]] Result<void> check_free(std::uint64_t iova, std::uint64_t len) const;
     /// Precondition: check_free() passed.
@@ -35,13 +36,35 @@ public:
     [[nodiscard]] Result<std::vector<DmaMapping>> whole_mappings_in(std::uint64_t iova,
                                                                     std::uint64_t len) const;
     void erase(const std::vector<DmaMapping>& ms);
-    void clear() { by_iova_.clear(); }
+    /// What an unmap of [iova, iova+len) takes: how many mappings, how many
+    /// bytes. The same checks and errors as whole_mappings_in(), without
+    /// copying the mappings out (the per-call path of Container::unmap).
+    struct Extent {
+        std::size_t count = 0;
+        std::uint64_t bytes = 0;
+    };
+    [[nodiscard]] Result<Extent> whole_extent(std::uint64_t iova, std::uint64_t len) const;
+    /// Calls f(const DmaMapping&) for each mapping starting in [iova, iova+len).
+    template <class F>
+    void for_each_in(std::uint64_t iova, std::uint64_t len, F&& f) const {
+        for (auto it = by_iova_.lower_bound(iova); it != by_iova_.end() && it->first - iova < len;
+             ++it)
+            f(it->second);
+    }
+    /// Erases the mappings starting in [iova, iova+len) (after
+    /// whole_extent() said that is what the range holds).
+    void erase_range(std::uint64_t iova, std::uint64_t len);
+    void clear() {
+        by_iova_.clear();
+        bytes_ = 0;
+    }
 
     /// The mapping containing `iova`.
     [[nodiscard]] std::optional<DmaMapping> lookup(std::uint64_t iova) const;
     [[nodiscard]] std::size_t size() const { return by_iova_.size(); }
     [[nodiscard]] std::vector<DmaMapping> all() const;
-    [[nodiscard]] std::uint64_t bytes() const;
+    /// Bytes mapped in all: kept as mappings come and go, O(1).
+    [[nodiscard]] std::uint64_t bytes() const { return bytes_; }
 
     /// Lowest IOVA where `len` bytes, aligned to `align` (a power of two),
     /// fit inside one of `ranges` without touching a mapping, ending at or
@@ -54,6 +77,7 @@ public:
 
 private:
     std::map<std::uint64_t, DmaMapping> by_iova_;
+    std::uint64_t bytes_ = 0;
 };
 
 }  // namespace vfiokit::vfio

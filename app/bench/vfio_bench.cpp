@@ -1,0 +1,572 @@
+// vfiokit-bench-vfio: what Container::map and unmap cost over the ioctl they
+// wrap, in every translated VFIO mode, with a device attached to the
+// container and with none; and which ioctls Eal::init plus the first device
+// issue per mode. A program, not a test: it prints a report
+// (doc/benchmarks.md) and fails only when something could not be run.
+//
+//   vfiokit-bench-vfio [--rounds N] [--maps N] [--device BDF] [--mb N]
+//
+// The workload, the same on both sides: N maps of 4 KiB at consecutive
+// IOVAs from 16 MiB, reusing 4 buffer pages (page i % 4); then N unmaps of
+// one mapping each; then the N maps again and one unmap-all. "raw" is a
+// plain loop of the ioctls (IOMMU_IOAS_MAP/UNMAP on an IOAS, or
+// VFIO_IOMMU_MAP_DMA/UNMAP_DMA on a container) with no checks but the
+// return code; "vfiokit" is Container::map/unmap/unmap_all on a Vfio in that
+// mode. Set-up and teardown are not timed. Each round runs every mode and
+// both sides, raw first in even rounds and vfiokit first in odd ones, so
+// that a shared machine's noise falls on both alike; one unreported warm-up
+// round comes first. Runs in the lab's iommu shape: devtools/bench-vfio.sh.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "report.hpp"
+#include "vfiokit/eal/eal.hpp"
+#include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
+#include "vfiokit/uapi/iommufd.hpp"
+#include "vfiokit/uapi/vfio.hpp"
+
+namespace vfiokit::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+constexpr std::uint64_t kPage = 4096;
+constexpr unsigned kBufPages = 4;
+// Below the edu's 28-bit DMA mask and the x86 MSI window; above the
+// container's allocation floor (1 MiB).
+constexpr std::uint64_t kIovaBase = 16ULL << 20;
+
+struct Config {
+    unsigned rounds = 5;
+    unsigned maps = 10000;
+    std::string device = "0000:00:03.0";
+    std::uint64_t mb = 64;  // EAL memory for the ioctl count
+};
+
+// A translated mode as the benchmark runs it.
+struct ModeCase {
+    const char* label;         // "cdev", "group type1v2", ...
+    vfio::Mode mode;
+    vfio::Type1 type1;
+    bool ioas;                 // IOMMU_IOAS_* (cdev) or type1 ioctls on a container
+    const char* node;          // group-style: the container node
+    int model;                 // group-style: VFIO_SET_IOMMU's model
+};
+
+const ModeCase kModes[] = {
+    {"cdev", vfio::Mode::cdev, vfio::Type1::automatic, true, nullptr, 0},
+    {"compat type1v2", vfio::Mode::compat, vfio::Type1::v2, false, "/dev/iommu",
+     uapi::kVfioType1v2Iommu},
+    {"group type1v2", vfio::Mode::group, vfio::Type1::v2, false, "/dev/vfio/vfio",
+     uapi::kVfioType1v2Iommu},
+    {"group type1", vfio::Mode::group, vfio::Type1::v1, false, "/dev/vfio/vfio",
+     uapi::kVfioType1Iommu},
+};
+
+// The ms of one pass of each operation.
+struct Times {
+    double map = 0, unmap = 0, unmap_all = 0;
+};
+
+// ---- raw ------------------------------------------------------------------------
+
+Result<vfio::Fd> open_path(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return fail(errno, "open " + path);
+    return vfio::Fd(fd);
+}
+
+Result<void> raw_ioctl(int fd, unsigned long req, void* arg, const char* what) {
+    if (::ioctl(fd, req, arg) < 0)
+        return fail(errno, std::string("ioctl ") + what);
+    return {};
+}
+
+void* int_arg(int v) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(v)); }
+
+// The kernel objects of one raw run, closed in the order the kernel wants
+// (device before group or iommufd, group before container): members go in
+// reverse order.
+struct RawSetup {
+    vfio::Fd container;  // /dev/vfio/vfio, or /dev/iommu (cdev, compat)
+    vfio::Fd group;
+    vfio::Fd device;
+    std::uint32_t ioas = 0;
+};
+
+Result<RawSetup> raw_setup(const ModeCase& m, bool attach, const std::string& bdf) {
+    RawSetup s;
+    sysfs::Root root;
+    const std::string dev = "/sys/bus/pci/devices/" + bdf;
+    if (m.ioas) {
+        auto i = open_path("/dev/iommu");
+        if (!i)
+            return fail(std::move(i.error()));
+        s.container = std::move(*i);
+        uapi::iommu_ioas_alloc a{};
+        a.size = sizeof a;
+        if (auto ok = raw_ioctl(s.container.get(), uapi::kIommuIoasAlloc, &a, "IOMMU_IOAS_ALLOC"); !ok)
+            return fail(std::move(ok.error()));
+        s.ioas = a.out_ioas_id;
+        if (!attach)
+            return s;
+        const auto names = root.list(dev + "/vfio-dev");
+        if (names.empty())
+            return fail(Error(ENOENT, "no vfio-dev/vfioN under " + dev).hint("bind it to vfio-pci"));
+        auto d = open_path("/dev/vfio/devices/" + names.front());
+        if (!d)
+            return fail(std::move(d.error()));
+        s.device = std::move(*d);
+        uapi::vfio_device_bind_iommufd b{};
+        b.argsz = sizeof b;
+        b.iommufd = s.container.get();
+        if (auto ok = raw_ioctl(s.device.get(), uapi::kVfioDeviceBindIommufd, &b,
+                                "VFIO_DEVICE_BIND_IOMMUFD");
+            !ok)
+            return fail(std::move(ok.error()));
+        uapi::vfio_device_attach_iommufd_pt at{};
+        at.argsz = sizeof at;
+        at.pt_id = s.ioas;
+        if (auto ok = raw_ioctl(s.device.get(), uapi::kVfioDeviceAttachIommufdPt, &at,
+                                "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+            !ok)
+            return fail(std::move(ok.error()));
+        return s;
+    }
+    const auto group = root.link_name(dev + "/iommu_group");
+    if (!group)
+        return fail(Error(ENOENT, "no IOMMU group for " + bdf).hint("boot with an IOMMU"));
+    auto c = open_path(m.node);
+    if (!c)
+        return fail(std::move(c.error()));
+    s.container = std::move(*c);
+    auto g = open_path("/dev/vfio/" + *group);
+    if (!g)
+        return fail(std::move(g.error()));
+    s.group = std::move(*g);
+    int cfd = s.container.get();
+    if (auto ok = raw_ioctl(s.group.get(), uapi::kVfioGroupSetContainer, &cfd,
+                            "VFIO_GROUP_SET_CONTAINER");
+        !ok)
+        return fail(std::move(ok.error()));
+    if (auto ok = raw_ioctl(cfd, uapi::kVfioSetIommu, int_arg(m.model), "VFIO_SET_IOMMU"); !ok)
+        return fail(std::move(ok.error()));
+    int d = ::ioctl(s.group.get(), uapi::kVfioGroupGetDeviceFd, bdf.c_str());
+    if (d < 0)
+        return fail(errno, "ioctl VFIO_GROUP_GET_DEVICE_FD " + bdf);
+    s.device = vfio::Fd(d);
+    return s;
+}
+
+// The loops a C program would write: fill the struct, ioctl, check the
+// return code.
+Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const char* buf) {
+    auto s = raw_setup(m, attach, c.device);
+    if (!s)
+        return fail(std::move(s.error()).context(std::string("raw ") + m.label));
+    const int fd = s->container.get();
+    const auto vaddr = [&](unsigned i) {
+        return reinterpret_cast<std::uintptr_t>(buf) + (i % kBufPages) * kPage;
+    };
+    auto map_all = [&]() -> Result<void> {
+        for (unsigned i = 0; i < c.maps; ++i) {
+            int rc;
+            if (m.ioas) {
+                uapi::iommu_ioas_map a{};
+                a.size = sizeof a;
+                a.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
+                          uapi::kIommuIoasMapWriteable;
+                a.ioas_id = s->ioas;
+                a.user_va = vaddr(i);
+                a.length = kPage;
+                a.iova = kIovaBase + i * kPage;
+                rc = ::ioctl(fd, uapi::kIommuIoasMap, &a);
+            } else {
+                uapi::vfio_iommu_type1_dma_map a{};
+                a.argsz = sizeof a;
+                a.flags = uapi::kVfioDmaMapFlagRead | uapi::kVfioDmaMapFlagWrite;
+                a.vaddr = vaddr(i);
+                a.iova = kIovaBase + i * kPage;
+                a.size = kPage;
+                rc = ::ioctl(fd, uapi::kVfioIommuMapDma, &a);
+            }
+            if (rc < 0)
+                return fail(errno, "raw map " + std::to_string(i));
+        }
+        return {};
+    };
+    Times t;
+    auto t0 = Clock::now();
+    if (auto ok = map_all(); !ok)
+        return fail(std::move(ok.error()));
+    auto t1 = Clock::now();
+    t.map = ms_since(t0, t1);
+    for (unsigned i = 0; i < c.maps; ++i) {
+        int rc;
+        if (m.ioas) {
+            uapi::iommu_ioas_unmap u{};
+            u.size = sizeof u;
+            u.ioas_id = s->ioas;
+            u.iova = kIovaBase + i * kPage;
+            u.length = kPage;
+            rc = ::ioctl(fd, uapi::kIommuIoasUnmap, &u);
+        } else {
+            uapi::vfio_iommu_type1_dma_unmap u{};
+            u.argsz = sizeof u;
+            u.iova = kIovaBase + i * kPage;
+            u.size = kPage;
+            rc = ::ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
+        }
+        if (rc < 0)
+            return fail(errno, "raw unmap " + std::to_string(i));
+    }
+    t.unmap = ms_since(t1, Clock::now());
+    if (auto ok = map_all(); !ok)
+        return fail(std::move(ok.error()));
+    t0 = Clock::now();
+    int rc;
+    if (m.ioas) {
+        uapi::iommu_ioas_unmap u{};
+        u.size = sizeof u;
+        u.ioas_id = s->ioas;
+        u.iova = 0;
+        u.length = UINT64_MAX;
+        rc = ::ioctl(fd, uapi::kIommuIoasUnmap, &u);
+    } else {
+        uapi::vfio_iommu_type1_dma_unmap u{};
+        u.argsz = sizeof u;
+        u.flags = uapi::kVfioDmaUnmapFlagAll;
+        rc = ::ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
+    }
+    if (rc < 0)
+        return fail(errno, "raw unmap all");
+    t.unmap_all = ms_since(t0, Clock::now());
+    return t;
+}
+
+// ---- vfiokit --------------------------------------------------------------------
+
+Result<Times> vfiokit_run(const ModeCase& m, bool attach, const Config& c, const char* buf) {
+    vfio::Options o;
+    o.mode = m.mode;
+    o.type1 = m.type1;
+    auto v = vfio::Vfio::create(o);
+    if (!v)
+        return fail(std::move(v.error()).context(std::string("vfiokit ") + m.label));
+    vfio::Container& ct = (*v)->default_container();
+    if (attach)
+        if (auto d = (*v)->assign_device(ct, c.device); !d)
+            return fail(std::move(d.error()).context(std::string("vfiokit ") + m.label));
+    const auto vaddr = [&](unsigned i) {
+        return reinterpret_cast<std::uintptr_t>(buf) + (i % kBufPages) * kPage;
+    };
+    auto map_all = [&]() -> Result<void> {
+        for (unsigned i = 0; i < c.maps; ++i)
+            if (auto ok = ct.map(vaddr(i), kIovaBase + i * kPage, kPage); !ok)
+                return fail(std::move(ok.error()));
+        return {};
+    };
+    Times t;
+    auto t0 = Clock::now();
+    if (auto ok = map_all(); !ok)
+        return fail(std::move(ok.error()));
+    auto t1 = Clock::now();
+    t.map = ms_since(t0, t1);
+    for (unsigned i = 0; i < c.maps; ++i)
+        if (auto ok = ct.unmap(kIovaBase + i * kPage, kPage); !ok)
+            return fail(std::move(ok.error()));
+    t.unmap = ms_since(t1, Clock::now());
+    if (auto ok = map_all(); !ok)
+        return fail(std::move(ok.error()));
+    t0 = Clock::now();
+    if (auto ok = ct.unmap_all(); !ok)
+        return fail(std::move(ok.error()));
+    t.unmap_all = ms_since(t0, Clock::now());
+    if (ct.mapping_count() != 0)
+        return fail(EIO, std::string("vfiokit ") + m.label + ": mappings left after unmap_all");
+    return t;
+}
+
+// ---- ioctls at EAL init and the first device ------------------------------------
+
+const char* ioctl_name(unsigned long r) {
+    static const struct {
+        unsigned long req;
+        const char* name;
+    } names[] = {
+        {uapi::kIommuDestroy, "IOMMU_DESTROY"},
+        {uapi::kIommuIoasAlloc, "IOMMU_IOAS_ALLOC"},
+        {uapi::kIommuIoasIovaRanges, "IOMMU_IOAS_IOVA_RANGES"},
+        {uapi::kIommuIoasAllowIovas, "IOMMU_IOAS_ALLOW_IOVAS"},
+        {uapi::kIommuIoasMap, "IOMMU_IOAS_MAP"},
+        {uapi::kIommuIoasMapFile, "IOMMU_IOAS_MAP_FILE"},
+        {uapi::kIommuIoasCopy, "IOMMU_IOAS_COPY"},
+        {uapi::kIommuIoasUnmap, "IOMMU_IOAS_UNMAP"},
+        {uapi::kIommuIoasNoiommuGetPa, "IOMMU_IOAS_NOIOMMU_GET_PA"},
+        {uapi::kIommuOption, "IOMMU_OPTION"},
+        {uapi::kIommuVfioIoas, "IOMMU_VFIO_IOAS"},
+        {uapi::kIommuGetHwInfo, "IOMMU_GET_HW_INFO"},
+        {uapi::kVfioGetApiVersion, "VFIO_GET_API_VERSION"},
+        {uapi::kVfioCheckExtension, "VFIO_CHECK_EXTENSION"},
+        {uapi::kVfioSetIommu, "VFIO_SET_IOMMU"},
+        {uapi::kVfioGroupGetStatus, "VFIO_GROUP_GET_STATUS"},
+        {uapi::kVfioGroupSetContainer, "VFIO_GROUP_SET_CONTAINER"},
+        {uapi::kVfioGroupUnsetContainer, "VFIO_GROUP_UNSET_CONTAINER"},
+        {uapi::kVfioGroupGetDeviceFd, "VFIO_GROUP_GET_DEVICE_FD"},
+        {uapi::kVfioDeviceGetInfo, "VFIO_DEVICE_GET_INFO"},
+        {uapi::kVfioDeviceGetRegionInfo, "VFIO_DEVICE_GET_REGION_INFO"},
+        {uapi::kVfioDeviceGetIrqInfo, "VFIO_DEVICE_GET_IRQ_INFO"},
+        {uapi::kVfioDeviceSetIrqs, "VFIO_DEVICE_SET_IRQS"},
+        {uapi::kVfioDeviceReset, "VFIO_DEVICE_RESET"},
+        {uapi::kVfioDeviceFeature, "VFIO_DEVICE_FEATURE"},
+        {uapi::kVfioDeviceBindIommufd, "VFIO_DEVICE_BIND_IOMMUFD"},
+        {uapi::kVfioDeviceAttachIommufdPt, "VFIO_DEVICE_ATTACH_IOMMUFD_PT"},
+        {uapi::kVfioDeviceDetachIommufdPt, "VFIO_DEVICE_DETACH_IOMMUFD_PT"},
+        {uapi::kVfioIommuGetInfo, "VFIO_IOMMU_GET_INFO"},
+        {uapi::kVfioIommuMapDma, "VFIO_IOMMU_MAP_DMA"},
+        {uapi::kVfioIommuUnmapDma, "VFIO_IOMMU_UNMAP_DMA"},
+    };
+    for (const auto& n : names)
+        if (n.req == r)
+            return n.name;
+    return "?";
+}
+
+// Forwards to the kernel and notes each ioctl's request, in order.
+class IoctlLog final : public vfio::Syscalls {
+public:
+    std::vector<unsigned long> ioctls;
+    int open(const char* p, int f) override { return k_.open(p, f); }
+    int close(int fd) override { return k_.close(fd); }
+    int ioctl(int fd, unsigned long r, void* a) override {
+        ioctls.push_back(r);
+        return k_.ioctl(fd, r, a);
+    }
+    void* mmap(void* a, std::size_t l, int p, int f, int fd, off_t o) override {
+        return k_.mmap(a, l, p, f, fd, o);
+    }
+    int munmap(void* a, std::size_t l) override { return k_.munmap(a, l); }
+    int eventfd(unsigned v, int f) override { return k_.eventfd(v, f); }
+    ssize_t pread(int fd, void* b, std::size_t l, off_t o) override { return k_.pread(fd, b, l, o); }
+    ssize_t pwrite(int fd, const void* b, std::size_t l, off_t o) override {
+        return k_.pwrite(fd, b, l, o);
+    }
+    ssize_t readlink(const char* p, char* b, std::size_t l) override { return k_.readlink(p, b, l); }
+
+private:
+    vfio::Syscalls& k_ = vfio::real_syscalls();
+};
+
+// Eal::init(-m mb) in the mode, then the device into the default container:
+// the ioctls issued, in order.
+Result<std::vector<unsigned long>> init_ioctls(const ModeCase& m, const Config& c) {
+    eal::Options o;
+    o.vfio.mode = m.mode;
+    o.vfio.type1 = m.type1;
+    o.memory_mb = c.mb;
+    IoctlLog log;
+    std::unique_ptr<eal::Eal> e;
+    {
+        vfio::ScopedSyscalls guard(log);
+        auto ok = eal::Eal::init(o);
+        if (!ok)
+            return fail(std::move(ok.error()).context(m.label));
+        e = std::move(*ok);
+        auto d = e->vfio().assign_device(e->vfio().default_container(), c.device);
+        if (!d)
+            return fail(std::move(d.error()).context(m.label));
+    }
+    return log.ioctls;
+}
+
+// ---- report ---------------------------------------------------------------------
+
+struct Cell {
+    const ModeCase* mode;
+    bool attach;
+    Samples raw[3], vfiokit[3];  // map, unmap, unmap_all
+};
+
+std::string fmt(double v, int decimals) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*f", decimals, v);
+    return b;
+}
+
+std::string spread(const std::vector<double>& v, int decimals) {
+    if (v.empty())
+        return "-";
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return fmt(median(v), decimals) + " [" + fmt(*lo, decimals) + ", " + fmt(*hi, decimals) + "]";
+}
+
+void print_report(const Config& c, const std::vector<Cell>& cells) {
+    std::printf("\n==== vfiokit VFIO map/unmap benchmark: %u maps of 4 KiB, device %s ====\n",
+                c.maps, c.device.c_str());
+    std::printf("%u interleaved rounds (after 1 warm-up). Cells: median [min, max] of the rounds.\n"
+                "Ratio: vfiokit/raw per round (both ran in the same round), median [min, max];\n"
+                "1.00 means no overhead. Noisy machine (QEMU TCG): a range spanning 1 is not a\n"
+                "difference.\n\n",
+                c.rounds);
+    static const char* ops[] = {"map", "unmap each", "unmap all"};
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"mode", "device", "operation", "raw ms", "vfiokit ms", "vfiokit/raw"});
+    for (const Cell& cell : cells)
+        for (int op = 0; op < 3; ++op) {
+            std::vector<double> q;
+            for (std::size_t i = 0; i < cell.raw[op].rounds(); ++i)
+                if (auto a = cell.vfiokit[op].at(i), b = cell.raw[op].at(i); a && b && *b > 0)
+                    q.push_back(*a / *b);
+            rows.push_back({op == 0 ? cell.mode->label : "", op == 0 ? (cell.attach ? "edu" : "none") : "",
+                            ops[op], spread(cell.raw[op].values(), 1),
+                            spread(cell.vfiokit[op].values(), 1), spread(q, 2)});
+        }
+    std::size_t w[6] = {};
+    for (const auto& r : rows)
+        for (std::size_t i = 0; i < 6; ++i)
+            w[i] = std::max(w[i], r[i].size());
+    for (std::size_t n = 0; n < rows.size(); ++n) {
+        std::string line;
+        for (std::size_t i = 0; i < 6; ++i) {
+            const std::string pad(w[i] - rows[n][i].size(), ' ');
+            line += (i < 3 ? rows[n][i] + pad : pad + rows[n][i]) + (i < 5 ? "  " : "");
+        }
+        std::printf("%s\n", line.c_str());
+        if (n == 0)
+            std::printf("%s\n", std::string(line.size(), '-').c_str());
+    }
+    std::printf("\nNot run: group-style modes (compat, group type1v2, group type1) without a\n"
+                "device. Their container has no IOMMU model until a group joins it, and vfiokit\n"
+                "joins the group with its first device: until then Container::map only records\n"
+                "the mapping (no ioctl) and the table is replayed at the first device, so there\n"
+                "is no kernel call to compare with.\n");
+}
+
+bool parse_args(int argc, char** argv, Config& c) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "-h" || a == "--help") {
+            std::printf("usage: vfiokit-bench-vfio [--rounds N] [--maps N] [--device BDF] [--mb N]\n"
+                        "  --rounds N    measured rounds, after one warm-up (default 5)\n"
+                        "  --maps N      4 KiB maps per pass (default 10000)\n"
+                        "  --device BDF  the device on vfio-pci to attach (default 0000:00:03.0)\n"
+                        "  --mb N        EAL memory (MiB of hugepages) for the ioctl count\n"
+                        "                (default 64)\n"
+                        "  -h, --help    this text\n");
+            std::exit(0);
+        }
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "vfiokit-bench-vfio: %s needs a value\n", a.c_str());
+            return false;
+        }
+        const char* v = argv[++i];
+        const auto num = [&] { return std::strtoull(v, nullptr, 0); };
+        if (a == "--rounds")
+            c.rounds = static_cast<unsigned>(num());
+        else if (a == "--maps")
+            c.maps = static_cast<unsigned>(num());
+        else if (a == "--device")
+            c.device = v;
+        else if (a == "--mb")
+            c.mb = num();
+        else {
+            std::fprintf(stderr, "vfiokit-bench-vfio: unknown option %s (see --help)\n", a.c_str());
+            return false;
+        }
+    }
+    if (c.rounds == 0 || c.maps == 0 || c.mb == 0) {
+        std::fprintf(stderr, "vfiokit-bench-vfio: counts must be positive\n");
+        return false;
+    }
+    return true;
+}
+
+int run(const Config& c) {
+    // The 4 buffer pages every map reuses, touched so the kernel pins
+    // present pages.
+    void* p = ::mmap(nullptr, kBufPages * kPage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) {
+        std::perror("vfiokit-bench-vfio: mmap");
+        return 1;
+    }
+    const char* buf = static_cast<const char*>(p);
+
+    std::printf("vfiokit-bench-vfio: ioctls of Eal::init(-m %u) + assign_device(%s), per mode\n",
+                static_cast<unsigned>(c.mb), c.device.c_str());
+    for (const ModeCase& m : kModes) {
+        auto log = init_ioctls(m, c);
+        if (!log) {
+            std::printf("vfiokit-bench-vfio: %s\n", log.error().message().c_str());
+            return 1;
+        }
+        std::printf("  %-15s %2zu:", m.label, log->size());
+        for (unsigned long r : *log)
+            std::printf(" %s", ioctl_name(r));
+        std::printf("\n");
+    }
+    std::fflush(stdout);
+
+    std::vector<Cell> cells;
+    for (const ModeCase& m : kModes)
+        for (bool attach : {true, false})
+            if (attach || m.ioas)
+                cells.push_back({&m, attach, {}, {}});
+    for (unsigned n = 0; n <= c.rounds; ++n) {
+        for (Cell& cell : cells) {
+            Result<Times> raw = Times{}, vk = Times{};
+            for (int side = 0; side < 2; ++side) {
+                if ((side == 0) == (n % 2 == 0))
+                    raw = raw_run(*cell.mode, cell.attach, c, buf);
+                else
+                    vk = vfiokit_run(*cell.mode, cell.attach, c, buf);
+            }
+            for (auto* r : {&raw, &vk})
+                if (!*r) {
+                    std::printf("vfiokit-bench-vfio: %s\n", r->error().message().c_str());
+                    return 1;
+                }
+            std::printf("%s %u: %-15s %-4s raw %.1f/%.1f/%.1f ms, vfiokit %.1f/%.1f/%.1f ms\n",
+                        n ? "round" : "warm-up", n, cell.mode->label, cell.attach ? "edu" : "none",
+                        raw->map, raw->unmap, raw->unmap_all, vk->map, vk->unmap, vk->unmap_all);
+            std::fflush(stdout);
+            if (n == 0)
+                continue;
+            const double rv[3] = {raw->map, raw->unmap, raw->unmap_all};
+            const double vv[3] = {vk->map, vk->unmap, vk->unmap_all};
+            for (int op = 0; op < 3; ++op) {
+                cell.raw[op].add(rv[op]);
+                cell.vfiokit[op].add(vv[op]);
+            }
+        }
+    }
+    print_report(c, cells);
+    ::munmap(p, kBufPages * kPage);
+    return 0;
+}
+
+}  // namespace
+}  // namespace vfiokit::bench
+
+int main(int argc, char** argv) {
+    vfiokit::bench::Config c;
+    if (!vfiokit::bench::parse_args(argc, argv, c))
+        return 2;
+    return vfiokit::bench::run(c);
+}

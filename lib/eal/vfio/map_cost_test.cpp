@@ -1,0 +1,155 @@
+// The per-call cost of Container::map/unmap on the host: the real front end
+// over the real cdev backend, with a fake kernel behind the syscall seam
+// that answers the IOAS ioctls. Each map and each unmap must reach the
+// kernel as exactly one ioctl, and unmap-all as one, however many mappings
+// there are: no per-call range or capability queries. The same loop runs
+// against the real kernel, timed, in vfiokit-bench-vfio (app/bench); this
+// binary is also what `valgrind --tool=callgrind` profiles
+// (doc/benchmarks.md).
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "backend.hpp"
+#include "fake_backend.hpp"
+#include "fake_sysfs.hpp"
+#include "vfiokit/eal/vfio/vfio.hpp"
+#include "vfiokit/uapi/iommufd.hpp"
+
+namespace vfiokit::vfio {
+namespace {
+
+constexpr std::uint64_t K = 4096;
+constexpr int kIommufd = 1000;  // never a real fd: the fake answers it
+constexpr unsigned kMaps = 10000;
+
+// iommufd as far as an IOAS without devices goes: ranges, map, unmap (by
+// range and all), destroy. Anything else fails with ENOTTY.
+class FakeIommufd final : public Syscalls {
+public:
+    std::map<unsigned long, unsigned> calls;
+    std::map<std::uint64_t, std::uint64_t> mapped;  // iova -> length
+
+    int open(const char*, int) override { return no(); }
+    int close(int) override { return 0; }
+    int ioctl(int fd, unsigned long req, void* arg) override {
+        ++calls[req];
+        if (fd != kIommufd)
+            return no();
+        if (req == uapi::kIommuIoasAlloc) {
+            static_cast<uapi::iommu_ioas_alloc*>(arg)->out_ioas_id = 1;
+            return 0;
+        }
+        if (req == uapi::kIommuDestroy)
+            return 0;
+        if (req == uapi::kIommuIoasIovaRanges) {
+            auto* q = static_cast<uapi::iommu_ioas_iova_ranges*>(arg);
+            if (q->num_iovas < 1) {
+                q->num_iovas = 1;
+                errno = EMSGSIZE;
+                return -1;
+            }
+            q->num_iovas = 1;
+            auto* r = reinterpret_cast<uapi::iommu_iova_range*>(q->allowed_iovas);
+            r->start = 0;
+            r->last = (1ULL << 39) - 1;
+            q->out_iova_alignment = K;
+            return 0;
+        }
+        if (req == uapi::kIommuIoasMap) {
+            auto* m = static_cast<uapi::iommu_ioas_map*>(arg);
+            if (!mapped.emplace(m->iova, m->length).second) {
+                errno = EEXIST;
+                return -1;
+            }
+            return 0;
+        }
+        if (req == uapi::kIommuIoasUnmap) {
+            auto* u = static_cast<uapi::iommu_ioas_unmap*>(arg);
+            std::uint64_t bytes = 0;
+            if (u->iova == 0 && u->length == UINT64_MAX) {
+                for (const auto& [iova, len] : mapped)
+                    bytes += len;
+                mapped.clear();
+            } else {
+                auto it = mapped.find(u->iova);
+                if (it == mapped.end() || it->second != u->length) {
+                    errno = ENOENT;
+                    return -1;
+                }
+                bytes = it->second;
+                mapped.erase(it);
+            }
+            u->length = bytes;
+            return 0;
+        }
+        return no();
+    }
+    void* mmap(void*, std::size_t, int, int, int, off_t) override {
+        errno = ENOTTY;
+        return MAP_FAILED;
+    }
+    int munmap(void*, std::size_t) override { return no(); }
+    int eventfd(unsigned, int) override { return no(); }
+    ssize_t pread(int, void*, std::size_t, off_t) override { return no(); }
+    ssize_t pwrite(int, const void*, std::size_t, off_t) override { return no(); }
+    ssize_t readlink(const char*, char*, std::size_t) override { return no(); }
+
+private:
+    static int no() {
+        errno = ENOTTY;
+        return -1;
+    }
+};
+
+TEST(MapCost, EachMapAndUnmapIsOneIoctlAndUnmapAllIsOne) {
+    FakeIommufd kernel;
+    ScopedSyscalls guard(kernel);
+    vfiokit::testing::FakeSysfs fs;
+    BackendConfig cfg;
+    cfg.iommufd = kIommufd;
+    auto b = make_cdev_backend(cfg);
+    ASSERT_TRUE(b) << b.error().message();
+    auto vfio = VfioTesting::make(fs.root(), Mode::cdev, std::move(*b));
+    Container& c = vfio->default_container();
+    const std::uint64_t va = 0x7f0000000000ULL, base = 16ULL << 20;
+
+    kernel.calls.clear();
+    for (unsigned i = 0; i < kMaps; ++i)
+        ASSERT_TRUE(c.map(va + (i % 4) * K, base + i * K, K)) << i;
+    for (unsigned i = 0; i < kMaps; ++i) {
+        auto ok = c.unmap(base + i * K, K);
+        ASSERT_TRUE(ok) << i << ": " << ok.error().message();
+    }
+    for (unsigned i = 0; i < kMaps; ++i)
+        ASSERT_TRUE(c.map(va + (i % 4) * K, base + i * K, K)) << i;
+    ASSERT_TRUE(c.unmap_all());
+    EXPECT_EQ(c.mapping_count(), 0u);
+    EXPECT_TRUE(kernel.mapped.empty());
+    // 2 x kMaps maps, kMaps unmaps plus the unmap-all, and the IOVA ranges
+    // once (cached by the container until a device comes or goes).
+    EXPECT_EQ(kernel.calls[uapi::kIommuIoasMap], 2 * kMaps);
+    EXPECT_EQ(kernel.calls[uapi::kIommuIoasUnmap], kMaps + 1);
+    EXPECT_LE(kernel.calls[uapi::kIommuIoasIovaRanges], 2u);
+    unsigned total = 0;
+    for (const auto& [req, n] : kernel.calls)
+        total += n;
+    EXPECT_EQ(total, 3 * kMaps + 1 + kernel.calls[uapi::kIommuIoasIovaRanges]);
+
+    // The front end's own checks still hold: overlap and cutting unmaps.
+    ASSERT_TRUE(c.map(va, base, 2 * K));
+    auto dup = c.map(va, base + K, K);
+    ASSERT_FALSE(dup);
+    EXPECT_EQ(dup.error().err(), EEXIST);
+    auto cut = c.unmap(base, K);
+    ASSERT_FALSE(cut);
+    EXPECT_EQ(cut.error().err(), EINVAL);
+    ASSERT_TRUE(c.unmap(base, 2 * K));
+    vfio.reset();
+}
+
+}  // namespace
+}  // namespace vfiokit::vfio
