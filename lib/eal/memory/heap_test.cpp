@@ -84,6 +84,222 @@ TEST(Heap, GrowsBySegmentsAndReportsLimits) {
     EXPECT_FALSE(h.free(reinterpret_cast<void*>(0x1234)));
 }
 
+// The allocator's own invariants after every step of a random mix of sizes
+// and alignments (Heap::check: blocks tile each segment, free neighbours
+// merged, class lists and bitmaps agree, the address table holds exactly
+// the used blocks).
+TEST(HeapTlsf, InvariantsHoldThroughARandomMix) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 1 << 20);
+    std::mt19937 rng(11);
+    std::vector<void*> live;
+    for (int i = 0; i < 3000; ++i) {
+        if (live.empty() || rng() % 5 < 3) {
+            const std::uint64_t n = rng() % 4 == 0 ? 1 + rng() % (200 << 10) : 1 + rng() % 2048;
+            auto p = h.alloc(n, 64ULL << (rng() % 5));
+            ASSERT_TRUE(p) << p.error().message();
+            live.push_back(*p);
+        } else {
+            const std::size_t k = rng() % live.size();
+            ASSERT_TRUE(h.free(live[k]));
+            live[k] = live.back();
+            live.pop_back();
+        }
+        if (i % 50 == 0) {
+            auto ok = h.check();
+            ASSERT_TRUE(ok) << "step " << i << ": " << ok.error().message();
+        }
+    }
+    for (void* p : live)
+        ASSERT_TRUE(h.free(p));
+    ASSERT_TRUE(h.check());
+    // All merged back: one free block per segment, no used one.
+    const Heap::Stats st = h.stats();
+    EXPECT_EQ(st.used_blocks, 0u);
+    EXPECT_EQ(st.free_blocks, h.segments());
+    EXPECT_EQ(h.bytes_in_use(), 0u);
+}
+
+// Freeing a block between two free ones merges all three at once, whatever
+// the order of the frees: one free block remains.
+TEST(HeapTlsf, FreeMergesBothNeighbours) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 1 << 20);
+    void* a = *h.alloc(4096);
+    void* b = *h.alloc(4096);
+    void* c = *h.alloc(4096);
+    void* guard = *h.alloc(64);  // keeps c's upper neighbour used
+    ASSERT_TRUE(h.free(a));
+    ASSERT_TRUE(h.free(c));
+    EXPECT_EQ(h.stats().free_blocks, 3u);  // a, c, and the rest of the segment
+    ASSERT_TRUE(h.free(b));
+    EXPECT_EQ(h.stats().free_blocks, 2u);  // a+b+c, and the rest
+    EXPECT_EQ(h.stats().largest_free, (1u << 20) - 3 * 4096 - 64);
+    ASSERT_TRUE(h.check());
+    // The merged block is reused in place for a request of its size.
+    auto again = h.alloc(3 * 4096);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(*again, a);
+    ASSERT_TRUE(h.free(guard));
+    ASSERT_TRUE(h.free(*again));
+    EXPECT_EQ(h.stats().free_blocks, 1u);
+    ASSERT_TRUE(h.check());
+}
+
+// Fragmentation: with every other 64 KiB block freed, half the segment is
+// free but no 128 KiB piece: a 128 KiB request must grow the heap, and the
+// holes are reused for 64 KiB requests (no growth then).
+TEST(HeapTlsf, HolesAreReusedAndLargeRequestsGrow) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 1 << 20);
+    std::vector<void*> ps;
+    for (int i = 0; i < 16; ++i)
+        ps.push_back(*h.alloc(64 << 10));
+    ASSERT_EQ(h.segments(), 1u);
+    for (int i = 0; i < 16; i += 2)
+        ASSERT_TRUE(h.free(ps[i]));
+    EXPECT_EQ(h.stats().free_blocks, 8u);
+    EXPECT_EQ(h.stats().largest_free, 64u << 10);
+    // Each request takes one of the holes (the class list is LIFO: the
+    // last freed first), all of them before the segment's tail.
+    std::set<void*> holes, got;
+    for (int i = 0; i < 16; i += 2) {
+        holes.insert(ps[i]);
+        auto p = h.alloc(64 << 10);
+        ASSERT_TRUE(p);
+        got.insert(*p);
+        ps[i] = *p;
+    }
+    EXPECT_EQ(got, holes);
+    EXPECT_EQ(h.segments(), 1u);
+    for (int i = 0; i < 16; i += 2)
+        ASSERT_TRUE(h.free(ps[i]));
+    auto big = h.alloc(128 << 10);
+    ASSERT_TRUE(big);
+    EXPECT_EQ(h.segments(), 2u);
+    ASSERT_TRUE(h.check());
+}
+
+// A block inside the request's own class but smaller than the class's top
+// is found by the near-fit look, not left for a new segment.
+TEST(HeapTlsf, ExactFitInTheRequestsOwnClassIsUsed) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 1 << 20);
+    // 1088 bytes = 17 units: class (1, 1) holds 17 units only at this
+    // level of detail, so use a size in a wider class: 40 units (2560 B)
+    // sits in a class of 2 units' width (40, 41).
+    void* lo = *h.alloc(64);
+    void* hole = *h.alloc(40 * 64);
+    void* hi = *h.alloc(64);
+    // Fill the rest of the segment so only the hole is free.
+    const std::uint64_t rest = h.stats().largest_free;
+    void* fill = *h.alloc(rest);
+    ASSERT_EQ(h.stats().free_blocks, 0u);
+    ASSERT_TRUE(h.free(hole));
+    auto p = h.alloc(40 * 64);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(*p, hole);
+    EXPECT_EQ(h.segments(), 1u);
+    for (void* q : {lo, hi, fill, *p})
+        ASSERT_TRUE(h.free(q));
+    ASSERT_TRUE(h.check());
+}
+
+// Aligned requests: the gap before the aligned start stays free (and is
+// used by later small requests); worst case alignment of a whole chunk.
+TEST(HeapTlsf, AlignmentSplitsOffAFreeFront) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 1 << 20);
+    void* small = *h.alloc(64);  // the segment's start is used: the next is not 64 KiB-aligned
+    auto p = h.alloc(4096, 64 << 10);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(*p) % (64 << 10), 0u);
+    EXPECT_EQ(h.bytes_in_use(), 64u + 4096u);
+    EXPECT_EQ(h.stats().free_blocks, 2u);  // the front gap and the tail
+    ASSERT_TRUE(h.check());
+    auto in_gap = h.alloc(128);
+    ASSERT_TRUE(in_gap);
+    EXPECT_LT(*in_gap, *p);
+    ASSERT_TRUE(h.check());
+    // Aligned to the chunk itself: needs a fresh segment.
+    auto whole = h.alloc(1 << 20, 1 << 20);
+    ASSERT_TRUE(whole) << whole.error().message();
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(*whole) % (1 << 20), 0u);
+    for (void* q : {small, *p, *in_gap, *whole})
+        ASSERT_TRUE(h.free(q));
+    ASSERT_TRUE(h.check());
+    EXPECT_EQ(h.bytes_in_use(), 0u);
+}
+
+// Exhaustion: when Memory cannot add a segment, alloc fails with Memory's
+// reason and the heap is unchanged and usable; double and foreign frees
+// are refused without damage.
+TEST(HeapTlsf, ExhaustionAndBadFreesLeaveTheHeapIntact) {
+    auto m = memory();  // a 64 MiB window
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 8 << 20);
+    std::vector<void*> ps;
+    for (;;) {
+        auto p = h.alloc(2 << 20);
+        if (!p) {
+            EXPECT_EQ(p.error().err(), ENOSPC) << p.error().message();
+            break;
+        }
+        ps.push_back(*p);
+        ASSERT_LT(ps.size(), 100u) << "the window never ran out";
+    }
+    ASSERT_TRUE(h.check());
+    const std::uint64_t used = h.bytes_in_use();
+    ASSERT_FALSE(ps.empty());
+    ASSERT_TRUE(h.free(ps.front()));
+    EXPECT_FALSE(h.free(ps.front()));  // twice
+    char local = 0;
+    EXPECT_FALSE(h.free(&local));
+    EXPECT_FALSE(h.free(static_cast<char*>(ps.back()) + 64));  // inside a block
+    EXPECT_EQ(h.bytes_in_use(), used - (2 << 20));
+    ASSERT_TRUE(h.check());
+    auto reuse = h.alloc(2 << 20);
+    ASSERT_TRUE(reuse);
+    EXPECT_EQ(*reuse, ps.front());
+    ps.front() = *reuse;
+    for (void* p : ps)
+        ASSERT_TRUE(h.free(p));
+    ASSERT_TRUE(h.check());
+}
+
+// Many live blocks (the address table grows several times) and the
+// worst-case paths: every class from 64 B to 1 MiB allocated and freed.
+TEST(HeapTlsf, EveryClassAndAGrowingAddressTable) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 16 << 20);
+    std::vector<void*> ps;
+    for (int i = 0; i < 20000; ++i) {
+        auto p = h.alloc(64);
+        ASSERT_TRUE(p);
+        ps.push_back(*p);
+    }
+    ASSERT_TRUE(h.check());
+    for (std::size_t i = 0; i < ps.size(); i += 2)
+        ASSERT_TRUE(h.free(ps[i]));
+    ASSERT_TRUE(h.check());
+    for (std::size_t i = 1; i < ps.size(); i += 2)
+        ASSERT_TRUE(h.free(ps[i]));
+    EXPECT_EQ(h.stats().free_blocks, h.segments());
+    for (std::uint64_t size = 64; size <= (1 << 20); size += size / 16 + 64) {
+        auto p = h.alloc(size);
+        ASSERT_TRUE(p) << size;
+        ASSERT_TRUE(h.free(*p));
+    }
+    ASSERT_TRUE(h.check());
+    EXPECT_EQ(h.stats().free_blocks, h.segments());
+}
+
 TEST(ObjectPool, GetPutConstantTimeAndBounded) {
     auto m = memory();
     ASSERT_TRUE(m);
