@@ -1,10 +1,13 @@
 #include "vfiokit/eal/heap.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <string>
+#include <utility>
 
 namespace vfiokit::eal {
 
@@ -397,7 +400,7 @@ Result<void> Heap::check() const {
 // --- ObjectPool -------------------------------------------------------------------
 
 Result<ObjectPool> ObjectPool::create(Heap& heap, std::uint64_t obj_size, std::size_t count,
-                                      std::uint64_t align) {
+                                      std::uint64_t align, unsigned cache_size) {
     if (obj_size == 0 || count == 0)
         return fail(EINVAL, "object pool: object size and count must be non-zero");
     if (align < 64)
@@ -412,60 +415,89 @@ Result<ObjectPool> ObjectPool::create(Heap& heap, std::uint64_t obj_size, std::s
         __builtin_mul_overflow(stride / align * align, static_cast<std::uint64_t>(count), &total))
         return fail(EOVERFLOW, what + ": the size does not fit in 64 bits");
     stride = stride / align * align;
+    if (count > (std::size_t{1} << 31))
+        return fail(EINVAL, what + ": at most 2^31 objects");
+    if (cache_size > kMaxCacheSize)
+        return fail(EINVAL, what + ": cache_size " + std::to_string(cache_size) +
+                                " is above kMaxCacheSize (" + std::to_string(kMaxCacheSize) + ")");
+    // DPDK's rule: a few lcores' caches must not be able to hold the whole
+    // pool while another lcore finds it empty.
+    if (std::uint64_t{cache_size} * 3 > std::uint64_t{count} * 2)
+        return fail(Error(EINVAL, what + ": cache_size " + std::to_string(cache_size) +
+                                      " is above count / 1.5")
+                        .hint("make the pool bigger or the cache smaller"));
     auto base = heap.alloc(total, align);
     if (!base)
         return fail(std::move(base.error()).context(what));
-    return ObjectPool(heap, *base, stride, count);
+    return ObjectPool(heap, *base, stride, count, cache_size);
 }
 
-ObjectPool::ObjectPool(Heap& h, void* base, std::uint64_t stride, std::size_t count)
+void ObjectPool::FreeAligned::operator()(std::byte* p) const {
+    ::operator delete(p, std::align_val_t{64});
+}
+
+ObjectPool::ObjectPool(Heap& h, void* base, std::uint64_t stride, std::size_t count,
+                       unsigned cache_size)
     : heap_(&h), base_(base), stride_(stride), count_(count) {
-    free_.reserve(count);
+    using Ring = detail::PtrRing<void>;
+    const auto n = static_cast<std::uint32_t>(count);
+    const std::uint32_t slots = Ring::slots_for(n);
+    const std::size_t caches_off = (Ring::bytes(slots) + 63) / 64 * 64;
+    const std::size_t bytes =
+        caches_off + std::size_t{detail::cache_stride(cache_size, sizeof(void*))} * kMaxLcores;
+    store_.reset(static_cast<std::byte*>(::operator new(bytes, std::align_val_t{64})));
+    auto* ring = new (store_.get()) Ring(slots);
+    core_ = detail::PoolCore<void>(ring, store_.get() + caches_off, cache_size);
+    // In address order, so get() hands out the lowest address first.
+    for (std::size_t i = 0; i < count; ++i) {
+        void* o = static_cast<char*>(base) + i * stride;
+        ring->enqueue(&o, 1, true);
+    }
 #ifndef NDEBUG
+    checks_ = true;
     in_pool_.assign(count, 1);
 #endif
-    // Reverse, so get() hands out the lowest address first.
-    for (std::size_t i = count; i-- > 0;)
-        free_.push_back(static_cast<char*>(base) + i * stride);
 }
 
 ObjectPool::ObjectPool(ObjectPool&& o) noexcept
-    : heap_(o.heap_), base_(std::exchange(o.base_, nullptr)), stride_(o.stride_), count_(o.count_),
-      free_(std::move(o.free_)), in_pool_(std::move(o.in_pool_)) {}
+    : core_(o.core_), checks_(o.checks_), heap_(o.heap_), base_(std::exchange(o.base_, nullptr)),
+      stride_(o.stride_), count_(o.count_), store_(std::move(o.store_)),
+      in_pool_(std::move(o.in_pool_)) {}
 
 ObjectPool::~ObjectPool() {
     if (base_)
         (void)heap_->free(base_);
 }
 
-void* ObjectPool::get() {
-    if (free_.empty())
-        return nullptr;
-    void* p = free_.back();
-    free_.pop_back();
-#ifndef NDEBUG
-    in_pool_[(static_cast<char*>(p) - static_cast<char*>(base_)) / stride_] = 0;
-#endif
-    return p;
+void ObjectPool::note_get(void* const* objs, unsigned n) {
+    for (unsigned i = 0; i < n; ++i) {
+        const auto idx = static_cast<std::size_t>(
+            (static_cast<char*>(objs[i]) - static_cast<char*>(base_)) / stride_);
+        std::atomic_ref<std::uint8_t>(in_pool_[idx]).store(0, std::memory_order_relaxed);
+    }
 }
 
-void ObjectPool::put(void* obj) {
-#ifndef NDEBUG
-    if (!owns(obj)) {
-        std::fprintf(stderr, "vfiokit: object pool %p: put of %p, which is not one of its %zu "
-                             "objects\n", base_, obj, count_);
-        std::abort();
+void ObjectPool::note_put(void* const* objs, unsigned n) {
+    for (unsigned i = 0; i < n; ++i) {
+        void* obj = objs[i];
+        if (!owns(obj)) {
+            std::fprintf(stderr, "vfiokit: object pool %p: put of %p, which is not one of its %zu "
+                                 "objects\n", base_, obj, count_);
+            std::abort();
+        }
+        const auto idx =
+            static_cast<std::size_t>((static_cast<char*>(obj) - static_cast<char*>(base_)) / stride_);
+        // One lcore's double put is caught for sure; two lcores putting
+        // the same object at once may both pass (a best-effort check, as
+        // DPDK's cookies are).
+        std::atomic_ref<std::uint8_t> flag(in_pool_[idx]);
+        if (flag.load(std::memory_order_relaxed) != 0) {
+            std::fprintf(stderr, "vfiokit: object pool %p: double put of object %zu (%p)\n", base_,
+                         idx, obj);
+            std::abort();
+        }
+        flag.store(1, std::memory_order_relaxed);
     }
-    const auto idx =
-        static_cast<std::size_t>((static_cast<char*>(obj) - static_cast<char*>(base_)) / stride_);
-    if (in_pool_[idx]) {
-        std::fprintf(stderr, "vfiokit: object pool %p: double put of object %zu (%p)\n", base_,
-                     idx, obj);
-        std::abort();
-    }
-    in_pool_[idx] = 1;
-#endif
-    free_.push_back(obj);
 }
 
 bool ObjectPool::owns(const void* obj) const {

@@ -1,6 +1,11 @@
 #include "vfiokit/eal/heap.hpp"
+#include "vfiokit/eal/lcore.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+
+#include <atomic>
+#include <thread>
 
 #include <cerrno>
 #include <cstring>
@@ -351,6 +356,136 @@ TEST(ObjectPool, SizesThatWouldWrapAreRefused) {
     EXPECT_EQ(bad_align.error().err(), EINVAL);
 }
 
+// On an lcore, gets and puts go through its cache: the first get refills
+// cache_size + 1 from the ring, puts flush down to cache_size at 1.5 x;
+// a thread that is not an lcore sees only the ring. Bulk calls are all or
+// nothing.
+TEST(ObjectPool, PerLcoreCacheRefillsAndFlushesInBulk) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 4 << 20);
+    auto lc = Lcores::start({}, 0);  // this thread is lcore 0
+    ASSERT_TRUE(lc) << lc.error().message();
+    auto pool = ObjectPool::create(h, 256, 1024, 64, 64);
+    ASSERT_TRUE(pool) << pool.error().message();
+    EXPECT_EQ(pool->cache_size(), 64u);
+    const auto in_ring = [&] {
+        std::size_t n = 0;
+        std::thread t([&] {
+            std::vector<void*> got;
+            while (void* o = pool->get())
+                got.push_back(o);
+            n = got.size();
+            pool->put_bulk(got.data(), static_cast<unsigned>(got.size()));
+        });
+        t.join();
+        return n;
+    };
+    void* objs[1024];
+    ASSERT_EQ(pool->get_bulk(objs, 32), 0);
+    EXPECT_EQ(in_ring(), 1024u - 96);  // one refill: 64 beyond the 32 asked
+    EXPECT_EQ(pool->available(), 1024u - 32);
+    std::set<void*> distinct(objs, objs + 32);
+    EXPECT_EQ(distinct.size(), 32u);
+    for (void* o : distinct)
+        EXPECT_TRUE(pool->owns(o));
+    pool->put_bulk(objs, 32);  // 96 in the cache: the threshold, flushed to 64
+    EXPECT_EQ(in_ring(), 1024u - 64);
+    EXPECT_EQ(pool->available(), 1024u);
+    // More than the cache holds goes to the ring only: 960 are there.
+    EXPECT_EQ(pool->get_bulk(objs, 961), -ENOENT);
+    ASSERT_EQ(pool->get_bulk(objs, 960), 0);
+    for (unsigned i = 960; i < 1024; ++i) {
+        objs[i] = pool->get();  // the cache's 64
+        ASSERT_NE(objs[i], nullptr) << i;
+    }
+    EXPECT_EQ(pool->get(), nullptr);
+    void* none[4] = {};
+    EXPECT_EQ(pool->get_bulk(none, 4), -ENOENT);
+    EXPECT_EQ(pool->available(), 0u);
+    EXPECT_EQ(std::set<void*>(objs, objs + 1024).size(), 1024u);
+    pool->put_bulk(objs, 1024);
+    EXPECT_EQ(pool->available(), 1024u);
+}
+
+// Several lcore threads at once, each with its cache, handing objects to
+// each other through a non-lcore path and back: every object comes back
+// exactly once.
+TEST(ObjectPool, ConservationAcrossLcores) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 4 << 20);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    ASSERT_EQ(::sched_getaffinity(0, sizeof(set), &set), 0);
+    std::vector<unsigned> cpus;
+    for (unsigned c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &set))
+            cpus.push_back(c);
+    std::vector<LcoreCpus> layout;
+    for (unsigned i = 0; i < 3; ++i)
+        layout.push_back({i, {cpus[i % cpus.size()]}});
+    auto lc = Lcores::start(layout, 0);
+    ASSERT_TRUE(lc) << lc.error().message();
+    constexpr unsigned kN = 2048;
+    auto pool = ObjectPool::create(h, 128, kN, 64, 128);
+    ASSERT_TRUE(pool);
+    std::atomic<unsigned> failures{0};
+    const auto work = [&] {
+        void* b[32];
+        for (int i = 0; i < 20000; ++i) {
+            if (pool->get_bulk(b, 32) != 0) {
+                failures++;
+                continue;
+            }
+            for (void* o : b)
+                std::memset(o, i & 0xff, 128);
+            pool->put_bulk(b, 32);
+            void* one = pool->get();
+            if (one != nullptr)
+                pool->put(one);
+        }
+        return 0;
+    };
+    ASSERT_TRUE((*lc)->launch(1, work));
+    ASSERT_TRUE((*lc)->launch(2, work));
+    (void)work();
+    ASSERT_TRUE((*lc)->wait(1));
+    ASSERT_TRUE((*lc)->wait(2));
+    EXPECT_EQ(failures.load(), 0u);
+    EXPECT_EQ(pool->available(), std::size_t{kN});
+    // All of them, each once: each lcore empties its own cache and then
+    // the ring, in turn.
+    std::vector<void*> all;
+    const auto drain = [&] {
+        while (void* o = pool->get())
+            all.push_back(o);
+        return 0;
+    };
+    for (unsigned w : {1u, 2u}) {
+        ASSERT_TRUE((*lc)->launch(w, drain));
+        ASSERT_TRUE((*lc)->wait(w));
+    }
+    (void)drain();
+    EXPECT_EQ(all.size(), std::size_t{kN});
+    EXPECT_EQ(std::set<void*>(all.begin(), all.end()).size(), std::size_t{kN});
+    pool->put_bulk(all.data(), static_cast<unsigned>(all.size()));
+}
+
+TEST(ObjectPool, CacheSizeFollowsDpdksRules) {
+    auto m = memory();
+    ASSERT_TRUE(m);
+    Heap h(*m, -1, 4 << 20);
+    auto too_big = ObjectPool::create(h, 64, 4096, 64, ObjectPool::kMaxCacheSize + 1);
+    ASSERT_FALSE(too_big);
+    EXPECT_EQ(too_big.error().err(), EINVAL);
+    auto over_share = ObjectPool::create(h, 64, 100, 64, 67);  // > 100 / 1.5
+    ASSERT_FALSE(over_share);
+    EXPECT_EQ(over_share.error().err(), EINVAL);
+    EXPECT_TRUE(ObjectPool::create(h, 64, 100, 64, 66));
+    EXPECT_EQ(h.bytes_in_use(), 0u);  // nothing kept from the refusals
+}
+
 #ifndef NDEBUG
 TEST(ObjectPoolDeathTest, DoublePutAborts) {
     auto m = memory();
@@ -363,6 +498,15 @@ TEST(ObjectPoolDeathTest, DoublePutAborts) {
     EXPECT_DEATH(pool->put(o), "double put of object 0");
     int not_ours = 0;
     EXPECT_DEATH(pool->put(&not_ours), "which is not one of its 4 objects");
+    // In a bulk put, through an lcore's cache, too.
+    auto lc = Lcores::start({}, 0);
+    ASSERT_TRUE(lc);
+    auto cached = ObjectPool::create(h, 64, 16, 64, 4);
+    ASSERT_TRUE(cached);
+    void* b[2];
+    ASSERT_EQ(cached->get_bulk(b, 2), 0);
+    void* twice[3] = {b[0], b[1], b[0]};
+    EXPECT_DEATH(cached->put_bulk(twice, 3), "double put of object");
 }
 #endif
 

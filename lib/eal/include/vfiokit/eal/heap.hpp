@@ -23,8 +23,14 @@
 /// and the heap memory holds nothing but allocations.
 ///
 /// ObjectPool: `count` objects of one size, carved from one heap allocation,
-/// handed out and taken back in O(1) (LIFO, so recently used objects stay
-/// warm in the cache) — the shape of a packet-buffer pool.
+/// handed out and taken back in O(1) — DPDK's rte_mempool. The free objects
+/// sit in a lock-free ring shared by all threads, with an optional cache
+/// per lcore in front of it (eal::detail::PoolCore, the engine
+/// mbuf::MbufPool uses too): on an lcore, get/put and their bulk forms are
+/// inline and touch only that lcore's cache (LIFO, so recently used objects
+/// stay warm in the CPU cache), reaching the ring in bulk when the cache
+/// runs empty or over its flush threshold. The ring and caches live in the
+/// creating process's private memory (not DMA memory, not shared).
 ///
 /// Thread-safety: a Heap's alloc(), free(), reserve(), stats() and check()
 /// take the EAL lock (Memory::lock()): any thread may call them; growth is
@@ -42,6 +48,7 @@
 
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/memory.hpp"
+#include "vfiokit/eal/pool_core.hpp"
 
 namespace vfiokit::eal {
 
@@ -130,36 +137,84 @@ private:
 };
 
 /// `count` objects of one size from one heap allocation, handed out and
-/// taken back in O(1); see the file's description.
+/// taken back in O(1), with per-lcore caches; see the file's description.
 class ObjectPool {
 public:
+    /// The largest per-lcore cache (DPDK's RTE_MEMPOOL_CACHE_MAX_SIZE).
+    static constexpr unsigned kMaxCacheSize = 512;
+
+    /// `count` objects of `obj_size` bytes, each aligned to `align` (a power
+    /// of two, at least 64), with a cache of `cache_size` objects per lcore
+    /// (0: none; at most kMaxCacheSize and count / 1.5, DPDK's rules).
+    /// EINVAL naming the bad argument, EOVERFLOW when the pool's size does
+    /// not fit in 64 bits, the heap's error when it cannot hold the pool.
     [[nodiscard]] static Result<ObjectPool> create(Heap& heap, std::uint64_t obj_size,
-                                                   std::size_t count, std::uint64_t align = 64);
+                                                   std::size_t count, std::uint64_t align = 64,
+                                                   unsigned cache_size = 0);
     ObjectPool(ObjectPool&&) noexcept;
     ObjectPool& operator=(ObjectPool&&) = delete;
+    /// Gives the objects' memory back to the heap (objects still out with
+    /// then: the caller's bug).
     ~ObjectPool();
 
-    /// nullptr when empty.
-    [[nodiscard]] void* get();
-    // Builds without NDEBUG check each put, as DPDK's mempool cookies do:
-    // an object that is not this pool's, or is already in it (a double
-    // put), aborts with a message naming it.
-    void put(void* obj);
-    [[nodiscard]] std::size_t available() const { return free_.size(); }
+    /// One object; nullptr when the pool (and this lcore's cache) is empty.
+    [[nodiscard]] void* get() {
+        void* o = core_.get();
+        if (checks_ && o != nullptr) [[unlikely]]
+            note_get(&o, 1);
+        return o;
+    }
+    /// `n` objects or none: 0, or -ENOENT when fewer than n are available.
+    [[nodiscard]] int get_bulk(void** out, unsigned n) {
+        const int rc = core_.get_bulk(out, n);
+        if (checks_ && rc == 0) [[unlikely]]
+            note_get(out, n);
+        return rc;
+    }
+    /// Gives an object back. Libraries built without NDEBUG check each
+    /// put, as DPDK's mempool cookies do: an object that is not this pool's,
+    /// or is already in it (a double put), aborts with a message naming it.
+    void put(void* obj) {
+        if (checks_) [[unlikely]]
+            note_put(&obj, 1);
+        core_.put(obj);
+    }
+    /// Gives `n` objects back; checked as put() is.
+    void put_bulk(void* const* objs, unsigned n) {
+        if (checks_) [[unlikely]]
+            note_put(objs, n);
+        core_.put_bulk(objs, n);
+    }
+    /// Objects in the ring and every cache: a snapshot.
+    [[nodiscard]] std::size_t available() const {
+        return std::size_t{core_.ring_count()} + core_.cache_count();
+    }
+    /// How many objects the pool was made with.
     [[nodiscard]] std::size_t capacity() const { return count_; }
+    /// Bytes from one object to the next (the size rounded up to `align`).
     [[nodiscard]] std::uint64_t object_size() const { return stride_; }
+    /// The per-lcore cache's size (0: none).
+    [[nodiscard]] unsigned cache_size() const { return core_.cache_size(); }
+    /// Whether `obj` is the start of one of this pool's objects.
     [[nodiscard]] bool owns(const void* obj) const;
 
 private:
-    ObjectPool(Heap& h, void* base, std::uint64_t stride, std::size_t count);
+    struct FreeAligned {
+        void operator()(std::byte* p) const;
+    };
+    ObjectPool(Heap& h, void* base, std::uint64_t stride, std::size_t count, unsigned cache_size);
+    // The debug checks, out of line (heap.cpp decides whether they run).
+    void note_get(void* const* objs, unsigned n);
+    void note_put(void* const* objs, unsigned n);
+
+    detail::PoolCore<void> core_;  // first: read by every get and put
+    bool checks_ = false;
     Heap* heap_;
     void* base_;
     std::uint64_t stride_;
     std::size_t count_;
-    std::vector<void*> free_;
-    // Per object: 1 while it is in the pool. Kept up to date only in
-    // builds without NDEBUG; present in all, so the layout does not depend
-    // on how a user of the header is built.
+    std::unique_ptr<std::byte, FreeAligned> store_;  // the ring and the caches
+    // Per object: 1 while it is in the pool, when checks_.
     std::vector<std::uint8_t> in_pool_;
 };
 
