@@ -469,10 +469,19 @@ ObjectPool::~ObjectPool() {
         (void)heap_->free(base_);
 }
 
+// Index of an object by its offset: a shift when the stride is a power of
+// two (the common case), so the debug checks cost no division there.
+std::size_t ObjectPool::index_of(const void* obj) const {
+    const auto off = static_cast<std::uint64_t>(static_cast<const char*>(obj) -
+                                                static_cast<const char*>(base_));
+    return static_cast<std::size_t>((stride_ & (stride_ - 1)) == 0
+                                        ? off >> __builtin_ctzll(stride_)
+                                        : off / stride_);
+}
+
 void ObjectPool::note_get(void* const* objs, unsigned n) {
     for (unsigned i = 0; i < n; ++i) {
-        const auto idx = static_cast<std::size_t>(
-            (static_cast<char*>(objs[i]) - static_cast<char*>(base_)) / stride_);
+        const std::size_t idx = index_of(objs[i]);
         std::atomic_ref<std::uint8_t>(in_pool_[idx]).store(0, std::memory_order_relaxed);
     }
 }
@@ -485,8 +494,7 @@ void ObjectPool::note_put(void* const* objs, unsigned n) {
                                  "objects\n", base_, obj, count_);
             std::abort();
         }
-        const auto idx =
-            static_cast<std::size_t>((static_cast<char*>(obj) - static_cast<char*>(base_)) / stride_);
+        const std::size_t idx = index_of(obj);
         // One lcore's double put is caught for sure; two lcores putting
         // the same object at once may both pass (a best-effort check, as
         // DPDK's cookies are).
@@ -503,7 +511,9 @@ void ObjectPool::note_put(void* const* objs, unsigned n) {
 bool ObjectPool::owns(const void* obj) const {
     const auto a = reinterpret_cast<std::uintptr_t>(obj);
     const auto b = reinterpret_cast<std::uintptr_t>(base_);
-    return a >= b && a < b + stride_ * count_ && (a - b) % stride_ == 0;
+    if (a < b || a >= b + stride_ * count_)
+        return false;
+    return (stride_ & (stride_ - 1)) == 0 ? ((a - b) & (stride_ - 1)) == 0 : (a - b) % stride_ == 0;
 }
 
 }  // namespace vfiokit::eal

@@ -35,11 +35,13 @@
 /// Thread-safety: a Heap's alloc(), free(), reserve(), stats() and check()
 /// take the EAL lock (Memory::lock()): any thread may call them; growth is
 /// control path. bytes_in_use() and segments() are unlocked snapshots.
-/// Multi-process: the heap and its bookkeeping belong to the process that
-/// made it; a secondary maps the memory (so it can use objects the primary
-/// allocated) but allocates from its own heaps, never from the primary's. An ObjectPool is
-/// the data path and takes no lock: one thread per pool (a per-lcore cache),
-/// or external locking.
+/// An ObjectPool is the data path and takes no lock: get/put from any
+/// thread of the process (each lcore in its own cache, other threads in
+/// the ring, lock-free); create and destruction are control path.
+///
+/// Multi-process: a heap's bookkeeping is private to the process that made
+/// it. A secondary that maps the primary's memory can use objects the
+/// primary allocated, but cannot allocate from the primary's heap.
 #pragma once
 
 #include <cstdint>
@@ -206,6 +208,7 @@ private:
     // The debug checks, out of line (heap.cpp decides whether they run).
     void note_get(void* const* objs, unsigned n);
     void note_put(void* const* objs, unsigned n);
+    [[nodiscard]] std::size_t index_of(const void* obj) const;
 
     detail::PoolCore<void> core_;  // first: read by every get and put
     bool checks_ = false;
