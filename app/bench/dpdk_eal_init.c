@@ -98,6 +98,9 @@ static uint64_t splitmix64(uint64_t *s)
 #define BATCH 256       /* allocations live at once in the heap test */
 #define BURST 32        /* objects per get/put burst in the pool test */
 #define POOL_OBJS 4095  /* objects in the pool */
+#define POOL_CACHE 256  /* per-lcore cache of the cached pools */
+#define LARGE_LO 4096   /* the large heap test's sizes: 4 KiB .. 256 KiB */
+#define LARGE_HI (256 * 1024)
 #define POOL_OBJ_SIZE 2048
 #define ADDRS 4096      /* random addresses cycled through by the lookups */
 /* The same as app/bench/mbuf_bench.hpp. */
@@ -175,15 +178,16 @@ static int parse_params(int argc, char **argv, struct params *p)
 
 /* ---- heap and pool ------------------------------------------------------- */
 
-/* BATCH allocations of 64..2048 bytes, freed in a shuffled order, repeated. */
-static double malloc_pairs_per_s(const struct params *p)
+/* BATCH allocations of lo..hi bytes, freed in a shuffled order, repeated:
+ * 64..2048 (small) and LARGE_LO..LARGE_HI (large). */
+static double malloc_pairs_per_s(const struct params *p, uint64_t lo, uint64_t hi)
 {
 	uint64_t s = p->seed, sizes[BATCH], t0;
 	unsigned order[BATCH], i, j, it;
 	void *ptr[BATCH];
 
 	for (i = 0; i < BATCH; i++) {
-		sizes[i] = 64 + splitmix64(&s) % (2048 - 64 + 1);
+		sizes[i] = lo + splitmix64(&s) % (hi - lo + 1);
 		order[i] = i;
 	}
 	for (i = BATCH - 1; i > 0; i--) {
@@ -228,6 +232,34 @@ static double mempool_pairs_per_s(const struct params *p, unsigned cache)
 				return -1;
 		for (j = 0; j < BURST; j++)
 			rte_mempool_put(mp, obj[j]);
+	}
+	r = (double)BURST * p->pool_bursts * 1e9 / (double)(now_ns() - t0);
+	rte_mempool_free(mp);
+	return r;
+}
+
+/* Bursts of one rte_mempool_get_bulk of BURST then one rte_mempool_put_bulk,
+ * with a per-lcore cache of `cache`. */
+static double mempool_bulk_pairs_per_s(const struct params *p, unsigned cache)
+{
+	struct rte_mempool *mp;
+	void *obj[BURST];
+	uint64_t t0;
+	unsigned b;
+	double r;
+
+	mp = rte_mempool_create("bench_bulk", POOL_OBJS, POOL_OBJ_SIZE, cache, 0, NULL, NULL, NULL,
+				NULL, SOCKET_ID_ANY, 0);
+	if (mp == NULL) {
+		fprintf(stderr, "vfiokit-bench-dpdk: rte_mempool_create: %s\n",
+			rte_strerror(rte_errno));
+		return -1;
+	}
+	t0 = now_ns();
+	for (b = 0; b < p->pool_bursts; b++) {
+		if (rte_mempool_get_bulk(mp, obj, BURST) != 0)
+			return -1;
+		rte_mempool_put_bulk(mp, obj, BURST);
 	}
 	r = (double)BURST * p->pool_bursts * 1e9 / (double)(now_ns() - t0);
 	rte_mempool_free(mp);
@@ -364,7 +396,7 @@ int main(int argc, char **argv)
 	struct mbuf_rates mb;
 	uint64_t t0, t_eal, t_dev;
 	unsigned maps, ioctls, r;
-	double heap, pool, pool_nocache;
+	double heap, heap_large, pool, pool_nocache, pool_bulk;
 	int n, dev_fd = -1, rc;
 
 	t0 = now_ns();
@@ -392,18 +424,22 @@ int main(int argc, char **argv)
 	}
 
 	/* Best of --reps: noise on a shared machine only ever slows a run down. */
-	heap = pool = pool_nocache = 0;
+	heap = heap_large = pool = pool_nocache = pool_bulk = 0;
 	for (r = 0; r < p.reps; r++) {
-		double h = malloc_pairs_per_s(&p), c = mempool_pairs_per_s(&p, 256),
-		       nc = mempool_pairs_per_s(&p, 0);
+		double h = malloc_pairs_per_s(&p, 64, 2048),
+		       hl = malloc_pairs_per_s(&p, LARGE_LO, LARGE_HI),
+		       c = mempool_pairs_per_s(&p, POOL_CACHE), nc = mempool_pairs_per_s(&p, 0),
+		       cb = mempool_bulk_pairs_per_s(&p, POOL_CACHE);
 
-		if (h < 0 || c < 0 || nc < 0) {
+		if (h < 0 || hl < 0 || c < 0 || nc < 0 || cb < 0) {
 			heap = -1;
 			break;
 		}
 		heap = max_d(heap, h);
+		heap_large = max_d(heap_large, hl);
 		pool = max_d(pool, c);
 		pool_nocache = max_d(pool_nocache, nc);
+		pool_bulk = max_d(pool_bulk, cb);
 	}
 	if (heap < 0 || mbuf_tests(&p, &mb) != 0 || translation(&p, &lk) != 0) {
 		fprintf(stderr, "vfiokit-bench-dpdk: a heap, pool, mbuf or lookup test failed\n");
@@ -412,12 +448,13 @@ int main(int argc, char **argv)
 
 	printf("@@DPDK-BENCH version=%d.%02d.%d iova_mode=%s init_ns=%" PRIu64 " eal_init_ns=%" PRIu64
 	       " setup_ns=%" PRIu64 " map_ioctls=%u ioctls=%u malloc_pairs_per_s=%.0f"
-	       " mempool_pairs_per_s=%.0f mempool_nocache_pairs_per_s=%.0f virt2iova_ns=%.2f"
+	       " malloc_large_pairs_per_s=%.0f mempool_pairs_per_s=%.0f"
+	       " mempool_nocache_pairs_per_s=%.0f mempool_bulk_pairs_per_s=%.0f virt2iova_ns=%.2f"
 	       " virt2memseg_ns=%.2f malloc_virt2iova_ns=%.2f mbuf_pairs_per_s=%.0f"
 	       " mbuf_bulk_pairs_per_s=%.0f lcores=%u\n",
 	       RTE_VER_YEAR, RTE_VER_MONTH, RTE_VER_MINOR,
 	       rte_eal_iova_mode() == RTE_IOVA_VA ? "va" : "pa", t_dev - t0,
-	       t_eal - t0, t_dev - t_eal, maps, ioctls, heap, pool, pool_nocache,
+	       t_eal - t0, t_dev - t_eal, maps, ioctls, heap, heap_large, pool, pool_nocache, pool_bulk,
 	       lk.virt2iova_ns, lk.virt2memseg_ns, lk.malloc_virt2iova_ns, mb.single, mb.bulk,
 	       rte_lcore_count());
 	fflush(stdout);

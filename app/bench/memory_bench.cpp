@@ -60,6 +60,9 @@ constexpr unsigned kBatch = 256;
 constexpr unsigned kBurst = 32;
 constexpr std::size_t kPoolObjs = 4095;
 constexpr std::uint64_t kPoolObjSize = 2048;
+constexpr unsigned kPoolCache = 256;  // per-lcore cache of the pool tests, both sides
+// The large heap test's sizes.
+constexpr std::uint64_t kLargeLo = 4096, kLargeHi = 256 * 1024;
 constexpr unsigned kAddrs = 4096;
 // Where the raw baseline puts its memory: vfiokit's default window base, so
 // IOVA = VA fits the 39-bit IOMMU of the lab for both.
@@ -102,18 +105,19 @@ struct VfiokitRun {
 };
 
 struct HeapRun {
-    double heap_pairs = 0, pool_pairs = 0;          // per second
+    double heap_pairs = 0, heap_large_pairs = 0;    // per second
+    double pool_pairs = 0, pool_bulk_pairs = 0;
     MbufRun mbuf;
     double eal_v2i_ns = 0, mem_v2i_ns = 0, obj_v2i_ns = 0;
 };
 
-// kBatch allocations of 64..2048 bytes, freed in a shuffled order, repeated.
-Result<double> heap_pairs_per_s(eal::Heap& h, const Config& c) {
+// kBatch allocations of lo..hi bytes, freed in a shuffled order, repeated.
+Result<double> heap_pairs_per_s(eal::Heap& h, const Config& c, std::uint64_t lo, std::uint64_t hi) {
     std::uint64_t s = c.seed, sizes[kBatch];
     unsigned order[kBatch];
     void* ptr[kBatch];
     for (unsigned i = 0; i < kBatch; ++i) {
-        sizes[i] = 64 + splitmix64(s) % (2048 - 64 + 1);
+        sizes[i] = lo + splitmix64(s) % (hi - lo + 1);
         order[i] = i;
     }
     for (unsigned i = kBatch - 1; i > 0; --i)
@@ -133,19 +137,28 @@ Result<double> heap_pairs_per_s(eal::Heap& h, const Config& c) {
     return kBatch * double(c.heap_iters) * 1e3 / ms_since(t0, Clock::now());
 }
 
-// Bursts of kBurst gets then kBurst puts.
-Result<double> pool_pairs_per_s(eal::Heap& h, const Config& c) {
-    auto pool = eal::ObjectPool::create(h, kPoolObjSize, kPoolObjs);
+// Bursts of kBurst gets then kBurst puts, one object at a time, or (`bulk`)
+// one get_bulk and one put_bulk of kBurst; through the main lcore's cache.
+Result<double> pool_pairs_per_s(eal::Heap& h, const Config& c, bool bulk) {
+    auto pool = eal::ObjectPool::create(h, kPoolObjSize, kPoolObjs, 64, kPoolCache);
     if (!pool)
         return fail(std::move(pool.error()).context("pool test"));
     void* obj[kBurst];
     const auto t0 = Clock::now();
-    for (unsigned b = 0; b < c.pool_bursts; ++b) {
-        for (unsigned j = 0; j < kBurst; ++j)
-            if (!(obj[j] = pool->get()))
+    if (bulk) {
+        for (unsigned b = 0; b < c.pool_bursts; ++b) {
+            if (pool->get_bulk(obj, kBurst) != 0)
                 return fail(ENOMEM, "pool test: pool empty");
-        for (unsigned j = 0; j < kBurst; ++j)
-            pool->put(obj[j]);
+            pool->put_bulk(obj, kBurst);
+        }
+    } else {
+        for (unsigned b = 0; b < c.pool_bursts; ++b) {
+            for (unsigned j = 0; j < kBurst; ++j)
+                if (!(obj[j] = pool->get()))
+                    return fail(ENOMEM, "pool test: pool empty");
+            for (unsigned j = 0; j < kBurst; ++j)
+                pool->put(obj[j]);
+        }
     }
     return kBurst * double(c.pool_bursts) * 1e3 / ms_since(t0, Clock::now());
 }
@@ -187,14 +200,22 @@ Result<HeapRun> heap_tests(eal::Eal& e, const Config& c) {
 
     r.eal_v2i_ns = r.mem_v2i_ns = r.obj_v2i_ns = 1e300;
     for (unsigned rep = 0; rep < c.reps; ++rep) {
-        auto hp = heap_pairs_per_s(h, c);
+        auto hp = heap_pairs_per_s(h, c, 64, 2048);
         if (!hp)
             return fail(std::move(hp.error()));
         r.heap_pairs = std::max(r.heap_pairs, *hp);
-        auto pp = pool_pairs_per_s(h, c);
+        auto hl = heap_pairs_per_s(h, c, kLargeLo, kLargeHi);
+        if (!hl)
+            return fail(std::move(hl.error()));
+        r.heap_large_pairs = std::max(r.heap_large_pairs, *hl);
+        auto pp = pool_pairs_per_s(h, c, false);
         if (!pp)
             return fail(std::move(pp.error()));
         r.pool_pairs = std::max(r.pool_pairs, *pp);
+        auto pb = pool_pairs_per_s(h, c, true);
+        if (!pb)
+            return fail(std::move(pb.error()));
+        r.pool_bulk_pairs = std::max(r.pool_bulk_pairs, *pb);
         r.eal_v2i_ns = std::min(r.eal_v2i_ns, ns_per_lookup(addr, c, [&](const void* a) {
             return e.virt2iova(a);
         }));
@@ -270,7 +291,9 @@ struct Results {
     Row cdev_maps{"map ioctls, cdev", "count", Better::none, 0, {}, {}, {}};
     Row cdev_ioctls{"all ioctls, cdev", "count", Better::none, 0, {}, {}, {}};
     Row heap{"heap alloc+free 64..2048 B", "k pairs/s", Better::higher, 0, {}, {}, {}};
+    Row heap_large{"heap alloc+free 4..256 KiB", "k pairs/s", Better::higher, 0, {}, {}, {}};
     Row pool{"pool get+put, cached", "k pairs/s", Better::higher, 0, {}, {}, {}};
+    Row pool_bulk{"pool get+put bulk 32, cached", "k pairs/s", Better::higher, 0, {}, {}, {}};
     Row pool_nocache{"pool get+put vs DPDK no cache", "k pairs/s", Better::higher, 0, {}, {}, {}};
     Row mbuf{"mbuf alloc+free, single", "k pairs/s", Better::higher, 0, {}, {}, {}};
     Row mbuf_bulk{"mbuf alloc+free, bulk 32", "k pairs/s", Better::higher, 0, {}, {}, {}};
@@ -363,7 +386,9 @@ Result<void> run_round(const Config& c, const std::string& dpdk, unsigned baseli
     R.cdev_maps.raw.add(rc->map_ioctls);
     R.cdev_ioctls.raw.add(rc->ioctls);
     R.heap.vfiokit.add(heap.heap_pairs / 1e3);
+    R.heap_large.vfiokit.add(heap.heap_large_pairs / 1e3);
     R.pool.vfiokit.add(heap.pool_pairs / 1e3);
+    R.pool_bulk.vfiokit.add(heap.pool_bulk_pairs / 1e3);
     R.pool_nocache.vfiokit.add(heap.pool_pairs / 1e3);
     R.mbuf.vfiokit.add(heap.mbuf.single_pairs / 1e3);
     R.mbuf_bulk.vfiokit.add(heap.mbuf.bulk_pairs / 1e3);
@@ -383,7 +408,9 @@ Result<void> run_round(const Config& c, const std::string& dpdk, unsigned baseli
         {&R.group_maps, "map_ioctls", 1},
         {&R.group_ioctls, "ioctls", 1},
         {&R.heap, "malloc_pairs_per_s", 1e3},
+        {&R.heap_large, "malloc_large_pairs_per_s", 1e3},
         {&R.pool, "mempool_pairs_per_s", 1e3},
+        {&R.pool_bulk, "mempool_bulk_pairs_per_s", 1e3},
         {&R.pool_nocache, "mempool_nocache_pairs_per_s", 1e3},
         {&R.mbuf, "mbuf_pairs_per_s", 1e3},
         {&R.mbuf_bulk, "mbuf_bulk_pairs_per_s", 1e3},
@@ -418,8 +445,8 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
                 "difference.\n\n",
                 c.rounds);
     print_table({R.group, R.group_init, R.group_dev, R.cdev, R.cdev_init, R.cdev_dev,
-                 R.group_maps, R.group_ioctls, R.cdev_maps, R.cdev_ioctls, R.heap, R.pool,
-                 R.pool_nocache, R.mbuf, R.mbuf_bulk, R.eal_v2i, R.mem_v2i, R.memseg, R.obj_v2i});
+                 R.group_maps, R.group_ioctls, R.cdev_maps, R.cdev_ioctls, R.heap, R.heap_large,
+                 R.pool, R.pool_bulk, R.pool_nocache, R.mbuf, R.mbuf_bulk, R.eal_v2i, R.mem_v2i, R.memseg, R.obj_v2i});
     std::printf(
         "\nWhat ran:\n"
         "  vfiokit  Eal::init(-m %u, --vfio-mode=group --vfio-type1=v2 | cdev) +\n"
@@ -432,10 +459,12 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
         "           its process start-up is not timed; ioctls counted by interposing\n"
         "           ioctl() in vfiokit-bench-dpdk\n"
         "  heap, pool and lookups: best of %u runs per round each\n"
-        "  heap     %u x (%u allocs of 64..2048 B, then %u frees in shuffled order):\n"
-        "           Heap::alloc/free vs rte_malloc/rte_free\n"
-        "  pool     %u x (%u get, %u put) of %u-byte objects: ObjectPool vs rte_mempool\n"
-        "           with a 256-object per-lcore cache; DPDK without cache for reference\n"
+        "  heap     %u x (%u allocs of 64..2048 B, then %u frees in shuffled order), and\n"
+        "           the same with 4..256 KiB: Heap::alloc/free vs rte_malloc/rte_free\n"
+        "  pool     %u x (%u get, %u put) of %u-byte objects, and as many bursts of one\n"
+        "           get_bulk and one put_bulk of 32, on the main lcore: ObjectPool vs\n"
+        "           rte_mempool, both with a %u-object per-lcore cache; DPDK without\n"
+        "           cache for reference\n"
         "  mbuf     %u x (%u alloc, %u free) and %u x (alloc_bulk, free_bulk of %u) on\n"
         "           the main lcore, pool of %u with a %u-mbuf cache: MbufPool vs\n"
         "           rte_pktmbuf_alloc/free and rte_pktmbuf_alloc_bulk/free_bulk\n"
@@ -447,7 +476,7 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
         dpdk.empty() ? "not run (vfiokit-bench-dpdk not built)"
                      : ("DPDK " + R.dpdk_version).c_str(),
         static_cast<unsigned>(c.mb), R.dpdk_lcores, c.reps, c.heap_iters, kBatch, kBatch, c.pool_bursts,
-        kBurst, kBurst, static_cast<unsigned>(kPoolObjSize), c.mbuf_bursts, kMbufBurst, kMbufBurst,
+        kBurst, kBurst, static_cast<unsigned>(kPoolObjSize), kPoolCache, c.mbuf_bursts, kMbufBurst, kMbufBurst,
         c.mbuf_bursts, kMbufBurst, kMbufPoolSize, kMbufCache, c.lookups, kAddrs);
     if (!R.dpdk_log.empty()) {
         std::printf("\nDPDK's EAL log (first round):\n");

@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vfiokit/eal/pool_core.hpp"
+
 namespace vfiokit::mbuf::detail {
 
 struct PoolLayout {
@@ -42,7 +44,7 @@ struct PoolLayout {
 
 constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
-// `pool_bytes`/`ring_header`/`slot`: sizeof(MbufPool), sizeof(PoolRing),
+// `pool_bytes`/`ring_header`/`slot`: sizeof(MbufPool), sizeof(PtrRing<Mbuf>),
 // sizeof(Mbuf*); `obj_bytes`: header + priv + data room of one mbuf;
 // `page`: the page size when objects must stay inside pages (pa), else 0.
 // false when an object is larger than a page that must hold it.
@@ -58,11 +60,8 @@ constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v +
     // A cache is flushed down to cache_size once it reaches the threshold
     // (1.5 x cache_size, DPDK's), and a bulk put or refill adds at most
     // cache_size at once: threshold + cache_size slots always suffice.
-    l.flush_threshold = cache_size == 0 ? 0 : cache_size + (cache_size + 1) / 2;
-    l.cache_stride = cache_size == 0
-                         ? 0
-                         : static_cast<std::uint32_t>(round_up(
-                               8 + std::uint64_t{l.flush_threshold + cache_size} * slot, 64));
+    l.flush_threshold = eal::detail::flush_threshold(cache_size);
+    l.cache_stride = eal::detail::cache_stride(cache_size, slot);
     const std::uint64_t caches_end = l.caches_off + std::uint64_t{l.cache_stride} * max_lcores;
     l.obj_stride = static_cast<std::uint32_t>(round_up(obj_bytes, 64));
     l.page = page;

@@ -9,7 +9,6 @@
 #include <new>
 
 #include "layout.hpp"
-#include "ring.hpp"
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/mp.hpp"
@@ -123,7 +122,7 @@ Result<MbufPool*> MbufPool::create(eal::Heap& heap, std::string_view name, unsig
     const std::uint64_t unit = pa ? mem.page_size() : std::min(mem.page_size(), k2M);
     detail::PoolLayout l;
     const std::uint64_t obj_bytes = sizeof(Mbuf) + std::uint64_t{priv_size} + data_room;
-    if (!detail::compute_layout(l, sizeof(MbufPool), sizeof(detail::PoolRing), sizeof(Mbuf*), n,
+    if (!detail::compute_layout(l, sizeof(MbufPool), sizeof(eal::detail::PtrRing<Mbuf>), sizeof(Mbuf*), n,
                                 cache_size, eal::kMaxLcores, obj_bytes,
                                 per_page ? unit : 0))
         return fail(bad_arg(name, "an mbuf of " + std::to_string(obj_bytes) +
@@ -145,12 +144,8 @@ Result<MbufPool*> MbufPool::create(eal::Heap& heap, std::string_view name, unsig
     auto* base = static_cast<std::byte*>(*block);
 
     auto* p = new (base) MbufPool();
-    p->ring_ = new (base + l.ring_off) detail::PoolRing(l.ring_size);
-    p->caches_ = cache_size ? base + l.caches_off : nullptr;
-    p->cache_lcores_ = cache_size ? eal::kMaxLcores : 0;
-    p->cache_stride_ = l.cache_stride;
-    p->cache_size_ = cache_size;
-    p->flush_threshold_ = l.flush_threshold;
+    auto* ring = new (base + l.ring_off) eal::detail::PtrRing<Mbuf>(l.ring_size);
+    p->core_ = eal::detail::PoolCore<Mbuf>(ring, base + l.caches_off, cache_size);
     p->n_ = n;
     p->data_room_ = data_room;
     p->priv_size_ = priv_size;
@@ -163,9 +158,6 @@ Result<MbufPool*> MbufPool::create(eal::Heap& heap, std::string_view name, unsig
     p->block_ = *block;
     p->owner_pid_ = static_cast<std::int32_t>(::getpid());
     name.copy(p->name_, kNameMax);
-    if (cache_size)
-        for (unsigned i = 0; i < eal::kMaxLcores; ++i)
-            new (p->cache(i)) CacheHead();
 
     for (unsigned i = 0; i < n; ++i) {
         auto* m = new (p->objs_lo_ + l.obj_offset(i)) Mbuf();
@@ -182,7 +174,7 @@ Result<MbufPool*> MbufPool::create(eal::Heap& heap, std::string_view name, unsig
         m->buf_iova = *iova;
         m->reset();
         Mbuf* one = m;
-        p->ring_->enqueue(&one, 1, true);  // the ring holds n: cannot fail
+        ring->enqueue(&one, 1, true);  // the ring holds n: cannot fail
     }
     p->magic_ = kMagic;
     reg.by_name.emplace(std::string(name), p);
@@ -271,22 +263,13 @@ const std::string& MbufPool::name() const {
 }
 
 unsigned MbufPool::avail_count() const {
-    unsigned n = ring_->count();
-    if (caches_ != nullptr)
-        for (unsigned i = 0; i < eal::kMaxLcores; ++i)
-            n += cache(i)->len.load(std::memory_order_relaxed);
+    const unsigned n = core_.ring_count() + core_.cache_count();
     return n > n_ ? n_ : n;
 }
 
-unsigned MbufPool::common_count() const { return std::min(ring_->count(), n_); }
+unsigned MbufPool::common_count() const { return std::min(core_.ring_count(), n_); }
 
-unsigned MbufPool::cache_count() const {
-    unsigned n = 0;
-    if (caches_ != nullptr)
-        for (unsigned i = 0; i < eal::kMaxLcores; ++i)
-            n += cache(i)->len.load(std::memory_order_relaxed);
-    return std::min(n, n_);
-}
+unsigned MbufPool::cache_count() const { return std::min(core_.cache_count(), n_); }
 
 std::vector<std::string> MbufPool::names() {
     auto& reg = registry();
@@ -307,35 +290,6 @@ bool MbufPool::owns(const Mbuf* m) const {
     const std::uint64_t in_page = off % page_;
     const std::uint64_t i = off / page_ * per_page_ + in_page / obj_stride_;
     return in_page % obj_stride_ == 0 && in_page / obj_stride_ < per_page_ && i < n_;
-}
-
-// ---- slow paths ---------------------------------------------------------------
-
-bool MbufPool::refill(CacheHead* c, unsigned want) {
-    std::uint32_t len = c->len.load(std::memory_order_relaxed);
-    // Refill to cache_size above what is wanted, so the next allocs hit the
-    // cache; settle for less, down to exactly what is missing.
-    const unsigned need = want - len;
-    unsigned got = ring_->dequeue(objs(c) + len, cache_size_ + need, false);
-    len += got;
-    c->len.store(len, std::memory_order_relaxed);
-    return got >= need;
-}
-
-void MbufPool::flush(CacheHead* c) {
-    const std::uint32_t len = c->len.load(std::memory_order_relaxed);
-    ring_->enqueue(objs(c) + cache_size_, len - cache_size_, true);
-    c->len.store(cache_size_, std::memory_order_relaxed);
-}
-
-int MbufPool::ring_get(Mbuf** out, unsigned n) {
-    return ring_->dequeue(out, n, true) == n ? 0 : -ENOENT;
-}
-
-void MbufPool::ring_put(Mbuf* const* ms, unsigned n) {
-    // The ring holds every mbuf of the pool: this fails only for mbufs
-    // freed twice or foreign to the pool, the caller's bug.
-    ring_->enqueue(ms, n, true);
 }
 
 }  // namespace vfiokit::mbuf

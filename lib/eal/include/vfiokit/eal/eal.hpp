@@ -33,8 +33,8 @@
 /// (eal.memory, eal.vfio, eal.info) take it, and the fds sent to
 /// secondaries are dup'ed under it. So any thread may grow the heap or
 /// assign devices while secondaries attach. The data path takes no lock:
-/// virt2iova() (an atomic table read), BAR access, and ObjectPools (one per
-/// lcore, or locked by their user). Eal::init and the destructor run alone.
+/// virt2iova() (an atomic table read), BAR access, and ObjectPool get/put
+/// (per-lcore caches, a lock-free ring). Eal::init and the destructor run alone.
 ///
 /// Lcores (-l, -c, `--lcores`, `--main-lcore`; vfiokit/eal/lcore.hpp): init()
 /// pins the calling thread, which becomes the main lcore, and starts a

@@ -59,6 +59,7 @@
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/heap.hpp"
 #include "vfiokit/eal/lcore.hpp"
+#include "vfiokit/eal/pool_core.hpp"
 
 namespace vfiokit::mbuf {
 
@@ -166,10 +167,6 @@ struct PoolStats {
     std::uint64_t alloc_fail = 0;
 };
 
-namespace detail {
-struct PoolRing;  // lib/mbuf/ring.hpp
-}  // namespace detail
-
 /// A pool of mbufs (DPDK's rte_mempool of rte_mbufs); see the file's description.
 class MbufPool {
 public:
@@ -217,7 +214,7 @@ public:
 
     [[nodiscard]] const std::string& name() const;
     [[nodiscard]] unsigned size() const { return n_; }   // n
-    [[nodiscard]] unsigned cache_size() const { return cache_size_; }
+    [[nodiscard]] unsigned cache_size() const { return core_.cache_size(); }
     [[nodiscard]] std::uint16_t data_room() const { return data_room_; }  // buf_len of each mbuf
     [[nodiscard]] std::uint16_t priv_size() const { return priv_size_; }
     /// Mbufs in the ring and every cache: size() when all are back. A
@@ -244,37 +241,13 @@ private:
     MbufPool() = default;
     ~MbufPool() = default;
 
-    // One per lcore: a LIFO stack of mbufs, touched only by its lcore
-    // (len is atomic, relaxed, only so avail_count() may read it from
-    // another thread).
-    struct CacheHead {
-        std::atomic<std::uint32_t> len{0};
-        std::uint32_t reserved = 0;
-    };
-    [[nodiscard]] CacheHead* cache(unsigned lcore) const {
-        return reinterpret_cast<CacheHead*>(caches_ + std::size_t{lcore} * cache_stride_);
-    }
-    [[nodiscard]] static Mbuf** objs(CacheHead* c) { return reinterpret_cast<Mbuf**>(c + 1); }
-    // Whether `lc` has a cache: one compare (kLcoreIdAny and every id
-    // without a cache fail it).
-    [[nodiscard]] bool on_lcore(unsigned lc) const { return lc < cache_lcores_; }
-    // Slow paths, out of line (mbuf.cpp).
-    [[nodiscard]] bool refill(CacheHead* c, unsigned want);  // true: c holds >= want
-    void flush(CacheHead* c);
-    [[nodiscard]] int ring_get(Mbuf** out, unsigned n);      // all or -ENOENT
-    void ring_put(Mbuf* const* ms, unsigned n);
-
     // Everything lives in the pool's own allocation, this object first:
     // pointers are valid in every process mapping EAL memory at the same
     // addresses (a secondary), except heap_.
-    // --- read by every alloc and free
-    std::byte* caches_ = nullptr;  // eal::kMaxLcores caches; null without a cache
-    std::uint32_t cache_lcores_ = 0;  // eal::kMaxLcores with caches, else 0
-    std::uint32_t cache_stride_ = 0;
-    std::uint32_t cache_size_ = 0;
-    std::uint32_t flush_threshold_ = 0;
+    // --- read by every alloc and free: the ring and the per-lcore caches
+    // (eal::detail::PoolCore, the engine eal::ObjectPool uses too)
+    eal::detail::PoolCore<Mbuf> core_;
     std::uint32_t n_ = 0;
-    detail::PoolRing* ring_ = nullptr;
     // --- the rest
     std::uint16_t data_room_ = 0;
     std::uint16_t priv_size_ = 0;
@@ -407,43 +380,17 @@ inline void Mbuf::free() {
 }
 
 inline Mbuf* MbufPool::alloc() {
-    Mbuf* m = nullptr;
-    const unsigned lc = eal::lcore_id();
-    if (on_lcore(lc)) [[likely]] {
-        CacheHead* c = cache(lc);
-        std::uint32_t len = c->len.load(std::memory_order_relaxed);
-        if (len == 0) [[unlikely]] {
-            if (!refill(c, 1))
-                return nullptr;
-            len = c->len.load(std::memory_order_relaxed);
-        }
-        m = objs(c)[--len];
-        c->len.store(len, std::memory_order_relaxed);
-    } else if (ring_get(&m, 1) != 0) {
+    Mbuf* m = core_.get();
+    if (m == nullptr)
         return nullptr;
-    }
     m->refcnt = 1;
     m->reset();
     return m;
 }
 
 inline int MbufPool::alloc_bulk(Mbuf** out, unsigned n) {
-    const unsigned lc = eal::lcore_id();
-    if (on_lcore(lc) && n <= cache_size_) [[likely]] {
-        CacheHead* c = cache(lc);
-        std::uint32_t len = c->len.load(std::memory_order_relaxed);
-        if (len < n) [[unlikely]] {
-            if (!refill(c, n))
-                return -ENOENT;
-            len = c->len.load(std::memory_order_relaxed);
-        }
-        Mbuf** top = objs(c) + len;
-        for (unsigned i = 0; i < n; ++i)
-            out[i] = *--top;
-        c->len.store(len - n, std::memory_order_relaxed);
-    } else if (int rc = ring_get(out, n); rc != 0) {
+    if (int rc = core_.get_bulk(out, n); rc != 0)
         return rc;
-    }
     for (unsigned i = 0; i < n; ++i) {
         out[i]->refcnt = 1;
         out[i]->reset();
@@ -451,34 +398,9 @@ inline int MbufPool::alloc_bulk(Mbuf** out, unsigned n) {
     return 0;
 }
 
-inline void MbufPool::put(Mbuf* m) {
-    const unsigned lc = eal::lcore_id();
-    if (on_lcore(lc)) [[likely]] {
-        CacheHead* c = cache(lc);
-        std::uint32_t len = c->len.load(std::memory_order_relaxed);
-        objs(c)[len++] = m;
-        c->len.store(len, std::memory_order_relaxed);
-        if (len >= flush_threshold_) [[unlikely]]
-            flush(c);
-        return;
-    }
-    ring_put(&m, 1);
-}
+inline void MbufPool::put(Mbuf* m) { core_.put(m); }
 
-inline void MbufPool::put_bulk(Mbuf* const* ms, unsigned n) {
-    const unsigned lc = eal::lcore_id();
-    if (on_lcore(lc) && n <= cache_size_) [[likely]] {
-        CacheHead* c = cache(lc);
-        std::uint32_t len = c->len.load(std::memory_order_relaxed);
-        std::memcpy(objs(c) + len, ms, sizeof(Mbuf*) * n);
-        len += n;
-        c->len.store(len, std::memory_order_relaxed);
-        if (len >= flush_threshold_) [[unlikely]]
-            flush(c);
-        return;
-    }
-    ring_put(ms, n);
-}
+inline void MbufPool::put_bulk(Mbuf* const* ms, unsigned n) { core_.put_bulk(ms, n); }
 
 inline void free_bulk(Mbuf* const* pkts, unsigned n) {
     constexpr unsigned kBatch = 64;
