@@ -268,6 +268,17 @@ TEST(ShareCodec, HugeCountsAreRefusedUpFront) {
     EXPECT_NE(d.error().message().find("mappings need"), std::string::npos) << d.error().message();
 }
 
+// So is a container count: the header's u16 at byte 18.
+TEST(ShareCodec, HugeContainerCountIsRefusedUpFront) {
+    auto b = bytes_of(cdev_snapshot());
+    const std::uint16_t huge = 0xffff;
+    std::memcpy(&b[18], &huge, 2);
+    auto d = decode(b, 2);
+    ASSERT_FALSE(d);
+    EXPECT_NE(d.error().message().find("65535 containers need at least"), std::string::npos)
+        << d.error().message();
+}
+
 TEST(ShareCodec, ImportRejectsGarbageBeforeTouchingAnyFd) {
     const std::uint8_t junk[] = {'V', 'F', 'K', 'S', 1, 0, 0, 0, 9, 9, 9, 9};
     auto v = Vfio::import_shared(junk, {});
