@@ -1,7 +1,7 @@
 #!/bin/sh
 # Every test: the host unit suite, then the lab suite (QEMU guests running the
-# project's kernel). Installs what it needs, builds with warnings fatal, and
-# prints the counts of each suite.
+# project's kernel), then the unit suite under ASan+UBSan. Installs what it
+# needs, builds with warnings fatal, and prints the counts of each suite.
 set -eu
 cd "$(dirname "$0")/.."
 devtools/bootstrap.sh
@@ -56,6 +56,10 @@ for suite in unit lab; do
              tr -s ' ' | tr '\n' ' ')
     echo "suite $suite: $result in $(( $(date +%s) - start )) s: $counts"
 done
+# The tools that find the next bugs (doc/hardening.md): the unit suite
+# again under ASan+UBSan in build-asan.
+echo "==== suite: unit under ASan+UBSan ===="
+devtools/asan-unit.sh "$kdir/headers/include" || status=1
 # One line per guest step, named with its pair and shape (lab[7.3/iommu])
 # and, for device tests, mode.
 log=$builddir/meson-logs/testlog.txt
