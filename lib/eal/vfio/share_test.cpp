@@ -335,5 +335,18 @@ TEST(ExternalFds, BadTextIsRefused) {
     }
 }
 
+// One device spelled two ways is still one device given twice (found by
+// fuzz/external_fds.cpp: the text was accepted, and its own formatting then
+// refused); the error quotes the whole value, not the part left unread.
+TEST(ExternalFds, ADeviceSpelledTwoWaysIsGivenTwice) {
+    const char* text = "mode=group,container=8,00:00:03.0=4,0:00:3.0=4,0000:00:00.0=5";
+    auto x = parse_external_fds(text);
+    ASSERT_FALSE(x);
+    EXPECT_EQ(x.error().err(), EINVAL);
+    EXPECT_NE(x.error().message().find("device 0000:00:03.0 given twice"), std::string::npos)
+        << x.error().message();
+    EXPECT_NE(x.error().message().find(text), std::string::npos) << x.error().message();
+}
+
 }  // namespace
 }  // namespace vfiokit::vfio
