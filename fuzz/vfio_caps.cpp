@@ -103,15 +103,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if ((choice & 1) == 0) {
         Dev dev;
         auto r = dev.region_info(0);
-        if (r) {
-            // Every area was read from inside the buffer the kernel filled
-            // (what it claimed to need may exceed what the input held: the
-            // rest reads as zeros, as from a kernel that wrote them).
-            FUZZ_CHECK(r->sparse.size() * sizeof(uapi::vfio_region_sparse_mmap_area) <= k.largest,
-                       "%zu sparse areas from a %u-byte buffer", r->sparse.size(), k.largest);
-        } else {
+        // Where the areas were read from is ASan's to check (InfoBuffer is
+        // a heap allocation of the size the kernel asked for). Their number
+        // is not bounded by the buffer: a chain may repeat the sparse-mmap
+        // capability, each copy inside the buffer, and the reader keeps
+        // the areas of every copy.
+        if (!r)
             FUZZ_CHECK(!r.error().message().empty(), "a refusal without a reason");
-        }
     } else {
         auto r = vfio::detail::query_iommu_info(kFd, (choice & 8) == 0);
         if (r && r->ranges)
