@@ -39,7 +39,7 @@ grep -E '^ *[0-9]+/[0-9]+ ' $builddir/suite-unit.txt || true
 counts=$(grep -E '^(Ok|Fail|Skipped|Timeout|Expected Fail|Unexpected Pass): ' $builddir/suite-unit.txt |
          tr -s ' ' | tr '\n' ' ')
 # The skipped tests and why: each prints its reason as its first line.
-awk '/^test: / {name = $2} /^result: +exit status 77/ {skip = 1}
+awk '/^test: / {name = $0; sub(/^test: +/, "", name)} /^result: +exit status 77/ {skip = 1}
      skip && /^-+ stdout -+$/ {getline; print "skipped under ASan+UBSan: " name ": " $0; skip = 0}' \
     $builddir/meson-logs/testlog.txt
 echo "suite unit (ASan+UBSan): $result in $(( $(date +%s) - start )) s (build included): $counts"
