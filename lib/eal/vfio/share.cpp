@@ -269,16 +269,20 @@ Result<std::unique_ptr<Vfio>> Vfio::from_external_fds(const ExternalFds& x, cons
     return v;
 }
 
-Result<ExternalFds> parse_external_fds(std::string_view text) {
+Result<ExternalFds> parse_external_fds(const std::string_view all) {
     ExternalFds x;
     std::optional<Mode> mode;
+    // Errors quote the whole value, not what is left of it.
     auto bad = [&](const std::string& why) {
-        return fail(Error(EINVAL, std::string(kExternalFdsEnv) + "=\"" + std::string(text) +
+        return fail(Error(EINVAL, std::string(kExternalFdsEnv) + "=\"" + std::string(all) +
                                       "\": " + why)
                         .hint("expected e.g. \"iommufd=3,0000:00:03.0=4\" or "
                               "\"mode=group,container=3,0000:00:03.0=4\""));
     };
     std::set<std::string_view> keys;
+    // A device is one address however it is spelled (00:03.0, 0000:00:03.0).
+    std::set<PciAddress> addrs;
+    std::string_view text = all;
     while (!text.empty()) {
         const std::string_view item = text.substr(0, text.find(','));
         text.remove_prefix(std::min(text.size(), item.size() + 1));
@@ -302,9 +306,11 @@ Result<ExternalFds> parse_external_fds(std::string_view text) {
             x.iommufd = fd;
         else if (key == "container")
             x.container = fd;
-        else if (auto a = PciAddress::parse(key))
+        else if (auto a = PciAddress::parse(key)) {
+            if (!addrs.insert(*a).second)
+                return bad("device " + a->str() + " given twice");
             x.devices.emplace_back(*a, fd);
-        else
+        } else
             return bad("unknown key '" + std::string(key) + "'");
     }
     // Without mode=: the automatic choice's first mode of the kind the fds

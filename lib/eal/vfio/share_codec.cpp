@@ -149,6 +149,12 @@ Result<Snapshot> decode(std::span<const std::uint8_t> bytes, std::size_t fd_coun
     s.iommufd = r.u32("iommufd");
     if (ncontainers == 0)
         return bad("no container (there is always a default one)");
+    // As for each container's entries below: a count the bytes cannot hold
+    // is refused before anything is read for it.
+    if (std::uint64_t{ncontainers} * kContainerSize > r.left())
+        return bad(std::to_string(ncontainers) + " containers need at least " +
+                   std::to_string(std::uint64_t{ncontainers} * kContainerSize) + " bytes, " +
+                   std::to_string(r.left()) + " are left");
     if (ioas != (s.iommufd != kNoFd))
         return bad(ioas ? mode_name + " mode without an iommufd"
                         : "an iommufd in " + mode_name + " mode");

@@ -268,6 +268,17 @@ TEST(ShareCodec, HugeCountsAreRefusedUpFront) {
     EXPECT_NE(d.error().message().find("mappings need"), std::string::npos) << d.error().message();
 }
 
+// So is a container count: the header's u16 at byte 18.
+TEST(ShareCodec, HugeContainerCountIsRefusedUpFront) {
+    auto b = bytes_of(cdev_snapshot());
+    const std::uint16_t huge = 0xffff;
+    std::memcpy(&b[18], &huge, 2);
+    auto d = decode(b, 2);
+    ASSERT_FALSE(d);
+    EXPECT_NE(d.error().message().find("65535 containers need at least"), std::string::npos)
+        << d.error().message();
+}
+
 TEST(ShareCodec, ImportRejectsGarbageBeforeTouchingAnyFd) {
     const std::uint8_t junk[] = {'V', 'F', 'K', 'S', 1, 0, 0, 0, 9, 9, 9, 9};
     auto v = Vfio::import_shared(junk, {});
@@ -322,6 +333,19 @@ TEST(ExternalFds, BadTextIsRefused) {
         ASSERT_FALSE(x) << bad;
         EXPECT_EQ(x.error().err(), EINVAL) << bad;
     }
+}
+
+// One device spelled two ways is still one device given twice (found by
+// fuzz/external_fds.cpp: the text was accepted, and its own formatting then
+// refused); the error quotes the whole value, not the part left unread.
+TEST(ExternalFds, ADeviceSpelledTwoWaysIsGivenTwice) {
+    const char* text = "mode=group,container=8,00:00:03.0=4,0:00:3.0=4,0000:00:00.0=5";
+    auto x = parse_external_fds(text);
+    ASSERT_FALSE(x);
+    EXPECT_EQ(x.error().err(), EINVAL);
+    EXPECT_NE(x.error().message().find("device 0000:00:03.0 given twice"), std::string::npos)
+        << x.error().message();
+    EXPECT_NE(x.error().message().find(text), std::string::npos) << x.error().message();
 }
 
 }  // namespace

@@ -41,20 +41,23 @@ public:
     using Array = std::vector<Json>;
     using Object = std::vector<Member>;
 
+    // The constructors are defined below Member: building the variant
+    // needs Object's destructor, so Member must be complete (clang
+    // instantiates it at the definition; GCC happens to wait).
     Json() = default;  ///< null
-    Json(bool b) : v_(b) {}
+    Json(bool b);
     template <std::signed_integral T>
         requires(!std::same_as<T, bool> && !std::same_as<T, char>)
-    Json(T i) : v_(static_cast<std::int64_t>(i)) {}
+    Json(T i);
     template <std::unsigned_integral T>
         requires(!std::same_as<T, bool>)
-    Json(T u) : v_(static_cast<std::uint64_t>(u)) {}
-    Json(std::string s) : v_(std::move(s)) {}
-    Json(std::string_view s) : v_(std::string(s)) {}
-    Json(const char* s) : v_(std::string(s)) {}
+    Json(T u);
+    Json(std::string s);
+    Json(std::string_view s);
+    Json(const char* s);
 
-    [[nodiscard]] static Json array() { return Json(Array{}); }
-    [[nodiscard]] static Json object() { return Json(Object{}); }
+    [[nodiscard]] static Json array();
+    [[nodiscard]] static Json object();
 
     /// Object: appends key (a key given twice appears twice: callers give
     /// each once). Array: appends. Calling either on another kind first
@@ -73,8 +76,8 @@ public:
     void dump_to(std::string& out) const;
 
 private:
-    explicit Json(Array a) : v_(std::move(a)) {}
-    explicit Json(Object o) : v_(std::move(o)) {}
+    explicit Json(Array a);
+    explicit Json(Object o);
     std::variant<std::monostate, bool, std::int64_t, std::uint64_t, std::string, Array, Object> v_;
 };
 
@@ -83,6 +86,21 @@ struct Json::Member {
     std::string key;
     Json value;
 };
+
+inline Json::Json(bool b) : v_(b) {}
+template <std::signed_integral T>
+    requires(!std::same_as<T, bool> && !std::same_as<T, char>)
+Json::Json(T i) : v_(static_cast<std::int64_t>(i)) {}
+template <std::unsigned_integral T>
+    requires(!std::same_as<T, bool>)
+Json::Json(T u) : v_(static_cast<std::uint64_t>(u)) {}
+inline Json::Json(std::string s) : v_(std::move(s)) {}
+inline Json::Json(std::string_view s) : v_(std::string(s)) {}
+inline Json::Json(const char* s) : v_(std::string(s)) {}
+inline Json::Json(Array a) : v_(std::move(a)) {}
+inline Json::Json(Object o) : v_(std::move(o)) {}
+inline Json Json::array() { return Json(Array{}); }
+inline Json Json::object() { return Json(Object{}); }
 
 /// `s` as a JSON string literal, quotes included (see the escaping above).
 void append_json_string(std::string& out, std::string_view s);

@@ -144,7 +144,8 @@ inline constexpr const char* kExternalFdsEnv = "VFIOKIT_EXTERNAL_FDS";
 
 /// "iommufd=3,0000:00:03.0=4" (cdev) or
 /// "mode=group,container=3,0000:00:03.0=4,0000:00:04.0=5" (group, compat,
-/// noiommu: the numbers after addresses are group fds). `mode=` is optional:
+/// noiommu: the numbers after addresses are group fds; a device may appear
+/// once, however its address is spelled). `mode=` is optional:
 /// cdev when an iommufd is named, else group. EINVAL naming the bad item.
 [[nodiscard]] Result<ExternalFds> parse_external_fds(std::string_view text);
 /// The text parse_external_fds() reads back into `x`.
