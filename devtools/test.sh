@@ -1,7 +1,6 @@
 #!/bin/sh
 # Every test: the host unit suite, then the lab suite (QEMU guests running the
-# project's kernel), then the unit suite under ASan+UBSan and a short run of
-# every fuzz target. Installs what it needs, builds with warnings fatal, and
+# project's kernel). Installs what it needs, builds with warnings fatal, and
 # prints the counts of each suite.
 set -eu
 cd "$(dirname "$0")/.."
@@ -57,15 +56,6 @@ for suite in unit lab; do
              tr -s ' ' | tr '\n' ' ')
     echo "suite $suite: $result in $(( $(date +%s) - start )) s: $counts"
 done
-# The tools that find the next bugs (doc/hardening.md, doc/fuzzing.md): the
-# unit suite again under ASan+UBSan in build-asan, then each libFuzzer
-# target for 10 s in build-fuzz (clang 16), from its seed corpus.
-echo "==== suite: unit under ASan+UBSan ===="
-devtools/asan-unit.sh "$kdir/headers/include" || status=1
-echo "==== fuzzing: each target for 10 s ===="
-start=$(date +%s)
-devtools/fuzz.sh 10 || status=1
-echo "fuzzing: $(( $(date +%s) - start )) s (build included)"
 # One line per guest step, named with its pair and shape (lab[7.3/iommu])
 # and, for device tests, mode.
 log=$builddir/meson-logs/testlog.txt
