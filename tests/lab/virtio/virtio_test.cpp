@@ -507,7 +507,9 @@ TEST_P(VirtioLab, PingFromTheKernelPeerGetsEveryReply) {
         << "VFIOKIT_VIRTIO_IP and VFIOKIT_VIRTIO_PEER_IP name the port's and the peer's addresses";
     ASSERT_NO_FATAL_FAILURE(bring_up());
     // The peer forgets the port's address, so the port answers its ARP first.
-    (void)std::system(("ip neigh flush dev " + s.peer_if + " >/dev/null 2>&1").c_str());
+    // An empty table is not an error: the flush's status is not checked.
+    if (std::system(("ip neigh flush dev " + s.peer_if + " >/dev/null 2>&1").c_str()) != 0) {
+    }
     constexpr int kPings = 10;
     int out[2];
     ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
