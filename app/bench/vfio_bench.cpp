@@ -174,6 +174,40 @@ Result<RawSetup> raw_setup(const ModeCase& m, bool attach, const std::string& bd
     return s;
 }
 
+// The buffer page behind mapping i: kBufPages pages, reused in turn.
+std::uintptr_t buf_page(const char* buf, unsigned i) {
+    return reinterpret_cast<std::uintptr_t>(buf) + (i % kBufPages) * kPage;
+}
+
+// The three timed phases, the same for the raw loop and vfiokit's calls:
+// `maps` maps then one unmap each; the maps again then one unmap-all.
+template <class MapOne, class UnmapOne, class UnmapAll>
+Result<Times> time_phases(unsigned maps, MapOne map_one, UnmapOne unmap_one, UnmapAll unmap_all) {
+    const auto map_each = [&]() -> Result<void> {
+        for (unsigned i = 0; i < maps; ++i)
+            if (auto ok = map_one(i); !ok)
+                return fail(std::move(ok.error()));
+        return {};
+    };
+    Times t;
+    auto t0 = Clock::now();
+    if (auto ok = map_each(); !ok)
+        return fail(std::move(ok.error()));
+    auto t1 = Clock::now();
+    t.map = ms_since(t0, t1);
+    for (unsigned i = 0; i < maps; ++i)
+        if (auto ok = unmap_one(i); !ok)
+            return fail(std::move(ok.error()));
+    t.unmap = ms_since(t1, Clock::now());
+    if (auto ok = map_each(); !ok)
+        return fail(std::move(ok.error()));
+    t0 = Clock::now();
+    if (auto ok = unmap_all(); !ok)
+        return fail(std::move(ok.error()));
+    t.unmap_all = ms_since(t0, Clock::now());
+    return t;
+}
+
 // The loops a C program would write: fill the struct, ioctl, check the
 // return code.
 Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const char* buf) {
@@ -181,43 +215,32 @@ Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const cha
     if (!s)
         return fail(std::move(s.error()).context(std::string("raw ") + m.label));
     const int fd = s->container.get();
-    const auto vaddr = [&](unsigned i) {
-        return reinterpret_cast<std::uintptr_t>(buf) + (i % kBufPages) * kPage;
-    };
-    auto map_all = [&]() -> Result<void> {
-        for (unsigned i = 0; i < c.maps; ++i) {
-            int rc;
-            if (m.ioas) {
-                uapi::iommu_ioas_map a{};
-                a.size = sizeof a;
-                a.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
-                          uapi::kIommuIoasMapWriteable;
-                a.ioas_id = s->ioas;
-                a.user_va = vaddr(i);
-                a.length = kPage;
-                a.iova = kIovaBase + i * kPage;
-                rc = ::ioctl(fd, uapi::kIommuIoasMap, &a);
-            } else {
-                uapi::vfio_iommu_type1_dma_map a{};
-                a.argsz = sizeof a;
-                a.flags = uapi::kVfioDmaMapFlagRead | uapi::kVfioDmaMapFlagWrite;
-                a.vaddr = vaddr(i);
-                a.iova = kIovaBase + i * kPage;
-                a.size = kPage;
-                rc = ::ioctl(fd, uapi::kVfioIommuMapDma, &a);
-            }
-            if (rc < 0)
-                return fail(errno, "raw map " + std::to_string(i));
+    const auto map_one = [&](unsigned i) -> Result<void> {
+        int rc;
+        if (m.ioas) {
+            uapi::iommu_ioas_map a{};
+            a.size = sizeof a;
+            a.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
+                      uapi::kIommuIoasMapWriteable;
+            a.ioas_id = s->ioas;
+            a.user_va = buf_page(buf, i);
+            a.length = kPage;
+            a.iova = kIovaBase + i * kPage;
+            rc = ::ioctl(fd, uapi::kIommuIoasMap, &a);
+        } else {
+            uapi::vfio_iommu_type1_dma_map a{};
+            a.argsz = sizeof a;
+            a.flags = uapi::kVfioDmaMapFlagRead | uapi::kVfioDmaMapFlagWrite;
+            a.vaddr = buf_page(buf, i);
+            a.iova = kIovaBase + i * kPage;
+            a.size = kPage;
+            rc = ::ioctl(fd, uapi::kVfioIommuMapDma, &a);
         }
+        if (rc < 0)
+            return fail(errno, "raw map " + std::to_string(i));
         return {};
     };
-    Times t;
-    auto t0 = Clock::now();
-    if (auto ok = map_all(); !ok)
-        return fail(std::move(ok.error()));
-    auto t1 = Clock::now();
-    t.map = ms_since(t0, t1);
-    for (unsigned i = 0; i < c.maps; ++i) {
+    const auto unmap_one = [&](unsigned i) -> Result<void> {
         int rc;
         if (m.ioas) {
             uapi::iommu_ioas_unmap u{};
@@ -235,29 +258,28 @@ Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const cha
         }
         if (rc < 0)
             return fail(errno, "raw unmap " + std::to_string(i));
-    }
-    t.unmap = ms_since(t1, Clock::now());
-    if (auto ok = map_all(); !ok)
-        return fail(std::move(ok.error()));
-    t0 = Clock::now();
-    int rc;
-    if (m.ioas) {
-        uapi::iommu_ioas_unmap u{};
-        u.size = sizeof u;
-        u.ioas_id = s->ioas;
-        u.iova = 0;
-        u.length = UINT64_MAX;
-        rc = ::ioctl(fd, uapi::kIommuIoasUnmap, &u);
-    } else {
-        uapi::vfio_iommu_type1_dma_unmap u{};
-        u.argsz = sizeof u;
-        u.flags = uapi::kVfioDmaUnmapFlagAll;
-        rc = ::ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
-    }
-    if (rc < 0)
-        return fail(errno, "raw unmap all");
-    t.unmap_all = ms_since(t0, Clock::now());
-    return t;
+        return {};
+    };
+    const auto unmap_all = [&]() -> Result<void> {
+        int rc;
+        if (m.ioas) {
+            uapi::iommu_ioas_unmap u{};
+            u.size = sizeof u;
+            u.ioas_id = s->ioas;
+            u.iova = 0;
+            u.length = UINT64_MAX;
+            rc = ::ioctl(fd, uapi::kIommuIoasUnmap, &u);
+        } else {
+            uapi::vfio_iommu_type1_dma_unmap u{};
+            u.argsz = sizeof u;
+            u.flags = uapi::kVfioDmaUnmapFlagAll;
+            rc = ::ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
+        }
+        if (rc < 0)
+            return fail(errno, "raw unmap all");
+        return {};
+    };
+    return time_phases(c.maps, map_one, unmap_one, unmap_all);
 }
 
 // ---- vfiokit --------------------------------------------------------------------
@@ -273,31 +295,13 @@ Result<Times> vfiokit_run(const ModeCase& m, bool attach, const Config& c, const
     if (attach)
         if (auto d = (*v)->assign_device(ct, c.device); !d)
             return fail(std::move(d.error()).context(std::string("vfiokit ") + m.label));
-    const auto vaddr = [&](unsigned i) {
-        return reinterpret_cast<std::uintptr_t>(buf) + (i % kBufPages) * kPage;
-    };
-    auto map_all = [&]() -> Result<void> {
-        for (unsigned i = 0; i < c.maps; ++i)
-            if (auto ok = ct.map(vaddr(i), kIovaBase + i * kPage, kPage); !ok)
-                return fail(std::move(ok.error()));
-        return {};
-    };
-    Times t;
-    auto t0 = Clock::now();
-    if (auto ok = map_all(); !ok)
-        return fail(std::move(ok.error()));
-    auto t1 = Clock::now();
-    t.map = ms_since(t0, t1);
-    for (unsigned i = 0; i < c.maps; ++i)
-        if (auto ok = ct.unmap(kIovaBase + i * kPage, kPage); !ok)
-            return fail(std::move(ok.error()));
-    t.unmap = ms_since(t1, Clock::now());
-    if (auto ok = map_all(); !ok)
-        return fail(std::move(ok.error()));
-    t0 = Clock::now();
-    if (auto ok = ct.unmap_all(); !ok)
-        return fail(std::move(ok.error()));
-    t.unmap_all = ms_since(t0, Clock::now());
+    auto t = time_phases(
+        c.maps,
+        [&](unsigned i) { return ct.map(buf_page(buf, i), kIovaBase + i * kPage, kPage); },
+        [&](unsigned i) { return ct.unmap(kIovaBase + i * kPage, kPage); },
+        [&] { return ct.unmap_all(); });
+    if (!t)
+        return t;
     if (ct.mapping_count() != 0)
         return fail(EIO, std::string("vfiokit ") + m.label + ": mappings left after unmap_all");
     return t;
