@@ -21,6 +21,9 @@ exec 4<>/dev/ttyS2
 . /lab/lib.sh
 . /lab/net.sh
 echo "@@VFIOKIT:BOOTED $(uname -r)" >&3
+# What the host asked every program to see (lab.py --env), e.g. a sanitizer's
+# options.
+. /lab/env
 . /lab/job.sh
 echo "@@VFIOKIT:DONE" >&3
 sync

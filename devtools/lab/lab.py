@@ -313,7 +313,21 @@ def named_binaries(binaries, texts, contents=None):
     return [b for b in binaries if b in packed]
 
 
-def build_initramfs(binaries, job, extra_files, dpdk=(), python=False):
+def env_file(assignments):
+    """The text of /lab/env, which the guest's /init sources before the job:
+    one `export NAME=VALUE` per NAME=VALUE given (--env), the value quoted
+    for sh, so every process the job starts inherits it (UBSAN_OPTIONS for
+    a sanitizer build's binaries)."""
+    lines = []
+    for a in assignments:
+        name, eq, value = a.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            die(f"--env {a!r}: expected NAME=VALUE")
+        lines.append(f"export {name}={shlex.quote(value)}\n")
+    return "".join(lines)
+
+
+def build_initramfs(binaries, job, extra_files, dpdk=(), python=False, env=()):
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         die("busybox missing: run devtools/bootstrap.sh (apt-get install busybox-static)")
@@ -330,6 +344,7 @@ def build_initramfs(binaries, job, extra_files, dpdk=(), python=False):
     c.file("lab/lib.sh", open(os.path.join(HERE, "guest-lib.sh"), "rb").read())
     c.file("lab/net.sh", open(os.path.join(HERE, "guest-net.sh"), "rb").read())
     c.file("lab/job.sh", job.encode())
+    c.file("lab/env", env_file(env).encode())
     c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
     c.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
     for dest, src in extra_files:
@@ -626,6 +641,8 @@ def main():
     ap.add_argument("--python", action="store_true",
                     help="put the host's python3 and DPDK's dpdk-telemetry.py into the guest, with "
                     "only the stdlib modules that script imports (bundles.py)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="export this to the job and every program it runs")
     ap.add_argument("--timeout", type=float, default=240, help="seconds before the guest is killed")
     ap.add_argument("--silent-timeout", type=float, default=120,
                     help="seconds without a byte on either serial port before a boot counts as "
@@ -676,7 +693,8 @@ def main():
         t0 = time.monotonic()
         initrd = os.path.join(tmp, "initrd.cpio")
         with open(initrd, "wb") as f:
-            f.write(build_initramfs(packed, job, extra, args.dpdk, args.python))
+            f.write(build_initramfs(packed, job, extra, args.dpdk, args.python,
+                                    args.env))
         initrd_mb = os.path.getsize(initrd) / (1 << 20)
         results = os.path.join(tmp, "results.txt")
         console = os.path.join(tmp, "console.txt")

@@ -64,6 +64,23 @@ class Packing(unittest.TestCase):
         self.assertEqual(lab.named_binaries(["t/igb_lab_test"], ["igbvf_lab_test"]), [])
 
 
+class Env(unittest.TestCase):
+    def test_values_reach_sh_unchanged(self):
+        text = lab.env_file(["UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1",
+                             "ODD=it's $HOME `x` \\ end", "EMPTY="])
+        out = subprocess.run(["sh", "-c", text + 'printf "%s|%s|%s" "$UBSAN_OPTIONS" "$ODD" "$EMPTY"'],
+                             capture_output=True, text=True, check=True).stdout
+        self.assertEqual(out, "halt_on_error=1:print_stacktrace=1|it's $HOME `x` \\ end|")
+
+    def test_no_env_is_an_empty_file(self):
+        self.assertEqual(lab.env_file([]), "")
+
+    def test_a_bad_name_is_refused(self):
+        for bad in ["NOEQUALS", "1X=y", "A-B=c", "=v"]:
+            with self.assertRaises(SystemExit, msg=bad):
+                lab.env_file([bad])
+
+
 class Parse(unittest.TestCase):
     def test_passing_steps_pass(self):
         lines, problems = verdict(framed(*step("a", 0, "ok - one"), *step("b", 0, *GTEST_OK)))
