@@ -165,7 +165,11 @@ TEST(Roles, PrimarySecondaryAndAutoFollowTheLock) {
 
 // The primary's memory for these tests: 4 KiB pages (the host has no
 // hugepages reserved) in a small window.
-MemoryOptions small_memory(std::uint64_t base = 0x300000000000ULL) {
+// The windows sit below 2 GiB, where every build may map: ThreadSanitizer's
+// shadow and metadata take most of 0x8000000000-0x550000000000 (a process
+// that maps there is killed; 0x300000000000, the old base, is its metadata),
+// AddressSanitizer's 2 GiB-16 TiB; programs and libraries load far above.
+MemoryOptions small_memory(std::uint64_t base = 0x40000000ULL) {
     MemoryOptions o;
     o.no_huge = true;
     o.base_virtaddr = base;
@@ -346,11 +350,11 @@ TEST_F(SharedFixture, InfoForProcinfoAsTextAndJson) {
 }
 
 TEST(SharedLocal, AttachInThePrimarysOwnProcessFindsEverythingTaken) {
-    auto m = Memory::create(small_memory(0x310000000000ULL));
+    auto m = Memory::create(small_memory(0x48000000ULL));
     ASSERT_TRUE(m) << m.error().message();
     auto s = (*m)->add(1 << 20);
     ASSERT_TRUE(s);
-    MemoryOptions o = small_memory(0x310000000000ULL);
+    MemoryOptions o = small_memory(0x48000000ULL);
     o.page_size = 4096;
     o.iova_mode = IovaMode::va;
     std::vector<Segment> segs{**s};
