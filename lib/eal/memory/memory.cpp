@@ -193,6 +193,9 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
     // Everything mapped so far, to undo on failure: segments, then the gaps.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> mapped;
     auto undo = [&] {
+        // Segments already taken over go without remove(): it would reserve
+        // their ranges again, and this window is being given up, not kept.
+        m->segs_.clear();
         for (auto [va, len] : mapped)
             vfio::sys().munmap(reinterpret_cast<void*>(va), len);
     };
