@@ -4,3 +4,6 @@
 export VFIOKIT_LAB_SHAPE=iommu
 vfio_bind 0000:00:03.0
 each_mode mp 0000:00:03.0 mp_lab_test
+# Every call of the channel and of a secondary's attach failed in turn. No
+# VFIO in it: once per shape (the no-IOMMU shape attaches in pa mode).
+run mp-fault mp_fault_test

@@ -9,6 +9,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "huge_dir.hpp"
 #include "vfiokit/eal/format.hpp"
@@ -126,6 +127,35 @@ Result<void> map_at(std::uint64_t va, std::uint64_t len, int prot, int flags, in
     return {};
 }
 
+// Gives [va, va+len) of the window back to a PROT_NONE reservation,
+// dropping whatever was mapped there (a segment's pages go back to the
+// kernel once its fd is closed too). MAP_FIXED over the range replaces it in
+// one step; should that fail (ENOMEM: the process's map count), the range is
+// unmapped (the pages go back all the same) and reserved again without
+// replacing anything. False when it stays a hole: the caller must never
+// reuse those addresses, since anything of the process may land there.
+bool reserve_again(std::uint64_t va, std::uint64_t len) {
+    void* want = reinterpret_cast<void*>(va);
+    constexpr int kReserve = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (vfio::sys().mmap(want, len, PROT_NONE, kReserve | MAP_FIXED, -1, 0) == want)
+        return true;
+    const int err = errno;
+    if (vfio::sys().munmap(want, len) != 0) {
+        kLog.warning("memory: give back {}: mmap: {}; munmap: {}: the pages stay mapped",
+                     range_text(va, len), std::strerror(err), std::strerror(errno));
+        return false;
+    }
+    void* p = vfio::sys().mmap(want, len, PROT_NONE, kReserve | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == want)
+        return true;
+    if (p != MAP_FAILED)
+        vfio::sys().munmap(p, len);
+    kLog.warning("memory: {} could not be reserved again ({}): a hole in the window, never "
+                 "reused",
+                 range_text(va, len), std::strerror(err));
+    return false;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vector<Segment> segs,
@@ -163,6 +193,9 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
     // Everything mapped so far, to undo on failure: segments, then the gaps.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> mapped;
     auto undo = [&] {
+        // Segments already taken over go without remove(): it would reserve
+        // their ranges again, and this window is being given up, not kept.
+        m->segs_.clear();
         for (auto [va, len] : mapped)
             vfio::sys().munmap(reinterpret_cast<void*>(va), len);
     };
@@ -330,14 +363,14 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
         unsigned flags = MFD_CLOEXEC;
         if (!opts_.no_huge)
             flags |= MFD_HUGETLB | (static_cast<unsigned>(std::countr_zero(pg)) << MFD_HUGE_SHIFT);
-        int fd = ::memfd_create("vfiokit-memory", flags);
+        int fd = vfio::sys().memfd_create("vfiokit-memory", flags);
         if (fd < 0)
             return fail(Error(errno, "memfd_create").context("memory: add " + mib(len)));
         owned->fd = vfio::Fd(fd);
         s.backing = opts_.no_huge ? "memfd" : "memfd:hugetlb";
     }
     s.fd = owned->fd.get();
-    if (::ftruncate(s.fd, static_cast<off_t>(len)) != 0) {
+    if (vfio::sys().ftruncate(s.fd, static_cast<off_t>(len)) != 0) {
         int err = errno;
         return fail(Error(err, "ftruncate").context("memory: add " + mib(len)));
     }
@@ -349,6 +382,10 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
                                MAP_SHARED | MAP_FIXED | (node < 0 ? MAP_POPULATE : 0), s.fd, 0);
     if (p == MAP_FAILED) {
         Error e(errno, "mmap " + mib(len) + " of " + s.backing);
+        // A failed MAP_FIXED may have taken our reservation with it.
+        if (!reserve_again(s.va, len))
+            for (std::size_t i = 0; i < need; ++i)
+                set_page(first + i, kQuarantined);
         if (e.err() == ENOMEM && !opts_.no_huge) {
             const auto pools = discover_hugepages(sysfs::Root(opts_.sysroot));
             for (const auto& pool : pools)
@@ -362,8 +399,9 @@ Result<const Segment*> Memory::add(std::uint64_t len, int node) {
     }
     auto unmap_back = [&] {
         // Back to a reservation, not a hole: the window stays ours.
-        vfio::sys().mmap(reinterpret_cast<void*>(s.va), len, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+        if (!reserve_again(s.va, len))
+            for (std::size_t i = 0; i < need; ++i)
+                set_page(first + i, kQuarantined);
     };
     if (node >= 0) {
         if (auto ok = bind_to_node(reinterpret_cast<void*>(s.va), len, node); !ok) {
@@ -443,10 +481,11 @@ Result<void> Memory::remove(const Segment* seg) {
             segs_.erase(it);
             return fail(std::move(e));
         }
+    // The pages go back either way; addresses that could not be reserved
+    // again are never handed out (quarantined without pages).
+    const std::uint64_t mark = reserve_again(s.va, s.len) ? kUnused : kQuarantined;
     for (std::size_t i = 0; i < s.len / page_size_; ++i)
-        set_page(first + i, kUnused);
-    vfio::sys().mmap(reinterpret_cast<void*>(s.va), s.len, PROT_NONE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+        set_page(first + i, mark);
     segs_.erase(it);
     return {};
 }

@@ -135,7 +135,7 @@ Result<std::unique_ptr<Server>> Server::listen(const RuntimeDir& d, const Primar
                         .hint("unix socket paths have " + std::to_string(sizeof a.sun_path - 1) +
                               " bytes at most: use a shorter --file-prefix or XDG_RUNTIME_DIR"));
     std::memcpy(a.sun_path, via.c_str(), via.size());
-    int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int s = vfio::sys().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s < 0)
         return fail(Error(errno, "socket(AF_UNIX, SOCK_SEQPACKET)").context("mp"));
     impl->listen_fd = vfio::Fd(s);
@@ -338,7 +338,7 @@ void Server::Impl::close_idle(Clock::time_point now) {
 
 void Server::Impl::accept_all() {
     for (;;) {
-        int fd = ::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = vfio::sys().accept(listen_fd.get(), SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
             admit(vfio::Fd(fd));
             continue;
@@ -346,6 +346,9 @@ void Server::Impl::accept_all() {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             say(std::string("accept: ") + std::strerror(errno) + ": not accepting for 100 ms");
             accept_paused_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+        } else if (errno != EAGAIN && errno != ECONNABORTED && errno != EINTR) {
+            // The connection stays in the backlog: the next poll retries it.
+            say(std::string("accept: ") + std::strerror(errno));
         }
         return;  // EAGAIN, or a connection that died in the backlog
     }
@@ -456,8 +459,16 @@ bool Server::Impl::serve(Conn& c) {
     // Fds beyond what is allowed are dropped by the kernel (MSG_CTRUNC):
     // the message is rejected as malformed, naming RLIMIT_NOFILE.
     auto r = wire::receive(c.fd.get(), buf, MSG_DONTWAIT, fds_allowed(reserve));
-    if (!r)
-        return r.error().err() == EAGAIN;  // ECONNRESET and the like: the peer is gone
+    if (!r) {
+        const int err = r.error().err();
+        if (err == EAGAIN)
+            return true;
+        // ECONNRESET: the peer is gone. Anything else is ours to report:
+        // the connection is closed, and its peer learns no more than that.
+        if (err != ECONNRESET)
+            say("closed the connection of " + describe(c.peer) + ": " + r.error().message());
+        return false;
+    }
     switch (r->status) {
     case wire::Received::Status::closed:
         return false;

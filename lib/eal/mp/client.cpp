@@ -129,11 +129,11 @@ Result<std::unique_ptr<Client>> Client::connect(const RuntimeDir& d, ClientOptio
     std::memcpy(a.sun_path, via.c_str(), via.size());
     const auto deadline = Clock::now() + o.connect_wait;
     for (;;) {
-        int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        int s = vfio::sys().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (s < 0)
             return fail(Error(errno, "socket(AF_UNIX, SOCK_SEQPACKET)").context("mp"));
         vfio::Fd fd(s);
-        if (::connect(s, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
+        if (vfio::sys().connect(s, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
             // For a connected unix socket SO_PEERCRED gives the credentials
             // of the process that called listen(): the primary's pid.
             auto c = adopt(std::move(fd), d.prefix, o);
@@ -181,8 +181,9 @@ bool Client::primary_alive() const {
 Error Client::primary_gone() const {
     if (impl_->primary_running())
         return std::move(Error(ECONNRESET, "the " + impl_->who() + " closed this connection")
-                             .hint("it rejected this process: its log says why (another uid "
-                                   "needs Server::allow_uid; a malformed message is dropped)"));
+                             .hint("it rejected this process, or failed to receive or send "
+                                   "on this connection: its log says why (another uid needs "
+                                   "Server::allow_uid; a malformed message is dropped)"));
     return std::move(Error(ECONNRESET, impl_->who() + " has exited")
                          .hint("start the primary again, then this secondary"));
 }

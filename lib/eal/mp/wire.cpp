@@ -30,7 +30,7 @@ Result<std::size_t> send_with_fds(int sock, std::span<const iovec> iov, std::spa
     }
     ssize_t n;
     do {
-        n = ::sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+        n = vfio::sys().sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return fail(Error(errno, "sendmsg"));
@@ -51,7 +51,7 @@ Result<ReceivedWithFds> receive_with_fds(int sock, std::span<std::byte> buf, std
     do {
         // MSG_CMSG_CLOEXEC: fds received must not leak into programs this
         // process execs (the primary starts secondaries with fork+exec).
-        n = ::recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+        n = vfio::sys().recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return fail(Error(errno, "recvmsg"));

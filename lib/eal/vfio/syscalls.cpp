@@ -4,9 +4,11 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 
 namespace vfiokit::vfio {
@@ -36,9 +38,21 @@ public:
     }
 };
 
-Syscalls* g_current = nullptr;
+// Atomic: the mp server's thread reads it while a test installs an
+// injector. A relaxed load is a plain load: the seam stays one load and one
+// virtual call.
+std::atomic<Syscalls*> g_current{nullptr};
 
 }  // namespace
+
+// The memory and channel calls: the kernel, unless a Syscalls overrides them.
+int Syscalls::memfd_create(const char* name, unsigned flags) { return ::memfd_create(name, flags); }
+int Syscalls::ftruncate(int fd, off_t len) { return ::ftruncate(fd, len); }
+int Syscalls::socket(int domain, int type, int protocol) { return ::socket(domain, type, protocol); }
+int Syscalls::connect(int fd, const sockaddr* addr, socklen_t len) { return ::connect(fd, addr, len); }
+int Syscalls::accept(int fd, int flags) { return ::accept4(fd, nullptr, nullptr, flags); }
+ssize_t Syscalls::sendmsg(int fd, const msghdr* m, int flags) { return ::sendmsg(fd, m, flags); }
+ssize_t Syscalls::recvmsg(int fd, msghdr* m, int flags) { return ::recvmsg(fd, m, flags); }
 
 std::string_view to_string(Call c) {
     switch (c) {
@@ -51,6 +65,13 @@ std::string_view to_string(Call c) {
     case Call::pread: return "pread";
     case Call::pwrite: return "pwrite";
     case Call::readlink: return "readlink";
+    case Call::memfd_create: return "memfd_create";
+    case Call::ftruncate: return "ftruncate";
+    case Call::socket: return "socket";
+    case Call::connect: return "connect";
+    case Call::accept: return "accept";
+    case Call::sendmsg: return "sendmsg";
+    case Call::recvmsg: return "recvmsg";
     }
     return "?";
 }
@@ -60,14 +81,18 @@ Syscalls& real_syscalls() {
     return k;
 }
 
-Syscalls& sys() { return g_current ? *g_current : real_syscalls(); }
+Syscalls& sys() {
+    Syscalls* s = g_current.load(std::memory_order_acquire);
+    return s ? *s : real_syscalls();
+}
 
-Syscalls* set_syscalls(Syscalls* s) { return std::exchange(g_current, s); }
+Syscalls* set_syscalls(Syscalls* s) { return g_current.exchange(s, std::memory_order_acq_rel); }
 
 // --- FaultInjector ----------------------------------------------------------
 
 void FaultInjector::fail_nth(Call kind, unsigned n, int err, std::optional<unsigned long> request) {
     reset();
+    std::lock_guard g(mu_);
     kind_ = kind;
     request_ = request;
     nth_ = n;
@@ -75,6 +100,7 @@ void FaultInjector::fail_nth(Call kind, unsigned n, int err, std::optional<unsig
 }
 
 void FaultInjector::reset() {
+    std::lock_guard g(mu_);
     seen_.clear();
     kind_.reset();
     request_.reset();
@@ -84,16 +110,22 @@ void FaultInjector::reset() {
 }
 
 unsigned FaultInjector::count(Call kind, std::optional<unsigned long> request) const {
+    std::lock_guard g(mu_);
+    return count_locked(kind, request);
+}
+
+unsigned FaultInjector::count_locked(Call kind, std::optional<unsigned long> request) const {
     return static_cast<unsigned>(std::count_if(seen_.begin(), seen_.end(), [&](const Seen& s) {
         return s.kind == kind && (!request || s.request == *request);
     }));
 }
 
 bool FaultInjector::inject(Call kind, unsigned long request) {
+    std::lock_guard g(mu_);
     seen_.push_back({kind, request});
     if (fired_ || !kind_ || *kind_ != kind || (request_ && *request_ != request))
         return false;
-    if (count(kind, request_) != nth_)
+    if (count_locked(kind, request_) != nth_)
         return false;
     fired_ = true;
     errno = err_;
@@ -136,6 +168,30 @@ ssize_t FaultInjector::pwrite(int fd, const void* buf, std::size_t len, off_t of
 ssize_t FaultInjector::readlink(const char* path, char* buf, std::size_t len) {
     return inject(Call::readlink) ? -1 : next_.readlink(path, buf, len);
 }
+int FaultInjector::memfd_create(const char* name, unsigned flags) {
+    return inject(Call::memfd_create) ? -1 : next_.memfd_create(name, flags);
+}
+int FaultInjector::ftruncate(int fd, off_t len) {
+    return inject(Call::ftruncate) ? -1 : next_.ftruncate(fd, len);
+}
+int FaultInjector::socket(int domain, int type, int protocol) {
+    return inject(Call::socket) ? -1 : next_.socket(domain, type, protocol);
+}
+int FaultInjector::connect(int fd, const sockaddr* addr, socklen_t len) {
+    return inject(Call::connect) ? -1 : next_.connect(fd, addr, len);
+}
+int FaultInjector::accept(int fd, int flags) {
+    return inject(Call::accept) ? -1 : next_.accept(fd, flags);
+}
+// A failed sendmsg sends nothing, and a failed recvmsg takes nothing off
+// the socket: the peer's message (and its fds) stays queued, as after a
+// recvmsg the kernel refused.
+ssize_t FaultInjector::sendmsg(int fd, const msghdr* m, int flags) {
+    return inject(Call::sendmsg) ? -1 : next_.sendmsg(fd, m, flags);
+}
+ssize_t FaultInjector::recvmsg(int fd, msghdr* m, int flags) {
+    return inject(Call::recvmsg) ? -1 : next_.recvmsg(fd, m, flags);
+}
 
 // --- owners and wrappers ------------------------------------------------------
 
@@ -146,7 +202,10 @@ void Fd::reset() {
 }
 
 void Mapping::reset() {
-    if (addr_ != nullptr)
+    // munmap fails only when the kernel cannot get the memory to split a
+    // mapping (ENOMEM, a transient state): once more before giving up, or
+    // the whole range (EAL memory's window: every segment's pages) stays.
+    if (addr_ != nullptr && sys().munmap(addr_, len_) != 0)
         sys().munmap(addr_, len_);
     addr_ = nullptr;
     len_ = 0;

@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 
 #include <gtest/gtest.h>
 
@@ -54,6 +56,40 @@ TEST(FaultInjector, FailedCloseStillReleasesTheFd) {
     f->reset();
     EXPECT_TRUE(fi.fired());
     EXPECT_EQ(::fcntl(fd, F_GETFD), -1);  // gone
+}
+
+// The memory and channel calls: counted, and failed without reaching the
+// kernel (no fd made, nothing sent), like the VFIO ones.
+TEST(FaultInjector, MemoryAndChannelCalls) {
+    FaultInjector fi;
+    ScopedSyscalls guard(fi);
+    fi.fail_nth(Call::memfd_create, 1, ENOMEM);
+    EXPECT_EQ(sys().memfd_create("t", 0), -1);
+    EXPECT_EQ(errno, ENOMEM);
+    Fd m(sys().memfd_create("t", MFD_CLOEXEC));
+    ASSERT_TRUE(m.valid());
+    fi.fail_nth(Call::ftruncate, 1, EFBIG);
+    EXPECT_EQ(sys().ftruncate(m.get(), 4096), -1);
+    EXPECT_EQ(errno, EFBIG);
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    Fd a(sv[0]), b(sv[1]);
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    fi.fail_nth(Call::sendmsg, 1, EIO);
+    EXPECT_EQ(sys().sendmsg(a.get(), &mh, MSG_DONTWAIT), -1);
+    EXPECT_EQ(sys().recvmsg(b.get(), &mh, MSG_DONTWAIT), -1);
+    EXPECT_EQ(errno, EAGAIN) << "the failed sendmsg sent something";
+    ASSERT_EQ(sys().sendmsg(a.get(), &mh, MSG_DONTWAIT), 1);
+    fi.fail_nth(Call::recvmsg, 1, EIO);
+    EXPECT_EQ(sys().recvmsg(b.get(), &mh, MSG_DONTWAIT), -1);
+    EXPECT_EQ(sys().recvmsg(b.get(), &mh, MSG_DONTWAIT), 1) << "the failed recvmsg took it";
+    EXPECT_EQ(fi.count(Call::recvmsg), 2u);
+    EXPECT_EQ(to_string(Call::memfd_create), "memfd_create");
+    EXPECT_EQ(to_string(Call::accept), "accept");
 }
 
 TEST(Syscalls, SeamRestoredAfterScope) {

@@ -1,22 +1,32 @@
 /// \file
-/// The syscall seam of the VFIO control path, and owners built on it.
+/// The syscall seam of the control path, and owners built on it.
 ///
 /// Every open/close/ioctl/mmap/munmap/eventfd/pread/pwrite/readlink the VFIO
-/// code issues goes through the process-wide Syscalls object (sys()). The
-/// default forwards to the kernel. A test installs a FaultInjector, which
-/// forwards too but can make the Nth call of a kind (optionally: of one ioctl
-/// request) fail with a chosen errno. This works on the real kernel, so a
-/// lab test can fail, say, the 3rd ioctl of assign_device and then check that
-/// nothing was left behind.
+/// code issues goes through the process-wide Syscalls object (sys()), and so
+/// do the calls that make, map and share EAL memory (memfd_create,
+/// ftruncate, and open/mmap/munmap/close of segments and the window) and
+/// those of the multi-process channel (socket, connect, accept, sendmsg,
+/// recvmsg). The default forwards to the kernel. A test installs a
+/// FaultInjector, which forwards too but can make the Nth call of a kind
+/// (optionally: of one ioctl request) fail with a chosen errno. This works
+/// on the real kernel, so a lab test can fail, say, the 3rd ioctl of
+/// assign_device, or the 2nd mmap of a secondary's attach, and then check
+/// that nothing was left behind (doc/hardening.md, "Fault injection").
 ///
-/// Thread-safety: set_syscalls() is for test setup, not for use while other
-/// threads issue calls. The FaultInjector's counters are not thread-safe.
+/// Thread-safety: set_syscalls() is for test setup; a call on another
+/// thread sees either the old or the new Syscalls, so the one installed
+/// must outlive every call that may still be using it (stop or quiesce
+/// other threads first). The FaultInjector counts and fails calls from
+/// every thread under one lock: the Nth call is the Nth in the order the
+/// threads reached the seam.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,11 +38,30 @@
 namespace vfiokit::vfio {
 
 /// The calls the seam (Syscalls) makes, for fault injection and messages.
-enum class Call { open, close, ioctl, mmap, munmap, eventfd, pread, pwrite, readlink };
+enum class Call {
+    open,
+    close,
+    ioctl,
+    mmap,
+    munmap,
+    eventfd,
+    pread,
+    pwrite,
+    readlink,
+    memfd_create,  ///< EAL memory: a segment's backing
+    ftruncate,     ///< EAL memory: a segment's size
+    socket,        ///< mp channel: both ends
+    connect,       ///< mp channel: the client
+    accept,        ///< mp channel: the server (accept4)
+    sendmsg,       ///< mp channel: every message, with its fds
+    recvmsg,       ///< mp channel: every message, with its fds
+};
 /// The call's name: "open", "ioctl", ...
 [[nodiscard]] std::string_view to_string(Call c);
 
 /// Raw calls with the kernel's conventions: -1 (MAP_FAILED for mmap) and errno.
+/// The memory and channel calls have bodies that go to the kernel, so a
+/// fake that models only the VFIO calls need not override them.
 class Syscalls {
 public:
     virtual ~Syscalls() = default;
@@ -45,6 +74,14 @@ public:
     virtual ssize_t pread(int fd, void* buf, std::size_t len, off_t off) = 0;
     virtual ssize_t pwrite(int fd, const void* buf, std::size_t len, off_t off) = 0;
     virtual ssize_t readlink(const char* path, char* buf, std::size_t len) = 0;
+    virtual int memfd_create(const char* name, unsigned flags);
+    virtual int ftruncate(int fd, off_t len);
+    virtual int socket(int domain, int type, int protocol);
+    virtual int connect(int fd, const sockaddr* addr, socklen_t len);
+    /// accept4(fd, nullptr, nullptr, flags).
+    virtual int accept(int fd, int flags);
+    virtual ssize_t sendmsg(int fd, const msghdr* m, int flags);
+    virtual ssize_t recvmsg(int fd, msghdr* m, int flags);
 };
 
 /// The kernel.
@@ -68,7 +105,10 @@ public:
     /// Calls of `kind` (and `request`) seen since the last reset, failed or not.
     [[nodiscard]] unsigned count(Call kind, std::optional<unsigned long> request = {}) const;
     /// Whether the planned fault has fired.
-    [[nodiscard]] bool fired() const { return fired_; }
+    [[nodiscard]] bool fired() const {
+        std::lock_guard g(mu_);
+        return fired_;
+    }
 
     int open(const char* path, int flags) override;
     int close(int fd) override;
@@ -79,16 +119,25 @@ public:
     ssize_t pread(int fd, void* buf, std::size_t len, off_t off) override;
     ssize_t pwrite(int fd, const void* buf, std::size_t len, off_t off) override;
     ssize_t readlink(const char* path, char* buf, std::size_t len) override;
+    int memfd_create(const char* name, unsigned flags) override;
+    int ftruncate(int fd, off_t len) override;
+    int socket(int domain, int type, int protocol) override;
+    int connect(int fd, const sockaddr* addr, socklen_t len) override;
+    int accept(int fd, int flags) override;
+    ssize_t sendmsg(int fd, const msghdr* m, int flags) override;
+    ssize_t recvmsg(int fd, msghdr* m, int flags) override;
 
 private:
     // Counts the call; true (and errno set) when it must fail.
     bool inject(Call kind, unsigned long request = 0);
+    unsigned count_locked(Call kind, std::optional<unsigned long> request) const;
 
     struct Seen {
         Call kind;
         unsigned long request;
     };
     Syscalls& next_;
+    mutable std::mutex mu_;  // the members below
     std::vector<Seen> seen_;
     std::optional<Call> kind_;
     std::optional<unsigned long> request_;
