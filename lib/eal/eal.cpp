@@ -13,6 +13,7 @@
 
 #include "eal_log.hpp"
 #include "hotplug.hpp"
+#include "mp/foreign_dma.hpp"
 
 namespace vfiokit::eal {
 
@@ -210,6 +211,7 @@ Result<void> Eal::serve(const mp::RuntimeDir& dir) {
         }
         return d;
     });
+    serve_foreign_dma();
     return server_->start();
 }
 
@@ -232,6 +234,7 @@ Result<void> Eal::init_secondary(const mp::RuntimeDir& dir) {
     if (!v)
         return fail(std::move(v.error()));
     vfio_ = std::move(*v);
+    report_dma_to_primary();
     PhysicalLookup physical;
     if (vfio::Container& dc = vfio_->default_container(); dc.reports_physical())
         physical = [&dc](const Segment& s) { return container_physical(dc, s); };
@@ -268,6 +271,14 @@ Eal::~Eal() {
     g_current.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
     // The server's handlers read memory and VFIO state: stop it first.
     server_.reset();
+    // A secondary unmaps what it mapped in the primary's containers while
+    // it can still tell the primary so (a clean detach: nothing is left
+    // for the primary to clean up when the connection closes).
+    if (client_ && vfio_) {
+        if (auto ok = vfio_->unmap_own(); !ok)
+            eal_log.warning("{}", ok.error().message());
+        vfio_->set_dma_reporter({});
+    }
     client_.reset();
     // Newest bus first: drivers before the memory and devices they use.
     while (!buses_.empty())

@@ -65,6 +65,7 @@ struct Server::Impl {
     std::vector<vfio::Fd> pending;
     std::function<std::string()> info;
     std::function<void(std::string_view)> log;
+    std::function<void(const Peer&)> disconnected;
 
     // Server thread only.
     using Clock = std::chrono::steady_clock;
@@ -75,6 +76,9 @@ struct Server::Impl {
         bool asked = false;       // has sent a request
     };
     std::vector<Conn> conns;
+    std::uint64_t next_connection = 1;
+    // Removes conns[k] and tells on_disconnect()'s callback.
+    void drop_conn(std::size_t k);
     std::vector<std::byte> buf = std::vector<std::byte>(wire::kMaxMessage);
     // accept() failed for lack of fds: leave the listening socket out of
     // poll for a moment rather than spin on it.
@@ -206,6 +210,11 @@ void Server::set_logger(std::function<void(std::string_view)> log) {
     impl_->log = std::move(log);
 }
 
+void Server::on_disconnect(std::function<void(const Peer&)> cb) {
+    std::lock_guard g(impl_->mu);
+    impl_->disconnected = std::move(cb);
+}
+
 Result<void> Server::add_connection(vfio::Fd sock) {
     if (!sock)
         return fail(EBADF, "mp: add a connection");
@@ -305,7 +314,30 @@ void Server::Impl::admit(vfio::Fd fd) {
     }
     ++accepted;
     ++open;
-    conns.push_back({std::move(fd), *peer, Clock::now(), false});
+    Peer pr = *peer;
+    pr.connection = next_connection++;
+    conns.push_back({std::move(fd), pr, Clock::now(), false});
+}
+
+void Server::Impl::drop_conn(std::size_t k) {
+    const Peer peer = conns[k].peer;
+    conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(k));
+    --open;
+    std::function<void(const Peer&)> cb;
+    {
+        std::lock_guard g(mu);
+        cb = disconnected;
+    }
+    if (!cb)
+        return;
+    // Like a handler, the callback must not take the server thread down.
+    try {
+        cb(peer);
+    } catch (const std::exception& e) {
+        say("the disconnect callback for " + describe(peer) + " threw: " + e.what());
+    } catch (...) {
+        say("the disconnect callback for " + describe(peer) + " threw");
+    }
 }
 
 void Server::Impl::refuse(int fd, int err, const std::string& text) {
@@ -331,8 +363,7 @@ void Server::Impl::close_idle(Clock::time_point now) {
             std::to_string(t.count()) + " ms (Limits::first_request_timeout)");
         refuse(c.fd.get(), ETIMEDOUT,
                "no request in " + std::to_string(t.count()) + " ms after connecting");
-        conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(k));
-        --open;
+        drop_conn(k);
     }
 }
 
@@ -413,10 +444,8 @@ void Server::Impl::run() {
                 drop[k - 2] = true;
         }
         for (std::size_t k = conns.size(); k-- > 0;)
-            if (drop[k]) {
-                conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(k));
-                --open;
-            }
+            if (drop[k])
+                drop_conn(k);
         close_idle(Clock::now());
     }
 }

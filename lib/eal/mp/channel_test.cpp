@@ -654,3 +654,71 @@ TEST_F(PairFixture, FdReserveIsKeptFromPeers) {
 
 }  // namespace
 }  // namespace vfiokit::eal::mp
+
+namespace vfiokit::eal::mp {
+namespace {
+
+// Handlers learn which connection asked (Peer::connection), and the
+// disconnect callback gets the same number once that connection ends, for
+// a clean close and a malformed message alike; connections the server's
+// stop() closes are not reported.
+TEST(Disconnect, CallbackNamesTheConnectionThatEnded) {
+    auto s = Server::create();
+    ASSERT_TRUE(s);
+    Server& server = **s;
+    server.set_logger([](std::string_view) {});
+    std::mutex mu;
+    std::vector<std::uint64_t> asked, gone;
+    server.handle("test.who", [&](const Request&, const Peer& p) -> Result<Reply> {
+        std::lock_guard g(mu);
+        asked.push_back(p.connection);
+        return Reply{std::to_string(p.connection), {}, {}};
+    });
+    server.on_disconnect([&](const Peer& p) {
+        std::lock_guard g(mu);
+        EXPECT_EQ(p.pid, ::getpid());
+        gone.push_back(p.connection);
+    });
+    ASSERT_TRUE(server.start());
+    auto pair = [&]() -> std::pair<std::unique_ptr<Client>, std::uint64_t> {
+        auto [a, b] = test::seqpacket_pair();
+        EXPECT_TRUE(server.add_connection(std::move(a)));
+        auto c = Client::adopt(std::move(b), "pair");
+        EXPECT_TRUE(c);
+        auto r = (*c)->request("test.who");
+        EXPECT_TRUE(r);
+        return {std::move(*c), r ? std::stoull(r->payload) : 0};
+    };
+    auto [c1, n1] = pair();
+    auto [c2, n2] = pair();
+    EXPECT_NE(n1, 0u);
+    EXPECT_NE(n1, n2);
+    c1.reset();
+    ASSERT_TRUE(test::wait_until([&] {
+        std::lock_guard g(mu);
+        return gone.size() == 1;
+    }));
+    {
+        std::lock_guard g(mu);
+        EXPECT_EQ(gone[0], n1);
+    }
+    // A malformed message from a raw peer ends its connection too.
+    auto [a, b] = test::seqpacket_pair();
+    ASSERT_TRUE(server.add_connection(std::move(a)));
+    ASSERT_EQ(::send(b.get(), "junk", 4, 0), 4);
+    ASSERT_TRUE(test::wait_until([&] {
+        std::lock_guard g(mu);
+        return gone.size() == 2;
+    }));
+    {
+        std::lock_guard g(mu);
+        EXPECT_NE(gone[1], n1);
+        EXPECT_NE(gone[1], n2);
+    }
+    server.stop();  // c2's connection: closed by stop, not reported
+    std::lock_guard g(mu);
+    EXPECT_EQ(gone.size(), 2u);
+}
+
+}  // namespace
+}  // namespace vfiokit::eal::mp

@@ -248,27 +248,22 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
     if (backend_->dma_ready()) {
         if (auto ok = check_limits(iova, len); !ok)
             return fail(std::move(ok.error()).context(name()));
-        // By file where the kernel can (the pages are pinned from the file,
-        // no user address involved); by address otherwise, or when the
-        // backend says it cannot.
-        Result<void> ok;
-        bool by_address = true;
-        if (file != nullptr && !file_maps_unsupported_) {
-            ok = backend_->map_file(file->fd, file->offset, iova, len);
-            if (ok) {
-                ++file_maps_;
-                by_file = true;
-                by_address = false;
-            } else if (ok.error().err() == ENOTSUP) {
-                file_maps_unsupported_ = true;
-            } else {
-                by_address = false;
-            }
-        }
-        if (by_address)
-            ok = backend_->map(vaddr, iova, len);
-        if (!ok)
-            return fail(std::move(ok.error()).context(what()).context(name()));
+        // Imported: the owner hears of the range before the kernel pins
+        // anything, so that it can unmap it should this process die
+        // between the ioctl and its confirmation.
+        const bool report = imported_ && vfio_->dma_reporter_;
+        if (report)
+            if (auto ok = vfio_->dma_reporter_({DmaReport::Kind::intent, import_index_, iova, len});
+                !ok)
+                return fail(std::move(ok.error())
+                                .context(what() + ": announce the mapping to the container's owner")
+                                .context(name()));
+        auto mapped = map_kernel(vaddr, iova, len, file, by_file);
+        if (report)
+            (void)vfio_->dma_reporter_({mapped ? DmaReport::Kind::mapped : DmaReport::Kind::unmapped,
+                                        import_index_, iova, len});
+        if (!mapped)
+            return fail(std::move(mapped.error()).context(what()).context(name()));
         if (entries_avail_ && *entries_avail_ != ~0u)
             --*entries_avail_;
     }
@@ -279,6 +274,25 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
     // backends have no map by file).
     table_.insert({iova, vaddr, len, by_file});
     return {};
+}
+
+Result<void> Container::map_kernel(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
+                                   const FileRef* file, bool& by_file) {
+    // By file where the kernel can (the pages are pinned from the file, no
+    // user address involved); by address otherwise, or when the backend
+    // says it cannot.
+    if (file != nullptr && !file_maps_unsupported_) {
+        auto ok = backend_->map_file(file->fd, file->offset, iova, len);
+        if (ok) {
+            ++file_maps_;
+            by_file = true;
+            return ok;
+        }
+        if (ok.error().err() != ENOTSUP)
+            return ok;
+        file_maps_unsupported_ = true;
+    }
+    return backend_->map(vaddr, iova, len);
 }
 
 Result<void> Container::map_device_bar(Device& exporter, unsigned bar, std::uint64_t offset,
@@ -367,6 +381,10 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
         auto done = backend_->unmap(iova, len);
         if (!done)
             return fail(std::move(done.error()).context(name()));
+        // Only after the kernel let go: until then the owner must still
+        // clean the range up should this process die.
+        if (imported_ && vfio_->dma_reporter_)
+            (void)vfio_->dma_reporter_({DmaReport::Kind::unmapped, import_index_, iova, len});
         if (*done != whole->bytes)
             return fail(Error(EIO, "unmap " + range_text(iova, len) + ": the kernel unmapped " +
                                        hex(*done) + " bytes, the table holds " + hex(whole->bytes))
@@ -378,6 +396,43 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
         table_.for_each_in(iova, len, [&](const DmaMapping& m) { bars_.erase(m.iova); });
     table_.erase_range(iova, len);
     return {};
+}
+
+Result<std::uint64_t> Container::unmap_foreign(std::uint64_t iova, std::uint64_t len) {
+    std::lock_guard g(vfio_->control_lock());
+    const auto what = [&] {
+        return "unmap " + range_text(iova, len) + " mapped by another process";
+    };
+    if (!maps_memory())
+        return fail(untranslated(what()).context(name()));
+    if (len == 0 || iova + len < iova)
+        return fail(Error(EINVAL, what() + ": bad length").context(name()));
+    if (!backend_->dma_ready())
+        return fail(Error(EAGAIN, what() + ": the container has no IOMMU model yet, so nothing "
+                                           "can be mapped in it")
+                        .context(name()));
+    std::optional<DmaMapping> mine;
+    table_.for_each_in(iova, len, [&](const DmaMapping& m) {
+        if (!mine)
+            mine = m;
+    });
+    if (!mine)
+        if (auto before = table_.lookup(iova))  // a mapping of ours reaching into the range
+            mine = before;
+    if (!mine)
+        if (auto after = table_.lookup(iova + len - 1))
+            mine = after;
+    if (mine)
+        return fail(Error(EPERM, what() + ": overlaps this process's own mapping " +
+                                     range_text(mine->iova, mine->len))
+                        .context(name()));
+    auto done = backend_->unmap(iova, len);
+    if (!done)
+        return fail(std::move(done.error()).context(what()).context(name()));
+    if (*done == 0)  // type1 answers an unmap of nothing with 0 bytes
+        return fail(Error(ENOENT, what() + ": nothing is mapped there").context(name()));
+    entries_avail_.reset();  // the kernel's count changed behind the table
+    return *done;
 }
 
 Result<void> Container::stop_bus_mastering() {

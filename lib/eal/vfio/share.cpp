@@ -154,6 +154,7 @@ Result<std::unique_ptr<Vfio>> Vfio::import_shared(std::span<const std::uint8_t> 
             return fail(std::move(b.error()).context(who).context(what));
         auto c = std::unique_ptr<Container>(new Container(v.get(), std::move(*b), ce.is_default));
         c->imported_ = true;
+        c->import_index_ = static_cast<std::uint32_t>(v->containers_.size());
         if (!ce.is_default)
             c->id_ = v->next_container_id_++;
         for (const auto& m : ce.mappings) {

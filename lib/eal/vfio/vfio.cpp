@@ -113,6 +113,21 @@ Result<void> Vfio::destroy_container(Container& c) {
     return {};
 }
 
+void Vfio::set_dma_reporter(DmaReporter r) {
+    std::lock_guard g(control_);
+    dma_reporter_ = std::move(r);
+}
+
+Result<void> Vfio::unmap_own() {
+    std::lock_guard g(control_);
+    Result<void> first;
+    for (const auto& c : containers_)
+        if (c->imported())
+            if (auto ok = c->unmap_own(); !ok && first)
+                first = fail(std::move(ok.error()));
+    return first;
+}
+
 Device* Vfio::find_device(PciAddress a) const {
     std::lock_guard g(control_);
     for (const auto& c : containers_)

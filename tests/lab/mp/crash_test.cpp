@@ -9,15 +9,27 @@
 //   - afterwards the free hugepages are back at their count before the
 //     test, and neither the runtime directory nor the --huge-dir holds a
 //     stale file.
+// And a secondary SIGKILLed while it holds DMA mappings of its own in the
+// primary's container (doc/multiprocess.md "A secondary's own mappings"):
+//   - while it lives (and after its death, until the cleanup) its hugepages
+//     are pinned (HugePages_Free is N lower) and the primary cannot map
+//     the same IOVAs (EEXIST from the kernel);
+//   - the primary's secondary-exit callback fires, naming its pid, with N
+//     ranges unmapped and the one it announced but never mapped counted as
+//     already gone;
+//   - then the primary maps the same IOVAs, and HugePages_Free is back.
+// A secondary that exits normally leaves nothing for that callback.
 //
 //   VFIOKIT_VFIO_MODE=group VFIOKIT_LAB_SHAPE=iommu mp_crash_lab_test
 //
-// The same binary is exec'd as the primary ("--primary PREFIX HUGEDIR FD")
-// and as the secondary ("--secondary PREFIX SRC DST"), fresh process images
-// as real ones would be.
+// The same binary is exec'd as the primary ("--primary PREFIX HUGEDIR FD"),
+// as the secondary ("--secondary PREFIX SRC DST") and as the secondary that
+// maps its own buffers ("--own-maps PREFIX IOVA N"), fresh process images as
+// real ones would be.
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,11 +43,15 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 
 #include "edu.hpp"
+#include "foreign_dma.hpp"
 #include "lab_env.hpp"
 #include "mp_test_util.hpp"
 #include "vfiokit/bus/pci/device.hpp"
@@ -168,6 +184,53 @@ int secondary_main(char** argv) {
     while (::read(0, &c, 1) > 0) {
     }
     return bad == 0 ? 0 : 25;
+}
+
+// A process's VmPin and VmLck (kB) from /proc/PID/status, for the report.
+std::string pinned_text(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line, out;
+    while (std::getline(f, line))
+        if (line.rfind("VmPin:", 0) == 0 || line.rfind("VmLck:", 0) == 0)
+            out += (out.empty() ? "" : ", ") + line;
+    return out.empty() ? "(no status)" : out;
+}
+
+constexpr std::uint64_t kHugePage = 2ULL << 20;
+
+// The secondary with mappings of its own: N anonymous hugepages mapped into
+// the primary's default container at IOVA, IOVA + 2 MiB, ...; then one
+// more range announced to the primary but never mapped (as if it died
+// between the announcement and the map ioctl). Says "mapped N" and waits
+// to be killed, or, with stdin closed, exits normally.
+int own_maps_main(char** argv) {
+    auto e = Eal::init(options(argv[2], ProcType::secondary, ""));
+    if (!e)
+        return std::fprintf(stderr, "own-maps: %s\n", e.error().message().c_str()), 30;
+    const std::uint64_t iova = std::strtoull(argv[3], nullptr, 0);
+    const unsigned n = static_cast<unsigned>(std::atoi(argv[4]));
+    vfio::Container& c = (*e)->vfio().default_container();
+    for (unsigned i = 0; i < n; ++i) {
+        void* p = ::mmap(nullptr, kHugePage, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
+        if (p == MAP_FAILED)
+            return std::fprintf(stderr, "own-maps: mmap a hugepage: %s\n", std::strerror(errno)), 31;
+        std::memset(p, 0xa5, kHugePage);
+        if (auto ok = c.map(reinterpret_cast<std::uintptr_t>(p), iova + i * kHugePage, kHugePage); !ok)
+            return std::fprintf(stderr, "own-maps: %s\n", ok.error().message().c_str()), 32;
+    }
+    const mp::DmaRange never{c.import_index(), iova + n * kHugePage, kHugePage};
+    if (auto ok = (*e)->primary()->request(mp::kDmaIntentRequest, mp::encode(never)); !ok)
+        return std::fprintf(stderr, "own-maps: %s\n", ok.error().message().c_str()), 33;
+    std::printf("mapped %u: %s\n", n, pinned_text(::getpid()).c_str());
+    std::fflush(stdout);
+    char ch;
+    while (::read(0, &ch, 1) > 0) {
+    }
+    // The announced range it never mapped: taken back, as a map that failed would.
+    if (auto ok = (*e)->primary()->request(mp::kDmaUnmappedRequest, mp::encode(never)); !ok)
+        return std::fprintf(stderr, "own-maps: %s\n", ok.error().message().c_str()), 34;
+    return 0;  // ~Eal unmaps the N buffers and tells the primary
 }
 
 std::string self_exe() {
@@ -318,6 +381,113 @@ TEST_P(MpCrash, PrimaryKilledDuringASecondarysDma) {
     (void)::umount(kHuge.c_str());
 }
 
+// A secondary's own mappings outlive it in the primary's container unless
+// the primary unmaps them: see the file's description.
+TEST_P(MpCrash, SecondaryKilledWithOwnMappingsIsCleanedUp) {
+    constexpr unsigned kN = 4;
+    const std::string prefix = "crashmap-" + mode_label();
+    const unsigned free_start = free_hugepages();
+    auto e = Eal::init(options(prefix, ProcType::primary, ""));  // memfds, no --huge-dir
+    ASSERT_TRUE(e) << e.error().message();
+    vfio::Vfio& v = (*e)->vfio();
+    vfio::Container& c = v.default_container();
+    if (!c.translates())
+        GTEST_SKIP() << "no IOMMU translation in " << mode_label()
+                     << ": a secondary maps nothing of its own here (cdev-noiommu pins, but the "
+                        "lab checks it in the iommu shape only)";
+    // A device makes group-style containers ready to map.
+    ASSERT_TRUE(v.assign_device(c, kEdu));
+    std::mutex mu;
+    std::optional<Eal::SecondaryExit> exit_seen;
+    std::uint64_t exit_at = 0;
+    auto cb = (*e)->add_secondary_exit_callback([&](const Eal::SecondaryExit& x) {
+        std::lock_guard g(mu);
+        exit_seen = x;
+        exit_at = now_ns();
+    });
+    ASSERT_TRUE(cb) << cb.error().message();
+    auto iova = c.alloc_iova((kN + 1) * kHugePage, edu_mask(), kHugePage);
+    ASSERT_TRUE(iova) << iova.error().message();
+    // The primary's own probe buffer: mapping it at a secondary's IOVA
+    // shows whether the kernel still holds that IOVA.
+    void* probe = ::mmap(nullptr, kHugePage, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    ASSERT_NE(probe, MAP_FAILED);
+    const auto probe_va = reinterpret_cast<std::uintptr_t>(probe);
+    const unsigned free_before = free_hugepages();
+
+    for (const bool kill_it : {false, true}) {
+        SCOPED_TRACE(kill_it ? "killed" : "exits normally");
+        {
+            std::lock_guard g(mu);
+            exit_seen.reset();
+        }
+        Child s = spawn({"--own-maps", prefix, std::to_string(*iova), std::to_string(kN)});
+        std::string out;
+        const std::string mapped = read_until(s.out.get(), "mapped", out);
+        ASSERT_FALSE(mapped.empty()) << "the secondary did not map: " << out;
+        const unsigned free_mapped = free_hugepages();
+        std::printf("%s: secondary pid %d %s; HugePages_Free %u (before %u)\n", mode_label().c_str(),
+                    s.pid, mapped.c_str(), free_mapped, free_before);
+        EXPECT_EQ(free_mapped + kN, free_before);
+        // The kernel holds the secondary's IOVAs: the primary cannot map them.
+        for (unsigned i = 0; i < kN; ++i) {
+            auto taken = c.map(probe_va, *iova + i * kHugePage, kHugePage);
+            ASSERT_FALSE(taken) << "IOVA " << std::hex << *iova + i * kHugePage
+                                << " mapped over the secondary's mapping";
+            EXPECT_EQ(taken.error().err(), EEXIST) << taken.error().message();
+        }
+        const std::uint64_t killed = now_ns();
+        if (kill_it) {
+            ASSERT_EQ(::kill(s.pid, SIGKILL), 0);
+            EXPECT_EQ(mp::test::wait_child(s.pid), 128 + SIGKILL);
+            ASSERT_TRUE(mp::test::wait_until(
+                [&] {
+                    std::lock_guard g(mu);
+                    return exit_seen.has_value();
+                },
+                5000))
+                << "the primary's secondary-exit callback did not fire";
+            std::lock_guard g(mu);
+            const Eal::SecondaryExit& x = *exit_seen;
+            std::printf("%s: SIGKILL to the primary's cleanup callback: %.1f ms: pid %d, %zu "
+                        "ranges, %zu unmapped (%llu bytes), %zu already gone, %zu failed\n",
+                        mode_label().c_str(), (static_cast<double>(exit_at) - killed) / 1e6, x.pid,
+                        x.ranges, x.unmapped, static_cast<unsigned long long>(x.bytes),
+                        x.already_gone, x.failed);
+            EXPECT_EQ(x.pid, s.pid);
+            EXPECT_FALSE(x.still_running);
+            EXPECT_EQ(x.ranges, kN + 1);
+            EXPECT_EQ(x.unmapped, kN);
+            EXPECT_EQ(x.bytes, kN * kHugePage);
+            EXPECT_EQ(x.already_gone, 1u);  // announced, never mapped
+            EXPECT_EQ(x.failed, 0u);
+        } else {
+            s.in.reset();
+            EXPECT_EQ(mp::test::wait_child(s.pid), 0) << out;
+            // The clean detach leaves the callback nothing to do.
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            std::lock_guard g(mu);
+            EXPECT_FALSE(exit_seen.has_value()) << "the callback fired after a clean exit";
+        }
+        // The IOVAs are free again: the primary maps (and unmaps) each.
+        for (unsigned i = 0; i < kN; ++i) {
+            auto ok = c.map(probe_va, *iova + i * kHugePage, kHugePage);
+            ASSERT_TRUE(ok) << ok.error().message();
+            ASSERT_TRUE(c.unmap(*iova + i * kHugePage, kHugePage));
+        }
+        EXPECT_TRUE(mp::test::wait_until([&] { return free_hugepages() == free_before; }, 3000))
+            << "HugePages_Free " << free_hugepages() << ", before the secondary " << free_before;
+        std::printf("%s: %s: IOVAs free again, HugePages_Free %u (before %u)\n",
+                    mode_label().c_str(), kill_it ? "after the cleanup" : "after a clean exit",
+                    free_hugepages(), free_before);
+    }
+    ::munmap(probe, kHugePage);
+    e->reset();
+    EXPECT_TRUE(mp::test::wait_until([&] { return free_hugepages() == free_start; }, 3000))
+        << "HugePages_Free " << free_hugepages() << ", at the start " << free_start;
+}
+
 INSTANTIATE_TEST_SUITE_P(Lab, MpCrash, ::testing::Values(mode_label()),
                          [](const auto& p) { return p.param; });
 
@@ -329,6 +499,8 @@ int main(int argc, char** argv) {
         return vfiokit::eal::primary_main(argv);
     if (argc == 5 && std::string_view(argv[1]) == "--secondary")
         return vfiokit::eal::secondary_main(argv);
+    if (argc == 5 && std::string_view(argv[1]) == "--own-maps")
+        return vfiokit::eal::own_maps_main(argv);
     ::testing::InitGoogleTest(&argc, argv);
     return RUN_ALL_TESTS();
 }

@@ -41,6 +41,9 @@
 /// pinned worker thread per other lcore, in primaries and secondaries alike.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,6 +66,12 @@
 #include "vfiokit/eal/vfio/vfio.hpp"
 
 namespace vfiokit::eal {
+
+namespace mp {
+/// The primary's record of its secondaries' own DMA mappings (private to
+/// lib/eal; Eal::SecondaryExit tells what it is used for).
+class ForeignDma;
+}  // namespace mp
 
 namespace hotplug {
 class Board;
@@ -205,6 +214,32 @@ public:
     /// Secondary: whether the watcher has seen the primary go.
     [[nodiscard]] bool primary_exited() const;
 
+    /// What the primary did when the channel connection of a secondary
+    /// ended with some of the secondary's own DMA mappings still recorded
+    /// (it was killed, or closed its channel without unmapping them).
+    struct SecondaryExit {
+        pid_t pid = 0;                  ///< the secondary (SO_PEERCRED at connect)
+        std::uint64_t connection = 0;   ///< mp::Peer::connection
+        /// The pid still ran 1 s after the connection ended: it left the
+        /// channel but lives. Its ranges are unmapped all the same (the
+        /// connection is what keeps them).
+        bool still_running = false;
+        std::size_t ranges = 0;         ///< ranges it had announced or confirmed
+        std::size_t unmapped = 0;       ///< of those, unmapped now
+        std::uint64_t bytes = 0;        ///< bytes the kernel unmapped
+        std::size_t already_gone = 0;   ///< nothing was mapped there (ENOENT)
+        std::size_t failed = 0;         ///< refused by the kernel or by a check (logged)
+    };
+    /// Primary with multi-process: calls `cb` on the channel's server
+    /// thread, after the cleanup, each time a secondary's connection ends
+    /// with own mappings recorded (doc/multiprocess.md "A secondary's own
+    /// mappings"). Runs with the EAL lock released; must not destroy the
+    /// Eal. Returns an id for remove_secondary_exit_callback; ENOTSUP in a
+    /// secondary or a single process.
+    using SecondaryExitCallback = std::function<void(const SecondaryExit&)>;
+    [[nodiscard]] Result<int> add_secondary_exit_callback(SecondaryExitCallback cb);
+    bool remove_secondary_exit_callback(int id);
+
     /// primary (also for a single process) or secondary.
     [[nodiscard]] ProcType proc_type() const { return role_.type; }
     /// Secondary: the channel to the primary (primary_alive(), watch()).
@@ -246,6 +281,15 @@ private:
     int next_exit_callback_ = 1;
     std::optional<Error> primary_exit_;
     void primary_exited(const Error& e);
+    // Primary: the secondaries' own mappings (eal_foreign_dma.cpp).
+    void serve_foreign_dma();
+    void secondary_gone(const mp::Peer& peer);
+    std::unique_ptr<mp::ForeignDma> foreign_dma_;  // under the EAL lock
+    mutable std::mutex secondary_exit_mu_;
+    std::vector<std::pair<int, SecondaryExitCallback>> secondary_exit_callbacks_;
+    int next_secondary_exit_callback_ = 1;
+    // Secondary: reports its own mappings to the primary.
+    void report_dma_to_primary();
     int next_callback_ = 1;
     std::vector<PciAddress> remove_delivered_;  // remove events given, until removed
     std::unique_ptr<hotplug::Board> board_;                // primary with multi-process

@@ -168,6 +168,11 @@ struct Peer {
     pid_t pid = 0;
     uid_t uid = 0;
     gid_t gid = 0;
+    /// Which connection of the Server (numbered from 1 in the order they
+    /// were admitted, never reused): what a handler keys per-connection
+    /// state by, and what Server::on_disconnect() reports. 0 outside a
+    /// Server.
+    std::uint64_t connection = 0;
 };
 
 /// A request as a handler sees it. The fds arrived with it and are owned by
@@ -258,6 +263,14 @@ public:
     /// log, component mp, vfiokit/eal/log.hpp). Called on the server thread.
     void set_logger(std::function<void(std::string_view)> log);
 
+    /// Called on the server thread when a served connection ends while the
+    /// server runs: the peer closed it or died (the kernel closes a dying
+    /// process's sockets), or the server closed it (malformed message,
+    /// reply not delivered, idle). Not called for the connections stop()
+    /// closes. The peer may still be exiting when this runs: its pid can
+    /// outlive its sockets for a moment. One callback; a later call
+    /// replaces it.
+    void on_disconnect(std::function<void(const Peer&)> cb);
     /// Serves an already connected socket (its peer is checked like an
     /// accepted one).
     [[nodiscard]] Result<void> add_connection(vfio::Fd sock);

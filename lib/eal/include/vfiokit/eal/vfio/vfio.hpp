@@ -70,6 +70,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -222,6 +223,28 @@ private:
     std::shared_ptr<DeviceHandle> handle_;
 };
 
+/// What a process that imported a container (Vfio::import_shared) tells
+/// the container's owner about the mappings it makes there, so that the
+/// owner can unmap them if the process dies without doing so (its pages
+/// stay pinned in the owner's container otherwise). doc/multiprocess.md,
+/// "A secondary's own mappings".
+struct DmaReport {
+    /// intent: about to map (sent before the ioctl); mapped: the map
+    /// succeeded; unmapped: the range is no longer mapped (an unmap, or a
+    /// map that failed after its intent).
+    enum class Kind { intent, mapped, unmapped };
+    Kind kind = Kind::intent;
+    /// The container's position in the exporter's list (the order it was
+    /// imported in; 0 is the default container).
+    std::uint32_t container = 0;
+    std::uint64_t iova = 0;  ///< first byte of the range
+    std::uint64_t len = 0;   ///< bytes
+};
+/// Sends a DmaReport to the owner. A failed intent fails the map before the
+/// kernel is asked; failures of the other two are ignored (the owner's
+/// cleanup tolerates a range that is already gone).
+using DmaReporter = std::function<Result<void>(const DmaReport&)>;
+
 /// One IO address space and its devices, with vfiokit's DMA semantics and
 /// IOVA policy (see the file's description).
 /// Thread-safety: every method takes Vfio::control_lock() (see the top).
@@ -363,6 +386,23 @@ public:
     [[nodiscard]] bool imported() const { return imported_; }
     /// Whether the mapping starting at `iova` came with the import.
     [[nodiscard]] bool inherited(std::uint64_t iova) const { return inherited_.contains(iova); }
+    /// Imported: this container's position in the exporter's list (0: the
+    /// default container). 0 for a container of this process.
+    [[nodiscard]] std::uint32_t import_index() const { return import_index_; }
+
+    /// The owner's side of DmaReport: unmaps [iova, iova+len), which another
+    /// process that imported this container mapped there and did not unmap
+    /// (it died). Asks the kernel directly: the range is in no table of
+    /// this process. Returns the bytes the kernel unmapped; ENOENT when
+    /// nothing was mapped there (the other process had already unmapped
+    /// it, or died before its map ioctl). EPERM when the range overlaps a
+    /// mapping of this process's own table (never unmapped for another),
+    /// ENOTSUP where nothing is mapped (group no-IOMMU), EAGAIN while a
+    /// group-style container has no IOMMU model (nobody can have mapped).
+    /// The kernel lets any holder of the container unmap any range (type1
+    /// since Linux 5.x keeps no check of the mapper's mm on unmap; iommufd
+    /// never had one); the lab shows it for every mode.
+    [[nodiscard]] Result<std::uint64_t> unmap_foreign(std::uint64_t iova, std::uint64_t len);
 
     ~Container();
     Container(const Container&) = delete;
@@ -386,6 +426,10 @@ private:
     };
     Result<void> map_impl(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
                           const FileRef* file);
+    // The map ioctl itself: by file where the kernel can (by_file set),
+    // by address otherwise.
+    Result<void> map_kernel(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
+                            const FileRef* file, bool& by_file);
     // Checks iova/len against kernel ranges and type1's entry limit.
     Result<void> check_limits(std::uint64_t iova, std::uint64_t len);
     // Where IOVAs may be placed: the kernel's ranges once the backend knows
@@ -414,6 +458,7 @@ private:
     std::size_t file_maps_ = 0;
     bool file_maps_unsupported_ = false;
     bool imported_ = false;
+    std::uint32_t import_index_ = 0;     // imported: position in the exporter's list
     std::set<std::uint64_t> inherited_;  // imported: IOVAs of the exporter's mappings
     std::uint64_t dma_mask_ = ~0ULL;     // narrowest required mask (require_dma_mask)
     std::vector<IovaUser*> iova_users_;
@@ -500,12 +545,24 @@ public:
     /// heap growing maps its segment). Never held on the data path.
     [[nodiscard]] std::recursive_mutex& control_lock() const { return control_; }
 
+    /// In a process that imported its containers: who hears of the
+    /// mappings it makes in them (DmaReport). The EAL sets it in a
+    /// secondary to report to the primary over the channel. Empty (the
+    /// default): nothing is reported.
+    void set_dma_reporter(DmaReporter r);
+    /// Unmaps every mapping this process made in its imported containers
+    /// (what destroying the Vfio does), reporting each to the DmaReporter:
+    /// a secondary calls it before it leaves the primary's channel. The
+    /// first error is returned; the others are still tried.
+    [[nodiscard]] Result<void> unmap_own();
+
     Vfio(const Vfio&) = delete;
     Vfio& operator=(const Vfio&) = delete;
 
 private:
     friend struct VfioTesting;
     friend struct HandoverAccess;
+    friend class Container;  // reports its mappings through dma_reporter_
     Vfio() = default;
     Result<std::unique_ptr<ContainerBackend>> make_backend();
     // assign_device(), with the node already open (from_external_fds).
@@ -521,6 +578,7 @@ private:
     Fd iommufd_;
     std::vector<std::unique_ptr<Container>> containers_;  // [0] is the default
     unsigned next_container_id_ = 1;
+    DmaReporter dma_reporter_;  // imported containers report their own mappings here
 };
 
 }  // namespace vfiokit::vfio
