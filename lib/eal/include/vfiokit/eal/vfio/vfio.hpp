@@ -390,6 +390,9 @@ private:
                           const FileRef* file);
     // Checks iova/len against kernel ranges and type1's entry limit.
     Result<void> check_limits(std::uint64_t iova, std::uint64_t len);
+    // The same from what the container already holds, without building an
+    // error: map()'s per-call path; false sends it to check_limits().
+    [[nodiscard]] bool within_known_limits(std::uint64_t iova, std::uint64_t len) const;
     // Where IOVAs may be placed: the kernel's ranges once the backend knows
     // them, else the assumed x86 layout (kAssumedRanges).
     Result<std::vector<IovaRange>> placement_ranges();
