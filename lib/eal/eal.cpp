@@ -162,7 +162,7 @@ Result<void> Eal::serve(const mp::RuntimeDir& dir) {
     server_ = std::move(*s);
     board_ = std::make_unique<hotplug::Board>();
     board_->serve(*server_);
-    std::recursive_mutex& lock = vfio_->control_lock();
+    RecursiveLock& lock = vfio_->control_lock();
     mp::serve_runtime(*server_, *memory_,
                       {opts_.file_prefix, std::string(vfio::to_string(vfio_->mode())),
                        vfio_->mode_reason()},

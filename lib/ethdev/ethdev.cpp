@@ -46,10 +46,10 @@ Table& table() {
     return *t;
 }
 
-std::unique_lock<std::recursive_mutex> lock() {
+std::unique_lock<RecursiveLock> lock() {
     if (eal::Eal* e = eal::Eal::current())
         return std::unique_lock(e->vfio().control_lock());
-    static std::recursive_mutex* own = new std::recursive_mutex();
+    static RecursiveLock* own = new RecursiveLock();
     return std::unique_lock(*own);
 }
 

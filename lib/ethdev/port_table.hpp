@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "vfiokit/eal/recursive_lock.hpp"
 #include "vfiokit/ethdev/ethdev.hpp"
 
 namespace vfiokit::ethdev::detail {
@@ -51,7 +52,7 @@ struct Table {
 // The control lock: the EAL's while an EAL is up (control calls and EAL
 // memory growth serialize on one lock, as eal.hpp says), ethdev's own
 // otherwise (host tests with software ports).
-[[nodiscard]] std::unique_lock<std::recursive_mutex> lock();
+[[nodiscard]] std::unique_lock<RecursiveLock> lock();
 
 // "port 0 (0000:00:05.0, net_e1000_em, configured)"
 [[nodiscard]] std::string describe(std::uint16_t id, const Port& p);

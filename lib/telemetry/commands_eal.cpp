@@ -115,7 +115,7 @@ Result<void> add_eal_commands(Commands& c, EalParts parts) {
             const eal::Memory* m = shared->memory;
             if (!m)
                 return fail(missing("/heap/info", "EAL memory"));
-            std::unique_lock<std::recursive_mutex> g;
+            std::unique_lock<RecursiveLock> g;
             if (shared->lock)
                 g = std::unique_lock(*shared->lock);
             Json d = Json::object();

@@ -14,7 +14,7 @@ namespace {
 
 struct Held {
     vfio::Vfio& v;
-    std::unique_lock<std::recursive_mutex> g;
+    std::unique_lock<RecursiveLock> g;
 };
 
 Result<Held> hold(const EalParts& p, std::string_view cmd) {

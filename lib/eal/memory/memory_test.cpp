@@ -147,7 +147,7 @@ TEST(Memory, TheListenerPlacesTheIovaAndSetIovaMovesIt) {
 TEST(Memory, ControlOperationsTakeTheGivenLock) {
     auto m = Memory::create(small());
     ASSERT_TRUE(m);
-    std::recursive_mutex lock;
+    RecursiveLock lock;
     (*m)->set_control_lock(&lock);
     auto a = (*m)->add(4096);
     ASSERT_TRUE(a);

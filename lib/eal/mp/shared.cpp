@@ -57,8 +57,8 @@ std::uint64_t first_iova(const Memory& m, const Segment& s) {
     return m.virt2iova(reinterpret_cast<const void*>(s.va)).value_or(0);
 }
 
-std::unique_lock<std::recursive_mutex> maybe_lock(std::recursive_mutex* m) {
-    return m ? std::unique_lock<std::recursive_mutex>(*m) : std::unique_lock<std::recursive_mutex>();
+std::unique_lock<RecursiveLock> maybe_lock(RecursiveLock* m) {
+    return m ? std::unique_lock<RecursiveLock>(*m) : std::unique_lock<RecursiveLock>();
 }
 
 Error bad_reply(const Client& c, std::string_view what) {
@@ -71,7 +71,7 @@ Error bad_reply(const Client& c, std::string_view what) {
 // secondary asks again from where it stopped). Reply: version, IOVA mode,
 // window, page size, segment count, first index, then the segments, each
 // with its fd in order.
-Result<Reply> memory_reply(const Memory& m, std::recursive_mutex* lock, const Request& q) {
+Result<Reply> memory_reply(const Memory& m, RecursiveLock* lock, const Request& q) {
     codec::Reader rq(q.payload);
     const std::uint32_t first = q.payload.empty() ? 0 : rq.u32();
     if (!rq.ok())
@@ -114,7 +114,7 @@ Result<Reply> memory_reply(const Memory& m, std::recursive_mutex* lock, const Re
 // "eal.info". Reply: version, pid, uid, prefix, VFIO mode and reason, IOVA
 // mode, window, page size, the VFIO description, segment count, how many
 // are listed, the listed segments.
-Result<Reply> info_reply(const Server& s, const Memory& m, std::recursive_mutex* lock,
+Result<Reply> info_reply(const Server& s, const Memory& m, RecursiveLock* lock,
                          const RuntimeFacts& f) {
     std::string vfio = s.info();
     if (vfio.size() > kMaxVfioInfo)
@@ -151,7 +151,7 @@ Result<Reply> info_reply(const Server& s, const Memory& m, std::recursive_mutex*
 
 }  // namespace
 
-void serve_runtime(Server& s, const Memory& m, RuntimeFacts facts, std::recursive_mutex* memory_lock) {
+void serve_runtime(Server& s, const Memory& m, RuntimeFacts facts, RecursiveLock* memory_lock) {
     // Both for users admitted with allow_uid() too: the memory is what a
     // secondary of another user is admitted for, the info is a summary.
     // The VFIO fds (kVfioRequest) are not: their handler keeps the default.

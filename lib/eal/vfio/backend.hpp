@@ -160,7 +160,8 @@ public:
     // type1's remaining DMA mapping entries (DMA-avail capability); nullopt
     // where the backend has no such limit. Requires dma_ready().
     [[nodiscard]] virtual Result<std::optional<std::uint32_t>> dma_entries_avail() = 0;
-    // Page size granularity of the IOMMU (smallest supported page).
+    // Page size granularity of the IOMMU (smallest supported page): a power
+    // of two, which the front end's alignment checks rely on.
     [[nodiscard]] virtual std::uint64_t page_size() const { return 4096; }
 
     // Sharing with other processes (share.cpp). share(): this container's

@@ -196,10 +196,8 @@ public:
     // exceeds the CPU page size (iommufd io_pagetable.c caps iova_alignment
     // at PAGE_SIZE), so the CPU page size is always a valid granule. Asking
     // the kernel here would add an ioctl to every map whose failure could
-    // only be swallowed.
-    [[nodiscard]] std::uint64_t page_size() const override {
-        return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    }
+    // only be swallowed. Asked of sysconf once, not on every map.
+    [[nodiscard]] std::uint64_t page_size() const override { return page_size_; }
 
     [[nodiscard]] SharedContainer share() const override {
         SharedContainer s;
@@ -229,9 +227,12 @@ private:
     // The range's words for an error are only made when one is returned:
     // unmap is a per-call path.
     [[nodiscard]] Result<std::uint64_t> do_unmap(std::uint64_t iova, std::uint64_t len);
+    [[gnu::cold, gnu::noinline]] Error map_failed(Error e, std::uint64_t vaddr, std::uint64_t iova,
+                                                  std::uint64_t len) const;
 
     std::shared_ptr<Ioas> ioas_;
     bool noiommu_;
+    const std::uint64_t page_size_ = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
     // Learned at the first IOMMU_IOAS_MAP_FILE: false on kernels before 6.13.
     std::optional<bool> kernel_maps_files_;
 };
@@ -576,9 +577,14 @@ Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::ui
     m.length = len;
     m.iova = iova;
     auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasMap, &m, "IOMMU_IOAS_MAP");
-    if (r)
+    if (r) [[likely]]
         return {};
-    Error& e = r.error();
+    return fail(map_failed(std::move(r.error()), vaddr, iova, len));
+}
+
+// map()'s error, explained; out of line, as map is a per-call path.
+Error CdevContainer::map_failed(Error e, std::uint64_t vaddr, std::uint64_t iova,
+                                std::uint64_t len) const {
     e.context(where() + ": map " + range_text(iova, len) + " to vaddr " + hex(vaddr));
     switch (e.err()) {
     case ENOMEM:
@@ -601,7 +607,7 @@ Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::ui
     default:
         break;
     }
-    return fail(std::move(e));
+    return e;
 }
 
 // IOMMU_IOAS_UNMAP removes whole areas (earlier maps) inside the range and

@@ -39,6 +39,46 @@ const std::vector<IovaRange> kAssumedRanges = {{0, 0xfedfffffULL}, {0xfef00000UL
 // IOVAs below this are never handed out, so 0 is never a valid DMA address.
 constexpr std::uint64_t kAllocFloor = 1ULL << 20;
 
+[[gnu::cold, gnu::noinline]] std::string map_text(std::uint64_t vaddr, std::uint64_t iova,
+                                                  std::uint64_t len) {
+    return "map " + range_text(iova, len) + " from vaddr " + hex(vaddr);
+}
+
+// unmap()'s words and errors, out of line: unmap is a per-call path.
+[[gnu::cold, gnu::noinline]] std::string unmap_text(std::uint64_t iova, std::uint64_t len) {
+    return "unmap " + range_text(iova, len);
+}
+
+[[gnu::cold, gnu::noinline]] std::string bytes_differ(std::uint64_t kernel, std::uint64_t table) {
+    return "the kernel unmapped " + hex(kernel) + " bytes, the table holds " + hex(table);
+}
+
+[[gnu::cold, gnu::noinline]] Error not_ours(std::uint64_t iova, std::uint64_t len,
+                                            const DmaMapping& theirs) {
+    return Error(EPERM, unmap_text(iova, len) + ": mapping " + range_text(theirs.iova, theirs.len) +
+                            " belongs to the process this container was imported from")
+        .hint("ask that process to unmap it; a process unmaps only what it mapped");
+}
+
+// check_limits()'s errors, out of line: the checks are on every map, the
+// messages rare.
+[[gnu::cold, gnu::noinline]] Error outside_ranges(std::uint64_t iova, std::uint64_t len,
+                                                  const std::vector<IovaRange>& ranges) {
+    return Error(ERANGE, "map " + range_text(iova, len) +
+                             ": IOVA outside the ranges the kernel accepts (" + ranges_text(ranges) +
+                             ")")
+        .hint("take IOVAs from alloc_iova(); IOVA == VA fails for typical user addresses on "
+              "IOMMUs with fewer address bits (39 on QEMU's intel-iommu)");
+}
+
+[[gnu::cold, gnu::noinline]] Error entry_limit(std::uint64_t iova, std::uint64_t len,
+                                               std::size_t mappings) {
+    return Error(ENOSPC, "map " + range_text(iova, len) + ": type1 DMA entry limit reached (" +
+                             std::to_string(mappings) + " mappings in this container)")
+        .hint("raise the vfio_iommu_type1.dma_entry_limit module parameter, or map larger "
+              "contiguous regions");
+}
+
 }  // namespace
 
 Container::Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_default)
@@ -180,7 +220,18 @@ Result<std::vector<IovaRange>> Container::iova_ranges() {
 }
 
 // Per map call: from the ranges and entry count the container holds (asked
-// of the kernel once, until a device comes or goes), with no copy.
+// of the kernel once, until a device comes or goes), with no copy and no
+// error to build. False when they are not known yet or say no:
+// check_limits() then asks the kernel or builds the error.
+bool Container::within_known_limits(std::uint64_t iova, std::uint64_t len) const {
+    if (!ranges_ || !entries_avail_ || *entries_avail_ == 0)
+        return false;
+    for (const auto& r : *ranges_)
+        if (iova >= r.start && iova + len - 1 <= r.last)
+            return true;
+    return false;
+}
+
 Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
     if (!ranges_)
         if (auto r = iova_ranges(); !r)
@@ -190,12 +241,7 @@ Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
     for (const auto& r : ranges)
         inside = inside || (iova >= r.start && iova + len - 1 <= r.last);
     if (!inside)
-        return fail(Error(ERANGE, "map " + range_text(iova, len) +
-                                      ": IOVA outside the ranges the kernel accepts (" +
-                                      ranges_text(ranges) + ")")
-                        .hint("take IOVAs from alloc_iova(); IOVA == VA fails for typical user "
-                              "addresses on IOMMUs with fewer address bits (39 on QEMU's "
-                              "intel-iommu)"));
+        return fail(outside_ranges(iova, len, ranges));
     if (!entries_avail_) {
         auto avail = backend_->dma_entries_avail();
         if (!avail)
@@ -203,11 +249,7 @@ Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
         entries_avail_ = avail->value_or(~0u);
     }
     if (*entries_avail_ == 0)
-        return fail(Error(ENOSPC, "map " + range_text(iova, len) +
-                                      ": type1 DMA entry limit reached (" +
-                                      std::to_string(table_.size()) + " mappings in this container)")
-                        .hint("raise the vfio_iommu_type1.dma_entry_limit module parameter, or "
-                              "map larger contiguous regions"));
+        return fail(entry_limit(iova, len, table_.size()));
     return {};
 }
 
@@ -225,13 +267,14 @@ Result<void> Container::map_file(std::uint64_t vaddr, int fd, std::uint64_t offs
 
 Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
                                  const FileRef* file) {
-    // The request in words, for errors: built only when one is returned
-    // (map is a per-call path; formatting would cost more than the checks).
-    const auto what = [&] { return "map " + range_text(iova, len) + " from vaddr " + hex(vaddr); };
+    // The request in words, for errors: built only when one is returned,
+    // out of line (map is a per-call path; formatting would cost more than
+    // the checks).
+    const auto what = [&] { return map_text(vaddr, iova, len); };
     if (!maps_memory())
         return fail(untranslated(what()).context(name()));
     const std::uint64_t pg = backend_->page_size();
-    if (len == 0 || (vaddr | iova | len) % pg != 0)
+    if (len == 0 || ((vaddr | iova | len) & (pg - 1)) != 0)  // pg: a power of two
         return fail(Error(EINVAL, what() + ": address and length must be non-zero multiples of the "
                                          "IOMMU page size " + hex(pg))
                         .context(name()));
@@ -246,8 +289,9 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
                               "replays only its own table)"));
     bool by_file = false;
     if (backend_->dma_ready()) {
-        if (auto ok = check_limits(iova, len); !ok)
-            return fail(std::move(ok.error()).context(name()));
+        if (!within_known_limits(iova, len))
+            if (auto ok = check_limits(iova, len); !ok)
+                return fail(std::move(ok.error()).context(name()));
         // Imported: the owner hears of the range before the kernel pins
         // anything, so that it can unmap it should this process die
         // between the ioctl and its confirmation.
@@ -258,7 +302,9 @@ Result<void> Container::map_impl(std::uint64_t vaddr, std::uint64_t iova, std::u
                 return fail(std::move(ok.error())
                                 .context(what() + ": announce the mapping to the container's owner")
                                 .context(name()));
-        auto mapped = map_kernel(vaddr, iova, len, file, by_file);
+        // Without a file, the plain map() is the per-call path: one call.
+        auto mapped = file == nullptr ? backend_->map(vaddr, iova, len)
+                                      : map_kernel(vaddr, iova, len, file, by_file);
         if (report)
             (void)vfio_->dma_reporter_({mapped ? DmaReport::Kind::mapped : DmaReport::Kind::unmapped,
                                         import_index_, iova, len});
@@ -354,9 +400,9 @@ std::vector<BarMapping> Container::bar_mappings() const {
 Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
     std::lock_guard g(vfio_->control_lock());
     if (!maps_memory())
-        return fail(untranslated("unmap " + range_text(iova, len)).context(name()));
+        return fail(untranslated(unmap_text(iova, len)).context(name()));
     if (len == 0 || iova + len < iova)
-        return fail(Error(EINVAL, "unmap " + range_text(iova, len) + ": bad length").context(name()));
+        return fail(Error(EINVAL, unmap_text(iova, len) + ": bad length").context(name()));
     // From the table alone: how many whole mappings the range holds and
     // their bytes (errors for a range that cuts one or holds none), with no
     // copy of them on this per-call path.
@@ -370,12 +416,7 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
                 theirs = m;
         });
         if (theirs)
-            return fail(Error(EPERM, "unmap " + range_text(iova, len) + ": mapping " +
-                                         range_text(theirs->iova, theirs->len) +
-                                         " belongs to the process this container was imported from")
-                            .context(name())
-                            .hint("ask that process to unmap it; a process unmaps only what it "
-                                  "mapped"));
+            return fail(not_ours(iova, len, *theirs).context(name()));
     }
     if (backend_->dma_ready()) {
         auto done = backend_->unmap(iova, len);
@@ -386,15 +427,14 @@ Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
         if (imported_ && vfio_->dma_reporter_)
             (void)vfio_->dma_reporter_({DmaReport::Kind::unmapped, import_index_, iova, len});
         if (*done != whole->bytes)
-            return fail(Error(EIO, "unmap " + range_text(iova, len) + ": the kernel unmapped " +
-                                       hex(*done) + " bytes, the table holds " + hex(whole->bytes))
+            return fail(Error(EIO, unmap_text(iova, len) + ": " + bytes_differ(*done, whole->bytes))
                             .context(name()));
         if (entries_avail_ && *entries_avail_ != ~0u)
             *entries_avail_ += static_cast<std::uint32_t>(whole->count);
     }
     if (!bars_.empty())
         table_.for_each_in(iova, len, [&](const DmaMapping& m) { bars_.erase(m.iova); });
-    table_.erase_range(iova, len);
+    table_.erase(*whole);  // where whole_extent() found them: no second search
     return {};
 }
 
@@ -467,8 +507,7 @@ Result<void> Container::unmap_all() {
         if (!done)
             return fail(std::move(done.error()).context(name()));
         if (*done != table_.bytes())
-            return fail(Error(EIO, "unmap all: the kernel unmapped " + hex(*done) +
-                                       " bytes, the table holds " + hex(table_.bytes()))
+            return fail(Error(EIO, "unmap all: " + bytes_differ(*done, table_.bytes()))
                             .context(name()));
         entries_avail_.reset();
     }

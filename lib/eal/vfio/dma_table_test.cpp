@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <iterator>
+#include <map>
+#include <optional>
 #include <random>
 
 namespace vfiokit::vfio {
@@ -108,6 +111,74 @@ TEST(DmaTable, AllocatedRangesNeverOverlap) {
             if (auto m = t.lookup(*iova); m)
                 t.erase({*m});
     }
+}
+
+// The table against a std::map model, through maps and unmaps at either
+// end and in the middle (the table stores mappings in order, not as tree
+// nodes: every position must still come out right).
+TEST(DmaTable, AgreesWithAnOrderedMapUnderRandomMapsAndUnmaps) {
+    DmaTable t;
+    std::map<std::uint64_t, DmaMapping> model;
+    std::uint64_t model_bytes = 0;
+    std::mt19937_64 rng(11);
+    for (int step = 0; step < 20000; ++step) {
+        const std::uint64_t iova = (rng() % 512) * K, len = (1 + rng() % 4) * K;
+        const bool overlaps = [&] {
+            auto it = model.lower_bound(iova);
+            if (it != model.end() && it->first < iova + len)
+                return true;
+            return it != model.begin() && std::prev(it)->second.end() > iova;
+        }();
+        if (rng() % 2 == 0) {
+            auto free = t.check_free(iova, len);
+            ASSERT_EQ(bool(free), !overlaps) << step;
+            if (!free) {
+                EXPECT_EQ(free.error().err(), EEXIST);
+                continue;
+            }
+            t.insert({iova, iova * 3, len});
+            model[iova] = {iova, iova * 3, len};
+            model_bytes += len;
+        } else {
+            // Whole mappings from the one at or after iova: one or two of them.
+            auto it = model.lower_bound(iova);
+            if (it == model.end())
+                continue;
+            auto last = std::next(it);
+            if (last != model.end() && rng() % 3 == 0)
+                ++last;
+            const std::uint64_t from = it->first, to = std::prev(last)->second.end();
+            auto x = t.whole_extent(from, to - from);
+            ASSERT_TRUE(x) << step << ": " << x.error().message();
+            EXPECT_EQ(x->count, static_cast<std::size_t>(std::distance(it, last)));
+            std::uint64_t bytes = 0;
+            for (auto j = it; j != last; ++j)
+                bytes += j->second.len;
+            EXPECT_EQ(x->bytes, bytes);
+            t.erase(*x);
+            model.erase(it, last);
+            model_bytes -= bytes;
+        }
+        ASSERT_EQ(t.size(), model.size()) << step;
+        ASSERT_EQ(t.bytes(), model_bytes) << step;
+        const std::uint64_t probe = (rng() % 520) * K + rng() % K;
+        auto want = [&]() -> std::optional<DmaMapping> {
+            auto it = model.upper_bound(probe);
+            if (it == model.begin() || std::prev(it)->second.end() <= probe)
+                return std::nullopt;
+            return std::prev(it)->second;
+        }();
+        auto got = t.lookup(probe);
+        ASSERT_EQ(bool(got), bool(want)) << step;
+        if (got) {
+            EXPECT_EQ(got->iova, want->iova);
+        }
+    }
+    auto all = t.all();
+    ASSERT_EQ(all.size(), model.size());
+    std::size_t i = 0;
+    for (const auto& [iova, m] : model)
+        EXPECT_EQ(all[i++].iova, iova);
 }
 
 }  // namespace

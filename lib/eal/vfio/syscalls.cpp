@@ -218,10 +218,20 @@ Result<Fd> open_fd(const std::string& path, int flags) {
     return Fd(fd);
 }
 
+namespace {
+
+// do_ioctl's error, out of line: every map and unmap goes through do_ioctl,
+// and formatting in its body would cost the success path a stack frame.
+[[gnu::cold, gnu::noinline]] Error ioctl_error(int err, std::string_view what) {
+    return Error(err, "ioctl " + std::string(what));
+}
+
+}  // namespace
+
 Result<int> do_ioctl(int fd, unsigned long request, void* arg, std::string_view what) {
     int r = sys().ioctl(fd, request, arg);
-    if (r < 0)
-        return fail(errno, "ioctl " + std::string(what));
+    if (r < 0) [[unlikely]]
+        return fail(ioctl_error(errno, what));
     return r;
 }
 

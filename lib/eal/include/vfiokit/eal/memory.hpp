@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/recursive_lock.hpp"
 #include "vfiokit/eal/sysfs.hpp"
 #include "vfiokit/eal/vfio/syscalls.hpp"
 
@@ -166,11 +167,11 @@ public:
     void set_listener(MemoryListener* l) { listener_ = l; }
     /// The EAL lock (Vfio::control_lock()); not owned; set before the
     /// Memory is shared between threads. Without one, callers serialize.
-    void set_control_lock(std::recursive_mutex* l) { lock_ = l; }
-    [[nodiscard]] std::recursive_mutex* control_lock() const { return lock_; }
+    void set_control_lock(RecursiveLock* l) { lock_ = l; }
+    [[nodiscard]] RecursiveLock* control_lock() const { return lock_; }
     /// Holds the control lock until destroyed (holds nothing without one).
-    [[nodiscard]] std::unique_lock<std::recursive_mutex> lock() const {
-        return lock_ ? std::unique_lock(*lock_) : std::unique_lock<std::recursive_mutex>();
+    [[nodiscard]] std::unique_lock<RecursiveLock> lock() const {
+        return lock_ ? std::unique_lock(*lock_) : std::unique_lock<RecursiveLock>();
     }
     [[nodiscard]] IovaMode iova_mode() const { return opts_.iova_mode; }
     [[nodiscard]] std::uint64_t page_size() const { return page_size_; }
@@ -225,7 +226,7 @@ private:
     std::uint64_t page_size_ = 0;
     std::uint64_t base_ = 0;       // reserved window [base_, base_ + opts_.window)
     vfio::Mapping window_;         // PROT_NONE reservation
-    std::recursive_mutex* lock_ = nullptr;
+    RecursiveLock* lock_ = nullptr;
     // Per window page: its IOVA, ~0 = unused. Atomic (relaxed) so that
     // virt2iova reads while the control path writes other pages, or moves
     // a segment; fixed size for the Memory's life.

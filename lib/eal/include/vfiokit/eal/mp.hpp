@@ -390,7 +390,7 @@ struct RuntimeFacts {
 /// provider runs before the lock is taken (it takes the lock itself). `m`
 /// must outlive the Server.
 void serve_runtime(Server& s, const Memory& m, RuntimeFacts facts,
-                   std::recursive_mutex* memory_lock = nullptr);
+                   RecursiveLock* memory_lock = nullptr);
 
 /// Secondary: asks for the primary's memory and maps every segment from its
 /// fd at the primary's virtual address (Memory::attach). Fails naming the

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "vfiokit/eal/error.hpp"
+#include "vfiokit/eal/recursive_lock.hpp"
 #include "vfiokit/telemetry/json.hpp"
 
 namespace vfiokit::eal {
@@ -212,7 +213,7 @@ struct EalParts {
     std::function<std::vector<const eal::Heap*>()> heaps;
     vfio::Vfio* vfio = nullptr;
     /// Taken around reads of memory, heaps and VFIO state (the EAL lock).
-    std::recursive_mutex* lock = nullptr;
+    RecursiveLock* lock = nullptr;
 };
 /// The parts of a running Eal.
 [[nodiscard]] EalParts parts_of(eal::Eal& e);

@@ -57,16 +57,17 @@
 /// attachment, IOMMU model or mapping.
 ///
 /// Thread-safety: the control path is serialized by one lock per process,
-/// Vfio::control_lock() (a recursive mutex, the "EAL lock"): every public
-/// method of Vfio and Container takes it, and so do EAL memory growth and the
-/// multi-process server's handlers (lib/eal/eal.cpp), so a secondary
-/// attaching never sees a half-made container, device or mapping. Call them
-/// from any thread. What they return by pointer or reference (Device*,
-/// Container&, devices(), containers()) stays valid only until the matching
-/// release/destroy, which the caller must order itself: hold control_lock()
-/// across the lookup and the use when another thread may release. The data
-/// path takes no lock: Device::fd() and what is built on it (BAR access,
-/// IRQ eventfds) are plain reads.
+/// Vfio::control_lock() (the "EAL lock", a recursive mutex: RecursiveLock,
+/// recursive_lock.hpp): every public method of Vfio and Container takes it,
+/// and so do EAL memory growth and the multi-process server's handlers
+/// (lib/eal/eal.cpp), so a secondary attaching never sees a half-made
+/// container, device or mapping. Call them from any thread. What they
+/// return by pointer or reference (Device*, Container&, devices(),
+/// containers()) stays valid only until the matching release/destroy, which
+/// the caller must order itself: hold control_lock() across the lookup and
+/// the use when another thread may release. The data path takes no lock:
+/// Device::fd() and what is built on it (BAR access, IRQ eventfds) are
+/// plain reads.
 #pragma once
 
 #include <cstdint>
@@ -83,6 +84,7 @@
 
 #include "vfiokit/eal/error.hpp"
 #include "vfiokit/eal/pci_address.hpp"
+#include "vfiokit/eal/recursive_lock.hpp"
 #include "vfiokit/eal/sysfs.hpp"
 #include "vfiokit/eal/uuid.hpp"
 #include "vfiokit/eal/vfio/device_ops.hpp"
@@ -432,6 +434,9 @@ private:
                             const FileRef* file, bool& by_file);
     // Checks iova/len against kernel ranges and type1's entry limit.
     Result<void> check_limits(std::uint64_t iova, std::uint64_t len);
+    // The same from what the container already holds, without building an
+    // error: map()'s per-call path; false sends it to check_limits().
+    [[nodiscard]] bool within_known_limits(std::uint64_t iova, std::uint64_t len) const;
     // Where IOVAs may be placed: the kernel's ranges once the backend knows
     // them, else the assumed x86 layout (kAssumedRanges).
     Result<std::vector<IovaRange>> placement_ranges();
@@ -543,7 +548,7 @@ public:
     /// Vfio and Container method, EAL memory growth, the multi-process
     /// handlers). Recursive, so a control operation may call another (a
     /// heap growing maps its segment). Never held on the data path.
-    [[nodiscard]] std::recursive_mutex& control_lock() const { return control_; }
+    [[nodiscard]] RecursiveLock& control_lock() const { return control_; }
 
     /// In a process that imported its containers: who hears of the
     /// mappings it makes in them (DmaReport). The EAL sets it in a
@@ -568,7 +573,7 @@ private:
     // assign_device(), with the node already open (from_external_fds).
     Result<Device*> assign(Container& c, std::string_view spec, Fd* given);
 
-    mutable std::recursive_mutex control_;  // the EAL lock; outlives everything below
+    mutable RecursiveLock control_;  // the EAL lock; outlives everything below
     Options options_;
     sysfs::Root root_;
     Mode mode_ = Mode::group;
