@@ -16,7 +16,7 @@
 /// should not share a CPU where that matters, as in DPDK.
 ///
 /// Per-lcore caches: PoolCore keeps, per lcore id below kMaxLcores, a LIFO
-/// stack of `cache_size` (up to flush_threshold + cache_size) pointers,
+/// stack (get_bulk takes the top n in the order they were put) of `cache_size` (up to flush_threshold + cache_size) pointers,
 /// touched only by that lcore: get and put there are plain loads and stores,
 /// no atomic operation and no lock. An empty cache refills from the ring in
 /// one bulk dequeue (cache_size beyond what is asked); a cache that reaches
@@ -213,10 +213,12 @@ public:
                     return -ENOENT;
                 len = c->len.load(std::memory_order_relaxed);
             }
-            T** top = objs(c) + len;
-            for (unsigned i = 0; i < n; ++i)
-                out[i] = *--top;
-            c->len.store(len - n, std::memory_order_relaxed);
+            // The top n in one copy, in the order they were put: still the
+            // most recently used objects (LIFO by burst), and a memcpy
+            // where a reversing loop costs an instruction per pointer.
+            len -= n;
+            std::memcpy(out, objs(c) + len, sizeof(T*) * n);
+            c->len.store(len, std::memory_order_relaxed);
             return 0;
         }
         return ring_->dequeue(out, n, true) == n ? 0 : -ENOENT;
