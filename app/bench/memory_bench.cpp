@@ -670,6 +670,8 @@ bool parse_args(int argc, char** argv, Config& c) {
                         "                    (default 3)\n"
                         "  --seed N          seed of the allocation sizes and orders (default 42)\n"
                         "  --attach 0|1      the secondary attach test (default 1)\n"
+                        "  --attach-child T0 EAL-ARGS...  (first argument only) the attach\n"
+                        "                    test's secondary, started by this program\n"
                         "  -h, --help        this text\n");
             std::exit(0);
         }
