@@ -19,7 +19,15 @@
  *    vfiokit's MbufPool (app/bench/mbuf_bench.cpp).
  * 3. rte_mem_virt2iova, rte_mem_virt2memseg and rte_malloc_virt2iova, ns per
  *    lookup.
- * Each test of 2 and 3 runs --reps times; the best run counts.
+ * Each test of 2 and 3 runs --reps times; the best run counts. Each heap
+ * and pool test first runs one untimed batch or burst (as vfiokit's side).
+ * 4. With --attach-bench 1 (and without --huge-unlink, so that a secondary
+ *    can map the hugepage files): instead of 2 and 3, fork+exec itself as a
+ *    secondary (the same EAL arguments plus --proc-type=secondary, and
+ *    --t0 <the fork's CLOCK_MONOTONIC time>), which prints the time from the
+ *    fork, and from its main(), to rte_eal_init's return: memory attached
+ *    and the default container's fd received from the primary. The primary
+ *    then unlinks its hugepage files so their pages go back at exit.
  *
  * Prints one line "@@DPDK-BENCH key=value ..." on stdout (DPDK 22.11 logs to
  * stdout too; the parent picks the line out), then releases the device and
@@ -41,6 +49,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +137,11 @@ struct params {
 	unsigned mbuf_bursts;
 	unsigned lookups;
 	unsigned reps;
+	int attach_bench; /* --attach-bench 1: start a secondary, time its init */
+	uint64_t t0;      /* --t0 NS (a secondary): when the primary forked it */
+	const char *self; /* this program, for the secondary's exec */
+	int argc;         /* the whole command line, for the secondary's */
+	char **argv;
 };
 
 static int parse_params(int argc, char **argv, struct params *p)
@@ -141,6 +155,8 @@ static int parse_params(int argc, char **argv, struct params *p)
 	p->mbuf_bursts = 20000;
 	p->lookups = 1000000;
 	p->reps = 3;
+	p->attach_bench = 0;
+	p->t0 = 0;
 	for (i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -162,6 +178,10 @@ static int parse_params(int argc, char **argv, struct params *p)
 			p->lookups = (unsigned)strtoul(v, NULL, 0);
 		else if (strcmp(argv[i], "--reps") == 0)
 			p->reps = (unsigned)strtoul(v, NULL, 0);
+		else if (strcmp(argv[i], "--attach-bench") == 0)
+			p->attach_bench = atoi(v);
+		else if (strcmp(argv[i], "--t0") == 0)
+			p->t0 = strtoull(v, NULL, 0);
 		else {
 			fprintf(stderr, "vfiokit-bench-dpdk: unknown option %s\n", argv[i]);
 			return -1;
@@ -196,6 +216,13 @@ static double malloc_pairs_per_s(const struct params *p, uint64_t lo, uint64_t h
 		order[i] = order[k];
 		order[k] = t;
 	}
+	/* One untimed batch first (vfiokit's side does the same): the heap's
+	 * free lists and the pages they touch are warm when timing starts. */
+	for (j = 0; j < BATCH; j++)
+		if ((ptr[j] = rte_malloc(NULL, sizes[j], 64)) == NULL)
+			return -1;
+	for (j = 0; j < BATCH; j++)
+		rte_free(ptr[order[j]]);
 	t0 = now_ns();
 	for (it = 0; it < p->heap_iters; it++) {
 		for (j = 0; j < BATCH; j++) {
@@ -225,6 +252,12 @@ static double mempool_pairs_per_s(const struct params *p, unsigned cache)
 			rte_strerror(rte_errno));
 		return -1;
 	}
+	/* One untimed burst first, as on vfiokit's side: the cache is filled. */
+	for (j = 0; j < BURST; j++)
+		if (rte_mempool_get(mp, &obj[j]) != 0)
+			return -1;
+	for (j = 0; j < BURST; j++)
+		rte_mempool_put(mp, obj[j]);
 	t0 = now_ns();
 	for (b = 0; b < p->pool_bursts; b++) {
 		for (j = 0; j < BURST; j++)
@@ -255,6 +288,9 @@ static double mempool_bulk_pairs_per_s(const struct params *p, unsigned cache)
 			rte_strerror(rte_errno));
 		return -1;
 	}
+	if (rte_mempool_get_bulk(mp, obj, BURST) != 0) /* untimed, as above */
+		return -1;
+	rte_mempool_put_bulk(mp, obj, BURST);
 	t0 = now_ns();
 	for (b = 0; b < p->pool_bursts; b++) {
 		if (rte_mempool_get_bulk(mp, obj, BURST) != 0)
@@ -386,6 +422,71 @@ static int translation(const struct params *p, struct lookups *out)
 	return 0;
 }
 
+/* ---- secondary attach ---------------------------------------------------- */
+
+/* Unlinks the hugepage file behind a memseg: this primary runs without
+ * --huge-unlink (a secondary maps those files), so the pages would outlive
+ * it; unlinked, they go back to the kernel when it exits. */
+static int unlink_seg(const struct rte_memseg_list *msl, const struct rte_memseg *ms, void *arg)
+{
+	char link[64], path[4096];
+	ssize_t n;
+	int fd = rte_memseg_get_fd_thread_unsafe(ms);
+
+	(void)msl;
+	(void)arg;
+	if (fd < 0)
+		return 0;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n > 0) {
+		path[n] = '\0';
+		unlink(path); /* one file per page or per list: ENOENT after the first */
+	}
+	return 0;
+}
+
+/* The primary's side of --attach-bench: after rte_eal_init and the device
+ * setup, fork+exec this program as a DPDK secondary (the primary's EAL
+ * arguments plus --proc-type=secondary) with the time of the fork; the
+ * secondary prints its own @@DPDK-BENCH line (same stdout). Waits for it. */
+static int attach_bench(const struct params *p, int eal_argc, char **eal_argv)
+{
+	char t0s[32];
+	char *args[64];
+	int i, n = 0, st = 0;
+	pid_t pid;
+	uint64_t t0;
+
+	if (eal_argc + 8 > (int)(sizeof(args) / sizeof(args[0])))
+		return -1;
+	for (i = 0; i < eal_argc; i++)
+		args[n++] = eal_argv[i];
+	args[n++] = (char *)"--proc-type=secondary";
+	args[n++] = (char *)"--";
+	args[n++] = (char *)"--device";
+	args[n++] = (char *)p->device;
+	args[n++] = (char *)"--t0";
+	args[n++] = t0s;
+	args[n] = NULL;
+	fflush(stdout);
+	t0 = now_ns();
+	snprintf(t0s, sizeof(t0s), "%" PRIu64, t0);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execv("/proc/self/exe", args);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "vfiokit-bench-dpdk: the secondary failed (status %d)\n", st);
+		return -1;
+	}
+	rte_memseg_walk(unlink_seg, NULL);
+	return 0;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -397,9 +498,14 @@ int main(int argc, char **argv)
 	uint64_t t0, t_eal, t_dev;
 	unsigned maps, ioctls, r;
 	double heap, heap_large, pool, pool_nocache, pool_bulk;
-	int n, dev_fd = -1, rc;
+	int n, dev_fd = -1, rc, eal_argc;
+	char *eal_argv[48];
 
 	t0 = now_ns();
+	/* The EAL arguments as given (rte_eal_init reorders argv), for a secondary. */
+	for (eal_argc = 0; eal_argc < argc && eal_argc < 48 && strcmp(argv[eal_argc], "--") != 0;
+	     eal_argc++)
+		eal_argv[eal_argc] = argv[eal_argc];
 	n = rte_eal_init(argc, argv);
 	if (n < 0) {
 		fprintf(stderr, "vfiokit-bench-dpdk: rte_eal_init: %s\n", rte_strerror(rte_errno));
@@ -410,6 +516,15 @@ int main(int argc, char **argv)
 	argv += n;
 	if (parse_params(argc, argv, &p) != 0)
 		return 2;
+	if (rte_eal_process_type() == RTE_PROC_SECONDARY) {
+		/* Attached: the primary's memory is mapped and its VFIO container
+		 * fd received. Time from the primary's fork, and from main(). */
+		printf("@@DPDK-BENCH secondary_attach_ns=%" PRIu64 " secondary_init_ns=%" PRIu64 "\n",
+		       t_eal - p.t0, t_eal - t0);
+		fflush(stdout);
+		rte_eal_cleanup();
+		return 0;
+	}
 
 	memset(&info, 0, sizeof(info));
 	info.argsz = sizeof(info);
@@ -421,6 +536,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vfiokit-bench-dpdk: rte_vfio_setup_device(%s) returned %d%s\n",
 			p.device, rc, rc > 0 ? ": not bound to vfio-pci" : "");
 		return 1;
+	}
+	if (p.attach_bench) {
+		rc = attach_bench(&p, eal_argc, eal_argv);
+		printf("@@DPDK-BENCH version=%d.%02d.%d primary_init_ns=%" PRIu64 "\n", RTE_VER_YEAR,
+		       RTE_VER_MONTH, RTE_VER_MINOR, t_dev - t0);
+		fflush(stdout);
+		if (rte_vfio_release_device("/sys/bus/pci/devices", p.device, dev_fd) != 0)
+			fprintf(stderr, "vfiokit-bench-dpdk: rte_vfio_release_device failed\n");
+		rte_eal_cleanup();
+		return rc == 0 ? 0 : 1;
 	}
 
 	/* Best of --reps: noise on a shared machine only ever slows a run down. */

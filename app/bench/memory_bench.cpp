@@ -8,10 +8,11 @@
 //
 //   vfiokit-bench-memory [--rounds N] [--device BDF] [--mb N] [--dpdk PATH|none]
 //                        [--heap-iters N] [--pool-bursts N] [--mbuf-bursts N]
-//                        [--lookups N] [--reps N] [--seed N]
+//                        [--lookups N] [--reps N] [--seed N] [--attach 0|1]
 //
 // Each round runs, in this order: vfiokit group (type1v2), vfiokit cdev, raw
-// group, raw cdev, DPDK; interleaving spreads the noise of a shared machine
+// group, raw cdev, DPDK, then the secondary attach test (vfiokit group,
+// vfiokit cdev, DPDK: a primary and one secondary each); interleaving spreads the noise of a shared machine
 // over all of them alike. One unreported warm-up round comes first. After
 // every run the hugepages must be free again before the next one starts.
 // Runs in the lab's iommu shape: devtools/bench-memory.sh.
@@ -53,6 +54,7 @@ struct Config {
     unsigned mbuf_bursts = 20000;
     unsigned lookups = 1000000;
     unsigned reps = 3;  // repetitions of each heap/pool/lookup test per round
+    bool attach = true;  // the secondary attach test
 };
 
 // The workload shared with dpdk_eal_init.c: same generator, same constants.
@@ -122,8 +124,10 @@ Result<double> heap_pairs_per_s(eal::Heap& h, const Config& c, std::uint64_t lo,
     }
     for (unsigned i = kBatch - 1; i > 0; --i)
         std::swap(order[i], order[splitmix64(s) % (i + 1)]);
-    const auto t0 = Clock::now();
-    for (unsigned it = 0; it < c.heap_iters; ++it) {
+    // One untimed batch first (DPDK's side does the same): the free lists
+    // and the pages they touch are warm when timing starts.
+    Clock::time_point start;
+    for (unsigned it = 0; it <= c.heap_iters; ++it) {
         for (unsigned j = 0; j < kBatch; ++j) {
             auto p = h.alloc(sizes[j], 64);
             if (!p)
@@ -133,8 +137,10 @@ Result<double> heap_pairs_per_s(eal::Heap& h, const Config& c, std::uint64_t lo,
         for (unsigned j = 0; j < kBatch; ++j)
             if (auto ok = h.free(ptr[order[j]]); !ok)
                 return fail(std::move(ok.error()).context("heap test"));
+        if (it == 0)
+            start = Clock::now();
     }
-    return kBatch * double(c.heap_iters) * 1e3 / ms_since(t0, Clock::now());
+    return kBatch * double(c.heap_iters) * 1e3 / ms_since(start, Clock::now());
 }
 
 // Bursts of kBurst gets then kBurst puts, one object at a time, or (`bulk`)
@@ -144,6 +150,10 @@ Result<double> pool_pairs_per_s(eal::Heap& h, const Config& c, bool bulk) {
     if (!pool)
         return fail(std::move(pool.error()).context("pool test"));
     void* obj[kBurst];
+    // One untimed burst first, as on DPDK's side: the cache is filled.
+    if (pool->get_bulk(obj, kBurst) != 0)
+        return fail(ENOMEM, "pool test: pool empty");
+    pool->put_bulk(obj, kBurst);
     const auto t0 = Clock::now();
     if (bulk) {
         for (unsigned b = 0; b < c.pool_bursts; ++b) {
@@ -182,23 +192,8 @@ Result<HeapRun> heap_tests(eal::Eal& e, const Config& c) {
     eal::Heap& h = e.heap(-1);
     const eal::Memory& mem = e.memory();
 
-    // Random addresses anywhere in EAL memory, and heap objects (what
-    // DPDK's rte_malloc_virt2iova takes).
-    const auto segs = mem.segments();
-    std::vector<const void*> addr(kAddrs), objs(kAddrs);
-    std::uint64_t s = c.seed + 1;
-    for (auto& a : addr) {
-        const eal::Segment* seg = segs[splitmix64(s) % segs.size()];
-        a = reinterpret_cast<const void*>(seg->va + splitmix64(s) % seg->len);
-    }
-    for (auto& o : objs) {
-        auto p = h.alloc(64 + splitmix64(s) % (2048 - 64 + 1), 64);
-        if (!p)
-            return fail(std::move(p.error()).context("translation test"));
-        o = *p;
-    }
-
-    r.eal_v2i_ns = r.mem_v2i_ns = r.obj_v2i_ns = 1e300;
+    // Heap and pools first, then the lookups with their heap objects: the
+    // order of DPDK's side, so neither heap test runs beside live objects.
     for (unsigned rep = 0; rep < c.reps; ++rep) {
         auto hp = heap_pairs_per_s(h, c, 64, 2048);
         if (!hp)
@@ -216,6 +211,25 @@ Result<HeapRun> heap_tests(eal::Eal& e, const Config& c) {
         if (!pb)
             return fail(std::move(pb.error()));
         r.pool_bulk_pairs = std::max(r.pool_bulk_pairs, *pb);
+    }
+
+    // Random addresses anywhere in EAL memory, and heap objects (what
+    // DPDK's rte_malloc_virt2iova takes).
+    const auto segs = mem.segments();
+    std::vector<const void*> addr(kAddrs), objs(kAddrs);
+    std::uint64_t s = c.seed + 1;
+    for (auto& a : addr) {
+        const eal::Segment* seg = segs[splitmix64(s) % segs.size()];
+        a = reinterpret_cast<const void*>(seg->va + splitmix64(s) % seg->len);
+    }
+    for (auto& o : objs) {
+        auto p = h.alloc(64 + splitmix64(s) % (2048 - 64 + 1), 64);
+        if (!p)
+            return fail(std::move(p.error()).context("translation test"));
+        o = *p;
+    }
+    r.eal_v2i_ns = r.mem_v2i_ns = r.obj_v2i_ns = 1e300;
+    for (unsigned rep = 0; rep < c.reps; ++rep) {
         r.eal_v2i_ns = std::min(r.eal_v2i_ns, ns_per_lookup(addr, c, [&](const void* a) {
             return e.virt2iova(a);
         }));
@@ -277,6 +291,86 @@ Result<VfiokitRun> run_vfiokit(vfio::Mode mode, const Config& c, HeapRun* heap) 
     return r;
 }
 
+// ---- secondary attach -------------------------------------------------------------
+
+// The runtime directory's prefix of the attach test, on both sides.
+constexpr const char* kAttachPrefix = "benchmp";
+
+std::uint64_t mono_ns() {
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);  // one clock for every process
+    return static_cast<std::uint64_t>(t.tv_sec) * 1000000000ULL +
+           static_cast<std::uint64_t>(t.tv_nsec);
+}
+
+struct AttachRun {
+    double attach_ms = 0;  // fork (in the primary) to Eal::init's return
+    double main_ms = 0;    // of which from the secondary's main()
+};
+
+// The secondary's role: vfiokit-bench-memory --attach-child T0 [EAL args].
+// Eal::init as a secondary maps the primary's memory at its addresses and
+// imports its VFIO state (container and device fds): the first state in
+// which it can DMA. Prints the times as vfiokit-bench-dpdk does (the same
+// line, so run_dpdk reads both).
+int attach_child(int argc, char** argv) {
+    const std::uint64_t t_main = mono_ns();
+    const std::uint64_t t0 = std::strtoull(argv[2], nullptr, 10);
+    std::vector<const char*> eal_argv{argv[0]};
+    for (int i = 3; i < argc; ++i)
+        eal_argv.push_back(argv[i]);
+    auto e = eal::Eal::init(static_cast<int>(eal_argv.size()), eal_argv.data());
+    const std::uint64_t t1 = mono_ns();
+    if (!e) {
+        std::fprintf(stderr, "vfiokit-bench-memory (secondary): %s\n", e.error().message().c_str());
+        return 1;
+    }
+    std::printf("@@DPDK-BENCH secondary_attach_ns=%llu secondary_init_ns=%llu\n",
+                static_cast<unsigned long long>(t1 - t0),
+                static_cast<unsigned long long>(t1 - t_main));
+    std::fflush(stdout);
+    return 0;
+}
+
+// A primary (Eal::init -m <mb>, --proc-type=primary, the device in its
+// default container, as DPDK's primary does with rte_vfio_setup_device),
+// then one secondary fork+exec'd from this program, timed from the fork.
+Result<AttachRun> run_vfiokit_attach(vfio::Mode mode, const Config& c) {
+    eal::Options o;
+    o.vfio.mode = mode;
+    if (mode == vfio::Mode::group)
+        o.vfio.type1 = vfio::Type1::v2;
+    o.memory_mb = c.mb;
+    o.multi_process = true;
+    o.proc_type = eal::ProcType::primary;
+    o.file_prefix = kAttachPrefix;
+    o.telemetry = false;
+    auto e = eal::Eal::init(o);
+    if (!e)
+        return fail(std::move(e.error()).context("attach test, primary"));
+    if (auto d = (*e)->vfio().assign_device((*e)->vfio().default_container(), c.device); !d)
+        return fail(std::move(d.error()).context("attach test, primary"));
+    char self[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return fail(errno, "readlink /proc/self/exe");
+    const std::uint64_t t0 = mono_ns();
+    auto r = run_dpdk({std::string(self, static_cast<std::size_t>(n)), "--attach-child",
+                       std::to_string(t0), "--proc-type=secondary", "--file-prefix",
+                       kAttachPrefix, "--no-telemetry"});
+    if (!r)
+        return fail(std::move(r.error()).context("attach test, secondary"));
+    return AttachRun{r->number("secondary_attach_ns") / 1e6, r->number("secondary_init_ns") / 1e6};
+}
+
+// DPDK's primary (vfiokit-bench-dpdk --attach-bench 1: rte_eal_init,
+// rte_vfio_setup_device) starts its own secondary the same way.
+std::vector<std::string> dpdk_attach_argv(const std::string& prog, const Config& c) {
+    return {prog, "-m", std::to_string(c.mb), "--iova-mode=va",
+            std::string("--file-prefix=") + kAttachPrefix, "-a", c.device, "--no-telemetry", "--",
+            "--device", c.device, "--attach-bench", "1"};
+}
+
 // ---- the rounds ----------------------------------------------------------------
 
 struct Results {
@@ -301,6 +395,10 @@ struct Results {
     Row mem_v2i{"Memory::virt2iova, random", "ns", Better::lower, 1, {}, {}, {}};
     Row memseg{"  vs DPDK rte_mem_virt2memseg", "ns", Better::lower, 1, {}, {}, {}};
     Row obj_v2i{"virt2iova of heap objects", "ns", Better::lower, 1, {}, {}, {}};
+    Row attach_group{"secondary attach, group", "ms", Better::lower, 1, {}, {}, {}};
+    Row attach_group_main{"  of which from main()", "ms", Better::lower, 1, {}, {}, {}};
+    Row attach_cdev{"secondary attach, cdev", "ms", Better::lower, 1, {}, {}, {}};
+    Row attach_cdev_main{"  of which from main()", "ms", Better::lower, 1, {}, {}, {}};
     std::string dpdk_version, dpdk_log;
     unsigned dpdk_lcores = 0;
     bool dpdk_failed = false;
@@ -366,6 +464,43 @@ Result<void> run_round(const Config& c, const std::string& dpdk, unsigned baseli
             return ok;
     }
 
+    // Secondary attach: vfiokit group, vfiokit cdev, DPDK; each a primary
+    // with the device and -m <mb>, and one secondary exec'd from it.
+    std::optional<AttachRun> ag, ac, ad;
+    if (c.attach) {
+        auto a = run_vfiokit_attach(vfio::Mode::group, c);
+        if (!a)
+            return fail(std::move(a.error()).context("vfiokit, group mode"));
+        ag = *a;
+        if (auto ok = wait_hugepages_free(baseline, "vfiokit attach, group"); !ok)
+            return ok;
+        a = run_vfiokit_attach(vfio::Mode::cdev, c);
+        if (!a)
+            return fail(std::move(a.error()).context("vfiokit, cdev mode"));
+        ac = *a;
+        if (auto ok = wait_hugepages_free(baseline, "vfiokit attach, cdev"); !ok)
+            return ok;
+        if (!dpdk.empty() && !(res && res->dpdk_failed)) {
+            auto r = run_dpdk(dpdk_attach_argv(dpdk, c));
+            if (r)
+                ad = AttachRun{r->number("secondary_attach_ns") / 1e6,
+                               r->number("secondary_init_ns") / 1e6};
+            else {
+                std::printf("DPDK attach failed in %s %u: %s\n", res ? "round" : "warm-up", n,
+                            r.error().message().c_str());
+                if (res)
+                    res->dpdk_failed = true;
+            }
+            if (auto ok = wait_hugepages_free(baseline, "DPDK attach"); !ok)
+                return ok;
+        }
+        std::printf("%s %u: secondary attach: vfiokit group %.1f ms, cdev %.1f ms", res ? "round" : "warm-up",
+                    n, ag->attach_ms, ac->attach_ms);
+        if (ad)
+            std::printf("; DPDK %.1f ms", ad->attach_ms);
+        std::printf("\n");
+    }
+
     std::printf("%s %u: vfiokit group %.1f ms, cdev %.1f ms; raw group %.1f ms, cdev %.1f ms",
                 res ? "round" : "warm-up", n, g->init_ms + g->assign_ms,
                 cd->init_ms + cd->assign_ms, double(rg->ns) / 1e6, double(rc->ns) / 1e6);
@@ -419,6 +554,16 @@ Result<void> run_round(const Config& c, const std::string& dpdk, unsigned baseli
         {&R.memseg, "virt2memseg_ns", 1},
         {&R.obj_v2i, "malloc_virt2iova_ns", 1},
     };
+    if (c.attach) {
+        R.attach_group.vfiokit.add(ag->attach_ms);
+        R.attach_group_main.vfiokit.add(ag->main_ms);
+        R.attach_cdev.vfiokit.add(ac->attach_ms);
+        R.attach_cdev_main.vfiokit.add(ac->main_ms);
+        for (Row* row : {&R.attach_group, &R.attach_cdev})
+            ad ? row->dpdk.add(ad->attach_ms) : row->dpdk.add_missing();
+        for (Row* row : {&R.attach_group_main, &R.attach_cdev_main})
+            ad ? row->dpdk.add(ad->main_ms) : row->dpdk.add_missing();
+    }
     for (const auto& col : dpdk_cols) {
         if (d)
             col.row->dpdk.add(d->number(col.key) / col.scale);
@@ -436,7 +581,7 @@ Result<void> run_round(const Config& c, const std::string& dpdk, unsigned baseli
 void print_report(const Config& c, const Results& R, const std::string& dpdk) {
     std::printf("\n==== vfiokit EAL memory benchmark: %u MiB of 2 MiB hugepages, device %s ====\n",
                 static_cast<unsigned>(c.mb), c.device.c_str());
-    std::printf("%u interleaved rounds (after 1 warm-up). Value cells: median (best round).\n"
+    std::printf("%u interleaved rounds (after 1 warm-up). Value cells: median [min, max] of the rounds.\n"
                 "Ratio cells: median [min, max] of the per-round ratios (each round's two runs\n"
                 "ran seconds apart: pairing cancels slow drift in machine load).\n"
                 "Times: lower is better; vfiokit/other < 1 means vfiokit is faster.\n"
@@ -446,7 +591,8 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
                 c.rounds);
     print_table({R.group, R.group_init, R.group_dev, R.cdev, R.cdev_init, R.cdev_dev,
                  R.group_maps, R.group_ioctls, R.cdev_maps, R.cdev_ioctls, R.heap, R.heap_large,
-                 R.pool, R.pool_bulk, R.pool_nocache, R.mbuf, R.mbuf_bulk, R.eal_v2i, R.mem_v2i, R.memseg, R.obj_v2i});
+                 R.pool, R.pool_bulk, R.pool_nocache, R.mbuf, R.mbuf_bulk, R.eal_v2i, R.mem_v2i, R.memseg, R.obj_v2i,
+                 R.attach_group, R.attach_group_main, R.attach_cdev, R.attach_cdev_main});
     std::printf(
         "\nWhat ran:\n"
         "  vfiokit  Eal::init(-m %u, --vfio-mode=group --vfio-type1=v2 | cdev) +\n"
@@ -458,7 +604,8 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
         "           rte_vfio_setup_device (group mode, type1 v1: 22.11 has no cdev);\n"
         "           its process start-up is not timed; ioctls counted by interposing\n"
         "           ioctl() in vfiokit-bench-dpdk\n"
-        "  heap, pool and lookups: best of %u runs per round each\n"
+        "  heap, pool and lookups: best of %u runs per round each; each heap and pool\n"
+        "           test starts with one untimed batch or burst (both sides)\n"
         "  heap     %u x (%u allocs of 64..2048 B, then %u frees in shuffled order), and\n"
         "           the same with 4..256 KiB: Heap::alloc/free vs rte_malloc/rte_free\n"
         "  pool     %u x (%u get, %u put) of %u-byte objects, and as many bursts of one\n"
@@ -471,13 +618,20 @@ void print_report(const Config& c, const Results& R, const std::string& dpdk) {
         "  lookups  %u per test over %u random addresses in EAL memory:\n"
         "           Eal::virt2iova and Memory::virt2iova vs rte_mem_virt2iova (IOVA-as-VA:\n"
         "           no lookup at all, a cast) and rte_mem_virt2memseg+offset (a lookup);\n"
-        "           heap objects: Eal::virt2iova vs rte_malloc_virt2iova\n",
+        "           heap objects: Eal::virt2iova vs rte_malloc_virt2iova\n"
+        "  attach   a primary (-m %u, --file-prefix=%s, the device in its default\n"
+        "           container) fork+execs one --proc-type=secondary of the same program;\n"
+        "           timed from the fork to the secondary's EAL init returning (memory\n"
+        "           attached, VFIO container shared); \"from main()\" leaves out exec\n"
+        "           and the dynamic loader. vfiokit group and cdev primaries vs DPDK's\n"
+        "           (rte_vfio_setup_device, group mode; without --huge-unlink)\n",
         static_cast<unsigned>(c.mb), c.device.c_str(),
         dpdk.empty() ? "not run (vfiokit-bench-dpdk not built)"
                      : ("DPDK " + R.dpdk_version).c_str(),
         static_cast<unsigned>(c.mb), R.dpdk_lcores, c.reps, c.heap_iters, kBatch, kBatch, c.pool_bursts,
         kBurst, kBurst, static_cast<unsigned>(kPoolObjSize), kPoolCache, c.mbuf_bursts, kMbufBurst, kMbufBurst,
-        c.mbuf_bursts, kMbufBurst, kMbufPoolSize, kMbufCache, c.lookups, kAddrs);
+        c.mbuf_bursts, kMbufBurst, kMbufPoolSize, kMbufCache, c.lookups, kAddrs,
+        static_cast<unsigned>(c.mb), kAttachPrefix);
     if (!R.dpdk_log.empty()) {
         std::printf("\nDPDK's EAL log (first round):\n");
         std::size_t pos = 0;
@@ -498,6 +652,7 @@ bool parse_args(int argc, char** argv, Config& c) {
             std::printf("usage: vfiokit-bench-memory [--rounds N] [--device BDF] [--mb N]\n"
                         "         [--dpdk PATH|none] [--heap-iters N] [--pool-bursts N]\n"
                         "         [--mbuf-bursts N] [--lookups N] [--reps N] [--seed N]\n"
+                        "         [--attach 0|1]\n"
                         "  --rounds N        measured rounds, after one warm-up (default 7)\n"
                         "  --device BDF      the device on vfio-pci to map memory for\n"
                         "                    (default 0000:00:03.0)\n"
@@ -514,6 +669,9 @@ bool parse_args(int argc, char** argv, Config& c) {
                         "  --reps N          repetitions of each of those tests per round\n"
                         "                    (default 3)\n"
                         "  --seed N          seed of the allocation sizes and orders (default 42)\n"
+                        "  --attach 0|1      the secondary attach test (default 1)\n"
+                        "  --attach-child T0 EAL-ARGS...  (first argument only) the attach\n"
+                        "                    test's secondary, started by this program\n"
                         "  -h, --help        this text\n");
             std::exit(0);
         }
@@ -543,6 +701,8 @@ bool parse_args(int argc, char** argv, Config& c) {
             c.seed = num();
         else if (a == "--reps")
             c.reps = static_cast<unsigned>(num());
+        else if (a == "--attach")
+            c.attach = num() != 0;
         else {
             std::fprintf(stderr, "vfiokit-bench-memory: unknown option %s (see --help)\n",
                          a.c_str());
@@ -562,6 +722,8 @@ bool parse_args(int argc, char** argv, Config& c) {
 
 int main(int argc, char** argv) {
     using namespace vfiokit::bench;
+    if (argc >= 3 && std::string(argv[1]) == "--attach-child")
+        return attach_child(argc, argv);
     Config c;
     if (!parse_args(argc, argv, c))
         return 2;

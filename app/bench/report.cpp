@@ -37,9 +37,11 @@ std::string cell(const Samples& s, const Row& r) {
         return "-";
     if (r.better == Better::none)
         return fmt(median(v), r.decimals);
-    const double best = r.better == Better::lower ? *std::min_element(v.begin(), v.end())
-                                                  : *std::max_element(v.begin(), v.end());
-    return fmt(median(v), r.decimals) + " (" + fmt(best, r.decimals) + ")";
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    if (*lo == *hi)
+        return fmt(median(v), r.decimals);
+    return fmt(median(v), r.decimals) + " [" + fmt(*lo, r.decimals) + ", " + fmt(*hi, r.decimals) +
+           "]";
 }
 
 std::string ratio(const Samples& a, const Samples& b, const Row& r) {

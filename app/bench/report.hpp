@@ -1,5 +1,5 @@
 // The benchmark's samples and its report table: per metric the vfiokit, raw
-// and DPDK values (median of the rounds, best round in parentheses) and the
+// and DPDK values (median of the rounds with their [min, max]) and the
 // ratios vfiokit/raw and vfiokit/DPDK.
 //
 // Ratios are paired: one ratio per round, from the two runs of that round
@@ -42,8 +42,8 @@ struct Row {
     Samples vfiokit, raw, dpdk;
 };
 
-// Prints the table: "median (best)" per column, best being the lowest time or
-// highest throughput; counts (Better::none) print the median only. Ratio
+// Prints the table: "median [min, max]" of the rounds per column (the median
+// alone when all rounds agree); counts (Better::none) print the median only. Ratio
 // cells: "median [min, max]" of the per-round ratios.
 void print_table(const std::vector<Row>& rows);
 

@@ -173,9 +173,11 @@ public:
             note_get(out, n);
         return rc;
     }
-    /// Gives an object back. Libraries built without NDEBUG check each
-    /// put, as DPDK's mempool cookies do: an object that is not this pool's,
-    /// or is already in it (a double put), aborts with a message naming it.
+    /// Gives an object back. Libraries built without NDEBUG (the default
+    /// debugoptimized build) check each put, as DPDK's mempool debug
+    /// cookies do: an object that is not this pool's, or is already in it
+    /// (a double put), aborts with a message naming it. Release builds
+    /// (NDEBUG) leave the check out.
     void put(void* obj) {
         if (checks_) [[unlikely]]
             note_put(&obj, 1);

@@ -16,7 +16,7 @@
 /// should not share a CPU where that matters, as in DPDK.
 ///
 /// Per-lcore caches: PoolCore keeps, per lcore id below kMaxLcores, a LIFO
-/// stack of `cache_size` (up to flush_threshold + cache_size) pointers,
+/// stack (get_bulk takes the top n in the order they were put) of `cache_size` (up to flush_threshold + cache_size) pointers,
 /// touched only by that lcore: get and put there are plain loads and stores,
 /// no atomic operation and no lock. An empty cache refills from the ring in
 /// one bulk dequeue (cache_size beyond what is asked); a cache that reaches
@@ -222,10 +222,9 @@ public:
                     return -ENOENT;
                 len = c->len.load(std::memory_order_relaxed);
             }
-            T** top = objs(c) + len;
-            for (unsigned i = 0; i < n; ++i)
-                out[i] = *--top;
-            c->len.store(len - n, std::memory_order_relaxed);
+            len -= n;
+            copy_ptrs(out, objs(c) + len, n);
+            c->len.store(len, std::memory_order_relaxed);
             return 0;
         }
         return ring_->dequeue(out, n, true) == n ? 0 : -ENOENT;
@@ -252,7 +251,7 @@ public:
         if (on_lcore(lc) && n <= cache_size_) [[likely]] {
             CacheHead* c = cache(lc);
             std::uint32_t len = c->len.load(std::memory_order_relaxed);
-            std::memcpy(objs(c) + len, os, sizeof(T*) * n);
+            copy_ptrs(objs(c) + len, os, n);
             len += n;
             c->len.store(len, std::memory_order_relaxed);
             if (len >= flush_threshold_) [[unlikely]]
@@ -278,6 +277,31 @@ public:
     [[nodiscard]] PtrRing<T>* ring() const { return ring_; }
 
 private:
+    // Copies n pointers, 4 per step, with plain 8-byte loads and stores:
+    // the empty asm keeps the compiler from turning the loop into memcpy
+    // or vector moves. A burst is a few dozen pointers: on hardware the
+    // difference is a few cycles, and under emulation (QEMU's TCG, where
+    // the lab and its benchmarks run) a vector move costs several scalar
+    // ones (a memcpy here made bulk get+put a third slower there).
+    static void copy_ptrs(T** to, T* const* from, unsigned n) {
+        unsigned i = 0;
+        for (; i + 4 <= n; i += 4) {
+            T* a = from[i];
+            T* b = from[i + 1];
+            T* c = from[i + 2];
+            T* d = from[i + 3];
+            asm("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d));
+            to[i] = a;
+            to[i + 1] = b;
+            to[i + 2] = c;
+            to[i + 3] = d;
+        }
+        for (; i < n; ++i) {
+            T* a = from[i];
+            asm("" : "+r"(a));
+            to[i] = a;
+        }
+    }
     [[nodiscard]] CacheHead* cache(unsigned lcore) const {
         return reinterpret_cast<CacheHead*>(caches_ + std::size_t{lcore} * cache_stride_);
     }

@@ -160,13 +160,6 @@ struct alignas(64) Mbuf {
 static_assert(sizeof(Mbuf) == 128, "two cache lines");
 static_assert(offsetof(Mbuf, next) == 64, "cache line 1 starts with next");
 
-/// Counters of a pool's allocations, successful and failed. No call fills
-/// them in yet.
-struct PoolStats {
-    std::uint64_t alloc_ok = 0;
-    std::uint64_t alloc_fail = 0;
-};
-
 /// A pool of mbufs (DPDK's rte_mempool of rte_mbufs); see the file's description.
 class MbufPool {
 public:
