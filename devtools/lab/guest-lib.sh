@@ -463,3 +463,80 @@ hotplug_edu() {
     fi
     checks_done
 }
+
+# --- Several jobs in one guest (lab.py --job A --job B ...) ------------------
+# Each job is written for a machine as it boots. lab_boot_state notes that
+# state once; lab_job runs one job in a subshell (its variables, functions
+# and exports end with it) between @@VFIOKIT:JOB and @@VFIOKIT:JOBEND
+# markers, then lab_restore puts the machine back before the next job.
+
+# lab_boot_state: every PCI device's driver ('-' for none) and VF count,
+# and the 2 MiB huge page pool, as the guest booted.
+lab_boot_state() {
+    for ls_d in /sys/bus/pci/devices/*; do
+        ls_drv=$(basename "$(readlink "$ls_d/driver" 2>/dev/null)" 2>/dev/null)
+        echo "${ls_d##*/} ${ls_drv:--} $(cat "$ls_d/sriov_numvfs" 2>/dev/null || echo -)"
+    done > /lab/boot-devices
+    cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages > /lab/boot-hugepages
+}
+
+# lab_job NAME FILE [last]: one job of several; the last one leaves the
+# machine as it is (the guest powers off).
+lab_job() {
+    echo "@@VFIOKIT:JOB $1" >&3
+    read -r lj_t0 _ < /proc/uptime
+    ( . "$2" )
+    read -r lj_t1 _ < /proc/uptime
+    [ "${3:-}" = last ] || lab_restore
+    echo "@@VFIOKIT:JOBEND $1 $(( ${lj_t1%.*}${lj_t1#*.} - ${lj_t0%.*}${lj_t0#*.} ))" >&3
+}
+
+# lab_restore: the machine as lab_boot_state found it, for the next job:
+# no process of the job left (one could hold a VFIO device), VFs removed,
+# every device on its boot driver with no driver_override, kernel netdevs
+# down without addresses, /tmp, /run and /dev/hugepages empty, the huge
+# page pool its boot size. What cannot be put back is a job error
+# (@@VFIOKIT:ERROR, within the job: it fails that job).
+lab_restore() {
+    # Processes: everything but this shell (pid 1) and kernel threads
+    # (no exe). Builtins only, so that the loop starts no process itself.
+    for lr_p in /proc/[0-9]*; do
+        lr_pid=${lr_p#/proc/}
+        [ "$lr_pid" = 1 ] && continue
+        [ -e "$lr_p/exe" ] && kill -9 "$lr_pid" 2>/dev/null
+    done
+    wait
+    while read -r lr_bdf lr_drv lr_vfs; do
+        lr_d=/sys/bus/pci/devices/$lr_bdf
+        [ "$lr_vfs" = 0 ] && [ "$(cat "$lr_d/sriov_numvfs" 2>/dev/null || echo 0)" != 0 ] &&
+            echo 0 > "$lr_d/sriov_numvfs"
+    done < /lab/boot-devices
+    while read -r lr_bdf lr_drv lr_vfs; do
+        lr_d=/sys/bus/pci/devices/$lr_bdf
+        if [ ! -d "$lr_d" ]; then
+            echo "@@VFIOKIT:ERROR after the job: $lr_bdf is gone (the next job needs the machine as it booted)" >&3
+            continue
+        fi
+        lr_cur=$(basename "$(readlink "$lr_d/driver" 2>/dev/null)" 2>/dev/null)
+        lr_ovr=$(cat "$lr_d/driver_override" 2>/dev/null)
+        [ -n "$lr_ovr" ] && [ "$lr_ovr" != "(null)" ] && echo > "$lr_d/driver_override"
+        [ "${lr_cur:--}" = "$lr_drv" ] && continue
+        [ -n "$lr_cur" ] && echo "$lr_bdf" > "$lr_d/driver/unbind"
+        [ "$lr_drv" != - ] && echo "$lr_bdf" > /sys/bus/pci/drivers_probe
+        lr_cur=$(basename "$(readlink "$lr_d/driver" 2>/dev/null)" 2>/dev/null)
+        [ "${lr_cur:--}" = "$lr_drv" ] ||
+            echo "@@VFIOKIT:ERROR after the job: $lr_bdf is on '${lr_cur:-no driver}', not its boot driver '$lr_drv'" >&3
+    done < /lab/boot-devices
+    for lr_n in /sys/class/net/*; do
+        lr_n=${lr_n##*/}
+        [ "$lr_n" = lo ] && continue
+        ip addr flush dev "$lr_n" 2>/dev/null
+        ip link set dev "$lr_n" down 2>/dev/null
+    done
+    ip neigh flush all 2>/dev/null
+    rm -rf /tmp/* /run/* 2>/dev/null
+    rm -f /dev/hugepages/* 2>/dev/null
+    lr_hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+    [ "$(cat $lr_hp)" = "$(cat /lab/boot-hugepages)" ] || cat /lab/boot-hugepages > $lr_hp
+    return 0
+}

@@ -19,6 +19,7 @@ a second such boot fails the run.
 
 import argparse
 import hashlib
+import io
 import os
 import re
 import shlex
@@ -218,24 +219,58 @@ class Cpio:
         with open(host_path, "rb") as f:
             self.file(path, f.read(), stat.S_IMODE(st.st_mode) | 0o444)
 
-    def bytes(self):
-        out = bytearray()
+    def write(self, f):
+        """Writes the archive to the binary file f, entry by entry: the
+        initramfs is tens of MB, and one buffer for all of it costs a
+        copy of every byte on a host the guests keep busy."""
         ino = 1
+        pos = 0
         for path in sorted(self.entries) + ["TRAILER!!!"]:
             mode, data = self.entries.get(path, (0, b""))
             name = path.encode() + b"\0"
-            hdr = "070701" + "".join(f"{v:08x}" for v in (
-                ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))
-            out += hdr.encode() + name
-            out += b"\0" * (-len(out) % 4)
-            out += data
-            out += b"\0" * (-len(out) % 4)
+            hdr = ("070701" + "".join(f"{v:08x}" for v in (
+                ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))).encode() + name
+            hdr += b"\0" * (-(pos + len(hdr)) % 4)
+            f.write(hdr)
+            f.write(data)
+            pos += len(hdr) + len(data)
+            if pos % 4:
+                f.write(b"\0" * (-pos % 4))
+                pos += -pos % 4
             ino += 1
-        return bytes(out)
+
+    def bytes(self):
+        buf = io.BytesIO()
+        self.write(buf)
+        return buf.getvalue()
 
 
 def shared_libs(binary):
-    """Absolute paths of the shared objects `binary` loads (ldd), incl. the loader."""
+    """Absolute paths of the shared objects `binary` loads (ldd), incl. the
+    loader. ldd's answer is kept beside the stripped copy (strip_cache_dir)
+    while the binary's size and mtime stay: every lab test asks it of the
+    same binaries, and it runs the loader each time."""
+    st = os.stat(binary)
+    real = os.path.realpath(binary)
+    key = f"{real} {st.st_size} {st.st_mtime_ns}\n"
+    cache = os.path.join(strip_cache_dir(), hashlib.sha1(real.encode()).hexdigest()[:16] + ".ldd")
+    try:
+        with open(cache) as f:
+            lines = f.read().splitlines(keepends=True)
+        if lines and lines[0] == key and all(os.path.exists(p.strip()) for p in lines[1:]):
+            return [p.strip() for p in lines[1:]]
+    except OSError:
+        pass
+    libs = ldd_libs(binary)
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    tmp = f"{cache}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(key + "".join(p + "\n" for p in libs))
+    os.replace(tmp, cache)
+    return libs
+
+
+def ldd_libs(binary):
     res = subprocess.run(["ldd", binary], capture_output=True, text=True)
     if res.returncode != 0:
         if "not a dynamic executable" in res.stdout + res.stderr:
@@ -327,7 +362,21 @@ def env_file(assignments):
     return "".join(lines)
 
 
-def build_initramfs(binaries, job, extra_files, dpdk=(), python=False, env=()):
+def job_runner(names):
+    """/lab/job.sh of a guest that runs several jobs (/lab/job-N.sh, in
+    order): lab_job in guest-lib.sh runs each in a subshell between
+    JOB and JOBEND markers and puts the machine back as it booted before
+    the next (devices on their boot drivers, no process, file or address
+    left behind)."""
+    lines = ["# Several jobs in one guest (lab.py --job ... --job ...).", "lab_boot_state"]
+    lines += [f"lab_job {shlex.quote(n)} /lab/job-{i + 1}.sh" + (" last" if i == len(names) - 1 else "")
+              for i, n in enumerate(names)]
+    return "\n".join(lines) + "\n"
+
+
+def build_initramfs(binaries, job, extra_files, dpdk=(), python=False, env=(), out=None):
+    """The initramfs's bytes, or None when written to the binary file
+    `out`."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         die("busybox missing: run devtools/bootstrap.sh (apt-get install busybox-static)")
@@ -343,7 +392,13 @@ def build_initramfs(binaries, job, extra_files, dpdk=(), python=False, env=()):
     c.file("init", open(os.path.join(HERE, "guest-init.sh"), "rb").read(), 0o755)
     c.file("lab/lib.sh", open(os.path.join(HERE, "guest-lib.sh"), "rb").read())
     c.file("lab/net.sh", open(os.path.join(HERE, "guest-net.sh"), "rb").read())
-    c.file("lab/job.sh", job.encode())
+    if isinstance(job, str):
+        c.file("lab/job.sh", job.encode())
+    else:
+        # [(name, text), ...]: several jobs, one after the other.
+        for i, (_, text) in enumerate(job):
+            c.file(f"lab/job-{i + 1}.sh", text.encode())
+        c.file("lab/job.sh", job_runner([n for n, _ in job]).encode())
     c.file("lab/env", env_file(env).encode())
     c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
     c.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
@@ -367,7 +422,10 @@ def build_initramfs(binaries, job, extra_files, dpdk=(), python=False, env=()):
             bundles.add_python(c)
         except bundles.BundleError as e:
             die(str(e))
-    return c.bytes()
+    if out is None:
+        return c.bytes()
+    c.write(out)
+    return None
 
 
 # --- running the guest -------------------------------------------------------
@@ -464,6 +522,7 @@ class Step:
         self.seconds = None  # guest time the step took, when the guest said
         self.lines = []
         self.host_failure = None
+        self.job = None  # the job (of several in one guest) that ran it
 
     @property
     def passed(self):
@@ -492,18 +551,41 @@ class Results:
         self.booted = False
         self.release = None  # uname -r of the guest kernel
         self.done = False
+        # Several jobs in one guest (lab.py --job A --job B): each job's
+        # name, in order, with its guest time once its JOBEND came
+        # (None until then), and the errors raised while it ran.
+        self.jobs = []
+        self.job_seconds = {}
+        self.job_errors = {}
+        self.job_skips = {}
 
 
 def parse_results(text):
-    r, cur = Results(), None
+    r, cur, job = Results(), None, None
     for line in text.splitlines():
-        if line.startswith(MARK + "BOOTED"):
+        if line.startswith(MARK + "JOB "):
+            # The next job of several in one guest; a step still open stays
+            # INCOMPLETE.
+            job = line[len(MARK) + 4:].strip()
+            r.jobs.append(job)
+            r.job_seconds[job] = None
+            r.job_errors.setdefault(job, [])
+            cur = None
+        elif line.startswith(MARK + "JOBEND "):
+            parts = line[len(MARK) + 7:].split()
+            if job is not None and parts and parts[0] == job:
+                r.job_seconds[job] = int(parts[1]) / 100 if len(parts) > 1 and parts[1].isdigit() else 0
+            else:
+                r.errors.append(f"end of job '{parts[0] if parts else ''}' that was not running")
+            job = cur = None
+        elif line.startswith(MARK + "BOOTED"):
             r.booted = True
             r.release = line[len(MARK) + 6:].strip() or None
         elif line.startswith(MARK + "BEGIN "):
             # A BEGIN inside an open step leaves that step without its END:
             # it stays INCOMPLETE and fails.
             cur = Step(line[len(MARK) + 6:].strip())
+            cur.job = job
             r.steps.append(cur)
         elif line.startswith(MARK + "END "):
             parts = line[len(MARK) + 4:].split()
@@ -521,8 +603,13 @@ def parse_results(text):
             # A step the guest could not run here, with its reason.
             name, _, reason = line[len(MARK) + 5:].strip().partition(" ")
             r.skipped.append((name, reason or "no reason given"))
+            if job:
+                r.job_skips[job] = r.job_skips.get(job, 0) + 1
         elif line.startswith(MARK + "ERROR "):
-            r.errors.append(line[len(MARK) + 6:].strip())
+            err = line[len(MARK) + 6:].strip()
+            r.errors.append(f"{job}: {err}" if job else err)
+            if job:
+                r.job_errors[job].append(err)
         elif line.startswith(MARK + "DONE"):
             r.done = True  # a step still open stays INCOMPLETE
             cur = None
@@ -594,10 +681,12 @@ def step_counts(lines, seconds=None):
 
 
 def judge(r, shape, quiet=False, timed_out=False, timeout=0, panicked=False, qemu_problem=None,
-          silent=None):
+          silent=None, jobs=()):
     """The report lines for parsed results, and the problems that fail the
     run (empty: it passed). `silent` is the watchdog's problem text when
-    the guest printed nothing at all (the last boot was silent)."""
+    the guest printed nothing at all (the last boot was silent). `jobs`
+    names the jobs of a guest that runs several (lab.py --job A --job B):
+    each gets its own verdict line, and one that never started fails."""
     out = []
     for s in r.steps:
         if not quiet or not s.passed:
@@ -628,13 +717,42 @@ def judge(r, shape, quiet=False, timed_out=False, timeout=0, panicked=False, qem
         problems.append(f"{len(failed)} step(s) failed: " + ", ".join(s.name for s in failed))
     if not r.steps:
         problems.append("the job ran no steps")
+    # Several jobs in one guest: a line per job, so that the one that
+    # failed is named as if it had had a guest of its own.
+    bad_jobs = []
+    for job in r.jobs:
+        steps = [s for s in r.steps if s.job == job]
+        why = [f"job error: {e}" for e in r.job_errors.get(job, [])]
+        bad = [s.name for s in steps if not s.passed]
+        if bad:
+            why.append(f"{len(bad)} step(s) failed: " + ", ".join(bad))
+        if not steps:
+            why.append("the job ran no steps")
+        secs = r.job_seconds.get(job)
+        if secs is None:
+            why.append("the job never finished")
+        if why:
+            bad_jobs.append(job)
+            out.append(f"lab[{shape}] {job}: FAILED: " + "; ".join(why))
+        else:
+            out.append(f"lab[{shape}] {job}: {len(steps)} step(s) passed, "
+                       f"{r.job_skips.get(job, 0)} skipped (job {secs:.1f} s in the guest)")
+    for job in jobs:
+        if len(jobs) > 1 and job not in r.jobs:
+            bad_jobs.append(job)
+            out.append(f"lab[{shape}] {job}: FAILED: never started (an earlier job in this guest "
+                       "did not finish)")
+    if bad_jobs:
+        problems.append("job(s) failed: " + ", ".join(bad_jobs))
     return out, problems
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
-    ap.add_argument("--job", required=True, help="job script (busybox sh) run in the guest")
+    ap.add_argument("--job", required=True, action="append",
+                    help="job script (busybox sh) run in the guest; given more than once, the "
+                    "jobs run one after the other in the same guest, each reported on its own")
     ap.add_argument("--bin", action="append", default=[], help="binary to put in the guest PATH")
     ap.add_argument("--dpdk", action="append", default=[], choices=sorted(bundles.BUNDLES),
                     help="put this DPDK's testpmd into the guest (bundles.py)")
@@ -647,7 +765,8 @@ def main():
     ap.add_argument("--silent-timeout", type=float, default=120,
                     help="seconds without a byte on either serial port before a boot counts as "
                     "stuck: QEMU is killed and the guest booted once more (0: never)")
-    ap.add_argument("--name", help="name for the report (default: job file name)")
+    ap.add_argument("--name", action="append", default=[],
+                    help="name for the report (default: job file name); once per --job")
     ap.add_argument("--quiet", action="store_true", help="print only the summary and failures")
     ap.add_argument("--pair", default="6.12", choices=sorted(PAIRS),
                     help="lab pair: kernel and QEMU (6.12: QEMU 7.2; 7.3: QEMU 11.1)")
@@ -657,7 +776,14 @@ def main():
                     "(build-kernel.sh VERSION) on the pair's QEMU")
     args = ap.parse_args()
 
-    name = args.name or os.path.splitext(os.path.basename(args.job))[0]
+    if args.name and len(args.name) != len(args.job):
+        die("give --name once per --job, or not at all")
+    names = args.name or [os.path.splitext(os.path.basename(j))[0] for j in args.job]
+    if len(set(names)) != len(names):
+        die(f"job names must differ: {' '.join(names)}")
+    name = "+".join(names)
+    # Jobs sharing a guest may each ask for the same DPDK.
+    args.dpdk = list(dict.fromkeys(args.dpdk))
     shape = SHAPES[args.shape]
     pair = PAIRS[args.pair]
     if pair["qemu"] not in shape.get("qemus", ("host", "root")):
@@ -668,6 +794,7 @@ def main():
     # QEMU is named by both.
     label = f"{args.pair}/{args.shape}" if version == pair["kernel"] else \
         f"{version}@{args.pair}/{args.shape}"
+    h0 = time.monotonic()
     kdir = kernel_dir(version)
     root = root_dir() if pair["qemu"] == "root" else None
     if args.kselftests:
@@ -678,8 +805,9 @@ def main():
         sdir = res.stdout.strip().splitlines()[-1]
         with open(os.path.join(sdir, "programs")) as f:
             args.bin += [os.path.join(sdir, p) for p in f.read().split()]
-    job = open(args.job).read()
-    packed = named_binaries(args.bin, [job] + [open(os.path.join(HERE, f)).read()
+    texts = [open(j).read() for j in args.job]
+    job = texts[0] if len(texts) == 1 else list(zip(names, texts))
+    packed = named_binaries(args.bin, texts + [open(os.path.join(HERE, f)).read()
                                                for f in ("guest-lib.sh", "guest-net.sh")],
                             without_debug_info)
     # The options that kernel was asked for (its version's fragment), which
@@ -691,10 +819,12 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="vfiokit-lab-") as tmp:
         t0 = time.monotonic()
+        # Host time before the initramfs: the kernel, root and selftest
+        # cache checks and choosing the binaries.
+        host_prep = t0 - h0
         initrd = os.path.join(tmp, "initrd.cpio")
         with open(initrd, "wb") as f:
-            f.write(build_initramfs(packed, job, extra, args.dpdk, args.python,
-                                    args.env))
+            build_initramfs(packed, job, extra, args.dpdk, args.python, args.env, out=f)
         initrd_mb = os.path.getsize(initrd) / (1 << 20)
         results = os.path.join(tmp, "results.txt")
         console = os.path.join(tmp, "console.txt")
@@ -733,7 +863,7 @@ def main():
                   + f": {silences[-1]}; QEMU command: {shlex.join(cmd)}")
     lines, problems = judge(r, label, quiet=args.quiet, timed_out=timed_out,
                             timeout=args.timeout, panicked="Kernel panic" in cons,
-                            qemu_problem=qemu_problem, silent=silent)
+                            qemu_problem=qemu_problem, silent=silent, jobs=names)
     lines.extend(f"lab[{label}] {a}" for a in channel.log)
     if channel.problem:
         problems.append(channel.problem)
@@ -752,7 +882,8 @@ def main():
     n = len(r.steps)
     retried = f", retried after silent boot: {silences[0]}" if silences else ""
     print(f"lab[{label}] {name}: {n} step(s) passed, {len(r.skipped)} skipped "
-          f"(Linux {r.release}, initramfs {initrd_mb:.1f} MB in {t1 - t0:.1f} s with {len(packed)} "
+          f"(Linux {r.release}, host checks {host_prep:.1f} s, initramfs {initrd_mb:.1f} MB in "
+          f"{t1 - t0:.1f} s with {len(packed)} "
           f"of {len(args.bin)} binaries, first output at {first or 0:.1f} s, guest {t2 - t1:.1f} s"
           f"{retried})")
     return 0

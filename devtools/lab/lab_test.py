@@ -142,6 +142,58 @@ class Parse(unittest.TestCase):
         self.assertIn("guest never reached the job (init failed?)", problems)
 
 
+class SeveralJobs(unittest.TestCase):
+    """lab.py --job A --job B: one guest, a verdict line per job."""
+
+    def job(self, name, *lines, end=True):
+        return [M + "JOB " + name, *lines] + ([M + f"JOBEND {name} 1234"] if end else [])
+
+    def test_each_job_gets_its_line(self):
+        text = framed(*self.job("pci-iommu", *step("pci-cdev", 0, "ok - x")),
+                      *self.job("edu-iommu", *step("edu-cdev", 0, *GTEST_OK), M + "SKIP edu-noiommu no"))
+        lines, problems = lab.judge(lab.parse_results(text), "6.12/iommu",
+                                    jobs=["pci-iommu", "edu-iommu"])
+        self.assertEqual(problems, [])
+        self.assertIn("lab[6.12/iommu] pci-cdev: PASS (1 passed)", lines)
+        self.assertIn("lab[6.12/iommu] pci-iommu: 1 step(s) passed, 0 skipped (job 12.3 s in the guest)",
+                      lines)
+        self.assertIn("lab[6.12/iommu] edu-iommu: 1 step(s) passed, 1 skipped (job 12.3 s in the guest)",
+                      lines)
+
+    def test_the_failing_job_is_named(self):
+        text = framed(*self.job("pci-iommu", *step("pci-cdev", 0)),
+                      *self.job("edu-iommu", *step("edu-cdev", 1, "not ok - y")))
+        lines, problems = lab.judge(lab.parse_results(text), "iommu", jobs=["pci-iommu", "edu-iommu"])
+        self.assertIn("lab[iommu] edu-iommu: FAILED: 1 step(s) failed: edu-cdev", lines)
+        self.assertIn("job(s) failed: edu-iommu", problems)
+        self.assertFalse(any(line.startswith("lab[iommu] pci-iommu: FAILED") for line in lines))
+
+    def test_an_error_fails_its_own_job(self):
+        text = framed(*self.job("a", *step("s1", 0), M + "ERROR after the job: 0000:00:03.0 is gone"),
+                      *self.job("b", *step("s2", 0)))
+        lines, problems = lab.judge(lab.parse_results(text), "iommu", jobs=["a", "b"])
+        self.assertIn("lab[iommu] a: FAILED: job error: after the job: 0000:00:03.0 is gone", lines)
+        self.assertIn("job(s) failed: a", problems)
+
+    def test_a_job_that_never_ends_fails_and_the_next_never_started(self):
+        text = framed(*self.job("a", M + "BEGIN s1", "ok - x", end=False), done=False)
+        lines, problems = lab.judge(lab.parse_results(text), "iommu", jobs=["a", "b"], timed_out=True,
+                                    timeout=600)
+        self.assertIn("lab[iommu] a: FAILED: 1 step(s) failed: s1; the job never finished", lines)
+        self.assertTrue(any(line.startswith("lab[iommu] b: FAILED: never started") for line in lines))
+        self.assertIn("job(s) failed: a, b", problems)
+
+    def test_a_job_without_steps_fails(self):
+        text = framed(*self.job("a", *step("s1", 0)), *self.job("b"))
+        lines, problems = lab.judge(lab.parse_results(text), "iommu", jobs=["a", "b"])
+        self.assertIn("lab[iommu] b: FAILED: the job ran no steps", lines)
+
+    def test_the_runner_restores_between_jobs_only(self):
+        runner = lab.job_runner(["a", "b c"])
+        self.assertEqual(runner.splitlines()[1:],
+                         ["lab_boot_state", "lab_job a /lab/job-1.sh", "lab_job 'b c' /lab/job-2.sh last"])
+
+
 class ZeroTests(unittest.TestCase):
     def test_filter_matching_nothing_fails(self):
         text = framed(*step("a", 0, "[==========] Running 0 tests from 0 test suites.",
