@@ -11,6 +11,7 @@
 #include "process.hpp"
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/eal/format.hpp"
+#include "vfiokit/eal/recursive_lock.hpp"
 
 namespace vfiokit::eal {
 
@@ -24,7 +25,7 @@ constexpr auto kExitWait = std::chrono::milliseconds(1000);
 
 void Eal::serve_foreign_dma() {
     foreign_dma_ = std::make_unique<mp::ForeignDma>();
-    std::recursive_mutex& lock = vfio_->control_lock();
+    RecursiveLock& lock = vfio_->control_lock();
     // The container a secondary names, by its position (the order it
     // imported them in).
     auto container = [this](const mp::DmaRange& r) -> Result<vfio::Container*> {
@@ -81,7 +82,7 @@ void Eal::serve_foreign_dma() {
 }
 
 void Eal::secondary_gone(const mp::Peer& peer) {
-    std::recursive_mutex& lock = vfio_->control_lock();
+    RecursiveLock& lock = vfio_->control_lock();
     {
         std::lock_guard g(lock);
         if (foreign_dma_->count(peer.connection) == 0)
