@@ -32,8 +32,28 @@ fi
 pair=6.12
 shape=iommu
 jobs=${*:-vfio-core-iommu pci-iommu memory-iommu}
-bins="tests/lab/vfio/vfio_lab_test tests/lab/pci/pci_lab_test tests/lab/memory/memory_lab_test
-      tests/lab/mbuf/mbuf_lab_test app/vfiokit-info"
+# The binaries: those of the lab suite's (--bin arguments of its tests, as
+# meson knows them) whose names the jobs, or the guest library they source,
+# call. A binary added to a job is found here without a list to keep.
+suite_bins=$(meson introspect $builddir --tests | python3 -c '
+import json, sys
+bins = set()
+for t in json.load(sys.stdin):
+    c = t["cmd"]
+    bins.update(c[i + 1] for i, a in enumerate(c) if a == "--bin")
+print("\n".join(sorted(bins)))')
+[ -n "$suite_bins" ] || { echo "ubsan lab: meson lists no lab binaries in $builddir" >&2; exit 1; }
+bins=
+for b in $suite_bins; do
+    for j in $jobs; do
+        if grep -qw -- "$(basename "$b")" devtools/lab/jobs/$j.sh devtools/lab/guest-lib.sh; then
+            bins="$bins $b"
+            break
+        fi
+    done
+done
+[ -n "$bins" ] || { echo "ubsan lab: the jobs ($jobs) call none of the lab binaries" >&2; exit 1; }
+echo "ubsan lab: binaries:$bins"
 start=$(date +%s)
 # shellcheck disable=SC2086
 meson compile -C $builddir $bins > $builddir/ubsan-build.txt 2>&1 || {

@@ -456,8 +456,9 @@ bool Server::Impl::reply_error(Conn& c, const wire::Header& req, int err, const 
     std::string_view body(text);
     body = body.substr(0, kMaxPayload);
     if (auto ok = wire::send(c.fd.get(), h, body, {}, MSG_DONTWAIT); !ok) {
-        ++send_failed;
+        // Logged before counted: whoever sees the count also finds the line.
         say("could not answer " + describe(c.peer) + ": " + ok.error().message());
+        ++send_failed;
         return false;
     }
     return true;
@@ -586,9 +587,9 @@ void Server::Impl::dispatch(Conn& c, wire::Message& m) {
             auto ok = wire::send(c.fd.get(), hdr, out->payload, fds, MSG_DONTWAIT);
             sent = static_cast<bool>(ok);
             if (!ok) {
-                ++send_failed;
                 say("reply to '" + name + "' for " + describe(c.peer) +
                     " not delivered (the peer exited or does not read): " + ok.error().message());
+                ++send_failed;  // after the line, as in reply_error
             }
         }
     }
