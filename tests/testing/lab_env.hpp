@@ -1,7 +1,8 @@
 // What a lab test program needs to know about where it runs: the VFIO mode
 // and lab shape the job chose (environment), a label for test names, and
-// the process's open fd count (to prove nothing leaked), and dropping a
-// capability. Header-only; tests only.
+// the process's open fd count (to prove nothing leaked), dropping a
+// capability, and the program's own path (to exec itself as a secondary).
+// Header-only; tests only.
 #pragma once
 
 #include <dirent.h>
@@ -58,6 +59,14 @@ inline KernelVersion kernel_version() {
     if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &v.major, &v.minor) != 2)
         return {};
     return v;
+}
+
+// This program's path (the /proc/self/exe link), for a test that runs
+// itself again in another role; "" when the link cannot be read.
+inline std::string self_exe() {
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    return n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string();
 }
 
 // Entries of /proc/self/fd, not counting the one used to read it.

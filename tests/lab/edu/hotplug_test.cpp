@@ -156,16 +156,14 @@ int secondary_main(char** argv) {
 }
 
 pid_t start_secondary(const std::string& prefix, PciAddress a, const std::string& dir) {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    const std::string exe = testing::self_exe();
+    if (exe.empty())
         return -1;
-    exe[n] = '\0';
     const std::string as = a.str();
     std::fflush(stdout);
     const pid_t pid = ::fork();
     if (pid == 0) {
-        ::execl(exe, exe, "--secondary", prefix.c_str(), as.c_str(), dir.c_str(),
+        ::execl(exe.c_str(), exe.c_str(), "--secondary", prefix.c_str(), as.c_str(), dir.c_str(),
                 static_cast<char*>(nullptr));
         std::_Exit(101);
     }

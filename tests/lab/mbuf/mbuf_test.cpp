@@ -322,10 +322,8 @@ TEST_P(MbufDma, SecondaryUsesThePrimarysPool) {
     ASSERT_TRUE(created) << created.error().message();
     MbufPool* pool = *created;
 
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ASSERT_GT(n, 0);
-    exe[n] = '\0';
+    const std::string exe = testing::self_exe();
+    ASSERT_FALSE(exe.empty()) << "cannot read /proc/self/exe";
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
     const std::string wfd = std::to_string(fds[1]);
@@ -333,7 +331,7 @@ TEST_P(MbufDma, SecondaryUsesThePrimarysPool) {
     const pid_t pid = ::fork();
     if (pid == 0) {
         ::close(fds[0]);
-        ::execl(exe, exe, "--secondary", prefix.c_str(), wfd.c_str(), static_cast<char*>(nullptr));
+        ::execl(exe.c_str(), exe.c_str(), "--secondary", prefix.c_str(), wfd.c_str(), static_cast<char*>(nullptr));
         std::_Exit(101);
     }
     ::close(fds[1]);

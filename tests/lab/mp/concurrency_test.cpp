@@ -116,16 +116,14 @@ int secondary_main(const std::string& prefix, int index) {
 }
 
 pid_t spawn_secondary(const std::string& prefix, int index) {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    const std::string exe = testing::self_exe();
+    if (exe.empty())
         return -1;
-    exe[n] = '\0';
     std::fflush(stdout);
     const pid_t pid = ::fork();
     if (pid == 0) {
         const std::string i = std::to_string(index);
-        ::execl(exe, exe, "--secondary", prefix.c_str(), i.c_str(), static_cast<char*>(nullptr));
+        ::execl(exe.c_str(), exe.c_str(), "--secondary", prefix.c_str(), i.c_str(), static_cast<char*>(nullptr));
         std::_Exit(101);
     }
     return pid;

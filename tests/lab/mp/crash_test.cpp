@@ -63,6 +63,7 @@ namespace {
 
 using testing::iommu_shape;
 using testing::mode_label;
+using testing::self_exe;
 
 constexpr const char* kEdu = "0000:00:03.0";
 constexpr std::size_t kLen = 2048;  // edu: a transfer must end before 0x41000
@@ -231,13 +232,6 @@ int own_maps_main(char** argv) {
     if (auto ok = (*e)->primary()->request(mp::kDmaUnmappedRequest, mp::encode(never)); !ok)
         return std::fprintf(stderr, "own-maps: %s\n", ok.error().message().c_str()), 34;
     return 0;  // ~Eal unmaps the N buffers and tells the primary
-}
-
-std::string self_exe() {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    return exe;
 }
 
 struct Child {

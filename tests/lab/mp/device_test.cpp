@@ -115,11 +115,9 @@ int secondary_main(char** argv) {
 // Runs the secondary and returns its exit status.
 int run_secondary(const std::string& prefix, const char* dev, const void* src, const void* dst,
                   std::size_t len, std::uint64_t bar0_at = 0) {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    const std::string exe = testing::self_exe();
+    if (exe.empty())
         return 100;
-    exe[n] = '\0';
     const std::string s = std::to_string(reinterpret_cast<std::uintptr_t>(src));
     const std::string d = std::to_string(reinterpret_cast<std::uintptr_t>(dst));
     const std::string l = std::to_string(len), t = std::to_string(now_ms());
@@ -127,7 +125,7 @@ int run_secondary(const std::string& prefix, const char* dev, const void* src, c
     std::fflush(stdout);
     const pid_t pid = ::fork();
     if (pid == 0) {
-        ::execl(exe, exe, "--secondary", prefix.c_str(), dev, s.c_str(), d.c_str(), l.c_str(),
+        ::execl(exe.c_str(), exe.c_str(), "--secondary", prefix.c_str(), dev, s.c_str(), d.c_str(), l.c_str(),
                 t.c_str(), b.c_str(), static_cast<char*>(nullptr));
         std::_Exit(101);
     }

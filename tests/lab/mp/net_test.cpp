@@ -260,12 +260,10 @@ struct Child {
 };
 
 Child spawn(const std::vector<std::string>& args) {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const std::string exe = testing::self_exe();
     Child c;
-    if (n <= 0)
+    if (exe.empty())
         return c;
-    exe[n] = '\0';
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0)
         return c;
@@ -274,11 +272,11 @@ Child spawn(const std::vector<std::string>& args) {
     if (c.pid == 0) {
         ::dup2(p[1], 1);
         ::dup2(p[1], 2);
-        std::vector<const char*> av{exe, "--secondary"};
+        std::vector<const char*> av{exe.c_str(), "--secondary"};
         for (const auto& a : args)
             av.push_back(a.c_str());
         av.push_back(nullptr);
-        ::execv(exe, const_cast<char* const*>(av.data()));
+        ::execv(exe.c_str(), const_cast<char* const*>(av.data()));
         std::_Exit(101);
     }
     ::close(p[1]);

@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "lab_env.hpp"
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/eal/heap.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
@@ -135,13 +136,6 @@ int secondary_main(std::uint64_t iova, bool hold) {
     return 0;
 }
 
-std::string self_exe() {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    return exe;
-}
-
 struct Child {
     pid_t pid = -1;
     int out = -1;  // its stdout, read end
@@ -151,7 +145,7 @@ Child spawn(std::uint64_t iova, bool hold) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0)
         return {};
-    const std::string exe = self_exe(), iv = std::to_string(iova);
+    const std::string exe = testing::self_exe(), iv = std::to_string(iova);
     std::fflush(stdout);
     const pid_t pid = ::fork();
     if (pid == 0) {
