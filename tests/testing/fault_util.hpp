@@ -3,13 +3,15 @@
 // run on the host and in the lab: the backings a segment can have and
 // whether this machine offers them, what "nothing left behind" is measured
 // by (fds, mappings, hugepage files, free hugepages), and the plan of faults
-// (every call of every kind an operation makes). Header-only; tests only.
+// (every call of every kind an operation makes) and its run, one fault at a
+// time. Header-only; tests only.
 #pragma once
 
 #include <dirent.h>
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -185,6 +187,50 @@ inline std::vector<Fault> every_call(const std::string& what,
     }
     std::printf("fault plan: %s:%s: %zu faults\n", what.c_str(), counts.c_str(), plan.size());
     return plan;
+}
+
+// What trying one fault asks of a test (fail_in_turn). `run` makes the
+// operation with the fault armed and keeps what it returned; `check` looks
+// at that once the injector is gone (the error is EIO and names the call);
+// `next` proves the next operation works. "Nothing left" compares
+// `before()`, taken after `prepare` and before the fault is armed, with
+// `after()` (by default `before` again), taken after `check`.
+struct FaultSteps {
+    std::function<void(const Fault&)> prepare = [](const Fault&) {};
+    std::function<Leftovers()> before;
+    std::function<Leftovers()> after = {};
+    std::function<void(const Fault&, const vfio::FaultInjector&)> run;
+    std::function<void(const Fault&)> check = [](const Fault&) {};
+    std::function<void(const Fault&)> next;
+};
+
+// Tries every fault of `plan` in turn: injects EIO at that call, runs the
+// operation under the injector, requires that the fault fired, checks the
+// result, that nothing is left behind and that the next operation works.
+// Stops at the first fatal failure, as an ASSERT in the loop's body would
+// stop the test. Prints how many faults it tried, with `what` naming the
+// operation as every_call's plan line does.
+inline void fail_in_turn(const std::string& what, const std::vector<Fault>& plan,
+                         const FaultSteps& steps) {
+    std::size_t tried = 0;
+    for (const Fault& f : plan) {
+        SCOPED_TRACE(describe(f));
+        ASSERT_NO_FATAL_FAILURE(steps.prepare(f));
+        const Leftovers before = steps.before();
+        vfio::FaultInjector fi;
+        fi.fail_nth(f.kind, f.n, EIO);
+        {
+            vfio::ScopedSyscalls g(fi);
+            ASSERT_NO_FATAL_FAILURE(steps.run(f, fi));
+            ASSERT_TRUE(fi.fired());
+        }
+        ASSERT_NO_FATAL_FAILURE(steps.check(f));
+        const Leftovers after = steps.after ? steps.after() : steps.before();
+        EXPECT_NOTHING_LEFT(before, after, describe(f));
+        ASSERT_NO_FATAL_FAILURE(steps.next(f));
+        ++tried;
+    }
+    std::printf("fault run: %s: %zu of %zu faults tried\n", what.c_str(), tried, plan.size());
 }
 
 }  // namespace vfiokit::testing

@@ -29,6 +29,7 @@ namespace {
 using testing::Backing;
 using testing::describe;
 using testing::every_call;
+using testing::fail_in_turn;
 using testing::Fault;
 using testing::Leftovers;
 using vfio::Call;
@@ -55,26 +56,24 @@ protected:
 
 TEST_P(MemoryFault, CreateLeavesNothing) {
     FAULT_REQUIRE_BACKING(why_not);
-    const auto plan = every_call("Memory::create (" + std::string(name_of(GetParam())) + ")",
-                                 {Call::mmap, Call::open, Call::close},
+    const std::string what = "Memory::create (" + std::string(name_of(GetParam())) + ")";
+    const auto plan = every_call(what, {Call::mmap, Call::open, Call::close},
                                  [&] { ASSERT_TRUE(Memory::create(opts)); });
     ASSERT_FALSE(plan.empty());
-    for (const Fault& f : plan) {
-        SCOPED_TRACE(describe(f));
-        const Leftovers before = now();
-        vfio::FaultInjector fi;
-        fi.fail_nth(f.kind, f.n, EIO);
-        {
-            vfio::ScopedSyscalls g(fi);
-            auto m = Memory::create(opts);
-            ASSERT_TRUE(fi.fired());
-            ASSERT_FALSE(m) << "the failed call went unnoticed";
-            EXPECT_EQ(m.error().err(), EIO) << m.error().message();
-            EXPECT_TRUE(mentions(m.error(), vfio::to_string(f.kind))) << m.error().message();
-        }
-        EXPECT_NOTHING_LEFT(before, now(), describe(f));
-        ASSERT_TRUE(Memory::create(opts)) << "after " << describe(f);
-    }
+    Result<std::unique_ptr<Memory>> m;
+    fail_in_turn(what, plan,
+                 {.before = [&] { return now(); },
+                  .run = [&](const Fault&, const vfio::FaultInjector&) { m = Memory::create(opts); },
+                  .check =
+                      [&](const Fault& f) {
+                          ASSERT_FALSE(m) << "the failed call went unnoticed";
+                          EXPECT_EQ(m.error().err(), EIO) << m.error().message();
+                          EXPECT_TRUE(mentions(m.error(), vfio::to_string(f.kind)))
+                              << m.error().message();
+                      },
+                  .next = [&](const Fault& f) {
+                      ASSERT_TRUE(Memory::create(opts)) << "after " << describe(f);
+                  }});
 }
 
 TEST_P(MemoryFault, AddLeavesNothingAndTheRangeIsReused) {
@@ -86,8 +85,9 @@ TEST_P(MemoryFault, AddLeavesNothingAndTheRangeIsReused) {
     auto keep = mem.add(seg);
     ASSERT_TRUE(keep) << keep.error().message();
     const std::uint64_t next_va = (*keep)->va + (*keep)->len;
+    const std::string what = "Memory::add (" + std::string(name_of(GetParam())) + ")";
     const auto plan = every_call(
-        "Memory::add (" + std::string(name_of(GetParam())) + ")",
+        what,
         {Call::memfd_create, Call::open, Call::ftruncate, Call::mmap, Call::munmap, Call::close},
         [&] {
             auto s = mem.add(seg);
@@ -95,37 +95,39 @@ TEST_P(MemoryFault, AddLeavesNothingAndTheRangeIsReused) {
             ASSERT_TRUE(mem.remove(*s));
         });
     ASSERT_GE(plan.size(), 3u) << "a backing file, its size and its mapping";
-    for (const Fault& f : plan) {
-        SCOPED_TRACE(describe(f));
-        const Leftovers before = now();
-        vfio::FaultInjector fi;
-        fi.fail_nth(f.kind, f.n, EIO);
-        {
-            vfio::ScopedSyscalls g(fi);
-            auto s = mem.add(seg);
-            if (s) {
-                // Only the removal's calls may fail after a good add.
-                EXPECT_FALSE(fi.fired()) << "the add succeeded with a failed call";
-                auto r = mem.remove(*s);
-                EXPECT_TRUE(r) << r.error().message();
-            } else {
-                EXPECT_EQ(s.error().err(), EIO) << s.error().message();
-                EXPECT_TRUE(mentions(s.error(), vfio::to_string(f.kind))) << s.error().message();
-                EXPECT_TRUE(mentions(s.error(), "memory")) << s.error().message();
-            }
-            ASSERT_TRUE(fi.fired());
-        }
-        EXPECT_NOTHING_LEFT(before, now(), describe(f));
-        EXPECT_EQ(mem.segments().size(), 1u);
-        EXPECT_FALSE(mem.virt2iova(reinterpret_cast<const void*>(next_va)));
-        EXPECT_EQ(mem.quarantined().segments, 0u);
-        // The same addresses come back, and the memory is usable.
-        auto again = mem.add(seg);
-        ASSERT_TRUE(again) << "after " << describe(f) << ": " << again.error().message();
-        EXPECT_EQ((*again)->va, next_va);
-        std::memset(reinterpret_cast<void*>((*again)->va), 0x5a, (*again)->len);
-        ASSERT_TRUE(mem.remove(*again));
-    }
+    Result<const Segment*> s;
+    fail_in_turn(
+        what, plan,
+        {.before = [&] { return now(); },
+         .run =
+             [&](const Fault&, const vfio::FaultInjector& fi) {
+                 s = mem.add(seg);
+                 if (s) {
+                     // Only the removal's calls may fail after a good add.
+                     EXPECT_FALSE(fi.fired()) << "the add succeeded with a failed call";
+                     auto r = mem.remove(*s);
+                     EXPECT_TRUE(r) << r.error().message();
+                 }
+             },
+         .check =
+             [&](const Fault& f) {
+                 if (s)
+                     return;
+                 EXPECT_EQ(s.error().err(), EIO) << s.error().message();
+                 EXPECT_TRUE(mentions(s.error(), vfio::to_string(f.kind))) << s.error().message();
+                 EXPECT_TRUE(mentions(s.error(), "memory")) << s.error().message();
+             },
+         .next = [&](const Fault& f) {
+             EXPECT_EQ(mem.segments().size(), 1u);
+             EXPECT_FALSE(mem.virt2iova(reinterpret_cast<const void*>(next_va)));
+             EXPECT_EQ(mem.quarantined().segments, 0u);
+             // The same addresses come back, and the memory is usable.
+             auto again = mem.add(seg);
+             ASSERT_TRUE(again) << "after " << describe(f) << ": " << again.error().message();
+             EXPECT_EQ((*again)->va, next_va);
+             std::memset(reinterpret_cast<void*>((*again)->va), 0x5a, (*again)->len);
+             ASSERT_TRUE(mem.remove(*again));
+         }});
 }
 
 TEST_P(MemoryFault, RemoveGivesEverythingBack) {
@@ -134,39 +136,41 @@ TEST_P(MemoryFault, RemoveGivesEverythingBack) {
     ASSERT_TRUE(m) << m.error().message();
     Memory& mem = **m;
     const Leftovers empty = now();
+    const std::string what = "Memory::remove (" + std::string(name_of(GetParam())) + ")";
     std::vector<Fault> removal;
     {
         auto s = mem.add(seg);
         ASSERT_TRUE(s) << s.error().message();
-        removal = every_call("Memory::remove (" + std::string(name_of(GetParam())) + ")",
-                             {Call::mmap, Call::munmap, Call::close},
+        removal = every_call(what, {Call::mmap, Call::munmap, Call::close},
                              [&] { ASSERT_TRUE(mem.remove(*s)); });
     }
     ASSERT_GE(removal.size(), 2u) << "the range reserved again, the backing closed";
-    for (const Fault& f : removal) {
-        SCOPED_TRACE(describe(f));
-        auto s = mem.add(seg);
-        ASSERT_TRUE(s) << s.error().message();
-        const std::uint64_t va = (*s)->va;
-        std::memset(reinterpret_cast<void*>(va), 0x5a, (*s)->len);  // pages really taken
-        vfio::FaultInjector fi;
-        fi.fail_nth(f.kind, f.n, EIO);
-        Result<void> r;
-        {
-            vfio::ScopedSyscalls g(fi);
-            r = mem.remove(*s);
-            ASSERT_TRUE(fi.fired());
-        }
-        // The segment is gone whatever the kernel refused: its pages and
-        // its backing go back, its range stays reserved for the window.
-        EXPECT_TRUE(r) << r.error().message();
-        EXPECT_NOTHING_LEFT(empty, now(), describe(f));
-        EXPECT_TRUE(mem.segments().empty());
-        auto again = mem.add(seg);
-        ASSERT_TRUE(again) << "after " << describe(f) << ": " << again.error().message();
-        EXPECT_EQ((*again)->va, va) << "the range was not given back to the window";
-        ASSERT_TRUE(mem.remove(*again));
-    }
+    const Segment* s = nullptr;
+    std::uint64_t va = 0;
+    Result<void> r;
+    fail_in_turn(
+        what, removal,
+        {.prepare =
+             [&](const Fault&) {
+                 auto added = mem.add(seg);
+                 ASSERT_TRUE(added) << added.error().message();
+                 s = *added;
+                 va = s->va;
+                 std::memset(reinterpret_cast<void*>(va), 0x5a, s->len);  // pages really taken
+             },
+         // The segment is gone whatever the kernel refused: its pages and
+         // its backing go back, its range stays reserved for the window.
+         .before = [&] { return empty; },
+         .after = [&] { return now(); },
+         .run = [&](const Fault&, const vfio::FaultInjector&) { r = mem.remove(s); },
+         .check = [&](const Fault&) { EXPECT_TRUE(r) << r.error().message(); },
+         .next = [&](const Fault& f) {
+             EXPECT_TRUE(mem.segments().empty());
+             auto again = mem.add(seg);
+             ASSERT_TRUE(again) << "after " << describe(f) << ": " << again.error().message();
+             EXPECT_EQ((*again)->va, va) << "the range was not given back to the window";
+             ASSERT_TRUE(mem.remove(*again));
+         }});
 }
 
 // A secondary's attach (Memory::attach, as attach_memory calls it with the
@@ -202,44 +206,50 @@ TEST_P(MemoryFault, AttachLeavesNothing) {
             v.emplace_back(::fcntl(f.get(), F_DUPFD_CLOEXEC, 0));
         return v;
     };
-    const auto plan = every_call("Memory::attach (" + std::string(name_of(GetParam())) + ")",
-                                 {Call::mmap, Call::munmap, Call::close, Call::open}, [&] {
-                                     auto a = Memory::attach(o, segs, fds());
-                                     ASSERT_TRUE(a) << a.error().message();
-                                     EXPECT_EQ(reinterpret_cast<unsigned char*>(segs[0].va)[63],
-                                               0x5a);
-                                 });
-    ASSERT_GE(plan.size(), 4u) << "two segments and the reservations around them";
-    for (const Fault& f : plan) {
-        SCOPED_TRACE(describe(f));
-        auto given = fds();
-        const Leftovers before = now();
-        vfio::FaultInjector fi;
-        fi.fail_nth(f.kind, f.n, EIO);
-        {
-            vfio::ScopedSyscalls g(fi);
-            auto a = Memory::attach(o, segs, std::move(given));
-            if (a) {
-                // Only the detach's calls may fail after a good attach.
-                EXPECT_FALSE(fi.fired()) << "the attach succeeded with a failed call";
-                a->reset();
-            } else {
-                EXPECT_EQ(a.error().err(), EIO) << a.error().message();
-                EXPECT_TRUE(mentions(a.error(), "attach")) << a.error().message();
-                EXPECT_TRUE(mentions(a.error(), vfio::to_string(f.kind))) << a.error().message();
-            }
-            ASSERT_TRUE(fi.fired());
-        }
-        // The fds given to attach are its to close.
-        Leftovers after = now();
-        after.fds += static_cast<int>(segs.size());
-        EXPECT_NOTHING_LEFT(before, after, describe(f));
-        EXPECT_TRUE(testing::maps_lines(o.base_virtaddr, o.window, "").empty())
-            << "the window is not free again:"
-            << testing::joined(testing::maps_lines(o.base_virtaddr, o.window, ""));
+    const std::string what = "Memory::attach (" + std::string(name_of(GetParam())) + ")";
+    const auto plan = every_call(what, {Call::mmap, Call::munmap, Call::close, Call::open}, [&] {
         auto a = Memory::attach(o, segs, fds());
-        ASSERT_TRUE(a) << "after " << describe(f) << ": " << a.error().message();
-    }
+        ASSERT_TRUE(a) << a.error().message();
+        EXPECT_EQ(reinterpret_cast<unsigned char*>(segs[0].va)[63], 0x5a);
+    });
+    ASSERT_GE(plan.size(), 4u) << "two segments and the reservations around them";
+    std::vector<vfio::Fd> given;
+    Result<std::unique_ptr<Memory>> a;
+    fail_in_turn(
+        what, plan,
+        {.prepare = [&](const Fault&) { given = fds(); },
+         .before = [&] { return now(); },
+         .after =
+             [&] {
+                 // The fds given to attach are its to close.
+                 Leftovers after = now();
+                 after.fds += static_cast<int>(segs.size());
+                 return after;
+             },
+         .run =
+             [&](const Fault&, const vfio::FaultInjector& fi) {
+                 a = Memory::attach(o, segs, std::move(given));
+                 if (a) {
+                     // Only the detach's calls may fail after a good attach.
+                     EXPECT_FALSE(fi.fired()) << "the attach succeeded with a failed call";
+                     a->reset();
+                 }
+             },
+         .check =
+             [&](const Fault& f) {
+                 if (a)
+                     return;
+                 EXPECT_EQ(a.error().err(), EIO) << a.error().message();
+                 EXPECT_TRUE(mentions(a.error(), "attach")) << a.error().message();
+                 EXPECT_TRUE(mentions(a.error(), vfio::to_string(f.kind))) << a.error().message();
+             },
+         .next = [&](const Fault& f) {
+             EXPECT_TRUE(testing::maps_lines(o.base_virtaddr, o.window, "").empty())
+                 << "the window is not free again:"
+                 << testing::joined(testing::maps_lines(o.base_virtaddr, o.window, ""));
+             auto again = Memory::attach(o, segs, fds());
+             ASSERT_TRUE(again) << "after " << describe(f) << ": " << again.error().message();
+         }});
 }
 
 // The EAL's own memory in the VFIO mode the lab job chose, with the edu
@@ -281,37 +291,44 @@ TEST(EalMemoryFault, AddRollsBackTheDefaultContainerToo) {
     const std::uint64_t va = added->va;
     ASSERT_TRUE(mem.remove(added));
     ASSERT_GE(plan.size(), 3u);
-    for (const Fault& f : plan) {
-        SCOPED_TRACE(describe(f));
-        const Leftovers before = now();
-        const std::size_t maps = dc.mapping_count();
-        const std::size_t segs = mem.segments().size();
-        vfio::FaultInjector fi;
-        fi.fail_nth(f.kind, f.n, EIO);
-        {
-            vfio::ScopedSyscalls g(fi);
-            auto s = mem.add(testing::kHuge);
-            ASSERT_TRUE(fi.fired());
-            if (s) {
-                std::printf("%s: %s did not fail the add (not needed for it)\n", what.c_str(),
-                            describe(f).c_str());
-                vfio::ScopedSyscalls real(vfio::real_syscalls());
-                ASSERT_TRUE(mem.remove(*s));
-            } else {
-                EXPECT_EQ(s.error().err(), EIO) << s.error().message();
-                EXPECT_TRUE(mentions(s.error(), vfio::to_string(f.kind))) << s.error().message();
-            }
-        }
-        EXPECT_NOTHING_LEFT(before, now(), describe(f));
-        EXPECT_EQ(dc.mapping_count(), maps) << describe(f) << ": the container kept a mapping";
-        EXPECT_EQ(mem.segments().size(), segs);
-        EXPECT_EQ(mem.quarantined().segments, 0u);
-        auto again = mem.add(testing::kHuge);
-        ASSERT_TRUE(again) << "after " << describe(f) << ": " << again.error().message();
-        EXPECT_EQ((*again)->va, va);
-        EXPECT_TRUE(mem.virt2iova(reinterpret_cast<const void*>(va)));
-        ASSERT_TRUE(mem.remove(*again));
-    }
+    std::size_t maps = 0, segs = 0;
+    Result<const Segment*> s;
+    fail_in_turn(
+        what, plan,
+        {.prepare =
+             [&](const Fault&) {
+                 maps = dc.mapping_count();
+                 segs = mem.segments().size();
+             },
+         .before = now,
+         .run =
+             [&](const Fault& f, const vfio::FaultInjector&) {
+                 s = mem.add(testing::kHuge);
+                 if (s) {
+                     std::printf("%s: %s did not fail the add (not needed for it)\n",
+                                 what.c_str(), describe(f).c_str());
+                     vfio::ScopedSyscalls real(vfio::real_syscalls());
+                     ASSERT_TRUE(mem.remove(*s));
+                 }
+             },
+         .check =
+             [&](const Fault& f) {
+                 if (s)
+                     return;
+                 EXPECT_EQ(s.error().err(), EIO) << s.error().message();
+                 EXPECT_TRUE(mentions(s.error(), vfio::to_string(f.kind))) << s.error().message();
+             },
+         .next = [&](const Fault& f) {
+             EXPECT_EQ(dc.mapping_count(), maps)
+                 << describe(f) << ": the container kept a mapping";
+             EXPECT_EQ(mem.segments().size(), segs);
+             EXPECT_EQ(mem.quarantined().segments, 0u);
+             auto again = mem.add(testing::kHuge);
+             ASSERT_TRUE(again) << "after " << describe(f) << ": " << again.error().message();
+             EXPECT_EQ((*again)->va, va);
+             EXPECT_TRUE(mem.virt2iova(reinterpret_cast<const void*>(va)));
+             ASSERT_TRUE(mem.remove(*again));
+         }});
 }
 
 INSTANTIATE_TEST_SUITE_P(Backings, MemoryFault,

@@ -32,6 +32,7 @@ using namespace std::chrono_literals;
 using testing::Backing;
 using testing::describe;
 using testing::every_call;
+using testing::fail_in_turn;
 using testing::Fault;
 using testing::Leftovers;
 using vfio::Call;
@@ -134,40 +135,38 @@ struct ChannelFault : ::testing::Test {
         });
         take_log();
         ASSERT_FALSE(plan.empty());
-        for (const Fault& f : plan) {
-            SCOPED_TRACE(describe(f));
-            const Leftovers before = Leftovers::now(0, 0, "");
-            vfio::FaultInjector fi;
-            fi.fail_nth(f.kind, f.n, EIO);
-            std::optional<Error> e;
-            {
-                vfio::ScopedSyscalls g(fi);
-                e = converse(name, fds);
-                ASSERT_TRUE(fi.fired());
-            }
-            const std::string said = take_log();
-            const std::string call(vfio::to_string(f.kind));
-            if (e) {
-                std::printf("%s, %s: client: %s\n", what.c_str(), describe(f).c_str(),
-                            e->message().c_str());
-                EXPECT_NE(e->err(), ETIMEDOUT) << e->message();
-                EXPECT_NE(e->err(), EPROTO) << e->message();
-                // The client names what it was doing, and the call when it
-                // was its own; the server's log names the server's.
-                EXPECT_TRUE(mentions(e->message(), "mp")) << e->message();
-                EXPECT_TRUE(mentions(e->message(), call) || mentions(said, call))
-                    << "neither the client's error nor the server's log names " << call
-                    << ":\n  client: " << e->message() << "\n  server: " << said;
-            } else if (f.kind != Call::close) {
-                // The client got its answer: the call that failed was the
-                // server's (an accept it retries, the connection waiting in
-                // the backlog; a receive after the client's close), and
-                // its log says so. A failed close still releases the fd.
-                EXPECT_TRUE(mentions(said, call)) << "the failure went unnoticed: " << said;
-            }
-            EXPECT_NOTHING_LEFT(before, Leftovers::now(0, 0, ""), describe(f));
-            ASSERT_NO_FATAL_FAILURE(still_serves(describe(f)));
-        }
+        std::optional<Error> e;
+        fail_in_turn(
+            what, plan,
+            {.before = [] { return Leftovers::now(0, 0, ""); },
+             .run = [&](const Fault&, const vfio::FaultInjector&) { e = converse(name, fds); },
+             .check =
+                 [&](const Fault& f) {
+                     const std::string said = take_log();
+                     const std::string call(vfio::to_string(f.kind));
+                     if (e) {
+                         std::printf("%s, %s: client: %s\n", what.c_str(), describe(f).c_str(),
+                                     e->message().c_str());
+                         EXPECT_NE(e->err(), ETIMEDOUT) << e->message();
+                         EXPECT_NE(e->err(), EPROTO) << e->message();
+                         // The client names what it was doing, and the call
+                         // when it was its own; the server's log names the
+                         // server's.
+                         EXPECT_TRUE(mentions(e->message(), "mp")) << e->message();
+                         EXPECT_TRUE(mentions(e->message(), call) || mentions(said, call))
+                             << "neither the client's error nor the server's log names " << call
+                             << ":\n  client: " << e->message() << "\n  server: " << said;
+                     } else if (f.kind != Call::close) {
+                         // The client got its answer: the call that failed
+                         // was the server's (an accept it retries, the
+                         // connection waiting in the backlog; a receive
+                         // after the client's close), and its log says so.
+                         // A failed close still releases the fd.
+                         EXPECT_TRUE(mentions(said, call))
+                             << "the failure went unnoticed: " << said;
+                     }
+                 },
+             .next = [&](const Fault& f) { still_serves(describe(f)); }});
     }
 
     test::TempDir tmp;
@@ -297,33 +296,31 @@ protected:
         });
         ASSERT_FALSE(plan.empty());
         const std::uint64_t base = primary.opts.base_virtaddr, win = primary.opts.window;
-        for (const Fault& f : plan) {
-            SCOPED_TRACE(describe(f));
-            const Leftovers before = Leftovers::now(base, win, "");
-            vfio::FaultInjector fi;
-            fi.fail_nth(f.kind, f.n, EIO);
-            std::optional<Error> e;
-            {
-                vfio::ScopedSyscalls g(fi);
-                e = attach_once(&fi, f.kind);
-                ASSERT_TRUE(fi.fired());
-            }
-            const std::string call(vfio::to_string(f.kind));
-            if (e) {
-                std::printf("%s, %s: %s\n", what.c_str(), describe(f).c_str(),
-                            e->message().c_str());
-                EXPECT_EQ(e->err(), EIO) << e->message();
-                EXPECT_TRUE(mentions(e->message(), call)) << e->message();
-                EXPECT_TRUE(mentions(e->message(), "mp")) << e->message();
-            }
-            // Else the call was the detach's: it gives everything back all
-            // the same (checked below).
-            EXPECT_NOTHING_LEFT(before, Leftovers::now(base, win, ""), describe(f));
-            EXPECT_TRUE(testing::maps_lines(base, win, "").empty())
-                << testing::joined(testing::maps_lines(base, win, ""));
-            auto again = attach_once();
-            ASSERT_FALSE(again) << "after " << describe(f) << ": " << again->message();
-        }
+        std::optional<Error> e;
+        fail_in_turn(
+            what, plan,
+            {.before = [&] { return Leftovers::now(base, win, ""); },
+             .run = [&](const Fault& f,
+                        const vfio::FaultInjector& fi) { e = attach_once(&fi, f.kind); },
+             .check =
+                 [&](const Fault& f) {
+                     // No error: the call was the detach's, which gives
+                     // everything back all the same (checked after).
+                     if (!e)
+                         return;
+                     const std::string call(vfio::to_string(f.kind));
+                     std::printf("%s, %s: %s\n", what.c_str(), describe(f).c_str(),
+                                 e->message().c_str());
+                     EXPECT_EQ(e->err(), EIO) << e->message();
+                     EXPECT_TRUE(mentions(e->message(), call)) << e->message();
+                     EXPECT_TRUE(mentions(e->message(), "mp")) << e->message();
+                 },
+             .next = [&](const Fault& f) {
+                 EXPECT_TRUE(testing::maps_lines(base, win, "").empty())
+                     << testing::joined(testing::maps_lines(base, win, ""));
+                 auto again = attach_once();
+                 ASSERT_FALSE(again) << "after " << describe(f) << ": " << again->message();
+             }});
     }
     test::TempDir tmp;
     RuntimeDir dir;
