@@ -38,46 +38,45 @@ void Eal::serve_foreign_dma() {
             return fail(Error(ENOTSUP, c->describe() + " maps nothing"));
         return c;
     };
-    server_->handle(std::string(mp::kDmaIntentRequest),
-                    [this, &lock, container](const mp::Request& q,
-                                             const mp::Peer& peer) -> Result<mp::Reply> {
-                        auto r = mp::decode_dma_range(q.payload);
-                        if (!r)
-                            return fail(std::move(r.error()));
-                        std::lock_guard g(lock);
-                        auto c = container(*r);
-                        if (!c)
-                            return fail(std::move(c.error()));
-                        // Never record a range over the primary's own
-                        // mappings: the cleanup would unmap them.
-                        for (const auto& m : (*c)->mappings())
-                            if (m.iova < r->iova + r->len && r->iova < m.iova + m.len)
-                                return fail(Error(EEXIST, "IOVA " + range_text(r->iova, r->len) +
-                                                              " overlaps the primary's mapping " +
-                                                              range_text(m.iova, m.len)));
-                        if (auto ok = foreign_dma_->announce(peer.connection, *r); !ok)
-                            return fail(std::move(ok.error()));
-                        return mp::Reply{};
-                    });
-    server_->handle(std::string(mp::kDmaMappedRequest),
-                    [this, &lock](const mp::Request& q, const mp::Peer& peer) -> Result<mp::Reply> {
-                        auto r = mp::decode_dma_range(q.payload);
-                        if (!r)
-                            return fail(std::move(r.error()));
-                        std::lock_guard g(lock);
-                        if (auto ok = foreign_dma_->confirm(peer.connection, *r); !ok)
-                            return fail(std::move(ok.error()));
-                        return mp::Reply{};
-                    });
-    server_->handle(std::string(mp::kDmaUnmappedRequest),
-                    [this, &lock](const mp::Request& q, const mp::Peer& peer) -> Result<mp::Reply> {
-                        auto r = mp::decode_dma_range(q.payload);
-                        if (!r)
-                            return fail(std::move(r.error()));
-                        std::lock_guard g(lock);
-                        (void)foreign_dma_->release(peer.connection, *r);
-                        return mp::Reply{};
-                    });
+    // The three reports carry one range each: a handler gets it decoded,
+    // and runs holding the VFIO control lock, as secondary_gone reads the
+    // records under it.
+    auto on_range = [this, held = &lock](std::string_view name, auto act) {
+        server_->handle(std::string(name),
+                        [held, act](const mp::Request& q,
+                                    const mp::Peer& peer) -> Result<mp::Reply> {
+                            auto r = mp::decode_dma_range(q.payload);
+                            if (!r)
+                                return fail(std::move(r.error()));
+                            std::lock_guard g(*held);
+                            if (auto ok = act(*r, peer); !ok)
+                                return fail(std::move(ok.error()));
+                            return mp::Reply{};
+                        });
+    };
+    on_range(mp::kDmaIntentRequest,
+             [this, container](const mp::DmaRange& r, const mp::Peer& peer) -> Result<void> {
+                 auto c = container(r);
+                 if (!c)
+                     return fail(std::move(c.error()));
+                 // Never record a range over the primary's own mappings:
+                 // the cleanup would unmap them.
+                 for (const auto& m : (*c)->mappings())
+                     if (m.iova < r.iova + r.len && r.iova < m.iova + m.len)
+                         return fail(Error(EEXIST, "IOVA " + range_text(r.iova, r.len) +
+                                                       " overlaps the primary's mapping " +
+                                                       range_text(m.iova, m.len)));
+                 return foreign_dma_->announce(peer.connection, r);
+             });
+    on_range(mp::kDmaMappedRequest,
+             [this](const mp::DmaRange& r, const mp::Peer& peer) -> Result<void> {
+                 return foreign_dma_->confirm(peer.connection, r);
+             });
+    on_range(mp::kDmaUnmappedRequest,
+             [this](const mp::DmaRange& r, const mp::Peer& peer) -> Result<void> {
+                 (void)foreign_dma_->release(peer.connection, r);
+                 return {};
+             });
     server_->on_disconnect([this](const mp::Peer& peer) { secondary_gone(peer); });
 }
 
