@@ -18,6 +18,7 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lab_env.hpp"
@@ -187,6 +188,16 @@ inline std::vector<Fault> every_call(const std::string& what,
     }
     std::printf("fault plan: %s:%s: %zu faults\n", what.c_str(), counts.c_str(), plan.size());
     return plan;
+}
+
+// The error of an operation that `f` failed: EIO, naming the call and,
+// when given, what the operation was (`doing`: "memory", "attach", "mp").
+inline void expect_error_names(const Error& e, const Fault& f, std::string_view doing = {}) {
+    EXPECT_EQ(e.err(), EIO) << e.message();
+    EXPECT_NE(e.message().find(vfio::to_string(f.kind)), std::string::npos) << e.message();
+    if (!doing.empty()) {
+        EXPECT_NE(e.message().find(doing), std::string::npos) << e.message();
+    }
 }
 
 // What trying one fault asks of a test (fail_in_turn). `run` makes the

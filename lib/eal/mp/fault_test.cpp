@@ -32,6 +32,7 @@ using namespace std::chrono_literals;
 using testing::Backing;
 using testing::describe;
 using testing::every_call;
+using testing::expect_error_names;
 using testing::fail_in_turn;
 using testing::Fault;
 using testing::Leftovers;
@@ -308,12 +309,9 @@ protected:
                      // everything back all the same (checked after).
                      if (!e)
                          return;
-                     const std::string call(vfio::to_string(f.kind));
                      std::printf("%s, %s: %s\n", what.c_str(), describe(f).c_str(),
                                  e->message().c_str());
-                     EXPECT_EQ(e->err(), EIO) << e->message();
-                     EXPECT_TRUE(mentions(e->message(), call)) << e->message();
-                     EXPECT_TRUE(mentions(e->message(), "mp")) << e->message();
+                     expect_error_names(*e, f, "mp");
                  },
              .next = [&](const Fault& f) {
                  EXPECT_TRUE(testing::maps_lines(base, win, "").empty())
