@@ -1,8 +1,9 @@
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/memfd.h>
-#include <numa.h>
-#include <numaif.h>
+#include <linux/mempolicy.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -286,18 +287,41 @@ Result<std::unique_ptr<Memory>> Memory::attach(const MemoryOptions& o, std::vect
 
 namespace {
 
+// The highest NUMA node the kernel lists (a node<N> directory under
+// /sys/devices/system/node), or -1 when it lists none. The two system
+// calls and this directory are all the NUMA support memory needs: no
+// libnuma, whose constructor reads /proc/self/status twice and scans
+// the node and CPU directories in every process that links it.
+int max_node() {
+    DIR* d = ::opendir("/sys/devices/system/node");
+    if (d == nullptr)
+        return -1;
+    int max = -1;
+    while (const dirent* e = ::readdir(d)) {
+        unsigned n = 0;
+        char rest = 0;
+        if (std::sscanf(e->d_name, "node%u%c", &n, &rest) == 1 && static_cast<int>(n) > max)
+            max = static_cast<int>(n);
+    }
+    ::closedir(d);
+    return max;
+}
+
 // Binds [p, p+len) to `node` (MPOL_BIND: fail rather than fall back to
 // another node) and faults the pages in there.
 Result<void> bind_to_node(void* p, std::uint64_t len, int node) {
-    if (numa_available() < 0)
+    // The kernel's answer to "what is my policy?": ENOSYS without CONFIG_NUMA.
+    if (::syscall(SYS_get_mempolicy, nullptr, nullptr, 0UL, nullptr, 0UL) != 0 && errno == ENOSYS)
         return fail(Error(ENOSYS, "place memory on NUMA node " + std::to_string(node))
                         .hint("the kernel has no NUMA support (CONFIG_NUMA)"));
-    if (node > numa_max_node())
+    if (const int max = max_node(); node > max)
         return fail(Error(EINVAL, "place memory on NUMA node " + std::to_string(node))
-                        .hint("this machine has nodes 0.." + std::to_string(numa_max_node())));
+                        .hint("this machine has nodes 0.." + std::to_string(std::max(max, 0))));
     unsigned long mask[16] = {};
     mask[node / 64] = 1UL << (node % 64);
-    if (::mbind(p, len, MPOL_BIND, mask, sizeof(mask) * 8, MPOL_MF_STRICT) != 0)
+    if (::syscall(SYS_mbind, p, len, static_cast<unsigned long>(MPOL_BIND), mask,
+                  static_cast<unsigned long>(sizeof(mask) * 8),
+                  static_cast<unsigned>(MPOL_MF_STRICT)) != 0)
         return fail(Error(errno, "mbind to NUMA node " + std::to_string(node)));
     if (::madvise(p, len, MADV_POPULATE_WRITE) != 0)
         return fail(Error(errno, "fault in memory on NUMA node " + std::to_string(node))
