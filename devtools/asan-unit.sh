@@ -5,7 +5,7 @@
 # stack traces that match the source); meson test builds only what the unit
 # suite needs there. Any report fails its test: ASan stops at the first
 # error, UBSan too (-fno-sanitize-recover=undefined), LeakSanitizer
-# reports leaks at each test program's exit. A separate command (doc/hardening.md).
+# reports leaks at each test program's exit. devtools/test.sh runs it after the lab suite (doc/hardening.md).
 #
 #   devtools/asan-unit.sh [KERNEL_HEADERS_DIR]
 #

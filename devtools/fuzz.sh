@@ -2,7 +2,7 @@
 # Runs every libFuzzer target (fuzz/, doc/fuzzing.md) for SECONDS each
 # (default 60) and prints, per target, the executions, the coverage
 # libFuzzer reached (cov: edges, ft: features, from its final stats) and
-# the findings. Exits 1 on any finding. A separate command (doc/hardening.md).
+# the findings. Exits 1 on any finding. devtools/test.sh runs it after the lab suite (doc/hardening.md).
 #
 #   devtools/fuzz.sh [SECONDS] [TARGET...]
 #

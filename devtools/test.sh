@@ -1,7 +1,7 @@
 #!/bin/sh
 # Every test: the host unit suite, then the lab suite (QEMU guests running the
-# project's kernel). Installs what it needs, builds with warnings fatal, and
-# prints the counts of each suite.
+# project's kernel), then the sanitizer and fuzz stages. Installs what it
+# needs, builds with warnings fatal, and prints the counts of each suite.
 set -eu
 cd "$(dirname "$0")/.."
 devtools/bootstrap.sh
@@ -83,4 +83,15 @@ grep -hE '^dma round trip [a-z0-9_]+: [0-9]+ bytes ok' $log |
 grep -hE '^(map ioctls|map by file|10000 mappings|numa \(|secondary attach time|secondary DMA)' $log | sort -u || true
 echo "==== the kernel's VFIO selftests (Linux 7.3, igb; pass/fail/skip per program and mode) ===="
 grep -hE '^kselftest (vfio_[a-z_]+ [a-z0-9_]+|init perf [a-z0-9_]+|dma mapping [a-z0-9_]+): ' $log | sort -u || true
+# The sanitizer and fuzz stages (doc/hardening.md, doc/fuzzing.md), each in
+# a build directory of its own and each ending with one summary line: the
+# unit suite under ASan+UBSan, the threaded tests under TSan, every fuzz
+# target for 10 s, and three lab jobs' binaries under UBSan on 6.12/iommu.
+# After the lab suite, so their builds do not slow its guests.
+for stage in "asan-unit.sh $kdir/headers/include" "tsan.sh" "fuzz.sh 10" \
+             "ubsan-lab.sh $kdir/headers/include"; do
+    echo "==== ${stage%% *} ===="
+    # shellcheck disable=SC2086
+    sh devtools/$stage || status=1
+done
 exit $status

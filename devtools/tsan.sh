@@ -6,7 +6,7 @@
 # telemetry server's thread. A build directory of its own, build-tsan
 # (-Db_sanitize=thread); only those tests' programs are built. Any report
 # fails (halt_on_error), and so does a program in which the filter matched
-# no test. A separate command (its cost is in
+# no test. devtools/test.sh runs it after the lab suite (its cost is in
 # doc/hardening.md).
 # The lab's own ThreadSanitizer job (tsan-iommu, tsan-noiommu) covers the
 # concurrency model on a real kernel.

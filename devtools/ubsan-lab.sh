@@ -10,7 +10,7 @@
 # each once per VFIO mode the shape offers. lab.py packs each binary's
 # shared libraries as ldd lists them, libubsan among them; the script
 # checks it is there, so the binaries in the guest are the instrumented
-# ones. A separate command (doc/hardening.md).
+# ones. devtools/test.sh runs it after the lab suite (doc/hardening.md).
 #
 #   devtools/ubsan-lab.sh [KERNEL_HEADERS_DIR [JOB...]]
 #

@@ -75,6 +75,26 @@ struct HugepagePool {
 /// hugetlbfs mounts (/proc/mounts, pagesize= option or the default size).
 [[nodiscard]] std::vector<HugepagePool> discover_hugepages(const sysfs::Root& root);
 
+#if defined(__SANITIZE_ADDRESS__)  // GCC
+#define VFIOKIT_UNDER_ASAN 1
+#elif defined(__has_feature)  // clang
+#if __has_feature(address_sanitizer)
+#define VFIOKIT_UNDER_ASAN 1
+#endif
+#endif
+
+/// The default start of the EAL's memory window (`--base-virtaddr`): 64 GiB,
+/// so that IOVA = VA fits the narrowest IOMMU the kernel offers on x86 (39
+/// bits). A program built with AddressSanitizer has its shadow gap from
+/// about 2 GiB to 2 TiB reserved, so there the default is 32 TiB, above
+/// ASan's shadow; the IOVA policy still places memory under each device's
+/// mask, so only the virtual addresses differ.
+#ifdef VFIOKIT_UNDER_ASAN
+inline constexpr std::uint64_t kDefaultBaseVirtaddr = 32ULL << 40;
+#else
+inline constexpr std::uint64_t kDefaultBaseVirtaddr = 64ULL << 30;
+#endif
+
 /// How the EAL reserves and backs its memory (the memory options).
 struct MemoryOptions {
     bool no_huge = false;          ///< --no-huge: 4 KiB pages, with a warning
@@ -82,11 +102,12 @@ struct MemoryOptions {
     std::uint64_t page_size = 0;   ///< 0: the default hugepage size
     IovaMode iova_mode = IovaMode::va;
     /// The VA window reserved at start-up; all segments live in it. The
-    /// default base (64 GiB) makes IOVA = VA fit the narrowest IOMMU the
-    /// kernel offers on x86 (39 bits); devices with narrower DMA masks get
-    /// their memory placed under the mask by the IOVA policy, so the base
-    /// (`--base-virtaddr`, DPDK's name) is only a choice of virtual address.
-    std::uint64_t base_virtaddr = 64ULL << 30;
+    /// default base (kDefaultBaseVirtaddr, 64 GiB) makes IOVA = VA fit the
+    /// narrowest IOMMU the kernel offers on x86 (39 bits); devices with
+    /// narrower DMA masks get their memory placed under the mask by the
+    /// IOVA policy, so the base (`--base-virtaddr`, DPDK's name) is only a
+    /// choice of virtual address.
+    std::uint64_t base_virtaddr = kDefaultBaseVirtaddr;
     std::uint64_t window = 16ULL << 30;
     std::string sysroot;           ///< for discovery in tests
 };
