@@ -24,6 +24,9 @@
 // real syscall (getppid) per call instead ("null+syscall", which shows
 // what entering the kernel does to the front end's own cost under
 // emulation). Those rows report the difference per call in microseconds.
+// Last, the parts of the front end's per-call path timed one by one in the
+// same process (the EAL lock, the table, a call and return), in
+// nanoseconds per operation.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -34,6 +37,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,7 +46,9 @@
 
 #include "report.hpp"
 #include "vfiokit/eal/eal.hpp"
+#include "vfiokit/eal/recursive_lock.hpp"
 #include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/vfio/dma_table.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 #include "vfiokit/uapi/iommufd.hpp"
 #include "vfiokit/uapi/vfio.hpp"
@@ -474,6 +480,61 @@ Result<std::vector<unsigned long>> init_ioctls(const ModeCase& m, const Config& 
     return log.ioctls;
 }
 
+// ---- the front end's parts ------------------------------------------------------
+
+// Out of line on purpose: what one call and its return cost.
+[[gnu::noinline]] std::uint64_t add_one(std::uint64_t v) {
+    asm volatile("" : "+r"(v));
+    return v + 1;
+}
+
+// ns per operation of each part of map's and unmap's per-call path, one
+// round: `n` times each, timed as a whole.
+std::vector<double> time_parts(unsigned n) {
+    std::vector<double> ns;
+    const auto per_op = [n](Clock::time_point a, Clock::time_point b) {
+        return std::chrono::duration<double, std::nano>(b - a).count() / n;
+    };
+    RecursiveLock lock;
+    auto t0 = Clock::now();
+    for (unsigned i = 0; i < n; ++i) {
+        lock.lock();
+        asm volatile("" ::: "memory");
+        lock.unlock();
+    }
+    ns.push_back(per_op(t0, Clock::now()));
+    vfio::DmaTable table;
+    t0 = Clock::now();
+    for (unsigned i = 0; i < n; ++i) {
+        const std::uint64_t iova = kIovaBase + std::uint64_t{i} * kPage;
+        if (table.above_all(iova))
+            table.append({iova, iova, kPage, false});
+    }
+    ns.push_back(per_op(t0, Clock::now()));
+    t0 = Clock::now();
+    for (unsigned i = 0; i < n; ++i) {
+        vfio::DmaTable::Extent x;
+        if (table.one_at_either_end(kIovaBase + std::uint64_t{i} * kPage, kPage, x))
+            table.erase(x);
+    }
+    ns.push_back(per_op(t0, Clock::now()));
+    std::uint64_t v = 0;
+    t0 = Clock::now();
+    for (unsigned i = 0; i < n; ++i)
+        v = add_one(v);
+    ns.push_back(per_op(t0, Clock::now()));
+    if (v != n || table.size() != 0)
+        ns.clear();  // cannot be: the loops did not run as written
+    return ns;
+}
+
+const char* const kParts[] = {
+    "EAL lock: lock + unlock",
+    "table: overlap check + append",
+    "table: whole-mapping check + erase",
+    "one call and return",
+};
+
 // ---- report ---------------------------------------------------------------------
 
 // What serves the timed calls of a cell.
@@ -508,7 +569,8 @@ std::string spread(const std::vector<double>& v, int decimals) {
     return fmt(median(v), decimals) + " [" + fmt(*lo, decimals) + ", " + fmt(*hi, decimals) + "]";
 }
 
-void print_report(const Config& c, const std::vector<Cell>& cells) {
+void print_report(const Config& c, const std::vector<Cell>& cells,
+                  const std::vector<std::vector<double>>& parts) {
     std::printf("\n==== vfiokit VFIO map/unmap benchmark: %u maps of 4 KiB, device %s ====\n",
                 c.maps, c.device.c_str());
     std::printf("%u interleaved rounds (after 1 warm-up). Cells: median [min, max] of the rounds.\n"
@@ -562,6 +624,16 @@ void print_report(const Config& c, const std::vector<Cell>& cells) {
                 "microseconds, median [min, max] of the rounds: the front end's own cost.\n"
                 "\"edu, null+syscall\": the same with one getppid syscall per call on both\n"
                 "sides: the front end's cost when each call also enters the kernel.\n");
+    std::printf("\nThe per-call path's parts, each timed alone (%u times a round), ns per\n"
+                "operation, median [min, max] of the rounds:\n",
+                c.maps);
+    for (std::size_t i = 0; i < std::size(kParts); ++i) {
+        std::vector<double> v;
+        for (const auto& round : parts)
+            if (i < round.size())
+                v.push_back(round[i]);
+        std::printf("  %-36s %s\n", kParts[i], spread(v, 0).c_str());
+    }
 }
 
 bool parse_args(int argc, char** argv, Config& c) {
@@ -630,6 +702,7 @@ int run(const Config& c) {
     std::fflush(stdout);
 
     NullDma null(false), null_syscall(true);
+    std::vector<std::vector<double>> parts;
     std::vector<Cell> cells;
     for (const ModeCase& m : kModes)
         for (bool attach : {true, false})
@@ -638,6 +711,14 @@ int run(const Config& c) {
         for (Kernel k : {Kernel::null, Kernel::null_syscall})
             cells.push_back({&m, true, k, {}, {}});
     for (unsigned n = 0; n <= c.rounds; ++n) {
+        if (n > 0) {
+            auto one = time_parts(c.maps);
+            if (one.empty()) {
+                std::printf("vfiokit-bench-vfio: the parts' loops did not run as written\n");
+                return 1;
+            }
+            parts.push_back(std::move(one));
+        }
         for (Cell& cell : cells) {
             // Group-style without a device: vfiokit only records (see the
             // report's note); there is no raw loop to run.
@@ -677,7 +758,7 @@ int run(const Config& c) {
             }
         }
     }
-    print_report(c, cells);
+    print_report(c, cells, parts);
     ::munmap(p, kBufPages * kPage);
     return 0;
 }
