@@ -17,22 +17,39 @@
 // both sides, raw first in even rounds and vfiokit first in odd ones, so
 // that a shared machine's noise falls on both alike; one unreported warm-up
 // round comes first. Runs in the lab's iommu shape: devtools/bench-vfio.sh.
+//
+// The same rounds also time the front end alone (device attached): both
+// sides once more with the map and unmap ioctls served by a seam that does
+// not enter the kernel ("null"), and once with that seam making one cheap
+// real syscall (getppid) per call instead ("null+syscall", which shows
+// what entering the kernel does to the front end's own cost under
+// emulation). Those rows report the difference per call in microseconds.
+// Last, the parts of the front end's per-call path timed one by one in the
+// same process (the EAL lock, the table, a call and return), in
+// nanoseconds per operation.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "report.hpp"
 #include "vfiokit/eal/eal.hpp"
+#include "vfiokit/eal/recursive_lock.hpp"
 #include "vfiokit/eal/sysfs.hpp"
+#include "vfiokit/eal/vfio/dma_table.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 #include "vfiokit/uapi/iommufd.hpp"
 #include "vfiokit/uapi/vfio.hpp"
@@ -82,6 +99,58 @@ const ModeCase kModes[] = {
 // The ms of one pass of each operation.
 struct Times {
     double map = 0, unmap = 0, unmap_all = 0;
+};
+
+// ---- the null kernel ------------------------------------------------------------
+
+// What serves the map and unmap ioctls in the front-end rows: a byte count
+// in place of the kernel (so the unmaps' written-back byte counts agree
+// with the table), optionally with one getppid per call. Every other call
+// goes to the kernel.
+class NullDma final : public vfio::Syscalls {
+public:
+    explicit NullDma(bool syscall) : syscall_(syscall) {}
+    int open(const char* p, int f) override { return k_.open(p, f); }
+    int close(int fd) override { return k_.close(fd); }
+    int ioctl(int fd, unsigned long r, void* a) override {
+        if (r == uapi::kIommuIoasMap) {
+            bytes_ += static_cast<uapi::iommu_ioas_map*>(a)->length;
+        } else if (r == uapi::kIommuIoasUnmap) {
+            auto* u = static_cast<uapi::iommu_ioas_unmap*>(a);
+            if (u->iova == 0 && u->length == UINT64_MAX)
+                u->length = std::exchange(bytes_, 0);
+            else
+                bytes_ -= u->length;
+        } else if (r == uapi::kVfioIommuMapDma) {
+            bytes_ += static_cast<uapi::vfio_iommu_type1_dma_map*>(a)->size;
+        } else if (r == uapi::kVfioIommuUnmapDma) {
+            auto* u = static_cast<uapi::vfio_iommu_type1_dma_unmap*>(a);
+            if ((u->flags & uapi::kVfioDmaUnmapFlagAll) != 0)
+                u->size = std::exchange(bytes_, 0);
+            else
+                bytes_ -= u->size;
+        } else {
+            return k_.ioctl(fd, r, a);
+        }
+        if (syscall_)
+            (void)::syscall(SYS_getppid);
+        return 0;
+    }
+    void* mmap(void* a, std::size_t l, int p, int f, int fd, off_t o) override {
+        return k_.mmap(a, l, p, f, fd, o);
+    }
+    int munmap(void* a, std::size_t l) override { return k_.munmap(a, l); }
+    int eventfd(unsigned v, int f) override { return k_.eventfd(v, f); }
+    ssize_t pread(int fd, void* b, std::size_t l, off_t o) override { return k_.pread(fd, b, l, o); }
+    ssize_t pwrite(int fd, const void* b, std::size_t l, off_t o) override {
+        return k_.pwrite(fd, b, l, o);
+    }
+    ssize_t readlink(const char* p, char* b, std::size_t l) override { return k_.readlink(p, b, l); }
+
+private:
+    vfio::Syscalls& k_ = vfio::real_syscalls();
+    bool syscall_;
+    std::uint64_t bytes_ = 0;
 };
 
 // ---- raw ------------------------------------------------------------------------
@@ -210,12 +279,17 @@ Result<Times> time_phases(unsigned maps, MapOne map_one, UnmapOne unmap_one, Unm
 }
 
 // The loops a C program would write: fill the struct, ioctl, check the
-// return code.
-Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const char* buf) {
+// return code. With `via`, the timed ioctls go to it (the null kernel)
+// instead of the kernel.
+Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const char* buf,
+                      vfio::Syscalls* via = nullptr) {
     auto s = raw_setup(m, attach, c.device);
     if (!s)
         return fail(std::move(s.error()).context(std::string("raw ") + m.label));
     const int fd = s->container.get();
+    const auto ioctl = [via](int f, unsigned long r, void* a) {
+        return via != nullptr ? via->ioctl(f, r, a) : ::ioctl(f, r, a);
+    };
     const auto map_one = [&](unsigned i) -> Result<void> {
         int rc;
         if (m.ioas) {
@@ -227,7 +301,7 @@ Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const cha
             a.user_va = buf_page(buf, i);
             a.length = kPage;
             a.iova = kIovaBase + i * kPage;
-            rc = ::ioctl(fd, uapi::kIommuIoasMap, &a);
+            rc = ioctl(fd, uapi::kIommuIoasMap, &a);
         } else {
             uapi::vfio_iommu_type1_dma_map a{};
             a.argsz = sizeof a;
@@ -235,7 +309,7 @@ Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const cha
             a.vaddr = buf_page(buf, i);
             a.iova = kIovaBase + i * kPage;
             a.size = kPage;
-            rc = ::ioctl(fd, uapi::kVfioIommuMapDma, &a);
+            rc = ioctl(fd, uapi::kVfioIommuMapDma, &a);
         }
         if (rc < 0)
             return fail(errno, "raw map " + std::to_string(i));
@@ -249,13 +323,13 @@ Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const cha
             u.ioas_id = s->ioas;
             u.iova = kIovaBase + i * kPage;
             u.length = kPage;
-            rc = ::ioctl(fd, uapi::kIommuIoasUnmap, &u);
+            rc = ioctl(fd, uapi::kIommuIoasUnmap, &u);
         } else {
             uapi::vfio_iommu_type1_dma_unmap u{};
             u.argsz = sizeof u;
             u.iova = kIovaBase + i * kPage;
             u.size = kPage;
-            rc = ::ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
+            rc = ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
         }
         if (rc < 0)
             return fail(errno, "raw unmap " + std::to_string(i));
@@ -269,12 +343,12 @@ Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const cha
             u.ioas_id = s->ioas;
             u.iova = 0;
             u.length = UINT64_MAX;
-            rc = ::ioctl(fd, uapi::kIommuIoasUnmap, &u);
+            rc = ioctl(fd, uapi::kIommuIoasUnmap, &u);
         } else {
             uapi::vfio_iommu_type1_dma_unmap u{};
             u.argsz = sizeof u;
             u.flags = uapi::kVfioDmaUnmapFlagAll;
-            rc = ::ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
+            rc = ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
         }
         if (rc < 0)
             return fail(errno, "raw unmap all");
@@ -285,7 +359,10 @@ Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const cha
 
 // ---- vfiokit --------------------------------------------------------------------
 
-Result<Times> vfiokit_run(const ModeCase& m, bool attach, const Config& c, const char* buf) {
+// With `via`, the timed calls reach it (the null kernel) through the seam
+// instead of the kernel; set-up and teardown still go to the kernel.
+Result<Times> vfiokit_run(const ModeCase& m, bool attach, const Config& c, const char* buf,
+                          vfio::Syscalls* via = nullptr) {
     vfio::Options o;
     o.mode = m.mode;
     o.type1 = m.type1;
@@ -296,11 +373,15 @@ Result<Times> vfiokit_run(const ModeCase& m, bool attach, const Config& c, const
     if (attach)
         if (auto d = (*v)->assign_device(ct, c.device); !d)
             return fail(std::move(d.error()).context(std::string("vfiokit ") + m.label));
+    std::optional<vfio::ScopedSyscalls> seam;
+    if (via != nullptr)
+        seam.emplace(*via);
     auto t = time_phases(
         c.maps,
         [&](unsigned i) { return ct.map(buf_page(buf, i), kIovaBase + i * kPage, kPage); },
         [&](unsigned i) { return ct.unmap(kIovaBase + i * kPage, kPage); },
         [&] { return ct.unmap_all(); });
+    seam.reset();
     if (!t)
         return t;
     if (ct.mapping_count() != 0)
@@ -400,13 +481,93 @@ Result<std::vector<unsigned long>> init_ioctls(const ModeCase& m, const Config& 
     return log.ioctls;
 }
 
+// ---- the front end's parts ------------------------------------------------------
+
+// This process's minor page faults so far (first touches of memory).
+long minor_faults() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+}
+
+// Out of line on purpose: what one call and its return cost.
+[[gnu::noinline]] std::uint64_t add_one(std::uint64_t v) {
+    asm volatile("" : "+r"(v));
+    return v + 1;
+}
+
+// ns per operation of each part of map's and unmap's per-call path, one
+// round: `n` times each, timed as a whole.
+std::vector<double> time_parts(unsigned n) {
+    std::vector<double> ns;
+    const auto per_op = [n](Clock::time_point a, Clock::time_point b) {
+        return std::chrono::duration<double, std::nano>(b - a).count() / n;
+    };
+    RecursiveLock lock;
+    auto t0 = Clock::now();
+    for (unsigned i = 0; i < n; ++i) {
+        lock.lock();
+        asm volatile("" ::: "memory");
+        lock.unlock();
+    }
+    ns.push_back(per_op(t0, Clock::now()));
+    vfio::DmaTable table;
+    const long faults = minor_faults();
+    t0 = Clock::now();
+    for (unsigned i = 0; i < n; ++i) {
+        const std::uint64_t iova = kIovaBase + std::uint64_t{i} * kPage;
+        if (table.above_all(iova))
+            table.append({iova, iova, kPage, false});
+    }
+    ns.push_back(per_op(t0, Clock::now()));
+    const long append_faults = minor_faults() - faults;
+    t0 = Clock::now();
+    for (unsigned i = 0; i < n; ++i) {
+        vfio::DmaTable::Extent x;
+        if (table.one_at_either_end(kIovaBase + std::uint64_t{i} * kPage, kPage, x))
+            table.erase(x);
+    }
+    ns.push_back(per_op(t0, Clock::now()));
+    std::uint64_t v = 0;
+    t0 = Clock::now();
+    for (unsigned i = 0; i < n; ++i)
+        v = add_one(v);
+    ns.push_back(per_op(t0, Clock::now()));
+    if (v != n || table.size() != 0)
+        ns.clear();  // cannot be: the loops did not run as written
+    else
+        ns.push_back(static_cast<double>(append_faults));
+    return ns;
+}
+
+const char* const kParts[] = {
+    "EAL lock: lock + unlock",
+    "table: overlap check + append",
+    "table: whole-mapping check + erase",
+    "one call and return",
+    "page faults of the appends (count)",
+};
+
 // ---- report ---------------------------------------------------------------------
+
+// What serves the timed calls of a cell.
+enum class Kernel { real, null, null_syscall };
 
 struct Cell {
     const ModeCase* mode;
     bool attach;
+    Kernel kernel;
     Samples raw[3], vfiokit[3];  // map, unmap, unmap_all
 };
+
+const char* device_label(const Cell& c) {
+    switch (c.kernel) {
+    case Kernel::real: return c.attach ? "edu" : "none";
+    case Kernel::null: return "edu, null";
+    case Kernel::null_syscall: return "edu, null+syscall";
+    }
+    return "?";
+}
 
 std::string fmt(double v, int decimals) {
     char b[64];
@@ -421,7 +582,8 @@ std::string spread(const std::vector<double>& v, int decimals) {
     return fmt(median(v), decimals) + " [" + fmt(*lo, decimals) + ", " + fmt(*hi, decimals) + "]";
 }
 
-void print_report(const Config& c, const std::vector<Cell>& cells) {
+void print_report(const Config& c, const std::vector<Cell>& cells,
+                  const std::vector<std::vector<double>>& parts) {
     std::printf("\n==== vfiokit VFIO map/unmap benchmark: %u maps of 4 KiB, device %s ====\n",
                 c.maps, c.device.c_str());
     std::printf("%u interleaved rounds (after 1 warm-up). Cells: median [min, max] of the rounds.\n"
@@ -434,13 +596,19 @@ void print_report(const Config& c, const std::vector<Cell>& cells) {
     rows.push_back({"mode", "device", "operation", "raw ms", "vfiokit ms", "vfiokit/raw"});
     for (const Cell& cell : cells)
         for (int op = 0; op < 3; ++op) {
+            // The kernel's rows: the paired ratio. The null kernel's: what
+            // the front end adds per call, in microseconds (unmap all is one
+            // call).
+            const bool real = cell.kernel == Kernel::real;
+            const double calls = op == 2 ? 1.0 : c.maps;
             std::vector<double> q;
             for (std::size_t i = 0; i < cell.raw[op].rounds(); ++i)
                 if (auto a = cell.vfiokit[op].at(i), b = cell.raw[op].at(i); a && b && *b > 0)
-                    q.push_back(*a / *b);
-            rows.push_back({op == 0 ? cell.mode->label : "", op == 0 ? (cell.attach ? "edu" : "none") : "",
+                    q.push_back(real ? *a / *b : (*a - *b) * 1000.0 / calls);
+            rows.push_back({op == 0 ? cell.mode->label : "", op == 0 ? device_label(cell) : "",
                             ops[op], spread(cell.raw[op].values(), 1),
-                            spread(cell.vfiokit[op].values(), 1), spread(q, 2)});
+                            spread(cell.vfiokit[op].values(), 1),
+                            real || q.empty() ? spread(q, 2) : "+" + spread(q, 2) + " us"});
         }
     std::size_t w[6] = {};
     for (const auto& r : rows)
@@ -461,7 +629,24 @@ void print_report(const Config& c, const std::vector<Cell>& cells) {
                 "until a group joins the container, and vfiokit joins the group with its first\n"
                 "device: until then Container::map and unmap only update the table (no ioctl;\n"
                 "the table is replayed at the first device), so there is no raw loop (\"-\") and\n"
-                "the vfiokit column is the table's own cost.\n");
+                "the vfiokit column is the table's own cost.\n"
+                "\n"
+                "\"edu, null\": the edu attached, but the timed map and unmap ioctls go to a seam\n"
+                "that counts bytes instead of entering the kernel, on both sides (raw: a loop of\n"
+                "calls to that seam). The last column is then vfiokit's extra time per call, in\n"
+                "microseconds, median [min, max] of the rounds: the front end's own cost.\n"
+                "\"edu, null+syscall\": the same with one getppid syscall per call on both\n"
+                "sides: the front end's cost when each call also enters the kernel.\n");
+    std::printf("\nThe per-call path's parts, each timed alone (%u times a round), ns per\n"
+                "operation, median [min, max] of the rounds:\n",
+                c.maps);
+    for (std::size_t i = 0; i < std::size(kParts); ++i) {
+        std::vector<double> v;
+        for (const auto& round : parts)
+            if (i < round.size())
+                v.push_back(round[i]);
+        std::printf("  %-36s %s\n", kParts[i], spread(v, 0).c_str());
+    }
 }
 
 bool parse_args(int argc, char** argv, Config& c) {
@@ -529,22 +714,38 @@ int run(const Config& c) {
     }
     std::fflush(stdout);
 
+    NullDma null(false), null_syscall(true);
+    std::vector<std::vector<double>> parts;
     std::vector<Cell> cells;
     for (const ModeCase& m : kModes)
         for (bool attach : {true, false})
-            cells.push_back({&m, attach, {}, {}});
+            cells.push_back({&m, attach, Kernel::real, {}, {}});
+    for (const ModeCase& m : kModes)
+        for (Kernel k : {Kernel::null, Kernel::null_syscall})
+            cells.push_back({&m, true, k, {}, {}});
     for (unsigned n = 0; n <= c.rounds; ++n) {
+        if (n > 0) {
+            auto one = time_parts(c.maps);
+            if (one.empty()) {
+                std::printf("vfiokit-bench-vfio: the parts' loops did not run as written\n");
+                return 1;
+            }
+            parts.push_back(std::move(one));
+        }
         for (Cell& cell : cells) {
             // Group-style without a device: vfiokit only records (see the
             // report's note); there is no raw loop to run.
             const bool has_raw = cell.attach || cell.mode->ioas;
+            vfio::Syscalls* via = cell.kernel == Kernel::null           ? &null
+                                  : cell.kernel == Kernel::null_syscall ? &null_syscall
+                                                                        : nullptr;
             Result<Times> raw = Times{}, vk = Times{};
             for (int side = 0; side < 2; ++side) {
                 if ((side == 0) == (n % 2 == 0)) {
                     if (has_raw)
-                        raw = raw_run(*cell.mode, cell.attach, c, buf);
+                        raw = raw_run(*cell.mode, cell.attach, c, buf, via);
                 } else {
-                    vk = vfiokit_run(*cell.mode, cell.attach, c, buf);
+                    vk = vfiokit_run(*cell.mode, cell.attach, c, buf, via);
                 }
             }
             for (auto* r : {&raw, &vk})
@@ -555,8 +756,8 @@ int run(const Config& c) {
             const std::string raw_ms = has_raw ? fmt(raw->map, 1) + "/" + fmt(raw->unmap, 1) + "/" +
                                                      fmt(raw->unmap_all, 1) + " ms"
                                                : std::string("-");
-            std::printf("%s %u: %-15s %-4s raw %s, vfiokit %.1f/%.1f/%.1f ms\n",
-                        n ? "round" : "warm-up", n, cell.mode->label, cell.attach ? "edu" : "none",
+            std::printf("%s %u: %-15s %-17s raw %s, vfiokit %.1f/%.1f/%.1f ms\n",
+                        n ? "round" : "warm-up", n, cell.mode->label, device_label(cell),
                         raw_ms.c_str(), vk->map, vk->unmap, vk->unmap_all);
             std::fflush(stdout);
             if (n == 0)
@@ -570,7 +771,7 @@ int run(const Config& c) {
             }
         }
     }
-    print_report(c, cells);
+    print_report(c, cells, parts);
     ::munmap(p, kBufPages * kPage);
     return 0;
 }

@@ -25,6 +25,8 @@
 
 namespace vfiokit::vfio {
 
+struct DmaPath;  // dma_path.hpp
+
 // What the front end knows about a device before asking a backend to open it
 // (read from sysfs by the front end).
 struct DeviceRequest {
@@ -151,6 +153,25 @@ public:
     }
     // Unmaps whole mappings inside [iova, iova+len); returns bytes unmapped.
     [[nodiscard]] virtual Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) = 0;
+    // The per-call path (dma_path.hpp): the map and unmap ioctls of map()
+    // and unmap() as data, which the front end issues inline. nullptr where
+    // the backend has none (no-IOMMU groups, fakes, backends that are not
+    // the kernel): the front end then calls map() and unmap(). The object
+    // is the backend's, lives as long as it, and follows its state (no
+    // protocol while a group container has no IOMMU model; the page size).
+    [[nodiscard]] virtual DmaPath* dma_path() { return nullptr; }
+    // The errors map() and unmap() return when their ioctl fails with
+    // `err`: what the front end returns when an ioctl it issued through
+    // dma_path() fails. Out of line and cold: only failures build them.
+    [[nodiscard]] virtual Error map_error(int err, std::uint64_t vaddr, std::uint64_t iova,
+                                          std::uint64_t len) const {
+        (void)vaddr, (void)iova, (void)len;
+        return Error(err, "map");
+    }
+    [[nodiscard]] virtual Error unmap_error(int err, std::uint64_t iova, std::uint64_t len) const {
+        (void)iova, (void)len;
+        return Error(err, "unmap");
+    }
     // Unmaps everything; returns bytes unmapped.
     [[nodiscard]] virtual Result<std::uint64_t> unmap_all() = 0;
 

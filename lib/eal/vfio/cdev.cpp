@@ -45,6 +45,7 @@
 #include <vfiokit/uapi/vfio.hpp>
 
 #include "backend.hpp"
+#include "dma_path.hpp"
 #include "kernel_device.hpp"
 #include "vf_token.hpp"
 #include "vfiokit/eal/format.hpp"
@@ -138,7 +139,14 @@ class CdevContainer final : public ContainerBackend {
 public:
     // `noiommu`: cdev no-IOMMU (the IOAS's devices are no-IOMMU devices).
     CdevContainer(std::shared_ptr<Ioas> ioas, bool noiommu)
-        : ioas_(std::move(ioas)), noiommu_(noiommu) {}
+        : ioas_(std::move(ioas)), noiommu_(noiommu) {
+        // The IOAS takes maps from creation, translated or not: the path is
+        // fixed for the container's life.
+        path_.protocol = DmaPath::Protocol::ioas;
+        path_.fd = ioas_->iommufd();
+        path_.ioas_id = ioas_->id();
+        path_.page_mask = page_size_ - 1;
+    }
 
     [[nodiscard]] Mode mode() const override { return noiommu_ ? Mode::cdev_noiommu : Mode::cdev; }
     [[nodiscard]] std::string describe() const override {
@@ -181,6 +189,10 @@ public:
                                             std::uint64_t len, std::string_view what);
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap_all() override;
+    [[nodiscard]] DmaPath* dma_path() override { return &path_; }
+    [[nodiscard]] Error map_error(int err, std::uint64_t vaddr, std::uint64_t iova,
+                                  std::uint64_t len) const override;
+    [[nodiscard]] Error unmap_error(int err, std::uint64_t iova, std::uint64_t len) const override;
 
     [[nodiscard]] Result<std::vector<IovaRange>> iova_ranges() override {
         auto r = query_ranges();
@@ -224,15 +236,11 @@ private:
                                     const std::optional<Uuid>& token);
     [[nodiscard]] Result<void> attach_pt(CdevDevice& dev, const DeviceRequest& req);
     [[nodiscard]] Result<RangesReply> query_ranges() const;
-    // The range's words for an error are only made when one is returned:
-    // unmap is a per-call path.
-    [[nodiscard]] Result<std::uint64_t> do_unmap(std::uint64_t iova, std::uint64_t len);
-    [[gnu::cold, gnu::noinline]] Error map_failed(Error e, std::uint64_t vaddr, std::uint64_t iova,
-                                                  std::uint64_t len) const;
 
     std::shared_ptr<Ioas> ioas_;
     bool noiommu_;
     const std::uint64_t page_size_ = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    DmaPath path_;  // IOMMU_IOAS_MAP/UNMAP on this IOAS
     // Learned at the first IOMMU_IOAS_MAP_FILE: false on kernels before 6.13.
     std::optional<bool> kernel_maps_files_;
 };
@@ -568,23 +576,15 @@ Result<void> CdevContainer::change_process() {
 }
 
 Result<void> CdevContainer::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
-    uapi::iommu_ioas_map m{};
-    m.size = sizeof m;
-    m.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
-              uapi::kIommuIoasMapWriteable;
-    m.ioas_id = ioas_->id();
-    m.user_va = vaddr;
-    m.length = len;
-    m.iova = iova;
-    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasMap, &m, "IOMMU_IOAS_MAP");
-    if (r) [[likely]]
-        return {};
-    return fail(map_failed(std::move(r.error()), vaddr, iova, len));
+    if (const int err = dma_path_map(path_, vaddr, iova, len); err != 0) [[unlikely]]
+        return fail(map_error(err, vaddr, iova, len));
+    return {};
 }
 
-// map()'s error, explained; out of line, as map is a per-call path.
-Error CdevContainer::map_failed(Error e, std::uint64_t vaddr, std::uint64_t iova,
-                                std::uint64_t len) const {
+// map()'s error, explained; cold, as map is a per-call path.
+[[gnu::cold]] Error CdevContainer::map_error(int err, std::uint64_t vaddr, std::uint64_t iova,
+                                             std::uint64_t len) const {
+    Error e(err, "ioctl IOMMU_IOAS_MAP");
     e.context(where() + ": map " + range_text(iova, len) + " to vaddr " + hex(vaddr));
     switch (e.err()) {
     case ENOMEM:
@@ -618,34 +618,29 @@ Error CdevContainer::map_failed(Error e, std::uint64_t vaddr, std::uint64_t iova
 // range are already gone when ENOENT comes for a later one, and the count
 // is not reported then (io_pagetable.c iopt_unmap_iova_range). The front
 // end only asks for ranges made of whole mappings, so neither happens.
-Result<std::uint64_t> CdevContainer::do_unmap(std::uint64_t iova, std::uint64_t len) {
-    uapi::iommu_ioas_unmap u{};
-    u.size = sizeof u;
-    u.ioas_id = ioas_->id();
-    u.iova = iova;
-    u.length = len;
-    auto r = do_ioctl(ioas_->iommufd(), uapi::kIommuIoasUnmap, &u, "IOMMU_IOAS_UNMAP");
-    if (!r) {
-        Error& e = r.error();
-        e.context(where() + ": " +
-                  (iova == 0 && len == UINT64_MAX ? "unmap all" : "unmap " + range_text(iova, len)));
-        if (e.err() == ENOENT)
-            e.hint("the range holds no mapping, or cuts one: mappings can only be unmapped "
-                   "whole");
-        return fail(std::move(e));
-    }
-    return u.length;
+Result<std::uint64_t> CdevContainer::unmap(std::uint64_t iova, std::uint64_t len) {
+    std::uint64_t bytes = 0;
+    if (const int err = dma_path_unmap(path_, iova, len, bytes); err != 0) [[unlikely]]
+        return fail(unmap_error(err, iova, len));
+    return bytes;
 }
 
-Result<std::uint64_t> CdevContainer::unmap(std::uint64_t iova, std::uint64_t len) {
-    return do_unmap(iova, len);
+// unmap()'s error, explained; cold, as unmap is a per-call path.
+[[gnu::cold]] Error CdevContainer::unmap_error(int err, std::uint64_t iova,
+                                               std::uint64_t len) const {
+    Error e(err, "ioctl IOMMU_IOAS_UNMAP");
+    e.context(where() + ": " +
+              (iova == 0 && len == UINT64_MAX ? "unmap all" : "unmap " + range_text(iova, len)));
+    if (e.err() == ENOENT)
+        e.hint("the range holds no mapping, or cuts one: mappings can only be unmapped whole");
+    return e;
 }
 
 // iova 0 with length UINT64_MAX is the kernel's "unmap everything" (ioas.c
 // iommufd_ioas_unmap calls iopt_unmap_all for exactly that pair), which
 // also succeeds on an empty IOAS.
 Result<std::uint64_t> CdevContainer::unmap_all() {
-    return do_unmap(0, UINT64_MAX);
+    return unmap(0, UINT64_MAX);
 }
 
 // The allowed ranges are the holes between the reserved ranges, which every

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "backend.hpp"
+#include "dma_path.hpp"
 #include "vfiokit/eal/format.hpp"
 #include "vfiokit/eal/vfio/vfio.hpp"
 #include "vfiokit/uapi/vfio.hpp"
@@ -39,6 +40,10 @@ const std::vector<IovaRange> kAssumedRanges = {{0, 0xfedfffffULL}, {0xfef00000UL
 // IOVAs below this are never handed out, so 0 is never a valid DMA address.
 constexpr std::uint64_t kAllocFloor = 1ULL << 20;
 
+// The path of a backend without one: map() and unmap() always ask the
+// backend. Never written (only a path with a protocol is).
+DmaPath g_no_path;
+
 [[gnu::cold, gnu::noinline]] std::string map_text(std::uint64_t vaddr, std::uint64_t iova,
                                                   std::uint64_t len) {
     return "map " + range_text(iova, len) + " from vaddr " + hex(vaddr);
@@ -51,6 +56,12 @@ constexpr std::uint64_t kAllocFloor = 1ULL << 20;
 
 [[gnu::cold, gnu::noinline]] std::string bytes_differ(std::uint64_t kernel, std::uint64_t table) {
     return "the kernel unmapped " + hex(kernel) + " bytes, the table holds " + hex(table);
+}
+
+[[gnu::cold, gnu::noinline]] Error unmapped_differs(std::uint64_t iova, std::uint64_t len,
+                                                    std::uint64_t kernel, std::uint64_t table,
+                                                    const std::string& container) {
+    return Error(EIO, unmap_text(iova, len) + ": " + bytes_differ(kernel, table)).context(container);
 }
 
 [[gnu::cold, gnu::noinline]] Error not_ours(std::uint64_t iova, std::uint64_t len,
@@ -82,7 +93,11 @@ constexpr std::uint64_t kAllocFloor = 1ULL << 20;
 }  // namespace
 
 Container::Container(Vfio* v, std::unique_ptr<ContainerBackend> b, bool is_default)
-    : vfio_(v), default_(is_default), backend_(std::move(b)) {}
+    : vfio_(v), default_(is_default), backend_(std::move(b)) {
+    path_ = backend_->dma_path();
+    if (path_ == nullptr)
+        path_ = &g_no_path;
+}
 
 // Devices first (their destructors release them from the backend's
 // container), then the backend (container fd / IOAS); the kernel drops the
@@ -222,8 +237,10 @@ Result<std::vector<IovaRange>> Container::iova_ranges() {
 // Per map call: from the ranges and entry count the container holds (asked
 // of the kernel once, until a device comes or goes), with no copy and no
 // error to build. False when they are not known yet or say no:
-// check_limits() then asks the kernel or builds the error.
-bool Container::within_known_limits(std::uint64_t iova, std::uint64_t len) const {
+// check_limits() then asks the kernel or builds the error. Inlined into
+// map(): a call and return cost more than the check under emulation.
+[[gnu::always_inline]] inline bool Container::within_known_limits(std::uint64_t iova,
+                                                                 std::uint64_t len) const {
     if (!ranges_ || !entries_avail_ || *entries_avail_ == 0)
         return false;
     for (const auto& r : *ranges_)
@@ -253,9 +270,42 @@ Result<void> Container::check_limits(std::uint64_t iova, std::uint64_t len) {
     return {};
 }
 
+// The per-call path (doc/benchmarks.md): where the backend has a DmaPath
+// and the mapping is the usual one (aligned, above every other mapping,
+// inside the ranges and entry count the container already holds, in a
+// container of this process's own), the checks, the ioctl and the table
+// insert are done here inline, with no virtual call and no Result between
+// layers; a group container without an IOMMU model only records it, as
+// map_impl() would. Anything else, and every error but the kernel's, goes
+// through map_impl(), which makes the same checks and builds the errors.
 Result<void> Container::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
+    using P = DmaPath::Protocol;
     std::lock_guard g(vfio_->control_lock());
+    DmaPath& p = *path_;
+    if (p.protocol != P::none && !imported_ && len != 0 &&
+        ((vaddr | iova | len) & p.page_mask) == 0 && iova + len > iova && vaddr + len > vaddr &&
+        table_.above_all(iova)) [[likely]] {
+        if (p.protocol == P::record) {
+            table_.append({iova, vaddr, len, false});
+            return {};
+        }
+        if (within_known_limits(iova, len)) [[likely]] {
+            if (const int err = dma_path_map(p, vaddr, iova, len); err != 0) [[unlikely]]
+                return fail(map_failed(err, vaddr, iova, len));
+            if (*entries_avail_ != ~0u)
+                --*entries_avail_;
+            table_.append({iova, vaddr, len, false});
+            return {};
+        }
+    }
     return map_impl(vaddr, iova, len, nullptr);
+}
+
+[[gnu::cold]] Error Container::map_failed(int err, std::uint64_t vaddr, std::uint64_t iova,
+                                          std::uint64_t len) const {
+    return backend_->map_error(err, vaddr, iova, len)
+        .context(map_text(vaddr, iova, len))
+        .context(name());
 }
 
 Result<void> Container::map_file(std::uint64_t vaddr, int fd, std::uint64_t offset,
@@ -397,8 +447,38 @@ std::vector<BarMapping> Container::bar_mappings() const {
     return out;
 }
 
+// The per-call path, as map()'s: a range that is exactly the first or the
+// last mapping of a container of this process's own, with no peer BAR in
+// it, is unmapped and erased here inline (recorded mappings of a group
+// container without an IOMMU model: only erased); anything else goes
+// through unmap_impl(). Only imported containers have inherited mappings.
 Result<void> Container::unmap(std::uint64_t iova, std::uint64_t len) {
+    using P = DmaPath::Protocol;
     std::lock_guard g(vfio_->control_lock());
+    DmaPath& p = *path_;
+    DmaTable::Extent x;
+    if (p.protocol != P::none && !imported_ && inherited_.empty() && bars_.empty() &&
+        table_.one_at_either_end(iova, len, x)) [[likely]] {
+        if (p.protocol != P::record) {
+            std::uint64_t done = 0;
+            if (const int err = dma_path_unmap(p, iova, len, done); err != 0) [[unlikely]]
+                return fail(unmap_failed(err, iova, len));
+            if (done != x.bytes) [[unlikely]]
+                return fail(unmapped_differs(iova, len, done, x.bytes, name()));
+            if (entries_avail_ && *entries_avail_ != ~0u)
+                ++*entries_avail_;
+        }
+        table_.erase(x);
+        return {};
+    }
+    return unmap_impl(iova, len);
+}
+
+[[gnu::cold]] Error Container::unmap_failed(int err, std::uint64_t iova, std::uint64_t len) const {
+    return backend_->unmap_error(err, iova, len).context(name());
+}
+
+Result<void> Container::unmap_impl(std::uint64_t iova, std::uint64_t len) {
     if (!maps_memory())
         return fail(untranslated(unmap_text(iova, len)).context(name()));
     if (len == 0 || iova + len < iova)

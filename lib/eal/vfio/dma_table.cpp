@@ -130,8 +130,6 @@ void DmaTable::erase_at(std::size_t first, std::size_t count) {
                        by_iova_.begin() + static_cast<std::ptrdiff_t>(first + count));
 }
 
-void DmaTable::erase(const Extent& x) { erase_at(x.first, x.count); }
-
 void DmaTable::erase(const std::vector<DmaMapping>& ms) {
     for (const auto& m : ms) {
         const std::size_t i = lower(m.iova);

@@ -248,7 +248,9 @@ GroupStyleBackend::GroupStyleBackend(GroupStyleTraits t, OpenedContainer c)
       container_(std::move(c.fd)),
       model_(c.model),
       model_set_(c.model_set),
-      adopted_(c.adopted) {}
+      adopted_(c.adopted) {
+    sync_path();
+}
 
 GroupStyleBackend::~GroupStyleBackend() = default;
 
@@ -310,7 +312,9 @@ void GroupStyleBackend::group_left(unsigned n) {
     page_size_ = kDefaultPageSize;
     unmap_all_ext_.reset();
     info_.reset();
-    if (std::exchange(model_set_, false))
+    const bool had_model = std::exchange(model_set_, false);
+    sync_path();
+    if (had_model)
         last_group_left();
 }
 
@@ -331,11 +335,21 @@ Result<void> GroupStyleBackend::refresh_page_size() {
     if (!info)
         return fail(std::move(info.error()).context("IOMMU page sizes"));
     info_ = *info;
-    info_avail_fresh_ = true;
+    path_.avail_stale = false;
     page_size_ = info->iova_pgsizes == 0
                      ? kDefaultPageSize
                      : std::uint64_t{1} << std::countr_zero(info->iova_pgsizes);
+    sync_path();
     return {};
+}
+
+void GroupStyleBackend::sync_path() {
+    // No-IOMMU sets a model too, but maps nothing (its backend refuses).
+    // Without a model the front end records mappings for the replay.
+    using P = DmaPath::Protocol;
+    path_.protocol = traits_.mode == Mode::noiommu ? P::none : model_set_ ? P::type1 : P::record;
+    path_.fd = container_.get();
+    path_.page_mask = page_size_ - 1;
 }
 
 Result<std::unique_ptr<BackendDevice>> GroupStyleBackend::attach(const DeviceRequest& req) {
@@ -370,6 +384,7 @@ Result<std::unique_ptr<BackendDevice>> GroupStyleBackend::attach(const DeviceReq
             return fail(std::move(e).context(traits_.container_path));
         }
         model_set_ = true;
+        sync_path();
         if (auto ready = model_was_set(); !ready)
             return fail(std::move(ready.error()).context(traits_.container_path));
     }

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "dma_path.hpp"
 #include "vfiokit/uapi/vfio.hpp"
 
 namespace vfiokit::vfio::detail {
@@ -106,6 +107,10 @@ public:
                                    std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint64_t iova, std::uint64_t len) override;
     [[nodiscard]] Result<std::uint64_t> unmap_all() override;
+    [[nodiscard]] DmaPath* dma_path() override { return &path_; }
+    [[nodiscard]] Error map_error(int err, std::uint64_t vaddr, std::uint64_t iova,
+                                  std::uint64_t len) const override;
+    [[nodiscard]] Error unmap_error(int err, std::uint64_t iova, std::uint64_t len) const override;
     [[nodiscard]] Result<std::vector<IovaRange>> iova_ranges() override;
     [[nodiscard]] Result<std::optional<std::uint32_t>> dma_entries_avail() override;
     // Cached: read at every attach and after every release, the only times
@@ -150,6 +155,9 @@ private:
     [[nodiscard]] Result<std::shared_ptr<Group>> open_group(const DeviceRequest& req, unsigned n);
     void group_left(unsigned n);
     [[nodiscard]] Result<void> refresh_page_size();
+    // Brings path_ in line with model_set_ and page_size_: called wherever
+    // either changes.
+    void sync_path();
 
     GroupStyleTraits traits_;
     // Every group (and device) is gone before the backend dies (front end's
@@ -165,9 +173,12 @@ private:
     // and release): iova_ranges() and dma_entries_avail() answer from it
     // rather than asking again. The ranges only change when a domain comes
     // or goes, which refreshes it; the DMA-avail count changes with every
-    // map and unmap, which mark it stale (info_avail_fresh_).
+    // map and unmap, which mark it stale (path_.avail_stale, set by the
+    // front end's inline ioctls too).
     std::optional<IommuInfo> info_;
-    bool info_avail_fresh_ = false;
+    // type1 MAP_DMA/UNMAP_DMA on container_ while the model is set,
+    // recorded by the front end before; no protocol for no-IOMMU.
+    DmaPath path_;
     // Another process's container (import_shared): its model and groups are
     // that process's; groups here are only closed, the model never touched.
     bool adopted_ = false;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <string>
 
 #include "backend.hpp"
 #include "fake_backend.hpp"
@@ -148,6 +149,89 @@ TEST(MapCost, EachMapAndUnmapIsOneIoctlAndUnmapAllIsOne) {
     ASSERT_FALSE(cut);
     EXPECT_EQ(cut.error().err(), EINVAL);
     ASSERT_TRUE(c.unmap(base, 2 * K));
+    vfio.reset();
+}
+
+// map() and unmap() take their inline path only for mappings above all
+// others and unmaps at either end of the table; the rest goes the general
+// way. Both must reach the kernel once per call, with the same table.
+TEST(MapCost, MappingsOutOfOrderAreOneIoctlEachToo) {
+    FakeIommufd kernel;
+    ScopedSyscalls guard(kernel);
+    vfiokit::testing::FakeSysfs fs;
+    BackendConfig cfg;
+    cfg.iommufd = kIommufd;
+    auto b = make_cdev_backend(cfg);
+    ASSERT_TRUE(b) << b.error().message();
+    auto vfio = VfioTesting::make(fs.root(), Mode::cdev, std::move(*b));
+    Container& c = vfio->default_container();
+    const std::uint64_t va = 0x7f0000000000ULL, base = 16ULL << 20;
+
+    kernel.calls.clear();
+    // Downwards (each below all others), then into the gaps left.
+    for (unsigned i = 8; i-- > 0;)
+        ASSERT_TRUE(c.map(va, base + 2 * i * K, K)) << i;
+    for (unsigned i = 0; i < 8; ++i)
+        ASSERT_TRUE(c.map(va, base + (2 * i + 1) * K, K)) << i;
+    EXPECT_EQ(kernel.calls[uapi::kIommuIoasMap], 16u);
+    EXPECT_EQ(c.mapping_count(), 16u);
+    // From the middle outwards (the fake kernel unmaps one mapping a call).
+    ASSERT_TRUE(c.unmap(base + 7 * K, K));
+    ASSERT_TRUE(c.unmap(base + 8 * K, K));
+    ASSERT_TRUE(c.unmap(base + 5 * K, K));
+    EXPECT_EQ(kernel.calls[uapi::kIommuIoasUnmap], 3u);
+    EXPECT_EQ(c.mapping_count(), 13u);
+    EXPECT_FALSE(c.lookup(base + 5 * K));
+    EXPECT_TRUE(c.lookup(base + 6 * K));
+    EXPECT_FALSE(c.lookup(base + 7 * K));
+    EXPECT_EQ(kernel.mapped.size(), 13u);
+    ASSERT_TRUE(c.unmap_all());
+    EXPECT_TRUE(kernel.mapped.empty());
+    vfio.reset();
+}
+
+// A map or unmap ioctl that the inline path issues and the kernel fails
+// comes back as the backend's error (the ioctl, the range, the hint),
+// through the seam, so that fault injection reaches it; the table is
+// left as it was.
+TEST(MapCost, FailedIoctlsOnTheInlinePathAreTheBackendsErrors) {
+    FakeIommufd kernel;
+    FaultInjector faults(kernel);
+    ScopedSyscalls guard(faults);
+    vfiokit::testing::FakeSysfs fs;
+    BackendConfig cfg;
+    cfg.iommufd = kIommufd;
+    auto b = make_cdev_backend(cfg);
+    ASSERT_TRUE(b) << b.error().message();
+    auto vfio = VfioTesting::make(fs.root(), Mode::cdev, std::move(*b));
+    Container& c = vfio->default_container();
+    const std::uint64_t va = 0x7f0000000000ULL, base = 16ULL << 20;
+
+    ASSERT_TRUE(c.map(va, base, K));  // the ranges are known from here on
+    faults.fail_nth(Call::ioctl, 1, ENOMEM, uapi::kIommuIoasMap);
+    auto m = c.map(va, base + K, K);
+    ASSERT_FALSE(m);
+    EXPECT_TRUE(faults.fired());
+    EXPECT_EQ(m.error().err(), ENOMEM);
+    EXPECT_NE(m.error().message().find("IOMMU_IOAS_MAP"), std::string::npos) << m.error().message();
+    EXPECT_NE(m.error().message().find("RLIMIT_MEMLOCK"), std::string::npos) << m.error().message();
+    EXPECT_EQ(c.mapping_count(), 1u);
+    EXPECT_FALSE(c.lookup(base + K));
+
+    faults.fail_nth(Call::ioctl, 1, ENOENT, uapi::kIommuIoasUnmap);
+    auto u = c.unmap(base, K);
+    ASSERT_FALSE(u);
+    EXPECT_TRUE(faults.fired());
+    EXPECT_EQ(u.error().err(), ENOENT);
+    EXPECT_NE(u.error().message().find("IOMMU_IOAS_UNMAP"), std::string::npos) << u.error().message();
+    EXPECT_EQ(c.mapping_count(), 1u);
+
+    faults.reset();
+    ASSERT_TRUE(c.map(va, base + K, K));
+    ASSERT_TRUE(c.unmap(base, K));
+    ASSERT_TRUE(c.unmap(base + K, K));
+    EXPECT_EQ(c.mapping_count(), 0u);
+    EXPECT_TRUE(kernel.mapped.empty());
     vfio.reset();
 }
 

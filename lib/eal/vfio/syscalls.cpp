@@ -11,6 +11,8 @@
 #include <atomic>
 #include <cerrno>
 
+#include "dma_path.hpp"
+
 namespace vfiokit::vfio {
 
 namespace {
@@ -38,12 +40,12 @@ public:
     }
 };
 
-// Atomic: the mp server's thread reads it while a test installs an
-// injector. A relaxed load is a plain load: the seam stays one load and one
-// virtual call.
-std::atomic<Syscalls*> g_current{nullptr};
-
 }  // namespace
+
+// The installed Syscalls (dma_path.hpp reads it inline). Atomic: the mp
+// server's thread reads it while a test installs an injector. An acquire
+// load is a plain load on x86: the seam stays one load and one call.
+std::atomic<Syscalls*> detail::g_installed_syscalls{nullptr};
 
 // The memory and channel calls: the kernel, unless a Syscalls overrides them.
 int Syscalls::memfd_create(const char* name, unsigned flags) { return ::memfd_create(name, flags); }
@@ -82,11 +84,13 @@ Syscalls& real_syscalls() {
 }
 
 Syscalls& sys() {
-    Syscalls* s = g_current.load(std::memory_order_acquire);
+    Syscalls* s = detail::g_installed_syscalls.load(std::memory_order_acquire);
     return s ? *s : real_syscalls();
 }
 
-Syscalls* set_syscalls(Syscalls* s) { return g_current.exchange(s, std::memory_order_acq_rel); }
+Syscalls* set_syscalls(Syscalls* s) {
+    return detail::g_installed_syscalls.exchange(s, std::memory_order_acq_rel);
+}
 
 // --- FaultInjector ----------------------------------------------------------
 
@@ -229,7 +233,7 @@ namespace {
 }  // namespace
 
 Result<int> do_ioctl(int fd, unsigned long request, void* arg, std::string_view what) {
-    int r = sys().ioctl(fd, request, arg);
+    int r = detail::seam_ioctl(fd, request, arg);
     if (r < 0) [[unlikely]]
         return fail(ioctl_error(errno, what));
     return r;

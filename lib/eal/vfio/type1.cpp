@@ -103,39 +103,35 @@ void GroupStyleBackend::explain_map_error(Error& e) const {
 }
 
 Result<void> GroupStyleBackend::map(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) {
-    uapi::vfio_iommu_type1_dma_map m{};
-    m.argsz = sizeof m;
-    m.flags = uapi::kVfioDmaMapFlagRead | uapi::kVfioDmaMapFlagWrite;
-    m.vaddr = vaddr;
-    m.iova = iova;
-    m.size = len;
-    if (auto ok = do_ioctl(container_.get(), uapi::kVfioIommuMapDma, &m, "VFIO_IOMMU_MAP_DMA");
-        !ok) {
-        Error e = std::move(ok.error());
-        explain_map_error(e);
-        return fail(std::move(e));
-    }
-    info_avail_fresh_ = false;
+    if (const int err = dma_path_map(path_, vaddr, iova, len); err != 0) [[unlikely]]
+        return fail(map_error(err, vaddr, iova, len));
     return {};
 }
 
+[[gnu::cold]] Error GroupStyleBackend::map_error(int err, std::uint64_t, std::uint64_t,
+                                                 std::uint64_t) const {
+    Error e(err, "ioctl VFIO_IOMMU_MAP_DMA");
+    explain_map_error(e);
+    return e;
+}
+
 Result<std::uint64_t> GroupStyleBackend::unmap(std::uint64_t iova, std::uint64_t len) {
-    uapi::vfio_iommu_type1_dma_unmap u{};
-    u.argsz = sizeof u;
-    u.iova = iova;
-    u.size = len;
-    if (auto ok = do_ioctl(container_.get(), uapi::kVfioIommuUnmapDma, &u, "VFIO_IOMMU_UNMAP_DMA");
-        !ok) {
-        Error e = std::move(ok.error());
-        // type1v2 refuses a range that cuts a mapping with EINVAL, iommufd
-        // with ENOENT (vfio_iommu_type1.c vfio_dma_do_unmap, io_pagetable.c
-        // iopt_unmap_iova_range).
-        if (e.err() == EINVAL || e.err() == ENOENT)
-            e.hint("the range must cover whole mappings");
-        return fail(std::move(e).context("unmap " + range_text(iova, len)));
-    }
-    info_avail_fresh_ = false;
-    return u.size;  // the kernel writes back the bytes it unmapped
+    std::uint64_t bytes = 0;
+    if (const int err = dma_path_unmap(path_, iova, len, bytes); err != 0) [[unlikely]]
+        return fail(unmap_error(err, iova, len));
+    return bytes;
+}
+
+[[gnu::cold]] Error GroupStyleBackend::unmap_error(int err, std::uint64_t iova,
+                                                   std::uint64_t len) const {
+    Error e(err, "ioctl VFIO_IOMMU_UNMAP_DMA");
+    // type1v2 refuses a range that cuts a mapping with EINVAL, iommufd
+    // with ENOENT (vfio_iommu_type1.c vfio_dma_do_unmap, io_pagetable.c
+    // iopt_unmap_iova_range).
+    if (e.err() == EINVAL || e.err() == ENOENT)
+        e.hint("the range must cover whole mappings");
+    e.context("unmap " + range_text(iova, len));
+    return e;
 }
 
 Result<std::uint64_t> GroupStyleBackend::unmap_all() {
@@ -154,7 +150,7 @@ Result<std::uint64_t> GroupStyleBackend::unmap_all() {
                                "VFIO_IOMMU_UNMAP_DMA(ALL)");
             !ok)
             return fail(std::move(ok.error()).context("unmap all"));
-        info_avail_fresh_ = false;
+        path_.avail_stale = true;
         return u.size;
     }
     // Without VFIO_UNMAP_ALL, sweep [0, 2^64) in two ranges: type1 refuses a
@@ -183,7 +179,7 @@ Result<std::vector<IovaRange>> GroupStyleBackend::iova_ranges() {
         if (!info)
             return fail(std::move(info.error()).context("IOVA ranges"));
         info_ = *info;
-        info_avail_fresh_ = true;
+        path_.avail_stale = false;
     }
     const auto& info = info_;
     // No range capability (kernels before 5.4): everything goes.
@@ -195,12 +191,12 @@ Result<std::vector<IovaRange>> GroupStyleBackend::iova_ranges() {
 Result<std::optional<std::uint32_t>> GroupStyleBackend::dma_entries_avail() {
     if (auto ok = require_ready("DMA entries available"); !ok)
         return fail(std::move(ok.error()));
-    if (!info_ || !info_avail_fresh_) {
+    if (!info_ || path_.avail_stale) {
         auto info = query_iommu_info(container_.get(), true);
         if (!info)
             return fail(std::move(info.error()).context("DMA entries available"));
         info_ = *info;
-        info_avail_fresh_ = true;
+        path_.avail_stale = false;
     }
     return info_->dma_avail;
 }

@@ -39,6 +39,18 @@ public:
     /// Precondition: check_free() passed.
     void insert(const DmaMapping& m);
 
+    /// Whether [iova, ...) starts at or above the end of every mapping: a
+    /// range there overlaps none. O(1), inline: the usual case of map's
+    /// per-call path (mapping upwards), whose overlap check it is.
+    [[nodiscard]] bool above_all(std::uint64_t iova) const {
+        return by_iova_.empty() || iova >= by_iova_.back().end();
+    }
+    /// insert() for a mapping above_all() said is above every other.
+    void append(const DmaMapping& m) {
+        by_iova_.push_back(m);
+        bytes_ += m.len;
+    }
+
     /// The whole mappings that make up the unmap request [iova, iova+len):
     /// EINVAL when the range cuts through a mapping (naming it), ENOENT when
     /// it holds none.
@@ -55,9 +67,38 @@ public:
         std::size_t first = 0;  ///< position of the first mapping, for erase(Extent)
     };
     [[nodiscard]] Result<Extent> whole_extent(std::uint64_t iova, std::uint64_t len) const;
-    /// Erases what whole_extent() returned; the table must not have changed
-    /// since.
-    void erase(const Extent& x);
+    /// whole_extent()'s usual case, inline and O(1): [iova, iova+len) is
+    /// exactly the first or the last mapping (unmapping in the order
+    /// mapped, or the reverse). False for anything else, which then needs
+    /// whole_extent(); mappings never overlap, so such a range holds that
+    /// one mapping whole and no other.
+    [[nodiscard]] bool one_at_either_end(std::uint64_t iova, std::uint64_t len, Extent& x) const {
+        if (by_iova_.empty())
+            return false;
+        if (const DmaMapping& f = by_iova_.front(); f.iova == iova && f.len == len) {
+            x = {1, len, 0};
+            return true;
+        }
+        if (const DmaMapping& b = by_iova_.back(); b.iova == iova && b.len == len) {
+            x = {1, len, by_iova_.size() - 1};
+            return true;
+        }
+        return false;
+    }
+    /// Erases what whole_extent() or one_at_either_end() returned; the
+    /// table must not have changed since.
+    void erase(const Extent& x) {
+        // At either end the deque only drops an element.
+        if (x.count == 1 && x.first == 0) {
+            bytes_ -= by_iova_.front().len;
+            by_iova_.pop_front();
+        } else if (x.count == 1 && x.first + 1 == by_iova_.size()) {
+            bytes_ -= by_iova_.back().len;
+            by_iova_.pop_back();
+        } else {
+            erase_at(x.first, x.count);
+        }
+    }
     /// Calls f(const DmaMapping&) for each mapping starting in [iova, iova+len).
     template <class F>
     void for_each_in(std::uint64_t iova, std::uint64_t len, F&& f) const {

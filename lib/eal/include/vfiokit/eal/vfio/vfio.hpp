@@ -100,6 +100,9 @@ class ContainerBackend;
 class BackendDevice;
 class Container;
 class Vfio;
+/// A backend's map and unmap ioctls as data, for Container's per-call path
+/// (private: lib/eal/vfio/dma_path.hpp).
+struct DmaPath;
 // Host unit tests of the front end (container_test.cpp): builds a Vfio
 // around a fake ContainerBackend. Not part of the API.
 struct VfioTesting;
@@ -428,6 +431,14 @@ private:
     };
     Result<void> map_impl(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
                           const FileRef* file);
+    // unmap() for everything its inline path does not take: the checks
+    // with their errors, imported containers, peer BARs, the middle of the
+    // table.
+    Result<void> unmap_impl(std::uint64_t iova, std::uint64_t len);
+    // The errors of an ioctl that map() and unmap() issued themselves
+    // through path_ (cold, out of line).
+    Error map_failed(int err, std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len) const;
+    Error unmap_failed(int err, std::uint64_t iova, std::uint64_t len) const;
     // The map ioctl itself: by file where the kernel can (by_file set),
     // by address otherwise.
     Result<void> map_kernel(std::uint64_t vaddr, std::uint64_t iova, std::uint64_t len,
@@ -455,6 +466,9 @@ private:
     // Declared before devices_: devices are released first (destroyed in
     // reverse order), while the backend's container/IOAS still exists.
     std::unique_ptr<ContainerBackend> backend_;
+    // The backend's DmaPath (owned by it), or one with no protocol: what
+    // map() and unmap() issue inline on their per-call path.
+    DmaPath* path_;
     DmaTable table_;
     std::vector<std::unique_ptr<Device>> devices_;
     std::optional<std::vector<IovaRange>> ranges_;  // cached until the next attach/release
