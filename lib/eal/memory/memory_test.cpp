@@ -95,9 +95,9 @@ struct FailingListener : MemoryListener {
 };
 
 TEST(Memory, ListenerFailureRollsBack) {
+    FailingListener l;  // outlives the memory, whose destructor tells it of each removal
     auto m = Memory::create(small());
     ASSERT_TRUE(m);
-    FailingListener l;
     (*m)->set_listener(&l);
     auto a = (*m)->add(4096);
     ASSERT_FALSE(a);
@@ -121,9 +121,9 @@ struct PlacingListener : MemoryListener {
 };
 
 TEST(Memory, TheListenerPlacesTheIovaAndSetIovaMovesIt) {
+    PlacingListener l;  // outlives the memory, whose destructor tells it of each removal
     auto m = Memory::create(small());
     ASSERT_TRUE(m);
-    PlacingListener l;
     (*m)->set_listener(&l);
     auto a = (*m)->add(8192);
     ASSERT_TRUE(a) << a.error().message();
