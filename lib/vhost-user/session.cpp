@@ -266,8 +266,9 @@ Result<void> Session::handle(Message& m) {
     case Request::set_mem_table: {
         const auto h = m.as<MemoryHeader>();
         std::vector<MemoryRegionDesc> descs(h.nregions);
-        std::memcpy(descs.data(), m.payload.data() + sizeof(MemoryHeader),
-                    h.nregions * sizeof(MemoryRegionDesc));
+        if (h.nregions != 0)  // no regions: descs.data() may be null (fuzzing: UBSan)
+            std::memcpy(descs.data(), m.payload.data() + sizeof(MemoryHeader),
+                        h.nregions * sizeof(MemoryRegionDesc));
         auto t = MemoryTable::map(descs, std::move(m.fds));
         if (!t)
             return fail(std::move(t.error()));
