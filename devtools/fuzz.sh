@@ -40,6 +40,11 @@ echo "fuzz: targets built in $(( $(date +%s) - start )) s"
 # one too (LeakSanitizer runs when each input has been tried... and at exit).
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# VFIOKIT_FUZZ_SEED=N: libFuzzer's mutations from a fixed seed, so that a
+# short run (test.sh's) tries much the same inputs each time and a finding
+# there is one a rerun reproduces; unset, each run picks its own seed and
+# explores further.
+seedarg=${VFIOKIT_FUZZ_SEED:+-seed=$VFIOKIT_FUZZ_SEED}
 status=0
 for t in $targets; do
     exe=$builddir/fuzz/fuzz_$t
@@ -52,7 +57,8 @@ for t in $targets; do
     mkdir -p "$work" "$found"
     # -timeout: an input that takes longer is a finding (a hang);
     # -rss_limit_mb: so is one that eats the memory.
-    if "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+    # shellcheck disable=SC2086
+    if "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 $seedarg \
             -print_final_stats=1 -artifact_prefix="$found/$t-" "$work" "$seeds" > "$log" 2>&1; then
         result=ok
     else

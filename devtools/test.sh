@@ -88,6 +88,8 @@ grep -hE '^kselftest (vfio_[a-z_]+ [a-z0-9_]+|init perf [a-z0-9_]+|dma mapping [
 # unit suite under ASan+UBSan, the threaded tests under TSan, every fuzz
 # target for 10 s, and three lab jobs' binaries under UBSan on 6.12/iommu.
 # After the lab suite, so their builds do not slow its guests.
+# The fuzz stage starts libFuzzer from a fixed seed (devtools/fuzz.sh).
+export VFIOKIT_FUZZ_SEED=1
 for stage in "asan-unit.sh $kdir/headers/include" "tsan.sh" "fuzz.sh 10" \
              "ubsan-lab.sh $kdir/headers/include"; do
     echo "==== ${stage%% *} ===="
