@@ -106,27 +106,40 @@ private:
     }
 };
 
+// Where the tests map from and to.
+constexpr std::uint64_t kVa = 0x7f0000000000ULL, kBase = 16ULL << 20;
+
+// A cdev Vfio whose iommufd is the fake above, reached through the
+// Syscalls the caller has installed; null (and a test failure) if the
+// backend cannot be made.
+std::unique_ptr<Vfio> fake_cdev(const vfiokit::testing::FakeSysfs& fs) {
+    BackendConfig cfg;
+    cfg.iommufd = kIommufd;
+    auto b = make_cdev_backend(cfg);
+    if (!b) {
+        ADD_FAILURE() << b.error().message();
+        return nullptr;
+    }
+    return VfioTesting::make(fs.root(), Mode::cdev, std::move(*b));
+}
+
 TEST(MapCost, EachMapAndUnmapIsOneIoctlAndUnmapAllIsOne) {
     FakeIommufd kernel;
     ScopedSyscalls guard(kernel);
     vfiokit::testing::FakeSysfs fs;
-    BackendConfig cfg;
-    cfg.iommufd = kIommufd;
-    auto b = make_cdev_backend(cfg);
-    ASSERT_TRUE(b) << b.error().message();
-    auto vfio = VfioTesting::make(fs.root(), Mode::cdev, std::move(*b));
+    auto vfio = fake_cdev(fs);
+    ASSERT_TRUE(vfio);
     Container& c = vfio->default_container();
-    const std::uint64_t va = 0x7f0000000000ULL, base = 16ULL << 20;
 
     kernel.calls.clear();
     for (unsigned i = 0; i < kMaps; ++i)
-        ASSERT_TRUE(c.map(va + (i % 4) * K, base + i * K, K)) << i;
+        ASSERT_TRUE(c.map(kVa + (i % 4) * K, kBase + i * K, K)) << i;
     for (unsigned i = 0; i < kMaps; ++i) {
-        auto ok = c.unmap(base + i * K, K);
+        auto ok = c.unmap(kBase + i * K, K);
         ASSERT_TRUE(ok) << i << ": " << ok.error().message();
     }
     for (unsigned i = 0; i < kMaps; ++i)
-        ASSERT_TRUE(c.map(va + (i % 4) * K, base + i * K, K)) << i;
+        ASSERT_TRUE(c.map(kVa + (i % 4) * K, kBase + i * K, K)) << i;
     ASSERT_TRUE(c.unmap_all());
     EXPECT_EQ(c.mapping_count(), 0u);
     EXPECT_TRUE(kernel.mapped.empty());
@@ -141,14 +154,14 @@ TEST(MapCost, EachMapAndUnmapIsOneIoctlAndUnmapAllIsOne) {
     EXPECT_EQ(total, 3 * kMaps + 1 + kernel.calls[uapi::kIommuIoasIovaRanges]);
 
     // The front end's own checks still hold: overlap and cutting unmaps.
-    ASSERT_TRUE(c.map(va, base, 2 * K));
-    auto dup = c.map(va, base + K, K);
+    ASSERT_TRUE(c.map(kVa, kBase, 2 * K));
+    auto dup = c.map(kVa, kBase + K, K);
     ASSERT_FALSE(dup);
     EXPECT_EQ(dup.error().err(), EEXIST);
-    auto cut = c.unmap(base, K);
+    auto cut = c.unmap(kBase, K);
     ASSERT_FALSE(cut);
     EXPECT_EQ(cut.error().err(), EINVAL);
-    ASSERT_TRUE(c.unmap(base, 2 * K));
+    ASSERT_TRUE(c.unmap(kBase, 2 * K));
     vfio.reset();
 }
 
@@ -159,31 +172,27 @@ TEST(MapCost, MappingsOutOfOrderAreOneIoctlEachToo) {
     FakeIommufd kernel;
     ScopedSyscalls guard(kernel);
     vfiokit::testing::FakeSysfs fs;
-    BackendConfig cfg;
-    cfg.iommufd = kIommufd;
-    auto b = make_cdev_backend(cfg);
-    ASSERT_TRUE(b) << b.error().message();
-    auto vfio = VfioTesting::make(fs.root(), Mode::cdev, std::move(*b));
+    auto vfio = fake_cdev(fs);
+    ASSERT_TRUE(vfio);
     Container& c = vfio->default_container();
-    const std::uint64_t va = 0x7f0000000000ULL, base = 16ULL << 20;
 
     kernel.calls.clear();
     // Downwards (each below all others), then into the gaps left.
     for (unsigned i = 8; i-- > 0;)
-        ASSERT_TRUE(c.map(va, base + 2 * i * K, K)) << i;
+        ASSERT_TRUE(c.map(kVa, kBase + 2 * i * K, K)) << i;
     for (unsigned i = 0; i < 8; ++i)
-        ASSERT_TRUE(c.map(va, base + (2 * i + 1) * K, K)) << i;
+        ASSERT_TRUE(c.map(kVa, kBase + (2 * i + 1) * K, K)) << i;
     EXPECT_EQ(kernel.calls[uapi::kIommuIoasMap], 16u);
     EXPECT_EQ(c.mapping_count(), 16u);
     // From the middle outwards (the fake kernel unmaps one mapping a call).
-    ASSERT_TRUE(c.unmap(base + 7 * K, K));
-    ASSERT_TRUE(c.unmap(base + 8 * K, K));
-    ASSERT_TRUE(c.unmap(base + 5 * K, K));
+    ASSERT_TRUE(c.unmap(kBase + 7 * K, K));
+    ASSERT_TRUE(c.unmap(kBase + 8 * K, K));
+    ASSERT_TRUE(c.unmap(kBase + 5 * K, K));
     EXPECT_EQ(kernel.calls[uapi::kIommuIoasUnmap], 3u);
     EXPECT_EQ(c.mapping_count(), 13u);
-    EXPECT_FALSE(c.lookup(base + 5 * K));
-    EXPECT_TRUE(c.lookup(base + 6 * K));
-    EXPECT_FALSE(c.lookup(base + 7 * K));
+    EXPECT_FALSE(c.lookup(kBase + 5 * K));
+    EXPECT_TRUE(c.lookup(kBase + 6 * K));
+    EXPECT_FALSE(c.lookup(kBase + 7 * K));
     EXPECT_EQ(kernel.mapped.size(), 13u);
     ASSERT_TRUE(c.unmap_all());
     EXPECT_TRUE(kernel.mapped.empty());
@@ -199,27 +208,23 @@ TEST(MapCost, FailedIoctlsOnTheInlinePathAreTheBackendsErrors) {
     FaultInjector faults(kernel);
     ScopedSyscalls guard(faults);
     vfiokit::testing::FakeSysfs fs;
-    BackendConfig cfg;
-    cfg.iommufd = kIommufd;
-    auto b = make_cdev_backend(cfg);
-    ASSERT_TRUE(b) << b.error().message();
-    auto vfio = VfioTesting::make(fs.root(), Mode::cdev, std::move(*b));
+    auto vfio = fake_cdev(fs);
+    ASSERT_TRUE(vfio);
     Container& c = vfio->default_container();
-    const std::uint64_t va = 0x7f0000000000ULL, base = 16ULL << 20;
 
-    ASSERT_TRUE(c.map(va, base, K));  // the ranges are known from here on
+    ASSERT_TRUE(c.map(kVa, kBase, K));  // the ranges are known from here on
     faults.fail_nth(Call::ioctl, 1, ENOMEM, uapi::kIommuIoasMap);
-    auto m = c.map(va, base + K, K);
+    auto m = c.map(kVa, kBase + K, K);
     ASSERT_FALSE(m);
     EXPECT_TRUE(faults.fired());
     EXPECT_EQ(m.error().err(), ENOMEM);
     EXPECT_NE(m.error().message().find("IOMMU_IOAS_MAP"), std::string::npos) << m.error().message();
     EXPECT_NE(m.error().message().find("RLIMIT_MEMLOCK"), std::string::npos) << m.error().message();
     EXPECT_EQ(c.mapping_count(), 1u);
-    EXPECT_FALSE(c.lookup(base + K));
+    EXPECT_FALSE(c.lookup(kBase + K));
 
     faults.fail_nth(Call::ioctl, 1, ENOENT, uapi::kIommuIoasUnmap);
-    auto u = c.unmap(base, K);
+    auto u = c.unmap(kBase, K);
     ASSERT_FALSE(u);
     EXPECT_TRUE(faults.fired());
     EXPECT_EQ(u.error().err(), ENOENT);
@@ -227,9 +232,9 @@ TEST(MapCost, FailedIoctlsOnTheInlinePathAreTheBackendsErrors) {
     EXPECT_EQ(c.mapping_count(), 1u);
 
     faults.reset();
-    ASSERT_TRUE(c.map(va, base + K, K));
-    ASSERT_TRUE(c.unmap(base, K));
-    ASSERT_TRUE(c.unmap(base + K, K));
+    ASSERT_TRUE(c.map(kVa, kBase + K, K));
+    ASSERT_TRUE(c.unmap(kBase, K));
+    ASSERT_TRUE(c.unmap(kBase + K, K));
     EXPECT_EQ(c.mapping_count(), 0u);
     EXPECT_TRUE(kernel.mapped.empty());
     vfio.reset();
