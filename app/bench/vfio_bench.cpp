@@ -103,15 +103,34 @@ struct Times {
 
 // ---- the null kernel ------------------------------------------------------------
 
+// Every call but ioctl straight to the kernel; the seams below differ in
+// their ioctl only.
+class KernelButIoctl : public vfio::Syscalls {
+public:
+    int open(const char* p, int f) override { return k_.open(p, f); }
+    int close(int fd) override { return k_.close(fd); }
+    void* mmap(void* a, std::size_t l, int p, int f, int fd, off_t o) override {
+        return k_.mmap(a, l, p, f, fd, o);
+    }
+    int munmap(void* a, std::size_t l) override { return k_.munmap(a, l); }
+    int eventfd(unsigned v, int f) override { return k_.eventfd(v, f); }
+    ssize_t pread(int fd, void* b, std::size_t l, off_t o) override { return k_.pread(fd, b, l, o); }
+    ssize_t pwrite(int fd, const void* b, std::size_t l, off_t o) override {
+        return k_.pwrite(fd, b, l, o);
+    }
+    ssize_t readlink(const char* p, char* b, std::size_t l) override { return k_.readlink(p, b, l); }
+
+protected:
+    vfio::Syscalls& k_ = vfio::real_syscalls();
+};
+
 // What serves the map and unmap ioctls in the front-end rows: a byte count
 // in place of the kernel (so the unmaps' written-back byte counts agree
 // with the table), optionally with one getppid per call. Every other call
 // goes to the kernel.
-class NullDma final : public vfio::Syscalls {
+class NullDma final : public KernelButIoctl {
 public:
     explicit NullDma(bool syscall) : syscall_(syscall) {}
-    int open(const char* p, int f) override { return k_.open(p, f); }
-    int close(int fd) override { return k_.close(fd); }
     int ioctl(int fd, unsigned long r, void* a) override {
         if (r == uapi::kIommuIoasMap) {
             bytes_ += static_cast<uapi::iommu_ioas_map*>(a)->length;
@@ -136,19 +155,8 @@ public:
             (void)::syscall(SYS_getppid);
         return 0;
     }
-    void* mmap(void* a, std::size_t l, int p, int f, int fd, off_t o) override {
-        return k_.mmap(a, l, p, f, fd, o);
-    }
-    int munmap(void* a, std::size_t l) override { return k_.munmap(a, l); }
-    int eventfd(unsigned v, int f) override { return k_.eventfd(v, f); }
-    ssize_t pread(int fd, void* b, std::size_t l, off_t o) override { return k_.pread(fd, b, l, o); }
-    ssize_t pwrite(int fd, const void* b, std::size_t l, off_t o) override {
-        return k_.pwrite(fd, b, l, o);
-    }
-    ssize_t readlink(const char* p, char* b, std::size_t l) override { return k_.readlink(p, b, l); }
 
 private:
-    vfio::Syscalls& k_ = vfio::real_syscalls();
     bool syscall_;
     std::uint64_t bytes_ = 0;
 };
@@ -435,28 +443,13 @@ const char* ioctl_name(unsigned long r) {
 }
 
 // Forwards to the kernel and notes each ioctl's request, in order.
-class IoctlLog final : public vfio::Syscalls {
+class IoctlLog final : public KernelButIoctl {
 public:
     std::vector<unsigned long> ioctls;
-    int open(const char* p, int f) override { return k_.open(p, f); }
-    int close(int fd) override { return k_.close(fd); }
     int ioctl(int fd, unsigned long r, void* a) override {
         ioctls.push_back(r);
         return k_.ioctl(fd, r, a);
     }
-    void* mmap(void* a, std::size_t l, int p, int f, int fd, off_t o) override {
-        return k_.mmap(a, l, p, f, fd, o);
-    }
-    int munmap(void* a, std::size_t l) override { return k_.munmap(a, l); }
-    int eventfd(unsigned v, int f) override { return k_.eventfd(v, f); }
-    ssize_t pread(int fd, void* b, std::size_t l, off_t o) override { return k_.pread(fd, b, l, o); }
-    ssize_t pwrite(int fd, const void* b, std::size_t l, off_t o) override {
-        return k_.pwrite(fd, b, l, o);
-    }
-    ssize_t readlink(const char* p, char* b, std::size_t l) override { return k_.readlink(p, b, l); }
-
-private:
-    vfio::Syscalls& k_ = vfio::real_syscalls();
 };
 
 // Eal::init(-m mb) in the mode, then the device into the default container:
