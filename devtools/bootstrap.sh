@@ -7,7 +7,7 @@ set -eu
 packages="meson ninja-build g++ make pkg-config libnuma-dev libgtest-dev python3 python3-pyelftools
 libtsan2 qemu-system-x86 busybox-static linux-source-6.12 flex bison bc libelf-dev libssl-dev cpio xz-utils rsync uuid-dev
 dpdk dpdk-dev libdpdk-dev debootstrap debian-archive-keyring valgrind doxygen
-clang-16 libclang-rt-16-dev"
+clang-16 libclang-rt-16-dev ccache"
 
 missing=""
 for p in $packages; do

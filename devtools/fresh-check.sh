@@ -12,7 +12,9 @@
 # mounted afterwards). By default the root has its own empty cache, so this
 # is a cold first run: both lab kernels and the Debian 13 root are built.
 #   --warm   bind this machine's vfiokit cache (kernels, Debian 13 root)
-#            into the root instead: checks install steps in minutes
+#            and its ccache into the root instead: checks install steps
+#            and runs every stage in about the time CI takes, where a cold
+#            root compiles the five build directories from nothing
 #   --keep   leave the root in place (its path is printed)
 #   --main   run only the first command (main.sh): checks its own install
 #            steps without the whole test suite
@@ -61,7 +63,9 @@ deb $mirror bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-mkdir -p "$root/root/vfiokit" "$root/root/.cache/vfiokit"
+mkdir -p "$root/root/vfiokit" "$root/root/.cache/vfiokit" "$root/root/.cache/ccache"
+ccache_dir=$(ccache -k cache_dir 2>/dev/null || true)
+ccache_max=$(ccache -k max_size 2>/dev/null || echo 5G)
 git -C "$here" archive HEAD | tar -x -C "$root/root/vfiokit"
 t1=$(date +%s)
 echo "fresh-check: root ready in $(( t1 - t0 )) s ($(du -sm "$root" | cut -f1) MB, tree at $(git -C "$here" rev-parse --short HEAD))"
@@ -85,16 +89,26 @@ exit $status'
 # In its own session, so that an interrupted check stops everything in it.
 set +e
 setsid unshare --mount --propagation private -- sh -c '
-    root=$1 warm=$2 cache=$3 inner=$4 cmds=$5
+    root=$1 warm=$2 cache=$3 inner=$4 cmds=$5 ccache_dir=$6 ccache_max=$7
     # The root bound on itself is a mount point, as a real / is: the lab
     # runs `unshare --propagation private`, which fails on a plain directory.
     mount --bind "$root" "$root" &&
     mount -t proc proc "$root/proc" && mount -t sysfs sysfs "$root/sys" &&
         mount --rbind /dev "$root/dev" || exit 125
-    if [ "$warm" = 1 ]; then mount --bind "$cache" "$root/root/.cache/vfiokit" || exit 125; fi
-    exec chroot "$root" env -i HOME=/root TERM=dumb LANG=C.UTF-8 CMDS="$cmds" \
+    warm_env=
+    if [ "$warm" = 1 ]; then
+        mount --bind "$cache" "$root/root/.cache/vfiokit" || exit 125
+        # The compiler cache too, when there is one: the tree sits at
+        # another path in the root, so the directory is left out of the
+        # hash; and the root keeps the size limit this machine set.
+        if [ -n "$ccache_dir" ] && [ -d "$ccache_dir" ]; then
+            mount --bind "$ccache_dir" "$root/root/.cache/ccache" || exit 125
+            warm_env="CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=$ccache_max"
+        fi
+    fi
+    exec chroot "$root" env -i HOME=/root TERM=dumb LANG=C.UTF-8 CMDS="$cmds" $warm_env \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c "$inner"' \
-    sh "$root" "$warm" "$cache" "$inner" "$cmds" &
+    sh "$root" "$warm" "$cache" "$inner" "$cmds" "$ccache_dir" "$ccache_max" &
 child=$!
 trap 'kill -TERM -- -$child 2>/dev/null || true; wait $child || true; cleanup' EXIT
 wait $child
