@@ -3,12 +3,35 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <type_traits>
+#include <utility>
 
 #include "vfiokit/eal/format.hpp"
 
 namespace vfiokit::vfio {
 
+static_assert(std::is_trivially_copyable_v<DmaMapping>,
+              "the table moves mappings with memmove and grows with realloc");
+
 namespace {
+
+// The one spare array of the process: a dying table's storage, kept for
+// the next table's first growth so that its pages, already touched, cost
+// no page faults again. Never freed (reachable, not a leak).
+constexpr std::size_t kSpareMaxBytes = std::size_t{8} << 20;
+struct Spare {
+    std::mutex mu;
+    DmaMapping* buf = nullptr;
+    std::size_t cap = 0;
+};
+Spare& spare() {
+    static Spare* s = new Spare;
+    return *s;
+}
 
 // The errors of the checks, built only on failure and out of line: map and
 // unmap are per-call paths, and formatting inline would cost every call a
@@ -34,32 +57,91 @@ namespace {
 std::size_t DmaTable::lower(std::uint64_t iova) const {
     // Either end first: mapping upwards, and unmapping in the order mapped
     // or the reverse, never search.
-    const std::size_t n = by_iova_.size();
-    if (n == 0 || iova <= by_iova_.front().iova)
+    const std::size_t n = size();
+    if (n == 0 || iova <= at(0).iova)
         return 0;
-    if (iova > by_iova_.back().iova)
+    if (iova > at(n - 1).iova)
         return n;
-    if (iova == by_iova_.back().iova)
+    if (iova == at(n - 1).iova)
         return n - 1;
-    auto it = std::partition_point(by_iova_.begin(), by_iova_.end(),
-                                   [iova](const DmaMapping& m) { return m.iova < iova; });
-    return static_cast<std::size_t>(it - by_iova_.begin());
+    const DmaMapping* it = std::partition_point(
+        buf_ + head_, buf_ + tail_, [iova](const DmaMapping& m) { return m.iova < iova; });
+    return static_cast<std::size_t>(it - (buf_ + head_));
+}
+
+DmaTable::~DmaTable() {
+    if (buf_ == nullptr)
+        return;
+    Spare& sp = spare();
+    {
+        std::lock_guard g(sp.mu);
+        if (cap_ > sp.cap && cap_ * sizeof(DmaMapping) <= kSpareMaxBytes) {
+            std::swap(buf_, sp.buf);
+            std::swap(cap_, sp.cap);
+        }
+    }
+    std::free(buf_);
+}
+
+void DmaTable::grow(std::size_t cap) {
+    if (buf_ == nullptr) {
+        Spare& sp = spare();
+        std::lock_guard g(sp.mu);
+        if (sp.cap >= cap) {
+            buf_ = std::exchange(sp.buf, nullptr);
+            cap_ = std::exchange(sp.cap, 0);
+            return;
+        }
+    }
+    auto* b = static_cast<DmaMapping*>(std::realloc(buf_, cap * sizeof(DmaMapping)));
+    if (b == nullptr)
+        throw std::bad_alloc();
+    buf_ = b;
+    cap_ = cap;
+}
+
+void DmaTable::room_at_back() {
+    const std::size_t n = size();
+    // Unmapped from the front while mapping at the back: slide down when
+    // that frees half the array, rather than grow it.
+    if (head_ > 0 && n <= cap_ / 2) {
+        std::memmove(buf_, buf_ + head_, n * sizeof(DmaMapping));
+        head_ = 0;
+        tail_ = n;
+        return;
+    }
+    grow(cap_ == 0 ? 64 : cap_ * 2);  // realloc keeps the positions
+}
+
+void DmaTable::room_at_front() {
+    // Room on both sides of the mappings, half of what is free on each, so
+    // that mapping downwards is amortized O(1) as upwards is.
+    const std::size_t n = size();
+    std::size_t cap = cap_;
+    while (cap < 2 * (n + 1))
+        cap = cap == 0 ? 64 : cap * 2;
+    if (cap != cap_)
+        grow(cap);
+    const std::size_t head = (cap_ - n) / 2;
+    std::memmove(buf_ + head, buf_ + head_, n * sizeof(DmaMapping));
+    head_ = head;
+    tail_ = head + n;
 }
 
 Result<void> DmaTable::check_free(std::uint64_t iova, std::uint64_t len) const {
     // Above every mapping (EAL memory, most workloads map upwards): nothing
     // to search.
-    if (by_iova_.empty() || iova >= by_iova_.back().end())
+    if (above_all(iova))
         return {};
     const std::uint64_t end = iova + len;
     // The first mapping starting at or after iova, and the one before it:
     // only these two can overlap, since mappings never overlap each other.
     const std::size_t i = lower(iova);
     const DmaMapping* hit = nullptr;
-    if (i < by_iova_.size() && by_iova_[i].iova < end)
-        hit = &by_iova_[i];
-    else if (i > 0 && by_iova_[i - 1].end() > iova)
-        hit = &by_iova_[i - 1];
+    if (i < size() && at(i).iova < end)
+        hit = &at(i);
+    else if (i > 0 && at(i - 1).end() > iova)
+        hit = &at(i - 1);
     if (hit != nullptr)
         return fail(overlaps(iova, len, *hit));
     return {};
@@ -67,16 +149,29 @@ Result<void> DmaTable::check_free(std::uint64_t iova, std::uint64_t len) const {
 
 void DmaTable::insert(const DmaMapping& m) {
     // At either end (EAL memory and most workloads map upwards) without a
-    // search; anywhere else the deque moves the shorter side.
-    if (by_iova_.empty() || m.iova > by_iova_.back().iova) {
-        by_iova_.push_back(m);
-    } else if (m.iova < by_iova_.front().iova) {
-        by_iova_.push_front(m);
+    // search; anywhere else the shorter side moves.
+    if (head_ == tail_ || m.iova > at(size() - 1).iova) {
+        append(m);
+        return;
+    }
+    if (m.iova < at(0).iova) {
+        if (head_ == 0)
+            room_at_front();
+        buf_[--head_] = m;
     } else {
         const std::size_t i = lower(m.iova);
-        if (by_iova_[i].iova == m.iova)  // already there (the precondition says it is not)
+        if (at(i).iova == m.iova)  // already there (the precondition says it is not)
             return;
-        by_iova_.insert(by_iova_.begin() + static_cast<std::ptrdiff_t>(i), m);
+        if (i < size() - i && head_ > 0) {  // the i before it, one slot down
+            std::memmove(buf_ + head_ - 1, buf_ + head_, i * sizeof(DmaMapping));
+            --head_;
+        } else {  // the ones from i on, one slot up
+            if (tail_ == cap_)
+                room_at_back();
+            std::memmove(buf_ + head_ + i + 1, buf_ + head_ + i, (size() - i) * sizeof(DmaMapping));
+            ++tail_;
+        }
+        buf_[head_ + i] = m;
     }
     bytes_ += m.len;
 }
@@ -85,13 +180,13 @@ Result<DmaTable::Extent> DmaTable::whole_extent(std::uint64_t iova, std::uint64_
     const std::uint64_t end = iova + len;
     Extent x;
     x.first = lower(iova);
-    auto it = by_iova_.begin() + static_cast<std::ptrdiff_t>(x.first);
-    if (it != by_iova_.begin()) {
-        const auto& prev = *std::prev(it);
+    const DmaMapping* it = buf_ + head_ + x.first;
+    if (x.first > 0) {
+        const DmaMapping& prev = it[-1];
         if (prev.end() > iova)
             return fail(cuts_through(iova, len, prev));
     }
-    for (; it != by_iova_.end() && it->iova < end; ++it) {
+    for (; it != buf_ + tail_ && it->iova < end; ++it) {
         if (it->end() > end)
             return fail(cuts_through(iova, len, *it));
         ++x.count;
@@ -116,24 +211,27 @@ Result<std::vector<DmaMapping>> DmaTable::whole_mappings_in(std::uint64_t iova,
 void DmaTable::erase_at(std::size_t first, std::size_t count) {
     if (count == 0)
         return;
-    auto it = by_iova_.begin() + static_cast<std::ptrdiff_t>(first);
-    for (std::size_t i = 0; i < count; ++i, ++it)
-        bytes_ -= it->len;
-    // At either end the deque only drops elements; in the middle it moves
-    // the shorter side.
-    if (first == 0 && count == 1)
-        by_iova_.pop_front();
-    else if (first + count == by_iova_.size() && count == 1)
-        by_iova_.pop_back();
-    else
-        by_iova_.erase(by_iova_.begin() + static_cast<std::ptrdiff_t>(first),
-                       by_iova_.begin() + static_cast<std::ptrdiff_t>(first + count));
+    for (std::size_t i = 0; i < count; ++i)
+        bytes_ -= at(first + i).len;
+    // At either end only an index moves; in the middle the shorter side
+    // does.
+    const std::size_t after = size() - first - count;
+    if (first <= after) {
+        std::memmove(buf_ + head_ + count, buf_ + head_, first * sizeof(DmaMapping));
+        head_ += count;
+    } else {
+        std::memmove(buf_ + head_ + first, buf_ + head_ + first + count,
+                     after * sizeof(DmaMapping));
+        tail_ -= count;
+    }
+    if (head_ == tail_)
+        head_ = tail_ = 0;
 }
 
 void DmaTable::erase(const std::vector<DmaMapping>& ms) {
     for (const auto& m : ms) {
         const std::size_t i = lower(m.iova);
-        if (i < by_iova_.size() && by_iova_[i].iova == m.iova)
+        if (i < size() && at(i).iova == m.iova)
             erase_at(i, 1);
     }
 }
@@ -141,27 +239,27 @@ void DmaTable::erase(const std::vector<DmaMapping>& ms) {
 void DmaTable::erase_range(std::uint64_t iova, std::uint64_t len) {
     const std::size_t first = lower(iova);
     std::size_t last = first;
-    while (last < by_iova_.size() && by_iova_[last].iova - iova < len)
+    while (last < size() && at(last).iova - iova < len)
         ++last;
     erase_at(first, last - first);
 }
 
 std::optional<DmaMapping> DmaTable::lookup(std::uint64_t iova) const {
     // The last mapping starting at or below iova.
-    const std::size_t n = by_iova_.size();
+    const std::size_t n = size();
     std::size_t i = lower(iova);
-    if (i < n && by_iova_[i].iova == iova)
-        return by_iova_[i];
+    if (i < n && at(i).iova == iova)
+        return at(i);
     if (i == 0)
         return std::nullopt;
-    const auto& m = by_iova_[i - 1];
+    const auto& m = at(i - 1);
     if (iova < m.end())
         return m;
     return std::nullopt;
 }
 
 std::vector<DmaMapping> DmaTable::all() const {
-    return std::vector<DmaMapping>(by_iova_.begin(), by_iova_.end());
+    return std::vector<DmaMapping>(buf_ + head_, buf_ + tail_);
 }
 
 Result<std::uint64_t> DmaTable::find_free(const std::vector<IovaRange>& ranges, std::uint64_t len,
@@ -184,16 +282,16 @@ Result<std::uint64_t> DmaTable::find_free(const std::vector<IovaRange>& ranges, 
             // The mapping that would collide: the one containing pos, or the
             // first starting inside [pos, pos+len).
             std::size_t i = lower(pos);  // first starting at or after pos
-            if (i < by_iova_.size() && by_iova_[i].iova == pos) {
-                pos = align_up(by_iova_[i].end(), ovf);
+            if (i < size() && at(i).iova == pos) {
+                pos = align_up(at(i).end(), ovf);
                 continue;
             }
-            if (i > 0 && by_iova_[i - 1].end() > pos) {
-                pos = align_up(by_iova_[i - 1].end(), ovf);
+            if (i > 0 && at(i - 1).end() > pos) {
+                pos = align_up(at(i - 1).end(), ovf);
                 continue;
             }
-            if (i < by_iova_.size() && by_iova_[i].iova <= pos + len - 1) {
-                pos = align_up(by_iova_[i].end(), ovf);
+            if (i < size() && at(i).iova <= pos + len - 1) {
+                pos = align_up(at(i).end(), ovf);
                 continue;
             }
             return pos;

@@ -116,6 +116,73 @@ TEST(DmaTable, AllocatedRangesNeverOverlap) {
 // The table against a std::map model, through maps and unmaps at either
 // end and in the middle (the table stores mappings in order, not as tree
 // nodes: every position must still come out right).
+// The array's own moves: mapping downwards (room made at the front),
+// a window sliding upwards (unmapped at the front, mapped at the back:
+// the array slides down rather than grow), both ends in turn, and a table
+// made after another died (which may take over its array).
+TEST(DmaTable, EitherEndPatternsKeepTheOrder) {
+    const auto sorted_and_whole = [](const DmaTable& t, std::uint64_t bytes) {
+        auto all = t.all();
+        for (std::size_t i = 1; i < all.size(); ++i)
+            if (all[i - 1].end() > all[i].iova)
+                return false;
+        return all.size() == t.size() && t.bytes() == bytes;
+    };
+    {
+        DmaTable down;
+        for (std::uint64_t i = 5000; i-- > 0;) {
+            ASSERT_TRUE(down.check_free(i * K, K));
+            down.insert({i * K, i, K});
+        }
+        EXPECT_TRUE(sorted_and_whole(down, 5000 * K));
+        EXPECT_EQ(down.lookup(0)->vaddr, 0u);
+        EXPECT_EQ(down.lookup(4999 * K + 5)->vaddr, 4999u);
+    }
+    DmaTable window;
+    constexpr std::uint64_t kLive = 100;
+    for (std::uint64_t i = 0; i < 100000; ++i) {
+        ASSERT_TRUE(window.above_all(i * K)) << i;
+        window.append({i * K, i, K});
+        if (i >= kLive) {
+            DmaTable::Extent x;
+            ASSERT_TRUE(window.one_at_either_end((i - kLive) * K, K, x)) << i;
+            EXPECT_EQ(x.first, 0u);
+            window.erase(x);
+        }
+    }
+    EXPECT_EQ(window.size(), kLive);
+    EXPECT_TRUE(sorted_and_whole(window, kLive * K));
+    EXPECT_EQ(window.lookup((100000 - kLive) * K)->vaddr, 100000 - kLive);
+    EXPECT_FALSE(window.lookup((100000 - kLive - 1) * K));
+
+    DmaTable both;
+    std::uint64_t lo = std::uint64_t{1} << 32, hi = lo;  // next free below lo, at hi
+    for (int i = 0; i < 3000; ++i) {
+        if (i % 3 == 0) {
+            lo -= K;
+            both.insert({lo, lo, K});
+        } else {
+            both.insert({hi, hi, K});
+            hi += K;
+        }
+        if (i % 7 == 6) {  // one from the middle
+            const std::uint64_t mid = lo + ((hi - lo) / K / 2) * K;
+            if (auto x = both.whole_extent(mid, K); x)
+                both.erase(*x);
+        }
+    }
+    std::uint64_t sum = 0;
+    for (const auto& m : both.all())
+        sum += m.len;
+    EXPECT_TRUE(sorted_and_whole(both, sum));
+    EXPECT_EQ(both.all().front().iova, lo);
+    EXPECT_EQ(both.all().back().end(), hi);
+    both.clear();
+    EXPECT_EQ(both.size(), 0u);
+    both.append({K, K, K});
+    EXPECT_EQ(both.lookup(K)->vaddr, K);
+}
+
 TEST(DmaTable, AgreesWithAnOrderedMapUnderRandomMapsAndUnmaps) {
     DmaTable t;
     std::map<std::uint64_t, DmaMapping> model;
