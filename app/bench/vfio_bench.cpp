@@ -5,7 +5,7 @@
 // issue per mode. A program, not a test: it prints a report
 // (doc/benchmarks.md) and fails only when something could not be run.
 //
-//   vfiokit-bench-vfio [--rounds N] [--maps N] [--device BDF] [--mb N]
+//   vfiokit-bench-vfio [--rounds N] [--maps N] [--device BDF] [--device2 BDF] [--mb N]
 //
 // The workload, the same on both sides: N maps of 4 KiB at consecutive
 // IOVAs from 16 MiB, reusing 4 buffer pages (page i % 4); then N unmaps of
@@ -24,7 +24,9 @@
 // real syscall (getppid) per call instead ("null+syscall", which shows
 // what entering the kernel does to the front end's own cost under
 // emulation). Those rows report the difference per call in microseconds.
-// Last, the parts of the front end's per-call path timed one by one in the
+// The paired rows run both sides at once, each on a device of its own,
+// interleaved in blocks of calls (paired_run below): the ratio least
+// disturbed by a shared host's noise. Last, the parts of the front end's per-call path timed one by one in the
 // same process (the EAL lock, the table, a call and return), in
 // nanoseconds per operation.
 #include <fcntl.h>
@@ -73,6 +75,7 @@ struct Config {
     unsigned rounds = 5;
     unsigned maps = 10000;
     std::string device = "0000:00:03.0";
+    std::string device2 = "0000:00:04.0";  // the paired rows' second device
     std::uint64_t mb = 64;  // EAL memory for the ioctl count
 };
 
@@ -289,27 +292,27 @@ Result<Times> time_phases(unsigned maps, MapOne map_one, UnmapOne unmap_one, Unm
 // The loops a C program would write: fill the struct, ioctl, check the
 // return code. With `via`, the timed ioctls go to it (the null kernel)
 // instead of the kernel.
-Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const char* buf,
-                      vfio::Syscalls* via = nullptr) {
-    auto s = raw_setup(m, attach, c.device);
-    if (!s)
-        return fail(std::move(s.error()).context(std::string("raw ") + m.label));
-    const int fd = s->container.get();
-    const auto ioctl = [via](int f, unsigned long r, void* a) {
-        return via != nullptr ? via->ioctl(f, r, a) : ::ioctl(f, r, a);
-    };
-    const auto map_one = [&](unsigned i) -> Result<void> {
+struct RawOps {
+    const ModeCase& m;
+    RawSetup s;
+    vfio::Syscalls* via = nullptr;
+
+    int ioctl(unsigned long r, void* a) const {
+        return via != nullptr ? via->ioctl(s.container.get(), r, a)
+                              : ::ioctl(s.container.get(), r, a);
+    }
+    Result<void> map_one(const char* buf, unsigned i) const {
         int rc;
         if (m.ioas) {
             uapi::iommu_ioas_map a{};
             a.size = sizeof a;
             a.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
                       uapi::kIommuIoasMapWriteable;
-            a.ioas_id = s->ioas;
+            a.ioas_id = s.ioas;
             a.user_va = buf_page(buf, i);
             a.length = kPage;
             a.iova = kIovaBase + i * kPage;
-            rc = ioctl(fd, uapi::kIommuIoasMap, &a);
+            rc = ioctl(uapi::kIommuIoasMap, &a);
         } else {
             uapi::vfio_iommu_type1_dma_map a{};
             a.argsz = sizeof a;
@@ -317,52 +320,62 @@ Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const cha
             a.vaddr = buf_page(buf, i);
             a.iova = kIovaBase + i * kPage;
             a.size = kPage;
-            rc = ioctl(fd, uapi::kVfioIommuMapDma, &a);
+            rc = ioctl(uapi::kVfioIommuMapDma, &a);
         }
         if (rc < 0)
             return fail(errno, "raw map " + std::to_string(i));
         return {};
-    };
-    const auto unmap_one = [&](unsigned i) -> Result<void> {
+    }
+    Result<void> unmap_one(unsigned i) const {
         int rc;
         if (m.ioas) {
             uapi::iommu_ioas_unmap u{};
             u.size = sizeof u;
-            u.ioas_id = s->ioas;
+            u.ioas_id = s.ioas;
             u.iova = kIovaBase + i * kPage;
             u.length = kPage;
-            rc = ioctl(fd, uapi::kIommuIoasUnmap, &u);
+            rc = ioctl(uapi::kIommuIoasUnmap, &u);
         } else {
             uapi::vfio_iommu_type1_dma_unmap u{};
             u.argsz = sizeof u;
             u.iova = kIovaBase + i * kPage;
             u.size = kPage;
-            rc = ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
+            rc = ioctl(uapi::kVfioIommuUnmapDma, &u);
         }
         if (rc < 0)
             return fail(errno, "raw unmap " + std::to_string(i));
         return {};
-    };
-    const auto unmap_all = [&]() -> Result<void> {
+    }
+    Result<void> unmap_all() const {
         int rc;
         if (m.ioas) {
             uapi::iommu_ioas_unmap u{};
             u.size = sizeof u;
-            u.ioas_id = s->ioas;
+            u.ioas_id = s.ioas;
             u.iova = 0;
             u.length = UINT64_MAX;
-            rc = ioctl(fd, uapi::kIommuIoasUnmap, &u);
+            rc = ioctl(uapi::kIommuIoasUnmap, &u);
         } else {
             uapi::vfio_iommu_type1_dma_unmap u{};
             u.argsz = sizeof u;
             u.flags = uapi::kVfioDmaUnmapFlagAll;
-            rc = ioctl(fd, uapi::kVfioIommuUnmapDma, &u);
+            rc = ioctl(uapi::kVfioIommuUnmapDma, &u);
         }
         if (rc < 0)
             return fail(errno, "raw unmap all");
         return {};
-    };
-    return time_phases(c.maps, map_one, unmap_one, unmap_all);
+    }
+};
+
+Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const char* buf,
+                      vfio::Syscalls* via = nullptr) {
+    auto s = raw_setup(m, attach, c.device);
+    if (!s)
+        return fail(std::move(s.error()).context(std::string("raw ") + m.label));
+    const RawOps r{m, std::move(*s), via};
+    return time_phases(
+        c.maps, [&](unsigned i) { return r.map_one(buf, i); },
+        [&](unsigned i) { return r.unmap_one(i); }, [&] { return r.unmap_all(); });
 }
 
 // ---- vfiokit --------------------------------------------------------------------
@@ -395,6 +408,96 @@ Result<Times> vfiokit_run(const ModeCase& m, bool attach, const Config& c, const
     if (ct.mapping_count() != 0)
         return fail(EIO, std::string("vfiokit ") + m.label + ": mappings left after unmap_all");
     return t;
+}
+
+// ---- paired blocks ---------------------------------------------------------------
+
+// Both sides live at once, each with an edu of its own (raw on one,
+// vfiokit on the other, swapped every round), their calls interleaved in
+// blocks: block b of raw's maps, then block b of vfiokit's (the other way
+// round in every other block), likewise for the unmaps; then both map
+// everything again and each unmaps all in one call. Noise slower than a
+// block (most of a shared host's) falls on both halves of a pair alike,
+// and each pair gives one ratio; the sides see the same number of
+// mappings in their containers at every block.
+constexpr unsigned kBlock = 250;
+
+struct Paired {
+    std::vector<double> map, unmap;  // vfiokit/raw per block
+    double unmap_all = 0;            // vfiokit/raw of the one call
+};
+
+Result<Paired> paired_run(const ModeCase& m, bool attach, const Config& c, const char* buf,
+                          bool swap) {
+    const std::string& raw_dev = swap ? c.device2 : c.device;
+    const std::string& vk_dev = swap ? c.device : c.device2;
+    const std::string what = std::string("paired ") + m.label;
+    auto s = raw_setup(m, attach, raw_dev);
+    if (!s)
+        return fail(std::move(s.error()).context(what + ", raw on " + raw_dev));
+    const RawOps r{m, std::move(*s), nullptr};
+    vfio::Options o;
+    o.mode = m.mode;
+    o.type1 = m.type1;
+    auto v = vfio::Vfio::create(o);
+    if (!v)
+        return fail(std::move(v.error()).context(what));
+    vfio::Container& ct = (*v)->default_container();
+    if (attach)
+        if (auto d = (*v)->assign_device(ct, vk_dev); !d)
+            return fail(std::move(d.error()).context(what + ", vfiokit on " + vk_dev));
+
+    const auto block = [](auto op, unsigned from, unsigned to, double& ms) -> Result<void> {
+        const auto t0 = Clock::now();
+        for (unsigned i = from; i < to; ++i)
+            if (auto ok = op(i); !ok)
+                return fail(std::move(ok.error()));
+        ms = ms_since(t0, Clock::now());
+        return {};
+    };
+    const auto pass = [&](auto raw_op, auto vk_op, std::vector<double>& ratios) -> Result<void> {
+        for (unsigned from = 0, b = 0; from < c.maps; from += kBlock, ++b) {
+            const unsigned to = std::min(c.maps, from + kBlock);
+            double raw_ms = 0, vk_ms = 0;
+            for (int k = 0; k < 2; ++k) {
+                auto ok = (k == 0) == (b % 2 == 0) ? block(raw_op, from, to, raw_ms)
+                                                   : block(vk_op, from, to, vk_ms);
+                if (!ok)
+                    return fail(std::move(ok.error()).context(what));
+            }
+            if (raw_ms > 0)
+                ratios.push_back(vk_ms / raw_ms);
+        }
+        return {};
+    };
+    const auto raw_map = [&](unsigned i) { return r.map_one(buf, i); };
+    const auto vk_map = [&](unsigned i) {
+        return ct.map(buf_page(buf, i), kIovaBase + i * kPage, kPage);
+    };
+    Paired out;
+    if (auto ok = pass(raw_map, vk_map, out.map); !ok)
+        return fail(std::move(ok.error()));
+    if (auto ok = pass([&](unsigned i) { return r.unmap_one(i); },
+                       [&](unsigned i) { return ct.unmap(kIovaBase + i * kPage, kPage); },
+                       out.unmap);
+        !ok)
+        return fail(std::move(ok.error()));
+    std::vector<double> unused;
+    if (auto ok = pass(raw_map, vk_map, unused); !ok)
+        return fail(std::move(ok.error()));
+    double t[2] = {};
+    for (int k = 0; k < 2; ++k) {
+        const bool raw_turn = (k == 0) != swap;
+        const auto t0 = Clock::now();
+        auto ok = raw_turn ? r.unmap_all() : ct.unmap_all();
+        if (!ok)
+            return fail(std::move(ok.error()).context(what));
+        t[raw_turn ? 0 : 1] = ms_since(t0, Clock::now());
+    }
+    out.unmap_all = t[0] > 0 ? t[1] / t[0] : 0;
+    if (ct.mapping_count() != 0)
+        return fail(EIO, what + ": mappings left after unmap_all");
+    return out;
 }
 
 // ---- ioctls at EAL init and the first device ------------------------------------
@@ -575,7 +678,26 @@ std::string spread(const std::vector<double>& v, int decimals) {
     return fmt(median(v), decimals) + " [" + fmt(*lo, decimals) + ", " + fmt(*hi, decimals) + "]";
 }
 
+// The paired rows of one mode, every measured round together.
+struct PairedCell {
+    const ModeCase* mode;
+    bool attach;
+    std::vector<double> map, unmap, unmap_all;
+};
+
+// "median [min, max], middle half [q1, q3], N pairs" of per-pair ratios.
+std::string pair_spread(std::vector<double> v) {
+    if (v.empty())
+        return "-";
+    std::sort(v.begin(), v.end());
+    const auto q = [&](double f) { return v[static_cast<std::size_t>(f * (v.size() - 1) + 0.5)]; };
+    return fmt(median(v), 3) + " [" + fmt(v.front(), 2) + ", " + fmt(v.back(), 2) +
+           "], middle half [" + fmt(q(0.25), 3) + ", " + fmt(q(0.75), 3) + "], " +
+           std::to_string(v.size()) + " pairs";
+}
+
 void print_report(const Config& c, const std::vector<Cell>& cells,
+                  const std::vector<PairedCell>& paired,
                   const std::vector<std::vector<double>>& parts) {
     std::printf("\n==== vfiokit VFIO map/unmap benchmark: %u maps of 4 KiB, device %s ====\n",
                 c.maps, c.device.c_str());
@@ -630,6 +752,17 @@ void print_report(const Config& c, const std::vector<Cell>& cells,
                 "microseconds, median [min, max] of the rounds: the front end's own cost.\n"
                 "\"edu, null+syscall\": the same with one getppid syscall per call on both\n"
                 "sides: the front end's cost when each call also enters the kernel.\n");
+    std::printf("\nPaired blocks (raw on %s and vfiokit on %s, swapped every round, or no\n"
+                "device on either side; both containers live at once, the calls interleaved in\n"
+                "blocks of %u, which side goes first alternating): vfiokit/raw of each block\n"
+                "pair, over all measured rounds; unmap all: one pair a round.\n",
+                c.device.c_str(), c.device2.c_str(), kBlock);
+    for (const PairedCell& pc : paired) {
+        std::printf("  %-15s %-5s map         %s\n", pc.mode->label, pc.attach ? "edu" : "none",
+                    pair_spread(pc.map).c_str());
+        std::printf("  %-21s unmap each  %s\n", "", pair_spread(pc.unmap).c_str());
+        std::printf("  %-21s unmap all   %s\n", "", pair_spread(pc.unmap_all).c_str());
+    }
     std::printf("\nThe per-call path's parts, each timed alone (%u times a round), ns per\n"
                 "operation, median [min, max] of the rounds:\n",
                 c.maps);
@@ -646,10 +779,13 @@ bool parse_args(int argc, char** argv, Config& c) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "-h" || a == "--help") {
-            std::printf("usage: vfiokit-bench-vfio [--rounds N] [--maps N] [--device BDF] [--mb N]\n"
+            std::printf("usage: vfiokit-bench-vfio [--rounds N] [--maps N] [--device BDF]\n"
+                        "                          [--device2 BDF] [--mb N]\n"
                         "  --rounds N    measured rounds, after one warm-up (default 5)\n"
                         "  --maps N      4 KiB maps per pass (default 10000)\n"
                         "  --device BDF  the device on vfio-pci to attach (default 0000:00:03.0)\n"
+                        "  --device2 BDF a second device on vfio-pci, in a group of its own,\n"
+                        "                for the paired rows (default 0000:00:04.0)\n"
                         "  --mb N        EAL memory (MiB of hugepages) for the ioctl count\n"
                         "                (default 64)\n"
                         "  -h, --help    this text\n");
@@ -667,6 +803,8 @@ bool parse_args(int argc, char** argv, Config& c) {
             c.maps = static_cast<unsigned>(num());
         else if (a == "--device")
             c.device = v;
+        else if (a == "--device2")
+            c.device2 = v;
         else if (a == "--mb")
             c.mb = num();
         else {
@@ -716,7 +854,30 @@ int run(const Config& c) {
     for (const ModeCase& m : kModes)
         for (Kernel k : {Kernel::null, Kernel::null_syscall})
             cells.push_back({&m, true, k, {}, {}});
+    std::vector<PairedCell> paired;
+    for (const ModeCase& m : kModes)
+        for (bool attach : {true, false})
+            if (attach || m.ioas)  // group-style without a device: no raw (above)
+                paired.push_back({&m, attach, {}, {}, {}});
     for (unsigned n = 0; n <= c.rounds; ++n) {
+        for (PairedCell& pc : paired) {
+            auto one = paired_run(*pc.mode, pc.attach, c, buf, n % 2 == 1);
+            if (!one) {
+                std::printf("vfiokit-bench-vfio: %s\n", one.error().message().c_str());
+                return 1;
+            }
+            std::printf("%s %u: %-15s %-4s paired blocks: vfiokit/raw map %.3f, unmap each %.3f, "
+                        "unmap all %.3f (medians of the round)\n",
+                        n ? "round" : "warm-up", n, pc.mode->label, pc.attach ? "edu" : "none",
+                        median(one->map),
+                        median(one->unmap), one->unmap_all);
+            std::fflush(stdout);
+            if (n == 0)
+                continue;
+            pc.map.insert(pc.map.end(), one->map.begin(), one->map.end());
+            pc.unmap.insert(pc.unmap.end(), one->unmap.begin(), one->unmap.end());
+            pc.unmap_all.push_back(one->unmap_all);
+        }
         if (n > 0) {
             auto one = time_parts(c.maps);
             if (one.empty()) {
@@ -764,7 +925,7 @@ int run(const Config& c) {
             }
         }
     }
-    print_report(c, cells, parts);
+    print_report(c, cells, paired, parts);
     ::munmap(p, kBufPages * kPage);
     return 0;
 }
