@@ -4,9 +4,17 @@
 # vfiokit's EAL with the raw ioctls and with Debian's DPDK 22.11 and prints a
 # report table (doc/benchmarks.md). About two minutes: software emulation.
 #
-#   sh devtools/bench-memory.sh [vfiokit-bench-memory options, e.g. --rounds 15]
+#   sh devtools/bench-memory.sh [--pair 6.12|7.3] [vfiokit-bench-memory options, e.g. --rounds 15]
+#
+# --pair picks the lab pair (kernel and QEMU; default 6.12), as lab.py's.
 set -eu
 cd "$(dirname "$0")/.."
+pair=6.12
+if [ "${1:-}" = --pair ]; then
+    [ $# -ge 2 ] || { echo "bench-memory: --pair needs 6.12 or 7.3" >&2; exit 2; }
+    pair=$2
+    shift 2
+fi
 devtools/bootstrap.sh
 # A release build of its own, with NDEBUG, as Debian builds DPDK (without
 # RTE_LIBRTE_MEMPOOL_DEBUG): the default build (debugoptimized, no NDEBUG)
@@ -33,7 +41,7 @@ if grep -q 'vfiokit-bench-dpdk:' $b/build.ninja; then
 else
     echo "bench-memory: libdpdk-dev was not found when $b/ was configured: no DPDK column" >&2
 fi
-devtools/lab/build-kernel.sh >/dev/null
+if [ "$pair" = 6.12 ]; then devtools/lab/build-kernel.sh >/dev/null; else devtools/lab/build-kernel.sh "$pair" >/dev/null; fi
 
 job=devtools/lab/jobs/bench-memory.sh
 tmp=
@@ -48,4 +56,4 @@ echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # shellcheck disable=SC2086
 # 7 rounds take about 3 minutes of guest time on a quiet host and over 15
 # on one with a load average near 20: the timeout leaves room for that.
-python3 devtools/lab/lab.py --shape iommu --job "$job" $bins --name bench-memory --timeout 1800
+python3 devtools/lab/lab.py --pair "$pair" --shape iommu --job "$job" $bins --name bench-memory --timeout 1800

@@ -184,7 +184,8 @@ public:
     Memory(const Memory&) = delete;
     Memory& operator=(const Memory&) = delete;
 
-    /// Not owned; set before the first add().
+    /// Not owned; set before the first add(). It must outlive this Memory:
+    /// the destructor tells it of every segment it removes.
     void set_listener(MemoryListener* l) { listener_ = l; }
     /// The EAL lock (Vfio::control_lock()); not owned; set before the
     /// Memory is shared between threads. Without one, callers serialize.
