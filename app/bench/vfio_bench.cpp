@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "report.hpp"
+#include "vfio_raw.hpp"
 #include "vfiokit/eal/eal.hpp"
 #include "vfiokit/eal/recursive_lock.hpp"
 #include "vfiokit/eal/sysfs.hpp"
@@ -65,28 +66,12 @@ double ms_since(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-constexpr std::uint64_t kPage = 4096;
-constexpr unsigned kBufPages = 4;
-// Below the edu's 28-bit DMA mask and the x86 MSI window; above the
-// container's allocation floor (1 MiB).
-constexpr std::uint64_t kIovaBase = 16ULL << 20;
-
 struct Config {
     unsigned rounds = 5;
     unsigned maps = 10000;
     std::string device = "0000:00:03.0";
     std::string device2 = "0000:00:04.0";  // the paired rows' second device
     std::uint64_t mb = 64;  // EAL memory for the ioctl count
-};
-
-// A translated mode as the benchmark runs it.
-struct ModeCase {
-    const char* label;         // "cdev", "group type1v2", ...
-    vfio::Mode mode;
-    vfio::Type1 type1;
-    bool ioas;                 // IOMMU_IOAS_* (cdev) or type1 ioctls on a container
-    const char* node;          // group-style: the container node
-    int model;                 // group-style: VFIO_SET_IOMMU's model
 };
 
 const ModeCase kModes[] = {
@@ -164,102 +149,6 @@ private:
     std::uint64_t bytes_ = 0;
 };
 
-// ---- raw ------------------------------------------------------------------------
-
-Result<vfio::Fd> open_path(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return fail(errno, "open " + path);
-    return vfio::Fd(fd);
-}
-
-Result<void> raw_ioctl(int fd, unsigned long req, void* arg, const char* what) {
-    if (::ioctl(fd, req, arg) < 0)
-        return fail(errno, std::string("ioctl ") + what);
-    return {};
-}
-
-void* int_arg(int v) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(v)); }
-
-// The kernel objects of one raw run, closed in the order the kernel wants
-// (device before group or iommufd, group before container): members go in
-// reverse order.
-struct RawSetup {
-    vfio::Fd container;  // /dev/vfio/vfio, or /dev/iommu (cdev, compat)
-    vfio::Fd group;
-    vfio::Fd device;
-    std::uint32_t ioas = 0;
-};
-
-Result<RawSetup> raw_setup(const ModeCase& m, bool attach, const std::string& bdf) {
-    RawSetup s;
-    sysfs::Root root;
-    const std::string dev = "/sys/bus/pci/devices/" + bdf;
-    if (m.ioas) {
-        auto i = open_path("/dev/iommu");
-        if (!i)
-            return fail(std::move(i.error()));
-        s.container = std::move(*i);
-        uapi::iommu_ioas_alloc a{};
-        a.size = sizeof a;
-        if (auto ok = raw_ioctl(s.container.get(), uapi::kIommuIoasAlloc, &a, "IOMMU_IOAS_ALLOC"); !ok)
-            return fail(std::move(ok.error()));
-        s.ioas = a.out_ioas_id;
-        if (!attach)
-            return s;
-        const auto names = root.list(dev + "/vfio-dev");
-        if (names.empty())
-            return fail(Error(ENOENT, "no vfio-dev/vfioN under " + dev).hint("bind it to vfio-pci"));
-        auto d = open_path("/dev/vfio/devices/" + names.front());
-        if (!d)
-            return fail(std::move(d.error()));
-        s.device = std::move(*d);
-        uapi::vfio_device_bind_iommufd b{};
-        b.argsz = sizeof b;
-        b.iommufd = s.container.get();
-        if (auto ok = raw_ioctl(s.device.get(), uapi::kVfioDeviceBindIommufd, &b,
-                                "VFIO_DEVICE_BIND_IOMMUFD");
-            !ok)
-            return fail(std::move(ok.error()));
-        uapi::vfio_device_attach_iommufd_pt at{};
-        at.argsz = sizeof at;
-        at.pt_id = s.ioas;
-        if (auto ok = raw_ioctl(s.device.get(), uapi::kVfioDeviceAttachIommufdPt, &at,
-                                "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
-            !ok)
-            return fail(std::move(ok.error()));
-        return s;
-    }
-    const auto group = root.link_name(dev + "/iommu_group");
-    if (!group)
-        return fail(Error(ENOENT, "no IOMMU group for " + bdf).hint("boot with an IOMMU"));
-    auto c = open_path(m.node);
-    if (!c)
-        return fail(std::move(c.error()));
-    s.container = std::move(*c);
-    auto g = open_path("/dev/vfio/" + *group);
-    if (!g)
-        return fail(std::move(g.error()));
-    s.group = std::move(*g);
-    int cfd = s.container.get();
-    if (auto ok = raw_ioctl(s.group.get(), uapi::kVfioGroupSetContainer, &cfd,
-                            "VFIO_GROUP_SET_CONTAINER");
-        !ok)
-        return fail(std::move(ok.error()));
-    if (auto ok = raw_ioctl(cfd, uapi::kVfioSetIommu, int_arg(m.model), "VFIO_SET_IOMMU"); !ok)
-        return fail(std::move(ok.error()));
-    int d = ::ioctl(s.group.get(), uapi::kVfioGroupGetDeviceFd, bdf.c_str());
-    if (d < 0)
-        return fail(errno, "ioctl VFIO_GROUP_GET_DEVICE_FD " + bdf);
-    s.device = vfio::Fd(d);
-    return s;
-}
-
-// The buffer page behind mapping i: kBufPages pages, reused in turn.
-std::uintptr_t buf_page(const char* buf, unsigned i) {
-    return reinterpret_cast<std::uintptr_t>(buf) + (i % kBufPages) * kPage;
-}
-
 // The three timed phases, the same for the raw loop and vfiokit's calls:
 // `maps` maps then one unmap each; the maps again then one unmap-all.
 template <class MapOne, class UnmapOne, class UnmapAll>
@@ -289,83 +178,7 @@ Result<Times> time_phases(unsigned maps, MapOne map_one, UnmapOne unmap_one, Unm
     return t;
 }
 
-// The loops a C program would write: fill the struct, ioctl, check the
-// return code. With `via`, the timed ioctls go to it (the null kernel)
-// instead of the kernel.
-struct RawOps {
-    const ModeCase& m;
-    RawSetup s;
-    vfio::Syscalls* via = nullptr;
-
-    int ioctl(unsigned long r, void* a) const {
-        return via != nullptr ? via->ioctl(s.container.get(), r, a)
-                              : ::ioctl(s.container.get(), r, a);
-    }
-    Result<void> map_one(const char* buf, unsigned i) const {
-        int rc;
-        if (m.ioas) {
-            uapi::iommu_ioas_map a{};
-            a.size = sizeof a;
-            a.flags = uapi::kIommuIoasMapFixedIova | uapi::kIommuIoasMapReadable |
-                      uapi::kIommuIoasMapWriteable;
-            a.ioas_id = s.ioas;
-            a.user_va = buf_page(buf, i);
-            a.length = kPage;
-            a.iova = kIovaBase + i * kPage;
-            rc = ioctl(uapi::kIommuIoasMap, &a);
-        } else {
-            uapi::vfio_iommu_type1_dma_map a{};
-            a.argsz = sizeof a;
-            a.flags = uapi::kVfioDmaMapFlagRead | uapi::kVfioDmaMapFlagWrite;
-            a.vaddr = buf_page(buf, i);
-            a.iova = kIovaBase + i * kPage;
-            a.size = kPage;
-            rc = ioctl(uapi::kVfioIommuMapDma, &a);
-        }
-        if (rc < 0)
-            return fail(errno, "raw map " + std::to_string(i));
-        return {};
-    }
-    Result<void> unmap_one(unsigned i) const {
-        int rc;
-        if (m.ioas) {
-            uapi::iommu_ioas_unmap u{};
-            u.size = sizeof u;
-            u.ioas_id = s.ioas;
-            u.iova = kIovaBase + i * kPage;
-            u.length = kPage;
-            rc = ioctl(uapi::kIommuIoasUnmap, &u);
-        } else {
-            uapi::vfio_iommu_type1_dma_unmap u{};
-            u.argsz = sizeof u;
-            u.iova = kIovaBase + i * kPage;
-            u.size = kPage;
-            rc = ioctl(uapi::kVfioIommuUnmapDma, &u);
-        }
-        if (rc < 0)
-            return fail(errno, "raw unmap " + std::to_string(i));
-        return {};
-    }
-    Result<void> unmap_all() const {
-        int rc;
-        if (m.ioas) {
-            uapi::iommu_ioas_unmap u{};
-            u.size = sizeof u;
-            u.ioas_id = s.ioas;
-            u.iova = 0;
-            u.length = UINT64_MAX;
-            rc = ioctl(uapi::kIommuIoasUnmap, &u);
-        } else {
-            uapi::vfio_iommu_type1_dma_unmap u{};
-            u.argsz = sizeof u;
-            u.flags = uapi::kVfioDmaUnmapFlagAll;
-            rc = ioctl(uapi::kVfioIommuUnmapDma, &u);
-        }
-        if (rc < 0)
-            return fail(errno, "raw unmap all");
-        return {};
-    }
-};
+// ---- raw (vfio_raw.hpp) --------------------------------------------------------
 
 Result<Times> raw_run(const ModeCase& m, bool attach, const Config& c, const char* buf,
                       vfio::Syscalls* via = nullptr) {
